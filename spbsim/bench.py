@@ -1,0 +1,168 @@
+"""The allocator benchmark: a fixed seeded stream of alloc/free operations.
+
+Stream (issue #2): 70 % order 0, the rest orders 1-9 with halving probability;
+80 % movable (GFP_HIGHUSER_MOVABLE), 15 % unmovable (GFP_KERNEL), 5 %
+reclaimable (GFP_KERNEL|__GFP_RECLAIMABLE); random cpu; occupancy held near
+90 % of managed pages (allocate below the target, free a random live block
+above it).  The machine is first filled to the target, then the timed
+operations run.  Each size runs in a fresh process so peak RSS is its own.
+"""
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from .mm.jit import njit
+from .mm.page_alloc import alloc_pages, free_pages
+
+__all__ = ["run_one", "main", "bench_stream"]
+
+_GFP_MOVABLE = 0x1000CCA      # GFP_HIGHUSER_MOVABLE (0x100cca)
+_GFP_KERNEL = 0xCC0
+_GFP_RECLAIMABLE = 0x10
+
+
+@njit
+def _sample_order(cum):
+    if np.random.random() < 0.7:
+        return 0
+    u = np.random.random()
+    for k in range(cum.shape[0]):
+        if u < cum[k]:
+            return k + 1
+    return cum.shape[0]
+
+
+@njit
+def _sample_gfp():
+    u = np.random.random()
+    if u < 0.80:
+        return 0x100CCA
+    if u < 0.95:
+        return _GFP_KERNEL
+    return _GFP_KERNEL | _GFP_RECLAIMABLE
+
+
+@njit
+def bench_stream(m, n_ops, seed, target, ncpu, live_pfn, live_order, state, cum):
+    """Run ``n_ops`` operations (n_ops < 0: fill until ``target`` pages are used).
+
+    state = [nlive, used_pages, allocs, frees, failures]; live_* hold the blocks.
+    """
+    np.random.seed(seed)
+    nlive = state[0]
+    used = state[1]
+    i = 0
+    while True:
+        if n_ops >= 0:
+            if i >= n_ops:
+                break
+        elif used >= target:
+            break
+        i += 1
+        cpu = np.random.randint(0, ncpu)
+        if used < target or nlive == 0:
+            order = _sample_order(cum)
+            gfp = _sample_gfp()
+            pfn = alloc_pages(m, order, gfp, cpu, 3)
+            state[2] += 1
+            if pfn < 0:
+                state[4] += 1
+                if n_ops < 0 and state[4] > 1000000:
+                    break
+                continue
+            live_pfn[nlive] = pfn
+            live_order[nlive] = order
+            nlive += 1
+            used += 1 << order
+        else:
+            j = np.random.randint(0, nlive)
+            pfn = live_pfn[j]
+            order = live_order[j]
+            nlive -= 1
+            live_pfn[j] = live_pfn[nlive]
+            live_order[j] = live_order[nlive]
+            free_pages(m, pfn, order, cpu)
+            state[3] += 1
+            used -= 1 << order
+    state[0] = nlive
+    state[1] = used
+    return i
+
+
+def _order_cdf():
+    w = np.array([2.0 ** -(k - 1) for k in range(1, 10)])
+    return np.cumsum(w / w.sum())
+
+
+def run_one(memory="4G", n_ops=10_000_000, seed=1, cpus=4, policy="stock", occupancy=0.9,
+            check=False):
+    """Build, fill and run one machine; return a dict of measurements."""
+    from .machine import Machine
+    t0 = time.perf_counter()
+    mach = Machine(memory=memory, cpus=cpus, seed=seed)
+    t_build = time.perf_counter() - t0
+    m = mach.mem
+    managed = int(sum(m.zstat[z, 9] for z in range(m.zstat.shape[0])))
+    target = int(managed * occupancy)
+    cap = target + 16
+    live_pfn = np.empty(cap, np.int64)
+    live_order = np.empty(cap, np.int8)
+    state = np.zeros(5, np.int64)
+    cum = _order_cdf()
+    t1 = time.perf_counter()
+    fill_ops = bench_stream(m, -1, seed, target, cpus, live_pfn, live_order, state, cum)
+    t_fill = time.perf_counter() - t1
+    state[2:] = 0
+    t2 = time.perf_counter()
+    bench_stream(m, n_ops, seed + 1, target, cpus, live_pfn, live_order, state, cum)
+    t_run = time.perf_counter() - t2
+    if check:
+        mach.check()
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "memory": memory, "policy": policy, "cpus": cpus, "ops": n_ops,
+        "fill_ops": int(fill_ops), "build_s": round(t_build, 3), "fill_s": round(t_fill, 3),
+        "run_s": round(t_run, 3), "events_per_s": round(n_ops / t_run) if t_run > 0 else None,
+        "total_s": round(t_build + t_fill + t_run, 3),
+        "alloc_failures": int(state[4]), "allocs": int(state[2]), "frees": int(state[3]),
+        "peak_rss_mb": round(rss_kb / 1024, 1),
+        "state_bytes_per_page": round(mach.state_bytes() / mach.geometry.nr_pfns, 2),
+        "freelists_visited_per_alloc": round(mach.sim_counters()["sim_freelists_visited"]
+                                             / max(1, mach.sim_counters()["sim_alloc_requests"]), 2),
+    }
+
+
+def _warm():
+    from .machine import Machine
+    m = Machine("1G", cpus=1, early_unmovable=0)
+    st = np.zeros(5, np.int64)
+    bench_stream(m.mem, 1000, 0, 1000, 1, np.empty(2000, np.int64), np.empty(2000, np.int8), st,
+                 _order_cdf())
+
+
+def main(sizes=("4G", "256G"), n_ops=10_000_000, seed=1, cpus=4, policy="stock", echo=print):
+    """Run each size in its own process; return the list of result dicts."""
+    results = []
+    for size in sizes:
+        cmd = [sys.executable, "-m", "spbsim.bench", size, str(n_ops), str(seed), str(cpus), policy]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"benchmark at {size} failed:\n{proc.stderr}")
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        results.append(r)
+        echo(f"{r['memory']:>6} {r['policy']:<8} {r['events_per_s'] / 1e6:6.2f} M events/s  "
+             f"build {r['build_s']:.2f}s fill {r['fill_s']:.2f}s ({r['fill_ops']} allocs) "
+             f"run {r['run_s']:.2f}s total {r['total_s']:.2f}s  peak RSS {r['peak_rss_mb']:.0f} MB  "
+             f"{r['state_bytes_per_page']} B/page  failures {r['alloc_failures']}")
+    return results
+
+
+if __name__ == "__main__":
+    _warm()
+    size, n, seed, cpus, policy = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    print(json.dumps(run_one(size, n, seed, cpus, policy)))

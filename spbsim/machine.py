@@ -1,0 +1,344 @@
+"""The Python API: build a machine, allocate and free, read /proc outputs.
+
+    >>> from spbsim import Machine
+    >>> m = Machine(memory="4G")
+    >>> pfn = m.alloc(order=2, gfp="GFP_KERNEL")
+    >>> m.free(pfn, order=2)
+    >>> print(m.buddyinfo())
+
+Every method that changes state runs compiled code (spbsim.mm.*); this layer
+validates input, names things and renders output.
+"""
+import hashlib
+
+import numpy as np
+
+from .errors import ConfigError, FreeError, SpbsimError
+from .mm import gfp as gfpmod
+from .mm.const import (KERNEL_VERSIONS, MAX_NR_ZONES, MAX_PAGE_ORDER,
+                       MIGRATE_TYPES, MIGRATETYPE_NAMES, NR_PAGE_ORDERS,
+                       PB_all_free, PB_compact_skip, PB_has_movable,
+                       PB_has_reclaimable, PB_has_unmovable, PG_buddy, PG_head,
+                       PG_lru, PG_MT_SHIFT, PG_pcp, PG_reserved, ZONE_NAMES,
+                       pageblock_nr_pages, pageblock_order)
+from .mm.debug_vm import VIOLATIONS, check_mem
+from .mm.geometry import build_geometry
+from .mm.page_alloc import (EFREE_NOT_ALLOCATED, EFREE_ORDER, EFREE_RANGE,
+                            batch_alloc_free, free_pages_memory)
+from .mm.pcp import drain_all_pages
+from .mm.state import (CFG, EV_NAMES, SIMSTAT_NAMES, VMSTAT_NAMES, ZSTAT,
+                       ZS_MANAGED, bytes_per_page, new_mem, PCP_BATCH,
+                       PCP_COUNT, PCP_HIGH)
+from .mm.zone_setup import (default_min_free_kbytes, free_ranges, init_zones,
+                            setup_pcp, setup_per_zone_lowmem_reserve,
+                            setup_per_zone_wmarks)
+from .observe import procfs
+
+__all__ = ["Machine", "InvariantError", "OWNER_EARLY_KERNEL", "OWNER_API"]
+
+OWNER_NONE = 0
+OWNER_EARLY_KERNEL = 1
+OWNER_API = 2
+
+PB_FLAG_NAMES = ((PB_all_free, "PB_all_free"), (PB_has_unmovable, "PB_has_unmovable"),
+                 (PB_has_reclaimable, "PB_has_reclaimable"), (PB_has_movable, "PB_has_movable"),
+                 (PB_compact_skip, "PB_compact_skip"))
+
+
+class InvariantError(AssertionError):
+    """The DEBUG_VM check found an inconsistent state (a bug in spbsim)."""
+
+
+def _gfp(value, what="gfp"):
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    try:
+        return gfpmod.parse_gfp(str(value))
+    except ValueError as e:
+        raise ConfigError(f"{what}: {e}") from None
+
+
+class Machine:
+    """One NUMA node of physical memory under the stock page allocator.
+
+    Parameters (all validated; a bad value raises ConfigError naming it):
+      memory: '1G'..'4T'.  low_memory: RAM below 4 GiB (default min(memory, 3G)).
+      cpus: per-cpu page lists (1..256).  version: 'recent' (v6.19/7.0) or '6.12'.
+      defrag_mode: vm.defrag_mode.  watermark_boost_factor: vm sysctl (0 = off).
+      min_free_kbytes / watermark_scale_factor: vm sysctls (None = kernel default
+      incl. khugepaged's THP recommendation).  pcp: per-cpu lists on/off.
+      early_unmovable: bytes of unmovable kernel memory allocated right after
+      boot (default 16M + 0.25% of memory).  trace: record kmem tracepoints
+      (trace_capacity records).  Geometry extras: kernel_image,
+      memmap_bytes_per_page, firmware_reserved, holes, reserved.
+    """
+
+    def __init__(self, memory="4G", cpus=4, version="recent", defrag_mode=False,
+                 watermark_boost_factor=15000, min_free_kbytes=None,
+                 watermark_scale_factor=10, pcp=True, early_unmovable=None,
+                 trace=False, trace_capacity=1 << 20, seed=0, low_memory=None,
+                 kernel_image="48M", memmap_bytes_per_page=64, firmware_reserved="1M",
+                 holes=(), reserved=(), relabel_free_pageblocks=False):
+        if not isinstance(cpus, (int, np.integer)) or not 1 <= cpus <= 256:
+            raise ConfigError(f"cpus={cpus!r}: allowed 1 to 256")
+        if str(version) not in KERNEL_VERSIONS:
+            raise ConfigError(f"version={version!r}: allowed {', '.join(KERNEL_VERSIONS)}")
+        if not 0 <= int(watermark_boost_factor) <= 1 << 30:
+            raise ConfigError(f"watermark_boost_factor={watermark_boost_factor!r}: must be >= 0")
+        if not 1 <= int(watermark_scale_factor) <= 3000:
+            raise ConfigError(f"watermark_scale_factor={watermark_scale_factor!r}: allowed 1 to 3000")
+        self.geometry = build_geometry(memory, low_memory=low_memory, kernel_image=kernel_image,
+                                       memmap_bytes_per_page=memmap_bytes_per_page,
+                                       firmware_reserved=firmware_reserved, holes=holes,
+                                       reserved=reserved)
+        self.cpus = int(cpus)
+        self.seed = int(seed)
+        self.mem = m = new_mem(self.geometry.nr_pfns, self.cpus, trace_capacity if trace else 0)
+        m.cfg[CFG["version"]] = KERNEL_VERSIONS[str(version)]
+        m.cfg[CFG["defrag_mode"]] = 1 if defrag_mode else 0
+        m.cfg[CFG["watermark_boost_factor"]] = int(watermark_boost_factor)
+        m.cfg[CFG["pcp_enabled"]] = 1 if pcp else 0
+        m.cfg[CFG["nr_cpus"]] = self.cpus
+        m.cfg[CFG["trace"]] = 1 if trace else 0
+        m.cfg[CFG["nofragment"]] = 1
+        m.cfg[CFG["relabel_free_pageblocks"]] = 1 if relabel_free_pageblocks else 0
+        init_zones(m, self.geometry)
+        if min_free_kbytes is None:
+            min_free_kbytes = default_min_free_kbytes(m)
+        if not 128 <= int(min_free_kbytes) <= self.geometry.memory // 1024 // 4:
+            raise ConfigError(f"min_free_kbytes={min_free_kbytes!r}: allowed 128 to a quarter of memory")
+        self.min_free_kbytes = int(min_free_kbytes)
+        setup_per_zone_wmarks(m, self.min_free_kbytes, int(watermark_scale_factor))
+        setup_per_zone_lowmem_reserve(m)
+        setup_pcp(m, self.cpus)
+        for z in range(MAX_NR_ZONES):
+            for s, e in free_ranges(self.geometry, z):
+                free_pages_memory(m, z, s, e)
+        if early_unmovable is None:
+            early_unmovable = (16 << 20) + self.geometry.memory // 400
+        self.early_unmovable = int(early_unmovable)
+        self._boot_unmovable()
+
+    # ------------------------------------------------------------ boot
+    def _boot_unmovable(self):
+        """Early kernel allocations (slab, page tables, per-cpu areas): GFP_KERNEL,
+        orders 0/1/3 in a fixed 60/25/15 page mix, never freed."""
+        pages = self.early_unmovable >> 12
+        if pages <= 0:
+            return
+        rng = np.random.default_rng(self.seed ^ 0x5EED)
+        per = np.array([1, 2, 8])
+        n = np.maximum((pages * np.array([0.60, 0.25, 0.15]) / per).astype(np.int64), 0)
+        orders = np.repeat(np.array([0, 1, 3], np.int64), n)
+        rng.shuffle(orders)
+        self.run_ops(orders, np.full(orders.size, gfpmod.GFP_KERNEL, np.int64),
+                     cpu=(np.arange(orders.size) % self.cpus), owner=OWNER_EARLY_KERNEL)
+
+    # ------------------------------------------------------------ alloc/free
+    def alloc(self, order=0, gfp="GFP_KERNEL", cpu=0, owner=OWNER_API):
+        """__alloc_pages(): return the first pfn of a 2^order block, or None."""
+        order = self._order(order)
+        cpu = self._cpu(cpu)
+        pfn = int(self.run_ops([order], _gfp(gfp), cpu=cpu, owner=int(owner))[0])
+        return None if pfn < 0 else pfn
+
+    def free(self, pfn, order=None, cpu=0):
+        """__free_pages(): free an allocated block; order defaults to its own."""
+        if not isinstance(pfn, (int, np.integer)) or not 0 <= pfn < self.geometry.nr_pfns:
+            raise FreeError(f"free: pfn {pfn!r} is not a page of this machine "
+                            f"(0..{self.geometry.nr_pfns - 1:#x})")
+        if order is None:
+            order = int(self.mem.pg_order[pfn])
+            if order < 0:
+                order = 0
+        order = self._order(order)
+        err = int(self.run_ops([order], 0, pfns=[int(pfn)], cpu=self._cpu(cpu))[0])
+        if err == EFREE_NOT_ALLOCATED:
+            raise FreeError(f"free: pfn {pfn:#x} is not an allocated block head "
+                            f"(double free, a tail page, or never allocated)")
+        if err == EFREE_ORDER:
+            raise FreeError(f"free: pfn {pfn:#x} was allocated with order "
+                            f"{int(self.mem.pg_order[pfn])}, not {order}")
+        if err == EFREE_RANGE:
+            raise FreeError(f"free: pfn {pfn:#x} out of range")
+
+    def run_ops(self, orders, gfps, pfns=None, cpu=0, owner=OWNER_API):
+        """Run a batch in compiled code: pfns[i] < 0 (or pfns None) allocates
+        orders[i] with gfps[i]; otherwise frees pfns[i].  Returns int64 results:
+        the allocated pfn (-1 on failure) or a free's error code (0 = ok)."""
+        orders = np.ascontiguousarray(orders, np.int64)
+        n = orders.size
+        if orders.size and (orders.min() < 0 or orders.max() > MAX_PAGE_ORDER):
+            raise ConfigError(f"order out of range 0..{MAX_PAGE_ORDER} in batch")
+        gfps = np.ascontiguousarray(np.broadcast_to(gfps, n), np.int64)
+        pfns = np.full(n, -1, np.int64) if pfns is None else np.ascontiguousarray(pfns, np.int64)
+        cpus = np.ascontiguousarray(np.broadcast_to(cpu, n), np.int64) % self.cpus
+        owners = np.ascontiguousarray(np.broadcast_to(owner, n), np.int64)
+        out = np.empty(n, np.int64)
+        batch_alloc_free(self.mem, orders, gfps, pfns, cpus, owners, out)
+        return out
+
+    def drain_pcp(self):
+        """drain_all_pages(): return every per-cpu page to the buddy lists."""
+        drain_all_pages(self.mem)
+
+    def _order(self, order):
+        if not isinstance(order, (int, np.integer)) or not 0 <= order <= MAX_PAGE_ORDER:
+            raise ConfigError(f"order={order!r}: allowed 0 to {MAX_PAGE_ORDER} (MAX_PAGE_ORDER)")
+        return int(order)
+
+    def _cpu(self, cpu):
+        if not isinstance(cpu, (int, np.integer)) or not 0 <= cpu < self.cpus:
+            raise ConfigError(f"cpu={cpu!r}: allowed 0 to {self.cpus - 1}")
+        return int(cpu)
+
+    # ------------------------------------------------------------ checks
+    def check(self):
+        """Run the DEBUG_VM-style checker; raise InvariantError on a violation."""
+        code, pfn, a, b = check_mem(self.mem)
+        if code != 0:
+            msg = VIOLATIONS.get(int(code), "unknown violation {a} {b}").format(a=int(a), b=int(b))
+            where = f" at pfn {int(pfn):#x}" if pfn >= 0 else ""
+            raise InvariantError(f"DEBUG_VM: {msg}{where}")
+
+    def checksum(self):
+        """SHA-256 over the whole allocator state (determinism checks)."""
+        h = hashlib.sha256()
+        for name in ("pg_next", "pg_prev", "pg_order", "pg_flags", "pg_owner", "pb_mt",
+                     "pb_flags", "fa_head", "fa_tail", "fa_nr", "nr_free", "zstat",
+                     "pcp_head", "pcp_tail", "pcp", "vm", "sim"):
+            h.update(getattr(self.mem, name).tobytes())
+        return h.hexdigest()
+
+    # ------------------------------------------------------------ views
+    def populated_zones(self):
+        return [z for z in range(MAX_NR_ZONES) if self.mem.zstat[z, ZS_MANAGED] > 0]
+
+    def zone_names(self):
+        return [ZONE_NAMES[z] for z in self.populated_zones()]
+
+    def block_counts(self):
+        """Pageblocks per zone and migratetype ("Number of blocks type")."""
+        zs = self.populated_zones()
+        out = np.zeros((len(zs), MIGRATE_TYPES), np.int64)
+        for i, z in enumerate(zs):
+            sel = self.mem.pb_zone == z
+            out[i] = np.bincount(self.mem.pb_mt[sel], minlength=MIGRATE_TYPES)[:MIGRATE_TYPES]
+        return out
+
+    def buddyinfo(self):
+        zs = self.populated_zones()
+        return procfs.render_buddyinfo(self.zone_names(), self.mem.nr_free[zs])
+
+    def pagetypeinfo(self):
+        zs = self.populated_zones()
+        free = np.transpose(self.mem.fa_nr[zs], (0, 2, 1))
+        return procfs.render_pagetypeinfo(self.zone_names(), free, self.block_counts(),
+                                          MIGRATETYPE_NAMES, pageblock_order)
+
+    def unusable_index(self):
+        return procfs.render_unusable_index(self.zone_names(), self.mem.nr_free[self.populated_zones()])
+
+    def extfrag_index(self):
+        return procfs.render_extfrag_index(self.zone_names(), self.mem.nr_free[self.populated_zones()])
+
+    def vmstat_counters(self):
+        """Modelled /proc/vmstat counters in the kernel's order and names."""
+        c = {"nr_free_pages": int(self.mem.zstat[:, ZSTAT["nr_free_pages"]].sum())}
+        c["nr_free_pages_blocks"] = int(self.mem.zstat[:, ZSTAT["nr_free_pages_blocks"]].sum())
+        for i, name in enumerate(VMSTAT_NAMES):
+            c[name] = int(self.mem.vm[i])
+        return c
+
+    def vmstat(self):
+        return procfs.render_vmstat(self.vmstat_counters())
+
+    def sim_counters(self):
+        return {name: int(self.mem.sim[i]) for i, name in enumerate(SIMSTAT_NAMES)}
+
+    def zoneinfo(self):
+        zones = {}
+        m = self.mem
+        for z in self.populated_zones():
+            zs = m.zstat[z]
+            boost = int(zs[ZSTAT["watermark_boost"]])
+            zones[ZONE_NAMES[z]] = {
+                "free": int(zs[ZSTAT["nr_free_pages"]]),
+                "boost": boost,
+                "min": int(zs[ZSTAT["wmark_min"]]) + boost,
+                "low": int(zs[ZSTAT["wmark_low"]]) + boost,
+                "high": int(zs[ZSTAT["wmark_high"]]) + boost,
+                "promo": int(zs[ZSTAT["wmark_promo"]]) + boost,
+                "spanned": int(zs[ZSTAT["spanned"]]),
+                "present": int(zs[ZSTAT["present"]]),
+                "managed": int(zs[ZSTAT["managed"]]),
+                "cma": 0,
+                "protection": [int(x) for x in m.lowmem_reserve[z]] + [0, 0],
+                "stats": {"nr_free_pages": int(zs[ZSTAT["nr_free_pages"]])},
+                "pagesets": [{"cpu": c, "count": int(m.pcp[z, c, PCP_COUNT]),
+                              "high": int(m.pcp[z, c, PCP_HIGH]),
+                              "batch": int(m.pcp[z, c, PCP_BATCH])} for c in range(self.cpus)],
+                "start_pfn": int(m.zone_start[z]),
+            }
+        return procfs.render_zoneinfo(zones)
+
+    def free_blocks(self, order):
+        """Free buddy blocks able to serve ``order`` now (sum over orders >= order)."""
+        nr = self.mem.nr_free
+        return int(sum(int(nr[:, o].sum()) << (o - order) for o in range(order, NR_PAGE_ORDERS)))
+
+    def pageblock(self, pfn):
+        """What a pageblock holds: type, content bits and a page census."""
+        m = self.mem
+        if not 0 <= pfn < self.geometry.nr_pfns:
+            raise ConfigError(f"pfn {pfn!r} is not a page of this machine")
+        pb = pfn >> pageblock_order
+        start = pb << pageblock_order
+        z = int(m.pb_zone[pb])
+        info = {"pageblock": pb, "start_pfn": start, "zone": ZONE_NAMES[z] if z >= 0 else None,
+                "migratetype": MIGRATETYPE_NAMES[int(m.pb_mt[pb])] if z >= 0 else None,
+                "flags": [n for bit, n in PB_FLAG_NAMES if m.pb_flags[pb] & bit]}
+        census = {"free": 0, "pcp": 0, "reserved": 0, "Unmovable": 0, "Movable": 0,
+                  "Reclaimable": 0}
+        f = m.pg_flags[start:start + pageblock_nr_pages]
+        o = m.pg_order[start:start + pageblock_nr_pages]
+        p = 0
+        while p < pageblock_nr_pages and z >= 0:
+            fl = int(f[p])
+            if fl & (PG_buddy | PG_pcp | PG_head):
+                n = 1 << int(o[p])
+                if fl & PG_buddy:
+                    census["free"] += n
+                elif fl & PG_pcp:
+                    census["pcp"] += n
+                else:
+                    census[MIGRATETYPE_NAMES[(fl >> PG_MT_SHIFT) & 3]] += n
+                p += n
+            else:
+                if fl & PG_reserved:
+                    census["reserved"] += 1
+                p += 1
+        info["pages"] = census
+        return info
+
+    def trace_records(self):
+        """The kmem event log as an int64 array [n, 9] (see spbsim.mm.state.EV_WIDTH)."""
+        return self.mem.ev[: int(self.mem.ev_n[0])].copy()
+
+    def state_bytes(self):
+        return sum(getattr(self.mem, f).nbytes for f in self.mem._fields)
+
+    def summary(self):
+        """A dict a kernel developer reads first."""
+        m = self.mem
+        return {
+            "memory": self.geometry.memory,
+            "managed_pages": int(m.zstat[:, ZS_MANAGED].sum()),
+            "free_pages": int(m.zstat[:, ZSTAT["nr_free_pages"]].sum()),
+            "free_2m_blocks": self.free_blocks(pageblock_order),
+            "free_4m_blocks": self.free_blocks(MAX_PAGE_ORDER),
+            "blocks_per_type": {MIGRATETYPE_NAMES[t]: int(self.block_counts()[:, t].sum())
+                                for t in range(MIGRATE_TYPES)},
+            "vmstat": self.vmstat_counters(),
+            "sim": self.sim_counters(),
+        }

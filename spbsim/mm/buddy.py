@@ -1,0 +1,345 @@
+"""The buddy allocator proper: free lists, expand, merge (mm/page_alloc.c).
+
+Free lists are intrusive doubly linked lists threaded through ``pg_next`` /
+``pg_prev`` (as ``page->buddy_list``), one per zone, order and migratetype,
+with head and tail, so LIFO allocation from the head, tail insertion for
+likely merges, and ``list_first_entry`` victim choice are all as in the kernel.
+"""
+from .const import (MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE,
+                    MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE,
+                    MIGRATE_UNMOVABLE, NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER,
+                    PB_all_free, PB_has_mask, PB_has_movable,
+                    PB_has_reclaimable, PB_has_unmovable, PG_buddy, PG_lru,
+                    HPAGE_PMD_ORDER, pageblock_nr_pages, pageblock_order)
+from .jit import njit, njit_inline
+from .state import (CFG, SIMSTAT, ZS_FREE_HIGHATOMIC, ZS_NR_FREE,
+                    ZS_NR_FREE_BLOCKS)
+from .tracepoint import EV_ZONE_LOCKED, trace_event
+
+_CFG_RELABEL = CFG["relabel_free_pageblocks"]
+_SIM_VISITED = SIMSTAT["sim_freelists_visited"]
+
+
+# ---------------------------------------------------------------- pageblocks
+
+@njit_inline
+def get_pfnblock_migratetype(m, pfn):
+    """get_pfnblock_migratetype(): the pageblock's migratetype."""
+    return m.pb_mt[pfn >> pageblock_order]
+
+
+@njit_inline
+def set_pageblock_migratetype(m, pfn, mt):
+    m.pb_mt[pfn >> pageblock_order] = mt
+
+
+@njit
+def change_pageblock_range(m, pfn, order, mt):
+    """change_pageblock_range(): retype every pageblock of a >= pageblock_order block."""
+    nr = 1
+    if order > pageblock_order:
+        nr = 1 << (order - pageblock_order)
+    pb = pfn >> pageblock_order
+    for i in range(nr):
+        m.pb_mt[pb + i] = mt
+
+
+@njit_inline
+def migratetype_is_mergeable(mt):
+    return mt < MIGRATE_PCPTYPES
+
+
+@njit_inline
+def migratetype_to_has_bit(mt):
+    """migratetype_to_has_bit() of the SPB series: HIGHATOMIC counts as unmovable."""
+    if mt == MIGRATE_UNMOVABLE or mt == MIGRATE_HIGHATOMIC:
+        return PB_has_unmovable
+    if mt == MIGRATE_RECLAIMABLE:
+        return PB_has_reclaimable
+    if mt == MIGRATE_MOVABLE:
+        return PB_has_movable
+    return 0
+
+
+@njit_inline
+def pageblock_set_has(m, pfn, order, mt):
+    """Mark the pageblock(s) under an allocated range as holding ``mt`` content.
+
+    Our reading of ``page_del_and_expand`` in the SPB series (S1): the bit of
+    the list type is set and PB_all_free cleared for every pageblock the
+    allocated chunk covers (hook point for the SPB counters).
+    """
+    bit = migratetype_to_has_bit(mt)
+    pb = pfn >> pageblock_order
+    nr = 1
+    if order > pageblock_order:
+        nr = 1 << (order - pageblock_order)
+    for i in range(nr):
+        f = m.pb_flags[pb + i]
+        m.pb_flags[pb + i] = (f | bit) & ~PB_all_free
+
+
+@njit_inline
+def mark_pageblock_free(m, pb):
+    """mark_pageblock_free() (SPB series S1): the block became entirely free.
+
+    Clears the PB_has_* bits and sets PB_all_free.  With the
+    ``relabel_free_pageblocks`` switch (SPB allocator) an UNMOVABLE,
+    RECLAIMABLE or HIGHATOMIC block is relabelled MOVABLE; stock keeps labels.
+    Returns the block's (possibly new) migratetype.
+    """
+    f = m.pb_flags[pb]
+    m.pb_flags[pb] = (f & ~PB_has_mask) | PB_all_free
+    mt = m.pb_mt[pb]
+    if m.cfg[_CFG_RELABEL] != 0 and (mt == MIGRATE_UNMOVABLE or mt == MIGRATE_RECLAIMABLE
+                                     or mt == MIGRATE_HIGHATOMIC):
+        m.pb_mt[pb] = MIGRATE_MOVABLE
+        return MIGRATE_MOVABLE
+    return mt
+
+
+@njit_inline
+def page_zone(m, pfn):
+    return m.pb_zone[pfn >> pageblock_order]
+
+
+# ---------------------------------------------------------------- free lists
+
+@njit_inline
+def account_freepages(m, z, nr, mt, order):
+    """account_freepages(): NR_FREE_PAGES, nr_free_highatomic, NR_FREE_PAGES_BLOCKS."""
+    if mt == MIGRATE_ISOLATE:
+        return
+    m.zstat[z, ZS_NR_FREE] += nr
+    if mt == MIGRATE_HIGHATOMIC:
+        m.zstat[z, ZS_FREE_HIGHATOMIC] += nr
+    if order >= pageblock_order:
+        m.zstat[z, ZS_NR_FREE_BLOCKS] += nr
+
+
+@njit_inline
+def _link(m, pfn, z, order, mt, tail):
+    if tail:
+        t = m.fa_tail[z, order, mt]
+        m.pg_prev[pfn] = t
+        m.pg_next[pfn] = -1
+        if t >= 0:
+            m.pg_next[t] = pfn
+        else:
+            m.fa_head[z, order, mt] = pfn
+        m.fa_tail[z, order, mt] = pfn
+    else:
+        h = m.fa_head[z, order, mt]
+        m.pg_next[pfn] = h
+        m.pg_prev[pfn] = -1
+        if h >= 0:
+            m.pg_prev[h] = pfn
+        else:
+            m.fa_tail[z, order, mt] = pfn
+        m.fa_head[z, order, mt] = pfn
+    m.fa_nr[z, order, mt] += 1
+
+
+@njit_inline
+def _unlink(m, pfn, z, order, mt):
+    p = m.pg_prev[pfn]
+    n = m.pg_next[pfn]
+    if p >= 0:
+        m.pg_next[p] = n
+    else:
+        m.fa_head[z, order, mt] = n
+    if n >= 0:
+        m.pg_prev[n] = p
+    else:
+        m.fa_tail[z, order, mt] = p
+    m.pg_next[pfn] = -1
+    m.pg_prev[pfn] = -1
+    m.fa_nr[z, order, mt] -= 1
+
+
+@njit_inline
+def add_to_free_list(m, pfn, z, order, mt, tail):
+    """__add_to_free_list() + set_buddy_order() + account_freepages()."""
+    _link(m, pfn, z, order, mt, tail)
+    m.pg_flags[pfn] |= PG_buddy
+    m.pg_order[pfn] = order
+    m.nr_free[z, order] += 1
+    account_freepages(m, z, 1 << order, mt, order)
+
+
+@njit_inline
+def del_page_from_free_list(m, pfn, z, order, mt):
+    """__del_page_from_free_list() + account_freepages()."""
+    _unlink(m, pfn, z, order, mt)
+    m.pg_flags[pfn] &= ~PG_buddy
+    m.nr_free[z, order] -= 1
+    account_freepages(m, z, -(1 << order), mt, order)
+
+
+@njit_inline
+def move_to_free_list(m, pfn, z, order, old_mt, new_mt):
+    """move_to_free_list(): to the tail of another type's list."""
+    _unlink(m, pfn, z, order, old_mt)
+    _link(m, pfn, z, order, new_mt, True)
+    account_freepages(m, z, -(1 << order), old_mt, order)
+    account_freepages(m, z, 1 << order, new_mt, order)
+
+
+@njit_inline
+def expand(m, z, pfn, low, high, mt):
+    """expand(): put the upper halves back at the list head, keep the low 1<<low pages."""
+    size = 1 << high
+    while high > low:
+        high -= 1
+        size >>= 1
+        add_to_free_list(m, pfn + size, z, high, mt, False)
+
+
+@njit_inline
+def page_del_and_expand(m, z, pfn, order, high, mt):
+    """page_del_and_expand(): take a buddy off its list and split it down to order."""
+    del_page_from_free_list(m, pfn, z, high, mt)
+    expand(m, z, pfn, order, high, mt)
+    pageblock_set_has(m, pfn, order, mt)
+
+
+@njit_inline
+def pcp_allowed_order(order):
+    """pcp_allowed_order(): orders 0..3 and the THP order."""
+    return order <= PAGE_ALLOC_COSTLY_ORDER or order == HPAGE_PMD_ORDER
+
+
+@njit_inline
+def rmqueue_smallest(m, z, order, mt):
+    """__rmqueue_smallest(): the smallest block on ``mt``'s lists, split down to order."""
+    for current_order in range(order, NR_PAGE_ORDERS):
+        m.sim[_SIM_VISITED] += 1
+        pfn = m.fa_head[z, current_order, mt]
+        if pfn < 0:
+            continue
+        page_del_and_expand(m, z, pfn, order, current_order, mt)
+        refill = 1 if (pcp_allowed_order(order) and mt < MIGRATE_PCPTYPES) else 0
+        trace_event(m, EV_ZONE_LOCKED, pfn, order, mt, refill, 0, 0)
+        return pfn
+    return -1
+
+
+# ---------------------------------------------------------------- freeing
+
+@njit_inline
+def page_is_buddy(m, buddy, order, z):
+    """page_is_buddy(): a free buddy head of exactly this order in the same zone."""
+    if buddy < 0 or buddy >= m.pg_flags.shape[0]:
+        return False
+    if m.pb_zone[buddy >> pageblock_order] != z:
+        return False
+    return (m.pg_flags[buddy] & PG_buddy) != 0 and m.pg_order[buddy] == order
+
+
+@njit_inline
+def buddy_merge_likely(m, pfn, buddy_pfn, order, z):
+    """buddy_merge_likely(): is the next-higher buddy free too? Then queue at the tail."""
+    if order >= MAX_PAGE_ORDER - 1:
+        return False
+    higher = buddy_pfn & pfn
+    return page_is_buddy(m, higher ^ (1 << (order + 1)), order + 1, z)
+
+
+@njit_inline
+def free_one_page_merge(m, pfn, z, order, mt, to_tail):
+    """__free_one_page(): merge with free buddies, then queue on ``mt``'s list.
+
+    Merging two >= pageblock_order buddies of different types is allowed only
+    if both are mergeable (not HIGHATOMIC/ISOLATE); the buddy's block is then
+    retyped to ``mt``.  Reaching pageblock order marks the block(s) fully free.
+    """
+    buddy_pfn = pfn ^ (1 << order)
+    while order < MAX_PAGE_ORDER:
+        buddy_pfn = pfn ^ (1 << order)
+        if not page_is_buddy(m, buddy_pfn, order, z):
+            break
+        buddy_mt = mt
+        if order >= pageblock_order:
+            buddy_mt = m.pb_mt[buddy_pfn >> pageblock_order]
+            if buddy_mt != mt and (not migratetype_is_mergeable(mt)
+                                   or not migratetype_is_mergeable(buddy_mt)):
+                break
+        del_page_from_free_list(m, buddy_pfn, z, order, buddy_mt)
+        if buddy_mt != mt:
+            m.pb_mt[buddy_pfn >> pageblock_order] = mt
+        pfn = buddy_pfn & pfn
+        order += 1
+    if order >= pageblock_order:
+        # mark_pageblock_free() for each block not yet marked
+        pb = pfn >> pageblock_order
+        nr = 1 << (order - pageblock_order)
+        for i in range(nr):
+            if (m.pb_flags[pb + i] & PB_all_free) == 0:
+                mark_pageblock_free(m, pb + i)
+        if m.cfg[_CFG_RELABEL] != 0:
+            mt = m.pb_mt[pb]
+    if not to_tail:
+        to_tail = buddy_merge_likely(m, pfn, buddy_pfn, order, z)
+    add_to_free_list(m, pfn, z, order, mt, to_tail)
+    return pfn
+
+
+@njit
+def split_large_buddy(m, pfn, z, order, to_tail):
+    """split_large_buddy(): free a > pageblock_order chunk block by block, each
+    with its own pageblock type."""
+    end = pfn + (1 << order)
+    if order > pageblock_order:
+        order = pageblock_order
+    while pfn < end:
+        mt = m.pb_mt[pfn >> pageblock_order]
+        free_one_page_merge(m, pfn, z, order, mt, to_tail)
+        pfn += 1 << order
+
+
+# ---------------------------------------------------------------- pageblock scans
+
+@njit
+def prep_move_freepages_block(m, z, pfn):
+    """prep_move_freepages_block(): count free and movable pages of pfn's block.
+
+    Returns (start_pfn, free_pages, movable_pages), start_pfn = -1 if the block
+    straddles the zone boundary.  Movable pages count once per allocated
+    LRU head (tail pages do not carry PageLRU).
+    """
+    start = pfn & ~(pageblock_nr_pages - 1)
+    end = start + pageblock_nr_pages
+    if start < m.zone_start[z] or end > m.zone_end[z]:
+        return -1, 0, 0
+    free_pages = 0
+    movable = 0
+    p = start
+    while p < end:
+        f = m.pg_flags[p]
+        if f & PG_buddy:
+            n = 1 << m.pg_order[p]
+            free_pages += n
+            p += n
+            continue
+        if f & PG_lru:
+            movable += 1
+        p += 1
+    return start, free_pages, movable
+
+
+@njit
+def move_freepages_block(m, z, start, old_mt, new_mt):
+    """__move_freepages_block(): move every free buddy of a block to new_mt and retype it."""
+    end = start + pageblock_nr_pages
+    p = start
+    moved = 0
+    while p < end:
+        if m.pg_flags[p] & PG_buddy:
+            o = m.pg_order[p]
+            move_to_free_list(m, p, z, o, old_mt, new_mt)
+            moved += 1 << o
+            p += 1 << o
+        else:
+            p += 1
+    m.pb_mt[start >> pageblock_order] = new_mt
+    return moved

@@ -1,0 +1,180 @@
+"""A CONFIG_DEBUG_VM-style consistency check of the whole machine state.
+
+``check_mem`` walks every free list and pcp list and then every pfn, and
+returns the first violation as (code, pfn, detail_a, detail_b); code 0 means
+consistent.  ``VIOLATIONS`` turns codes into messages.
+"""
+import numpy as np
+
+from .buddy import migratetype_to_has_bit
+from .const import (MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_TYPES,
+                    NR_PAGE_ORDERS, NR_PCP_LISTS, PB_all_free, PB_has_mask,
+                    PG_buddy, PG_head, PG_MT_SHIFT, PG_pcp, PG_reserved,
+                    pageblock_nr_pages, pageblock_order)
+from .jit import njit
+from .pcp import pindex_to_order
+from .state import (PCP_COUNT, ZS_FREE_HIGHATOMIC, ZS_NR_FREE,
+                    ZS_NR_FREE_BLOCKS)
+
+__all__ = ["check_mem", "VIOLATIONS"]
+
+VIOLATIONS = {
+    1: "free list entry is not a free buddy head of the list's order (zone {a}, order/type {b})",
+    2: "free list entry is in another zone (list zone {a})",
+    3: "free list entry's pageblock type differs from the list's type (list type {a}, block type {b})",
+    4: "free list links are broken (prev/next mismatch) (zone {a}, list {b})",
+    5: "free list length differs from its count (counted {a}, recorded {b})",
+    6: "free_area[order].nr_free differs from the sum of its lists (zone {a}, order {b})",
+    7: "NR_FREE_PAGES differs from the pages on the free lists (counted {a}, recorded {b})",
+    8: "nr_free_highatomic differs from pages on HIGHATOMIC lists (counted {a}, recorded {b})",
+    9: "pcp list entry is not a pcp block head of the list's order (zone {a}, pindex {b})",
+    10: "pcp count differs from the pages on its lists (counted {a}, recorded {b})",
+    11: "block is not naturally aligned (order {a})",
+    12: "page lies inside another block (overlap; block head {a})",
+    13: "page is in no block: neither free, on a pcp list, allocated nor reserved",
+    14: "two free buddies of order {a} below pageblock order were not merged (buddy {b})",
+    15: "PB_all_free disagrees with the pageblock's contents (flag {a}, fully free {b})",
+    16: "pageblock is fully free but still has PB_has_* bits ({a})",
+    17: "pageblock holds pages but no PB_has_* bit",
+    18: "allocated page's type has no PB_has_* bit in its pageblock (type {a}, bits {b})",
+    19: "NR_FREE_PAGES_BLOCKS differs from free pages in >= pageblock_order buddies (counted {a}, recorded {b})",
+    20: "block crosses its zone's end (order {a})",
+}
+
+
+@njit
+def _check_lists(m):
+    nz = m.fa_head.shape[0]
+    npfn = m.pg_flags.shape[0]
+    for z in range(nz):
+        free_total = 0
+        free_ha = 0
+        free_blocks = 0
+        for o in range(NR_PAGE_ORDERS):
+            tot = 0
+            for mt in range(MIGRATE_TYPES):
+                n = 0
+                prev = -1
+                p = m.fa_head[z, o, mt]
+                while p >= 0:
+                    if n > npfn:
+                        return 4, p, z, o * 16 + mt
+                    if (m.pg_flags[p] & PG_buddy) == 0 or m.pg_order[p] != o:
+                        return 1, p, z, o * 16 + mt
+                    if m.pb_zone[p >> pageblock_order] != z:
+                        return 2, p, z, 0
+                    if m.pb_mt[p >> pageblock_order] != mt:
+                        return 3, p, mt, m.pb_mt[p >> pageblock_order]
+                    if m.pg_prev[p] != prev:
+                        return 4, p, z, o * 16 + mt
+                    prev = p
+                    p = m.pg_next[p]
+                    n += 1
+                if m.fa_tail[z, o, mt] != prev:
+                    return 4, prev, z, o * 16 + mt
+                if n != m.fa_nr[z, o, mt]:
+                    return 5, -1, n, m.fa_nr[z, o, mt]
+                tot += n
+                if mt != MIGRATE_ISOLATE:
+                    free_total += n << o
+                    if o >= pageblock_order:
+                        free_blocks += n << o
+                if mt == MIGRATE_HIGHATOMIC:
+                    free_ha += n << o
+            if tot != m.nr_free[z, o]:
+                return 6, -1, z, o
+        if free_total != m.zstat[z, ZS_NR_FREE]:
+            return 7, -1, free_total, m.zstat[z, ZS_NR_FREE]
+        if free_ha != m.zstat[z, ZS_FREE_HIGHATOMIC]:
+            return 8, -1, free_ha, m.zstat[z, ZS_FREE_HIGHATOMIC]
+        if free_blocks != m.zstat[z, ZS_NR_FREE_BLOCKS]:
+            return 19, -1, free_blocks, m.zstat[z, ZS_NR_FREE_BLOCKS]
+        for cpu in range(m.pcp.shape[1]):
+            cnt = 0
+            for pi in range(NR_PCP_LISTS):
+                o = pindex_to_order(pi)
+                p = m.pcp_head[z, cpu, pi]
+                prev = -1
+                steps = 0
+                while p >= 0:
+                    steps += 1
+                    if steps > npfn:
+                        return 9, p, z, pi
+                    if (m.pg_flags[p] & PG_pcp) == 0 or m.pg_order[p] != o \
+                            or m.pb_zone[p >> pageblock_order] != z or m.pg_prev[p] != prev:
+                        return 9, p, z, pi
+                    cnt += 1 << o
+                    prev = p
+                    p = m.pg_next[p]
+            if cnt != m.pcp[z, cpu, PCP_COUNT]:
+                return 10, -1, cnt, m.pcp[z, cpu, PCP_COUNT]
+    return 0, -1, 0, 0
+
+
+@njit
+def _check_pages(m):
+    npfn = m.pg_flags.shape[0]
+    nz = m.fa_head.shape[0]
+    for z in range(nz):
+        start = m.zone_start[z]
+        end = m.zone_end[z]
+        p = start
+        while p < end:
+            pb = p >> pageblock_order
+            if m.pb_zone[pb] != z:
+                p = (pb + 1) << pageblock_order
+                continue
+            f = m.pg_flags[p]
+            if f & (PG_buddy | PG_pcp | PG_head):
+                o = m.pg_order[p]
+                if o < 0 or (p & ((1 << o) - 1)) != 0:
+                    return 11, p, o, 0
+                if p + (1 << o) > end:
+                    return 20, p, o, 0
+                for q in range(p + 1, p + (1 << o)):
+                    if m.pg_flags[q] != 0:
+                        return 12, q, p, 0
+                if (f & PG_buddy) and o < pageblock_order:
+                    b = p ^ (1 << o)
+                    if b < npfn and m.pb_zone[b >> pageblock_order] == z \
+                            and (m.pg_flags[b] & PG_buddy) and m.pg_order[b] == o:
+                        return 14, p, o, b
+                if f & PG_head:
+                    mt = (f >> PG_MT_SHIFT) & 3
+                    bit = migratetype_to_has_bit(mt)
+                    if (m.pb_flags[pb] & bit) == 0:
+                        return 18, p, mt, m.pb_flags[pb]
+                p += 1 << o
+            elif f & PG_reserved:
+                p += 1
+            else:
+                return 13, p, 0, 0
+        # pageblock content bits
+        for pb in range(start >> pageblock_order, (end + pageblock_nr_pages - 1) >> pageblock_order):
+            if m.pb_zone[pb] != z:
+                continue
+            s = pb << pageblock_order
+            fully = False
+            # a fully free block is inside one free buddy of order >= pageblock_order
+            for o in range(pageblock_order, NR_PAGE_ORDERS):
+                h = s & ~((1 << o) - 1)
+                if h >= start and (m.pg_flags[h] & PG_buddy) and m.pg_order[h] == o:
+                    fully = True
+                    break
+            flag = (m.pb_flags[pb] & PB_all_free) != 0
+            if flag != fully:
+                return 15, s, 1 if flag else 0, 1 if fully else 0
+            if fully and (m.pb_flags[pb] & PB_has_mask) != 0:
+                return 16, s, m.pb_flags[pb], 0
+            if not fully and (m.pb_flags[pb] & PB_has_mask) == 0:
+                return 17, s, 0, 0
+    return 0, -1, 0, 0
+
+
+@njit
+def check_mem(m):
+    """Run all checks; (0, -1, 0, 0) if the state is consistent."""
+    r = _check_lists(m)
+    if r[0] != 0:
+        return r
+    return _check_pages(m)

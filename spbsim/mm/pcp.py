@@ -1,0 +1,274 @@
+"""Per-CPU page lists (mm/page_alloc.c: rmqueue_pcplist, rmqueue_bulk,
+free_frozen_page_commit / free_unref_page_commit, free_pcppages_bulk).
+
+A page parked on a pcp list is allocated from the buddy's point of view: it
+neither merges nor shows in /proc/buddyinfo.  Links reuse pg_next/pg_prev.
+Modelled: batch/high/high_min/high_max, alloc_factor batch scaling, the
+free_count drain sizing and free_high (v6.12 rule); not modelled: the 1 s
+decay_pcp_high tick.
+"""
+from .buddy import free_one_page_merge
+from .const import (CONFIG_PCP_BATCH_SCALE_MAX, KV_6_12, MIGRATE_MOVABLE,
+                    MIGRATE_PCPTYPES,
+                    NR_LOWORDER_PCP_LISTS, NR_PCP_LISTS,
+                    PAGE_ALLOC_COSTLY_ORDER, PG_pcp, RMQUEUE_NORMAL,
+                    ZONE_BELOW_HIGH, ZONE_RECLAIM_ACTIVE, pageblock_order)
+from .fallback import rmqueue
+from .jit import njit, njit_inline
+from .state import (CFG, PCP_ALLOC_FACTOR, PCP_BATCH, PCP_COUNT, PCP_FLAGS,
+                    PCP_FREE_COUNT, PCP_HIGH, PCP_HIGH_MAX, PCP_HIGH_MIN,
+                    PCPF_PREV_FREE_HIGH_ORDER, SIMSTAT, ZS_FLAGS)
+from .tracepoint import EV_PCPU_DRAIN, trace_event
+
+_CFG_VERSION = CFG["version"]
+_SIM_REFILL = SIMSTAT["sim_pcp_refill"]
+_SIM_DRAIN = SIMSTAT["sim_pcp_drain_blocks"]
+
+
+@njit_inline
+def order_to_pindex(mt, order):
+    """order_to_pindex(): 3 lists per order 0..3, then THP (UNMOV/RECL share 12)."""
+    if order > PAGE_ALLOC_COSTLY_ORDER:
+        return NR_LOWORDER_PCP_LISTS + (1 if mt == MIGRATE_MOVABLE else 0)
+    return MIGRATE_PCPTYPES * order + mt
+
+
+@njit_inline
+def pindex_to_order(pindex):
+    if pindex >= NR_LOWORDER_PCP_LISTS:
+        return pageblock_order
+    return pindex // 3
+
+
+@njit_inline
+def _pcp_add(m, z, cpu, pindex, pfn, tail):
+    if tail:
+        t = m.pcp_tail[z, cpu, pindex]
+        m.pg_prev[pfn] = t
+        m.pg_next[pfn] = -1
+        if t >= 0:
+            m.pg_next[t] = pfn
+        else:
+            m.pcp_head[z, cpu, pindex] = pfn
+        m.pcp_tail[z, cpu, pindex] = pfn
+    else:
+        h = m.pcp_head[z, cpu, pindex]
+        m.pg_next[pfn] = h
+        m.pg_prev[pfn] = -1
+        if h >= 0:
+            m.pg_prev[h] = pfn
+        else:
+            m.pcp_tail[z, cpu, pindex] = pfn
+        m.pcp_head[z, cpu, pindex] = pfn
+    m.pg_flags[pfn] |= PG_pcp
+
+
+@njit_inline
+def _pcp_del(m, z, cpu, pindex, pfn):
+    p = m.pg_prev[pfn]
+    n = m.pg_next[pfn]
+    if p >= 0:
+        m.pg_next[p] = n
+    else:
+        m.pcp_head[z, cpu, pindex] = n
+    if n >= 0:
+        m.pg_prev[n] = p
+    else:
+        m.pcp_tail[z, cpu, pindex] = p
+    m.pg_next[pfn] = -1
+    m.pg_prev[pfn] = -1
+    m.pg_flags[pfn] &= ~PG_pcp
+
+
+@njit_inline
+def _clamp_high(m, z, cpu):
+    pcp = m.pcp[z, cpu]
+    high = pcp[PCP_HIGH]
+    if high < pcp[PCP_HIGH_MIN]:
+        high = pcp[PCP_HIGH_MIN]
+    if high > pcp[PCP_HIGH_MAX]:
+        high = pcp[PCP_HIGH_MAX]
+    pcp[PCP_HIGH] = high
+    return high
+
+
+@njit_inline
+def nr_pcp_alloc(m, z, cpu, order):
+    """nr_pcp_alloc(): how many blocks one refill takes."""
+    pcp = m.pcp[z, cpu]
+    base_batch = pcp[PCP_BATCH]
+    high = _clamp_high(m, z, cpu)
+    if high < base_batch:
+        return 1
+    if order:
+        batch = base_batch
+    else:
+        batch = base_batch << pcp[PCP_ALLOC_FACTOR]
+    if pcp[PCP_HIGH_MIN] != pcp[PCP_HIGH_MAX] and (m.zstat[z, ZS_FLAGS] & ZONE_BELOW_HIGH) == 0:
+        high = min(high + batch, pcp[PCP_HIGH_MAX])
+        pcp[PCP_HIGH] = high
+    if order == 0:
+        max_nr_alloc = max(high - pcp[PCP_COUNT] - base_batch, base_batch)
+        if batch <= max_nr_alloc and pcp[PCP_ALLOC_FACTOR] < CONFIG_PCP_BATCH_SCALE_MAX:
+            pcp[PCP_ALLOC_FACTOR] += 1
+        batch = min(batch, max_nr_alloc)
+    if batch > 1:
+        batch = max(batch >> order, 2)
+    return batch
+
+
+@njit
+def rmqueue_bulk(m, z, cpu, order, count, pindex, mt, alloc_flags):
+    """rmqueue_bulk(): refill a pcp list with up to ``count`` blocks, tail-appended."""
+    mode = RMQUEUE_NORMAL
+    got = 0
+    for _ in range(count):
+        pfn, mode = rmqueue(m, z, order, mt, alloc_flags, mode)
+        if pfn < 0:
+            break
+        m.pg_order[pfn] = order
+        _pcp_add(m, z, cpu, pindex, pfn, True)
+        got += 1
+    m.pcp[z, cpu, PCP_COUNT] += got << order
+    m.sim[_SIM_REFILL] += 1
+    return got
+
+
+@njit_inline
+def rmqueue_pcplist(m, z, cpu, order, mt, alloc_flags):
+    """rmqueue_pcplist(): take the list head, refilling the list when empty."""
+    pcp = m.pcp[z, cpu]
+    pcp[PCP_FREE_COUNT] >>= 1
+    pindex = order_to_pindex(mt, order)
+    if m.pcp_head[z, cpu, pindex] < 0:
+        batch = nr_pcp_alloc(m, z, cpu, order)
+        rmqueue_bulk(m, z, cpu, order, batch, pindex, mt, alloc_flags)
+        if m.pcp_head[z, cpu, pindex] < 0:
+            return -1
+    pfn = m.pcp_head[z, cpu, pindex]
+    _pcp_del(m, z, cpu, pindex, pfn)
+    pcp[PCP_COUNT] -= 1 << order
+    return pfn
+
+
+@njit
+def free_pcppages_bulk(m, z, cpu, count, pindex):
+    """free_pcppages_bulk(): round-robin over lists from ``pindex``, oldest (tail) first."""
+    pcp = m.pcp[z, cpu]
+    if count > pcp[PCP_COUNT]:
+        count = pcp[PCP_COUNT]
+    pindex = pindex - 1
+    while count > 0:
+        while True:
+            pindex += 1
+            if pindex > NR_PCP_LISTS - 1:
+                pindex = 0
+            if m.pcp_head[z, cpu, pindex] >= 0:
+                break
+        order = pindex_to_order(pindex)
+        nr_pages = 1 << order
+        while True:
+            pfn = m.pcp_tail[z, cpu, pindex]
+            mt = m.pb_mt[pfn >> pageblock_order]
+            _pcp_del(m, z, cpu, pindex, pfn)
+            count -= nr_pages
+            pcp[PCP_COUNT] -= nr_pages
+            free_one_page_merge(m, pfn, z, order, mt, False)
+            trace_event(m, EV_PCPU_DRAIN, pfn, order, mt, 0, 0, 0)
+            m.sim[_SIM_DRAIN] += 1
+            if count <= 0 or m.pcp_head[z, cpu, pindex] < 0:
+                break
+
+
+@njit_inline
+def nr_pcp_high(m, z, cpu, batch, free_high):
+    """nr_pcp_high(): the drain threshold, with high autotuning."""
+    pcp = m.pcp[z, cpu]
+    high = _clamp_high(m, z, cpu)
+    hmin = pcp[PCP_HIGH_MIN]
+    hmax = pcp[PCP_HIGH_MAX]
+    if high == 0:
+        return 0
+    if free_high:
+        pcp[PCP_HIGH] = max(high - (batch << CONFIG_PCP_BATCH_SCALE_MAX), hmin)
+        return 0
+    zflags = m.zstat[z, ZS_FLAGS]
+    if zflags & ZONE_RECLAIM_ACTIVE:
+        fc = max(pcp[PCP_FREE_COUNT], batch)
+        pcp[PCP_HIGH] = max(high - fc, hmin)
+        return min(batch << 2, pcp[PCP_HIGH])
+    if hmin == hmax:
+        return high
+    if zflags & ZONE_BELOW_HIGH:
+        fc = max(pcp[PCP_FREE_COUNT], batch)
+        pcp[PCP_HIGH] = max(high - fc, hmin)
+        high = max(pcp[PCP_COUNT], hmin)
+    elif pcp[PCP_COUNT] >= high:
+        need_high = pcp[PCP_FREE_COUNT] + batch
+        if pcp[PCP_HIGH] < need_high:
+            pcp[PCP_HIGH] = min(max(need_high, hmin), hmax)
+    return high
+
+
+@njit_inline
+def nr_pcp_free(m, z, cpu, batch, high, free_high):
+    """nr_pcp_free(): how many pages one drain frees."""
+    pcp = m.pcp[z, cpu]
+    if free_high:
+        return min(pcp[PCP_COUNT], batch << CONFIG_PCP_BATCH_SCALE_MAX)
+    lo = batch
+    hi = high - batch
+    fc = pcp[PCP_FREE_COUNT]
+    if fc < lo:
+        fc = lo
+    if fc > hi:
+        fc = hi
+    return fc
+
+
+@njit_inline
+def free_unref_page_commit(m, z, cpu, pfn, order, mt):
+    """free_unref_page_commit() / free_frozen_page_commit(): park the page at the
+    list head; drain from the tails once the list count reaches high.
+
+    Returns True if a drain happened (the caller re-checks ZONE_BELOW_HIGH).
+    """
+    pcp = m.pcp[z, cpu]
+    pcp[PCP_ALLOC_FACTOR] >>= 1
+    pindex = order_to_pindex(mt, order)
+    m.pg_order[pfn] = order
+    _pcp_add(m, z, cpu, pindex, pfn, False)
+    pcp[PCP_COUNT] += 1 << order
+    batch = pcp[PCP_BATCH]
+    free_high = False
+    if order and order <= PAGE_ALLOC_COSTLY_ORDER:
+        if m.cfg[_CFG_VERSION] == KV_6_12:
+            thresh = batch
+        else:
+            thresh = batch + pcp[PCP_HIGH_MIN] // 2
+        free_high = pcp[PCP_FREE_COUNT] >= thresh and (pcp[PCP_FLAGS] & PCPF_PREV_FREE_HIGH_ORDER) != 0
+        pcp[PCP_FLAGS] |= PCPF_PREV_FREE_HIGH_ORDER
+    elif pcp[PCP_FLAGS] & PCPF_PREV_FREE_HIGH_ORDER:
+        pcp[PCP_FLAGS] &= ~PCPF_PREV_FREE_HIGH_ORDER
+    if pcp[PCP_FREE_COUNT] < (batch << CONFIG_PCP_BATCH_SCALE_MAX):
+        pcp[PCP_FREE_COUNT] += 1 << order
+    high = nr_pcp_high(m, z, cpu, batch, free_high)
+    if pcp[PCP_COUNT] >= high:
+        free_pcppages_bulk(m, z, cpu, nr_pcp_free(m, z, cpu, batch, high, free_high), pindex)
+        return True
+    return False
+
+
+@njit
+def drain_zone_pages(m, z, cpu):
+    """drain_pages_zone(): empty one cpu's lists of one zone."""
+    while m.pcp[z, cpu, PCP_COUNT] > 0:
+        free_pcppages_bulk(m, z, cpu, m.pcp[z, cpu, PCP_COUNT], 0)
+
+
+@njit
+def drain_all_pages(m):
+    """drain_all_pages(NULL): every cpu, every zone."""
+    for z in range(m.pcp.shape[0]):
+        for cpu in range(m.pcp.shape[1]):
+            drain_zone_pages(m, z, cpu)

@@ -1,0 +1,162 @@
+"""The machine's state: numpy arrays indexed by pfn, pageblock and zone.
+
+``Mem`` plays the part of ``struct page`` (``pg_*``), ``pageblock_flags`` /
+``pageblock_data`` (``pb_*``) and ``struct zone`` (``fa_*``, ``nr_free``,
+``zstat``, ``pcp_*``).  It is a namedtuple of arrays so numba-compiled code
+can take it as one argument.
+
+Per 4 KiB page the state costs 11 bytes: ``pg_next``/``pg_prev`` (int32,
+intrusive list links like ``page->buddy_list``/``pcp_list``), ``pg_order``
+(int8), ``pg_flags`` (uint8) and ``pg_owner`` (uint8, the workload source).
+"""
+from collections import namedtuple
+
+import numpy as np
+
+from .const import (MAX_NR_ZONES, MIGRATE_TYPES, NR_PAGE_ORDERS, NR_PCP_LISTS,
+                    pageblock_order)
+
+__all__ = ["Mem", "ZSTAT", "VMSTAT", "SIMSTAT", "CFG", "EV", "new_mem",
+           "bytes_per_page"]
+
+
+def _enum(names):
+    return {n: i for i, n in enumerate(names)}
+
+
+#: per-zone scalar state (struct zone fields and zone vmstat items)
+ZSTAT_NAMES = [
+    "nr_free_pages",            # NR_FREE_PAGES (excludes MIGRATE_ISOLATE)
+    "nr_free_pages_blocks",     # NR_FREE_PAGES_BLOCKS (buddies >= pageblock_order)
+    "nr_free_highatomic",       # zone->nr_free_highatomic
+    "nr_reserved_highatomic",   # zone->nr_reserved_highatomic
+    "wmark_min", "wmark_low", "wmark_high", "wmark_promo",  # _watermark[]
+    "watermark_boost",
+    "managed", "present", "spanned",
+    "flags",                    # ZONE_BOOSTED_WATERMARK | ZONE_RECLAIM_ACTIVE | ZONE_BELOW_HIGH
+    "kswapd_wakeups",           # wakeup_kswapd() calls for this zone
+]
+ZSTAT = _enum(ZSTAT_NAMES)
+ZS_NR_FREE = ZSTAT["nr_free_pages"]
+ZS_NR_FREE_BLOCKS = ZSTAT["nr_free_pages_blocks"]
+ZS_FREE_HIGHATOMIC = ZSTAT["nr_free_highatomic"]
+ZS_RESERVED_HIGHATOMIC = ZSTAT["nr_reserved_highatomic"]
+ZS_WMARK_MIN = ZSTAT["wmark_min"]
+ZS_WMARK_LOW = ZSTAT["wmark_low"]
+ZS_WMARK_HIGH = ZSTAT["wmark_high"]
+ZS_BOOST = ZSTAT["watermark_boost"]
+ZS_MANAGED = ZSTAT["managed"]
+ZS_FLAGS = ZSTAT["flags"]
+ZS_KSWAPD_WAKE = ZSTAT["kswapd_wakeups"]
+
+#: /proc/vmstat counters that are modelled, with the kernel's names
+VMSTAT_NAMES = [
+    "pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable",
+    "pgfree",
+    "thp_fault_alloc", "thp_fault_fallback",
+]
+VMSTAT = _enum(VMSTAT_NAMES)
+VM_PGALLOC = VMSTAT["pgalloc_dma"]   # + zone index
+VM_PGFREE = VMSTAT["pgfree"]
+
+#: simulator counters that have no vmstat equivalent (named sim_*)
+SIMSTAT_NAMES = [
+    "sim_alloc_requests", "sim_alloc_fail", "sim_free_requests",
+    "sim_slowpath", "sim_pcp_refill", "sim_pcp_drain_blocks",
+    "sim_claim_attempts", "sim_claim_success",
+    "sim_claim_whole_block", "sim_steal",
+    "sim_highatomic_reserve", "sim_highatomic_unreserve",
+    "sim_boost", "sim_nofragment_retry",
+    "sim_freelists_visited",   # free_list heads inspected by __rmqueue_smallest/claim/steal
+]
+SIMSTAT = _enum(SIMSTAT_NAMES)
+
+#: policy switches and parameters handed to compiled code (plain values)
+CFG_NAMES = [
+    "version",                  # KV_RECENT | KV_6_12
+    "defrag_mode",              # vm.defrag_mode
+    "watermark_boost_factor",   # vm.watermark_boost_factor (0 disables boosting)
+    "pcp_enabled",              # 0: every order goes straight to the buddy lists
+    "nr_cpus",
+    "trace",                    # record kmem tracepoints into the event log
+    "nofragment",               # alloc_flags_nofragment() on (stock: 1)
+    "relabel_free_pageblocks",  # SPB series: fully free UNMOV/RECL/HIGHATOMIC block -> MOVABLE
+]
+CFG = _enum(CFG_NAMES)
+
+#: event log record kinds (kmem tracepoints)
+EV_NAMES = ["mm_page_alloc", "mm_page_free", "mm_page_alloc_zone_locked",
+            "mm_page_pcpu_drain", "mm_page_alloc_extfrag"]
+EV = _enum(EV_NAMES)
+#: event log columns: kind, ts_ns, cpu, pfn, order, a, b, c, d
+#:   mm_page_alloc: a=gfp, b=migratetype, c=failed
+#:   mm_page_alloc_zone_locked: a=migratetype, b=percpu_refill
+#:   mm_page_pcpu_drain: a=migratetype
+#:   mm_page_alloc_extfrag: order=alloc_order, a=fallback_order,
+#:       b=alloc_migratetype, c=fallback_migratetype, d=change_ownership
+EV_WIDTH = 9
+
+Mem = namedtuple("Mem", [
+    # per pfn
+    "pg_next", "pg_prev", "pg_order", "pg_flags", "pg_owner",
+    # per pageblock
+    "pb_mt", "pb_flags", "pb_zone",
+    # per zone
+    "zone_start", "zone_end", "fa_head", "fa_tail", "fa_nr", "nr_free",
+    "zstat", "lowmem_reserve",
+    # per zone per cpu: list heads/tails, and count/high/batch/high_min/high_max/
+    # alloc_factor/free_count/flags
+    "pcp_head", "pcp_tail", "pcp",
+    # counters
+    "vm", "sim", "fb_stat",
+    # configuration and the "current" context (cpu, clock)
+    "cfg", "cur",
+    # event log: int64[cap, EV_WIDTH]; ev_n[0] = records, ev_n[1] = dropped
+    "ev", "ev_n",
+])
+
+PCP_COUNT, PCP_HIGH, PCP_BATCH, PCP_HIGH_MIN, PCP_HIGH_MAX, PCP_ALLOC_FACTOR, \
+    PCP_FREE_COUNT, PCP_FLAGS = range(8)
+PCPF_PREV_FREE_HIGH_ORDER = 0x1
+CUR_CPU, CUR_CLOCK = 0, 1
+
+
+def bytes_per_page():
+    """State bytes per 4 KiB page (the per-pfn arrays; per-pageblock adds 3/512)."""
+    return 4 + 4 + 1 + 1 + 1
+
+
+def new_mem(nr_pfns, nr_cpus, ev_capacity=0):
+    """Allocate an empty machine state for pfns [0, nr_pfns)."""
+    if nr_pfns >= 2 ** 31:
+        raise ValueError("more than 2^31 pfns (8 TiB) is not supported")
+    nr_pb = (nr_pfns + (1 << pageblock_order) - 1) >> pageblock_order
+    Z, O, T = MAX_NR_ZONES, NR_PAGE_ORDERS, MIGRATE_TYPES
+    return Mem(
+        pg_next=np.full(nr_pfns, -1, np.int32),
+        pg_prev=np.full(nr_pfns, -1, np.int32),
+        pg_order=np.full(nr_pfns, -1, np.int8),
+        pg_flags=np.zeros(nr_pfns, np.uint8),
+        pg_owner=np.zeros(nr_pfns, np.uint8),
+        pb_mt=np.zeros(nr_pb, np.uint8),
+        pb_flags=np.zeros(nr_pb, np.uint8),
+        pb_zone=np.full(nr_pb, -1, np.int8),
+        zone_start=np.zeros(Z, np.int64),
+        zone_end=np.zeros(Z, np.int64),
+        fa_head=np.full((Z, O, T), -1, np.int64),
+        fa_tail=np.full((Z, O, T), -1, np.int64),
+        fa_nr=np.zeros((Z, O, T), np.int64),
+        nr_free=np.zeros((Z, O), np.int64),
+        zstat=np.zeros((Z, len(ZSTAT_NAMES)), np.int64),
+        lowmem_reserve=np.zeros((Z, Z), np.int64),
+        pcp_head=np.full((Z, nr_cpus, NR_PCP_LISTS), -1, np.int64),
+        pcp_tail=np.full((Z, nr_cpus, NR_PCP_LISTS), -1, np.int64),
+        pcp=np.zeros((Z, nr_cpus, 8), np.int64),
+        vm=np.zeros(len(VMSTAT_NAMES), np.int64),
+        sim=np.zeros(len(SIMSTAT_NAMES), np.int64),
+        fb_stat=np.zeros((3, T, T), np.int64),   # [claim|steal|claim_whole, start_mt, fallback_mt]
+        cfg=np.zeros(len(CFG_NAMES), np.int64),
+        cur=np.zeros(4, np.int64),
+        ev=np.zeros((max(ev_capacity, 1), EV_WIDTH), np.int64),
+        ev_n=np.zeros(2, np.int64),
+    )

@@ -1,0 +1,36 @@
+"""Recording of kmem tracepoints into the machine's event log.
+
+Mirrors the ``trace_mm_page_*`` calls of mm/page_alloc.c; rendering to
+ftrace text is done outside compiled code (spbsim.observe.tracefmt).
+"""
+from .jit import njit, njit_inline
+from .state import CFG, CUR_CLOCK, CUR_CPU, EV
+
+_CFG_TRACE = CFG["trace"]
+EV_ALLOC = EV["mm_page_alloc"]
+EV_FREE = EV["mm_page_free"]
+EV_ZONE_LOCKED = EV["mm_page_alloc_zone_locked"]
+EV_PCPU_DRAIN = EV["mm_page_pcpu_drain"]
+EV_EXTFRAG = EV["mm_page_alloc_extfrag"]
+
+
+@njit_inline
+def trace_event(m, kind, pfn, order, a, b, c, d):
+    """Append one record if tracing is on; count drops when the log is full."""
+    if m.cfg[_CFG_TRACE] == 0:
+        return
+    n = m.ev_n[0]
+    if n >= m.ev.shape[0]:
+        m.ev_n[1] += 1
+        return
+    row = m.ev[n]
+    row[0] = kind
+    row[1] = m.cur[CUR_CLOCK]
+    row[2] = m.cur[CUR_CPU]
+    row[3] = pfn
+    row[4] = order
+    row[5] = a
+    row[6] = b
+    row[7] = c
+    row[8] = d
+    m.ev_n[0] = n + 1
