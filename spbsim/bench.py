@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from .mm.jit import njit
+from .mm.jit import njit, njit_inline
 from .mm.page_alloc import alloc_pages, free_pages
 
 __all__ = ["run_one", "main", "bench_stream"]
@@ -26,20 +26,31 @@ _GFP_KERNEL = 0xCC0
 _GFP_RECLAIMABLE = 0x10
 
 
-@njit
-def _sample_order(cum):
-    if np.random.random() < 0.7:
+@njit_inline
+def _rand(rng):
+    """xorshift64* (Vigna): a fast deterministic generator; returns [0, 1)."""
+    x = rng[0]
+    x ^= x >> np.uint64(12)
+    x ^= x << np.uint64(25)
+    x ^= x >> np.uint64(27)
+    rng[0] = x
+    return ((x * np.uint64(2685821657736338717)) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit_inline
+def _sample_order(rng, cum):
+    if _rand(rng) < 0.7:
         return 0
-    u = np.random.random()
+    u = _rand(rng)
     for k in range(cum.shape[0]):
         if u < cum[k]:
             return k + 1
     return cum.shape[0]
 
 
-@njit
-def _sample_gfp():
-    u = np.random.random()
+@njit_inline
+def _sample_gfp(rng):
+    u = _rand(rng)
     if u < 0.80:
         return 0x100CCA
     if u < 0.95:
@@ -48,12 +59,12 @@ def _sample_gfp():
 
 
 @njit
-def bench_stream(m, n_ops, seed, target, ncpu, live_pfn, live_order, state, cum):
+def bench_stream(m, n_ops, rng, target, ncpu, live_pfn, live_order, state, cum):
     """Run ``n_ops`` operations (n_ops < 0: fill until ``target`` pages are used).
 
-    state = [nlive, used_pages, allocs, frees, failures]; live_* hold the blocks.
+    state = [nlive, used_pages, allocs, frees, failures]; live_* hold the
+    blocks; rng = the generator's uint64 state (see seed_rng).
     """
-    np.random.seed(seed)
     nlive = state[0]
     used = state[1]
     i = 0
@@ -64,10 +75,10 @@ def bench_stream(m, n_ops, seed, target, ncpu, live_pfn, live_order, state, cum)
         elif used >= target:
             break
         i += 1
-        cpu = np.random.randint(0, ncpu)
+        cpu = int(_rand(rng) * ncpu)
         if used < target or nlive == 0:
-            order = _sample_order(cum)
-            gfp = _sample_gfp()
+            order = _sample_order(rng, cum)
+            gfp = _sample_gfp(rng)
             pfn = alloc_pages(m, order, gfp, cpu, 3)
             state[2] += 1
             if pfn < 0:
@@ -80,7 +91,7 @@ def bench_stream(m, n_ops, seed, target, ncpu, live_pfn, live_order, state, cum)
             nlive += 1
             used += 1 << order
         else:
-            j = np.random.randint(0, nlive)
+            j = int(_rand(rng) * nlive)
             pfn = live_pfn[j]
             order = live_order[j]
             nlive -= 1
@@ -92,6 +103,13 @@ def bench_stream(m, n_ops, seed, target, ncpu, live_pfn, live_order, state, cum)
     state[0] = nlive
     state[1] = used
     return i
+
+
+def seed_rng(seed):
+    """Generator state for a seed (splitmix64 of the seed; never zero)."""
+    x = (int(seed) * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) & (2**64 - 1)
+    x ^= x >> 31
+    return np.array([x or 1], np.uint64)
 
 
 def _order_cdf():
@@ -115,11 +133,11 @@ def run_one(memory="4G", n_ops=10_000_000, seed=1, cpus=4, policy="stock", occup
     state = np.zeros(5, np.int64)
     cum = _order_cdf()
     t1 = time.perf_counter()
-    fill_ops = bench_stream(m, -1, seed, target, cpus, live_pfn, live_order, state, cum)
+    fill_ops = bench_stream(m, -1, seed_rng(seed), target, cpus, live_pfn, live_order, state, cum)
     t_fill = time.perf_counter() - t1
     state[2:] = 0
     t2 = time.perf_counter()
-    bench_stream(m, n_ops, seed + 1, target, cpus, live_pfn, live_order, state, cum)
+    bench_stream(m, n_ops, seed_rng(seed + 1), target, cpus, live_pfn, live_order, state, cum)
     t_run = time.perf_counter() - t2
     if check:
         mach.check()
@@ -141,7 +159,7 @@ def _warm():
     from .machine import Machine
     m = Machine("1G", cpus=1, early_unmovable=0)
     st = np.zeros(5, np.int64)
-    bench_stream(m.mem, 1000, 0, 1000, 1, np.empty(2000, np.int64), np.empty(2000, np.int8), st,
+    bench_stream(m.mem, 1000, seed_rng(0), 1000, 1, np.empty(2000, np.int64), np.empty(2000, np.int8), st,
                  _order_cdf())
 
 

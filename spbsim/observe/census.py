@@ -1,0 +1,77 @@
+"""Block census and huge-page availability, computed from pageblock state.
+
+"Free now" counts naturally aligned ranges that are entirely free buddy
+memory; "obtainable" counts ranges that ideal compaction could empty: every
+pageblock present and holding no unmovable or reclaimable content
+(PB_has_unmovable/PB_has_reclaimable clear) and no reserved pages — the
+"movable_order" census of the Contiguitas drgn scripts, at pageblock
+granularity.  The PB_has_* bits are sticky until a block is entirely free,
+so "obtainable" is conservative, as the SPB series' own counters are.
+"""
+import numpy as np
+
+from ..mm.buddy import migratetype_to_has_bit
+
+from ..mm.const import (MIGRATE_MOVABLE, MIGRATE_TYPES, MIGRATETYPE_NAMES,
+                        PB_all_free, PB_has_mask, PB_has_reclaimable, PB_has_unmovable,
+                        PG_reserved, SUPERPAGEBLOCK_NR_PAGEBLOCKS,
+                        pageblock_nr_pages)
+
+__all__ = ["pageblock_census", "hugepage_availability", "reserved_pageblocks"]
+
+_NON_MOVABLE = PB_has_unmovable | PB_has_reclaimable
+
+
+def reserved_pageblocks(mem):
+    """Boolean per pageblock: holds at least one memblock-reserved page."""
+    npb = mem.pb_mt.size
+    flags = mem.pg_flags
+    pad = npb * pageblock_nr_pages - flags.size
+    res = (flags & PG_reserved) != 0
+    if pad:
+        res = np.concatenate([res, np.zeros(pad, bool)])
+    return res.reshape(npb, pageblock_nr_pages).any(axis=1)
+
+
+def pageblock_census(mem):
+    """Pageblocks by migratetype and content (Weiner's 2023 census classes).
+
+    Returns {type: {"total", "free", "pure", "polluted"}} where polluted means
+    the block holds content of another mobility class (e.g. unmovable pages in
+    a MOVABLE block), and pure means used but not polluted.
+    """
+    present = mem.pb_zone >= 0
+    mt = mem.pb_mt
+    fl = mem.pb_flags
+    out = {}
+    for t in range(MIGRATE_TYPES):
+        sel = present & (mt == t)
+        own = migratetype_to_has_bit(t)
+        free = sel & ((fl & PB_all_free) != 0)
+        foreign = sel & ~free & ((fl & (PB_has_mask & ~own)) != 0)
+        out[MIGRATETYPE_NAMES[t]] = {"total": int(sel.sum()), "free": int(free.sum()),
+                                     "pure": int((sel & ~free & ~foreign).sum()),
+                                     "polluted": int(foreign.sum())}
+    return out
+
+
+def hugepage_availability(mem):
+    """2 MiB and 1 GiB ranges free now and obtainable by ideal compaction."""
+    present = mem.pb_zone >= 0
+    fl = mem.pb_flags
+    free = (fl & PB_all_free) != 0
+    movable_only = ((fl & _NON_MOVABLE) == 0) & ~reserved_pageblocks(mem)
+    # a 1 GiB range must be fully present and lie in one zone
+    per = SUPERPAGEBLOCK_NR_PAGEBLOCKS
+    nz = mem.pb_zone
+    n = nz.size // per
+    zone_ok = (nz[: n * per].reshape(n, per) == nz[: n * per].reshape(n, per)[:, :1]).all(axis=1)
+    whole = present[: n * per].reshape(n, per).all(axis=1) & zone_ok
+    gb_free = free[: n * per].reshape(n, per).all(axis=1) & whole
+    gb_obt = movable_only[: n * per].reshape(n, per).all(axis=1) & whole
+    return {
+        "2m_free": int((free & present).sum()),
+        "2m_obtainable": int((movable_only & present).sum()),
+        "1g_free": int(gb_free.sum()),
+        "1g_obtainable": int(gb_obt.sum()),
+    }
