@@ -18,6 +18,7 @@ import numpy as np
 
 from .mm.jit import njit, njit_inline
 from .mm.page_alloc import alloc_pages, free_pages
+from .mm.state import ZS_MANAGED
 
 __all__ = ["run_one", "main", "bench_stream"]
 
@@ -125,7 +126,7 @@ def run_one(memory="4G", n_ops=10_000_000, seed=1, cpus=4, policy="stock", occup
     mach = Machine(memory=memory, cpus=cpus, seed=seed)
     t_build = time.perf_counter() - t0
     m = mach.mem
-    managed = int(sum(m.zstat[z, 9] for z in range(m.zstat.shape[0])))
+    managed = int(m.zstat[:, ZS_MANAGED].sum())
     target = int(managed * occupancy)
     cap = target + 16
     live_pfn = np.empty(cap, np.int64)

@@ -84,7 +84,8 @@ def run(memory, cpus, version, defrag_mode, watermark_boost_factor, seed, policy
     if trace_n:
         from .observe.tracefmt import format_ev_log
         with open(f"{out_dir}/trace.txt", "w") as f:
-            f.write(format_ev_log(mach.trace_records()))
+            for line in format_ev_log(mach.trace_records()):
+                f.write(line + "\n")
     _print_summary(mach, summary, out_dir)
     if info["interrupted"]:
         click.echo("interrupted: results so far were written", err=True)
@@ -92,11 +93,11 @@ def run(memory, cpus, version, defrag_mode, watermark_boost_factor, seed, policy
 
 
 def _note_first_compile():
-    """numba caches compiled code next to the package; say so when none exists yet."""
-    import glob
-    import os
-    here = os.path.join(os.path.dirname(__file__), "mm", "__pycache__")
-    if not glob.glob(os.path.join(here, "*.nbi")):
+    """numba caches compiled code; say so when none exists yet for this source."""
+    from pathlib import Path
+
+    from .mm.jit import cache_dir
+    if not any(Path(cache_dir()).rglob("*.nbi")):
         click.echo("spbsim: first run: compiling the allocator with numba "
                    "(a few minutes, cached afterwards)...", err=True)
 

@@ -76,7 +76,7 @@ def pageblock_set_has(m, pfn, order, mt):
         nr = 1 << (order - pageblock_order)
     for i in range(nr):
         f = m.pb_flags[pb + i]
-        m.pb_flags[pb + i] = (f | bit) & ~PB_all_free
+        m.pb_flags[pb + i] = (f | bit) & (0xFF ^ PB_all_free)
 
 
 @njit_inline
@@ -89,7 +89,7 @@ def mark_pageblock_free(m, pb):
     Returns the block's (possibly new) migratetype.
     """
     f = m.pb_flags[pb]
-    m.pb_flags[pb] = (f & ~PB_has_mask) | PB_all_free
+    m.pb_flags[pb] = (f & (0xFF ^ PB_has_mask)) | PB_all_free
     mt = m.pb_mt[pb]
     if m.cfg[_CFG_RELABEL] != 0 and (mt == MIGRATE_UNMOVABLE or mt == MIGRATE_RECLAIMABLE
                                      or mt == MIGRATE_HIGHATOMIC):
@@ -171,7 +171,7 @@ def add_to_free_list(m, pfn, z, order, mt, tail):
 def del_page_from_free_list(m, pfn, z, order, mt):
     """__del_page_from_free_list() + account_freepages()."""
     _unlink(m, pfn, z, order, mt)
-    m.pg_flags[pfn] &= ~PG_buddy
+    m.pg_flags[pfn] &= 0xFF ^ PG_buddy
     m.nr_free[z, order] -= 1
     account_freepages(m, z, -(1 << order), mt, order)
 

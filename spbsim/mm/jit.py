@@ -4,13 +4,54 @@
 a namedtuple of arrays owned by Python; with numba's reference counting on,
 every ``m.field`` access inside a loop costs an atomic incref/decref pair,
 which measured 10x slower on the allocation path.  Without NRT, compiled
-code must not allocate arrays (none of the machine model does).  With ``NUMBA_DISABLE_JIT=1`` numba
-runs the very same functions as plain Python (slow, but debuggable and used
-by a test that cross-checks both executions).
+code must not allocate arrays (none of the machine model does).
+
+With ``NUMBA_DISABLE_JIT=1`` numba runs the very same functions as plain
+Python (slow, but debuggable; a test cross-checks both executions).
+
+Cache: numba keys a cached function on its own file only, but the hot path
+inlines functions across the files of spbsim/mm.  So the cache directory is
+named after a hash of those files (and the numba version): editing any of
+them recompiles everything, never a stale mix.  Modules outside spbsim/mm
+that inline the hot path (bench.py) are covered because the directory
+changes with it; their own edits are caught by numba's per-file check.
 """
+import hashlib
+import os
+from pathlib import Path
+
+import numba
 from numba import njit as _njit
 
-__all__ = ["njit", "njit_inline"]
+__all__ = ["njit", "njit_inline", "cache_dir"]
+
+
+def _source_hash():
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha1(numba.__version__.encode())
+    for p in sorted(here.glob("*.py")):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_dir():
+    """Where compiled code is cached: $NUMBA_CACHE_DIR (or the package, or
+    ~/.cache/spbsim when the package is read-only) / spbsim-<source hash>."""
+    base = os.environ.get("NUMBA_CACHE_DIR")
+    if not base:
+        pkg = Path(__file__).resolve().parents[1] / "__numba_cache__"
+        try:
+            pkg.mkdir(exist_ok=True)
+            base = str(pkg) if os.access(pkg, os.W_OK) else None
+        except OSError:
+            base = None
+        if not base:
+            base = os.path.join(os.path.expanduser("~"), ".cache", "spbsim")
+    return os.path.join(base, "spbsim-" + _source_hash())
+
+
+numba.config.CACHE_DIR = cache_dir()
 
 
 def njit(fn):

@@ -77,7 +77,7 @@ def _pcp_del(m, z, cpu, pindex, pfn):
         m.pcp_tail[z, cpu, pindex] = p
     m.pg_next[pfn] = -1
     m.pg_prev[pfn] = -1
-    m.pg_flags[pfn] &= ~PG_pcp
+    m.pg_flags[pfn] &= 0xFF ^ PG_pcp
 
 
 @njit_inline

@@ -1,0 +1,40 @@
+"""Build precise allocator states by hand, for experiments and tests.
+
+Typical use: ``exhaust`` a machine with order-0 movable pages, then ``free``
+chosen pages to lay out exactly the free lists a rule needs.
+"""
+import numpy as np
+
+from . import gfp as G
+from .state import ZS_BOOST, ZS_MANAGED, ZS_WMARK_MIN
+
+__all__ = ["zero_watermarks", "exhaust", "free_pages_range"]
+
+
+def zero_watermarks(mach):
+    """Watermarks, boost and lowmem_reserve to 0: every free page is usable."""
+    m = mach.mem
+    m.zstat[:, ZS_WMARK_MIN:ZS_WMARK_MIN + 4] = 0
+    m.zstat[:, ZS_BOOST] = 0
+    m.lowmem_reserve[:] = 0
+
+
+def exhaust(mach, gfp=G.GFP_HIGHUSER_MOVABLE, order=0, cpu=0):
+    """Allocate ``order`` blocks until the allocator fails; return their pfns.
+
+    Call ``zero_watermarks`` first to take every page; with pcp lists on,
+    pages parked on other cpus' lists stay free-but-unusable.
+    """
+    managed = int(mach.mem.zstat[:, ZS_MANAGED].sum())
+    n = (managed >> order) + 64
+    out = mach.run_ops(np.full(n, order), gfp, cpu=cpu)
+    return out[out >= 0]
+
+
+def free_pages_range(mach, start, count, order=0, cpu=0):
+    """Free ``count`` blocks of ``order`` at start, start + 2^order, ..."""
+    pfns = start + (np.arange(count, dtype=np.int64) << order)
+    res = mach.run_ops(np.full(count, order), 0, pfns=pfns, cpu=cpu)
+    if (res != 0).any():
+        bad = int(pfns[np.argmax(res != 0)])
+        raise ValueError(f"free_pages_range: pfn {bad:#x} was not allocated with order {order}")

@@ -1,0 +1,138 @@
+"""Zone setup (watermarks, lowmem_reserve, pcp batch/high) against the 6.12
+oracle's numbers, and the per-cpu list behaviour of §2.5."""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spbsim import Machine
+from spbsim.mm import gfp as G
+from spbsim.mm.const import MIGRATE_MOVABLE, NR_PCP_LISTS, ZONE_DMA32
+from spbsim.mm.pcp import order_to_pindex
+from spbsim.mm.state import PCP_BATCH, PCP_COUNT, PCP_HIGH, ZSTAT, new_mem
+from spbsim.mm.zone_setup import (setup_pcp, setup_per_zone_lowmem_reserve,
+                                  setup_per_zone_wmarks, zone_batchsize)
+
+
+def oracle_dir():
+    d = os.environ.get("SPBSIM_ORACLE") or str(Path(__file__).resolve().parents[2] / "shared" / "oracle")
+    run = Path(d) / "run1-mixed-s1"
+    if not (run / "manifest.json").exists():
+        pytest.skip(f"oracle recordings not found at {d}")
+    return run
+
+
+def oracle_zones():
+    return json.loads((oracle_dir() / "manifest.json").read_text())["machine"]["zones"]
+
+
+def mem_with_managed(managed):
+    m = new_mem(1 << 20, 2)
+    for z, v in enumerate(managed):
+        m.zstat[z, ZSTAT["managed"]] = v
+    return m
+
+
+def test_watermarks_and_lowmem_reserve_match_the_oracle_kernel():
+    """__setup_per_zone_wmarks and setup_per_zone_lowmem_reserve with the oracle's
+    managed pages and min_free_kbytes reproduce its zoneinfo.  The Normal zone
+    matches exactly; DMA/DMA32 min within 1 page (their managed count moved after
+    the watermarks were computed at boot: DMA32 min is 5199 for 5200 here)."""
+    zones = oracle_zones()
+    m = mem_with_managed([z["managed"] for z in zones])
+    setup_per_zone_wmarks(m, 67584, 10)
+    setup_per_zone_lowmem_reserve(m)
+    for i, z in enumerate(zones):
+        got_min = int(m.zstat[i, ZSTAT["wmark_min"]])
+        assert abs(got_min - z["min"]) <= (0 if z["zone"] == "Normal" else 1), z["zone"]
+        # the gap rule, applied to the kernel's own min, gives its low and high exactly
+        gap = max(z["min"] >> 2, z["managed"] * 10 // 10000)
+        assert (z["low"], z["high"]) == (z["min"] + gap, z["min"] + 2 * gap)
+        if z["zone"] == "Normal":
+            assert (int(m.zstat[i, ZSTAT["wmark_low"]]), int(m.zstat[i, ZSTAT["wmark_high"]])) \
+                == (z["low"], z["high"])
+        assert list(m.lowmem_reserve[i]) == z["lowmem_reserve"][:3]
+
+
+def test_pcp_batch_and_high_min_match_the_oracle_kernel():
+    """zone_batchsize(): DMA32 31, Normal 63; high_min = low watermark split over
+    the 2 cpus (the oracle's DMA32 cpu0 high 3249 is exactly high_min)."""
+    zones = oracle_zones()
+    assert zone_batchsize(zones[1]["managed"]) == zones[1]["pcp"][0]["batch"] == 31
+    assert zone_batchsize(zones[2]["managed"]) == zones[2]["pcp"][0]["batch"] == 63
+    m = mem_with_managed([z["managed"] for z in zones])
+    setup_per_zone_wmarks(m, 67584, 10)
+    setup_pcp(m, 2)
+    assert m.pcp[1, 0, PCP_HIGH] == m.zstat[1, ZSTAT["wmark_low"]] // 2
+    assert abs(int(m.pcp[1, 0, PCP_HIGH]) - zones[1]["pcp"][0]["high"]) <= 1   # 3249
+
+
+def test_default_min_free_kbytes_includes_the_thp_recommendation():
+    """khugepaged: 11 pageblocks per populated zone (3 zones -> 67584 kB), as the
+    oracle's 1.5 GiB guest shows."""
+    m = Machine("1536M", low_memory="512M", cpus=1, early_unmovable=0)
+    assert m.min_free_kbytes == 67584
+
+
+def pcp_machine():
+    return Machine("1G", cpus=2, early_unmovable=0, watermark_boost_factor=0)
+
+
+def test_pcp_refill_takes_a_batch_and_serves_from_the_head():
+    """rmqueue_pcplist(): an empty list is refilled with nr_pcp_alloc() blocks
+    appended in physical order; allocations take the head."""
+    m = pcp_machine()
+    z = ZONE_DMA32
+    pi = order_to_pindex(MIGRATE_MOVABLE, 0)
+    p1 = m.alloc(0, G.GFP_HIGHUSER_MOVABLE, cpu=0)
+    batch = int(m.mem.pcp[z, 0, PCP_BATCH])
+    cnt = int(m.mem.pcp[z, 0, PCP_COUNT])
+    assert cnt == batch - 1          # first refill: batch << alloc_factor(0) = batch
+    p2 = m.alloc(0, G.GFP_HIGHUSER_MOVABLE, cpu=0)
+    assert p2 == p1 + 1              # the refilled list is in physical order
+    assert m.mem.pcp_head[z, 0, pi] == p1 + 2
+    # pcp pages are not free in buddyinfo / NR_FREE_PAGES
+    free = int(m.mem.zstat[z, ZSTAT["nr_free_pages"]])
+    assert free == int(m.mem.zstat[z, ZSTAT["managed"]]) - batch
+    m.check()
+
+
+def test_pcp_free_goes_to_the_head_and_drains_at_high():
+    """free_unref_page_commit(): frees are parked at the list head; when count
+    reaches high, free_pcppages_bulk() returns the oldest (tail) pages."""
+    m = pcp_machine()
+    z = ZONE_DMA32
+    n = 20000
+    pfns = m.run_ops(np.zeros(n, np.int64), G.GFP_HIGHUSER_MOVABLE, cpu=0)
+    high = int(m.mem.pcp[z, 1, PCP_HIGH])
+    assert n > high
+    m.free(int(pfns[0]), 0, cpu=1)
+    assert m.mem.pcp_head[z, 1, order_to_pindex(MIGRATE_MOVABLE, 0)] == pfns[0]
+    m.run_ops(np.zeros(n - 1, np.int64), 0, pfns=pfns[1:], cpu=1)
+    assert m.sim_counters()["sim_pcp_drain_blocks"] > 0
+    assert m.mem.pcp[z, 1, PCP_COUNT] <= m.mem.pcp[z, 1, PCP_HIGH]
+    # the oldest frees were drained first: pfns[0] (freed first) is back in the buddy
+    assert m.mem.pg_flags[pfns[0]] & 0x04 == 0
+    m.check()
+    m.drain_pcp()
+    assert m.mem.pcp[:, :, PCP_COUNT].sum() == 0
+    m.check()
+
+
+def test_thp_order_uses_its_own_pcp_list():
+    m = pcp_machine()
+    p = m.alloc(9, G.GFP_TRANSHUGE_LIGHT, cpu=0)
+    assert p is not None and p % 512 == 0
+    m.free(p, 9, cpu=0)
+    assert m.mem.pcp_head[ZONE_DMA32, 0, NR_PCP_LISTS - 1] == p
+    m.check()
+
+
+def test_no_pcp_means_direct_buddy():
+    m = Machine("1G", cpus=1, pcp=False, early_unmovable=0)
+    p = m.alloc(0, G.GFP_KERNEL)
+    assert m.mem.pcp[:, :, PCP_COUNT].sum() == 0
+    m.free(p)
+    m.check()
