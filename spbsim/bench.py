@@ -17,7 +17,8 @@ import time
 import numpy as np
 
 from .mm.jit import njit, njit_inline
-from .mm.page_alloc import alloc_pages, free_pages
+from .mm.page_alloc import alloc_pages
+from .mm.page_free import free_pages
 from .mm.state import ZS_MANAGED
 
 __all__ = ["run_one", "main", "bench_stream"]

@@ -31,44 +31,154 @@ def cli():
 
 
 @cli.command()
+@click.argument("scenario", default="devvm-256g")
+@click.option("--policy", default=None, help="stock (spb presets: issue #4); default: the scenario's")
+@click.option("--memory", default=None, help="override the scenario's memory size (1G..4T)")
+@click.option("--seed", default=None, type=int, help="override the scenario's seed")
+@click.option("--duration", default=None, help="override the simulated duration, e.g. 60s")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="override any scenario key, e.g. source.pagecache.rate=100MB/s")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="results directory (default results/<scenario>)")
+@click.option("--check", is_flag=True, help="run the DEBUG_VM checker after every tick (slow)")
+@click.option("--list", "list_only", is_flag=True, help="list the built-in scenarios and exit")
+def run(scenario, policy, memory, seed, duration, sets, out_dir, check, list_only):
+    """Run a scenario (a built-in name or a .toml file) and print a summary.
+
+    Writes OUT/timeseries.parquet, summary.json, params.json, scenario.toml
+    and proc/ snapshots in kernel format.  Ctrl-C stops early and keeps a
+    valid results directory.
+    """
+    from tqdm import tqdm
+
+    from .engine.run import Simulation
+    from .results import ResultsWriter
+    from .scenario import builtin_scenarios, load_scenario
+    if list_only:
+        for name, path in sorted(builtin_scenarios().items()):
+            click.echo(f"{name:20s} {path}")
+        return
+    overrides = {}
+    for item in sets:
+        if "=" not in item:
+            raise SpbsimError(f"--set {item!r}: expected KEY=VALUE")
+        k, v = item.split("=", 1)
+        overrides[k.strip()] = v.strip()
+    if memory is not None:
+        overrides["scenario.memory"] = memory
+    if seed is not None:
+        overrides["scenario.seed"] = str(seed)
+    if duration is not None:
+        overrides["scenario.duration"] = duration
+    if policy is not None:
+        overrides["scenario.policy"] = policy
+    sc = load_scenario(scenario, overrides or None)
+    out_dir = out_dir or f"results/{sc.name}"
+    _note_first_compile()
+    sim = Simulation(sc, check=check)
+    click.echo(f"spbsim: {sc.name}: {sc.memory}, {sc.cpus} cpus, policy {sim.policy}, "
+               f"kernel {sc.kernel_version}, {sc.duration_s:g} s simulated, seed {sc.seed}",
+               err=True)
+    text = open(sc.path).read() if sc.path else None
+    params = {"scenario": sc.name, "policy": sim.policy, "seed": sc.seed, "memory": sc.memory,
+              "overrides": overrides, "version": _version()}
+    with ResultsWriter(out_dir, params, text) as w:
+        sim.writer = w
+        bar = tqdm(total=round(sc.duration_s, 3), unit="s", desc=sc.name, file=sys.stderr,
+                   disable=None, bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f} s simulated "
+                                            "[{elapsed}<{remaining}{postfix}]")
+
+        def progress(t, total, n):
+            bar.n = round(t, 3)
+            bar.set_postfix_str(f"{n / 1e6:.1f} M requests", refresh=False)
+            bar.refresh()
+
+        sim.progress = progress
+        summary = sim.run()
+        bar.close()
+        for name in ("buddyinfo", "pagetypeinfo", "vmstat", "zoneinfo", "unusable_index",
+                     "extfrag_index"):
+            w.write_text(f"proc/{name}", getattr(sim.machine, name)())
+        w.close(summary, complete=not summary["interrupted"])
+    _print_run_summary(sim.machine, summary, out_dir)
+    if summary["interrupted"]:
+        click.echo("interrupted: the results so far were written", err=True)
+        sys.exit(130)
+
+
+def _version():
+    from . import __version__
+    return __version__
+
+
+def _print_run_summary(mach, s, out_dir):
+    hp = s["hugepages"]
+    click.echo(mach.buddyinfo(), nl=False)
+    click.echo()
+    click.echo(mach.pagetypeinfo().split("\n\n")[-1].rstrip("\n"))
+    click.echo()
+    vm = s["vmstat"]
+    click.echo(f"requests        {s['requests']:>12,}  in {s['wall_s']:.1f} s "
+               f"({(s['requests_per_s'] or 0) / 1e6:.2f} M/s), {s['simulated_s']:g} s simulated")
+    click.echo(f"1 GB pages      {hp['1g_free']:>12,} free now, {hp['1g_obtainable']:,} obtainable "
+               f"by compaction (of {mach.geometry.memory >> 30} GB)")
+    g = s["hugetlb_1g"]
+    if g["attempts"]:
+        click.echo(f"hugetlb 1 GB    {g['success']:>12,} of {g['attempts']:,} requests succeeded, "
+                   f"{g['migrated_pages']:,} pages migrated for them")
+    click.echo(f"2 MB blocks     {hp['2m_free']:>12,} free now, {hp['2m_obtainable']:,} obtainable")
+    cen = s["census"]
+    pol = sum(v["polluted"] for v in cen.values())
+    click.echo(f"pageblocks      {sum(v['total'] for v in cen.values()):>12,} total, "
+               f"{pol:,} polluted (mixed mobility), {cen['Movable']['polluted']:,} of them Movable")
+    if s["thp_fault_success_rate"] is not None:
+        click.echo(f"THP faults      {vm['thp_fault_alloc']:>12,} ok, {vm['thp_fault_fallback']:,} "
+                   f"fell back ({100 * s['thp_fault_success_rate']:.1f} % success)")
+    click.echo(f"reclaim         {vm['pgsteal_kswapd']:>12,} pages by kswapd, "
+               f"{vm['pgsteal_direct']:,} direct, allocstalls "
+               f"{sum(vm[k] for k in vm if k.startswith('allocstall'))}")
+    click.echo(f"compaction      {vm['pgmigrate_success']:>12,} pages migrated, stalls "
+               f"{vm['compact_stall']:,} (success {vm['compact_success']:,}, "
+               f"fail {vm['compact_fail']:,}), kcompactd wakeups {vm['compact_daemon_wake']:,}")
+    sim = s["sim"]
+    click.echo(f"fallbacks       claims {sim['sim_claim_success']:,} "
+               f"(whole-block {sim['sim_claim_whole_block']:,}), steals {sim['sim_steal']:,}; "
+               f"allocation failures {sim['sim_alloc_fail']:,}")
+    click.echo(f"results in {out_dir}/")
+
+
+@cli.command()
 @_machine_options
-@click.option("--policy", default="stock", show_default=True,
-              help="placement policy (stock; spb presets are not built yet)")
 @click.option("--ops", default=20_000_000, show_default=True, type=int,
               help="alloc/free operations after filling memory")
 @click.option("--occupancy", default=0.9, show_default=True, type=float)
-@click.option("--out", "out_dir", default="results/default", show_default=True,
+@click.option("--out", "out_dir", default="results/churn", show_default=True,
               type=click.Path(file_okay=False), help="results directory")
 @click.option("--check", is_flag=True, help="run the DEBUG_VM checker after every batch")
 @click.option("--trace", "trace_n", default=0, type=int,
               help="also write the first N kmem tracepoint lines to trace.txt")
-def run(memory, cpus, version, defrag_mode, watermark_boost_factor, seed, policy, ops,
-        occupancy, out_dir, check, trace_n):
-    """Run the built-in mixed workload and print a summary.
+def churn(memory, cpus, version, defrag_mode, watermark_boost_factor, seed, ops,
+          occupancy, out_dir, check, trace_n):
+    """The benchmark's mixed stream without time: no reclaim, fill and churn.
 
-    The stream: 70% order-0 and orders 1-9 with halving probability; 80%
-    movable, 15% unmovable, 5% reclaimable; memory held at --occupancy.
+    70% order-0 and orders 1-9 with halving probability; 80% movable, 15%
+    unmovable, 5% reclaimable; memory held at --occupancy.
     """
     from tqdm import tqdm
 
     from .machine import Machine
     from .runner import run_mixed, summarize, write_results
-    if policy != "stock":
-        raise SpbsimError(f"--policy {policy!r}: only 'stock' is built so far "
-                          f"(the superpageblock allocator is issue #4)")
     if not 0.05 <= occupancy <= 0.99:
         raise SpbsimError(f"--occupancy {occupancy}: allowed 0.05 to 0.99")
     if ops < 0:
         raise SpbsimError(f"--ops {ops}: must be >= 0")
     params = dict(memory=memory, cpus=cpus, version=version, defrag_mode=defrag_mode,
-                  watermark_boost_factor=watermark_boost_factor, seed=seed, policy=policy,
-                  ops=ops, occupancy=occupancy)
+                  watermark_boost_factor=watermark_boost_factor, seed=seed, ops=ops,
+                  occupancy=occupancy)
     _note_first_compile()
     mach = Machine(memory=memory, cpus=cpus, version=version, defrag_mode=defrag_mode,
                    watermark_boost_factor=watermark_boost_factor, seed=seed,
                    trace=trace_n > 0, trace_capacity=max(trace_n, 1))
-    click.echo(f"spbsim: {memory} machine, policy {policy}, kernel {version}, {cpus} cpus, "
-               f"seed {seed}", err=True)
     bar = tqdm(total=ops, unit="op", unit_scale=True, desc="mixed stream", file=sys.stderr,
                disable=None)
     last = [0]

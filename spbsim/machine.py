@@ -22,9 +22,9 @@ from .mm.const import (KERNEL_VERSIONS, MAX_NR_ZONES, MAX_PAGE_ORDER,
                        PG_lru, PG_MT_SHIFT, PG_pcp, PG_reserved, ZONE_NAMES,
                        pageblock_nr_pages, pageblock_order)
 from .mm.debug_vm import VIOLATIONS, check_mem
-from .mm.geometry import build_geometry
-from .mm.page_alloc import (EFREE_NOT_ALLOCATED, EFREE_ORDER, EFREE_RANGE,
-                            batch_alloc_free, free_pages_memory)
+from .mm.geometry import build_geometry, parse_size
+from .mm.page_alloc import batch_alloc_free, free_pages_memory
+from .mm.page_free import EFREE_NOT_ALLOCATED, EFREE_ORDER, EFREE_RANGE
 from .mm.pcp import drain_all_pages
 from .mm.state import (CFG, EV_NAMES, SIMSTAT_NAMES, VMSTAT_NAMES, ZSTAT,
                        ZS_MANAGED, bytes_per_page, new_mem, PCP_BATCH,
@@ -78,7 +78,10 @@ class Machine:
                  watermark_scale_factor=10, pcp=True, early_unmovable=None,
                  trace=False, trace_capacity=1 << 20, seed=0, low_memory=None,
                  kernel_image="48M", memmap_bytes_per_page=64, firmware_reserved="1M",
-                 holes=(), reserved=(), relabel_free_pageblocks=False):
+                 holes=(), reserved=(), relabel_free_pageblocks=False, swap=True,
+                 reclaim=True, compaction=True, slab_free_ppm=20000,
+                 compaction_proactiveness=20, extfrag_threshold=500, obj_capacity=1,
+                 kswapd_rate="4G"):
         if not isinstance(cpus, (int, np.integer)) or not 1 <= cpus <= 256:
             raise ConfigError(f"cpus={cpus!r}: allowed 1 to 256")
         if str(version) not in KERNEL_VERSIONS:
@@ -93,7 +96,14 @@ class Machine:
                                        reserved=reserved)
         self.cpus = int(cpus)
         self.seed = int(seed)
-        self.mem = m = new_mem(self.geometry.nr_pfns, self.cpus, trace_capacity if trace else 0)
+        if not 0 <= int(slab_free_ppm) <= 1_000_000:
+            raise ConfigError(f"slab_free_ppm={slab_free_ppm!r}: allowed 0 to 1000000")
+        if not 0 <= int(compaction_proactiveness) <= 100:
+            raise ConfigError(f"compaction_proactiveness={compaction_proactiveness!r}: allowed 0 to 100")
+        if not 0 <= int(extfrag_threshold) <= 1000:
+            raise ConfigError(f"extfrag_threshold={extfrag_threshold!r}: allowed 0 to 1000")
+        self.mem = m = new_mem(self.geometry.nr_pfns, self.cpus, trace_capacity if trace else 0,
+                               obj_capacity)
         m.cfg[CFG["version"]] = KERNEL_VERSIONS[str(version)]
         m.cfg[CFG["defrag_mode"]] = 1 if defrag_mode else 0
         m.cfg[CFG["watermark_boost_factor"]] = int(watermark_boost_factor)
@@ -102,6 +112,14 @@ class Machine:
         m.cfg[CFG["trace"]] = 1 if trace else 0
         m.cfg[CFG["nofragment"]] = 1
         m.cfg[CFG["relabel_free_pageblocks"]] = 1 if relabel_free_pageblocks else 0
+        m.cfg[CFG["swap"]] = 1 if swap else 0
+        m.cfg[CFG["reclaim"]] = 1 if reclaim else 0
+        m.cfg[CFG["compaction"]] = 1 if compaction else 0
+        m.cfg[CFG["slab_free_ppm"]] = int(slab_free_ppm)
+        m.cfg[CFG["compaction_proactiveness"]] = int(compaction_proactiveness)
+        m.cfg[CFG["extfrag_threshold"]] = int(extfrag_threshold)
+        m.cfg[CFG["kswapd_rate"]] = parse_size(kswapd_rate, "kswapd_rate") >> 12
+        m.rng[0] = np.uint64((self.seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % (1 << 64) or 1)
         init_zones(m, self.geometry)
         if min_free_kbytes is None:
             min_free_kbytes = default_min_free_kbytes(m)
@@ -178,6 +196,44 @@ class Machine:
         batch_alloc_free(self.mem, orders, gfps, pfns, cpus, owners, out)
         return out
 
+    def alloc_contig_1g(self, owner=OWNER_API, cpu=0):
+        """alloc_contig_pages() of one 1 GB (SPB-aligned) range, as hugetlb does
+        for gigantic pages: zones from the highest, ranges from the lowest pfn
+        whose pages are all free or movable.  Returns (pfn, pages migrated) or
+        None."""
+        from .mm import gfp as G
+        from .mm.const import SUPERPAGEBLOCK_NR_PAGES, SUPERPAGEBLOCK_ORDER
+        from .mm.contig import alloc_contig_range, find_contig_1g
+        m = self.mem
+        for z in reversed(self.populated_zones()):
+            first = -(-int(m.zone_start[z]) >> SUPERPAGEBLOCK_ORDER)
+            last = int(m.zone_end[z]) >> SUPERPAGEBLOCK_ORDER
+            while first < last:
+                start = int(find_contig_1g(m, first, last))
+                if start < 0:
+                    break
+                moved = int(alloc_contig_range(m, start, SUPERPAGEBLOCK_NR_PAGES, int(owner),
+                                               self._cpu(cpu), G.GFP_HIGHUSER_MOVABLE))
+                if moved >= 0:
+                    return start, moved
+                first = (start >> SUPERPAGEBLOCK_ORDER) + 1
+        return None
+
+    def free_contig_1g(self, pfn, cpu=0):
+        """Free a range taken by alloc_contig_1g()."""
+        from .mm.const import SUPERPAGEBLOCK_NR_PAGES
+        from .mm.contig import free_contig_range
+        if self.mem.pg_order[pfn] != MAX_PAGE_ORDER or not self.mem.pg_flags[pfn] & PG_head:
+            raise FreeError(f"free_contig_1g: pfn {pfn:#x} is not a range from alloc_contig_1g")
+        free_contig_range(self.mem, int(pfn), SUPERPAGEBLOCK_NR_PAGES, self._cpu(cpu))
+
+    def compact_memory(self, cpu=0):
+        """/proc/sys/vm/compact_memory: full sync compaction of every zone."""
+        from .mm.compaction import compact_zone
+        from .mm.const import MIGRATE_MOVABLE
+        for z in self.populated_zones():
+            compact_zone(self.mem, z, -1, MIGRATE_MOVABLE, True, True, False, self._cpu(cpu))
+
     def drain_pcp(self):
         """drain_all_pages(): return every per-cpu page to the buddy lists."""
         drain_all_pages(self.mem)
@@ -204,9 +260,10 @@ class Machine:
     def checksum(self):
         """SHA-256 over the whole allocator state (determinism checks)."""
         h = hashlib.sha256()
-        for name in ("pg_next", "pg_prev", "pg_order", "pg_flags", "pg_owner", "pb_mt",
+        for name in ("pg_next", "pg_prev", "pg_order", "pg_flags", "pg_owner", "pg_obj", "pb_mt",
                      "pb_flags", "fa_head", "fa_tail", "fa_nr", "nr_free", "zstat",
-                     "pcp_head", "pcp_tail", "pcp", "vm", "sim"):
+                     "pcp_head", "pcp_tail", "pcp", "vm", "sim", "node", "lru_head",
+                     "lru_tail", "lru_pages", "owner_pages", "obj_pfn"):
             h.update(getattr(self.mem, name).tobytes())
         return h.hexdigest()
 

@@ -15,7 +15,7 @@ def run_cli(*args):
 
 def test_run_writes_results_and_summary(tmp_path):
     out = tmp_path / "res"
-    r = run_cli("run", "--memory", "2G", "--ops", "200000", "--out", str(out), "--check",
+    r = run_cli("churn", "--memory", "2G", "--ops", "200000", "--out", str(out), "--check",
                 "--trace", "100")
     assert r.returncode == 0, r.stderr
     assert "1 GB pages" in r.stdout and "Node 0, zone" in r.stdout
@@ -33,17 +33,35 @@ def test_run_writes_results_and_summary(tmp_path):
 def test_same_seed_same_results(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for d in (a, b):
-        assert run_cli("run", "--memory", "1G", "--ops", "50000", "--out", str(d)).returncode == 0
+        assert run_cli("churn", "--memory", "1G", "--ops", "50000", "--out", str(d)).returncode == 0
     for name in ("buddyinfo", "pagetypeinfo", "vmstat"):
         assert (a / "proc" / name).read_bytes() == (b / "proc" / name).read_bytes()
 
 
+def test_run_a_scenario_writes_a_loadable_results_directory(tmp_path):
+    from spbsim.results import load
+    out = tmp_path / "kb"
+    r = run_cli("run", "kbuild", "--duration", "20s", "--out", str(out), "--set",
+                "scenario.sample_interval=2s")
+    assert r.returncode == 0, r.stderr
+    assert "1 GB pages" in r.stdout and "reclaim" in r.stdout
+    res = load(out)
+    assert res.complete and res.summary["scenario"] == "kbuild"
+    ts = res.timeseries
+    assert len(ts) == 11 and ts["t_s"].iloc[-1] == 20.0
+    assert (ts["free_pages"] > 0).all()
+    assert "Node 0, zone" in res.proc["buddyinfo"]
+
+
 @pytest.mark.parametrize("args, msg", [
-    (["run", "--memory", "3Q"], "invalid memory size '3Q'"),
+    (["run", "--memory", "3Q"], "scenario.memory: expected a size like '8G'"),
     (["run", "--memory", "8T"], "out of range"),
-    (["run", "--policy", "spb:v1"], "--policy"),
-    (["run", "--occupancy", "2"], "--occupancy"),
-    (["run", "--cpus", "0"], "cpus"),
+    (["run", "--policy", "spb:v1"], "policy"),
+    (["run", "nosuchscenario"], "nosuchscenario"),
+    (["run", "kbuild", "--set", "source.pagecache.rate=abc"], "source"),
+    (["churn", "--memory", "3Q"], "invalid memory size '3Q'"),
+    (["churn", "--occupancy", "2"], "--occupancy"),
+    (["churn", "--cpus", "0"], "cpus"),
     (["bench", "--sizes", "4Q"], "invalid --sizes entry"),
 ])
 def test_bad_input_is_one_clear_line(args, msg):

@@ -13,19 +13,24 @@ from .const import (ALLOC_HIGHATOMIC, ALLOC_KSWAPD, ALLOC_MIN_RESERVE,
                     ALLOC_WMARK_MASK, ALLOC_WMARK_MIN, ALLOC_CPUSET,
                     KV_6_12, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE,
                     MIGRATE_MOVABLE, MIGRATE_PCPTYPES, NR_PAGE_ORDERS,
-                    MAX_NR_ZONES, PG_buddy, PG_head, PG_lru, PG_MT_SHIFT,
+                    MAX_NR_ZONES, PAGE_ALLOC_COSTLY_ORDER, PG_buddy, PG_head,
+                    PG_lru, PG_MT_SHIFT,
                     PG_pcp, PG_reserved, RMQUEUE_NORMAL, ZONE_BELOW_HIGH,
                     ZONE_BOOSTED_WATERMARK, ZONE_DMA, ZONE_DMA32, ZONE_NORMAL,
                     pageblock_order)
 from .fallback import reserve_highatomic_pageblock, rmqueue, unreserve_highatomic_pageblock
 from .jit import njit, njit_inline
-from .pcp import drain_all_pages, free_unref_page_commit, rmqueue_pcplist
-from .state import (CFG, CUR_CPU, SIMSTAT, VM_PGALLOC, VM_PGFREE, ZS_BOOST,
-                    ZS_FLAGS, ZS_FREE_HIGHATOMIC, ZS_KSWAPD_WAKE, ZS_MANAGED,
-                    ZS_NR_FREE, ZS_RESERVED_HIGHATOMIC, ZS_WMARK_HIGH,
-                    ZS_WMARK_MIN)
-from .tracepoint import EV_ALLOC, EV_FREE, trace_event
-import numpy as np
+from .pcp import drain_all_pages, rmqueue_pcplist
+from .state import (CFG, CUR_CPU, SIMSTAT, VM_ALLOCSTALL, VM_PGALLOC, VMSTAT,
+                    ZS_FLAGS, ZS_NR_FREE)
+from .tracepoint import EV_ALLOC, trace_event
+from .compaction import (COMPACT_DEFERRED, COMPACT_PRIO_ASYNC, COMPACT_PRIO_SYNC_FULL,
+                         COMPACT_PRIO_SYNC_LIGHT, COMPACT_SKIPPED, try_to_compact_pages)
+from .page_free import free_pages
+from .vmscan import try_to_free_pages, zone_reclaimable_pages
+from .watermark import (MAX_RECLAIM_RETRIES, gfp_migratetype, gfp_zone, populated_zone,
+                        preferred_zone, wakeup_kswapd, wmark_pages, zone_watermark_fast,
+                        zone_watermark_ok)
 
 _CFG_VERSION = CFG["version"]
 _CFG_DEFRAG = CFG["defrag_mode"]
@@ -36,6 +41,10 @@ _SIM_FAIL = SIMSTAT["sim_alloc_fail"]
 _SIM_FREE = SIMSTAT["sim_free_requests"]
 _SIM_SLOW = SIMSTAT["sim_slowpath"]
 _SIM_NOFRAG_RETRY = SIMSTAT["sim_nofragment_retry"]
+_CFG_COMPACTION = CFG["compaction"]
+_VM_OOM = VMSTAT["oom_kill"]
+_VM_COMPACT_SUCCESS = VMSTAT["compact_success"]
+_VM_COMPACT_FAIL = VMSTAT["compact_fail"]
 
 # gfp bits used here (spbsim.mm.gfp)
 _GFP_DMA = 0x01
@@ -46,113 +55,10 @@ _GFP_HIGH = 0x20
 _GFP_DIRECT_RECLAIM = 0x400
 _GFP_KSWAPD_RECLAIM = 0x800
 _GFP_NOMEMALLOC = 0x80000
-
-# free_pages() error codes, translated into exceptions by the Python layer
-EFREE_RANGE = -1
-EFREE_NOT_ALLOCATED = -2
-EFREE_ORDER = -3
-
-
-@njit_inline
-def gfp_migratetype(gfp):
-    return (gfp & (_GFP_RECLAIMABLE | _GFP_MOVABLE)) >> 3
-
-
-@njit_inline
-def gfp_zone(gfp):
-    """gfp_zone(): highest zone index the request may use."""
-    if gfp & _GFP_DMA:
-        return ZONE_DMA
-    if gfp & _GFP_DMA32:
-        return ZONE_DMA32
-    return ZONE_NORMAL
-
-
-@njit_inline
-def populated_zone(m, z):
-    return m.zstat[z, ZS_MANAGED] > 0
-
-
-@njit_inline
-def preferred_zone(m, highest_zoneidx):
-    """first_zones_zonelist(): the highest populated zone not above highest_zoneidx."""
-    for z in range(highest_zoneidx, -1, -1):
-        if populated_zone(m, z):
-            return z
-    return -1
-
-
-# ---------------------------------------------------------------- watermarks
-
-@njit_inline
-def wmark_pages(m, z, i):
-    """wmark_pages(): _watermark[i] + watermark_boost."""
-    return m.zstat[z, ZS_WMARK_MIN + i] + m.zstat[z, ZS_BOOST]
-
-
-@njit_inline
-def zone_watermark_unusable_free(m, z, order, alloc_flags):
-    """__zone_watermark_unusable_free(); v6.12 subtracts the whole reserve."""
-    unusable = (1 << order) - 1
-    if (alloc_flags & ALLOC_RESERVES) == 0:
-        if m.cfg[_CFG_VERSION] == KV_6_12:
-            unusable += m.zstat[z, ZS_RESERVED_HIGHATOMIC]
-        else:
-            unusable += m.zstat[z, ZS_FREE_HIGHATOMIC]
-    return unusable
-
-
-@njit_inline
-def zone_watermark_ok(m, z, order, mark, highest_zoneidx, alloc_flags, free_pages):
-    """__zone_watermark_ok(): free pages above mark + lowmem_reserve, and for
-    order > 0 a free block of at least that order on any pcptype list."""
-    free_pages -= zone_watermark_unusable_free(m, z, order, alloc_flags)
-    mn = mark
-    if alloc_flags & ALLOC_RESERVES:
-        if alloc_flags & ALLOC_MIN_RESERVE:
-            mn -= mn // 2
-            if alloc_flags & ALLOC_NON_BLOCK:
-                mn -= mn // 4
-        if alloc_flags & ALLOC_OOM:
-            mn -= mn // 2
-    if free_pages <= mn + m.lowmem_reserve[z, highest_zoneidx]:
-        return False
-    if order == 0:
-        return True
-    for o in range(order, NR_PAGE_ORDERS):
-        if m.nr_free[z, o] == 0:
-            continue
-        for mt in range(MIGRATE_PCPTYPES):
-            if m.fa_nr[z, o, mt] > 0:
-                return True
-        if (alloc_flags & (ALLOC_HIGHATOMIC | ALLOC_OOM)) and m.fa_nr[z, o, MIGRATE_HIGHATOMIC] > 0:
-            return True
-    return False
-
-
-@njit_inline
-def zone_watermark_fast(m, z, order, mark, highest_zoneidx, alloc_flags):
-    """zone_watermark_fast(): order-0 shortcut, and the boost-free MIN retry."""
-    free_pages = m.zstat[z, ZS_NR_FREE]
-    if order == 0:
-        reserved = zone_watermark_unusable_free(m, z, 0, alloc_flags)
-        usable = free_pages - min(free_pages, reserved)
-        if usable > mark + m.lowmem_reserve[z, highest_zoneidx]:
-            return True
-    if zone_watermark_ok(m, z, order, mark, highest_zoneidx, alloc_flags, free_pages):
-        return True
-    if (order == 0 and (alloc_flags & ALLOC_MIN_RESERVE) and m.zstat[z, ZS_BOOST] > 0
-            and (alloc_flags & ALLOC_WMARK_MASK) == ALLOC_WMARK_MIN):
-        return zone_watermark_ok(m, z, order, m.zstat[z, ZS_WMARK_MIN], highest_zoneidx,
-                                 alloc_flags, free_pages)
-    return False
-
-
-@njit_inline
-def wakeup_kswapd(m, z, order, highest_zoneidx):
-    """wakeup_kswapd(): counted here; the reclaim it starts belongs to the engine."""
-    m.zstat[z, ZS_KSWAPD_WAKE] += 1
-
+_GFP_IO = 0x40
+_GFP_RETRY_MAYFAIL = 0x4000
+_GFP_NORETRY = 0x10000
+_GFP_THISNODE = 0x200000
 
 # ---------------------------------------------------------------- rmqueue
 
@@ -180,7 +86,7 @@ def rmqueue_zone(m, z, order, alloc_flags, mt, cpu):
         page = rmqueue_buddy(m, z, order, alloc_flags, mt)
     if (alloc_flags & ALLOC_KSWAPD) and (m.zstat[z, ZS_FLAGS] & ZONE_BOOSTED_WATERMARK):
         m.zstat[z, ZS_FLAGS] &= ~ZONE_BOOSTED_WATERMARK
-        wakeup_kswapd(m, z, 0, z)
+        wakeup_kswapd(m, z, 0, 0, z)
     return page
 
 
@@ -256,43 +162,132 @@ def gfp_to_alloc_flags(m, gfp, order):
 
 
 @njit
-def wake_all_kswapds(m, order, highest_zoneidx):
+def wake_all_kswapds(m, gfp, order, highest_zoneidx):
+    """wake_all_kswapds(); in defrag_mode kswapd is woken for at least
+    pageblock_order."""
+    if m.cfg[_CFG_DEFRAG] != 0 and order < pageblock_order:
+        order = pageblock_order
+    z = preferred_zone(m, highest_zoneidx)
+    if z >= 0:
+        wakeup_kswapd(m, z, gfp, order, highest_zoneidx)
+
+
+@njit
+def should_reclaim_retry(m, order, highest_zoneidx, no_progress_loops):
+    """should_reclaim_retry(): give up after MAX_RECLAIM_RETRIES loops without
+    progress; else retry if some zone would pass its MIN mark at this order if
+    every reclaimable page were freed."""
+    if no_progress_loops > MAX_RECLAIM_RETRIES:
+        return False
+    reclaimable = zone_reclaimable_pages(m)
     for z in range(highest_zoneidx, -1, -1):
-        if populated_zone(m, z):
-            wakeup_kswapd(m, z, order, highest_zoneidx)
+        if not populated_zone(m, z):
+            continue
+        avail = reclaimable + m.zstat[z, ZS_NR_FREE]
+        if zone_watermark_ok(m, z, order, wmark_pages(m, z, 0), highest_zoneidx, 0, avail) \
+                or (order == 0 and avail > wmark_pages(m, z, 0)):
+            return True
+    return False
 
 
 @njit
 def alloc_pages_slowpath(m, order, gfp, highest_zoneidx, mt, cpu):
-    """__alloc_pages_slowpath(), without reclaim and compaction (engine hooks).
+    """__alloc_pages_slowpath(), in the kernel's order of steps (§2.10):
 
-    1. MIN watermark (+ reserves for atomic) without NOFRAGMENT;
-    2. [direct compaction, async]  -- engine;
-    3. [direct reclaim]            -- engine; on failure unreserve highatomic
-       and drain the pcp lists, retry;
-    4. should_reclaim_retry gives up: force-unreserve highatomic, retry;
-    5. defrag_mode: drop NOFRAGMENT, retry.
+    MIN watermark without NOFRAGMENT (reserves for atomic requests); initial
+    async direct compaction for costly or non-movable high orders; then the
+    retry loop: direct reclaim (unreserve highatomic and drain pcp if it did
+    not help), direct compaction, NORETRY/costly exits, should_reclaim_retry
+    with MAX_RECLAIM_RETRIES, a forced highatomic unreserve before giving up,
+    defrag_mode's last-resort NOFRAGMENT drop, and "OOM" (counted, the request
+    fails: no task is killed).
     """
     m.sim[_SIM_SLOW] += 1
     alloc_flags = gfp_to_alloc_flags(m, gfp, order)
     if alloc_flags & ALLOC_KSWAPD:
-        wake_all_kswapds(m, order, highest_zoneidx)
-    page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
-    if page >= 0 or (gfp & _GFP_DIRECT_RECLAIM) == 0:
-        return page
-    unreserve_highatomic_pageblock(m, highest_zoneidx, mt, False)
-    drain_all_pages(m)
+        wake_all_kswapds(m, gfp, order, highest_zoneidx)
     page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
     if page >= 0:
         return page
-    if unreserve_highatomic_pageblock(m, highest_zoneidx, mt, True):
+    can_direct_reclaim = (gfp & _GFP_DIRECT_RECLAIM) != 0
+    costly = order > PAGE_ALLOC_COSTLY_ORDER
+    compaction_allowed = (gfp & _GFP_IO) != 0 and m.cfg[_CFG_COMPACTION] != 0
+    if can_direct_reclaim and compaction_allowed and (costly or (order > 0 and mt != MIGRATE_MOVABLE)):
+        res, page = direct_compact(m, order, gfp, alloc_flags, highest_zoneidx, mt,
+                                   COMPACT_PRIO_ASYNC, cpu)
+        if page >= 0:
+            return page
+        if costly and (gfp & _GFP_NORETRY):
+            if res == COMPACT_SKIPPED or res == COMPACT_DEFERRED or (gfp & _GFP_THISNODE):
+                return -1
+    if not can_direct_reclaim:
+        return -1
+    no_progress_loops = 0
+    prio = COMPACT_PRIO_SYNC_LIGHT
+    m.vm[VM_ALLOCSTALL + preferred_zone(m, highest_zoneidx)] += 1
+    while True:
+        if alloc_flags & ALLOC_KSWAPD:
+            wake_all_kswapds(m, gfp, order, highest_zoneidx)
+        # __alloc_pages_direct_reclaim()
+        progress = try_to_free_pages(m, order, highest_zoneidx, cpu)
         page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
         if page >= 0:
             return page
+        unreserve_highatomic_pageblock(m, highest_zoneidx, mt, False)
+        drain_all_pages(m)
+        page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
+        if page >= 0:
+            return page
+        # __alloc_pages_direct_compact()
+        res = COMPACT_SKIPPED
+        if compaction_allowed and order > 0:
+            res, page = direct_compact(m, order, gfp, alloc_flags, highest_zoneidx, mt, prio, cpu)
+            if page >= 0:
+                return page
+        if gfp & _GFP_NORETRY:
+            break
+        if costly and (gfp & _GFP_RETRY_MAYFAIL) == 0:
+            break
+        if progress > 0 and not costly:
+            no_progress_loops = 0
+        else:
+            no_progress_loops += 1
+        if should_reclaim_retry(m, order, highest_zoneidx, no_progress_loops):
+            continue
+        if compaction_allowed and order > 0 and prio > COMPACT_PRIO_SYNC_FULL and not costly:
+            prio -= 1
+            continue
+        # should_reclaim_retry gave up: force the highatomic reserve free
+        if unreserve_highatomic_pageblock(m, highest_zoneidx, mt, True):
+            page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
+            if page >= 0:
+                return page
+        break
     if alloc_flags & ALLOC_NOFRAGMENT:
         page = get_page_from_freelist_call(m, order, alloc_flags & ~ALLOC_NOFRAGMENT,
-                                      highest_zoneidx, mt, cpu)
-    return page
+                                           highest_zoneidx, mt, cpu)
+        if page >= 0:
+            return page
+    if order <= PAGE_ALLOC_COSTLY_ORDER and (gfp & _GFP_NORETRY) == 0:
+        m.vm[_VM_OOM] += 1
+    return -1
+
+
+@njit
+def direct_compact(m, order, gfp, alloc_flags, highest_zoneidx, mt, prio, cpu):
+    """__alloc_pages_direct_compact(): compact, then retry the free lists;
+    compact_success / compact_fail by whether that retry worked (the page is
+    handed back through the retry, capture is not modelled).
+    Returns (compact_result, pfn or -1)."""
+    res = try_to_compact_pages(m, order, gfp, alloc_flags, highest_zoneidx, prio, cpu)
+    if res == COMPACT_SKIPPED:
+        return res, -1
+    page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
+    if page >= 0:
+        m.vm[_VM_COMPACT_SUCCESS] += 1
+    else:
+        m.vm[_VM_COMPACT_FAIL] += 1
+    return res, page
 
 
 @njit_inline
@@ -304,6 +299,7 @@ def prep_new_page(m, pfn, order, mt, owner):
     m.pg_flags[pfn] = f
     m.pg_order[pfn] = order
     m.pg_owner[pfn] = owner
+    m.owner_pages[owner] += 1 << order
     # [SIM] also mark the request type: pcp pages can be reused by a type
     # other than the list they were taken for after their block was claimed.
     pageblock_set_has(m, pfn, order, mt)
@@ -333,47 +329,10 @@ def alloc_pages(m, order, gfp, cpu, owner):
     return page
 
 
-# ---------------------------------------------------------------- freeing
-
-@njit_inline
-def free_pages_check(m, pfn, order):
-    """free_pages_prepare()'s sanity checks: 0 or an EFREE_* code."""
-    if pfn < 0 or pfn >= m.pg_flags.shape[0]:
-        return EFREE_RANGE
-    f = m.pg_flags[pfn]
-    if (f & PG_head) == 0 or (f & (PG_buddy | PG_pcp | PG_reserved)) != 0:
-        return EFREE_NOT_ALLOCATED
-    if m.pg_order[pfn] != order:
-        return EFREE_ORDER
-    return 0
-
-
-@njit_inline
-def free_pages(m, pfn, order, cpu):
-    """__free_pages() -> __free_frozen_pages(): pcp for pcp orders, else
-    free_one_page() -> split_large_buddy().  Returns 0 or an EFREE_* code."""
-    err = free_pages_check(m, pfn, order)
-    if err != 0:
-        return err
-    m.cur[CUR_CPU] = cpu
-    m.sim[_SIM_FREE] += 1
-    trace_event(m, EV_FREE, pfn, order, 0, 0, 0, 0)
-    m.vm[VM_PGFREE] += 1 << order
-    m.pg_flags[pfn] = 0
-    m.pg_owner[pfn] = 0
-    z = m.pb_zone[pfn >> pageblock_order]
-    mt = m.pb_mt[pfn >> pageblock_order]
-    if m.cfg[_CFG_PCP] != 0 and pcp_allowed_order(order) and mt != MIGRATE_ISOLATE:
-        if mt >= MIGRATE_PCPTYPES:
-            mt = MIGRATE_MOVABLE
-        if free_unref_page_commit(m, z, cpu, pfn, order, mt):
-            if (m.zstat[z, ZS_FLAGS] & ZONE_BELOW_HIGH) and zone_watermark_ok(
-                    m, z, 0, wmark_pages(m, z, 2), MAX_NR_ZONES - 1, 0, m.zstat[z, ZS_NR_FREE]):
-                m.zstat[z, ZS_FLAGS] &= ~ZONE_BELOW_HIGH
-        return 0
-    m.pg_order[pfn] = -1
-    split_large_buddy(m, pfn, z, order, False)
-    return 0
+@njit
+def alloc_pages_call(m, order, gfp, cpu, owner):
+    """alloc_pages() as a call (for cold callers such as migration targets)."""
+    return alloc_pages(m, order, gfp, cpu, owner)
 
 
 # ---------------------------------------------------------------- boot

@@ -35,6 +35,8 @@ ZSTAT_NAMES = [
     "managed", "present", "spanned",
     "flags",                    # ZONE_BOOSTED_WATERMARK | ZONE_RECLAIM_ACTIVE | ZONE_BELOW_HIGH
     "kswapd_wakeups",           # wakeup_kswapd() calls for this zone
+    "compact_considered", "compact_defer_shift", "compact_order_failed",
+    "compact_cached_migrate_pfn", "compact_cached_free_pfn",
 ]
 ZSTAT = _enum(ZSTAT_NAMES)
 ZS_NR_FREE = ZSTAT["nr_free_pages"]
@@ -53,11 +55,20 @@ ZS_KSWAPD_WAKE = ZSTAT["kswapd_wakeups"]
 VMSTAT_NAMES = [
     "pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable",
     "pgfree",
+    "allocstall_dma", "allocstall_dma32", "allocstall_normal", "allocstall_movable",
+    "pgscan_kswapd", "pgscan_direct", "pgsteal_kswapd", "pgsteal_direct",
+    "pageoutrun", "slabs_scanned",
+    "compact_migrate_scanned", "compact_free_scanned", "compact_isolated",
+    "compact_stall", "compact_fail", "compact_success",
+    "compact_daemon_wake", "compact_daemon_migrate_scanned", "compact_daemon_free_scanned",
+    "pgmigrate_success", "pgmigrate_fail",
     "thp_fault_alloc", "thp_fault_fallback",
+    "oom_kill",
 ]
 VMSTAT = _enum(VMSTAT_NAMES)
 VM_PGALLOC = VMSTAT["pgalloc_dma"]   # + zone index
 VM_PGFREE = VMSTAT["pgfree"]
+VM_ALLOCSTALL = VMSTAT["allocstall_dma"]   # + zone index
 
 #: simulator counters that have no vmstat equivalent (named sim_*)
 SIMSTAT_NAMES = [
@@ -81,6 +92,13 @@ CFG_NAMES = [
     "trace",                    # record kmem tracepoints into the event log
     "nofragment",               # alloc_flags_nofragment() on (stock: 1)
     "relabel_free_pageblocks",  # SPB series: fully free UNMOV/RECL/HIGHATOMIC block -> MOVABLE
+    "swap",                     # anonymous pages are reclaimable (swap available)
+    "slab_free_ppm",            # shrinker model: chance (ppm) a scanned slab page is freed
+    "reclaim",                  # direct reclaim and kswapd enabled (0: allocations just fail)
+    "compaction",               # direct compaction and kcompactd enabled
+    "compaction_proactiveness", # vm.compaction_proactiveness
+    "extfrag_threshold",        # vm.extfrag_threshold
+    "kswapd_rate",              # [SIM] pages kswapd can reclaim per simulated second
 ]
 CFG = _enum(CFG_NAMES)
 
@@ -96,9 +114,21 @@ EV = _enum(EV_NAMES)
 #:       b=alloc_migratetype, c=fallback_migratetype, d=change_ownership
 EV_WIDTH = 9
 
+#: per-node scalar state (pglist_data fields)
+NODE_NAMES = ["kswapd_order", "kswapd_highest_zoneidx", "kswapd_wait", "kswapd_failures",
+              "kcompactd_max_order", "kcompactd_highest_zoneidx", "kcompactd_wait",
+              "kswapd_runs", "kcompactd_runs", "direct_reclaims", "kswapd_last_ns",
+              "kswapd_reclaimed"]
+NODE = _enum(NODE_NAMES)
+
+#: reclaim lists (our stand-in for the node's LRU lists and the slab caches)
+LRU_ANON, LRU_FILE, LRU_SLAB = 0, 1, 2
+NR_LRU = 3
+LRU_NAMES = ["anon", "file", "slab"]
+
 Mem = namedtuple("Mem", [
-    # per pfn
-    "pg_next", "pg_prev", "pg_order", "pg_flags", "pg_owner",
+    # per pfn; pg_obj: the timed object (engine) that owns an allocated block
+    "pg_next", "pg_prev", "pg_order", "pg_flags", "pg_owner", "pg_obj",
     # per pageblock
     "pb_mt", "pb_flags", "pb_zone",
     # per zone
@@ -107,13 +137,21 @@ Mem = namedtuple("Mem", [
     # per zone per cpu: list heads/tails, and count/high/batch/high_min/high_max/
     # alloc_factor/free_count/flags
     "pcp_head", "pcp_tail", "pcp",
+    # per node: kswapd/kcompactd state; reclaim lists threaded through
+    # pg_next/pg_prev of allocated blocks (as page->lru); owner tables
+    "node", "lru_head", "lru_tail", "lru_pages", "owner_lru", "owner_pages", "obj_pfn",
     # counters
     "vm", "sim", "fb_stat",
-    # configuration and the "current" context (cpu, clock)
-    "cfg", "cur",
+    # configuration, the "current" context (cpu, clock), a generator state
+    "cfg", "cur", "rng",
+    # compaction's private lists: isolated free pages (pfn, order), count in [0]
+    "cc_pfn", "cc_order", "cc_n",
     # event log: int64[cap, EV_WIDTH]; ev_n[0] = records, ev_n[1] = dropped
     "ev", "ev_n",
 ])
+
+#: capacity of compaction's isolated free page list
+CC_MAX = 8192
 
 PCP_COUNT, PCP_HIGH, PCP_BATCH, PCP_HIGH_MIN, PCP_HIGH_MAX, PCP_ALLOC_FACTOR, \
     PCP_FREE_COUNT, PCP_FLAGS = range(8)
@@ -123,10 +161,10 @@ CUR_CPU, CUR_CLOCK = 0, 1
 
 def bytes_per_page():
     """State bytes per 4 KiB page (the per-pfn arrays; per-pageblock adds 3/512)."""
-    return 4 + 4 + 1 + 1 + 1
+    return 4 + 4 + 1 + 1 + 1 + 4
 
 
-def new_mem(nr_pfns, nr_cpus, ev_capacity=0):
+def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1):
     """Allocate an empty machine state for pfns [0, nr_pfns)."""
     if nr_pfns >= 2 ** 31:
         raise ValueError("more than 2^31 pfns (8 TiB) is not supported")
@@ -138,6 +176,7 @@ def new_mem(nr_pfns, nr_cpus, ev_capacity=0):
         pg_order=np.full(nr_pfns, -1, np.int8),
         pg_flags=np.zeros(nr_pfns, np.uint8),
         pg_owner=np.zeros(nr_pfns, np.uint8),
+        pg_obj=np.full(nr_pfns, -1, np.int32),
         pb_mt=np.zeros(nr_pb, np.uint8),
         pb_flags=np.zeros(nr_pb, np.uint8),
         pb_zone=np.full(nr_pb, -1, np.int8),
@@ -152,11 +191,22 @@ def new_mem(nr_pfns, nr_cpus, ev_capacity=0):
         pcp_head=np.full((Z, nr_cpus, NR_PCP_LISTS), -1, np.int64),
         pcp_tail=np.full((Z, nr_cpus, NR_PCP_LISTS), -1, np.int64),
         pcp=np.zeros((Z, nr_cpus, 8), np.int64),
+        node=np.zeros(len(NODE_NAMES), np.int64),
+        lru_head=np.full(NR_LRU, -1, np.int64),
+        lru_tail=np.full(NR_LRU, -1, np.int64),
+        lru_pages=np.zeros(NR_LRU, np.int64),
+        owner_lru=np.full(256, -1, np.int8),
+        owner_pages=np.zeros(256, np.int64),
+        obj_pfn=np.full(max(obj_capacity, 1), -1, np.int32),
         vm=np.zeros(len(VMSTAT_NAMES), np.int64),
         sim=np.zeros(len(SIMSTAT_NAMES), np.int64),
         fb_stat=np.zeros((3, T, T), np.int64),   # [claim|steal|claim_whole, start_mt, fallback_mt]
         cfg=np.zeros(len(CFG_NAMES), np.int64),
         cur=np.zeros(4, np.int64),
+        rng=np.array([0x9E3779B97F4A7C15], np.uint64),
+        cc_pfn=np.zeros(CC_MAX, np.int64),
+        cc_order=np.zeros(CC_MAX, np.int64),
+        cc_n=np.zeros(2, np.int64),
         ev=np.zeros((max(ev_capacity, 1), EV_WIDTH), np.int64),
         ev_n=np.zeros(2, np.int64),
     )

@@ -55,12 +55,15 @@ def pageblock_census(mem):
     return out
 
 
-def hugepage_availability(mem):
-    """2 MiB and 1 GiB ranges free now and obtainable by ideal compaction."""
+def hugepage_availability(mem, reserved=None):
+    """2 MiB and 1 GiB ranges free now and obtainable by ideal compaction.
+    ``reserved``: reserved_pageblocks(mem), if the caller keeps it."""
     present = mem.pb_zone >= 0
     fl = mem.pb_flags
     free = (fl & PB_all_free) != 0
-    movable_only = ((fl & _NON_MOVABLE) == 0) & ~reserved_pageblocks(mem)
+    if reserved is None:
+        reserved = reserved_pageblocks(mem)
+    movable_only = ((fl & _NON_MOVABLE) == 0) & ~reserved
     # a 1 GiB range must be fully present and lie in one zone
     per = SUPERPAGEBLOCK_NR_PAGEBLOCKS
     nz = mem.pb_zone

@@ -1,0 +1,227 @@
+"""Run a scenario: build the machine, feed it each tick's requests, let
+kswapd/kcompactd work, sample time series, write the results directory.
+
+    sim = Simulation(load_scenario("kbuild"), out_dir="results/kbuild")
+    summary = sim.run()
+"""
+import json
+import math
+import time
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..machine import Machine
+from ..mm.const import (MIGRATE_TYPES, MIGRATETYPE_NAMES, NR_PAGE_ORDERS,
+                        ZONE_NAMES)
+from ..mm.state import (CFG, LRU_NAMES, NODE_NAMES, PCP_COUNT, SIMSTAT_NAMES,
+                        VMSTAT_NAMES, ZS_MANAGED, ZSTAT)
+from ..observe.census import hugepage_availability, pageblock_census, reserved_pageblocks
+from ..scenario import KINDS
+from .sources import FIRST_SOURCE_OWNER, RequestStream, fallback_gfp, kind_lru
+from .state import ES, KIND_CODES, SRC_STATS, new_eng
+from .step import advance_to, run_requests
+
+__all__ = ["Simulation", "SLAB_OBJECT_RECLAIM"]
+
+#: [SIM] chance that one shrinker pass frees a given slab object; a slab page is
+#: freed when all its objects are: probability SLAB_OBJECT_RECLAIM ** objects_per_slab
+SLAB_OBJECT_RECLAIM = 0.8
+
+
+def _max_scale(sc, s):
+    """The largest rate multiplier a source sees (phases and bursts)."""
+    f = 1.0
+    for ph in sc.phases:
+        f = max(f, f * ph.scale.get(s.name, 1.0))
+    return f * max(1.0, s.burst_factor)
+
+
+class Simulation:
+    """One scenario under one policy."""
+
+    def __init__(self, scenario, policy=None, check=False, progress=None, writer=None,
+                 machine_overrides=None):
+        self.sc = sc = scenario
+        self.policy = policy or sc.policy
+        if self.policy != "stock":
+            raise ConfigError(f"policy {self.policy!r}: only 'stock' is built so far "
+                              f"(the superpageblock allocator is issue #4)")
+        self.check = check
+        self.progress = progress
+        self.writer = writer
+        mem_bytes = sc.memory_bytes
+        managed_guess = mem_bytes >> 12
+        # live timed objects: bounded by memory, estimated from rates x lifetimes
+        est = 0.0
+        for s in sc.sources:
+            if s.kind == "hugetlb_1g":
+                continue
+            life = s.lifetime.mean_s
+            if math.isfinite(life):
+                peak = s.rate_per_s * _max_scale(sc, s)
+                est += peak * life * 3
+                if s.kind in ("thp", "kvmalloc"):     # base-page fallbacks
+                    est += peak * life * (1 << int(s.orders.max()))
+        cap = int(min(managed_guess, est + 100_000))
+        kw = dict(memory=sc.memory, cpus=sc.cpus, version=sc.kernel_version,
+                  defrag_mode=sc.defrag_mode, seed=sc.seed, swap=sc.swap, obj_capacity=cap)
+        if sc.early_unmovable is not None:
+            kw["early_unmovable"] = sc.early_unmovable
+        kw.update(machine_overrides or {})
+        self.machine = Machine(**kw)
+        m = self.machine.mem
+        self.eng = e = new_eng(cap)
+        self.stream = RequestStream(sc)
+        managed = int(m.zstat[:, ZS_MANAGED].sum())
+        slab_n = [s.objects_per_slab for s in sc.sources if s.kind == "slab_reclaimable"]
+        if slab_n:
+            m.cfg[CFG["slab_free_ppm"]] = int(1e6 * SLAB_OBJECT_RECLAIM ** max(slab_n))
+        self.source_owner = {}
+        for i, s in enumerate(sc.sources):
+            o = FIRST_SOURCE_OWNER + i
+            self.source_owner[s.name] = o
+            info = KINDS[s.kind]
+            m.owner_lru[o] = kind_lru(info)
+            e.src_gfp[o] = s.gfp
+            e.src_kind[o] = KIND_CODES[s.kind]
+            e.src_pinned_ppm[o] = int(round(s.pinned * 1e6))
+            e.src_fallback_gfp[o] = fallback_gfp(s.kind)
+            if s.limit_fraction is not None:
+                e.src_limit[o] = int(s.limit_fraction * managed)
+            elif s.limit_bytes is not None:
+                e.src_limit[o] = s.limit_bytes >> 12
+        self._reserved_pb = reserved_pageblocks(m)
+        self.hugetlb = [s for s in sc.sources if s.kind == "hugetlb_1g"]
+        self.gb_held = []          # (free_at_s, pfn)
+        self.gb_stats = {"attempts": 0, "success": 0, "migrated_pages": 0}
+        self.requests_done = 0
+        self.t_s = 0.0
+
+    # ------------------------------------------------------------------ run
+    def run(self):
+        sc = self.sc
+        m, e = self.machine.mem, self.eng
+        tick = sc.tick_s
+        n_ticks = int(math.ceil(sc.duration_s / tick - 1e-9))
+        next_sample = 0.0
+        t_wall = time.perf_counter()
+        interrupted = False
+        try:
+            for k in range(n_ticks):
+                t0, t1 = k * tick, min((k + 1) * tick, sc.duration_s)
+                if t0 >= next_sample - 1e-12:
+                    self._sample(t0)
+                    next_sample += sc.sample_interval_s
+                req = self.stream.tick(t0, t1)
+                if req["t_ns"].size:
+                    self.requests_done += run_requests(m, e, req["t_ns"], req["src"], req["order"],
+                                                       req["cpu"], req["life_ns"], sc.cpus)
+                advance_to(m, e, int(round(t1 * 1e9)), sc.cpus)
+                self._hugetlb(t0, t1)
+                self.t_s = t1
+                if self.check:
+                    self.machine.check()
+                if self.progress:
+                    self.progress(t1, sc.duration_s, self.requests_done)
+        except KeyboardInterrupt:
+            interrupted = True
+        self._sample(self.t_s)
+        wall = time.perf_counter() - t_wall
+        return self.summary(wall, interrupted)
+
+    # ------------------------------------------------------------------ 1 GB
+    def _hugetlb(self, t0, t1):
+        """hugetlb_1g sources: one contiguous 1 GB attempt per interval
+        (alloc_contig_range), freed after the source's lifetime."""
+        for s in self.hugetlb:
+            if not (s.start_s <= t0 < s.stop_s):
+                continue
+            k0 = math.floor((t0 - s.start_s) / s.interval_s)
+            k1 = math.floor((t1 - s.start_s) / s.interval_s - 1e-12)
+            if t0 == s.start_s or k1 > k0:
+                self.gb_stats["attempts"] += 1
+                got = self.machine.alloc_contig_1g(owner=self.source_owner[s.name])
+                if got is not None:
+                    pfn, migrated = got
+                    self.gb_stats["success"] += 1
+                    self.gb_stats["migrated_pages"] += migrated
+                    life = float(s.lifetime.sample(self.stream.rng, 1)[0])
+                    self.gb_held.append((t1 + life, pfn))
+        keep = []
+        for free_at, pfn in self.gb_held:
+            if free_at <= t1:
+                self.machine.free_contig_1g(pfn)
+            else:
+                keep.append((free_at, pfn))
+        self.gb_held = keep
+
+    # ------------------------------------------------------------------ sampling
+    def _sample(self, t_s):
+        if self.writer is None:
+            return
+        self.writer.append_sample(self.sample_row(t_s))
+
+    def sample_row(self, t_s):
+        m, e = self.machine.mem, self.eng
+        row = {"t_s": float(t_s), "requests": int(self.requests_done)}
+        row["free_pages"] = int(m.zstat[:, ZSTAT["nr_free_pages"]].sum())
+        nr = m.nr_free.sum(axis=0)
+        for o in range(NR_PAGE_ORDERS):
+            row[f"free_blocks_o{o}"] = int(nr[o])
+        fa = m.fa_nr.sum(axis=0)           # [order, mt]
+        pages_by_mt = (fa * (1 << np.arange(NR_PAGE_ORDERS))[:, None]).sum(axis=0)
+        present = m.pb_zone >= 0
+        blocks = np.bincount(m.pb_mt[present], minlength=MIGRATE_TYPES)
+        for t in range(MIGRATE_TYPES):
+            name = MIGRATETYPE_NAMES[t].lower()
+            row[f"free_pages_{name}"] = int(pages_by_mt[t])
+            row[f"blocks_{name}"] = int(blocks[t])
+        cen = pageblock_census(m)
+        row["polluted_blocks"] = sum(v["polluted"] for v in cen.values())
+        row["polluted_movable_blocks"] = cen["Movable"]["polluted"]
+        row.update({k: v for k, v in hugepage_availability(m, self._reserved_pb).items()})
+        for i, n in enumerate(LRU_NAMES):
+            row[f"lru_{n}_pages"] = int(m.lru_pages[i])
+        row["pcp_pages"] = int(m.pcp[:, :, PCP_COUNT].sum())
+        for i, n in enumerate(VMSTAT_NAMES):
+            row[n] = int(m.vm[i])
+        for i, n in enumerate(SIMSTAT_NAMES):
+            row[n] = int(m.sim[i])
+        for n in ("kswapd_runs", "direct_reclaims", "kcompactd_runs"):
+            row[n] = int(m.node[NODE_NAMES.index(n)])
+        for name, o in self.source_owner.items():
+            row[f"src_{name}_pages"] = int(m.owner_pages[o])
+            row[f"src_{name}_fails"] = int(e.src_stat[o, ES["fails"]])
+        row["gb_attempts"] = self.gb_stats["attempts"]
+        row["gb_success"] = self.gb_stats["success"]
+        row["gb_held"] = len(self.gb_held)
+        return row
+
+    # ------------------------------------------------------------------ summary
+    def summary(self, wall_s, interrupted):
+        mach = self.machine
+        m, e = mach.mem, self.eng
+        s = mach.summary()
+        s["census"] = pageblock_census(m)
+        s["hugepages"] = hugepage_availability(m, self._reserved_pb)
+        s["scenario"] = self.sc.name
+        s["policy"] = self.policy
+        s["seed"] = self.sc.seed
+        s["simulated_s"] = round(self.t_s, 6)
+        s["wall_s"] = round(wall_s, 3)
+        s["requests"] = int(self.requests_done)
+        s["requests_per_s"] = round(self.requests_done / wall_s) if wall_s > 0 else None
+        s["request_checksum"] = f"{self.stream.checksum:016x}"
+        s["interrupted"] = interrupted
+        s["gb_pages_free"] = s["hugepages"]["1g_free"]
+        s["gb_pages_obtainable"] = s["hugepages"]["1g_obtainable"]
+        s["hugetlb_1g"] = dict(self.gb_stats, held=len(self.gb_held))
+        thp_a, thp_f = s["vmstat"]["thp_fault_alloc"], s["vmstat"]["thp_fault_fallback"]
+        s["thp_fault_success_rate"] = round(thp_a / (thp_a + thp_f), 4) if thp_a + thp_f else None
+        s["lru_pages"] = {n: int(m.lru_pages[i]) for i, n in enumerate(LRU_NAMES)}
+        s["sources"] = {name: {k: int(e.src_stat[o, ES[k]]) for k in SRC_STATS}
+                        | {"pages_now": int(m.owner_pages[o])}
+                        for name, o in self.source_owner.items()}
+        s["node"] = {n: int(m.node[i]) for i, n in enumerate(NODE_NAMES)}
+        return s

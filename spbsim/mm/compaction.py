@@ -1,0 +1,424 @@
+"""Compaction (mm/compaction.c) and contiguous range allocation.
+
+compact_zone(): the migrate scanner walks pageblocks up from the zone start
+isolating movable (LRU, unpinned) blocks; the free scanner walks down from
+the zone end isolating free pages in MOVABLE pageblocks (never breaking a free
+buddy of the target order); each isolated block is migrated into an isolated
+free page; leftover free pages go back.  Done when the scanners meet or, at a
+pageblock boundary, a free block of the wanted order exists
+(__compact_finished).  Async direct compaction scans only MOVABLE source
+blocks; sync and kcompactd scan any block type.  Deferral
+(defer_compaction / compaction_deferred) and skip bits (PB_compact_skip,
+cleared when the scanners restart) are modelled.  Not modelled:
+fast_find_migrateblock, fast_isolate_freepages, capture of freed pages,
+migration failures other than pinning.
+"""
+from .buddy import (add_to_free_list, del_page_from_free_list, free_one_page_merge,
+                    move_freepages_block, pageblock_set_has)
+from .const import (MAX_PAGE_ORDER, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES,
+                    NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER, PB_all_free, PB_compact_skip,
+                    PG_buddy, PG_head, PG_lru, PG_MT_SHIFT, PG_pinned,
+                    SUPERPAGEBLOCK_NR_PAGES, pageblock_nr_pages, pageblock_order)
+from .jit import njit
+from .lru import lru_replace
+from .page_free import free_pages
+from .pcp import drain_all_pages
+from .state import CC_MAX, CFG, NODE, VMSTAT, ZS_NR_FREE, ZS_WMARK_MIN, ZSTAT
+from .watermark import populated_zone, wmark_pages, zone_watermark_ok
+
+# enum compact_result (ordered)
+COMPACT_NOT_SUITABLE_ZONE = 0
+COMPACT_SKIPPED = 1
+COMPACT_DEFERRED = 2
+COMPACT_NO_SUITABLE_PAGE = 3
+COMPACT_CONTINUE = 4
+COMPACT_COMPLETE = 5
+COMPACT_PARTIAL_SKIPPED = 6
+COMPACT_CONTENDED = 7
+COMPACT_SUCCESS = 8
+
+# enum compact_priority
+COMPACT_PRIO_SYNC_FULL = 0
+COMPACT_PRIO_SYNC_LIGHT = 1
+COMPACT_PRIO_ASYNC = 2
+
+COMPACT_MAX_DEFER_SHIFT = 6
+COMPACT_CLUSTER_MAX = 32
+
+_CFG_COMPACTION = CFG["compaction"]
+_CFG_EXTFRAG = CFG["extfrag_threshold"]
+_Z_CONSIDERED = ZSTAT["compact_considered"]
+_Z_SHIFT = ZSTAT["compact_defer_shift"]
+_Z_FAILED = ZSTAT["compact_order_failed"]
+_Z_MIGRATE_PFN = ZSTAT["compact_cached_migrate_pfn"]
+_Z_FREE_PFN = ZSTAT["compact_cached_free_pfn"]
+_VM_MSCAN = VMSTAT["compact_migrate_scanned"]
+_VM_FSCAN = VMSTAT["compact_free_scanned"]
+_VM_ISOLATED = VMSTAT["compact_isolated"]
+_VM_STALL = VMSTAT["compact_stall"]
+_VM_DWAKE = VMSTAT["compact_daemon_wake"]
+_VM_DMSCAN = VMSTAT["compact_daemon_migrate_scanned"]
+_VM_DFSCAN = VMSTAT["compact_daemon_free_scanned"]
+_VM_MIGRATE_OK = VMSTAT["pgmigrate_success"]
+_VM_MIGRATE_FAIL = VMSTAT["pgmigrate_fail"]
+_N_KCD_ORDER = NODE["kcompactd_max_order"]
+_N_KCD_IDX = NODE["kcompactd_highest_zoneidx"]
+_N_KCD_WAIT = NODE["kcompactd_wait"]
+_N_KCD_RUNS = NODE["kcompactd_runs"]
+
+
+# ---------------------------------------------------------------- deferral
+
+@njit
+def defer_compaction(m, z, order):
+    """defer_compaction(): back off exponentially for this order and above."""
+    m.zstat[z, _Z_CONSIDERED] = 0
+    if m.zstat[z, _Z_SHIFT] < COMPACT_MAX_DEFER_SHIFT:
+        m.zstat[z, _Z_SHIFT] += 1
+    if order < m.zstat[z, _Z_FAILED]:
+        m.zstat[z, _Z_FAILED] = order
+
+
+@njit
+def compaction_deferred(m, z, order):
+    """compaction_deferred(): skip up to 1 << defer_shift attempts."""
+    if order < m.zstat[z, _Z_FAILED]:
+        return False
+    m.zstat[z, _Z_CONSIDERED] += 1
+    limit = 1 << m.zstat[z, _Z_SHIFT]
+    if m.zstat[z, _Z_CONSIDERED] >= limit:
+        m.zstat[z, _Z_CONSIDERED] = limit
+        return False
+    return True
+
+
+@njit
+def compaction_defer_reset(m, z, order, alloc_success):
+    if alloc_success:
+        m.zstat[z, _Z_CONSIDERED] = 0
+        m.zstat[z, _Z_SHIFT] = 0
+    if order >= m.zstat[z, _Z_FAILED]:
+        m.zstat[z, _Z_FAILED] = order + 1
+
+
+# ---------------------------------------------------------------- suitability
+
+@njit
+def fragmentation_index(m, z, order):
+    """fragmentation_index() x1000 (mm/vmstat.c)."""
+    total = 0
+    free_pages = 0
+    suitable = 0
+    for o in range(NR_PAGE_ORDERS):
+        b = m.nr_free[z, o]
+        total += b
+        free_pages += b << o
+        if o >= order:
+            suitable += b << (o - order)
+    if total == 0:
+        return 0
+    if suitable > 0:
+        return -1000
+    return 1000 - (1000 + free_pages * 1000 // (1 << order)) // total
+
+
+@njit
+def compaction_suitable(m, z, order, highest_zoneidx):
+    """__compaction_suitable() + the fragindex test for costly orders: enough
+    free base pages to act as targets, and the failure due to fragmentation."""
+    mark = wmark_pages(m, z, 0) + (2 << order)
+    if order > PAGE_ALLOC_COSTLY_ORDER:
+        mark += wmark_pages(m, z, 1) - wmark_pages(m, z, 0)
+    if not zone_watermark_ok(m, z, 0, mark, highest_zoneidx, 0x80, m.zstat[z, ZS_NR_FREE]):
+        return False
+    if order > PAGE_ALLOC_COSTLY_ORDER:
+        fi = fragmentation_index(m, z, order)
+        if fi >= 0 and fi <= m.cfg[_CFG_EXTFRAG]:
+            return False
+    return True
+
+
+@njit
+def compact_finished(m, z, order, mt):
+    """__compact_finished()'s page test: a free block of the order on the
+    requester's list, or a claimable one on a fallback list."""
+    if order < 0:
+        return False
+    for o in range(order, NR_PAGE_ORDERS):
+        if m.fa_nr[z, o, mt] > 0:
+            return True
+        if o >= pageblock_order:
+            for t in range(MIGRATE_PCPTYPES):
+                if m.fa_nr[z, o, t] > 0:
+                    return True
+    return False
+
+
+# ---------------------------------------------------------------- isolation
+
+@njit
+def cc_release(m, z):
+    """release_free_list(): give back the isolated free pages."""
+    for i in range(m.cc_n[0]):
+        pfn = m.cc_pfn[i]
+        free_one_page_merge(m, pfn, z, m.cc_order[i], m.pb_mt[pfn >> pageblock_order], False)
+    m.cc_n[0] = 0
+
+
+@njit
+def isolate_free_page(m, z, pfn, order):
+    """__isolate_free_page(): take a free buddy off its list for compaction,
+    if the zone stays above MIN + 1<<order; >= pageblock_order-1 buddies turn
+    their blocks MOVABLE."""
+    mark = m.zstat[z, ZS_WMARK_MIN] + (1 << order)
+    if not zone_watermark_ok(m, z, 0, mark, 0, 0x80, m.zstat[z, ZS_NR_FREE]):
+        return False
+    if m.cc_n[0] >= CC_MAX:
+        return False
+    mt = m.pb_mt[pfn >> pageblock_order]
+    del_page_from_free_list(m, pfn, z, order, mt)
+    if order >= pageblock_order:
+        nr = 1 << (order - pageblock_order)
+        for i in range(nr):
+            m.pb_flags[(pfn >> pageblock_order) + i] &= 0xFF ^ PB_all_free
+    if order >= pageblock_order - 1 and mt < MIGRATE_PCPTYPES and mt != MIGRATE_MOVABLE:
+        m.pb_mt[pfn >> pageblock_order] = MIGRATE_MOVABLE
+    m.cc_pfn[m.cc_n[0]] = pfn
+    m.cc_order[m.cc_n[0]] = order
+    m.cc_n[0] += 1
+    return True
+
+
+@njit
+def isolate_freepages_block(m, z, start, cc_order, ignore_suitable):
+    """Isolate every free buddy of one pageblock (suitable_migration_target:
+    MOVABLE blocks only unless ignored; never a buddy of >= the target order
+    at the block start).  Returns pages scanned."""
+    pb = start >> pageblock_order
+    if m.pb_zone[pb] != z:
+        return 0
+    if not ignore_suitable and m.pb_mt[pb] != MIGRATE_MOVABLE:
+        return 0
+    if (m.pg_flags[start] & PG_buddy) and cc_order >= 0 and m.pg_order[start] >= max(cc_order, 0) \
+            and m.pg_order[start] >= pageblock_order - 1:
+        return 0
+    end = start + pageblock_nr_pages
+    p = start
+    scanned = 0
+    while p < end:
+        scanned += 1
+        if m.pg_flags[p] & PG_buddy:
+            o = m.pg_order[p]
+            if not isolate_free_page(m, z, p, o):
+                break
+            p += 1 << o
+        else:
+            p += 1
+    return scanned
+
+
+@njit
+def compaction_alloc(m, z, order):
+    """compaction_alloc(): the smallest isolated free page of >= order, split;
+    returns a pfn or -1."""
+    best = -1
+    for i in range(m.cc_n[0]):
+        if m.cc_order[i] >= order and (best < 0 or m.cc_order[i] < m.cc_order[best]):
+            best = i
+    if best < 0:
+        return -1
+    pfn = m.cc_pfn[best]
+    o = m.cc_order[best]
+    n = m.cc_n[0] - 1
+    m.cc_pfn[best] = m.cc_pfn[n]
+    m.cc_order[best] = m.cc_order[n]
+    m.cc_n[0] = n
+    while o > order:             # split, keep the upper halves isolated
+        o -= 1
+        if m.cc_n[0] < CC_MAX:
+            m.cc_pfn[m.cc_n[0]] = pfn + (1 << o)
+            m.cc_order[m.cc_n[0]] = o
+            m.cc_n[0] += 1
+        else:
+            free_one_page_merge(m, pfn + (1 << o), z, o, m.pb_mt[pfn >> pageblock_order], False)
+    return pfn
+
+
+@njit
+def migrate_block(m, src, dst, cpu):
+    """migrate_pages() of one movable block: the new block takes the old one's
+    identity (owner, object, LRU position), the old one is freed."""
+    order = m.pg_order[src]
+    flags = m.pg_flags[src]
+    owner = m.pg_owner[src]
+    obj = m.pg_obj[src]
+    m.pg_flags[dst] = flags
+    m.pg_order[dst] = order
+    m.pg_owner[dst] = owner
+    m.pg_obj[dst] = obj
+    if obj >= 0:
+        m.obj_pfn[obj] = dst
+    lru = m.owner_lru[owner]
+    if lru >= 0:
+        lru_replace(m, src, dst, lru)
+    pageblock_set_has(m, dst, order, (flags >> PG_MT_SHIFT) & 3)
+    m.owner_pages[owner] += 1 << order      # free_pages() of src takes it off again
+    m.pg_obj[src] = -1
+    free_pages(m, src, order, cpu)
+    m.vm[_VM_MIGRATE_OK] += 1 << order
+
+
+@njit
+def migratable(m, pfn, cc_order):
+    f = m.pg_flags[pfn]
+    if (f & PG_head) == 0 or (f & PG_lru) == 0 or (f & PG_pinned) != 0:
+        return False
+    o = m.pg_order[pfn]
+    return o < pageblock_order and (cc_order < 0 or o < cc_order)
+
+
+# ---------------------------------------------------------------- compact_zone
+
+@njit
+def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu):
+    """compact_zone(): returns a compact_result."""
+    zs = m.zone_start[z]
+    ze = m.zone_end[z]
+    mpfn = m.zstat[z, _Z_MIGRATE_PFN]
+    fpfn = m.zstat[z, _Z_FREE_PFN]
+    if whole_zone or mpfn < zs or mpfn >= ze:
+        mpfn = zs & ~(pageblock_nr_pages - 1)
+    if whole_zone or fpfn <= zs or fpfn > ze:
+        fpfn = (ze - 1) & ~(pageblock_nr_pages - 1)
+    ignore_skip = whole_zone
+    m.cc_n[0] = 0
+    result = COMPACT_CONTINUE
+    mscanned = 0
+    fscanned = 0
+    while True:
+        if (fpfn >> pageblock_order) <= (mpfn >> pageblock_order):
+            result = COMPACT_COMPLETE if whole_zone else COMPACT_PARTIAL_SKIPPED
+            # restart from the zone ends next time; clear skip hints
+            mpfn = zs
+            fpfn = ze
+            for pb in range(zs >> pageblock_order, (ze + pageblock_nr_pages - 1) >> pageblock_order):
+                m.pb_flags[pb] &= 0xFF ^ PB_compact_skip
+            break
+        if compact_finished(m, z, order, mt):
+            result = COMPACT_SUCCESS
+            break
+        pb = mpfn >> pageblock_order
+        start = mpfn
+        mpfn = (pb + 1) << pageblock_order
+        if m.pb_zone[pb] != z:
+            continue
+        if not ignore_skip and (m.pb_flags[pb] & PB_compact_skip):
+            continue
+        bmt = m.pb_mt[pb]
+        if bmt == MIGRATE_ISOLATE or (not sync and not kcompactd and bmt != MIGRATE_MOVABLE):
+            continue
+        # isolate_migratepages_block + migrate_pages, COMPACT_CLUSTER_MAX at a time
+        p = start
+        end = mpfn
+        isolated_any = False
+        while p < end:
+            mscanned += 1
+            f = m.pg_flags[p]
+            if f & (PG_buddy | PG_head) and m.pg_order[p] >= 0:
+                o = m.pg_order[p]
+            else:
+                o = 0
+            if f & PG_head and migratable(m, p, order):
+                dst = compaction_alloc(m, z, o)
+                while dst < 0 and (fpfn >> pageblock_order) > (start >> pageblock_order):
+                    fscanned += isolate_freepages_block(m, z, fpfn, order, whole_zone)
+                    fpfn -= pageblock_nr_pages
+                    dst = compaction_alloc(m, z, o)
+                if dst < 0:
+                    m.vm[_VM_MIGRATE_FAIL] += 1 << o
+                    break
+                migrate_block(m, p, dst, cpu)
+                m.vm[_VM_ISOLATED] += 1 << o
+                isolated_any = True
+            p += 1 << o
+        if not isolated_any:
+            m.pb_flags[pb] |= PB_compact_skip
+    cc_release(m, z)
+    m.zstat[z, _Z_MIGRATE_PFN] = mpfn
+    m.zstat[z, _Z_FREE_PFN] = fpfn
+    if kcompactd:
+        m.vm[_VM_DMSCAN] += mscanned
+        m.vm[_VM_DFSCAN] += fscanned
+    else:
+        m.vm[_VM_MSCAN] += mscanned
+        m.vm[_VM_FSCAN] += fscanned
+    return result
+
+
+@njit
+def try_to_compact_pages(m, order, gfp, alloc_flags, highest_zoneidx, prio, cpu):
+    """try_to_compact_pages(): each zone of the zonelist, skipping deferred ones
+    (unless SYNC_FULL); stop at the first success.  Counts compact_stall."""
+    if (gfp & 0x40) == 0 or m.cfg[_CFG_COMPACTION] == 0:
+        return COMPACT_SKIPPED
+    mt = (gfp & 0x18) >> 3
+    rc = COMPACT_SKIPPED
+    stalled = False
+    for z in range(highest_zoneidx, -1, -1):
+        if not populated_zone(m, z):
+            continue
+        if prio > COMPACT_PRIO_SYNC_FULL and compaction_deferred(m, z, order):
+            rc = max(rc, COMPACT_DEFERRED)
+            continue
+        if zone_watermark_ok(m, z, order, wmark_pages(m, z, alloc_flags & 3), highest_zoneidx,
+                             alloc_flags, m.zstat[z, ZS_NR_FREE]):
+            rc = max(rc, COMPACT_SUCCESS)
+            break
+        if not compaction_suitable(m, z, order, highest_zoneidx):
+            rc = max(rc, COMPACT_SKIPPED)
+            continue
+        stalled = True
+        status = compact_zone(m, z, order, mt, prio != COMPACT_PRIO_ASYNC,
+                              prio == COMPACT_PRIO_SYNC_FULL, False, cpu)
+        rc = max(rc, status)
+        if status == COMPACT_SUCCESS:
+            compaction_defer_reset(m, z, order, False)
+            break
+        if prio != COMPACT_PRIO_ASYNC and (status == COMPACT_COMPLETE
+                                           or status == COMPACT_PARTIAL_SKIPPED):
+            defer_compaction(m, z, order)
+    if stalled:
+        m.vm[_VM_STALL] += 1
+    return rc
+
+
+@njit
+def kcompactd_do_work(m, cpu):
+    """kcompactd_do_work(): SYNC_LIGHT compaction for the recorded order in
+    each zone up to the recorded index that needs and suits it."""
+    order = m.node[_N_KCD_ORDER]
+    idx = m.node[_N_KCD_IDX]
+    m.node[_N_KCD_WAIT] = 0
+    m.node[_N_KCD_ORDER] = 0
+    if m.cfg[_CFG_COMPACTION] == 0 or order <= 0:
+        return 0
+    m.node[_N_KCD_RUNS] += 1
+    m.vm[_VM_DWAKE] += 1
+    for z in range(idx + 1):
+        if not populated_zone(m, z):
+            continue
+        if compaction_deferred(m, z, order):
+            continue
+        if zone_watermark_ok(m, z, order, wmark_pages(m, z, 0), idx, 0, m.zstat[z, ZS_NR_FREE]):
+            continue
+        if not compaction_suitable(m, z, order, idx):
+            continue
+        status = compact_zone(m, z, order, MIGRATE_MOVABLE, True, False, True, cpu)
+        if status == COMPACT_SUCCESS:
+            compaction_defer_reset(m, z, order, False)
+        elif status == COMPACT_COMPLETE or status == COMPACT_PARTIAL_SKIPPED:
+            drain_all_pages(m)
+            defer_compaction(m, z, order)
+    return 1
+
+

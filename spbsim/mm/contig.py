@@ -1,0 +1,118 @@
+"""Contiguous range allocation (mm/page_alloc.c alloc_contig_range, as used for
+1 GB hugetlb pages): isolate, migrate the movable blocks out, take the range."""
+from .buddy import del_page_from_free_list, move_freepages_block, pageblock_set_has
+from .compaction import migrate_block
+from .const import (MAX_PAGE_ORDER, MIGRATE_ISOLATE, MIGRATE_MOVABLE, PG_buddy, PG_head,
+                    PG_lru, PG_MT_SHIFT, PG_pcp, PG_pinned, SUPERPAGEBLOCK_NR_PAGES,
+                    pageblock_order)
+from .jit import njit
+from .page_alloc import alloc_pages_call
+from .pcp import drain_all_pages
+
+__all__ = ["contig_range_movable", "alloc_contig_range", "find_contig_1g", "free_contig_range"]
+
+
+@njit
+def contig_range_movable(m, start, nr):
+    """Can [start, start+nr) be made free by migration?  Every page free, on a
+    pcp list, or in an unpinned movable (LRU) block; one zone, no holes."""
+    z = m.pb_zone[start >> pageblock_order]
+    if z < 0:
+        return False
+    p = start
+    end = start + nr
+    while p < end:
+        if m.pb_zone[p >> pageblock_order] != z:
+            return False
+        f = m.pg_flags[p]
+        if f & (PG_buddy | PG_pcp):
+            p += 1 << m.pg_order[p]
+        elif f & PG_head:
+            if (f & PG_lru) == 0 or (f & PG_pinned) != 0:
+                return False
+            p += 1 << m.pg_order[p]
+        else:
+            return False          # reserved page, or the tail of a larger block
+    return True
+
+
+@njit
+def alloc_contig_range(m, start, nr, owner, cpu, migrate_gfp):
+    """alloc_contig_range(): isolate the range's pageblocks, migrate every
+    movable block out (new blocks come from outside: isolated lists are never
+    allocated from), then take the whole range as allocated order-10 blocks.
+    Returns pages migrated, or -1 (range restored) if a migration failed."""
+    z = m.pb_zone[start >> pageblock_order]
+    drain_all_pages(m)
+    pb0 = start >> pageblock_order
+    npb = nr >> pageblock_order
+    for i in range(npb):
+        move_freepages_block(m, z, (pb0 + i) << pageblock_order, m.pb_mt[pb0 + i], MIGRATE_ISOLATE)
+    migrated = 0
+    p = start
+    end = start + nr
+    ok = True
+    while p < end:
+        f = m.pg_flags[p]
+        if f & PG_buddy:
+            p += 1 << m.pg_order[p]
+            continue
+        if f & PG_head:
+            o = m.pg_order[p]
+            dst = alloc_pages_call(m, o, migrate_gfp, cpu, m.pg_owner[p])
+            if dst < 0:
+                ok = False
+                break
+            # alloc_pages_call accounted a new block for the owner: undo, then move
+            m.owner_pages[m.pg_owner[p]] -= 1 << o
+            migrate_block(m, p, dst, cpu)
+            migrated += 1 << o
+            p += 1 << o
+            continue
+        p += 1
+    drain_all_pages(m)
+    if not ok:
+        for i in range(npb):
+            move_freepages_block(m, z, (pb0 + i) << pageblock_order, MIGRATE_ISOLATE, MIGRATE_MOVABLE)
+        return -1
+    # the range is now free on the ISOLATE lists: take it
+    p = start
+    while p < end:
+        o = m.pg_order[p]
+        del_page_from_free_list(m, p, z, o, MIGRATE_ISOLATE)
+        p += 1 << o
+    for i in range(npb):
+        m.pb_mt[pb0 + i] = MIGRATE_MOVABLE
+    p = start
+    while p < end:
+        m.pg_flags[p] = PG_head | (MIGRATE_MOVABLE << PG_MT_SHIFT)
+        m.pg_order[p] = MAX_PAGE_ORDER
+        m.pg_owner[p] = owner
+        m.pg_obj[p] = -1
+        pageblock_set_has(m, p, MAX_PAGE_ORDER, MIGRATE_MOVABLE)
+        p += 1 << MAX_PAGE_ORDER
+    m.owner_pages[owner] += nr
+    return migrated
+
+
+@njit
+def find_contig_1g(m, first_spb, last_spb):
+    """First SPB-aligned 1 GB range, from the lowest pfn, that can be emptied."""
+    for s in range(first_spb, last_spb):
+        start = s * SUPERPAGEBLOCK_NR_PAGES
+        if start + SUPERPAGEBLOCK_NR_PAGES > m.pg_flags.shape[0]:
+            break
+        if contig_range_movable(m, start, SUPERPAGEBLOCK_NR_PAGES):
+            return start
+    return -1
+
+
+@njit
+def free_contig_range(m, start, nr, cpu):
+    """free_contig_range(): free the order-10 blocks of a taken range."""
+    from_owner = m.pg_owner[start]
+    p = start
+    while p < start + nr:
+        free_pages(m, p, MAX_PAGE_ORDER, cpu)
+        p += 1 << MAX_PAGE_ORDER
+    return from_owner

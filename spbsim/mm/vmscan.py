@@ -1,0 +1,201 @@
+"""Reclaim (mm/vmscan.c): shrink the reclaim lists, kswapd's balance_pgdat,
+and direct reclaim (try_to_free_pages).
+
+Model (linux-allocator.md §4.4): file pages are reclaimed oldest first, then
+anonymous pages if swap is on; reclaimable slab pages are scanned by a
+shrinker that frees a scanned page only when all its objects went, with a
+chance ``slab_free_ppm`` per scan [SIM].  Reclaimed blocks go back through
+the normal free path (pcp first), since where they land changes merging.
+"""
+from .const import PG_pinned, SUPERPAGEBLOCK_ORDER, pageblock_order
+from .jit import njit, njit_inline
+from .lru import lru_add, lru_del
+from .page_free import free_pages
+from .state import (CFG, LRU_ANON, LRU_FILE, LRU_SLAB, NODE, VMSTAT, ZS_BOOST,
+                    ZS_MANAGED, ZS_WMARK_HIGH)
+from .watermark import pgdat_balanced, populated_zone, wakeup_kcompactd, wmark_pages
+
+_CFG_SWAP = CFG["swap"]
+_CFG_SLAB_PPM = CFG["slab_free_ppm"]
+_CFG_RECLAIM = CFG["reclaim"]
+_VM_PGSCAN_KSWAPD = VMSTAT["pgscan_kswapd"]
+_VM_PGSCAN_DIRECT = VMSTAT["pgscan_direct"]
+_VM_PGSTEAL_KSWAPD = VMSTAT["pgsteal_kswapd"]
+_VM_PGSTEAL_DIRECT = VMSTAT["pgsteal_direct"]
+_VM_SLABS_SCANNED = VMSTAT["slabs_scanned"]
+_VM_PAGEOUTRUN = VMSTAT["pageoutrun"]
+_N_KSWAPD_ORDER = NODE["kswapd_order"]
+_N_KSWAPD_IDX = NODE["kswapd_highest_zoneidx"]
+_N_KSWAPD_WAIT = NODE["kswapd_wait"]
+_N_KSWAPD_FAILURES = NODE["kswapd_failures"]
+_N_KSWAPD_RUNS = NODE["kswapd_runs"]
+_N_DIRECT = NODE["direct_reclaims"]
+_N_KSWAPD_RECLAIMED = NODE["kswapd_reclaimed"]
+
+SWAP_CLUSTER_MAX = 32
+
+
+@njit_inline
+def next_random(m):
+    """xorshift64* on the machine's generator state; returns a uint64."""
+    x = m.rng[0]
+    x ^= x >> 12
+    x ^= x << 25
+    x ^= x >> 27
+    m.rng[0] = x
+    return x * 2685821657736338717
+
+
+@njit
+def reclaim_block(m, pfn, lru, cpu):
+    """Free one block taken off a reclaim list (pageout / shrinker)."""
+    lru_del(m, pfn, lru)
+    obj = m.pg_obj[pfn]
+    if obj >= 0:
+        m.obj_pfn[obj] = -1          # the owner's timer finds it gone
+    order = m.pg_order[pfn]
+    free_pages(m, pfn, order, cpu)
+    return 1 << order
+
+
+@njit
+def shrink_lru(m, lru, nr_to_scan, cpu):
+    """shrink_inactive_list(): scan from the tail; pinned blocks rotate to the head.
+    Returns (scanned, reclaimed) in pages."""
+    scanned = 0
+    reclaimed = 0
+    limit = m.lru_pages[lru]
+    while scanned < nr_to_scan and scanned < limit:
+        pfn = m.lru_tail[lru]
+        if pfn < 0:
+            break
+        n = 1 << m.pg_order[pfn]
+        scanned += n
+        if m.pg_flags[pfn] & PG_pinned:
+            lru_del(m, pfn, lru)
+            lru_add(m, pfn, lru)
+            continue
+        reclaimed += reclaim_block(m, pfn, lru, cpu)
+    return scanned, reclaimed
+
+
+@njit
+def shrink_slab(m, nr_to_scan, cpu):
+    """shrink_slab(): scan reclaimable slab pages from the oldest; each is freed
+    with probability slab_free_ppm/1e6 (all its objects were reclaimable),
+    otherwise it rotates.  Returns (scanned, reclaimed) pages."""
+    scanned = 0
+    reclaimed = 0
+    ppm = m.cfg[_CFG_SLAB_PPM]
+    limit = m.lru_pages[LRU_SLAB]
+    while scanned < nr_to_scan and scanned < limit:
+        pfn = m.lru_tail[LRU_SLAB]
+        if pfn < 0:
+            break
+        n = 1 << m.pg_order[pfn]
+        scanned += n
+        if (next_random(m) >> 11) % 1000000 < ppm:
+            reclaimed += reclaim_block(m, pfn, LRU_SLAB, cpu)
+        else:
+            lru_del(m, pfn, LRU_SLAB)
+            lru_add(m, pfn, LRU_SLAB)
+    m.vm[_VM_SLABS_SCANNED] += scanned
+    return scanned, reclaimed
+
+
+@njit
+def shrink_node(m, nr_to_reclaim, cpu, kswapd):
+    """shrink_node(): file LRU first, then anon (swap), then slab, until
+    ``nr_to_reclaim`` pages are freed.  Returns pages reclaimed."""
+    total_scanned = 0
+    total = 0
+    sc, rc = shrink_lru(m, LRU_FILE, nr_to_reclaim, cpu)
+    total_scanned += sc
+    total += rc
+    if total < nr_to_reclaim and m.cfg[_CFG_SWAP] != 0:
+        sc, rc = shrink_lru(m, LRU_ANON, nr_to_reclaim - total, cpu)
+        total_scanned += sc
+        total += rc
+    if total < nr_to_reclaim:
+        sc, rc = shrink_slab(m, 4 * (nr_to_reclaim - total), cpu)
+        total += rc
+    if kswapd:
+        m.vm[_VM_PGSCAN_KSWAPD] += total_scanned
+        m.vm[_VM_PGSTEAL_KSWAPD] += total
+    else:
+        m.vm[_VM_PGSCAN_DIRECT] += total_scanned
+        m.vm[_VM_PGSTEAL_DIRECT] += total
+    return total
+
+
+@njit
+def zone_reclaimable_pages(m):
+    """zone_reclaimable_pages(), for the node: file (+ anon with swap)."""
+    r = m.lru_pages[LRU_FILE]
+    if m.cfg[_CFG_SWAP] != 0:
+        r += m.lru_pages[LRU_ANON]
+    return r
+
+
+@njit
+def try_to_free_pages(m, order, highest_zoneidx, cpu):
+    """try_to_free_pages(): direct reclaim of at least SWAP_CLUSTER_MAX pages
+    (twice compact_gap for costly orders so compaction has room)."""
+    if m.cfg[_CFG_RECLAIM] == 0:
+        return 0
+    m.node[_N_DIRECT] += 1
+    target = SWAP_CLUSTER_MAX
+    if order > 3:
+        target = max(target, 2 << order)
+    return shrink_node(m, target, cpu, False)
+
+
+@njit
+def balance_pgdat(m, cpu, budget):
+    """kswapd's balance_pgdat(): reclaim until the node is balanced at the
+    requested order (HIGH mark incl. boost), dropping to order 0 once
+    compact_gap(order) pages were reclaimed; then clear the boosts, wake
+    kcompactd and sleep.  At most ``budget`` pages per call: kswapd's
+    throughput in simulated time is the [SIM] parameter kswapd_rate; a run
+    that is cut short stays awake.  Returns pages reclaimed."""
+    order = m.node[_N_KSWAPD_ORDER]
+    idx = m.node[_N_KSWAPD_IDX]
+    per_round = 0
+    boosted = False
+    for z in range(idx + 1):
+        if populated_zone(m, z):
+            if m.zstat[z, ZS_BOOST] > 0:
+                boosted = True
+            per_round += max(m.zstat[z, ZS_WMARK_HIGH], SWAP_CLUSTER_MAX)
+    reclaimed = 0
+    done = False
+    while reclaimed < budget:
+        if pgdat_balanced(m, order, idx):
+            done = True
+            break
+        got = shrink_node(m, min(per_round, budget - reclaimed), cpu, True)
+        reclaimed += got
+        m.node[_N_KSWAPD_RECLAIMED] += got
+        if order > 0 and m.node[_N_KSWAPD_RECLAIMED] >= (2 << order):
+            order = 0
+            m.node[_N_KSWAPD_ORDER] = 0
+        if got == 0:
+            m.node[_N_KSWAPD_FAILURES] += 1
+            done = True
+            break
+    if reclaimed > 0:
+        m.node[_N_KSWAPD_FAILURES] = 0
+    if not done:
+        return reclaimed
+    m.node[_N_KSWAPD_RUNS] += 1
+    m.vm[_VM_PAGEOUTRUN] += 1
+    for z in range(idx + 1):
+        m.zstat[z, ZS_BOOST] = 0
+    if boosted:
+        wakeup_kcompactd(m, pageblock_order, idx)
+    if order > 0 and pgdat_balanced(m, order, idx):
+        wakeup_kcompactd(m, order, idx)
+    m.node[_N_KSWAPD_WAIT] = 0
+    m.node[_N_KSWAPD_ORDER] = 0
+    m.node[_N_KSWAPD_RECLAIMED] = 0
+    return reclaimed

@@ -1,0 +1,174 @@
+"""Watermarks and zone selection (mm/page_alloc.c, mm/vmscan.c): the checks
+that decide whether a zone may serve a request, and the wakeups of kswapd
+and kcompactd they lead to."""
+from .const import (ALLOC_HIGHATOMIC, ALLOC_MIN_RESERVE, ALLOC_OOM,
+                    ALLOC_NON_BLOCK, ALLOC_RESERVES, ALLOC_WMARK_MASK,
+                    ALLOC_WMARK_MIN, KV_6_12, MIGRATE_HIGHATOMIC,
+                    MIGRATE_PCPTYPES, NR_PAGE_ORDERS, ZONE_DMA, ZONE_DMA32,
+                    ZONE_NORMAL, pageblock_order)
+from .jit import njit, njit_inline
+from .state import (CFG, NODE, ZS_BOOST, ZS_FREE_HIGHATOMIC, ZS_KSWAPD_WAKE,
+                    ZS_MANAGED, ZS_NR_FREE, ZS_RESERVED_HIGHATOMIC,
+                    ZS_WMARK_MIN)
+
+_CFG_VERSION = CFG["version"]
+_N_KSWAPD_ORDER = NODE["kswapd_order"]
+_N_KSWAPD_IDX = NODE["kswapd_highest_zoneidx"]
+_N_KSWAPD_WAIT = NODE["kswapd_wait"]
+_N_KSWAPD_FAILURES = NODE["kswapd_failures"]
+_N_KCD_ORDER = NODE["kcompactd_max_order"]
+_N_KCD_IDX = NODE["kcompactd_highest_zoneidx"]
+_N_KCD_WAIT = NODE["kcompactd_wait"]
+MAX_RECLAIM_RETRIES = 16
+
+_GFP_DMA = 0x01
+_GFP_DMA32 = 0x04
+_GFP_MOVABLE = 0x08
+_GFP_RECLAIMABLE = 0x10
+_GFP_DIRECT_RECLAIM = 0x400
+
+
+@njit_inline
+def gfp_migratetype(gfp):
+    return (gfp & (_GFP_RECLAIMABLE | _GFP_MOVABLE)) >> 3
+
+
+@njit_inline
+def gfp_zone(gfp):
+    """gfp_zone(): highest zone index the request may use."""
+    if gfp & _GFP_DMA:
+        return ZONE_DMA
+    if gfp & _GFP_DMA32:
+        return ZONE_DMA32
+    return ZONE_NORMAL
+
+
+@njit_inline
+def populated_zone(m, z):
+    return m.zstat[z, ZS_MANAGED] > 0
+
+
+@njit_inline
+def preferred_zone(m, highest_zoneidx):
+    """first_zones_zonelist(): the highest populated zone not above highest_zoneidx."""
+    for z in range(highest_zoneidx, -1, -1):
+        if populated_zone(m, z):
+            return z
+    return -1
+
+
+# ---------------------------------------------------------------- watermarks
+
+@njit_inline
+def wmark_pages(m, z, i):
+    """wmark_pages(): _watermark[i] + watermark_boost."""
+    return m.zstat[z, ZS_WMARK_MIN + i] + m.zstat[z, ZS_BOOST]
+
+
+@njit_inline
+def zone_watermark_unusable_free(m, z, order, alloc_flags):
+    """__zone_watermark_unusable_free(); v6.12 subtracts the whole reserve."""
+    unusable = (1 << order) - 1
+    if (alloc_flags & ALLOC_RESERVES) == 0:
+        if m.cfg[_CFG_VERSION] == KV_6_12:
+            unusable += m.zstat[z, ZS_RESERVED_HIGHATOMIC]
+        else:
+            unusable += m.zstat[z, ZS_FREE_HIGHATOMIC]
+    return unusable
+
+
+@njit_inline
+def zone_watermark_ok(m, z, order, mark, highest_zoneidx, alloc_flags, free_pages):
+    """__zone_watermark_ok(): free pages above mark + lowmem_reserve, and for
+    order > 0 a free block of at least that order on any pcptype list."""
+    free_pages -= zone_watermark_unusable_free(m, z, order, alloc_flags)
+    mn = mark
+    if alloc_flags & ALLOC_RESERVES:
+        if alloc_flags & ALLOC_MIN_RESERVE:
+            mn -= mn // 2
+            if alloc_flags & ALLOC_NON_BLOCK:
+                mn -= mn // 4
+        if alloc_flags & ALLOC_OOM:
+            mn -= mn // 2
+    if free_pages <= mn + m.lowmem_reserve[z, highest_zoneidx]:
+        return False
+    if order == 0:
+        return True
+    for o in range(order, NR_PAGE_ORDERS):
+        if m.nr_free[z, o] == 0:
+            continue
+        for mt in range(MIGRATE_PCPTYPES):
+            if m.fa_nr[z, o, mt] > 0:
+                return True
+        if (alloc_flags & (ALLOC_HIGHATOMIC | ALLOC_OOM)) and m.fa_nr[z, o, MIGRATE_HIGHATOMIC] > 0:
+            return True
+    return False
+
+
+@njit_inline
+def zone_watermark_fast(m, z, order, mark, highest_zoneidx, alloc_flags):
+    """zone_watermark_fast(): order-0 shortcut, and the boost-free MIN retry."""
+    free_pages = m.zstat[z, ZS_NR_FREE]
+    if order == 0:
+        reserved = zone_watermark_unusable_free(m, z, 0, alloc_flags)
+        usable = free_pages - min(free_pages, reserved)
+        if usable > mark + m.lowmem_reserve[z, highest_zoneidx]:
+            return True
+    if zone_watermark_ok(m, z, order, mark, highest_zoneidx, alloc_flags, free_pages):
+        return True
+    if (order == 0 and (alloc_flags & ALLOC_MIN_RESERVE) and m.zstat[z, ZS_BOOST] > 0
+            and (alloc_flags & ALLOC_WMARK_MASK) == ALLOC_WMARK_MIN):
+        return zone_watermark_ok(m, z, order, m.zstat[z, ZS_WMARK_MIN], highest_zoneidx,
+                                 alloc_flags, free_pages)
+    return False
+
+
+@njit
+def pgdat_balanced(m, order, highest_zoneidx):
+    """pgdat_balanced(): any populated zone <= idx meets its HIGH mark (incl.
+    boost) at this order."""
+    for z in range(highest_zoneidx + 1):
+        if not populated_zone(m, z):
+            continue
+        if zone_watermark_ok(m, z, order, wmark_pages(m, z, 2), highest_zoneidx, 0,
+                             m.zstat[z, ZS_NR_FREE]):
+            return True
+    return False
+
+
+@njit
+def wakeup_kcompactd(m, order, highest_zoneidx):
+    """wakeup_kcompactd(): no-op for order 0; records the max order/min zone."""
+    if order <= 0:
+        return
+    if order > m.node[_N_KCD_ORDER]:
+        m.node[_N_KCD_ORDER] = order
+    if m.node[_N_KCD_WAIT] == 0 or highest_zoneidx < m.node[_N_KCD_IDX]:
+        m.node[_N_KCD_IDX] = highest_zoneidx
+    m.node[_N_KCD_WAIT] = 1
+
+
+@njit
+def wakeup_kswapd(m, z, gfp, order, highest_zoneidx):
+    """wakeup_kswapd(): raise kswapd's order/zone; if the node is hopeless or
+    already balanced without boost, wake kcompactd instead (for requests that
+    cannot direct-reclaim) and leave kswapd asleep."""
+    m.zstat[z, ZS_KSWAPD_WAKE] += 1
+    if m.node[_N_KSWAPD_WAIT] == 0 or order > m.node[_N_KSWAPD_ORDER]:
+        m.node[_N_KSWAPD_ORDER] = max(order, m.node[_N_KSWAPD_ORDER]) if m.node[_N_KSWAPD_WAIT] else order
+    if m.node[_N_KSWAPD_WAIT] == 0 or highest_zoneidx > m.node[_N_KSWAPD_IDX]:
+        m.node[_N_KSWAPD_IDX] = highest_zoneidx
+    if m.node[_N_KSWAPD_WAIT]:
+        return
+    boosted = False
+    for zz in range(highest_zoneidx + 1):
+        if m.zstat[zz, ZS_BOOST] > 0:
+            boosted = True
+    if m.node[_N_KSWAPD_FAILURES] >= MAX_RECLAIM_RETRIES or (
+            pgdat_balanced(m, order, highest_zoneidx) and not boosted):
+        if (gfp & _GFP_DIRECT_RECLAIM) == 0:
+            wakeup_kcompactd(m, order, highest_zoneidx)
+        return
+    m.node[_N_KSWAPD_WAIT] = 1
+
+
