@@ -94,6 +94,8 @@ class Simulation:
         self._reserved_pb = reserved_pageblocks(m)
         self.hugetlb = [s for s in sc.sources if s.kind == "hugetlb_1g"]
         self.gb_held = []          # (free_at_s, pfn)
+        self.gb_next = {}          # source -> next attempt time
+        self.gb_rng = np.random.Generator(np.random.PCG64([sc.seed, 0x1C0]))
         self.gb_stats = {"attempts": 0, "success": 0, "migrated_pages": 0}
         self.requests_done = 0
         self.t_s = 0.0
@@ -135,18 +137,19 @@ class Simulation:
         """hugetlb_1g sources: one contiguous 1 GB attempt per interval
         (alloc_contig_range), freed after the source's lifetime."""
         for s in self.hugetlb:
-            if not (s.start_s <= t0 < s.stop_s):
-                continue
-            k0 = math.floor((t0 - s.start_s) / s.interval_s)
-            k1 = math.floor((t1 - s.start_s) / s.interval_s - 1e-12)
-            if t0 == s.start_s or k1 > k0:
+            nxt = self.gb_next.get(s.name, s.start_s)
+            while nxt < t1 and nxt < s.stop_s:
+                nxt += s.interval_s
+                self.gb_next[s.name] = nxt
                 self.gb_stats["attempts"] += 1
+                # drawn for every attempt from its own generator: the stream
+                # stays independent of whether the attempt succeeds
+                life = float(s.lifetime.sample(self.gb_rng, 1)[0])
                 got = self.machine.alloc_contig_1g(owner=self.source_owner[s.name])
                 if got is not None:
                     pfn, migrated = got
                     self.gb_stats["success"] += 1
                     self.gb_stats["migrated_pages"] += migrated
-                    life = float(s.lifetime.sample(self.stream.rng, 1)[0])
                     self.gb_held.append((t1 + life, pfn))
         keep = []
         for free_at, pfn in self.gb_held:

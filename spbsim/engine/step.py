@@ -7,11 +7,12 @@ before each request are processed first, so frees and allocations interleave
 in simulated time.
 """
 from ..mm.const import PG_pinned
-from ..mm.compaction import kcompactd_do_work
+from ..mm.compaction import (fragmentation_score_node, kcompactd_do_work,
+                              proactive_compact_node)
 from ..mm.jit import njit, njit_inline
 from ..mm.lru import lru_add, lru_del
-from ..mm.page_alloc import alloc_pages
-from ..mm.page_free import free_pages
+from ..mm.page_alloc import alloc_pages_call
+from ..mm.page_free import free_pages_call
 from ..mm.state import CFG, CUR_CLOCK, NODE, VMSTAT
 from ..mm.vmscan import balance_pgdat, next_random
 from .state import ES, K_KVMALLOC, K_THP
@@ -19,6 +20,7 @@ from .state import ES, K_KVMALLOC, K_THP
 _N_KSWAPD_WAIT = NODE["kswapd_wait"]
 _N_KCD_WAIT = NODE["kcompactd_wait"]
 _N_KSWAPD_LAST = NODE["kswapd_last_ns"]
+_N_PROACTIVE_NEXT = NODE["proactive_next_ns"]
 _CFG_KSWAPD_RATE = CFG["kswapd_rate"]
 _VM_THP_ALLOC = VMSTAT["thp_fault_alloc"]
 _VM_THP_FALLBACK = VMSTAT["thp_fault_fallback"]
@@ -88,7 +90,7 @@ def expire_until(m, e, now, ncpu):
                 lru_del(m, pfn, lru)
             e.src_stat[src, _S_EXP] += 1
             m.obj_pfn[oid] = -1
-            free_pages(m, pfn, m.pg_order[pfn], oid % ncpu)
+            free_pages_call(m, pfn, m.pg_order[pfn], oid % ncpu)
         e.obj_top[0] += 1
         e.obj_free[e.obj_top[0] - 1] = oid
 
@@ -108,6 +110,16 @@ def background(m, now, cpu):
         m.node[_N_KSWAPD_LAST] = now
     if m.node[_N_KCD_WAIT] != 0:
         kcompactd_do_work(m, cpu)
+    # proactive compaction: HPAGE_FRAG_CHECK_INTERVAL_MSEC, backing off to 32 s
+    # when a run did not lower the score
+    # (not while kswapd runs: should_proactive_compact_node)
+    if now >= m.node[_N_PROACTIVE_NEXT]:
+        interval = 500_000_000
+        if m.node[_N_KSWAPD_WAIT] == 0:
+            before = fragmentation_score_node(m)
+            if proactive_compact_node(m, cpu) and fragmentation_score_node(m) >= before:
+                interval = 500_000_000 << 6
+        m.node[_N_PROACTIVE_NEXT] = now + interval
 
 
 @njit_inline
@@ -134,7 +146,7 @@ def fallback_base_pages(m, e, src, order, cpu, life_ns, now):
     gfp = e.src_fallback_gfp[src]
     got = 0
     for _ in range(1 << order):
-        p = alloc_pages(m, 0, gfp, cpu, src)
+        p = alloc_pages_call(m, 0, gfp, cpu, src)
         if p < 0:
             break
         place(m, e, p, src, life_ns, now)
@@ -159,7 +171,7 @@ def run_requests(m, e, t_ns, src, order, cpu, life_ns, ncpu):
         if m.owner_pages[s] >= e.src_limit[s]:
             e.src_stat[s, _S_THR] += 1
             continue
-        pfn = alloc_pages(m, o, e.src_gfp[s], c, s)
+        pfn = alloc_pages_call(m, o, e.src_gfp[s], c, s)
         kind = e.src_kind[s]
         if pfn >= 0:
             place(m, e, pfn, s, life_ns[i], now)
@@ -174,7 +186,8 @@ def run_requests(m, e, t_ns, src, order, cpu, life_ns, ncpu):
                 fallback_base_pages(m, e, s, o, c, life_ns[i], now)
             elif kind == K_KVMALLOC and o > 0:
                 fallback_base_pages(m, e, s, o, c, life_ns[i], now)
-        if m.node[_N_KSWAPD_WAIT] != 0 or m.node[_N_KCD_WAIT] != 0:
+        if m.node[_N_KSWAPD_WAIT] != 0 or m.node[_N_KCD_WAIT] != 0 \
+                or now >= m.node[_N_PROACTIVE_NEXT]:
             background(m, now, c)
     return n
 

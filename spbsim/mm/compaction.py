@@ -21,7 +21,7 @@ from .const import (MAX_PAGE_ORDER, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PC
                     SUPERPAGEBLOCK_NR_PAGES, pageblock_nr_pages, pageblock_order)
 from .jit import njit
 from .lru import lru_replace
-from .page_free import free_pages
+from .page_free import free_pages_call
 from .pcp import drain_all_pages
 from .state import CC_MAX, CFG, NODE, VMSTAT, ZS_NR_FREE, ZS_WMARK_MIN, ZSTAT
 from .watermark import populated_zone, wmark_pages, zone_watermark_ok
@@ -47,6 +47,8 @@ COMPACT_CLUSTER_MAX = 32
 
 _CFG_COMPACTION = CFG["compaction"]
 _CFG_EXTFRAG = CFG["extfrag_threshold"]
+_CFG_PROACTIVE = CFG["compaction_proactiveness"]
+_Z_PRESENT = ZSTAT["present"]
 _Z_CONSIDERED = ZSTAT["compact_considered"]
 _Z_SHIFT = ZSTAT["compact_defer_shift"]
 _Z_FAILED = ZSTAT["compact_order_failed"]
@@ -264,7 +266,7 @@ def migrate_block(m, src, dst, cpu):
     pageblock_set_has(m, dst, order, (flags >> PG_MT_SHIFT) & 3)
     m.owner_pages[owner] += 1 << order      # free_pages() of src takes it off again
     m.pg_obj[src] = -1
-    free_pages(m, src, order, cpu)
+    free_pages_call(m, src, order, cpu)
     m.vm[_VM_MIGRATE_OK] += 1 << order
 
 
@@ -280,8 +282,61 @@ def migratable(m, pfn, cc_order):
 # ---------------------------------------------------------------- compact_zone
 
 @njit
-def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu):
-    """compact_zone(): returns a compact_result."""
+def zone_frag_score(m, z):
+    """extfrag_for_order(zone, COMPACTION_HPAGE_ORDER): 0..100."""
+    free_pages = 0
+    suitable = 0
+    for o in range(NR_PAGE_ORDERS):
+        b = m.nr_free[z, o]
+        free_pages += b << o
+        if o >= pageblock_order:
+            suitable += b << (o - pageblock_order)
+    if free_pages == 0:
+        return 0
+    return (free_pages - (suitable << pageblock_order)) * 100 // free_pages
+
+
+@njit
+def fragmentation_score_node(m):
+    """fragmentation_score_node(): zone scores weighted by present pages."""
+    total = 0
+    for z in range(m.zstat.shape[0]):
+        total += m.zstat[z, _Z_PRESENT]
+    score = 0
+    for z in range(m.zstat.shape[0]):
+        if populated_zone(m, z):
+            score += m.zstat[z, _Z_PRESENT] * zone_frag_score(m, z) // (total + 1)
+    return score
+
+
+@njit
+def proactive_wmarks(m):
+    """fragmentation_score_wmark(): (low, high) from compaction_proactiveness."""
+    low = max(100 - m.cfg[_CFG_PROACTIVE], 5)
+    high = min(low + min(10, low // 2), 100)
+    return low, high
+
+
+@njit
+def proactive_compact_node(m, cpu):
+    """kcompactd's proactive compaction (every 500 ms): if the node score is
+    above the high mark, compact_node(order -1) zone by zone until each zone's
+    score is at most the low mark.  Returns whether it ran."""
+    if m.cfg[_CFG_PROACTIVE] == 0 or m.cfg[_CFG_COMPACTION] == 0:
+        return False
+    low, high = proactive_wmarks(m)
+    if fragmentation_score_node(m) <= high:
+        return False
+    for z in range(m.zstat.shape[0]):
+        if populated_zone(m, z) and zone_frag_score(m, z) > low:
+            compact_zone(m, z, -1, MIGRATE_MOVABLE, True, True, True, cpu, low)
+    return True
+
+
+@njit
+def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu, proactive_low=-1):
+    """compact_zone(): returns a compact_result.  ``proactive_low`` >= 0: a
+    proactive run, finished once the zone's score is at most that."""
     zs = m.zone_start[z]
     ze = m.zone_end[z]
     mpfn = m.zstat[z, _Z_MIGRATE_PFN]
@@ -305,6 +360,9 @@ def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu):
                 m.pb_flags[pb] &= 0xFF ^ PB_compact_skip
             break
         if compact_finished(m, z, order, mt):
+            result = COMPACT_SUCCESS
+            break
+        if proactive_low >= 0 and zone_frag_score(m, z) <= proactive_low:
             result = COMPACT_SUCCESS
             break
         pb = mpfn >> pageblock_order

@@ -7,6 +7,7 @@ from .const import (MAX_PAGE_ORDER, MIGRATE_ISOLATE, MIGRATE_MOVABLE, PG_buddy, 
                     pageblock_order)
 from .jit import njit
 from .page_alloc import alloc_pages_call
+from .page_free import free_pages_call
 from .pcp import drain_all_pages
 
 __all__ = ["contig_range_movable", "alloc_contig_range", "find_contig_1g", "free_contig_range"]
@@ -113,6 +114,6 @@ def free_contig_range(m, start, nr, cpu):
     from_owner = m.pg_owner[start]
     p = start
     while p < start + nr:
-        free_pages(m, p, MAX_PAGE_ORDER, cpu)
+        free_pages_call(m, p, MAX_PAGE_ORDER, cpu)
         p += 1 << MAX_PAGE_ORDER
     return from_owner

@@ -4,7 +4,6 @@
 returns the first violation as (code, pfn, detail_a, detail_b); code 0 means
 consistent.  ``VIOLATIONS`` turns codes into messages.
 """
-import numpy as np
 
 from .buddy import migratetype_to_has_bit
 from .const import (MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_TYPES,
@@ -39,6 +38,10 @@ VIOLATIONS = {
     18: "allocated page's type has no PB_has_* bit in its pageblock (type {a}, bits {b})",
     19: "NR_FREE_PAGES_BLOCKS differs from free pages in >= pageblock_order buddies (counted {a}, recorded {b})",
     20: "block crosses its zone's end (order {a})",
+    21: "reclaim list entry is not an allocated block of that list's owner (list {a})",
+    22: "reclaim list length differs from its page count (counted {a}, recorded {b})",
+    23: "object table and page disagree (object {a}, page's object {b})",
+    24: "owner page counts differ from the allocated blocks (owner {a}, counted {b})",
 }
 
 
@@ -140,6 +143,8 @@ def _check_pages(m):
                             and (m.pg_flags[b] & PG_buddy) and m.pg_order[b] == o:
                         return 14, p, o, b
                 if f & PG_head:
+                    if m.pg_obj[p] >= 0 and m.obj_pfn[m.pg_obj[p]] != p:
+                        return 23, p, m.pg_obj[p], m.obj_pfn[m.pg_obj[p]]
                     mt = (f >> PG_MT_SHIFT) & 3
                     bit = migratetype_to_has_bit(mt)
                     if (m.pb_flags[pb] & bit) == 0:
@@ -172,9 +177,37 @@ def _check_pages(m):
 
 
 @njit
+def _check_owners(m):
+    npfn = m.pg_flags.shape[0]
+    for lru in range(m.lru_head.shape[0]):
+        p = m.lru_head[lru]
+        prev = -1
+        pages = 0
+        steps = 0
+        while p >= 0:
+            steps += 1
+            if steps > npfn or m.pg_prev[p] != prev or (m.pg_flags[p] & PG_head) == 0 \
+                    or m.owner_lru[m.pg_owner[p]] != lru:
+                return 21, p, lru, 0
+            pages += 1 << m.pg_order[p]
+            prev = p
+            p = m.pg_next[p]
+        if m.lru_tail[lru] != prev or pages != m.lru_pages[lru]:
+            return 22, -1, pages, m.lru_pages[lru]
+    for oid in range(m.obj_pfn.shape[0]):
+        p = m.obj_pfn[oid]
+        if p >= 0 and (m.pg_obj[p] != oid or (m.pg_flags[p] & PG_head) == 0):
+            return 23, p, oid, m.pg_obj[p]
+    return 0, -1, 0, 0
+
+
+@njit
 def check_mem(m):
     """Run all checks; (0, -1, 0, 0) if the state is consistent."""
     r = _check_lists(m)
     if r[0] != 0:
         return r
-    return _check_pages(m)
+    r = _check_pages(m)
+    if r[0] != 0:
+        return r
+    return _check_owners(m)

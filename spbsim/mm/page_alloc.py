@@ -26,7 +26,7 @@ from .state import (CFG, CUR_CPU, SIMSTAT, VM_ALLOCSTALL, VM_PGALLOC, VMSTAT,
 from .tracepoint import EV_ALLOC, trace_event
 from .compaction import (COMPACT_DEFERRED, COMPACT_PRIO_ASYNC, COMPACT_PRIO_SYNC_FULL,
                          COMPACT_PRIO_SYNC_LIGHT, COMPACT_SKIPPED, try_to_compact_pages)
-from .page_free import free_pages
+from .page_free import free_pages_call
 from .vmscan import try_to_free_pages, zone_reclaimable_pages
 from .watermark import (MAX_RECLAIM_RETRIES, gfp_migratetype, gfp_zone, populated_zone,
                         preferred_zone, wakeup_kswapd, wmark_pages, zone_watermark_fast,
@@ -362,6 +362,6 @@ def batch_alloc_free(m, ops_order, ops_gfp, ops_pfn, ops_cpu, ops_owner, out):
     """
     for i in range(ops_order.shape[0]):
         if ops_pfn[i] < 0:
-            out[i] = alloc_pages(m, ops_order[i], ops_gfp[i], ops_cpu[i], ops_owner[i])
+            out[i] = alloc_pages_call(m, ops_order[i], ops_gfp[i], ops_cpu[i], ops_owner[i])
         else:
-            out[i] = free_pages(m, ops_pfn[i], ops_order[i], ops_cpu[i])
+            out[i] = free_pages_call(m, ops_pfn[i], ops_order[i], ops_cpu[i])

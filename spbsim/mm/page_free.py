@@ -4,7 +4,7 @@ from .buddy import pcp_allowed_order, split_large_buddy
 from .const import (MAX_NR_ZONES, MIGRATE_ISOLATE, MIGRATE_MOVABLE,
                     MIGRATE_PCPTYPES, PG_buddy, PG_head, PG_pcp, PG_reserved,
                     ZONE_BELOW_HIGH, pageblock_order)
-from .jit import njit_inline
+from .jit import njit, njit_inline
 from .pcp import free_unref_page_commit
 from .state import CFG, CUR_CPU, SIMSTAT, VM_PGFREE, ZS_FLAGS, ZS_NR_FREE
 from .tracepoint import EV_FREE, trace_event
@@ -62,3 +62,10 @@ def free_pages(m, pfn, order, cpu):
     return 0
 
 
+
+
+@njit
+def free_pages_call(m, pfn, order, cpu):
+    """free_pages() as a call, for cold callers (reclaim, migration): keeps the
+    number of inlined copies, and so compile time, down."""
+    return free_pages(m, pfn, order, cpu)

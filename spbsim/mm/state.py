@@ -118,7 +118,7 @@ EV_WIDTH = 9
 NODE_NAMES = ["kswapd_order", "kswapd_highest_zoneidx", "kswapd_wait", "kswapd_failures",
               "kcompactd_max_order", "kcompactd_highest_zoneidx", "kcompactd_wait",
               "kswapd_runs", "kcompactd_runs", "direct_reclaims", "kswapd_last_ns",
-              "kswapd_reclaimed"]
+              "kswapd_reclaimed", "proactive_next_ns"]
 NODE = _enum(NODE_NAMES)
 
 #: reclaim lists (our stand-in for the node's LRU lists and the slab caches)

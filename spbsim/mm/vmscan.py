@@ -10,7 +10,7 @@ the normal free path (pcp first), since where they land changes merging.
 from .const import PG_pinned, SUPERPAGEBLOCK_ORDER, pageblock_order
 from .jit import njit, njit_inline
 from .lru import lru_add, lru_del
-from .page_free import free_pages
+from .page_free import free_pages_call
 from .state import (CFG, LRU_ANON, LRU_FILE, LRU_SLAB, NODE, VMSTAT, ZS_BOOST,
                     ZS_MANAGED, ZS_WMARK_HIGH)
 from .watermark import pgdat_balanced, populated_zone, wakeup_kcompactd, wmark_pages
@@ -54,7 +54,7 @@ def reclaim_block(m, pfn, lru, cpu):
     if obj >= 0:
         m.obj_pfn[obj] = -1          # the owner's timer finds it gone
     order = m.pg_order[pfn]
-    free_pages(m, pfn, order, cpu)
+    free_pages_call(m, pfn, order, cpu)
     return 1 << order
 
 
