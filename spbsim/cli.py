@@ -236,6 +236,64 @@ def _print_summary(mach, s, out_dir):
 
 
 @cli.command()
+@click.argument("path", type=click.Path())
+@click.option("--mode", type=click.Choice(["placement", "what-if"]), default="placement",
+              show_default=True,
+              help="placement: apply each event at its traced pfn and compare buddyinfo with "
+                   "the snapshots; what-if: the request stream through a simulated allocator")
+@click.option("--lenient", is_flag=True, help="count and skip malformed trace lines")
+@click.option("--max-lines", default=None, type=int, help="stop after this many trace lines")
+@click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False),
+              help="also write the result as JSON")
+@click.option("--memory", default="1536M", show_default=True, help="what-if: machine size")
+@click.option("--low-memory", default="512M", show_default=True, help="what-if: RAM below 4G")
+@click.option("--cpus", default=2, show_default=True, type=int, help="what-if: cpus")
+@click.option("--kernel-version", "version", default="6.12", show_default=True,
+              type=click.Choice(["recent", "6.12"]), help="what-if: allocator variant")
+@click.option("--defrag-mode/--no-defrag-mode", default=False, help="what-if: vm.defrag_mode")
+def replay(path, mode, lenient, max_lines, json_out, memory, low_memory, cpus, version,
+           defrag_mode):
+    """Replay a recorded kmem trace.
+
+    PATH is a recording directory (trace.txt[.xz|.zst|.gz], snapshots/,
+    manifest.json, as in ../shared/oracle/run1-mixed-s1) or, for what-if, a
+    trace file.  Record your own with: trace-cmd record -e kmem:mm_page_alloc
+    -e kmem:mm_page_free -e kmem:mm_page_free_batched
+    -e kmem:mm_page_alloc_zone_locked -e kmem:mm_page_pcpu_drain
+    -e kmem:mm_page_alloc_extfrag (and tracing_mark_write markers).
+    """
+    import json as _json
+    from pathlib import Path
+    p = Path(path)
+    if not p.exists():
+        raise SpbsimError(f"{path}: no such file or directory")
+    trace = p
+    if p.is_dir():
+        trace = next((p / n for n in ("trace.txt.xz", "trace.txt.zst", "trace.txt.gz",
+                                      "trace.txt") if (p / n).exists()), None)
+        if trace is None:
+            raise SpbsimError(f"{path}: no trace.txt[.xz|.zst|.gz] in this directory")
+    if mode == "placement":
+        from .workload.replay import format_table, replay_placement
+        snaps = (p if p.is_dir() else p.parent) / "snapshots"
+        if not snaps.is_dir():
+            raise SpbsimError(f"{path}: placement replay needs the snapshots/ directory "
+                              f"(with the start snapshot's kpageflags) beside the trace")
+        r = replay_placement(trace, snaps, lenient=lenient, progress=True, max_lines=max_lines)
+        click.echo(format_table(r), nl=False)
+    else:
+        from .workload import whatif
+        r = whatif.replay_whatif(trace, dict(memory=memory, low_memory=low_memory, cpus=cpus,
+                                             version=version, defrag_mode=defrag_mode),
+                                 lenient=lenient, progress=True, max_lines=max_lines)
+        click.echo(whatif.format_result(r), nl=False)
+        r = {k: v for k, v in r.items() if k != "machine"}
+    if json_out:
+        with open(json_out, "w") as f:
+            _json.dump(r, f, indent=1, default=str)
+
+
+@cli.command()
 @click.option("--sizes", default="4G,256G", show_default=True, help="comma-separated machine sizes")
 @click.option("--ops", default=10_000_000, show_default=True, type=int)
 @click.option("--seed", default=1, show_default=True, type=int)

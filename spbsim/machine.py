@@ -71,6 +71,10 @@ class Machine:
       boot (default 16M + 0.25% of memory).  trace: record kmem tracepoints
       (trace_capacity records).  Geometry extras: kernel_image,
       memmap_bytes_per_page, firmware_reserved, holes, reserved.
+      Reclaim/compaction: swap, reclaim, compaction, slab_free_ppm,
+      compaction_proactiveness, extfrag_threshold, kswapd_rate (per simulated
+      second).  migrate_untracked: let compaction move movable blocks
+      allocated through this API (their pfns then change under you).
     """
 
     def __init__(self, memory="4G", cpus=4, version="recent", defrag_mode=False,
@@ -81,7 +85,7 @@ class Machine:
                  holes=(), reserved=(), relabel_free_pageblocks=False, swap=True,
                  reclaim=True, compaction=True, slab_free_ppm=20000,
                  compaction_proactiveness=20, extfrag_threshold=500, obj_capacity=1,
-                 kswapd_rate="4G"):
+                 kswapd_rate="4G", migrate_untracked=False):
         if not isinstance(cpus, (int, np.integer)) or not 1 <= cpus <= 256:
             raise ConfigError(f"cpus={cpus!r}: allowed 1 to 256")
         if str(version) not in KERNEL_VERSIONS:
@@ -119,6 +123,7 @@ class Machine:
         m.cfg[CFG["compaction_proactiveness"]] = int(compaction_proactiveness)
         m.cfg[CFG["extfrag_threshold"]] = int(extfrag_threshold)
         m.cfg[CFG["kswapd_rate"]] = parse_size(kswapd_rate, "kswapd_rate") >> 12
+        m.cfg[CFG["migrate_untracked"]] = 1 if migrate_untracked else 0
         m.rng[0] = np.uint64((self.seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % (1 << 64) or 1)
         init_zones(m, self.geometry)
         if min_free_kbytes is None:

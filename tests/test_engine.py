@@ -144,7 +144,7 @@ def test_reclaim_keeps_free_memory_above_min_under_pressure():
 def test_compaction_moves_only_movable_pages():
     """compact_memory: every unmovable block stays where it is; movable ones move
     and high-order free blocks appear."""
-    m = Machine("2G", cpus=2, pcp=False, early_unmovable=0, seed=3)
+    m = Machine("2G", cpus=2, pcp=False, early_unmovable=0, seed=3, migrate_untracked=True)
     rng = np.random.default_rng(3)
     n = 200_000
     gfp = np.where(rng.random(n) < 0.97, G.GFP_HIGHUSER_MOVABLE, G.GFP_KERNEL)
@@ -167,7 +167,7 @@ def test_alloc_contig_1g_migrates_movable_pages_and_frees_back():
     """alloc_contig_range: isolate, migrate the movable blocks out, take the
     range; freeing it gives the memory back."""
     from spbsim.mm.craft import exhaust
-    m = Machine("4G", cpus=2, early_unmovable=0, pcp=False)
+    m = Machine("4G", cpus=2, early_unmovable=0, pcp=False, migrate_untracked=True)
     pfns = exhaust(m)
     m.run_ops(np.zeros(pfns.size // 2, np.int64), 0, pfns=pfns[::2])
     free_before = m.vmstat_counters()["nr_free_pages"]
@@ -183,8 +183,18 @@ def test_alloc_contig_1g_migrates_movable_pages_and_frees_back():
     assert m.vmstat_counters()["nr_free_pages"] == free_before
 
 
+def test_api_blocks_are_not_migrated_by_default():
+    """Blocks handed out through the API keep their pfn: compaction leaves them."""
+    m = Machine("1G", cpus=1, pcp=False, early_unmovable=0)
+    r = m.run_ops(np.zeros(50_000, np.int64), G.GFP_HIGHUSER_MOVABLE)
+    m.run_ops(np.zeros(25_000, np.int64), 0, pfns=r[::2])
+    m.compact_memory()
+    assert (m.mem.pg_flags[r[1::2]] & PG_head).all()
+    assert m.vmstat_counters()["pgmigrate_success"] == 0
+
+
 def test_alloc_contig_1g_refuses_ranges_with_unmovable_pages():
-    m = Machine("4G", cpus=1, early_unmovable=0, pcp=False)
+    m = Machine("4G", cpus=1, early_unmovable=0, pcp=False, migrate_untracked=True)
     r = m.run_ops(np.zeros(3000, np.int64), G.GFP_KERNEL)
     tainted = set((r >> 18).tolist())
     got = m.alloc_contig_1g()

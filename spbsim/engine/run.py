@@ -20,6 +20,7 @@ from ..observe.census import hugepage_availability, pageblock_census, reserved_p
 from ..scenario import KINDS
 from .sources import FIRST_SOURCE_OWNER, RequestStream, fallback_gfp, kind_lru
 from .state import ES, KIND_CODES, SRC_STATS, new_eng
+from ..mm.workqueue import VMSTAT_INTERVAL_NS, WQ_VMSTAT_UPDATE, queue_work
 from .step import advance_to, run_requests
 
 __all__ = ["Simulation", "SLAB_OBJECT_RECLAIM"]
@@ -92,6 +93,7 @@ class Simulation:
             elif s.limit_bytes is not None:
                 e.src_limit[o] = s.limit_bytes >> 12
         self._reserved_pb = reserved_pageblocks(m)
+        queue_work(m, WQ_VMSTAT_UPDATE, 0, VMSTAT_INTERVAL_NS)
         self.hugetlb = [s for s in sc.sources if s.kind == "hugetlb_1g"]
         self.gb_held = []          # (free_at_s, pfn)
         self.gb_next = {}          # source -> next attempt time

@@ -15,6 +15,7 @@ from ..mm.page_alloc import alloc_pages_call
 from ..mm.page_free import free_pages_call
 from ..mm.state import CFG, CUR_CLOCK, NODE, VMSTAT
 from ..mm.vmscan import balance_pgdat, next_random
+from ..mm.workqueue import run_due_work
 from .state import ES, K_KVMALLOC, K_THP
 
 _N_KSWAPD_WAIT = NODE["kswapd_wait"]
@@ -112,6 +113,8 @@ def background(m, now, cpu):
         kcompactd_do_work(m, cpu)
     # proactive compaction: HPAGE_FRAG_CHECK_INTERVAL_MSEC, backing off to 32 s
     # when a run did not lower the score
+    if now >= m.wq_n[2]:
+        run_due_work(m, now)
     # (not while kswapd runs: should_proactive_compact_node)
     if now >= m.node[_N_PROACTIVE_NEXT]:
         interval = 500_000_000
@@ -187,7 +190,7 @@ def run_requests(m, e, t_ns, src, order, cpu, life_ns, ncpu):
             elif kind == K_KVMALLOC and o > 0:
                 fallback_base_pages(m, e, s, o, c, life_ns[i], now)
         if m.node[_N_KSWAPD_WAIT] != 0 or m.node[_N_KCD_WAIT] != 0 \
-                or now >= m.node[_N_PROACTIVE_NEXT]:
+                or now >= m.node[_N_PROACTIVE_NEXT] or now >= m.wq_n[2]:
             background(m, now, c)
     return n
 

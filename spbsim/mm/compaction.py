@@ -48,6 +48,7 @@ COMPACT_CLUSTER_MAX = 32
 _CFG_COMPACTION = CFG["compaction"]
 _CFG_EXTFRAG = CFG["extfrag_threshold"]
 _CFG_PROACTIVE = CFG["compaction_proactiveness"]
+_CFG_MIGRATE_UNTRACKED = CFG["migrate_untracked"]
 _Z_PRESENT = ZSTAT["present"]
 _Z_CONSIDERED = ZSTAT["compact_considered"]
 _Z_SHIFT = ZSTAT["compact_defer_shift"]
@@ -183,8 +184,15 @@ def isolate_free_page(m, z, pfn, order):
         nr = 1 << (order - pageblock_order)
         for i in range(nr):
             m.pb_flags[(pfn >> pageblock_order) + i] &= 0xFF ^ PB_all_free
-    if order >= pageblock_order - 1 and mt < MIGRATE_PCPTYPES and mt != MIGRATE_MOVABLE:
-        m.pb_mt[pfn >> pageblock_order] = MIGRATE_MOVABLE
+    if order >= pageblock_order - 1:
+        # each covered mergeable pageblock becomes MOVABLE, with its other free
+        # pages (move_freepages_block keeps free lists == block types)
+        nr = max(1, 1 << (order - pageblock_order)) if order >= pageblock_order else 1
+        for i in range(nr):
+            b = (pfn >> pageblock_order) + i
+            bmt = m.pb_mt[b]
+            if bmt < MIGRATE_PCPTYPES and bmt != MIGRATE_MOVABLE:
+                move_freepages_block(m, z, b << pageblock_order, bmt, MIGRATE_MOVABLE)
     m.cc_pfn[m.cc_n[0]] = pfn
     m.cc_order[m.cc_n[0]] = order
     m.cc_n[0] += 1
@@ -271,9 +279,21 @@ def migrate_block(m, src, dst, cpu):
 
 
 @njit
-def migratable(m, pfn, cc_order):
+def page_migratable(m, pfn):
+    """An allocated movable (LRU), unpinned block whose owner can follow a move:
+    a timed object or a reclaim-list member of the engine (their pfn is looked
+    up, not kept), or any LRU block when ``migrate_untracked`` is set.  Blocks
+    handed out through the API keep their pfn as their identity, so they stay."""
     f = m.pg_flags[pfn]
     if (f & PG_head) == 0 or (f & PG_lru) == 0 or (f & PG_pinned) != 0:
+        return False
+    return m.pg_obj[pfn] >= 0 or m.owner_lru[m.pg_owner[pfn]] >= 0 \
+        or m.cfg[_CFG_MIGRATE_UNTRACKED] != 0
+
+
+@njit
+def migratable(m, pfn, cc_order):
+    if not page_migratable(m, pfn):
         return False
     o = m.pg_order[pfn]
     return o < pageblock_order and (cc_order < 0 or o < cc_order)

@@ -1,7 +1,7 @@
 """Contiguous range allocation (mm/page_alloc.c alloc_contig_range, as used for
 1 GB hugetlb pages): isolate, migrate the movable blocks out, take the range."""
 from .buddy import del_page_from_free_list, move_freepages_block, pageblock_set_has
-from .compaction import migrate_block
+from .compaction import migrate_block, page_migratable
 from .const import (MAX_PAGE_ORDER, MIGRATE_ISOLATE, MIGRATE_MOVABLE, PG_buddy, PG_head,
                     PG_lru, PG_MT_SHIFT, PG_pcp, PG_pinned, SUPERPAGEBLOCK_NR_PAGES,
                     pageblock_order)
@@ -29,7 +29,7 @@ def contig_range_movable(m, start, nr):
         if f & (PG_buddy | PG_pcp):
             p += 1 << m.pg_order[p]
         elif f & PG_head:
-            if (f & PG_lru) == 0 or (f & PG_pinned) != 0:
+            if not page_migratable(m, p):
                 return False
             p += 1 << m.pg_order[p]
         else:

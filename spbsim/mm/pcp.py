@@ -272,3 +272,18 @@ def drain_all_pages(m):
     for z in range(m.pcp.shape[0]):
         for cpu in range(m.pcp.shape[1]):
             drain_zone_pages(m, z, cpu)
+
+
+@njit
+def decay_pcp_high(m, z, cpu):
+    """decay_pcp_high() (vmstat_update, every second): lower an autotuned high
+    by 1/8 towards high_min and drain what the list holds above it."""
+    pcp = m.pcp[z, cpu]
+    high_min = pcp[PCP_HIGH_MIN]
+    batch = pcp[PCP_BATCH]
+    if pcp[PCP_HIGH] > high_min:
+        pcp[PCP_HIGH] = max(pcp[PCP_COUNT] - (batch << CONFIG_PCP_BATCH_SCALE_MAX),
+                            pcp[PCP_HIGH] - (pcp[PCP_HIGH] >> 3), high_min)
+    to_drain = pcp[PCP_COUNT] - pcp[PCP_HIGH]
+    if to_drain > 0:
+        free_pcppages_bulk(m, z, cpu, to_drain, 0)

@@ -99,6 +99,7 @@ CFG_NAMES = [
     "compaction_proactiveness", # vm.compaction_proactiveness
     "extfrag_threshold",        # vm.extfrag_threshold
     "kswapd_rate",              # [SIM] pages kswapd can reclaim per simulated second
+    "migrate_untracked",        # compaction may move API-allocated movable blocks
 ]
 CFG = _enum(CFG_NAMES)
 
@@ -146,6 +147,8 @@ Mem = namedtuple("Mem", [
     "cfg", "cur", "rng",
     # compaction's private lists: isolated free pages (pfn, order), count in [0]
     "cc_pfn", "cc_order", "cc_n",
+    # workqueue: due time, kind, argument; wq_n = [items, dropped, next due]
+    "wq_due", "wq_kind", "wq_arg", "wq_n",
     # event log: int64[cap, EV_WIDTH]; ev_n[0] = records, ev_n[1] = dropped
     "ev", "ev_n",
 ])
@@ -207,6 +210,10 @@ def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1):
         cc_pfn=np.zeros(CC_MAX, np.int64),
         cc_order=np.zeros(CC_MAX, np.int64),
         cc_n=np.zeros(2, np.int64),
+        wq_due=np.zeros(64, np.int64),
+        wq_kind=np.zeros(64, np.int64),
+        wq_arg=np.zeros(64, np.int64),
+        wq_n=np.array([0, 0, 1 << 62], np.int64),
         ev=np.zeros((max(ev_capacity, 1), EV_WIDTH), np.int64),
         ev_n=np.zeros(2, np.int64),
     )

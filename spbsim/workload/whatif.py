@@ -30,10 +30,13 @@ its ``checksum`` proves that two policies saw identical requests):
   pieces keep their type and owner) and then frees the piece.  On the oracle
   run 22 THPs were split and freed page by page; without this step their
   11k order-0 frees would be unpaired and the THPs would never be freed.
-* A free whose range holds no live traced allocation is *unpaired* (the page
-  was allocated before tracing started, or by a path without an
-  ``mm_page_alloc`` event: compaction's migration targets).  A free before its
-  allocation is therefore unpaired.
+* A free whose range holds no live traced allocation is *unpaired*: the page
+  was in use before tracing started, or was allocated during the trace by a
+  path without an ``mm_page_alloc`` event (compaction's migration targets,
+  bulk allocation).  It counts as pre-trace memory (``unpaired_pretrace``)
+  only if no earlier traced event touched its pages and, once the start
+  snapshot has ended, the start snapshot's kpageflags do not show them free.
+  A free before its allocation is therefore unpaired.
 * A free of order k whose range holds live traced allocations of other orders
   (a smaller allocation inside it, or a misaligned free) is not paired either
   (counted ``unpaired_covering``); the traced allocations it covers are ended
@@ -42,39 +45,63 @@ its ``checksum`` proves that two policies saw identical requests):
 * A traced allocation of pages that a live traced allocation still covers
   (its free was never traced) ends that allocation first (``superseded``).
 
+Migrations (``migrations="keep"``, default).  A real kernel's compaction
+frees each migrated page (an ``mm_page_free``) but takes its new page from
+its own isolated free list (no ``mm_page_alloc``); the data lives on.  On
+run1-mixed-s1 that is 68k pages (vmstat pgmigrate_success; kcompactd's frees:
+67k): replayed as frees they would leave the simulated machine ever emptier
+than the real one.  Compaction is the real allocator's own action, not a
+request, so a free in compaction context (comm ``kcompactd*``, or a task
+between its ``mm_compaction_begin`` and ``mm_compaction_end``) that pairs
+with a traced allocation is a *migration* (``migrated``): the simulated block
+stays allocated (the simulator's own compaction may move it) and its id joins
+a FIFO per order.  A later unpaired free that is not pre-trace memory (the
+free of a migration target) frees the oldest migrated block of its order
+(``migration_target_frees``; which target held which data is not traced).
+An unpaired pre-trace page freed in compaction context is pre-filled and
+adopted as a migrated block (``migrated_pretrace``); other unpaired frees in
+compaction context (the release of isolated free pages) do nothing
+(``unpaired_compaction``), as do untraced frees with no migrated block
+waiting (``unpaired_untraced``).  ``migrations="free"`` replays every free.
+
 Pre-fill (``prefill``, default on).  Memory in use when tracing started is not
 in the stream, but much of it is freed during the trace (on run1-mixed-s1 the
-unpaired frees return 296k pages, 1.1 GiB of a 1.4 GiB machine); without it
-the simulated machine would be nearly empty.  With it, a first pass over the
-trace lists the unpaired frees; before replaying, each is allocated (one
-allocation of the free's order per unpaired free, in the order the frees
-come; cpu = the free's cpu; owner 4) and the k-th unpaired free of the stream
-frees the k-th pre-filled block.  Modes:
+pre-trace unpaired frees return 238k pages, 0.9 GiB of a 1.4 GiB machine);
+without it the simulated machine would be nearly empty.  A first pass over
+the trace finds the unpaired frees of pre-trace memory; before replaying,
+each is allocated (one allocation of the free's order, in the order the
+frees come; cpu = the free's cpu; owner 4), and its free in the stream frees
+it.  Modes:
 
-* ``"kpageflags"``: uses the ``start`` snapshot's kpageflags (``snapshots/``
-  beside the trace, or ``snapshots_dir``).  The gfp follows what the page held
-  then: anon/LRU/mapped/swap (or free) -> GFP_HIGHUSER_MOVABLE; slab ->
-  GFP_KERNEL|__GFP_RECLAIMABLE (kpageflags cannot tell reclaimable slab from
-  unmovable); page tables and pages without telling bits -> GFP_KERNEL.  A
-  page that was *free* at the start and is freed after the start snapshot's
-  end marker was allocated during the trace by a path without an
-  ``mm_page_alloc`` event (compaction's migration targets, bulk allocation):
-  it is not pre-filled (``not_prefilled``; its free is then skipped).  On
-  run1-mixed-s1 that is 17.5k pages; pre-filling them too (``"movable"``)
-  leaves the simulated machine ~10k pages short of the real one for most of
-  the run and the simulator fails ~45k order-0 requests the real kernel met.
-  The mode errs if no start kpageflags is found.
-* ``"movable"``: every block GFP_HIGHUSER_MOVABLE, all pre-filled.
+* ``"kpageflags"``: uses the start snapshot's kpageflags (``snapshots/``
+  beside the trace, or ``snapshots_dir``) to recognise pages allocated during
+  the trace (free at the start) and for the gfp: anon/LRU/mapped/swap (or
+  free) -> GFP_HIGHUSER_MOVABLE; slab -> GFP_KERNEL|__GFP_RECLAIMABLE
+  (kpageflags cannot tell reclaimable slab from unmovable); page tables and
+  pages without telling bits -> GFP_KERNEL.  Errs if none is found.
+* ``"movable"``: no kpageflags; every block GFP_HIGHUSER_MOVABLE.
 * ``True`` / ``"auto"`` (default): ``"kpageflags"`` when the start snapshot
   has kpageflags, else ``"movable"``.
-* ``False`` / ``None``: no pre-fill; the stream is read once.
+* ``False`` / ``None``: no pre-fill (and no fill); the stream is read once.
 
-Memory in use before the trace and never freed during it is not modelled,
-nor are pages allocated during the trace without an ``mm_page_alloc`` event
-and still in use.  The first pass keeps its op stream in memory up to
-``cache_bytes`` (22 bytes an op) so the second pass need not parse the text
-again; beyond that the second pass re-reads the trace (memory stays bounded
-either way; the pre-fill list costs ~24 bytes per unpaired free).
+Fill (``fill="start"``, default; with pre-fill and a start snapshot holding
+buddyinfo).  Memory in use at the start and never freed during the trace
+(kernel, live page cache, slab) is in neither the stream nor the pre-fill
+(on run1-mixed-s1 ~40k pages).  At the start snapshot's end marker (or
+before the replay if the trace has none), never-freed order-0 pages are
+allocated zone by zone until the simulated free + per-cpu pages equal the
+snapshot's (buddyinfo + zoneinfo pagesets); their gfp mix follows the
+kpageflags classes of that zone's pages that were in use at the start and
+never touched by the trace.  The fill depends on the simulated state, so it
+is not part of the request checksum (``fill`` in the result says what was
+allocated).
+
+Memory allocated during the trace without an ``mm_page_alloc`` event and
+still in use is not modelled (except migrations, above).  The first pass
+keeps its op stream in memory up to ``cache_bytes`` (22 bytes an op) so the
+second pass need not parse the text again; beyond that the second pass
+re-reads the trace (memory stays bounded either way; the pre-fill list costs
+22 bytes per unpaired free).
 
 Replay.  Ops run in compiled code (:func:`_replay_ops`) on a fresh machine:
 allocations through ``alloc_pages_call`` (owner 3, pre-fill owner 4), frees
@@ -84,8 +111,8 @@ when it migrates a movable block, so a free always finds its block.  A free
 of an id whose simulated allocation failed is skipped and counted.  The
 stream's pages are on no reclaim list: simulated reclaim finds nothing (the
 real stream already contains the real reclaim's frees); simulated compaction
-may migrate them.  kswapd/kcompactd (which run in simulated time in the
-scenario engine) do not run here.
+may migrate them.  kswapd/kcompactd/proactive compaction (which run in
+simulated time in the scenario engine) run only with ``daemons_every_s``.
 
 Snapshots.  At every ``oracle_snap_end seq=N tag=T`` marker, and every
 ``snapshot_every_s`` seconds of trace time if given, the simulated
@@ -120,7 +147,8 @@ from spbsim.workload.trace import (MM_PAGE_ALLOC, MM_PAGE_FREE, OTHER_EVENT,
 
 __all__ = ["replay_whatif", "request_stream", "compare_snapshots", "format_table", "main",
            "OP_DTYPE", "OP_ALLOC", "OP_FREE", "OP_SPLIT", "OP_UNPAIRED",
-           "PAIR_COUNTERS", "OWNER_TRACE", "OWNER_PREFILL", "free_pages_blocks_ge"]
+           "PAIR_COUNTERS", "OWNER_TRACE", "OWNER_PREFILL", "OWNER_FILL", "free_pages_blocks_ge",
+           "UF_PRETRACE", "UF_MIGRATED", "OP_MIGRATED", "OP_ADOPT"]
 
 #: op kinds of the request stream
 OP_ALLOC, OP_FREE, OP_SPLIT, OP_UNPAIRED, OP_MIGRATED, OP_ADOPT = 0, 1, 2, 3, 4, 5
@@ -629,11 +657,13 @@ class _Stream:
     sources) or "free" (every free is a free)."""
 
     def __init__(self, trace_path, *, lenient, progress, max_lines, snapshot_every_s,
-                 start_free=None, migrations="keep", batch_size=1 << 16):
+                 start_free=None, migrations="keep", daemons_every_s=None,
+                 batch_size=1 << 16):
         self.trace_path = trace_path
         self.kw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
                        batch_size=batch_size, keep_other=True)
         self.every = snapshot_every_s
+        self.daemons_every = daemons_every_s
         self.start_free = start_free
         self.migrations = migrations
         self.pairer = None
@@ -671,7 +701,7 @@ class _Stream:
         self.pairer = pairer = _Pairer(self.start_free)
         self.reader = reader = TraceReader(self.trace_path, **self.kw)
         every = self.every
-        next_tick = None
+        next_tick = next_daemon = None
         active, kc_cache = set(), []
         start_seen = False
         for batch in reader.batches():
@@ -699,16 +729,24 @@ class _Stream:
             else:
                 ctx = np.zeros(len(sel), bool)
             ops, op_ev = pairer.pair(ev[sel], ctx, start_at)
-            if every:
-                ts = ev["ts"]
-                if next_tick is None:
-                    next_tick = (np.floor(ts[0] / every) + 1) * every
-                tsm = np.maximum.accumulate(np.nan_to_num(ts, nan=-np.inf))
-                while tsm[-1] >= next_tick:
-                    j = int(np.searchsorted(tsm, next_tick, "left"))
-                    cuts.append((j, {"seq": None, "tag": f"t={next_tick:g}s",
-                                     "ts": float(next_tick), "line": int(ev["line"][j])}))
-                    next_tick += every
+            if every or self.daemons_every:
+                tsm = np.maximum.accumulate(np.nan_to_num(ev["ts"], nan=-np.inf))
+                if every:
+                    if next_tick is None:
+                        next_tick = (np.floor(tsm[0] / every) + 1) * every
+                    while tsm[-1] >= next_tick:
+                        j = int(np.searchsorted(tsm, next_tick, "left"))
+                        cuts.append((j, {"seq": None, "tag": f"t={next_tick:g}s",
+                                         "ts": float(next_tick), "line": int(ev["line"][j])}))
+                        next_tick += every
+                de = self.daemons_every
+                if de:
+                    if next_daemon is None:
+                        next_daemon = (np.floor(tsm[0] / de) + 1) * de
+                    while tsm[-1] >= next_daemon:
+                        j = int(np.searchsorted(tsm, next_daemon, "left"))
+                        cuts.append((j, {"daemons": float(next_daemon)}))
+                        next_daemon += de
                 cuts.sort(key=lambda c: c[0])
             op_cuts = []
             for j, info in cuts:
@@ -788,6 +826,109 @@ def _prefill_gfps(cls, rpfn):
     return gfps
 
 
+#: owner of the blocks that stand for memory in use at the start and never freed
+OWNER_FILL = 5
+
+
+def _fill_pages(machine, gfps, owner, chunk=4096):
+    """Allocate one order-0 page per gfp through Machine.run_ops (stops after
+    a chunk with a failure); returns how many were allocated.  Never freed."""
+    got = 0
+    for lo in range(0, len(gfps), chunk):
+        g = gfps[lo:lo + chunk]
+        out = machine.run_ops(np.zeros(len(g), np.int64), g,
+                              cpu=np.arange(lo, lo + len(g)) % machine.cpus, owner=owner)
+        got += int((out >= 0).sum())
+        if (out < 0).any():
+            break
+    return got
+
+
+def _real_start(trace_path, snapshots_dir):
+    """The start snapshot's {zone: free pages + pcp pages}, or None."""
+    from spbsim.observe import procfs
+    from spbsim.workload.replay import read_index
+    d = _find_snapshots(trace_path, snapshots_dir)
+    if d is None:
+        return None
+    for snap in read_index(d):
+        if snap["tag"] != "start":
+            continue
+        files = procfs.read_snapshot(snap["dir"])
+        if "buddyinfo" not in files:
+            return None
+        names, nr = files["buddyinfo"]
+        pages, _ = free_pages_blocks_ge(nr)
+        out = {n: int(pages[i]) for i, n in enumerate(names)}
+        for n, zi in files.get("zoneinfo", {}).items():
+            if n in out and zi.get("pagesets"):
+                out[n] += sum(int(p["count"]) for p in zi["pagesets"])
+        return out
+    return None
+
+
+def _interleave(counts):
+    """Indices 0..len(counts)-1, each repeated counts[k] times, spread evenly."""
+    keys, pos = [], []
+    for k, n in enumerate(counts):
+        if n > 0:
+            keys.append(np.full(n, k, np.int64))
+            pos.append((np.arange(n) + 0.5) / n)
+    if not keys:
+        return np.empty(0, np.int64)
+    keys, pos = np.concatenate(keys), np.concatenate(pos)
+    return keys[np.argsort(pos, kind="stable")]
+
+
+def _fill_to_start(machine, real, cls, touched):
+    """Allocate never-freed order-0 pages zone by zone (highest first) until
+    the simulated free + per-cpu pages match the real start snapshot's.  The
+    gfp mix of each zone follows the classes of the real pages of that pfn
+    range that were in use at the start and that no traced event touched
+    (movable -> GFP_HIGHUSER_MOVABLE, slab -> GFP_KERNEL|__GFP_RECLAIMABLE,
+    others -> GFP_KERNEL), restricted to the zone (__GFP_DMA32 / __GFP_DMA)."""
+    from spbsim.mm.const import ZONE_DMA, ZONE_DMA32
+    from spbsim.mm.gfp import __GFP_DMA, __GFP_DMA32
+    from spbsim.workload.replay import PC_FREE, PC_MOVABLE, PC_NOPAGE, PC_RESERVED, PC_SLAB
+    m = machine.mem
+    out = {}
+    for z in reversed(machine.populated_zones()):
+        name = machine.zone_names()[machine.populated_zones().index(z)]
+        if name not in real:
+            continue
+        sim = int((m.nr_free[z] << np.arange(NR_PAGE_ORDERS)).sum()) \
+            + int(m.pcp[z, :, PCP_COUNT].sum())
+        need = sim - real[name]
+        entry = {"sim_before": sim, "real": real[name], "pages": 0, "by_gfp": {}}
+        out[name] = entry
+        if need <= 0:
+            continue
+        zmod = __GFP_DMA if z == ZONE_DMA else __GFP_DMA32 if z == ZONE_DMA32 else 0
+        gfp_of = [GFP_HIGHUSER_MOVABLE, GFP_KERNEL | __GFP_RECLAIMABLE, GFP_KERNEL]
+        share = np.array([0, 0, 1], np.int64)
+        if cls is not None:
+            s, e = int(m.zone_start[z]), max(min(int(m.zone_end[z]), len(cls)), 0)
+            c = cls[s:e]
+            t = np.zeros(len(c), np.uint8)
+            k = max(min(len(touched), e) - s, 0)
+            t[:k] = touched[s:s + k]
+            perm = c[(t == 0) & ~np.isin(c, [PC_FREE, PC_NOPAGE, PC_RESERVED])]
+            mov = int((perm == PC_MOVABLE).sum())
+            slab = int((perm == PC_SLAB).sum())
+            share = np.array([mov, slab, len(perm) - mov - slab], np.int64)
+        if share.sum() <= 0:
+            share = np.array([0, 0, 1], np.int64)
+        counts = share * need // share.sum()
+        counts[np.argmax(share)] += need - counts.sum()
+        gfps = np.array(gfp_of, np.int64)[_interleave(counts)] | zmod
+        got = _fill_pages(machine, gfps, OWNER_FILL)
+        entry["pages"] = got
+        for g, n in zip(gfp_of, counts.tolist()):
+            if n:
+                entry["by_gfp"][format_gfp(g | zmod)] = n
+    return out
+
+
 # ---------------------------------------------------------------- helpers
 
 def free_pages_blocks_ge(nr_free, order=pageblock_order):
@@ -839,7 +980,8 @@ def _make_machine(machine_kwargs, obj_capacity):
 
 def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, progress=False,
                   max_lines=None, snapshot_every_s=None, snapshots_dir=None,
-                  migrations="keep", cache_bytes=512 << 20, check=False) -> dict:
+                  migrations="keep", fill="start", daemons_every_s=None,
+                  cache_bytes=512 << 20, check=False) -> dict:
     """Replay a trace's request stream through a fresh simulated machine.
 
     ``machine_kwargs``: Machine parameters (dict), or a Machine to use as is.
@@ -849,6 +991,14 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     seconds of trace time.  ``snapshots_dir``: where the start snapshot is
     (default: ``snapshots/`` beside the trace).  ``migrations``: "keep"
     (frees by compaction are migrations, see the module docstring) or "free".
+    ``fill``: "start" (with pre-fill and a start snapshot: at its end marker,
+    allocate never-freed pages until the simulated free memory matches it,
+    see the module docstring) or None.  ``daemons_every_s``: run the simulated
+    kswapd/kcompactd/proactive compaction (spbsim.engine.step.background)
+    every that many seconds of trace time (default None: never; the real
+    daemons' reclaim is in the stream, their compaction is not).
+    Experimental: on the oracle run the proactive compaction in the working
+    tree currently leaves inconsistent free-list counts (DEBUG_VM check 5).
     ``cache_bytes``: with pre-fill, keep the first pass's ops in memory up to
     this size instead of parsing the trace twice.  ``check``: run the
     DEBUG_VM checker at every snapshot and at the end (raises on a violation).
@@ -880,6 +1030,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     if migrations not in MIGRATION_MODES:
         raise SpbsimError(f"migrations={migrations!r}: allowed "
                           f"{', '.join(map(repr, MIGRATION_MODES))}")
+    if fill not in ("start", None):
+        raise SpbsimError(f"fill={fill!r}: allowed 'start' or None")
     if not Path(trace_path).exists():
         raise SpbsimError(f"{trace_path}: no such file")
     cls, desc = (None, None) if prefill is None else _start_classes(prefill, trace_path,
@@ -894,9 +1046,21 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     fail_by_order = np.zeros(NR_PAGE_ORDERS, np.int64)
     snaps = []
     passes = 1
+    background = None
+    if daemons_every_s:
+        from spbsim.engine.step import background
     skw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
-               snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations)
+               snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations,
+               daemons_every_s=daemons_every_s)
     stream = _Stream(trace_path, **skw)
+
+    fill_state = {"pending": None, "at": None, "zones": {}}
+
+    def do_fill(machine, where):
+        fill_state["zones"] = _fill_to_start(machine, fill_state["pending"], cls,
+                                             stream.pairer.touched)
+        fill_state["pending"] = None
+        fill_state["at"] = where
 
     def run_chunk(machine, chunk, id_off, nprefill):
         ops = chunk.ops
@@ -907,7 +1071,13 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                             ops["id"], ops["aux"], lo, cut, id_off, nprefill, OWNER_TRACE,
                             res, fail_by_order)
                 lo = cut
+            if info is not None and "daemons" in info:
+                background(machine.mem, np.int64(info["daemons"] * 1e9), np.int64(0))
+                continue
             if info is not None:
+                if fill_state["pending"] is not None and info["tag"] == "start" \
+                        and info["seq"] is not None:
+                    do_fill(machine, f"start marker (line {info['line']})")
                 snaps.append(_snapshot(machine, info))
                 if check:
                     machine.check()
@@ -925,8 +1095,11 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         # pass 1: the stream, its unpaired frees, and (within budget) its ops
         cache, cached_bytes = [], 0
         unpaired = []
+        start_marker = False
         for chunk in stream.chunks():
             _checksum_update(h, chunk.ops)
+            start_marker |= any(i.get("tag") == "start" and i.get("seq") is not None
+                                for _, i in chunk.cuts)
             unpaired.append(chunk.ops[chunk.ops["kind"] == OP_UNPAIRED])
             if cache is not None:
                 cached_bytes += chunk.nbytes
@@ -958,6 +1131,10 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                         "by_gfp": {format_gfp(int(g)): int(c) for g, c in
                                    zip(*np.unique(pre["gfp"], return_counts=True))},
                         "failed_by_order": pre_fail.tolist()}
+        if fill == "start":
+            fill_state["pending"] = _real_start(trace_path, snapshots_dir)
+            if fill_state["pending"] is not None and not start_marker:
+                do_fill(machine, "before the replay (no start marker)")
         # pass 2: replay
         if cache is None:
             passes = 2
@@ -994,6 +1171,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         "splits": {"events": pc["splits"], "pieces": pc["split_pieces"],
                    "done": rc["splits_done"], "skipped": rc["splits_skipped"]},
         "prefill": prefill_info,
+        "fill": {"at": fill_state["at"], "zones": fill_state["zones"]},
         "pairing": pc,
         "replay": rc,
         "snapshots": snaps,
@@ -1089,6 +1267,10 @@ def format_table(result: dict, snapshots_dir=None) -> str:
     p = result["prefill"]
     out.append(f"prefill: {p['mode']}: {p['blocks']} blocks, {p['pages']} pages, failed by "
                f"order {p['failed_by_order']}")
+    fz = result.get("fill", {}).get("zones", {})
+    if fz:
+        out.append(f"fill at {result['fill']['at']}: " + ", ".join(
+            f"{z} {v['pages']}" for z, v in fz.items()) + " pages")
     vm = result["vmstat"]
     out.append("vmstat: " + ", ".join(f"{k}={vm[k]}" for k in (
         "compact_stall", "compact_success", "compact_fail", "pgmigrate_success",
@@ -1128,6 +1310,14 @@ def main(argv=None):
     p.add_argument("--prefill", default="auto", choices=("auto", "movable", "kpageflags", "none"),
                    help="pre-fill mode (default auto: kpageflags when the start snapshot "
                         "has them, else movable)")
+    p.add_argument("--migrations", default="keep", choices=MIGRATION_MODES,
+                   help="keep (default): frees by compaction are migrations; free: replay "
+                        "every free")
+    p.add_argument("--no-fill", action="store_true",
+                   help="do not fill the machine to the start snapshot's free memory")
+    p.add_argument("--daemons", type=float, default=None, metavar="S",
+                   help="run the simulated kswapd/kcompactd every S seconds of trace time "
+                        "(experimental)")
     p.add_argument("--every", type=float, default=None, metavar="S",
                    help="also snapshot every S seconds of trace time")
     p.add_argument("--snapshots", default=None, help="real snapshots directory (default: "
@@ -1160,7 +1350,9 @@ def main(argv=None):
     try:
         r = replay_whatif(trace, kw, prefill=None if a.prefill == "none" else a.prefill,
                           lenient=a.lenient, progress=a.progress, max_lines=a.max_lines,
-                          snapshot_every_s=a.every, snapshots_dir=snapdir)
+                          snapshot_every_s=a.every, snapshots_dir=snapdir,
+                          migrations=a.migrations, fill=None if a.no_fill else "start",
+                          daemons_every_s=a.daemons)
     except SpbsimError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

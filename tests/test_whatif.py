@@ -1,0 +1,640 @@
+"""Tests of the what-if replay (spbsim.workload.whatif).
+
+Synthetic traces are written in the oracle's tracefs text format (lines copied
+from run1-mixed-s1 with other pfns) to tmp files.  The oracle run (found via
+$SPBSIM_ORACLE or <repo>/../shared/oracle, else skipped) is replayed for its
+first 200k lines in the default suite and wholly under ``@pytest.mark.slow``.
+"""
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spbsim.errors import SpbsimError
+from spbsim.machine import Machine
+from spbsim.mm.gfp import GFP_HIGHUSER_MOVABLE, GFP_KERNEL
+from spbsim.workload import whatif as W
+from spbsim.workload.trace import MM_PAGE_ALLOC, TraceFormatError, TraceReader
+from spbsim.workload.whatif import (OP_ADOPT, OP_ALLOC, OP_FREE, OP_MIGRATED, OP_SPLIT,
+                                    OP_UNPAIRED, OWNER_PREFILL, OWNER_TRACE, UF_PRETRACE,
+                                    free_pages_blocks_ge, main, replay_whatif, request_stream)
+
+REPO = Path(__file__).resolve().parent.parent
+RUN = "run1-mixed-s1"
+
+
+def _oracle_root() -> Path:
+    env = os.environ.get("SPBSIM_ORACLE")
+    return Path(env) if env else REPO.parent / "shared" / "oracle"
+
+
+def _run_dir():
+    root = _oracle_root()
+    for d in (root / RUN, root):
+        if (d / "trace.txt.xz").exists():
+            return d
+    return None
+
+
+RUN_DIR = _run_dir()
+needs_oracle = pytest.mark.skipif(RUN_DIR is None,
+                                  reason=f"no oracle trace under {_oracle_root()} "
+                                         f"(set SPBSIM_ORACLE)")
+
+SMALL = dict(memory="1G", low_memory="512M", cpus=2, version="6.12")
+
+# ---------------------------------------------------------------------------
+# synthetic traces: real oracle lines with edited pfns
+# ---------------------------------------------------------------------------
+
+_ALLOC = ("            init-1       [{cpu:03d}] .....    {ts:.6f}: mm_page_alloc: "
+          "page=00000000af3f5202 pfn={pfn:#x} order={order} migratetype={mt} "
+          "gfp_flags={gfp}")
+_ALLOC_FAILED = ("         anonhog-722     [000] .....    {ts:.6f}: mm_page_alloc: "
+                 "page=0000000000000000 pfn=0x0 order=9 migratetype=1 "
+                 "gfp_flags=GFP_TRANSHUGE_LIGHT|__GFP_NORETRY|__GFP_THISNODE")
+_FREE = ("             cut-218     [{cpu:03d}] .....    {ts:.6f}: mm_page_free: "
+         "page=000000004a2ad7d2 pfn={pfn:#x} order={order}")
+_FREE_BATCHED = ("             cut-218     [{cpu:03d}] ...2.    {ts:.6f}: mm_page_free_batched: "
+                 "page=000000004a2ad7d2 pfn={pfn:#x} order=0")
+_KC_FREE = ("      kcompactd0-39      [001] .....    {ts:.6f}: mm_page_free: "
+            "page=000000001d29e123 pfn={pfn:#x} order={order}")
+_C_BEGIN = ("         anonhog-722     [000] .....    {ts:.6f}: mm_compaction_begin: "
+            "zone_start=0x1000 migrate_pfn=0x1000 free_pfn=0xffe00 zone_end=0x100000, mode=sync")
+_C_END = ("         anonhog-722     [000] .N...    {ts:.6f}: mm_compaction_end: "
+          "zone_start=0x1000 migrate_pfn=0x17c00 free_pfn=0x1b800 zone_end=0x100000, "
+          "mode=sync status=success")
+_AH_FREE = ("         anonhog-722     [000] .....    {ts:.6f}: mm_page_free: "
+            "page=000000004a2ad7d2 pfn={pfn:#x} order={order}")
+_MARK = "           agent-219     [001] .....    {ts:.6f}: tracing_mark_write: {text}"
+_ZONE_LOCKED = ("            init-182 [001] d..3.    {ts:.6f}: mm_page_alloc_zone_locked: "
+                "page=000000008f37a059 pfn={pfn:#x} order=1 migratetype=0 percpu_refill=1")
+
+_MT = {"GFP_KERNEL": 0, "GFP_HIGHUSER_MOVABLE": 1, "GFP_NOWAIT": 0,
+       "GFP_TRANSHUGE_LIGHT|__GFP_NORETRY|__GFP_THISNODE": 1,
+       "GFP_KERNEL|__GFP_RECLAIMABLE": 2}
+
+
+def write_trace(path, events, t0=10.0):
+    """events: ("a", pfn, order[, gfp[, cpu]]), ("f", pfn, order[, cpu]),
+    ("fb", pfn), ("afail",), ("mark", text), ("zl", pfn), ("t", seconds);
+    compaction: ("kf", pfn, order) a kcompactd free, ("cb",) / ("ce",)
+    mm_compaction_begin / end of task anonhog-722, ("af", pfn, order) a
+    free by that task."""
+    lines = ["# tracer: nop", "#"]
+    ts = t0
+    for e in events:
+        ts += 0.001
+        k = e[0]
+        if k == "a":
+            gfp = e[3] if len(e) > 3 else "GFP_KERNEL"
+            lines.append(_ALLOC.format(cpu=e[4] if len(e) > 4 else 0, ts=ts, pfn=e[1],
+                                       order=e[2], mt=_MT.get(gfp, 0), gfp=gfp))
+        elif k == "f":
+            lines.append(_FREE.format(cpu=e[3] if len(e) > 3 else 1, ts=ts, pfn=e[1],
+                                      order=e[2]))
+        elif k == "fb":
+            lines.append(_FREE_BATCHED.format(cpu=1, ts=ts, pfn=e[1]))
+        elif k == "afail":
+            lines.append(_ALLOC_FAILED.format(ts=ts))
+        elif k == "mark":
+            lines.append(_MARK.format(ts=ts, text=e[1]))
+        elif k == "zl":
+            lines.append(_ZONE_LOCKED.format(ts=ts, pfn=e[1]))
+        elif k == "t":          # advance the clock
+            ts += e[1]
+        elif k == "kf":
+            lines.append(_KC_FREE.format(ts=ts, pfn=e[1], order=e[2]))
+        elif k == "af":
+            lines.append(_AH_FREE.format(ts=ts, pfn=e[1], order=e[2]))
+        elif k == "cb":
+            lines.append(_C_BEGIN.format(ts=ts))
+        elif k == "ce":
+            lines.append(_C_END.format(ts=ts))
+        else:
+            raise ValueError(k)
+    Path(path).write_text("\n".join(lines) + "\n")
+    return path
+
+
+def pairing(path, **kw):
+    ops, counts = request_stream(path, **kw)
+    return ops, counts
+
+
+# ---------------------------------------------------------------------------
+# pairing
+# ---------------------------------------------------------------------------
+
+def test_pairs_alloc_and_free(tmp_path):
+    t = write_trace(tmp_path / "t.txt", [
+        ("a", 0x1000, 0), ("a", 0x2000, 2, "GFP_HIGHUSER_MOVABLE"), ("zl", 0x3000),
+        ("f", 0x1000, 0), ("fb", 0x1000), ("f", 0x2000, 2)])
+    ops, c = pairing(t)
+    assert c["alloc_events"] == 2 and c["free_events"] == 2
+    assert c["paired"] == 2 and c["unpaired"] == 0
+    assert ops["kind"].tolist() == [OP_ALLOC, OP_ALLOC, OP_FREE, OP_FREE]
+    a, b = ops["id"][:2]
+    assert a != b
+    assert ops["id"][2:].tolist() == [a, b]
+    assert ops["order"].tolist() == [0, 2, 0, 2]
+    assert ops["gfp"][0] == GFP_KERNEL and ops["gfp"][1] == GFP_HIGHUSER_MOVABLE
+    assert ops["cpu"].tolist() == [0, 0, 1, 1]
+
+
+def test_free_before_alloc_is_unpaired(tmp_path):
+    t = write_trace(tmp_path / "t.txt", [
+        ("f", 0x5000, 0), ("a", 0x5000, 0), ("f", 0x5000, 0)])
+    ops, c = pairing(t)
+    assert c["unpaired"] == 1 and c["paired"] == 1
+    assert ops["kind"].tolist() == [OP_UNPAIRED, OP_ALLOC, OP_FREE]
+    assert ops["aux"][0] == 0x5000
+
+
+def test_most_recent_allocation_is_paired_and_ids_recycled(tmp_path):
+    t = write_trace(tmp_path / "t.txt", [
+        ("a", 0x10, 0), ("f", 0x10, 0), ("a", 0x10, 0), ("a", 0x11, 0),
+        ("f", 0x10, 0), ("f", 0x11, 0)])
+    ops, c = pairing(t)
+    assert c["paired"] == 3 and c["superseded"] == 0
+    ids = ops["id"].tolist()
+    assert ids[0] == ids[1] == ids[2]          # id recycled after its free
+    assert ids[4] == ids[2] and ids[5] == ids[3]
+
+
+def test_free_of_other_order_is_unpaired_covering(tmp_path):
+    """An order-2 free over a live order-0 allocation: not paired, the
+    allocation it covers is ended."""
+    t = write_trace(tmp_path / "t.txt", [
+        ("a", 0x3001, 0), ("f", 0x3000, 2), ("f", 0x3001, 0)])
+    ops, c = pairing(t)
+    assert c["paired"] == 0 and c["unpaired_covering"] == 1 and c["covered_ended"] == 1
+    assert c["unpaired"] == 1            # the later order-0 free finds nothing live
+    assert ops["kind"].tolist() == [OP_ALLOC, OP_FREE, OP_UNPAIRED]
+    assert ops["id"][1] == ops["id"][0]
+
+
+def test_larger_order_free_at_head_is_covering(tmp_path):
+    t = write_trace(tmp_path / "t.txt", [("a", 0x3000, 0), ("f", 0x3000, 1)])
+    _, c = pairing(t)
+    assert c["paired"] == 0 and c["unpaired_covering"] == 1 and c["unpaired"] == 0
+
+
+def test_split_then_free_pieces(tmp_path):
+    """A THP freed page by page (split under reclaim): split once, then pair."""
+    t = write_trace(tmp_path / "t.txt", [
+        ("a", 0x7000, 9, "GFP_TRANSHUGE_LIGHT|__GFP_NORETRY|__GFP_THISNODE"),
+        ("f", 0x7005, 0), ("f", 0x7000, 0), ("f", 0x7001, 0)])
+    ops, c = pairing(t)
+    assert c["splits"] == 1 and c["split_pieces"] == 512
+    assert c["paired"] == 3 and c["paired_after_split"] == 1 and c["unpaired"] == 0
+    assert (ops["kind"] == OP_SPLIT).sum() == 512
+    parent = ops["id"][0]
+    sp = ops[ops["kind"] == OP_SPLIT]
+    assert (sp["aux"] == parent).all() and (sp["gfp"] == 9).all() and (sp["order"] == 0).all()
+    assert sp["cpu"].tolist() == list(range(512))
+    r = replay_whatif(t, SMALL, prefill=False, check=True)
+    m = r["machine"]
+    assert r["splits"]["done"] == 1 and r["frees"]["done"] == 3 and r["frees"]["skipped"] == 0
+    assert m.mem.owner_pages[OWNER_TRACE] == 509
+
+
+def test_split_to_intermediate_order(tmp_path):
+    """An order-2 free inside an order-4 block splits it into order-2 pieces."""
+    t = write_trace(tmp_path / "t.txt", [
+        ("a", 0x100, 4), ("f", 0x104, 2), ("f", 0x100, 2), ("f", 0x108, 2), ("f", 0x10c, 2)])
+    _, c = pairing(t)
+    assert c["splits"] == 1 and c["split_pieces"] == 4 and c["paired"] == 4
+    r = replay_whatif(t, SMALL, prefill=False, check=True)
+    assert r["machine"].mem.owner_pages[OWNER_TRACE] == 0
+
+
+def test_superseded_allocation(tmp_path):
+    t = write_trace(tmp_path / "t.txt", [("a", 0x100, 0), ("a", 0x100, 0), ("f", 0x100, 0)])
+    ops, c = pairing(t)
+    assert c["superseded"] == 1 and c["paired"] == 1
+    assert ops["kind"].tolist() == [OP_ALLOC, OP_FREE, OP_ALLOC, OP_FREE]
+    r = replay_whatif(t, SMALL, prefill=False, check=True)
+    assert r["machine"].mem.owner_pages[OWNER_TRACE] == 0
+
+
+def test_failed_allocations_and_batched_frees_skipped(tmp_path):
+    t = write_trace(tmp_path / "t.txt", [("afail",), ("fb", 0x100), ("a", 0x100, 0)])
+    ops, c = pairing(t)
+    assert c["alloc_events"] == 2 and c["alloc_failed_in_trace"] == 1
+    assert c["free_events"] == 0
+    assert ops["kind"].tolist() == [OP_ALLOC]
+
+
+def test_malformed_line_strict_and_lenient(tmp_path):
+    t = write_trace(tmp_path / "t.txt", [("a", 0x100, 0), ("f", 0x100, 0)])
+    text = t.read_text().replace("order=0\n", "order=zz\n", 1)
+    t.write_text(text)
+    with pytest.raises(TraceFormatError):
+        replay_whatif(t, SMALL, prefill=False)
+    r = replay_whatif(t, SMALL, prefill=False, lenient=True)
+    assert r["allocs"] == 1 and sum(r["trace"]["errors"].values()) == 1
+
+
+def test_second_unpaired_free_is_not_pretrace(tmp_path):
+    """A page freed twice without an allocation in between was reallocated
+    by an untraced path: only its first free is pre-trace memory."""
+    t = write_trace(tmp_path / "t.txt", [("f", 0x100, 0), ("f", 0x100, 0), ("a", 0x200, 1),
+                                         ("f", 0x200, 1), ("f", 0x201, 0)])
+    ops, c = pairing(t)
+    assert c["unpaired"] == 3 and c["unpaired_pretrace"] == 1 and c["unpaired_untraced"] == 2
+    un = ops[ops["kind"] == OP_UNPAIRED]
+    assert (un["gfp"] & UF_PRETRACE).tolist() == [UF_PRETRACE, 0, 0]
+    r = replay_whatif(t, SMALL, check=True)
+    assert r["prefill"]["blocks"] == 1 and r["prefill"]["not_prefilled"] == 2
+
+
+def test_migration_by_kcompactd(tmp_path):
+    """kcompactd frees a traced block (migration source): the simulated block
+    stays; the later free of the untraced target page frees it."""
+    t = write_trace(tmp_path / "t.txt", [
+        ("a", 0x100, 0, "GFP_HIGHUSER_MOVABLE"), ("a", 0x300, 0, "GFP_HIGHUSER_MOVABLE"),
+        ("f", 0x500, 0), ("a", 0x500, 0), ("f", 0x500, 0),     # 0x500 touched
+        ("kf", 0x100, 0), ("kf", 0x300, 0),
+        ("mark", "oracle_snap_end seq=1 tag=x"),
+        ("f", 0x500, 0), ("f", 0x700, 0)])
+    ops, c = pairing(t)
+    assert c["paired"] == 3 and c["migrated"] == 2
+    assert c["migration_target_frees"] == 1 and c["unpaired_pretrace"] == 2
+    k = ops["kind"].tolist()
+    assert k.count(OP_MIGRATED) == 2
+    tf = ops[(ops["kind"] == OP_FREE) & (ops["aux"] == 0x500)]
+    assert len(tf) == 1 and tf["id"][0] == ops["id"][0]        # FIFO: the oldest migrated
+    r = replay_whatif(t, SMALL, check=True)
+    snap = r["snapshots"][0]
+    m = r["machine"]
+    assert r["replay"]["migrated_kept"] == 2
+    assert m.mem.owner_pages[OWNER_TRACE] == 1                  # 0x300's data still lives
+    assert r["frees"]["done"] == 2                              # 0x500's pair, 0x100 via target
+    # with migrations="free" they are plain frees
+    ops2, c2 = pairing(t, migrations="free")
+    assert c2["migrated"] == 0 and (ops2["kind"] == OP_MIGRATED).sum() == 0
+    r2 = replay_whatif(t, SMALL, migrations="free", check=True)
+    assert r2["machine"].mem.owner_pages[OWNER_TRACE] == 0
+    assert r2["checksum"] != r["checksum"]
+    assert snap["tag"] == "x"
+
+
+def test_migration_in_direct_compaction_window(tmp_path):
+    t = write_trace(tmp_path / "t.txt", [
+        ("a", 0x100, 0, "GFP_HIGHUSER_MOVABLE"), ("a", 0x101, 0, "GFP_HIGHUSER_MOVABLE"),
+        ("a", 0x102, 0, "GFP_HIGHUSER_MOVABLE"),
+        ("af", 0x100, 0), ("cb",), ("af", 0x101, 0), ("f", 0x102, 0), ("ce",)])
+    _, c = pairing(t)
+    assert c["paired"] == 3 and c["migrated"] == 1       # only the task's free inside
+
+
+def test_migrated_pretrace_page_is_adopted(tmp_path):
+    """kcompactd migrates a page in use before tracing: it is pre-filled and
+    stays allocated until the free of its target."""
+    t = write_trace(tmp_path / "t.txt", [
+        ("kf", 0x900, 0), ("kf", 0x901, 0),        # pre-trace pages migrated
+        ("f", 0x901, 0),                           # a target page (touched) freed
+        ("mark", "oracle_snap_end seq=1 tag=x")])
+    ops, c = pairing(t)
+    assert c["migrated_pretrace"] == 2 and c["migration_target_frees"] == 1
+    assert (ops["kind"] == OP_ADOPT).sum() == 2
+    r = replay_whatif(t, SMALL, check=True)
+    m = r["machine"]
+    assert r["prefill"]["blocks"] == 2 and r["replay"]["adopted"] == 2
+    assert m.mem.owner_pages[OWNER_PREFILL] == 1               # one migrated block lives on
+    assert r["frees"]["done"] == 1
+    r0 = replay_whatif(t, SMALL, prefill=False, check=True)
+    assert r0["replay"]["adopt_skipped"] == 2 and r0["frees"]["skipped"] == 1
+
+
+def test_fill_to_start_snapshot(tmp_path):
+    """With a start snapshot, never-freed pages make the simulated free memory
+    equal the snapshot's at its end marker."""
+    from spbsim.workload.kpageflags import KPF_LRU, KPF_SLAB
+    flags = np.zeros(0x40000, np.uint64)
+    flags[0x1000:0x1800] = 1 << KPF_SLAB
+    flags[0x2000:0x4000] = 1 << KPF_LRU
+    d = _snapshots_dir(tmp_path, flags)
+    m0 = Machine(**SMALL)
+    real = {}
+    lines = []
+    for i, name in enumerate(m0.zone_names()):
+        z = m0.populated_zones()[i]
+        free = int((m0.mem.nr_free[z] << np.arange(11)).sum()) // 2
+        real[name] = free
+        row = [0] * 11
+        row[10], rest = divmod(free, 1024)
+        for o in range(9, -1, -1):
+            row[o], rest = divmod(rest, 1 << o)
+        lines.append(f"Node 0, zone {name:>8} " + "".join(f"{v:>7}" for v in row) + " \n")
+    (d / "0001-start" / "buddyinfo").write_text("".join(lines))
+    t = write_trace(tmp_path / "trace.txt", [
+        ("a", 0x100, 0), ("mark", "oracle_snap_end seq=1 tag=start"), ("f", 0x100, 0)])
+    r = replay_whatif(t, SMALL, check=True)
+    f = r["fill"]
+    assert f["at"].startswith("start marker")
+    snap = r["snapshots"][0]
+    for name, want in real.items():
+        z = snap["zones"][name]
+        assert abs(z["free_pages"] + z["pcp_pages"] - want) <= 1, (name, z, want)
+        assert f["zones"][name]["pages"] > 0
+    assert r["machine"].mem.owner_pages[W.OWNER_FILL] == sum(
+        v["pages"] for v in f["zones"].values())
+    # DMA32 mixes LRU, slab and other pages; Normal lies beyond the dump: kernel
+    gf = f["zones"]["DMA32"]["by_gfp"]
+    assert len(gf) == 3 and all("GFP_DMA32" in g for g in gf)
+    assert gf["GFP_HIGHUSER_MOVABLE|GFP_DMA32"] > gf["GFP_KERNEL|GFP_DMA32|__GFP_RECLAIMABLE"]
+    assert set(f["zones"]["Normal"]["by_gfp"]) == {"GFP_KERNEL"}
+    assert replay_whatif(t, SMALL, fill=None)["fill"]["at"] is None
+    with pytest.raises(SpbsimError):
+        replay_whatif(t, SMALL, fill="bogus")
+
+
+# ---------------------------------------------------------------------------
+# replay
+# ---------------------------------------------------------------------------
+
+def test_replay_counts_and_state(tmp_path):
+    ev = []
+    for i in range(200):
+        ev.append(("a", 0x10000 + 8 * i, i % 4, "GFP_HIGHUSER_MOVABLE" if i % 2 else "GFP_KERNEL",
+                   i % 2))
+    for i in range(0, 200, 2):
+        ev.append(("f", 0x10000 + 8 * i, i % 4))
+    t = write_trace(tmp_path / "t.txt", ev)
+    r = replay_whatif(t, SMALL, prefill=False, check=True)
+    assert r["allocs"] == 200 and r["alloc_ok"] == 200
+    assert r["sim_failures_by_order"] == [0] * 11
+    assert r["frees"]["paired"] == 100 and r["frees"]["done"] == 100
+    m = r["machine"]
+    pages = sum(1 << (i % 4) for i in range(1, 200, 2))
+    assert m.mem.owner_pages[OWNER_TRACE] == pages
+    # the id -> pfn table: every live id points at an allocated head it owns
+    live = np.flatnonzero(m.mem.obj_pfn >= 0)
+    assert len(live) == 100
+    assert (m.mem.pg_obj[m.mem.obj_pfn[live]] == live).all()
+    assert r["passes"] == 1 and r["machine"].mem.obj_pfn.size >= 100
+
+
+def test_given_machine_and_bad_pfn(tmp_path):
+    t = write_trace(tmp_path / "t.txt", [("a", 0x100, 0), ("a", 1 << 40, 0), ("f", 0x100, 0)])
+    m = Machine(**SMALL)
+    r = replay_whatif(t, m, prefill=False, check=True)
+    assert r["machine"] is m
+    assert r["allocs"] == 1 and r["pairing"]["bad_events"] == 1
+
+
+def test_free_of_failed_allocation_is_skipped(tmp_path):
+    """More order-10 requests than a 1 GiB machine has blocks: the simulator
+    fails some; their frees are skipped and counted."""
+    n = 300
+    ev = [("a", (0x10 + i) << 10, 10, "GFP_NOWAIT") for i in range(n)]
+    ev += [("f", (0x10 + i) << 10, 10) for i in range(n)]
+    t = write_trace(tmp_path / "t.txt", ev)
+    r = replay_whatif(t, SMALL, prefill=False, check=True)
+    fails = r["sim_failures_by_order"][10]
+    assert fails > 0 and r["alloc_ok"] == n - fails
+    assert r["frees"]["skipped"] == fails and r["frees"]["done"] == n - fails
+    assert r["machine"].mem.owner_pages[OWNER_TRACE] == 0
+
+
+def test_ids_follow_migration(tmp_path):
+    """Compaction migrates movable blocks; frees still find them (obj_pfn)."""
+    ev = [("a", 0x20000 + i, 0, "GFP_HIGHUSER_MOVABLE") for i in range(20000)]
+    t = write_trace(tmp_path / "a.txt", ev + [("f", 0x20000 + i, 0) for i in range(0, 20000, 2)])
+    stream = W._Stream(t, lenient=False, progress=False, max_lines=None, snapshot_every_s=None)
+    ops = np.concatenate([c.ops for c in stream.chunks()])
+    m = W._make_machine(SMALL, stream.pairer.ids_used)
+    res = np.zeros(len(W.RES_NAMES), np.int64)
+    fb = np.zeros(11, np.int64)
+    W._replay_ops(m.mem, ops["kind"], ops["order"], ops["gfp"], ops["cpu"], ops["id"],
+                  ops["aux"], 0, len(ops), 0, 0, OWNER_TRACE, res, fb)
+    before = m.mem.obj_pfn.copy()
+    m.compact_memory()
+    moved = int(((before >= 0) & (m.mem.obj_pfn != before)).sum())
+    assert m.vmstat_counters()["pgmigrate_success"] > 0 and moved > 0
+    m.check()
+    rest = np.zeros(10000, W.OP_DTYPE)
+    rest["kind"] = OP_FREE
+    rest["id"] = ops["id"][1:20000:2]
+    W._replay_ops(m.mem, rest["kind"], rest["order"], rest["gfp"], rest["cpu"], rest["id"],
+                  rest["aux"], 0, len(rest), 0, 0, OWNER_TRACE, res, fb)
+    assert res[W._R["frees_skipped"]] == 0
+    assert m.mem.owner_pages[OWNER_TRACE] == 0
+    m.check()
+
+
+def test_prefill(tmp_path):
+    t = write_trace(tmp_path / "t.txt", [
+        ("f", 0x9000, 3), ("a", 0x100, 0), ("f", 0x8000, 0), ("f", 0x100, 0)])
+    r = replay_whatif(t, SMALL, prefill=True, check=True)
+    assert r["prefill"]["blocks"] == 2 and r["prefill"]["pages"] == 9
+    assert r["prefill"]["mode"].startswith("movable")        # no snapshots: auto -> movable
+    assert r["frees"]["prefill_done"] == 2 and r["frees"]["unpaired"] == 2
+    assert r["machine"].mem.owner_pages[OWNER_PREFILL] == 0
+    r0 = replay_whatif(t, SMALL, prefill=False, check=True)
+    assert r0["prefill"]["blocks"] == 0 and r0["frees"]["prefill_done"] == 0
+    assert r0["frees"]["unpaired"] == 2
+    assert r0["checksum"] != r["checksum"]
+    with pytest.raises(SpbsimError):
+        replay_whatif(t, SMALL, prefill="kpageflags")
+    with pytest.raises(SpbsimError):
+        replay_whatif(t, SMALL, prefill="bogus")
+
+
+def test_prefill_occupies_memory_until_its_free(tmp_path):
+    t = write_trace(tmp_path / "t.txt", [
+        ("mark", "oracle_snap_end seq=1 tag=a"), ("f", 0x9000, 3),
+        ("mark", "oracle_snap_end seq=2 tag=b")])
+    r = replay_whatif(t, SMALL, prefill=True, check=True)
+    a, b = r["snapshots"]
+    fa = sum(z["free_pages"] + z["pcp_pages"] for z in a["zones"].values())
+    fb = sum(z["free_pages"] + z["pcp_pages"] for z in b["zones"].values())
+    assert fb - fa == 8
+
+
+def _snapshots_dir(tmp_path, flags):
+    """A snapshots dir with a 'start' snapshot holding kpageflags."""
+    d = tmp_path / "snapshots"
+    (d / "0001-start").mkdir(parents=True)
+    (d / "index.tsv").write_text("seq\ttag\tmono_ns_first_file\tdir\tfiles\n"
+                                 "1\tstart\t10000000000\t0001-start\tkpageflags\n")
+    np.asarray(flags, "<u8").tofile(d / "0001-start" / "kpageflags.bin")
+    return d
+
+
+def test_prefill_kpageflags(tmp_path):
+    from spbsim.workload.kpageflags import KPF_BUDDY, KPF_LRU, KPF_SLAB
+    flags = np.zeros(0x10000, np.uint64)
+    flags[0x100] = 1 << KPF_LRU        # movable
+    flags[0x200] = 1 << KPF_SLAB       # slab
+    flags[0x300] = 0                   # kernel page without telling bits
+    flags[0x400] = 1 << KPF_BUDDY      # free at start, freed before the start marker
+    flags[0x500] = 1 << KPF_BUDDY      # free at start, freed after it: untraced allocation
+    _snapshots_dir(tmp_path, flags)
+    t = write_trace(tmp_path / "trace.txt", [
+        ("f", 0x400, 0), ("mark", "oracle_snap_end seq=1 tag=start"),
+        ("f", 0x100, 0), ("f", 0x200, 0), ("f", 0x300, 0), ("f", 0x500, 0)])
+    r = replay_whatif(t, SMALL, prefill=True, check=True)
+    p = r["prefill"]
+    assert p["mode"].startswith("kpageflags")
+    assert p["blocks"] == 4 and p["not_prefilled"] == 1
+    assert p["by_gfp"] == {"GFP_HIGHUSER_MOVABLE": 2, "GFP_KERNEL": 1,
+                           "GFP_KERNEL|__GFP_RECLAIMABLE": 1}
+    assert r["frees"]["prefill_done"] == 4 and r["frees"]["prefill_skipped"] == 0
+    assert r["frees"]["unpaired_pretrace"] == 4 and r["frees"]["unpaired_untraced"] == 1
+    assert r["fill"]["at"] is None          # no buddyinfo in the start snapshot
+    assert r["checksum"] != replay_whatif(t, SMALL, prefill="movable")["checksum"]
+    assert replay_whatif(t, SMALL, prefill="kpageflags")["checksum"] == r["checksum"]
+
+
+def test_two_passes_without_cache(tmp_path):
+    ev = [("f", 0x9000 + 8 * i, 3) for i in range(10)]
+    ev += [("a", 0x100 + i, 0) for i in range(100)] + [("mark", "oracle_snap_end seq=3 tag=x")]
+    ev += [("f", 0x100 + i, 0) for i in range(50)]
+    t = write_trace(tmp_path / "t.txt", ev)
+    a = replay_whatif(t, SMALL)
+    b = replay_whatif(t, SMALL, cache_bytes=0)
+    assert a["passes"] == 1 and b["passes"] == 2
+    assert a["checksum"] == b["checksum"]
+    assert a["machine"].checksum() == b["machine"].checksum()
+    assert [s["buddyinfo"] for s in a["snapshots"]] == [s["buddyinfo"] for s in b["snapshots"]]
+
+
+def test_checksum_same_requests_across_versions(tmp_path):
+    ev = [("a", 0x100 + 4 * i, i % 3, "GFP_HIGHUSER_MOVABLE") for i in range(500)]
+    ev += [("f", 0x100 + 4 * i, i % 3) for i in range(0, 500, 3)] + [("f", 0x90000, 1)]
+    t = write_trace(tmp_path / "t.txt", ev)
+    r612 = replay_whatif(t, dict(SMALL, version="6.12"))
+    rrec = replay_whatif(t, dict(SMALL, version="recent"))
+    rdef = replay_whatif(t, dict(SMALL, version="recent", defrag_mode=True))
+    assert r612["checksum"] == rrec["checksum"] == rdef["checksum"]
+    t2 = write_trace(tmp_path / "t2.txt", ev[:-1] + [("f", 0x90000, 2)])
+    assert replay_whatif(t2, SMALL)["checksum"] != r612["checksum"]
+
+
+def test_snapshots_at_markers_and_periodic(tmp_path):
+    ev = [("a", 0x100 + i, 0) for i in range(10)]
+    ev += [("mark", "oracle_snap_begin seq=7 tag=periodic-0001"),
+           ("mark", "oracle_snap_end seq=7 tag=periodic-0001")]
+    ev += [("t", 2.0)] + [("f", 0x100 + i, 0) for i in range(10)]
+    ev += [("t", 1.0), ("a", 0x5000, 0)]        # ticks at 11 s, 12 s (before the frees), 13 s
+    t = write_trace(tmp_path / "t.txt", ev)
+    r = replay_whatif(t, SMALL, prefill=False, snapshot_every_s=1.0)
+    marks = [s for s in r["snapshots"] if s["seq"] is not None]
+    ticks = [s for s in r["snapshots"] if s["seq"] is None]
+    assert [(s["seq"], s["tag"]) for s in marks] == [(7, "periodic-0001")]
+    assert [s["tag"] for s in ticks] == ["t=11s", "t=12s", "t=13s"]
+    assert marks[0]["buddyinfo"].startswith("Node 0, zone")
+    z = marks[0]["zones"]
+    assert set(z) == set(r["machine"].zone_names())
+    assert {"free_pages", "blocks_ge9", "pcp_pages"} <= set(z["Normal"])
+    # snapshot after 10 allocs, the last tick after their frees
+    fm = sum(v["free_pages"] + v["pcp_pages"] for v in z.values())
+    fe = sum(v["free_pages"] + v["pcp_pages"] for v in ticks[-1]["zones"].values())
+    assert fe - fm == 10
+
+
+def test_daemons_plumbing(tmp_path):
+    ev = [("a", 0x100 + i, 0, "GFP_HIGHUSER_MOVABLE") for i in range(100)] + [("t", 2.0)]
+    ev += [("f", 0x100 + i, 0) for i in range(100)]
+    t = write_trace(tmp_path / "t.txt", ev)
+    r = replay_whatif(t, SMALL, daemons_every_s=0.5, snapshot_every_s=1.0, check=True)
+    assert r["frees"]["done"] == 100
+    assert all(s["tag"].startswith("t=") for s in r["snapshots"])
+
+
+def test_free_pages_blocks_ge():
+    nr = np.array([[1, 0, 0, 0, 0, 0, 0, 0, 0, 2, 3]])
+    pages, blocks = free_pages_blocks_ge(nr)
+    assert pages.tolist() == [1 + 2 * 512 + 3 * 1024] and blocks.tolist() == [2 + 6]
+
+
+def test_main_prints_table(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    snaps = run / "snapshots"
+    (snaps / "0002-periodic-0001").mkdir(parents=True)
+    (snaps / "index.tsv").write_text("seq\ttag\tmono_ns_first_file\tdir\tfiles\n"
+                                     "2\tperiodic-0001\t1\t0002-periodic-0001\tbuddyinfo\n")
+    rows = {"DMA": "0 0 0 0 0 0 1 1 0 1 3", "DMA32": "32 11 6 6 1 3 2 0 2 0 56",
+            "Normal": "2 1 4 2 2 2 1 2 2 2 11"}
+    (snaps / "0002-periodic-0001" / "buddyinfo").write_text("".join(
+        f"Node 0, zone {z:>8} " + "".join(f"{int(v):>7}" for v in c.split()) + " \n"
+        for z, c in rows.items()))
+    t = write_trace(run / "trace.txt", [("a", 0x100, 0),
+                                        ("mark", "oracle_snap_end seq=2 tag=periodic-0001"),
+                                        ("f", 0x100, 0)])
+    out_json = tmp_path / "r.json"
+    assert main([str(t), "--memory", "1G", "--low-memory", "512M", "--cpus", "2",
+                 "--kernel-version", "recent", "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "periodic-0001" in out and "version=recent" in out
+    assert "/3776" in out.split("periodic-0001")[1].split("|")[1]      # real DMA free pages
+    data = json.loads(out_json.read_text())
+    assert data["allocs"] == 1 and "machine" not in data
+    assert main([str(t), "--kernel-version", "5.0"]) == 1
+
+
+# ---------------------------------------------------------------------------
+# the oracle
+# ---------------------------------------------------------------------------
+
+ORACLE_MACHINE = dict(memory="1536M", low_memory="512M", cpus=2, version="6.12")
+
+
+@needs_oracle
+def test_oracle_first_200k_lines():
+    trace = RUN_DIR / "trace.txt.xz"
+    n = 200_000
+    ok_allocs = 0
+    for b in TraceReader(trace, max_lines=n, keep_other=False).batches():
+        ev = b.events
+        ok_allocs += int(((ev["kind"] == MM_PAGE_ALLOC) & ~ev["failed"]).sum())
+    r = replay_whatif(trace, ORACLE_MACHINE, max_lines=n, check=True)
+    assert r["trace"]["lines"] == n
+    assert r["allocs"] == ok_allocs > 50_000
+    assert r["alloc_ok"] + sum(r["sim_failures_by_order"]) == r["allocs"]
+    r["machine"].check()
+    assert [s["tag"] for s in r["snapshots"]][:1] == ["start"]
+    rr = replay_whatif(trace, dict(ORACLE_MACHINE, version="recent"), max_lines=n)
+    assert rr["checksum"] == r["checksum"]
+    assert rr["allocs"] == r["allocs"]
+    rr["machine"].check()
+
+
+@needs_oracle
+@pytest.mark.slow
+def test_oracle_whole_trace():
+    trace = RUN_DIR / "trace.txt.xz"
+    manifest = json.loads((RUN_DIR / "manifest.json").read_text())
+    counts = manifest["trace"]["event_counts"]
+    r = replay_whatif(trace, ORACLE_MACHINE, check=True)
+    p = r["pairing"]
+    assert p["alloc_events"] == counts["mm_page_alloc"]
+    assert r["allocs"] == counts["mm_page_alloc"] - p["alloc_failed_in_trace"]
+    assert p["free_events"] == counts["mm_page_free"]
+    assert p["paired"] + p["unpaired"] + p["unpaired_covering"] + p["bad_events"] \
+        == p["free_events"]
+    # nearly every real request is served by the simulated machine too
+    assert sum(r["sim_failures_by_order"]) < 0.001 * r["allocs"]
+    ends = [m["text"] for m in manifest["trace"]["markers"]
+            if m["text"].startswith("oracle_snap_end")]
+    assert len([s for s in r["snapshots"] if s["seq"] is not None]) == len(ends)
+    r["machine"].check()
+    # the start state matches the start snapshot (pre-fill + fill)
+    assert r["fill"]["at"].startswith("start marker")
+    rows = W.compare_snapshots(r, RUN_DIR / "snapshots")
+    assert rows[0]["tag"] == "start"
+    start = rows[0]["zones"]
+    real = sum(z["free_real"] + z["pcp_real"] for z in start.values())
+    sim = sum(z["free_sim"] + z["pcp_sim"] for z in start.values())
+    assert abs(sim - real) < 0.1 * real
+    for z in start.values():        # the fill only allocates: never more free than real
+        assert z["free_sim"] + z["pcp_sim"] <= z["free_real"] + z["pcp_real"] + 2
+    # migrations kept, and the frees of their targets found them
+    f = r["frees"]
+    assert f["migrated"] > 0 and f["migration_target_frees"] > 0.5 * f["migrated"]
