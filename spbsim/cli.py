@@ -286,7 +286,7 @@ def replay(path, mode, lenient, max_lines, json_out, memory, low_memory, cpus, v
         r = whatif.replay_whatif(trace, dict(memory=memory, low_memory=low_memory, cpus=cpus,
                                              version=version, defrag_mode=defrag_mode),
                                  lenient=lenient, progress=True, max_lines=max_lines)
-        click.echo(whatif.format_result(r), nl=False)
+        click.echo(whatif.format_table(r), nl=False)
         r = {k: v for k, v in r.items() if k != "machine"}
     if json_out:
         with open(json_out, "w") as f:

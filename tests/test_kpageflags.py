@@ -24,9 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 RUN = "run1-mixed-s1"
 
 
-def _oracle_root() -> Path:
-    env = os.environ.get("SPBSIM_ORACLE")
-    return Path(env) if env else REPO.parent / "shared" / "oracle"
+from oracle import oracle_root as _oracle_root  # noqa: E402
 
 
 def _run_dir():

@@ -17,7 +17,8 @@ from spbsim.mm.zone_setup import (setup_pcp, setup_per_zone_lowmem_reserve,
 
 
 def oracle_dir():
-    d = os.environ.get("SPBSIM_ORACLE") or str(Path(__file__).resolve().parents[2] / "shared" / "oracle")
+    from oracle import oracle_root
+    d = oracle_root()
     run = Path(d) / "run1-mixed-s1"
     if not (run / "manifest.json").exists():
         pytest.skip(f"oracle recordings not found at {d}")

@@ -44,9 +44,7 @@ NR_PAGE_ORDERS = 11
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _oracle_root() -> Path:
-    env = os.environ.get("SPBSIM_ORACLE")
-    return Path(env) if env else REPO.parent / "shared" / "oracle"
+from oracle import oracle_root as _oracle_root  # noqa: E402
 
 
 ORACLE = _oracle_root()
