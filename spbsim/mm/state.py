@@ -5,9 +5,10 @@
 ``zstat``, ``pcp_*``).  It is a namedtuple of arrays so numba-compiled code
 can take it as one argument.
 
-Per 4 KiB page the state costs 11 bytes: ``pg_next``/``pg_prev`` (int32,
-intrusive list links like ``page->buddy_list``/``pcp_list``), ``pg_order``
-(int8), ``pg_flags`` (uint8) and ``pg_owner`` (uint8, the workload source).
+Per 4 KiB page the state costs 15 bytes: ``pg_next``/``pg_prev`` (int32,
+intrusive list links like ``page->buddy_list``/``pcp_list``/``lru``),
+``pg_order`` (int8), ``pg_flags`` (uint8), ``pg_owner`` (uint8, the workload
+source) and ``pg_obj`` (int32, the engine object that owns the block).
 """
 from collections import namedtuple
 
