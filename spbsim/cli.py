@@ -283,10 +283,13 @@ def replay(path, mode, lenient, max_lines, json_out, memory, low_memory, cpus, v
         click.echo(format_table(r), nl=False)
     else:
         from .workload import whatif
+        snaps = (p if p.is_dir() else p.parent) / "snapshots"
+        snaps = snaps if snaps.is_dir() else None
         r = whatif.replay_whatif(trace, dict(memory=memory, low_memory=low_memory, cpus=cpus,
                                              version=version, defrag_mode=defrag_mode),
-                                 lenient=lenient, progress=True, max_lines=max_lines)
-        click.echo(whatif.format_table(r), nl=False)
+                                 lenient=lenient, progress=True, max_lines=max_lines,
+                                 snapshots_dir=snaps)
+        click.echo(whatif.format_table(r, snaps), nl=False)
         r = {k: v for k, v in r.items() if k != "machine"}
     if json_out:
         with open(json_out, "w") as f:
