@@ -59,6 +59,7 @@ def test_run_a_scenario_writes_a_loadable_results_directory(tmp_path):
     (["run", "--policy", "spb:v1"], "policy"),
     (["run", "nosuchscenario"], "nosuchscenario"),
     (["run", "kbuild", "--set", "source.pagecache.rate=abc"], "source"),
+    (["replay", "/nonexistent/trace"], "no such file"),
     (["churn", "--memory", "3Q"], "invalid memory size '3Q'"),
     (["churn", "--occupancy", "2"], "--occupancy"),
     (["churn", "--cpus", "0"], "cpus"),

@@ -245,3 +245,14 @@ def test_interrupt_leaves_a_loadable_results_directory(tmp_path):
             raise KeyboardInterrupt
     res = load(out)
     assert not res.complete and len(res.timeseries) >= 3
+
+
+def test_movable_order_census_is_consistent():
+    from spbsim.observe.census import hugepage_availability, movable_order_census
+    m = Machine("4G", cpus=1)
+    c = movable_order_census(m.mem)
+    h = hugepage_availability(m.mem)
+    assert c[9]["free"] == h["2m_free"] and c[18]["obtainable"] == h["1g_obtainable"]
+    for o in range(9, 18):     # a free range of order o+1 is two free ranges of order o
+        assert c[o]["free"] >= 2 * c[o + 1]["free"]
+        assert c[o]["obtainable"] >= c[o]["free"]

@@ -16,7 +16,8 @@ from ..mm.const import (MIGRATE_TYPES, MIGRATETYPE_NAMES, NR_PAGE_ORDERS,
                         ZONE_NAMES)
 from ..mm.state import (CFG, LRU_NAMES, NODE_NAMES, PCP_COUNT, SIMSTAT_NAMES,
                         VMSTAT_NAMES, ZS_MANAGED, ZSTAT)
-from ..observe.census import hugepage_availability, pageblock_census, reserved_pageblocks
+from ..observe.census import (hugepage_availability, movable_order_census, pageblock_census,
+                              reserved_pageblocks)
 from ..scenario import KINDS
 from .sources import FIRST_SOURCE_OWNER, RequestStream, fallback_gfp, kind_lru
 from .state import ES, KIND_CODES, SRC_STATS, new_eng
@@ -210,6 +211,7 @@ class Simulation:
         s = mach.summary()
         s["census"] = pageblock_census(m)
         s["hugepages"] = hugepage_availability(m, self._reserved_pb)
+        s["movable_order"] = movable_order_census(m, self._reserved_pb)
         s["scenario"] = self.sc.name
         s["policy"] = self.policy
         s["seed"] = self.sc.seed

@@ -17,7 +17,8 @@ from ..mm.const import (MIGRATE_MOVABLE, MIGRATE_TYPES, MIGRATETYPE_NAMES,
                         PG_reserved, SUPERPAGEBLOCK_NR_PAGEBLOCKS,
                         pageblock_nr_pages)
 
-__all__ = ["pageblock_census", "hugepage_availability", "reserved_pageblocks"]
+__all__ = ["pageblock_census", "hugepage_availability", "reserved_pageblocks",
+           "movable_order_census"]
 
 _NON_MOVABLE = PB_has_unmovable | PB_has_reclaimable
 
@@ -78,3 +79,26 @@ def hugepage_availability(mem, reserved=None):
         "1g_free": int(gb_free.sum()),
         "1g_obtainable": int(gb_obt.sum()),
     }
+
+
+def movable_order_census(mem, reserved=None):
+    """For orders 9..18 (2 MiB .. 1 GiB): naturally aligned ranges entirely free
+    now, and ranges ideal compaction could empty (the "movable_order" census of
+    the Contiguitas drgn scripts, at pageblock granularity).  Ranges must be
+    fully present and in one zone."""
+    present = mem.pb_zone >= 0
+    fl = mem.pb_flags
+    if reserved is None:
+        reserved = reserved_pageblocks(mem)
+    free = ((fl & PB_all_free) != 0) & present
+    movable = ((fl & _NON_MOVABLE) == 0) & ~reserved & present
+    out = {}
+    for order in range(9, 19):
+        per = 1 << (order - 9)
+        n = mem.pb_zone.size // per
+        z = mem.pb_zone[: n * per].reshape(n, per)
+        one_zone = (z == z[:, :1]).all(axis=1)
+        out[order] = {"free": int((free[: n * per].reshape(n, per).all(axis=1) & one_zone).sum()),
+                      "obtainable": int((movable[: n * per].reshape(n, per).all(axis=1)
+                                         & one_zone).sum())}
+    return out
