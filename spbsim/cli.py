@@ -32,7 +32,9 @@ def cli():
 
 @cli.command()
 @click.argument("scenario", default="devvm-256g")
-@click.option("--policy", default=None, help="stock (spb presets: issue #4); default: the scenario's")
+@click.option("--policy", default=None,
+              help="stock, stock:6.12, stock:defrag, stock:noboost (spb presets: issue #4); "
+                   "default: the scenario's")
 @click.option("--memory", default=None, help="override the scenario's memory size (1G..4T)")
 @click.option("--seed", default=None, type=int, help="override the scenario's seed")
 @click.option("--duration", default=None, help="override the simulated duration, e.g. 60s")
@@ -127,6 +129,9 @@ def _print_run_summary(mach, s, out_dir):
         click.echo(f"hugetlb 1 GB    {g['success']:>12,} of {g['attempts']:,} requests succeeded, "
                    f"{g['migrated_pages']:,} pages migrated for them")
     click.echo(f"2 MB blocks     {hp['2m_free']:>12,} free now, {hp['2m_obtainable']:,} obtainable")
+    for zname, c in s["spb"].items():
+        click.echo(f"SPBs {zname:<10} {c['total']:>12,} total: {c['tainted']:,} tainted "
+                   f"(unmovable/reclaimable content), {c['clean']:,} clean, {c['empty']:,} empty")
     cen = s["census"]
     pol = sum(v["polluted"] for v in cen.values())
     click.echo(f"pageblocks      {sum(v['total'] for v in cen.values()):>12,} total, "

@@ -11,13 +11,14 @@ import time
 import numpy as np
 
 from ..errors import ConfigError
+from ..policy import policy_overrides
 from ..machine import Machine
 from ..mm.const import (MIGRATE_TYPES, MIGRATETYPE_NAMES, NR_PAGE_ORDERS,
                         ZONE_NAMES)
 from ..mm.state import (CFG, LRU_NAMES, NODE_NAMES, PCP_COUNT, SIMSTAT_NAMES,
                         VMSTAT_NAMES, ZS_MANAGED, ZSTAT)
 from ..observe.census import (hugepage_availability, movable_order_census, pageblock_census,
-                              reserved_pageblocks)
+                              reserved_pageblocks, spb_census)
 from ..scenario import KINDS
 from .sources import FIRST_SOURCE_OWNER, RequestStream, fallback_gfp, kind_lru
 from .state import ES, KIND_CODES, SRC_STATS, new_eng
@@ -46,9 +47,7 @@ class Simulation:
                  machine_overrides=None):
         self.sc = sc = scenario
         self.policy = policy or sc.policy
-        if self.policy != "stock":
-            raise ConfigError(f"policy {self.policy!r}: only 'stock' is built so far "
-                              f"(the superpageblock allocator is issue #4)")
+        policy_kw = policy_overrides(self.policy)
         self.check = check
         self.progress = progress
         self.writer = writer
@@ -70,6 +69,7 @@ class Simulation:
                   defrag_mode=sc.defrag_mode, seed=sc.seed, swap=sc.swap, obj_capacity=cap)
         if sc.early_unmovable is not None:
             kw["early_unmovable"] = sc.early_unmovable
+        kw.update(policy_kw)
         kw.update(machine_overrides or {})
         self.machine = Machine(**kw)
         m = self.machine.mem
@@ -187,6 +187,9 @@ class Simulation:
         row["polluted_blocks"] = sum(v["polluted"] for v in cen.values())
         row["polluted_movable_blocks"] = cen["Movable"]["polluted"]
         row.update({k: v for k, v in hugepage_availability(m, self._reserved_pb).items()})
+        spbs = spb_census(m)
+        for k in ("total", "tainted", "clean", "empty"):
+            row[f"spb_{k}"] = sum(v[k] for v in spbs.values())
         for i, n in enumerate(LRU_NAMES):
             row[f"lru_{n}_pages"] = int(m.lru_pages[i])
         row["pcp_pages"] = int(m.pcp[:, :, PCP_COUNT].sum())
@@ -212,6 +215,9 @@ class Simulation:
         s["census"] = pageblock_census(m)
         s["hugepages"] = hugepage_availability(m, self._reserved_pb)
         s["movable_order"] = movable_order_census(m, self._reserved_pb)
+        s["spb"] = spb_census(m)
+        for k in ("total", "tainted", "clean", "empty"):
+            s[f"spb_{k}"] = sum(v[k] for v in s["spb"].values())
         s["scenario"] = self.sc.name
         s["policy"] = self.policy
         s["seed"] = self.sc.seed

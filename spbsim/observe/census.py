@@ -18,7 +18,7 @@ from ..mm.const import (MIGRATE_MOVABLE, MIGRATE_TYPES, MIGRATETYPE_NAMES,
                         pageblock_nr_pages)
 
 __all__ = ["pageblock_census", "hugepage_availability", "reserved_pageblocks",
-           "movable_order_census"]
+           "movable_order_census", "spb_census"]
 
 _NON_MOVABLE = PB_has_unmovable | PB_has_reclaimable
 
@@ -101,4 +101,31 @@ def movable_order_census(mem, reserved=None):
         out[order] = {"free": int((free[: n * per].reshape(n, per).all(axis=1) & one_zone).sum()),
                       "obtainable": int((movable[: n * per].reshape(n, per).all(axis=1)
                                          & one_zone).sum())}
+    return out
+
+
+def spb_census(mem, reserved=None):
+    """Superpageblocks (1 GiB ranges) of each zone by the SPB series' category,
+    computed from the pageblock content bits: tainted (any pageblock with
+    unmovable or reclaimable content), empty (every pageblock free) or clean.
+    Under the stock allocator this is the count the series compares against."""
+    from ..mm.const import SUPERPAGEBLOCK_NR_PAGEBLOCKS, ZONE_NAMES
+    per = SUPERPAGEBLOCK_NR_PAGEBLOCKS
+    fl = mem.pb_flags
+    nz = mem.pb_zone
+    n = (nz.size + per - 1) // per
+    pad = n * per - nz.size
+    zone = np.concatenate([nz, np.full(pad, -1, nz.dtype)]).reshape(n, per)
+    flg = np.concatenate([fl, np.zeros(pad, fl.dtype)]).reshape(n, per)
+    out = {}
+    for z in range(len(ZONE_NAMES)):
+        inz = zone == z
+        has = inz.any(axis=1)
+        if not has.any():
+            continue
+        tainted = (inz & ((flg & _NON_MOVABLE) != 0)).any(axis=1) & has
+        empty = (~inz | ((flg & PB_all_free) != 0)).all(axis=1) & has & ~tainted
+        out[ZONE_NAMES[z]] = {"total": int(has.sum()), "tainted": int(tainted.sum()),
+                              "empty": int(empty.sum()),
+                              "clean": int((has & ~tainted & ~empty).sum())}
     return out

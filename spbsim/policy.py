@@ -1,0 +1,38 @@
+"""Placement policies by name: ``stock[:PRESET]`` (and, later, ``spb[:PRESET]``).
+
+A policy is a set of machine switches applied on top of the scenario:
+
+- ``stock``         mainline v6.19/7.0 allocator (the scenario's kernel_version
+                    decides if it says 6.12)
+- ``stock:6.12``    v6.12 fallbacks (``__rmqueue_fallback``) and pcp rules
+- ``stock:defrag``  vm.defrag_mode = 1
+- ``stock:noboost`` vm.watermark_boost_factor = 0
+
+``spb`` presets (s1, v1, v1-pre43, v2) belong to the superpageblock
+allocator, which is not built yet (issue #4).
+"""
+from .errors import ConfigError
+
+__all__ = ["STOCK_PRESETS", "policy_overrides", "known_policies"]
+
+STOCK_PRESETS = {
+    "": {},
+    "6.12": {"version": "6.12"},
+    "defrag": {"defrag_mode": True},
+    "noboost": {"watermark_boost_factor": 0},
+}
+
+
+def known_policies():
+    return ["stock" + (":" + k if k else "") for k in STOCK_PRESETS]
+
+
+def policy_overrides(policy):
+    """Machine keyword overrides for a policy name; ConfigError if unknown."""
+    name, _, preset = str(policy).partition(":")
+    if name == "stock" and preset in STOCK_PRESETS:
+        return dict(STOCK_PRESETS[preset])
+    if name == "spb":
+        raise ConfigError(f"policy {policy!r}: the superpageblock allocator is not built yet "
+                          f"(issue #4); available: {', '.join(known_policies())}")
+    raise ConfigError(f"policy {policy!r}: unknown; available: {', '.join(known_policies())}")
