@@ -101,6 +101,8 @@ def run(scenario, policy, memory, seed, duration, sets, out_dir, check, list_onl
         for name in ("buddyinfo", "pagetypeinfo", "vmstat", "zoneinfo", "unusable_index",
                      "extfrag_index"):
             w.write_text(f"proc/{name}", getattr(sim.machine, name)())
+        from .report.compare import save_pageblocks
+        save_pageblocks(sim.machine, out_dir)
         w.close(summary, complete=not summary["interrupted"])
     _print_run_summary(sim.machine, summary, out_dir)
     if summary["interrupted"]:
@@ -314,6 +316,12 @@ def bench(sizes, ops, seed, cpus):
     for s in size_list:
         parse_size(s, "--sizes entry")
     bench_main(size_list, ops, seed, cpus, echo=click.echo)
+
+
+from .report.cli_cmds import compare as _compare_cmd, report as _report_cmd  # noqa: E402
+
+cli.add_command(_compare_cmd)
+cli.add_command(_report_cmd)
 
 
 def main(argv=None):

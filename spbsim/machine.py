@@ -403,4 +403,22 @@ class Machine:
                                 for t in range(MIGRATE_TYPES)},
             "vmstat": self.vmstat_counters(),
             "sim": self.sim_counters(),
+            "fallback_pairs": self.fallback_pairs(),
         }
+
+    def fallback_pairs(self):
+        """Fallbacks by (requested -> fallback) migratetype pair: claim (the
+        block was taken over; claim_whole counts those that were whole
+        >= pageblock_order buddies), steal (the block kept its type: it is now
+        polluted), as the bpftrace extfrag counters report them."""
+        out = {}
+        fb = self.mem.fb_stat
+        for a in range(3):
+            for b in range(3):
+                if a == b:
+                    continue
+                row = {"claim": int(fb[0, a, b]), "steal": int(fb[1, a, b]),
+                       "claim_whole": int(fb[2, a, b])}
+                if any(row.values()):
+                    out[f"{MIGRATETYPE_NAMES[a]}->{MIGRATETYPE_NAMES[b]}"] = row
+        return out

@@ -256,3 +256,16 @@ def test_movable_order_census_is_consistent():
     for o in range(9, 18):     # a free range of order o+1 is two free ranges of order o
         assert c[o]["free"] >= 2 * c[o + 1]["free"]
         assert c[o]["obtainable"] >= c[o]["free"]
+
+
+@pytest.mark.parametrize("name", ["devvm-256g", "kbuild", "webserver", "fragment-then-1g",
+                                  "oracle-mixed"])
+def test_every_builtin_scenario_runs(name):
+    """Each built-in, shortened to 3 simulated seconds on a 4 GB machine (the
+    full runs are measured in the README), runs and leaves a consistent machine."""
+    from spbsim.scenario import load_scenario
+    sc = load_scenario(name, {"scenario.duration": "3s", "scenario.memory": "4G"})
+    sim = Simulation(sc)
+    s = sim.run()
+    assert s["requests"] > 0 and s["simulated_s"] == 3.0
+    sim.machine.check()

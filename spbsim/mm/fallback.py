@@ -187,6 +187,8 @@ def steal_suitable_fallback(m, z, pfn, current_order, order, start_type, alloc_f
     block_type = m.pb_mt[pfn >> pageblock_order]
     if block_type != MIGRATE_HIGHATOMIC:
         if current_order >= pageblock_order:
+            m.sim[_SIM_CLAIM_SUCCESS] += 1
+            m.fb_stat[FB_CLAIM, start_type, block_type] += 1
             return claim_whole_buddy(m, z, pfn, current_order, order, start_type, block_type)
         if boost_watermark(m, z) and (alloc_flags & ALLOC_KSWAPD):
             m.zstat[z, ZS_FLAGS] |= ZONE_BOOSTED_WATERMARK

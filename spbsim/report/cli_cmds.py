@@ -1,0 +1,80 @@
+"""The ``compare`` and ``report`` click commands.
+
+Register them in spbsim/cli.py with::
+
+    from .report.cli_cmds import compare, report
+    cli.add_command(compare)
+    cli.add_command(report)
+
+Errors are raised as spbsim.errors.SpbsimError subclasses; spbsim.cli.main()
+prints them as one line and exits 2.
+"""
+import click
+
+from ..errors import SpbsimError
+
+__all__ = ["compare", "report"]
+
+
+def _parse_sets(sets):
+    overrides = {}
+    for item in sets:
+        if "=" not in item:
+            raise SpbsimError(f"--set {item!r}: expected KEY=VALUE")
+        k, v = item.split("=", 1)
+        overrides[k.strip()] = v.strip()
+    return overrides
+
+
+@click.command()
+@click.argument("scenario")
+@click.option("--policy", "policies", multiple=True, metavar="POLICY",
+              help="a policy to compare (repeat; the first is the baseline), e.g. "
+                   "--policy stock --policy stock:defrag  [default: stock, stock:defrag]")
+@click.option("--seeds", default=1, show_default=True, type=int,
+              help="seeds per policy: the scenario's seed and the next K-1")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="comparison directory (default results/compare-<scenario>)")
+@click.option("--jobs", default=2, show_default=True, type=int, help="runs at a time (processes)")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="override any scenario key, e.g. scenario.memory=64G")
+@click.option("--duration", default=None, help="override the simulated duration, e.g. 60s")
+@click.option("--report/--no-report", "make_report", default=True, show_default=True,
+              help="also write OUT/report.html")
+def compare(scenario, policies, seeds, out_dir, jobs, sets, duration, make_report):
+    """Run SCENARIO under several policies and seeds; print a comparison table.
+
+    Each (policy, seed) writes OUT/<policy>/seed<N>/ (a results directory
+    like `spbsim run`'s, plus pageblocks.npz).  Runs with the same seed see
+    the same request stream (checked by its checksum).  The table (rows:
+    metrics, columns: policies, mean ± 95 % interval and % change against
+    the first policy) goes to the terminal and to OUT/compare.csv, .md, .json.
+    """
+    from ..scenario import load_scenario
+    from .compare import run_compare
+    overrides = _parse_sets(sets)
+    if duration is not None:
+        overrides["scenario.duration"] = duration
+    if seeds < 1:
+        raise SpbsimError(f"--seeds {seeds}: need at least 1")
+    if jobs < 1:
+        raise SpbsimError(f"--jobs {jobs}: need at least 1")
+    policies = list(policies) or ["stock", "stock:defrag"]
+    if out_dir is None:
+        out_dir = f"results/compare-{load_scenario(scenario, overrides or None).name}"
+    run_compare(scenario, policies, seeds=seeds, out_dir=out_dir, overrides=overrides or None,
+                jobs=jobs, progress=True, echo=click.echo)
+    if make_report:
+        from .html import write_report
+        click.echo(f"report in {write_report(out_dir)}", err=True)
+    click.echo(f"results in {out_dir}/ (compare.csv, compare.md, compare.json)", err=True)
+
+
+@click.command()
+@click.argument("directory", type=click.Path())
+def report(directory):
+    """Write DIRECTORY/report.html: one self-contained page (figures, tables,
+    scenario, parameters, summary, proc snapshots) for a run's results
+    directory or a `spbsim compare` directory."""
+    from .html import write_report
+    click.echo(write_report(directory))

@@ -1,0 +1,261 @@
+"""Figures (matplotlib, Agg backend; each written as PNG and SVG).
+
+- :func:`pageblock_map`   one row per superpageblock (1 GiB = 512 pageblocks),
+  one cell per pageblock, coloured by content class.
+- :func:`timeseries_figure`  1 GB / 2 MB free and obtainable, tainted SPBs and
+  free memory over simulated time (one run).
+- :func:`overlay_figure`  the same series for several policies: mean over seeds
+  with a min/max band.
+- :func:`claim_steal_bars`  fallback claim / whole-block claim / steal counts.
+
+``path`` arguments: a name ending in ``.png`` or ``.svg`` writes that format
+only; any other name is a stem and ``stem.png`` and ``stem.svg`` are written.
+Every function returns the list of files written.
+"""
+from __future__ import annotations
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from ..mm.const import (MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_MOVABLE,  # noqa: E402
+                        MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, PB_all_free, PB_has_movable,
+                        PB_has_reclaimable, PB_has_unmovable, SUPERPAGEBLOCK_NR_PAGEBLOCKS,
+                        ZONE_NAMES)
+
+__all__ = ["PB_CLASSES", "classify_pageblocks", "spb_rows", "pageblock_map",
+           "timeseries_figure", "overlay_figure", "claim_steal_bars", "save_figure",
+           "TS_PANELS"]
+
+#: content classes of the pageblock map, in colour order
+PB_CLASSES = [
+    ("free", "#ffffff"),
+    ("movable", "#4caf50"),
+    ("reclaimable", "#ffc107"),
+    ("unmovable", "#d32f2f"),
+    ("mixed", "#8e24aa"),
+    ("highatomic", "#1e88e5"),
+    ("isolated", "#00bcd4"),
+    ("hole", "#9e9e9e"),
+]
+C_FREE, C_MOV, C_REC, C_UNM, C_MIX, C_HIGH, C_ISO, C_HOLE = range(len(PB_CLASSES))
+
+
+def classify_pageblocks(pb_mt, pb_flags, pb_zone):
+    """Content class (index into PB_CLASSES) of each pageblock.
+
+    Precedence: hole (no zone), isolated (pb_mt ISOLATE), highatomic (pb_mt
+    HIGHATOMIC), free (PB_all_free), mixed (more than one PB_has_* bit), then
+    the one PB_has_* bit; a used block with no content bit (reserved pages
+    only) takes its migratetype's class.
+    """
+    mt = np.asarray(pb_mt)
+    fl = np.asarray(pb_flags).astype(np.int64)
+    zone = np.asarray(pb_zone)
+    out = np.empty(mt.shape, np.int8)
+    unm = (fl & PB_has_unmovable) != 0
+    rec = (fl & PB_has_reclaimable) != 0
+    mov = (fl & PB_has_movable) != 0
+    nbits = unm.astype(int) + rec + mov
+    by_mt = np.where(mt == MIGRATE_UNMOVABLE, C_UNM,
+                     np.where(mt == MIGRATE_RECLAIMABLE, C_REC, C_MOV))
+    out[:] = by_mt
+    out[mov & (nbits == 1)] = C_MOV
+    out[rec & (nbits == 1)] = C_REC
+    out[unm & (nbits == 1)] = C_UNM
+    out[nbits > 1] = C_MIX
+    out[(fl & PB_all_free) != 0] = C_FREE
+    out[mt == MIGRATE_HIGHATOMIC] = C_HIGH
+    out[mt == MIGRATE_ISOLATE] = C_ISO
+    out[zone < 0] = C_HOLE
+    return out
+
+
+def _arrays(src):
+    """(pb_mt, pb_flags, pb_zone) from a Machine, its Mem, an npz path or a mapping."""
+    if isinstance(src, (str, os.PathLike)):
+        with np.load(os.fspath(src)) as z:
+            return z["pb_mt"], z["pb_flags"], z["pb_zone"]
+    mem = getattr(src, "mem", src)
+    if hasattr(mem, "pb_mt"):
+        return mem.pb_mt, mem.pb_flags, mem.pb_zone
+    return src["pb_mt"], src["pb_flags"], src["pb_zone"]
+
+
+def spb_rows(pb_mt, pb_flags, pb_zone):
+    """Per superpageblock: (classes[512], label).  Labels read
+    ``Normal SPB 3 tainted``; category as in observe.census.spb_census."""
+    per = SUPERPAGEBLOCK_NR_PAGEBLOCKS
+    cls = classify_pageblocks(pb_mt, pb_flags, pb_zone)
+    n = (cls.size + per - 1) // per
+    pad = n * per - cls.size
+    cls = np.concatenate([cls, np.full(pad, C_HOLE, np.int8)]).reshape(n, per)
+    zone = np.concatenate([np.asarray(pb_zone), np.full(pad, -1, np.int8)]).reshape(n, per)
+    fl = np.concatenate([np.asarray(pb_flags), np.zeros(pad, np.uint8)]).reshape(n, per)
+    labels = []
+    for i in range(n):
+        zs = [int(z) for z in np.unique(zone[i]) if z >= 0]
+        present = zone[i] >= 0
+        if not zs:
+            labels.append(f"- SPB {i} hole")
+            continue
+        tainted = bool((present & ((fl[i] & (PB_has_unmovable | PB_has_reclaimable)) != 0)).any())
+        empty = bool((~present | ((fl[i] & PB_all_free) != 0)).all())
+        cat = "tainted" if tainted else ("empty" if empty else "clean")
+        labels.append(f"{'+'.join(ZONE_NAMES[z] for z in zs)} SPB {i} {cat}")
+    return cls, labels
+
+
+def save_figure(fig, path, dpi=100):
+    """Write fig as path (.png/.svg) or path.png + path.svg; close it."""
+    path = os.fspath(path)
+    root, ext = os.path.splitext(path)
+    targets = [path] if ext.lower() in (".png", ".svg") else [path + ".png", path + ".svg"]
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    for t in targets:
+        fig.savefig(t, dpi=dpi, metadata={"Date": None} if t.endswith(".svg") else None)
+    plt.close(fig)
+    return targets
+
+
+def pageblock_map(src, path, title=None, max_rows=None):
+    """Draw the pageblock map of ``src`` (a Machine, Mem, pageblocks.npz path or
+    mapping with pb_mt/pb_flags/pb_zone).  ``max_rows``: draw only the first
+    rows (a note says how many were left out)."""
+    cls, labels = spb_rows(*_arrays(src))
+    n_all = cls.shape[0]
+    if max_rows is not None and n_all > max_rows:
+        cls, labels = cls[:max_rows], labels[:max_rows]
+    n = cls.shape[0]
+    height = min(2.0 + 0.28 * n, 60.0)
+    fig, ax = plt.subplots(figsize=(12, height))
+    cmap = ListedColormap([c for _, c in PB_CLASSES])
+    ax.imshow(cls, cmap=cmap, vmin=-0.5, vmax=len(PB_CLASSES) - 0.5, aspect="auto",
+              interpolation="nearest")
+    ax.set_yticks(range(n))
+    ax.set_yticklabels(labels, fontsize=7 if n > 30 else 9)
+    ax.set_xlabel(f"pageblock within the superpageblock (2 MiB each, "
+                  f"{SUPERPAGEBLOCK_NR_PAGEBLOCKS} per 1 GiB)")
+    t = title or "pageblock map"
+    if n < n_all:
+        t += f" (first {n} of {n_all} superpageblocks)"
+    ax.set_title(t)
+    counts = np.bincount(cls.ravel(), minlength=len(PB_CLASSES))
+    handles = [Patch(facecolor=c, edgecolor="black", linewidth=0.5, label=f"{name} ({counts[i]:,})")
+               for i, (name, c) in enumerate(PB_CLASSES)]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+              frameon=False)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+#: (panel title, [(column, label)], unit scale function or None)
+TS_PANELS = [
+    ("1 GB pages", [("1g_free", "free"), ("1g_obtainable", "obtainable")]),
+    ("2 MB blocks", [("2m_free", "free"), ("2m_obtainable", "obtainable")]),
+    ("tainted superpageblocks", [("spb_tainted", "tainted")]),
+    ("free memory (GiB)", [("free_pages", "free")]),
+]
+
+
+def _series(df, col):
+    if col not in df.columns:
+        return None
+    y = df[col].to_numpy(dtype=float)
+    if col == "free_pages":
+        y = y * 4096 / 2**30
+    return y
+
+
+def timeseries_figure(df, path, title=None):
+    """The TS_PANELS of one run's timeseries (a pandas DataFrame)."""
+    fig, axes = plt.subplots(len(TS_PANELS), 1, figsize=(10, 2.4 * len(TS_PANELS)), sharex=True)
+    t = df["t_s"].to_numpy(dtype=float) if "t_s" in df.columns else np.arange(len(df))
+    for ax, (ptitle, cols) in zip(axes, TS_PANELS):
+        for col, label in cols:
+            y = _series(df, col)
+            if y is not None:
+                ax.plot(t, y, label=label, drawstyle="steps-post")
+        ax.set_title(ptitle, fontsize=10)
+        ax.grid(alpha=0.3)
+        if len(cols) > 1:
+            ax.legend(fontsize=8)
+    axes[-1].set_xlabel("simulated time (s)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def overlay_figure(frames, path, title=None):
+    """A/B overlay: ``frames`` = {policy: [timeseries DataFrame per seed]}.
+    Each series: mean over seeds (line) and min..max over seeds (band)."""
+    n_lines = sum(len(c) for _, c in TS_PANELS)
+    fig, axes = plt.subplots(n_lines, 1, figsize=(10, 2.2 * n_lines), sharex=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    i_ax = 0
+    for ptitle, cols in TS_PANELS:
+        for col, label in cols:
+            ax = axes[i_ax]
+            i_ax += 1
+            for k, (policy, dfs) in enumerate(frames.items()):
+                ys = [(_series(d, "t_s"), _series(d, col)) for d in dfs]
+                ys = [(t, y) for t, y in ys if t is not None and y is not None and len(y)]
+                if not ys:
+                    continue
+                n = min(len(y) for _, y in ys)
+                t = ys[0][0][:n]
+                arr = np.vstack([y[:n] for _, y in ys])
+                c = colors[k % len(colors)]
+                ax.plot(t, arr.mean(axis=0), color=c, label=f"{policy} (n={len(ys)})")
+                if len(ys) > 1:
+                    ax.fill_between(t, arr.min(axis=0), arr.max(axis=0), color=c, alpha=0.2,
+                                    linewidth=0)
+            ax.set_title(f"{ptitle}: {label}" if len(cols) > 1 else ptitle, fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    axes[-1].set_xlabel("simulated time (s); line: mean over seeds, band: min..max")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+CLAIM_STEAL = [("sim_claim_success", "claims"), ("sim_claim_whole_block", "whole-block claims"),
+               ("sim_steal", "steals")]
+
+
+def claim_steal_bars(summaries, path, title=None):
+    """``summaries`` = {policy: [summary dict per seed]}: grouped bars of the
+    fallback counters (mean over seeds, whiskers min..max)."""
+    pols = list(summaries)
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(pols) + 3), 4))
+    width = 0.8 / len(CLAIM_STEAL)
+    x = np.arange(len(pols))
+    for j, (key, label) in enumerate(CLAIM_STEAL):
+        means, lo, hi = [], [], []
+        for p in pols:
+            v = np.array([float((s.get("sim") or {}).get(key, np.nan)) for s in summaries[p]])
+            v = v[~np.isnan(v)]
+            m = v.mean() if v.size else 0.0
+            means.append(m)
+            lo.append(m - (v.min() if v.size else 0.0))
+            hi.append((v.max() if v.size else 0.0) - m)
+        ax.bar(x + (j - (len(CLAIM_STEAL) - 1) / 2) * width, means, width, label=label,
+               yerr=[lo, hi], capsize=3)
+    ax.set_xticks(x)
+    ax.set_xticklabels(pols)
+    ax.set_ylabel("fallback events")
+    ax.set_title(title or "fallbacks: claims and steals")
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path)

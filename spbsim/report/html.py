@@ -1,0 +1,270 @@
+"""One self-contained ``report.html`` for a results directory.
+
+``write_report(dir)`` accepts the results directory of one run (it has
+``summary.json``) or a comparison directory written by ``run_compare`` (it
+has ``compare.json`` and one results directory per policy and seed).  The
+figures are also written to ``dir/figures/`` (PNG and SVG) and embedded in
+the page as base64 PNG; tables are HTML; the scenario text, parameters,
+summary and proc snapshots are in ``<pre>``.  No external resources.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+import os
+
+from ..results import ResultsError, load
+from . import figures as F
+from .compare import (COMPARE_JSON, PAGEBLOCKS, build_table, format_text, metric_list,
+                      metric_values)
+
+__all__ = ["write_report", "write_figures", "REPORT"]
+
+REPORT = "report.html"
+FIG_DIR = "figures"
+#: pageblock maps taller than this many superpageblocks are cut (the note says so)
+MAP_MAX_ROWS = 256
+
+_CSS = """
+body{font-family:sans-serif;margin:1.5em;max-width:1300px;color:#222}
+h1{font-size:1.5em}h2{font-size:1.25em;border-bottom:1px solid #ccc;margin-top:1.8em}
+h3{font-size:1.05em}
+table{border-collapse:collapse;font-size:0.9em;margin:0.5em 0}
+th,td{border:1px solid #bbb;padding:2px 8px}td.n{text-align:right;font-family:monospace}
+th{background:#eee}pre{background:#f6f6f6;border:1px solid #ddd;padding:6px;overflow:auto;
+font-size:0.8em;max-height:40em}img{max-width:100%;border:1px solid #eee}
+.better{color:#1b5e20}.worse{color:#b71c1c}.note{color:#666;font-size:0.9em}
+"""
+
+
+def _e(x):
+    return html.escape(str(x), quote=True)
+
+
+def _img(png_path, alt):
+    with open(png_path, "rb") as f:
+        data = base64.b64encode(f.read()).decode("ascii")
+    return (f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+            f"<figcaption class=note>{_e(alt)} ({_e(os.path.basename(png_path))}, SVG beside "
+            f"it)</figcaption></figure>")
+
+
+def _pre(text):
+    return f"<pre>{_e(text)}</pre>"
+
+
+def _fmt(x):
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if isinstance(x, float):
+        return f"{x:,.4f}" if abs(x) < 10 and not x.is_integer() else f"{x:,.2f}"
+    return f"{x:,}" if isinstance(x, int) else str(x)
+
+
+def _is_compare_dir(d):
+    return os.path.isfile(os.path.join(d, COMPARE_JSON))
+
+
+def _check_dir(d):
+    if not os.path.exists(d):
+        raise ResultsError(f"{d}: no such results directory")
+    if not os.path.isdir(d):
+        raise ResultsError(f"{d}: not a directory")
+
+
+def _load_compare(d):
+    path = os.path.join(d, COMPARE_JSON)
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ResultsError(f"{path}: unreadable JSON: {e}") from None
+    if not isinstance(meta, dict) or "runs" not in meta or "policies" not in meta:
+        raise ResultsError(f"{path}: not a comparison written by spbsim compare "
+                           f"(no 'runs'/'policies')")
+    runs = {}
+    for p in meta["policies"]:
+        for sd, rel in (meta["runs"].get(p) or {}).items():
+            runs[(p, int(sd))] = load(os.path.join(d, rel))     # ResultsError names the file
+    if not runs:
+        raise ResultsError(f"{path}: lists no runs")
+    return meta, runs
+
+
+def write_figures(d):
+    """Write the figures of results dir ``d`` (one run or a comparison) to
+    ``d/figures/``; returns [(png path, caption)]."""
+    d = os.fspath(d)
+    _check_dir(d)
+    fd = os.path.join(d, FIG_DIR)
+    if _is_compare_dir(d):
+        meta, runs = _load_compare(d)
+        return _compare_figures(fd, meta, runs)
+    return _run_figures(fd, load(d), d)
+
+
+def _png(paths):
+    return next(p for p in paths if p.endswith(".png"))
+
+
+def _run_figures(fd, res, d, prefix=""):
+    out = []
+    name = f"{res.summary.get('scenario', '?')} / {res.summary.get('policy', '?')} / seed " \
+           f"{res.summary.get('seed', '?')}"
+    if len(res.timeseries):
+        out.append((_png(F.timeseries_figure(res.timeseries, os.path.join(fd, prefix + "timeseries"),
+                                             title=name)), f"time series: {name}"))
+    npz = os.path.join(d, PAGEBLOCKS)
+    if os.path.isfile(npz):
+        out.append((_png(F.pageblock_map(npz, os.path.join(fd, prefix + "pageblock_map"),
+                                         title=f"pageblock map at the end: {name}",
+                                         max_rows=MAP_MAX_ROWS)),
+                    f"pageblock map: {name}"))
+    if not prefix:
+        out.append((_png(F.claim_steal_bars({res.summary.get("policy", "run"): [res.summary]},
+                                            os.path.join(fd, "claim_steal"))),
+                    "fallback claims and steals"))
+    return out
+
+
+def _compare_figures(fd, meta, runs):
+    from .compare import policy_dirname
+    pols = meta["policies"]
+    frames = {p: [r.timeseries for (q, _), r in sorted(runs.items()) if q == p] for p in pols}
+    sums = {p: [r.summary for (q, _), r in sorted(runs.items()) if q == p] for p in pols}
+    out = [(_png(F.overlay_figure(frames, os.path.join(fd, "overlay"),
+                                  title=f"{meta.get('scenario', '')}: policies overlaid")),
+            "time series, policies overlaid (mean over seeds, min..max band)"),
+           (_png(F.claim_steal_bars(sums, os.path.join(fd, "claim_steal"))),
+            "fallback claims and steals (mean over seeds, whiskers min..max)")]
+    for p in pols:
+        seeds = sorted(sd for q, sd in runs if q == p)
+        r = runs[(p, seeds[0])]
+        npz = os.path.join(r.path, PAGEBLOCKS)
+        if os.path.isfile(npz):
+            out.append((_png(F.pageblock_map(npz, os.path.join(
+                fd, f"pageblock_map_{policy_dirname(p)}_seed{seeds[0]}"),
+                title=f"pageblock map at the end: {p}, seed {seeds[0]}", max_rows=MAP_MAX_ROWS)),
+                f"pageblock map: {p}, seed {seeds[0]}"))
+    return out
+
+
+def _table_html(table):
+    pols = table["policies"]
+    h = ["<table class=compare><tr><th>metric</th>"
+         + "".join(f"<th>{_e(p)}</th>" for p in pols) + "</tr>"]
+    for r in table["rows"]:
+        h.append(f"<tr><td>{_e(r['metric'])}</td>")
+        for i, p in enumerate(pols):
+            c = r["cells"][p]
+            s = _fmt(_f(c.get("mean")))
+            ci = _f(c.get("ci95"))
+            if c.get("n", 0) > 1 and not math.isnan(ci):
+                s += f" ± {_fmt(ci)}"
+            cls = ""
+            if i > 0:
+                d = _f(c.get("delta_pct"))
+                if math.isnan(d):
+                    s += " (n/a)"
+                else:
+                    s += f" ({d:+.2f}%)"
+                    hib = r.get("higher_is_better")
+                    if hib is not None and d != 0:
+                        cls = " better" if (d > 0) == hib else " worse"
+            h.append(f"<td class='n{cls}'>{_e(s)}</td>")
+        h.append("</tr>")
+    h.append("</table>")
+    return "".join(h)
+
+
+def _f(x):
+    if x is None:
+        return math.nan
+    if isinstance(x, str):
+        return {"inf": math.inf, "-inf": -math.inf}.get(x, math.nan)
+    return float(x)
+
+
+def _kv_table(d):
+    rows = "".join(f"<tr><td>{_e(k)}</td><td class=n>{_e(_fmt(v) if not isinstance(v, (dict, list)) else json.dumps(v))}</td></tr>"
+                   for k, v in d.items())
+    return f"<table class=kv><tr><th>key</th><th>value</th></tr>{rows}</table>"
+
+
+def _run_sections(res, level=2):
+    h = f"h{level}"
+    s = res.summary
+    parts = []
+    vals = metric_values(s, metric_list([s]))
+    parts.append(f"<{h}>Summary</{h}>" + _kv_table({k: (None if math.isnan(v) else v)
+                                                     for k, v in vals.items()}))
+    if not s.get("complete", False):
+        parts.append("<p class=worse>This run did not complete (interrupted); numbers are "
+                     "from the point where it stopped.</p>")
+    parts.append(f"<{h}>Parameters</{h}>" + _kv_table(res.params))
+    if res.scenario_text:
+        parts.append(f"<{h}>Scenario</{h}>" + _pre(res.scenario_text))
+    for name, text in res.proc.items():
+        parts.append(f"<{h}>/proc/{_e(name)}</{h}>" + _pre(text))
+    parts.append(f"<{h}>summary.json</{h}>"
+                 + _pre(json.dumps(s, indent=1, sort_keys=True, default=str)))
+    return "".join(parts)
+
+
+def _page(title, body):
+    return ("<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>"
+            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+            f"<h1>{_e(title)}</h1>{body}</body></html>\n")
+
+
+def write_report(d):
+    """Write ``d/report.html``; returns its path.  ResultsError for a missing
+    directory, missing/unreadable files or a newer format_version."""
+    d = os.fspath(d)
+    _check_dir(d)
+    if _is_compare_dir(d):
+        meta, runs = _load_compare(d)
+        figs = _compare_figures(os.path.join(d, FIG_DIR), meta, runs)
+        pols = meta["policies"]
+        seeds = sorted({sd for _, sd in runs})
+        table = build_table({k: r.summary for k, r in runs.items()}, pols, seeds)
+        checks = {sd: runs[(pols[0], sd)].summary.get("request_checksum") for sd in seeds}
+        body = [f"<p>Scenario <b>{_e(meta.get('scenario', '?'))}</b>, policies "
+                f"{_e(', '.join(pols))} (baseline: {_e(pols[0])}), seeds {_e(seeds)}, "
+                f"overrides {_e(meta.get('overrides') or {})}.</p>",
+                "<h2>Comparison</h2>", _table_html(table),
+                "<p class=note>Mean over seeds ± 95 % confidence half-width (Student's t); "
+                "(%) change against the first policy; green: better, red: worse.</p>",
+                "<h3>As text</h3>", _pre(format_text(table, checks)),
+                "<h2>Figures</h2>"] + [_img(p, c) for p, c in figs]
+        first = runs[(pols[0], seeds[0])]
+        if first.scenario_text:
+            body += ["<h2>Scenario</h2>", _pre(first.scenario_text)]
+        body.append("<h2>Runs</h2>")
+        for (p, sd), r in sorted(runs.items(), key=lambda kv: (pols.index(kv[0][0]), kv[0][1])):
+            body.append(f"<details><summary>{_e(p)}, seed {sd} "
+                        f"({_e(os.path.relpath(r.path, d))})</summary>"
+                        f"{_run_sections(r, level=3)}</details>")
+        title = f"spbsim compare: {meta.get('scenario', '')}"
+    else:
+        res = load(d)
+        figs = _run_figures(os.path.join(d, FIG_DIR), res, d)
+        s = res.summary
+        body = [f"<p>Scenario <b>{_e(s.get('scenario', '?'))}</b>, policy "
+                f"{_e(s.get('policy', '?'))}, seed {_e(s.get('seed', '?'))}, "
+                f"{_e(s.get('simulated_s', '?'))} s simulated, request checksum "
+                f"{_e(s.get('request_checksum', '?'))}.</p>", "<h2>Figures</h2>"]
+        if not os.path.isfile(os.path.join(d, PAGEBLOCKS)):
+            body.append("<p class=note>No pageblocks.npz in this directory: no pageblock "
+                        "map (spbsim compare writes one).</p>")
+        body += [_img(p, c) for p, c in figs]
+        body.append(_run_sections(res))
+        title = f"spbsim run: {s.get('scenario', '')} / {s.get('policy', '')}"
+    out = os.path.join(d, REPORT)
+    tmp = out + f".tmp.{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(_page(title, "".join(body)))
+    os.replace(tmp, out)
+    return out
