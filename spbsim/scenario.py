@@ -697,7 +697,7 @@ def _parse_source(ctx, i, raw, sc):
         gfp = info.default_gfp
 
     start = ctx.time(f"{key}.start", raw["start"]) if "start" in raw else 0.0
-    stop = ctx.time(f"{key}.stop", raw["stop"]) if "stop" in raw else duration
+    stop = ctx.time(f"{key}.stop", raw["stop"]) if "stop" in raw else max(duration, start + 1)
     if stop <= start:
         raise ctx.err(f"{key}.stop", f"{raw.get('stop')!r} is not after start {start:g}s")
     # a run shortened with --duration clips its sources: [start, stop) within the run
@@ -762,7 +762,7 @@ def _parse_phase(ctx, i, raw, sc, source_names):
     name = _check_name(ctx, f"{key}.name", raw.get("name", f"phase{i}"))
     duration = sc["duration_s"]
     start = ctx.time(f"{key}.start", raw["start"]) if "start" in raw else 0.0
-    stop = ctx.time(f"{key}.stop", raw["stop"]) if "stop" in raw else duration
+    stop = ctx.time(f"{key}.stop", raw["stop"]) if "stop" in raw else max(duration, start + 1)
     if stop <= start:
         raise ctx.err(f"{key}.stop", f"{raw.get('stop')!r} is not after start {start:g}s")
     start, stop = min(start, duration), min(stop, duration)      # clipped to the run
