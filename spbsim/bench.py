@@ -8,7 +8,6 @@ above it).  The machine is first filled to the target, then the timed
 operations run.  Each size runs in a fresh process so peak RSS is its own.
 """
 import json
-import os
 import resource
 import subprocess
 import sys

@@ -1,5 +1,4 @@
 """Command line: ``spbsim run``, ``spbsim bench``, ``spbsim check``."""
-import json
 import sys
 
 import click

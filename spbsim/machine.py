@@ -13,21 +13,21 @@ import hashlib
 
 import numpy as np
 
-from .errors import ConfigError, FreeError, SpbsimError
+from .errors import ConfigError, FreeError
 from .mm import gfp as gfpmod
 from .mm.const import (KERNEL_VERSIONS, MAX_NR_ZONES, MAX_PAGE_ORDER,
                        MIGRATE_TYPES, MIGRATETYPE_NAMES, NR_PAGE_ORDERS,
                        PB_all_free, PB_compact_skip, PB_has_movable,
                        PB_has_reclaimable, PB_has_unmovable, PG_buddy, PG_head,
-                       PG_lru, PG_MT_SHIFT, PG_pcp, PG_reserved, ZONE_NAMES,
+                       PG_MT_SHIFT, PG_pcp, PG_reserved, ZONE_NAMES,
                        pageblock_nr_pages, pageblock_order)
 from .mm.debug_vm import VIOLATIONS, check_mem
 from .mm.geometry import build_geometry, parse_size
 from .mm.page_alloc import batch_alloc_free, free_pages_memory
 from .mm.page_free import EFREE_NOT_ALLOCATED, EFREE_ORDER, EFREE_RANGE
 from .mm.pcp import drain_all_pages
-from .mm.state import (CFG, EV_NAMES, SIMSTAT_NAMES, VMSTAT_NAMES, ZSTAT,
-                       ZS_MANAGED, bytes_per_page, new_mem, PCP_BATCH,
+from .mm.state import (CFG, SIMSTAT_NAMES, VMSTAT_NAMES, ZSTAT,
+                       ZS_MANAGED, new_mem, PCP_BATCH,
                        PCP_COUNT, PCP_HIGH)
 from .mm.zone_setup import (default_min_free_kbytes, free_ranges, init_zones,
                             setup_pcp, setup_per_zone_lowmem_reserve,

@@ -11,7 +11,6 @@ import time
 import numpy as np
 
 from .bench import _order_cdf, bench_stream, seed_rng
-from .machine import Machine
 from .mm.state import ZS_MANAGED
 from .observe.census import hugepage_availability, pageblock_census
 

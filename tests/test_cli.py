@@ -5,7 +5,6 @@ import sys
 
 import pytest
 
-from spbsim.cli import main
 
 
 def run_cli(*args):

@@ -7,7 +7,7 @@ from spbsim import Machine
 from spbsim.engine.run import Simulation
 from spbsim.engine.sources import RequestStream
 from spbsim.mm import gfp as G
-from spbsim.mm.const import MIGRATE_MOVABLE, PG_head, PG_MT_SHIFT, SUPERPAGEBLOCK_NR_PAGES
+from spbsim.mm.const import PG_head, PG_MT_SHIFT, SUPERPAGEBLOCK_NR_PAGES
 from spbsim.mm.state import ZSTAT
 from spbsim.scenario import scenario_from_text
 

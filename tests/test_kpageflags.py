@@ -6,7 +6,6 @@ Zone spans come from its manifest.json, expected counts from the snapshot's
 own /proc/buddyinfo.
 """
 import json
-import os
 from pathlib import Path
 
 import numpy as np

@@ -1,7 +1,6 @@
 """Buddy split and merge (mm/page_alloc.c expand, __free_one_page), with the
 expectations derived from the kernel's rules."""
 import numpy as np
-import pytest
 
 from spbsim import Machine
 from spbsim.mm import gfp as G
@@ -83,7 +82,7 @@ def test_merge_across_pageblocks_retypes_buddy():
     the buddy's pageblock takes the freeing page's type."""
     m = fresh()
     zero_watermarks(m)
-    pfns = exhaust(m)
+    exhaust(m)
     base = int(m.mem.zone_start[Z]) + 64 * 1024          # an order-10 aligned pfn
     a, b = base, base + pageblock_nr_pages
     # free pageblock b entirely while it is MOVABLE -> order-9 free buddy

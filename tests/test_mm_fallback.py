@@ -3,13 +3,12 @@ set up by hand: whole-block claim, the half-pageblock rule with its asymmetric
 alike_pages, steal, should_try_claim_block, NOFRAGMENT, defrag_mode,
 highatomic reserve/unreserve, watermark boost, and the v6.12 variant."""
 import numpy as np
-import pytest
 
 from spbsim import Machine
 from spbsim.mm import gfp as G
 from spbsim.mm.buddy import move_freepages_block
 from spbsim.mm.const import (MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE,
-                             PB_has_movable, PB_has_unmovable, ZONE_DMA32, ZONE_NORMAL,
+                             PB_has_unmovable, ZONE_DMA32, ZONE_NORMAL,
                              pageblock_nr_pages)
 from spbsim.mm.craft import exhaust, free_pages_range, zero_watermarks
 from spbsim.mm.state import CFG, EV, ZSTAT

@@ -1,7 +1,6 @@
 """Zone setup (watermarks, lowmem_reserve, pcp batch/high) against the 6.12
 oracle's numbers, and the per-cpu list behaviour of §2.5."""
 import json
-import os
 from pathlib import Path
 
 import numpy as np

@@ -5,7 +5,6 @@ tests that need it are skipped when it is absent.
 """
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np

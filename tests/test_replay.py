@@ -7,7 +7,6 @@ else skipped) is replayed partly in the default suite and wholly under
 ``@pytest.mark.slow``.
 """
 import json
-import os
 from pathlib import Path
 
 import numpy as np

@@ -9,7 +9,6 @@ import gzip
 import itertools
 import json
 import lzma
-import os
 import re
 from collections import Counter
 from pathlib import Path

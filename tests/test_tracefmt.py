@@ -5,7 +5,6 @@ Real lines come from the oracle run ``run1-mixed-s1`` ($SPBSIM_ORACLE or
 marked slow.
 """
 import itertools
-import os
 import re
 from pathlib import Path
 

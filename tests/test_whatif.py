@@ -6,7 +6,6 @@ $SPBSIM_ORACLE or <repo>/../shared/oracle, else skipped) is replayed for its
 first 200k lines in the default suite and wholly under ``@pytest.mark.slow``.
 """
 import json
-import os
 from pathlib import Path
 
 import numpy as np

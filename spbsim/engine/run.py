@@ -4,17 +4,14 @@ kswapd/kcompactd work, sample time series, write the results directory.
     sim = Simulation(load_scenario("kbuild"), out_dir="results/kbuild")
     summary = sim.run()
 """
-import json
 import math
 import time
 
 import numpy as np
 
-from ..errors import ConfigError
 from ..policy import policy_overrides
 from ..machine import Machine
-from ..mm.const import (MIGRATE_TYPES, MIGRATETYPE_NAMES, NR_PAGE_ORDERS,
-                        ZONE_NAMES)
+from ..mm.const import (MIGRATE_TYPES, MIGRATETYPE_NAMES, NR_PAGE_ORDERS)
 from ..mm.state import (CFG, LRU_NAMES, NODE_NAMES, PCP_COUNT, SIMSTAT_NAMES,
                         VMSTAT_NAMES, ZS_MANAGED, ZSTAT)
 from ..observe.census import (hugepage_availability, movable_order_census, pageblock_census,

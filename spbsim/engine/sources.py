@@ -8,7 +8,6 @@ are skipped and counted), which keeps the stream itself state-independent.
 import numpy as np
 
 from ..mm.state import LRU_ANON, LRU_FILE, LRU_SLAB
-from .state import KIND_CODES
 
 __all__ = ["FIRST_SOURCE_OWNER", "RequestStream", "kind_lru", "fallback_gfp"]
 

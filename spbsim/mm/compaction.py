@@ -13,12 +13,12 @@ cleared when the scanners restart) are modelled.  Not modelled:
 fast_find_migrateblock, fast_isolate_freepages, capture of freed pages,
 migration failures other than pinning.
 """
-from .buddy import (add_to_free_list, del_page_from_free_list, free_one_page_merge,
+from .buddy import (del_page_from_free_list, free_one_page_merge,
                     move_freepages_block, pageblock_set_has)
-from .const import (MAX_PAGE_ORDER, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES,
+from .const import (MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES,
                     NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER, PB_all_free, PB_compact_skip,
                     PG_buddy, PG_head, PG_lru, PG_MT_SHIFT, PG_pinned,
-                    SUPERPAGEBLOCK_NR_PAGES, pageblock_nr_pages, pageblock_order)
+                    pageblock_nr_pages, pageblock_order)
 from .jit import njit
 from .lru import lru_replace
 from .page_free import free_pages_call

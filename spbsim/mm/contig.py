@@ -3,7 +3,7 @@
 from .buddy import del_page_from_free_list, move_freepages_block, pageblock_set_has
 from .compaction import migrate_block, page_migratable
 from .const import (MAX_PAGE_ORDER, MIGRATE_ISOLATE, MIGRATE_MOVABLE, PG_buddy, PG_head,
-                    PG_lru, PG_MT_SHIFT, PG_pcp, PG_pinned, SUPERPAGEBLOCK_NR_PAGES,
+                    PG_MT_SHIFT, PG_pcp, SUPERPAGEBLOCK_NR_PAGES,
                     pageblock_order)
 from .jit import njit
 from .page_alloc import alloc_pages_call

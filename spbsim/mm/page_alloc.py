@@ -9,14 +9,12 @@ from .buddy import (pageblock_set_has, pcp_allowed_order, rmqueue_smallest,
                     split_large_buddy)
 from .const import (ALLOC_HIGHATOMIC, ALLOC_KSWAPD, ALLOC_MIN_RESERVE,
                     ALLOC_NO_WATERMARKS, ALLOC_NOFRAGMENT, ALLOC_NON_BLOCK,
-                    ALLOC_OOM, ALLOC_RESERVES, ALLOC_WMARK_LOW,
+                    ALLOC_OOM, ALLOC_WMARK_LOW,
                     ALLOC_WMARK_MASK, ALLOC_WMARK_MIN, ALLOC_CPUSET,
-                    KV_6_12, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE,
-                    MIGRATE_MOVABLE, MIGRATE_PCPTYPES, NR_PAGE_ORDERS,
-                    MAX_NR_ZONES, PAGE_ALLOC_COSTLY_ORDER, PG_buddy, PG_head,
+                    MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, PAGE_ALLOC_COSTLY_ORDER, PG_head,
                     PG_lru, PG_MT_SHIFT,
-                    PG_pcp, PG_reserved, RMQUEUE_NORMAL, ZONE_BELOW_HIGH,
-                    ZONE_BOOSTED_WATERMARK, ZONE_DMA, ZONE_DMA32, ZONE_NORMAL,
+                    RMQUEUE_NORMAL, ZONE_BELOW_HIGH,
+                    ZONE_BOOSTED_WATERMARK, ZONE_NORMAL,
                     pageblock_order)
 from .fallback import reserve_highatomic_pageblock, rmqueue, unreserve_highatomic_pageblock
 from .jit import njit, njit_inline

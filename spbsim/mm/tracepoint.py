@@ -3,7 +3,7 @@
 Mirrors the ``trace_mm_page_*`` calls of mm/page_alloc.c; rendering to
 ftrace text is done outside compiled code (spbsim.observe.tracefmt).
 """
-from .jit import njit, njit_inline
+from .jit import njit_inline
 from .state import CFG, CUR_CLOCK, CUR_CPU, EV
 
 _CFG_TRACE = CFG["trace"]

@@ -7,13 +7,13 @@ shrinker that frees a scanned page only when all its objects went, with a
 chance ``slab_free_ppm`` per scan [SIM].  Reclaimed blocks go back through
 the normal free path (pcp first), since where they land changes merging.
 """
-from .const import PG_pinned, SUPERPAGEBLOCK_ORDER, pageblock_order
+from .const import PG_pinned, pageblock_order
 from .jit import njit, njit_inline
 from .lru import lru_add, lru_del
 from .page_free import free_pages_call
 from .state import (CFG, LRU_ANON, LRU_FILE, LRU_SLAB, NODE, VMSTAT, ZS_BOOST,
-                    ZS_MANAGED, ZS_WMARK_HIGH)
-from .watermark import pgdat_balanced, populated_zone, wakeup_kcompactd, wmark_pages
+                    ZS_WMARK_HIGH)
+from .watermark import pgdat_balanced, populated_zone, wakeup_kcompactd
 
 _CFG_SWAP = CFG["swap"]
 _CFG_SLAB_PPM = CFG["slab_free_ppm"]

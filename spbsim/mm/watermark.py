@@ -5,7 +5,7 @@ from .const import (ALLOC_HIGHATOMIC, ALLOC_MIN_RESERVE, ALLOC_OOM,
                     ALLOC_NON_BLOCK, ALLOC_RESERVES, ALLOC_WMARK_MASK,
                     ALLOC_WMARK_MIN, KV_6_12, MIGRATE_HIGHATOMIC,
                     MIGRATE_PCPTYPES, NR_PAGE_ORDERS, ZONE_DMA, ZONE_DMA32,
-                    ZONE_NORMAL, pageblock_order)
+                    ZONE_NORMAL)
 from .jit import njit, njit_inline
 from .state import (CFG, NODE, ZS_BOOST, ZS_FREE_HIGHATOMIC, ZS_KSWAPD_WAKE,
                     ZS_MANAGED, ZS_NR_FREE, ZS_RESERVED_HIGHATOMIC,

@@ -2,7 +2,6 @@
 pageblock init, min_free_kbytes, watermarks, lowmem_reserve and pcp sizing."""
 import math
 
-import numpy as np
 
 from .const import (MAX_NR_ZONES, MIGRATE_MOVABLE, MIGRATE_PCPTYPES,
                     PB_has_movable, PG_reserved, ZONE_NORMAL, pageblock_nr_pages,

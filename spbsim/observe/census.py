@@ -12,7 +12,7 @@ import numpy as np
 
 from ..mm.buddy import migratetype_to_has_bit
 
-from ..mm.const import (MIGRATE_MOVABLE, MIGRATE_TYPES, MIGRATETYPE_NAMES,
+from ..mm.const import (MIGRATE_TYPES, MIGRATETYPE_NAMES,
                         PB_all_free, PB_has_mask, PB_has_reclaimable, PB_has_unmovable,
                         PG_reserved, SUPERPAGEBLOCK_NR_PAGEBLOCKS,
                         pageblock_nr_pages)

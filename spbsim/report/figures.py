@@ -24,8 +24,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from ..mm.const import (MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_MOVABLE,  # noqa: E402
-                        MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, PB_all_free, PB_has_movable,
+from ..mm.const import (MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, PB_all_free, PB_has_movable,
                         PB_has_reclaimable, PB_has_unmovable, SUPERPAGEBLOCK_NR_PAGEBLOCKS,
                         ZONE_NAMES)
 

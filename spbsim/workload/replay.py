@@ -617,7 +617,6 @@ def replay_placement(trace_path, snapshots_dir, lenient=False, progress=False, *
     elif not isinstance(manifest, dict):
         manifest = json.loads(Path(manifest).read_text())
     index = read_index(snapshots_dir)
-    by_seq = {s["seq"]: s for s in index}
     starts = [s for s in index if s["tag"] == start_tag]
     if not starts:
         raise SpbsimError(f"{snapshots_dir}: no snapshot tagged {start_tag!r}")

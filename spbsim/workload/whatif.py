@@ -1282,7 +1282,7 @@ def format_table(result: dict, snapshots_dir=None) -> str:
 
 def _version_name(machine) -> str:
     from spbsim.mm.const import KERNEL_VERSIONS
-    from spbsim.mm.state import CFG, PCP_COUNT, SIMSTAT
+    from spbsim.mm.state import CFG
     v = int(machine.mem.cfg[CFG["version"]])
     for name, code in KERNEL_VERSIONS.items():
         if code == v:
