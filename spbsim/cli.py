@@ -59,12 +59,8 @@ def run(scenario, policy, memory, seed, duration, sets, out_dir, check, list_onl
         for name, path in sorted(builtin_scenarios().items()):
             click.echo(f"{name:20s} {path}")
         return
-    overrides = {}
-    for item in sets:
-        if "=" not in item:
-            raise SpbsimError(f"--set {item!r}: expected KEY=VALUE")
-        k, v = item.split("=", 1)
-        overrides[k.strip()] = v.strip()
+    from .report.cli_cmds import _parse_sets
+    overrides = _parse_sets(sets)
     if memory is not None:
         overrides["scenario.memory"] = memory
     if seed is not None:

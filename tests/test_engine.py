@@ -27,30 +27,7 @@ def scenario(body, memory="2G", duration="10s", seed=1, **kw):
                               "t.toml")
 
 
-PRESSURE = """
-[[source]]
-name = "pagecache"
-kind = "pagecache"
-rate = "400MB/s"
-orders = {0 = 0.8, 2 = 0.2}
-lifetime = "inf"
-[[source]]
-name = "anon"
-kind = "anon"
-rate = 30000
-lifetime = {dist = "exp", mean = "3s"}
-[[source]]
-name = "kmalloc"
-kind = "unmovable"
-rate = 20000
-orders = {0 = 0.7, 1 = 0.2, 3 = 0.1}
-lifetime = {dist = "lognormal", median = "1s", sigma = 1.5}
-[[source]]
-name = "thp"
-kind = "thp"
-rate = 200
-lifetime = {dist = "exp", mean = "4s"}
-"""
+from workloads import PRESSURE_SOURCES as PRESSURE  # noqa: E402
 
 
 def test_source_shape_counts_orders_lifetimes():

@@ -7,6 +7,7 @@ import subprocess
 
 import numpy as np
 import pytest
+from workloads import PRESSURE_SOURCES
 
 from spbsim.errors import ConfigError, SpbsimError
 from spbsim.report.compare import METRICS, CompareError, build_table, run_compare
@@ -21,29 +22,7 @@ duration = "5s"
 seed = 1
 sample_interval = "1s"
 
-[[source]]
-name = "pagecache"
-kind = "pagecache"
-rate = "400MB/s"
-orders = {0 = 0.8, 2 = 0.2}
-lifetime = "inf"
-[[source]]
-name = "anon"
-kind = "anon"
-rate = 30000
-lifetime = {dist = "exp", mean = "3s"}
-[[source]]
-name = "kmalloc"
-kind = "unmovable"
-rate = 20000
-orders = {0 = 0.7, 1 = 0.2, 3 = 0.1}
-lifetime = {dist = "lognormal", median = "1s", sigma = 1.5}
-[[source]]
-name = "thp"
-kind = "thp"
-rate = 200
-lifetime = {dist = "exp", mean = "4s"}
-"""
+""" + PRESSURE_SOURCES
 
 POLICIES = ["stock", "stock:defrag"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

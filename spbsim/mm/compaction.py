@@ -15,16 +15,17 @@ migration failures other than pinning.
 """
 from .buddy import (del_page_from_free_list, free_one_page_merge,
                     move_freepages_block, pageblock_set_has)
-from .const import (MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES,
+from .const import (ALLOC_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES,
                     NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER, PB_all_free, PB_compact_skip,
                     PG_buddy, PG_head, PG_lru, PG_MT_SHIFT, PG_pinned,
                     pageblock_nr_pages, pageblock_order)
+from .gfp import __GFP_IO as _GFP_IO
 from .jit import njit
 from .lru import lru_replace
 from .page_free import free_pages_call
 from .pcp import drain_all_pages
 from .state import CC_MAX, CFG, NODE, VMSTAT, ZS_NR_FREE, ZS_WMARK_MIN, ZSTAT
-from .watermark import populated_zone, wmark_pages, zone_watermark_ok
+from .watermark import gfp_migratetype, populated_zone, wmark_pages, zone_watermark_ok
 
 # enum compact_result (ordered)
 COMPACT_NOT_SUITABLE_ZONE = 0
@@ -132,7 +133,7 @@ def compaction_suitable(m, z, order, highest_zoneidx):
     mark = wmark_pages(m, z, 0) + (2 << order)
     if order > PAGE_ALLOC_COSTLY_ORDER:
         mark += wmark_pages(m, z, 1) - wmark_pages(m, z, 0)
-    if not zone_watermark_ok(m, z, 0, mark, highest_zoneidx, 0x80, m.zstat[z, ZS_NR_FREE]):
+    if not zone_watermark_ok(m, z, 0, mark, highest_zoneidx, ALLOC_CMA, m.zstat[z, ZS_NR_FREE]):
         return False
     if order > PAGE_ALLOC_COSTLY_ORDER:
         fi = fragmentation_index(m, z, order)
@@ -174,7 +175,7 @@ def isolate_free_page(m, z, pfn, order):
     if the zone stays above MIN + 1<<order; >= pageblock_order-1 buddies turn
     their blocks MOVABLE."""
     mark = m.zstat[z, ZS_WMARK_MIN] + (1 << order)
-    if not zone_watermark_ok(m, z, 0, mark, 0, 0x80, m.zstat[z, ZS_NR_FREE]):
+    if not zone_watermark_ok(m, z, 0, mark, 0, ALLOC_CMA, m.zstat[z, ZS_NR_FREE]):
         return False
     if m.cc_n[0] >= CC_MAX:
         return False
@@ -437,9 +438,9 @@ def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu, proactive_lo
 def try_to_compact_pages(m, order, gfp, alloc_flags, highest_zoneidx, prio, cpu):
     """try_to_compact_pages(): each zone of the zonelist, skipping deferred ones
     (unless SYNC_FULL); stop at the first success.  Counts compact_stall."""
-    if (gfp & 0x40) == 0 or m.cfg[_CFG_COMPACTION] == 0:
+    if (gfp & _GFP_IO) == 0 or m.cfg[_CFG_COMPACTION] == 0:     # gfp_compaction_allowed()
         return COMPACT_SKIPPED
-    mt = (gfp & 0x18) >> 3
+    mt = gfp_migratetype(gfp)
     rc = COMPACT_SKIPPED
     stalled = False
     for z in range(highest_zoneidx, -1, -1):

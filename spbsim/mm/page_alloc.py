@@ -17,6 +17,14 @@ from .const import (ALLOC_HIGHATOMIC, ALLOC_KSWAPD, ALLOC_MIN_RESERVE,
                     ZONE_BOOSTED_WATERMARK, ZONE_NORMAL,
                     pageblock_order)
 from .fallback import reserve_highatomic_pageblock, rmqueue, unreserve_highatomic_pageblock
+from .gfp import (__GFP_HIGH as _GFP_HIGH,
+                   __GFP_DIRECT_RECLAIM as _GFP_DIRECT_RECLAIM,
+                   __GFP_KSWAPD_RECLAIM as _GFP_KSWAPD_RECLAIM,
+                   __GFP_NOMEMALLOC as _GFP_NOMEMALLOC,
+                   __GFP_IO as _GFP_IO,
+                   __GFP_RETRY_MAYFAIL as _GFP_RETRY_MAYFAIL,
+                   __GFP_NORETRY as _GFP_NORETRY,
+                   __GFP_THISNODE as _GFP_THISNODE)
 from .jit import njit, njit_inline
 from .pcp import drain_all_pages, rmqueue_pcplist
 from .state import (CFG, CUR_CPU, SIMSTAT, VM_ALLOCSTALL, VM_PGALLOC, VMSTAT,
@@ -44,19 +52,6 @@ _VM_OOM = VMSTAT["oom_kill"]
 _VM_COMPACT_SUCCESS = VMSTAT["compact_success"]
 _VM_COMPACT_FAIL = VMSTAT["compact_fail"]
 
-# gfp bits used here (spbsim.mm.gfp)
-_GFP_DMA = 0x01
-_GFP_DMA32 = 0x04
-_GFP_MOVABLE = 0x08
-_GFP_RECLAIMABLE = 0x10
-_GFP_HIGH = 0x20
-_GFP_DIRECT_RECLAIM = 0x400
-_GFP_KSWAPD_RECLAIM = 0x800
-_GFP_NOMEMALLOC = 0x80000
-_GFP_IO = 0x40
-_GFP_RETRY_MAYFAIL = 0x4000
-_GFP_NORETRY = 0x10000
-_GFP_THISNODE = 0x200000
 
 # ---------------------------------------------------------------- rmqueue
 

@@ -6,6 +6,11 @@ from .const import (ALLOC_HIGHATOMIC, ALLOC_MIN_RESERVE, ALLOC_OOM,
                     ALLOC_WMARK_MIN, KV_6_12, MIGRATE_HIGHATOMIC,
                     MIGRATE_PCPTYPES, NR_PAGE_ORDERS, ZONE_DMA, ZONE_DMA32,
                     ZONE_NORMAL)
+from .gfp import (__GFP_DMA as _GFP_DMA,
+                   __GFP_DMA32 as _GFP_DMA32,
+                   __GFP_MOVABLE as _GFP_MOVABLE,
+                   __GFP_RECLAIMABLE as _GFP_RECLAIMABLE,
+                   __GFP_DIRECT_RECLAIM as _GFP_DIRECT_RECLAIM)
 from .jit import njit, njit_inline
 from .state import (CFG, NODE, ZS_BOOST, ZS_FREE_HIGHATOMIC, ZS_KSWAPD_WAKE,
                     ZS_MANAGED, ZS_NR_FREE, ZS_RESERVED_HIGHATOMIC,
@@ -21,11 +26,6 @@ _N_KCD_IDX = NODE["kcompactd_highest_zoneidx"]
 _N_KCD_WAIT = NODE["kcompactd_wait"]
 MAX_RECLAIM_RETRIES = 16
 
-_GFP_DMA = 0x01
-_GFP_DMA32 = 0x04
-_GFP_MOVABLE = 0x08
-_GFP_RECLAIMABLE = 0x10
-_GFP_DIRECT_RECLAIM = 0x400
 
 
 @njit_inline
