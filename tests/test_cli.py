@@ -69,3 +69,13 @@ def test_bad_input_is_one_clear_line(args, msg):
     assert r.returncode == 2
     assert msg in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_malformed_trace_line_is_named_without_traceback(tmp_path):
+    bad = tmp_path / "trace.txt"
+    bad.write_text(" init-182 [001] d..3.    10.499977: mm_page_alloc: page=00000000f2c1a9b0 "
+                   "pfn=0xZZ order=0 migratetype=1 gfp_flags=GFP_KERNEL\n")
+    r = run_cli("replay", str(bad), "--mode", "what-if")
+    assert r.returncode == 2
+    assert "trace.txt:1: mm_page_alloc: field 'pfn'" in r.stderr
+    assert "Traceback" not in r.stderr

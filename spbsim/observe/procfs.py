@@ -21,6 +21,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from ..errors import SpbsimError
+
 __all__ = [
     "ProcFormatError",
     "ContigPageInfo",
@@ -59,7 +61,7 @@ PAGETYPEINFO_FREECOUNT_CAP = 100000
 _U64 = (1 << 64) - 1
 
 
-class ProcFormatError(ValueError):
+class ProcFormatError(SpbsimError, ValueError):
     """Malformed /proc text: names the source, the 1-based line and what was expected."""
 
     def __init__(self, source: str, lineno: int, expected: str, line: str | None = None):

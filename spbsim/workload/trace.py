@@ -59,6 +59,7 @@ from typing import ClassVar, Iterable, Iterator
 
 import numpy as np
 
+from spbsim.errors import SpbsimError
 from spbsim.mm.gfp import parse_gfp
 
 __all__ = [
@@ -106,7 +107,7 @@ EVENT_DTYPE = np.dtype([
 _NULL_PAGES = frozenset({"0000000000000000", "00000000", "(null)", "(nil)", "0", "0x0"})
 
 
-class TraceFormatError(ValueError):
+class TraceFormatError(SpbsimError, ValueError):
     """A malformed trace line; ``str()`` is ``file:line: event: field 'x': detail``."""
 
     def __init__(self, filename, lineno, event, fieldname, detail):
