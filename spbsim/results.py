@@ -299,6 +299,16 @@ def _read_json(d, name, required):
     return obj
 
 
+def _read_text(path, errors="strict"):
+    try:
+        with open(path, encoding="utf-8", errors=errors) as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        raise ResultsError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ResultsError(f"{path}: unreadable: {e.strerror or e}") from None
+
+
 def load(dir) -> Results:
     """Read a results directory written by :class:`ResultsWriter`."""
     d = os.fspath(dir)
@@ -308,9 +318,12 @@ def load(dir) -> Results:
         raise ResultsError(f"{d}: not a directory")
     summary = _read_json(d, SUMMARY, required=True)
     ver = summary.get("format_version")
-    if not isinstance(ver, int) or isinstance(ver, bool):
+    if ver is None:
         raise ResultsError(f"{os.path.join(d, SUMMARY)}: no format_version (written by an "
                            f"older spbsim?); this spbsim reads format_version {FORMAT_VERSION}")
+    if not isinstance(ver, int) or isinstance(ver, bool):
+        raise ResultsError(f"{os.path.join(d, SUMMARY)}: format_version {ver!r} is not an "
+                           f"integer; this spbsim reads format_version {FORMAT_VERSION}")
     if ver > FORMAT_VERSION:
         raise ResultsError(f"{os.path.join(d, SUMMARY)}: format_version {ver} is newer than "
                            f"this spbsim supports ({FORMAT_VERSION}): upgrade spbsim")
@@ -334,12 +347,10 @@ def load(dir) -> Results:
             p = os.path.join(proc_dir, name)
             if ".tmp" in name or not os.path.isfile(p):
                 continue
-            with open(p, encoding="utf-8", errors="replace") as f:
-                proc[name] = f.read()
+            proc[name] = _read_text(p, errors="replace")
     scenario_text = None
     sp = os.path.join(d, SCENARIO)
     if os.path.isfile(sp):
-        with open(sp, encoding="utf-8") as f:
-            scenario_text = f.read()
+        scenario_text = _read_text(sp)
     return Results(path=d, timeseries=timeseries, summary=summary, params=params, proc=proc,
                    scenario_text=scenario_text)

@@ -191,7 +191,9 @@ def test_unreadable_parquet(tmp_path):
 
 @pytest.mark.parametrize("ver,what", [(FORMAT_VERSION + 1, "newer than this spbsim supports"),
                                       (0, "older than this spbsim supports"),
-                                      (None, "no format_version")])
+                                      (None, "no format_version"),
+                                      ("1", "format_version '1' is not an integer"),
+                                      (True, "format_version True is not an integer")])
 def test_format_version(tmp_path, ver, what):
     d = make(tmp_path)
     s = json.loads((d / "summary.json").read_text())
@@ -208,3 +210,12 @@ def test_params_optional(tmp_path):
     d = make(tmp_path)
     os.remove(d / "params.json")
     assert load(d).params == {}
+
+
+def test_scenario_not_utf8(tmp_path):
+    d = make(tmp_path)
+    (d / "scenario.toml").write_bytes(b"name = '\xff\xfe'\n")
+    with pytest.raises(ResultsError, match=r"scenario.toml: not UTF-8 text \(invalid start "
+                                           r"byte at byte 8\)"):
+        load(d)
+
