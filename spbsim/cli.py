@@ -79,8 +79,11 @@ def run(scenario, policy, memory, seed, duration, sets, out_dir, check, list_onl
     text = open(sc.path).read() if sc.path else None
     params = {"scenario": sc.name, "policy": sim.policy, "seed": sc.seed, "memory": sc.memory,
               "overrides": overrides, "version": _version()}
+    from .report.snapshots import PageblockRecorder, expected_samples
     with ResultsWriter(out_dir, params, text) as w:
-        sim.writer = w
+        # the writer proxy also keeps pageblock snapshots for the map animation
+        rec = PageblockRecorder(w, sim.machine, expected_samples(sc))
+        sim.writer = rec
         bar = tqdm(total=round(sc.duration_s, 3), unit="s", desc=sc.name, file=sys.stderr,
                    disable=None, bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f} s simulated "
                                             "[{elapsed}<{remaining}{postfix}]")
@@ -98,6 +101,7 @@ def run(scenario, policy, memory, seed, duration, sets, out_dir, check, list_onl
             w.write_text(f"proc/{name}", getattr(sim.machine, name)())
         from .report.compare import save_pageblocks
         save_pageblocks(sim.machine, out_dir)
+        rec.save(out_dir)
         w.close(summary, complete=not summary["interrupted"])
     _print_run_summary(sim.machine, summary, out_dir)
     if summary["interrupted"]:

@@ -72,9 +72,31 @@ def compare(scenario, policies, seeds, out_dir, jobs, sets, duration, make_repor
 
 @click.command()
 @click.argument("directory", type=click.Path())
-def report(directory):
+@click.option("--animate", "animate", default=None, metavar="PATH",
+              help="also write the pageblock map animation to PATH: .gif (always works) or "
+                   ".mp4 (needs ffmpeg); for a compare directory one file per policy, "
+                   "PATH-<policy>.<ext>")
+@click.option("--fps", default=4.0, show_default=True, type=float,
+              help="frames per second of the animation")
+@click.option("--animation/--no-animation", "embed_animation", default=True,
+              show_default=True,
+              help="embed the animated pageblock map (GIF) in report.html when the runs saved "
+                   "pageblock snapshots")
+def report(directory, animate, fps, embed_animation):
     """Write DIRECTORY/report.html: one self-contained page (figures, tables,
     scenario, parameters, summary, proc snapshots) for a run's results
-    directory or a `spbsim compare` directory."""
-    from .html import write_report
-    click.echo(write_report(directory))
+    directory or a `spbsim compare` directory.
+
+    A directory that is missing files or was written by another format
+    version is reported in one line naming the file (exit status 2).
+    """
+    from .figures import check_animation_path
+    from .html import write_animations, write_report
+    if fps <= 0:
+        raise SpbsimError(f"--fps {fps:g}: expected a positive number")
+    if animate is not None:
+        check_animation_path(animate)        # e.g. .mp4 without ffmpeg: before any work
+    click.echo(write_report(directory, animation=embed_animation))
+    if animate is not None:
+        for path in write_animations(directory, animate, fps=fps):
+            click.echo(path)

@@ -6,7 +6,8 @@
 Every (policy, seed) runs in its own process and writes its own results
 directory ``out_dir/<policy>/seed<N>/`` (as ``spbsim run`` does, plus
 ``pageblocks.npz``: the final pb_mt/pb_flags/pb_zone arrays for the pageblock
-map).  Runs with the same seed see the same request stream ("paired"): their
+map, and ``pageblocks_series.npz``: snapshots over time for its animation).
+Runs with the same seed see the same request stream ("paired"): their
 ``request_checksum`` must agree, else :class:`CompareError`.
 
 The table follows mmtests' compare-kernels: one row per metric, one column per
@@ -33,6 +34,9 @@ __all__ = ["CompareError", "METRICS", "run_compare", "build_table", "format_text
            "t_quantile_975", "run_one", "check_paired"]
 
 COMPARE_JSON = "compare.json"
+#: written into compare.json; the report reads this version (absent: 1, the
+#: layout before the key was added)
+COMPARE_FORMAT_VERSION = 1
 PAGEBLOCKS = "pageblocks.npz"
 
 
@@ -389,13 +393,16 @@ def _run_one(job):
               "overrides": dict(job["overrides"] or {}), "version": __version__,
               "compare": True}
     out = job["dir"]
+    from .snapshots import PageblockRecorder, expected_samples
     with ResultsWriter(out, params, text) as w:
-        sim.writer = w
+        rec = PageblockRecorder(w, sim.machine, expected_samples(sc))
+        sim.writer = rec
         summary = sim.run()
         for name in ("buddyinfo", "pagetypeinfo", "vmstat", "zoneinfo", "unusable_index",
                      "extfrag_index"):
             w.write_text(f"proc/{name}", getattr(sim.machine, name)())
         save_pageblocks(sim.machine, out)
+        rec.save(out)
         w.close(summary, complete=not summary["interrupted"])
     return {"policy": job["policy"], "seed": job["seed"], "dir": out, "summary": summary}
 
@@ -492,7 +499,8 @@ def run_compare(scenario_name_or_path, policies, seeds=1, out_dir="results/compa
     checksums = check_paired(runs, policies, seed_list)
     table = build_table(runs, policies, seed_list)
     text = format_text(table, checksums)
-    meta = {"scenario": base_sc.name, "policies": policies, "seeds": seed_list,
+    meta = {"format_version": COMPARE_FORMAT_VERSION,
+            "scenario": base_sc.name, "policies": policies, "seeds": seed_list,
             "overrides": dict(overrides or {}), "request_checksums": checksums,
             "runs": {p: {str(sd): os.path.relpath(os.path.join(out_dir, dn, f"seed{sd}"),
                                                   out_dir) for sd in seed_list}

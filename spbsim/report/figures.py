@@ -7,6 +7,9 @@
 - :func:`overlay_figure`  the same series for several policies: mean over seeds
   with a min/max band.
 - :func:`claim_steal_bars`  fallback claim / whole-block claim / steal counts.
+- :func:`pageblock_map_animation`  the pageblock map over simulated time, as
+  an animated GIF (Pillow) or MP4 (ffmpeg), from a run's
+  ``pageblocks_series.npz`` (see spbsim.report.snapshots).
 
 ``path`` arguments: a name ending in ``.png`` or ``.svg`` writes that format
 only; any other name is a stem and ``stem.png`` and ``stem.svg`` are written.
@@ -15,6 +18,7 @@ Every function returns the list of files written.
 from __future__ import annotations
 
 import os
+import shutil
 
 import matplotlib
 
@@ -24,13 +28,14 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from ..errors import SpbsimError  # noqa: E402
 from ..mm.const import (MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, PB_all_free, PB_has_movable,
                         PB_has_reclaimable, PB_has_unmovable, SUPERPAGEBLOCK_NR_PAGEBLOCKS,
                         ZONE_NAMES)
 
 __all__ = ["PB_CLASSES", "classify_pageblocks", "spb_rows", "pageblock_map",
            "timeseries_figure", "overlay_figure", "claim_steal_bars", "save_figure",
-           "TS_PANELS"]
+           "TS_PANELS", "pageblock_map_animation", "AnimationError", "ANIMATION_FORMATS"]
 
 #: content classes of the pageblock map, in colour order
 PB_CLASSES = [
@@ -258,3 +263,117 @@ def claim_steal_bars(summaries, path, title=None):
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+# ---------------------------------------------------------------------------
+# animation
+# ---------------------------------------------------------------------------
+
+#: file extension -> matplotlib movie writer
+ANIMATION_FORMATS = {".gif": "pillow", ".mp4": "ffmpeg"}
+
+
+class AnimationError(SpbsimError):
+    """An animation that cannot be written (format, missing ffmpeg, no frames)."""
+
+
+def _frames_from(frames):
+    """(t_s[K], [(pb_mt, pb_flags, pb_zone)] * K) from a series dict, a
+    pageblocks_series.npz path / results directory, or [(t_s, src), ...]."""
+    if isinstance(frames, (str, os.PathLike)):
+        from .snapshots import load_pageblock_series
+        frames = load_pageblock_series(frames)
+    if isinstance(frames, dict):
+        t = np.asarray(frames["t_s"], float)
+        zone = frames["pb_zone"]
+        return t, [(frames["pb_mt"][k], frames["pb_flags"][k], zone) for k in range(len(t))]
+    t, arrs = [], []
+    for ts, src in frames:
+        t.append(float(ts))
+        arrs.append(tuple(np.array(a, copy=True) for a in _arrays(src)))
+    return np.asarray(t, float), arrs
+
+
+def check_animation_path(path):
+    """The writer name for ``path`` (by its extension); AnimationError for an
+    unknown extension or an MP4 without ffmpeg."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in ANIMATION_FORMATS:
+        raise AnimationError(f"{path}: unknown animation format {ext or '(no extension)'!r}; "
+                             f"use .gif (or .mp4 with ffmpeg installed)")
+    name = ANIMATION_FORMATS[ext]
+    if name == "ffmpeg":
+        from matplotlib import animation
+        exe = matplotlib.rcParams["animation.ffmpeg_path"]
+        if shutil.which(exe) is None or not animation.writers.is_available("ffmpeg"):
+            gif = os.path.splitext(path)[0] + ".gif"
+            raise AnimationError(f"{path}: writing MP4 needs ffmpeg, which is not on PATH; "
+                                 f"install ffmpeg (Debian: apt-get install ffmpeg) or write a "
+                                 f"GIF instead: {gif}")
+    return name
+
+
+def pageblock_map_animation(frames, path, fps=4, title=None, max_rows=64, dpi=80):
+    """Animate the pageblock map: one frame per snapshot, title showing the
+    simulated time, legend with each class's pageblock count in that frame.
+
+    ``frames``: the dict :func:`spbsim.report.snapshots.load_pageblock_series`
+    returns, the path of a ``pageblocks_series.npz`` or of a results directory
+    holding one, or a list of ``(t_s, src)`` with ``src`` as for
+    :func:`pageblock_map`.  ``path`` ends in ``.gif`` (Pillow, always
+    available) or ``.mp4`` (needs ffmpeg on PATH; AnimationError otherwise,
+    before anything is drawn).  ``max_rows``: draw only the first
+    superpageblocks.  Returns [path]; the file is written atomically.
+    """
+    from matplotlib import animation
+    path = os.fspath(path)
+    writer_name = check_animation_path(path)
+    if not (isinstance(fps, (int, float)) and fps > 0):
+        raise AnimationError(f"fps {fps!r}: expected a positive number")
+    t, arrs = _frames_from(frames)
+    if not arrs:
+        raise AnimationError(f"{path}: no pageblock snapshots to animate")
+    per_frame = [spb_rows(*a) for a in arrs]
+    n_all = per_frame[0][0].shape[0]
+    n = min(n_all, max_rows) if max_rows else n_all
+    height = min(2.6 + 0.22 * n, 12.0)    # room for the two-line title and the legend
+    fig, ax = plt.subplots(figsize=(10, height))
+    cmap = ListedColormap([c for _, c in PB_CLASSES])
+    im = ax.imshow(per_frame[0][0][:n], cmap=cmap, vmin=-0.5, vmax=len(PB_CLASSES) - 0.5,
+                   aspect="auto", interpolation="nearest")
+    ax.set_yticks(range(n))
+    ax.set_xlabel(f"pageblock within the superpageblock ({SUPERPAGEBLOCK_NR_PAGEBLOCKS} "
+                  f"x 2 MiB per 1 GiB)", fontsize=8)
+    handles = [Patch(facecolor=c, edgecolor="black", linewidth=0.5, label=name)
+               for name, c in PB_CLASSES]
+    leg = ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
+                    frameon=False)
+    base = title or "pageblock map"
+    if n < n_all:
+        base += f" (first {n} of {n_all} superpageblocks)"
+    fig.subplots_adjust(left=0.22, right=0.80, top=1 - 0.55 / height, bottom=0.5 / height)
+    d = os.path.dirname(path)
+    if d:
+        os.makedirs(d, exist_ok=True)
+    root, ext = os.path.splitext(path)
+    tmp = f"{root}.tmp{os.getpid()}{ext}"
+    mw = animation.writers[writer_name](fps=fps)
+    try:
+        with mw.saving(fig, tmp, dpi):
+            for k, (cls, labels) in enumerate(per_frame):
+                cls = cls[:n]
+                im.set_data(cls)
+                ax.set_yticklabels(labels[:n], fontsize=6 if n > 20 else 8)
+                ax.set_title(f"{base}\nt = {t[k]:g} s simulated (frame {k + 1} of "
+                             f"{len(per_frame)})", fontsize=9)
+                counts = np.bincount(cls.ravel(), minlength=len(PB_CLASSES))
+                for txt, (name, _), c in zip(leg.get_texts(), PB_CLASSES, counts):
+                    txt.set_text(f"{name} ({c:,})")
+                mw.grab_frame()
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return [path]

@@ -4,8 +4,14 @@
 ``summary.json``) or a comparison directory written by ``run_compare`` (it
 has ``compare.json`` and one results directory per policy and seed).  The
 figures are also written to ``dir/figures/`` (PNG and SVG) and embedded in
-the page as base64 PNG; tables are HTML; the scenario text, parameters,
-summary and proc snapshots are in ``<pre>``.  No external resources.
+the page as base64 PNG; when a run saved pageblock snapshots
+(``pageblocks_series.npz``) the animated pageblock map is written as
+``figures/pageblock_map_anim*.gif`` and embedded too.  Tables are HTML; the
+scenario text, parameters, summary and proc snapshots are in ``<pre>``.  No
+external resources: the page makes no network request.
+
+Unreadable inputs raise :class:`spbsim.results.ResultsError` naming the
+directory or file and what is wrong (the CLI prints it and exits 2).
 """
 from __future__ import annotations
 
@@ -17,15 +23,20 @@ import os
 
 from ..results import ResultsError, load
 from . import figures as F
-from .compare import (COMPARE_JSON, PAGEBLOCKS, build_table, format_text, metric_list,
-                      metric_values)
+from .snapshots import PAGEBLOCK_SERIES, load_pageblock_series, load_pageblocks
+from .compare import (COMPARE_FORMAT_VERSION, COMPARE_JSON, PAGEBLOCKS, build_table,
+                      format_text, metric_list, metric_values)
 
-__all__ = ["write_report", "write_figures", "REPORT"]
+__all__ = ["write_report", "write_figures", "write_animations", "REPORT",
+           "COMPARE_FORMAT_VERSION"]
 
 REPORT = "report.html"
 FIG_DIR = "figures"
 #: pageblock maps taller than this many superpageblocks are cut (the note says so)
 MAP_MAX_ROWS = 256
+#: the animation shows at most this many superpageblocks (the title says so)
+ANIM_MAX_ROWS = 64
+ANIM_FPS = 4
 
 _CSS = """
 body{font-family:sans-serif;margin:1.5em;max-width:1300px;color:#222}
@@ -43,12 +54,14 @@ def _e(x):
     return html.escape(str(x), quote=True)
 
 
-def _img(png_path, alt):
-    with open(png_path, "rb") as f:
+def _img(path, alt):
+    gif = path.endswith(".gif")
+    with open(path, "rb") as f:
         data = base64.b64encode(f.read()).decode("ascii")
-    return (f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
-            f"<figcaption class=note>{_e(alt)} ({_e(os.path.basename(png_path))}, SVG beside "
-            f"it)</figcaption></figure>")
+    beside = "" if gif else ", SVG beside it"
+    return (f'<figure><img alt="{_e(alt)}" src="data:image/{"gif" if gif else "png"};base64,'
+            f'{data}"><figcaption class=note>{_e(alt)} ({_e(os.path.basename(path))}{beside})'
+            f"</figcaption></figure>")
 
 
 def _pre(text):
@@ -84,32 +97,108 @@ def _load_compare(d):
     if not isinstance(meta, dict) or "runs" not in meta or "policies" not in meta:
         raise ResultsError(f"{path}: not a comparison written by spbsim compare "
                            f"(no 'runs'/'policies')")
+    ver = meta.get("format_version", 1)
+    if not isinstance(ver, int) or isinstance(ver, bool):
+        raise ResultsError(f"{path}: format_version {ver!r} is not an integer")
+    if ver != COMPARE_FORMAT_VERSION:
+        what = ("newer than this spbsim supports", "upgrade spbsim") \
+            if ver > COMPARE_FORMAT_VERSION else ("older than this spbsim supports",
+                                                 "re-run the comparison")
+        raise ResultsError(f"{path}: format_version {ver} is {what[0]} "
+                           f"({COMPARE_FORMAT_VERSION}): {what[1]}")
+    if not isinstance(meta["policies"], list) or not isinstance(meta["runs"], dict):
+        raise ResultsError(f"{path}: 'policies' must be a list and 'runs' an object")
     runs = {}
     for p in meta["policies"]:
-        for sd, rel in (meta["runs"].get(p) or {}).items():
-            runs[(p, int(sd))] = load(os.path.join(d, rel))     # ResultsError names the file
+        listed = meta["runs"].get(p) or {}
+        if not isinstance(listed, dict):
+            raise ResultsError(f"{path}: runs[{p!r}] must map seeds to directories")
+        for sd, rel in listed.items():
+            try:
+                seed = int(sd)
+            except (TypeError, ValueError):
+                raise ResultsError(f"{path}: runs[{p!r}]: seed {sd!r} is not an integer") \
+                    from None
+            try:
+                runs[(p, seed)] = load(os.path.join(d, str(rel)))
+            except ResultsError as e:           # name the comparison and the run too
+                raise ResultsError(f"{e} [run {p} seed {seed} listed in {path}]") from None
     if not runs:
         raise ResultsError(f"{path}: lists no runs")
     return meta, runs
 
 
-def write_figures(d):
+def _pageblock_map(npz, stem, title):
+    """The pageblock map from a pageblocks.npz (ResultsError if unreadable)."""
+    return _png(F.pageblock_map(load_pageblocks(npz), stem, title=title,
+                                max_rows=MAP_MAX_ROWS))
+
+
+def _animation(run_dir, path, title, fps=ANIM_FPS):
+    """Animate run_dir's pageblocks_series.npz into path; None when the run
+    saved no snapshots."""
+    if not os.path.isfile(os.path.join(run_dir, PAGEBLOCK_SERIES)):
+        return None
+    F.pageblock_map_animation(load_pageblock_series(run_dir), path, fps=fps, title=title,
+                              max_rows=ANIM_MAX_ROWS)
+    return path
+
+
+def write_figures(d, animation=True):
     """Write the figures of results dir ``d`` (one run or a comparison) to
-    ``d/figures/``; returns [(png path, caption)]."""
+    ``d/figures/``; returns [(png or gif path, caption)]."""
     d = os.fspath(d)
     _check_dir(d)
     fd = os.path.join(d, FIG_DIR)
     if _is_compare_dir(d):
         meta, runs = _load_compare(d)
-        return _compare_figures(fd, meta, runs)
-    return _run_figures(fd, load(d), d)
+        return _compare_figures(fd, meta, runs, animation)
+    return _run_figures(fd, load(d), d, animation=animation)
+
+
+def write_animations(d, path, fps=ANIM_FPS):
+    """Write the pageblock map animation of results dir ``d`` to ``path``
+    (.gif, or .mp4 with ffmpeg).  For a comparison directory, one file per
+    policy (its first seed): ``<stem>-<policy>.<ext>``.  Returns the paths;
+    ResultsError when no run of ``d`` saved pageblock snapshots."""
+    from .compare import policy_dirname
+    d, path = os.fspath(d), os.fspath(path)
+    F.check_animation_path(path)            # MP4 without ffmpeg: fail before loading anything
+    _check_dir(d)
+    if _is_compare_dir(d):
+        meta, runs = _load_compare(d)
+        root, ext = os.path.splitext(path)
+        out = []
+        for p in meta["policies"]:
+            seeds = sorted(sd for q, sd in runs if q == p)
+            if not seeds:
+                continue
+            r = runs[(p, seeds[0])]
+            got = _animation(r.path, f"{root}-{policy_dirname(p)}{ext}",
+                             f"pageblock map: {meta.get('scenario', '')}: {p}, seed {seeds[0]}",
+                             fps)
+            if got:
+                out.append(got)
+        if not out:
+            raise ResultsError(f"{d}: no run of this comparison has {PAGEBLOCK_SERIES} "
+                               f"(pageblock snapshots; re-run with this spbsim)")
+        return out
+    res = load(d)
+    s = res.summary
+    got = _animation(d, path, f"pageblock map: {s.get('scenario', '?')} / "
+                              f"{s.get('policy', '?')} / seed {s.get('seed', '?')}", fps)
+    if not got:
+        raise ResultsError(f"{d}: missing {PAGEBLOCK_SERIES} (pageblock snapshots, written by "
+                           f"`spbsim run` and `spbsim compare` since the animation exists): "
+                           f"nothing to animate")
+    return [got]
 
 
 def _png(paths):
     return next(p for p in paths if p.endswith(".png"))
 
 
-def _run_figures(fd, res, d, prefix=""):
+def _run_figures(fd, res, d, prefix="", animation=True):
     out = []
     name = f"{res.summary.get('scenario', '?')} / {res.summary.get('policy', '?')} / seed " \
            f"{res.summary.get('seed', '?')}"
@@ -118,10 +207,14 @@ def _run_figures(fd, res, d, prefix=""):
                                              title=name)), f"time series: {name}"))
     npz = os.path.join(d, PAGEBLOCKS)
     if os.path.isfile(npz):
-        out.append((_png(F.pageblock_map(npz, os.path.join(fd, prefix + "pageblock_map"),
-                                         title=f"pageblock map at the end: {name}",
-                                         max_rows=MAP_MAX_ROWS)),
+        out.append((_pageblock_map(npz, os.path.join(fd, prefix + "pageblock_map"),
+                                   f"pageblock map at the end: {name}"),
                     f"pageblock map: {name}"))
+    if animation:
+        gif = _animation(d, os.path.join(fd, prefix + "pageblock_map_anim.gif"),
+                         f"pageblock map: {name}")
+        if gif:
+            out.append((gif, f"pageblock map over simulated time: {name}"))
     if not prefix:
         out.append((_png(F.claim_steal_bars({res.summary.get("policy", "run"): [res.summary]},
                                             os.path.join(fd, "claim_steal"))),
@@ -129,7 +222,7 @@ def _run_figures(fd, res, d, prefix=""):
     return out
 
 
-def _compare_figures(fd, meta, runs):
+def _compare_figures(fd, meta, runs, animation=True):
     from .compare import policy_dirname
     pols = meta["policies"]
     frames = {p: [r.timeseries for (q, _), r in sorted(runs.items()) if q == p] for p in pols}
@@ -144,10 +237,16 @@ def _compare_figures(fd, meta, runs):
         r = runs[(p, seeds[0])]
         npz = os.path.join(r.path, PAGEBLOCKS)
         if os.path.isfile(npz):
-            out.append((_png(F.pageblock_map(npz, os.path.join(
+            out.append((_pageblock_map(npz, os.path.join(
                 fd, f"pageblock_map_{policy_dirname(p)}_seed{seeds[0]}"),
-                title=f"pageblock map at the end: {p}, seed {seeds[0]}", max_rows=MAP_MAX_ROWS)),
+                f"pageblock map at the end: {p}, seed {seeds[0]}"),
                 f"pageblock map: {p}, seed {seeds[0]}"))
+        if animation:
+            gif = _animation(r.path, os.path.join(
+                fd, f"pageblock_map_anim_{policy_dirname(p)}_seed{seeds[0]}.gif"),
+                f"pageblock map: {p}, seed {seeds[0]}")
+            if gif:
+                out.append((gif, f"pageblock map over simulated time: {p}, seed {seeds[0]}"))
     return out
 
 
@@ -219,14 +318,25 @@ def _page(title, body):
             f"<h1>{_e(title)}</h1>{body}</body></html>\n")
 
 
-def write_report(d):
+def write_report(d, animation=True):
     """Write ``d/report.html``; returns its path.  ResultsError for a missing
-    directory, missing/unreadable files or a newer format_version."""
+    directory, missing/unreadable files, a format_version this spbsim does not
+    read, or a directory it cannot write.  ``animation``: also render and
+    embed the animated pageblock map(s) when the runs saved snapshots."""
     d = os.fspath(d)
     _check_dir(d)
+    try:
+        return _write_report(d, animation)
+    except OSError as e:       # read-only directory, disk full, ...
+        where = e.filename or d
+        raise ResultsError(f"{where}: {e.strerror or e} (while writing the report of "
+                           f"{d})") from None
+
+
+def _write_report(d, animation):
     if _is_compare_dir(d):
         meta, runs = _load_compare(d)
-        figs = _compare_figures(os.path.join(d, FIG_DIR), meta, runs)
+        figs = _compare_figures(os.path.join(d, FIG_DIR), meta, runs, animation)
         pols = meta["policies"]
         seeds = sorted({sd for _, sd in runs})
         table = build_table({k: r.summary for k, r in runs.items()}, pols, seeds)
@@ -250,7 +360,7 @@ def write_report(d):
         title = f"spbsim compare: {meta.get('scenario', '')}"
     else:
         res = load(d)
-        figs = _run_figures(os.path.join(d, FIG_DIR), res, d)
+        figs = _run_figures(os.path.join(d, FIG_DIR), res, d, animation=animation)
         s = res.summary
         body = [f"<p>Scenario <b>{_e(s.get('scenario', '?'))}</b>, policy "
                 f"{_e(s.get('policy', '?'))}, seed {_e(s.get('seed', '?'))}, "
