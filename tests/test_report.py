@@ -453,3 +453,11 @@ def test_report_error_from_the_command_line(tmp_path):
     assert r.stderr == (f"spbsim: error: {empty}: missing summary.json (not a results "
                         f"directory, or the run was killed before writing it)\n")
     assert r.stdout == ""
+
+
+def test_report_unwritable_target(run_copy, capsys):
+    (run_copy / "report.html").mkdir()                # the page cannot replace a directory
+    err = cli_error(["report", str(run_copy), "--no-animation"], capsys)
+    assert err == (f"spbsim: error: {run_copy / 'report.html'}: Is a directory (while "
+                   f"writing the report of {run_copy})\n")
+    assert [p.name for p in run_copy.iterdir() if ".tmp" in p.name] == []

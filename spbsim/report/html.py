@@ -328,7 +328,7 @@ def write_report(d, animation=True):
     try:
         return _write_report(d, animation)
     except OSError as e:       # read-only directory, disk full, ...
-        where = e.filename or d
+        where = getattr(e, "filename2", None) or e.filename or d    # os.replace: the target
         raise ResultsError(f"{where}: {e.strerror or e} (while writing the report of "
                            f"{d})") from None
 
@@ -374,7 +374,11 @@ def _write_report(d, animation):
         title = f"spbsim run: {s.get('scenario', '')} / {s.get('policy', '')}"
     out = os.path.join(d, REPORT)
     tmp = out + f".tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(_page(title, "".join(body)))
-    os.replace(tmp, out)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(_page(title, "".join(body)))
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return out
