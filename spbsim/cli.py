@@ -46,8 +46,9 @@ def cli():
 def run(scenario, policy, memory, seed, duration, sets, out_dir, check, list_only):
     """Run a scenario (a built-in name or a .toml file) and print a summary.
 
-    Writes OUT/timeseries.parquet, summary.json, params.json, scenario.toml
-    and proc/ snapshots in kernel format.  Ctrl-C stops early and keeps a
+    Writes OUT/timeseries.parquet, summary.json, params.json, scenario.toml,
+    proc/ snapshots in kernel format and the pageblock arrays at the end and
+    over time (pageblocks.npz, pageblocks_series.npz).  Ctrl-C stops early and keeps a
     valid results directory.
     """
     from tqdm import tqdm
