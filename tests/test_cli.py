@@ -50,6 +50,11 @@ def test_run_a_scenario_writes_a_loadable_results_directory(tmp_path):
     assert len(ts) == 11 and ts["t_s"].iloc[-1] == 20.0
     assert (ts["free_pages"] > 0).all()
     assert "Node 0, zone" in res.proc["buddyinfo"]
+    # pageblock snapshots for the map animation, one per sample, the last = the end state
+    from spbsim.report.snapshots import load_pageblock_series, load_pageblocks
+    ser = load_pageblock_series(out)
+    assert ser["t_s"].tolist() == ts["t_s"].tolist()
+    assert (ser["pb_flags"][-1] == load_pageblocks(out / "pageblocks.npz")["pb_flags"]).all()
 
 
 @pytest.mark.parametrize("args, msg", [
