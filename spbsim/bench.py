@@ -123,7 +123,8 @@ def run_one(memory="4G", n_ops=10_000_000, seed=1, cpus=4, policy="stock", occup
     """Build, fill and run one machine; return a dict of measurements."""
     from .machine import Machine
     t0 = time.perf_counter()
-    mach = Machine(memory=memory, cpus=cpus, seed=seed)
+    from .policy import policy_overrides
+    mach = Machine(memory=memory, cpus=cpus, seed=seed, **policy_overrides(policy))
     t_build = time.perf_counter() - t0
     m = mach.mem
     managed = int(m.zstat[:, ZS_MANAGED].sum())
@@ -153,7 +154,18 @@ def run_one(memory="4G", n_ops=10_000_000, seed=1, cpus=4, policy="stock", occup
         "state_bytes_per_page": round(mach.state_bytes() / mach.geometry.nr_pfns, 2),
         "freelists_visited_per_alloc": round(mach.sim_counters()["sim_freelists_visited"]
                                              / max(1, mach.sim_counters()["sim_alloc_requests"]), 2),
+        "spbs_visited_per_walk": _spb_visits(mach),
     }
+
+
+def _spb_visits(mach):
+    """SPBs visited per __rmqueue_smallest under the SPB allocator (None for stock)."""
+    if not mach.spb_enabled:
+        return None
+    from .mm.spb.params import SPB_STAT
+    st = mach.mem.spb.stat.sum(axis=0)
+    walks = int(st[SPB_STAT["spb_alloc_walks"]])
+    return round(int(st[SPB_STAT["spb_spbs_visited"]]) / walks, 2) if walks else None
 
 
 def _warm():
@@ -177,7 +189,9 @@ def main(sizes=("4G", "256G"), n_ops=10_000_000, seed=1, cpus=4, policy="stock",
         echo(f"{r['memory']:>6} {r['policy']:<8} {r['events_per_s'] / 1e6:6.2f} M events/s  "
              f"build {r['build_s']:.2f}s fill {r['fill_s']:.2f}s ({r['fill_ops']} allocs) "
              f"run {r['run_s']:.2f}s total {r['total_s']:.2f}s  peak RSS {r['peak_rss_mb']:.0f} MB  "
-             f"{r['state_bytes_per_page']} B/page  failures {r['alloc_failures']}")
+             f"{r['state_bytes_per_page']} B/page  failures {r['alloc_failures']}  "
+             f"free lists/alloc {r['freelists_visited_per_alloc']}"
+             + (f"  SPBs/walk {r['spbs_visited_per_walk']}" if r.get('spbs_visited_per_walk') else ""))
     return results
 
 

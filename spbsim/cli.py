@@ -308,14 +308,21 @@ def replay(path, mode, lenient, max_lines, json_out, memory, low_memory, cpus, v
 @click.option("--ops", default=10_000_000, show_default=True, type=int)
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--cpus", default=4, show_default=True, type=int)
-def bench(sizes, ops, seed, cpus):
-    """The allocator benchmark: events/s, peak RSS, bytes of state per page."""
+@click.option("--policy", "policies", multiple=True, default=("stock",), show_default=True,
+              help="allocator policy (repeatable): stock, spb:v1, ...")
+def bench(sizes, ops, seed, cpus, policies):
+    """The allocator benchmark: events/s, peak RSS, bytes of state per page,
+    free lists (and SPBs) searched per allocation."""
     from .bench import main as bench_main
     from .mm.geometry import parse_size
+    from .policy import policy_overrides
     size_list = [s.strip() for s in sizes.split(",") if s.strip()]
     for s in size_list:
         parse_size(s, "--sizes entry")
-    bench_main(size_list, ops, seed, cpus, echo=click.echo)
+    for p in policies:
+        policy_overrides(p)
+    for p in policies:
+        bench_main(size_list, ops, seed, cpus, policy=p, echo=click.echo)
 
 
 from .report.cli_cmds import compare as _compare_cmd, report as _report_cmd  # noqa: E402

@@ -45,6 +45,11 @@ PB_FLAG_NAMES = ((PB_all_free, "PB_all_free"), (PB_has_unmovable, "PB_has_unmova
                  (PB_compact_skip, "PB_compact_skip"))
 
 
+def _spb_cfg(name):
+    from .mm.spb import params
+    return getattr(params, name)
+
+
 class InvariantError(AssertionError):
     """The DEBUG_VM check found an inconsistent state (a bug in spbsim)."""
 
@@ -75,6 +80,11 @@ class Machine:
       compaction_proactiveness, extfrag_threshold, kswapd_rate (per simulated
       second).  migrate_untracked: let compaction move movable blocks
       allocated through this API (their pfns then change under you).
+      spb: None (stock allocator) or a superpageblock preset ('s1', 'v1',
+      'v1-pre43', 'v2'); spb_set: {switch: value} overrides of the preset's
+      switches (spbsim.mm.spb.params.SPB_SWITCHES).  The SPB allocator also
+      turns on relabel_free_pageblocks and keep_nofragment (not at s1) and
+      stops prep_new_page from setting the request type's PB_has bit.
     """
 
     def __init__(self, memory="4G", cpus=4, version="recent", defrag_mode=False,
@@ -85,7 +95,7 @@ class Machine:
                  holes=(), reserved=(), relabel_free_pageblocks=False, swap=True,
                  reclaim=True, compaction=True, slab_free_ppm=20000,
                  compaction_proactiveness=20, extfrag_threshold=500, obj_capacity=1,
-                 kswapd_rate="4G", migrate_untracked=False):
+                 kswapd_rate="4G", migrate_untracked=False, spb=None, spb_set=None):
         if not isinstance(cpus, (int, np.integer)) or not 1 <= cpus <= 256:
             raise ConfigError(f"cpus={cpus!r}: allowed 1 to 256")
         if str(version) not in KERNEL_VERSIONS:
@@ -106,8 +116,17 @@ class Machine:
             raise ConfigError(f"compaction_proactiveness={compaction_proactiveness!r}: allowed 0 to 100")
         if not 0 <= int(extfrag_threshold) <= 1000:
             raise ConfigError(f"extfrag_threshold={extfrag_threshold!r}: allowed 0 to 1000")
+        self.spb_preset = None
+        spb_state = None
+        if spb is not None and spb is not False:
+            from .spb_config import make_spb
+            self.spb_preset, self.spb_switches, spb_state = make_spb(
+                self.geometry, spb, spb_set, self.cpus)
+            relabel_free_pageblocks = True
+        elif spb_set:
+            raise ConfigError("spb_set given without spb: the stock allocator has no SPB switches")
         self.mem = m = new_mem(self.geometry.nr_pfns, self.cpus, trace_capacity if trace else 0,
-                               obj_capacity)
+                               obj_capacity, spb=spb_state)
         m.cfg[CFG["version"]] = KERNEL_VERSIONS[str(version)]
         m.cfg[CFG["defrag_mode"]] = 1 if defrag_mode else 0
         m.cfg[CFG["watermark_boost_factor"]] = int(watermark_boost_factor)
@@ -124,8 +143,12 @@ class Machine:
         m.cfg[CFG["extfrag_threshold"]] = int(extfrag_threshold)
         m.cfg[CFG["kswapd_rate"]] = parse_size(kswapd_rate, "kswapd_rate") >> 12
         m.cfg[CFG["migrate_untracked"]] = 1 if migrate_untracked else 0
+        m.cfg[CFG["spb"]] = 1 if spb_state is not None else 0
+        m.cfg[CFG["prep_sets_request_bit"]] = 0 if spb_state is not None else 1
+        m.cfg[CFG["keep_nofragment"]] = 1 if (spb_state is not None and self.spb_preset != "s1") else 0
         m.rng[0] = np.uint64((self.seed * 0x9E3779B97F4A7C15 + 0x2545F4914F6CDD1D) % (1 << 64) or 1)
         init_zones(m, self.geometry)
+        self._init_pb_list()
         if min_free_kbytes is None:
             min_free_kbytes = default_min_free_kbytes(m)
         if not 128 <= int(min_free_kbytes) <= self.geometry.memory // 1024 // 4:
@@ -137,12 +160,36 @@ class Machine:
         for z in range(MAX_NR_ZONES):
             for s, e in free_ranges(self.geometry, z):
                 free_pages_memory(m, z, s, e)
+        if spb_state is not None:
+            from .mm.spb.state import init_spb_from_mem
+            init_spb_from_mem(m.spb, m)
         if early_unmovable is None:
             early_unmovable = (16 << 20) + self.geometry.memory // 400
         self.early_unmovable = int(early_unmovable)
         self._boot_unmovable()
 
     # ------------------------------------------------------------ boot
+    @property
+    def spb_enabled(self):
+        return self.spb_preset is not None
+
+    def _init_pb_list(self):
+        """Free-list owner per pageblock: its zone, or with the SPB allocator
+        MAX_NR_ZONES + its SPB slot (per-SPB free_area, S1 §10)."""
+        m = self.mem
+        zone = m.pb_zone.astype(np.int64)
+        owner = np.maximum(zone, 0)
+        if self.spb_enabled:
+            s = m.spb
+            pb = np.arange(zone.size, dtype=np.int64)
+            gidx = (pb << pageblock_order) >> 18
+            ok = zone >= 0
+            zc = np.where(ok, zone, 0)
+            k = gidx - s.zone_base[zc]
+            ok &= (k >= 0) & (k < s.zone_count[zc])
+            owner = np.where(ok, MAX_NR_ZONES + s.zone_first[zc] + k, owner)
+        m.pb_list[:] = owner.astype(np.int32)
+
     def _boot_unmovable(self):
         """Early kernel allocations (slab, page tables, per-cpu areas): GFP_KERNEL,
         orders 0/1/3 in a fixed 60/25/15 page mix, never freed."""
@@ -205,7 +252,10 @@ class Machine:
         """alloc_contig_pages() of one 1 GB (SPB-aligned) range, as hugetlb does
         for gigantic pages: zones from the highest, ranges from the lowest pfn
         whose pages are all free or movable.  Returns (pfn, pages migrated) or
-        None."""
+        None.  Under the SPB allocator with the ``contig`` switch:
+        sb_try_alloc_contig() instead."""
+        if self.spb_enabled and self.mem.spb.cfg[_spb_cfg("SPB_CFG_CONTIG")]:
+            return self.sb_try_alloc_contig(owner, cpu)
         from .mm import gfp as G
         from .mm.const import SUPERPAGEBLOCK_NR_PAGES, SUPERPAGEBLOCK_ORDER
         from .mm.contig import alloc_contig_range, find_contig_1g
@@ -224,13 +274,81 @@ class Machine:
                 first = (start >> SUPERPAGEBLOCK_ORDER) + 1
         return None
 
+    def sb_try_alloc_contig(self, owner=OWNER_API, cpu=0):
+        """sb_try_alloc_contig() [S v1 18 / v2 17/40]: a 1 GB range from the SPB
+        metadata instead of a scan of all memory: an empty SPB first (nothing
+        to migrate); otherwise ([SIM] within-SPB compaction of a clean SPB,
+        v1 17) the clean SPB with the fewest movable pageblocks, whose movable
+        pages migrate into other clean SPBs (fullest first, by the normal
+        steering).  The SPB is marked contig_allocated and moves to
+        spb_isolated.  Returns (pfn, pages migrated) or None."""
+        from .mm import gfp as G
+        from .mm.const import SUPERPAGEBLOCK_NR_PAGES
+        from .mm.contig import alloc_contig_range, contig_range_movable
+        from .mm.spb.lists import spb_set_contig_allocated_call
+        from .mm.spb.params import (SB_CLEAN, NR_SB_FULLNESS, SPB_CFG_CLEAN_COMPACT,
+                                    SPB_LIST_EMPTY, SPB_STAT)
+        m = self.mem
+        s = m.spb
+        now = int(m.cur[1])
+        for z in reversed(self.populated_zones()):
+            full = [int(i) for i in range(s.start_pfn.size)
+                    if s.zone[i] == z and s.total_pageblocks[i] == SUPERPAGEBLOCK_NR_PAGES >> pageblock_order]
+            empty = [i for i in full if s.list_id[i] == SPB_LIST_EMPTY]
+            clean = []
+            if s.cfg[_spb_cfg("SPB_CFG_CLEAN_COMPACT")]:
+                clean = sorted((i for i in full if 0 <= s.list_id[i] < NR_SB_FULLNESS
+                                and s.list_id[i] // NR_SB_FULLNESS == SB_CLEAN),
+                               key=lambda i: (int(s.nr_movable[i]), i))
+            for i in empty + clean:
+                start = int(s.start_pfn[i])
+                if not contig_range_movable(m, start, SUPERPAGEBLOCK_NR_PAGES):
+                    continue
+                moved = int(alloc_contig_range(m, start, SUPERPAGEBLOCK_NR_PAGES, int(owner),
+                                               self._cpu(cpu), G.GFP_HIGHUSER_MOVABLE))
+                if moved >= 0:
+                    spb_set_contig_allocated_call(s, i, True, now)
+                    s.stat[z, SPB_STAT["spb_contig_success"]] += 1
+                    s.stat[z, SPB_STAT["spb_contig_migrated"]] += moved
+                    return start, moved
+            s.stat[z, SPB_STAT["spb_contig_fail"]] += 1
+        return None
+
     def free_contig_1g(self, pfn, cpu=0):
-        """Free a range taken by alloc_contig_1g()."""
+        """Free a range taken by alloc_contig_1g() (its SPB leaves spb_isolated
+        first and is re-categorised as it becomes free)."""
         from .mm.const import SUPERPAGEBLOCK_NR_PAGES
         from .mm.contig import free_contig_range
         if self.mem.pg_order[pfn] != MAX_PAGE_ORDER or not self.mem.pg_flags[pfn] & PG_head:
             raise FreeError(f"free_contig_1g: pfn {pfn:#x} is not a range from alloc_contig_1g")
+        if self.spb_enabled:
+            from .mm.spb.lists import spb_set_contig_allocated_call
+            s = self.mem.spb
+            z = int(self.mem.pb_zone[pfn >> pageblock_order])
+            k = (int(pfn) >> 18) - int(s.zone_base[z])
+            if 0 <= k < int(s.zone_count[z]):
+                i = int(s.zone_first[z]) + k
+                if s.contig_allocated[i]:
+                    spb_set_contig_allocated_call(s, i, False, int(self.mem.cur[1]))
         free_contig_range(self.mem, int(pfn), SUPERPAGEBLOCK_NR_PAGES, self._cpu(cpu))
+
+    # ------------------------------------------------------------ SPB allocator
+    def spb_run_pending(self, now_ns=None, cpu=0):
+        """Run the SPB allocator's queued work (defrag workers, slab shrink,
+        deferred evacuation) at simulated time now_ns (default: the clock)."""
+        if not self.spb_enabled:
+            return 0
+        from .mm.spb.work import spb_run_pending
+        if now_ns is not None:
+            self.mem.cur[1] = int(now_ns)
+        return int(spb_run_pending(self.mem, int(self.mem.cur[1]), self._cpu(cpu)))
+
+    def spb_dump(self, extended=False):
+        """The debugfs ``superpageblocks`` file (S1 §7.2)."""
+        if not self.spb_enabled:
+            return ""
+        from .mm.spb.debug import spb_dump
+        return spb_dump(self.mem.spb, self.mem, extended=extended)
 
     def compact_memory(self, cpu=0):
         """/proc/sys/vm/compact_memory: full sync compaction of every zone."""
@@ -261,6 +379,11 @@ class Machine:
             msg = VIOLATIONS.get(int(code), "unknown violation {a} {b}").format(a=int(a), b=int(b))
             where = f" at pfn {int(pfn):#x}" if pfn >= 0 else ""
             raise InvariantError(f"DEBUG_VM: {msg}{where}")
+        if self.spb_enabled:
+            from .mm.spb.debug import format_spb_violation, spb_debug_check
+            r = spb_debug_check(self.mem.spb, self.mem)
+            if int(r[0]) != 0:
+                raise InvariantError(f"DEBUG_VM (spb_debug_check): {format_spb_violation(r)}")
 
     def checksum(self):
         """SHA-256 over the whole allocator state (determinism checks)."""

@@ -8,8 +8,11 @@ A policy is a set of machine switches applied on top of the scenario:
 - ``stock:defrag``  vm.defrag_mode = 1
 - ``stock:noboost`` vm.watermark_boost_factor = 0
 
-``spb`` presets (s1, v1, v1-pre43, v2) belong to the superpageblock
-allocator, which is not built yet (issue #4).
+- ``spb[:PRESET]``  Rik van Riel's superpageblock allocator (spbsim.mm.spb):
+                    ``s1`` (source snapshot S1), ``v1`` (final v1, patch 43 on;
+                    the default), ``v1-pre43`` (v1 without patch 43's two
+                    hot-path defrag triggers), ``v2`` (v2 changes).  Watermark
+                    boosting is off, as the posted series removed it (spec §5.8).
 """
 from .errors import ConfigError
 
@@ -23,8 +26,12 @@ STOCK_PRESETS = {
 }
 
 
+SPB_POLICY_PRESETS = ("s1", "v1", "v1-pre43", "v2")
+
+
 def known_policies():
-    return ["stock" + (":" + k if k else "") for k in STOCK_PRESETS]
+    return (["stock" + (":" + k if k else "") for k in STOCK_PRESETS]
+            + ["spb"] + ["spb:" + k for k in SPB_POLICY_PRESETS])
 
 
 def policy_overrides(policy):
@@ -32,7 +39,6 @@ def policy_overrides(policy):
     name, _, preset = str(policy).partition(":")
     if name == "stock" and preset in STOCK_PRESETS:
         return dict(STOCK_PRESETS[preset])
-    if name == "spb":
-        raise ConfigError(f"policy {policy!r}: the superpageblock allocator is not built yet "
-                          f"(issue #4); available: {', '.join(known_policies())}")
+    if name == "spb" and (preset == "" or preset in SPB_POLICY_PRESETS):
+        return {"spb": preset or "v1", "watermark_boost_factor": 0}
     raise ConfigError(f"policy {policy!r}: unknown; available: {', '.join(known_policies())}")

@@ -297,6 +297,9 @@ class Scenario:
     sources: tuple
     phases: tuple = ()
     path: str | None = None
+    #: [spb] table / --set spb.NAME=value: switches of the SPB allocator
+    #: (spbsim.mm.spb.params.SPB_SWITCHES), applied on top of the policy's preset
+    spb_set: tuple = ()
     _by_name: dict = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -456,7 +459,7 @@ SOURCE_KEYS = ("name", "kind", "rate", "orders", "lifetime", "gfp", "start", "st
                "burst", "objects_per_slab", "pinned", "interval")
 PHASE_KEYS = ("name", "start", "stop", "scale")
 BURST_KEYS = ("period", "length", "factor")
-TOP_KEYS = ("scenario", "source", "phase")
+TOP_KEYS = ("scenario", "source", "phase", "spb")
 
 
 class _Ctx:
@@ -874,7 +877,18 @@ def _build(data, file_label, default_name, path, overridden):
         pseen[p.name] = i
         phases.append(p)
     sc.pop("memory_bytes")
-    return Scenario(**sc, sources=tuple(sources), phases=tuple(phases), path=path)
+    raw_spb = data.get("spb", {})
+    if not isinstance(raw_spb, dict):
+        raise ctx.err("spb", "expected a table: [spb] with switch = value lines")
+    from .spb_config import resolve_switches
+    from .errors import ConfigError
+    for k, v in raw_spb.items():
+        try:
+            resolve_switches("v1", {k: v})
+        except ConfigError as e:
+            raise ctx.err(f"spb.{k}", str(e).split(": ", 1)[-1]) from None
+    return Scenario(**sc, sources=tuple(sources), phases=tuple(phases), path=path,
+                    spb_set=tuple(sorted(raw_spb.items())))
 
 
 # ---------------------------------------------------------------------------
@@ -943,8 +957,14 @@ def _apply_overrides(data, overrides, file_label):
             node[parts[-1]] = _override_value(value)
             done[f"{head}[{idx}]." + ".".join(parts[2:])] = setting
             continue
-        raise bad(f"unknown section {head!r} (keys start with scenario., source.NAME. or "
-                  f"phase.NAME.)")
+        if head == "spb":
+            if len(parts) != 2:
+                raise bad("expected spb.SWITCH")
+            data.setdefault("spb", {})[parts[1]] = _override_value(value)
+            done[f"spb.{parts[1]}"] = setting
+            continue
+        raise bad(f"unknown section {head!r} (keys start with scenario., source.NAME., "
+                  f"phase.NAME. or spb.)")
     return done
 
 

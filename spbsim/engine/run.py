@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from ..observe.spb_report import spb_sample_columns
 from ..policy import policy_overrides
 from ..machine import Machine
 from ..mm.const import (MIGRATE_TYPES, MIGRATETYPE_NAMES, NR_PAGE_ORDERS)
@@ -67,6 +68,12 @@ class Simulation:
         if sc.early_unmovable is not None:
             kw["early_unmovable"] = sc.early_unmovable
         kw.update(policy_kw)
+        if sc.spb_set:
+            if "spb" not in kw:
+                from ..errors import ConfigError
+                raise ConfigError(f"{sc.name}: spb switches ({', '.join(k for k, _ in sc.spb_set)}) "
+                                  f"need an spb policy, not {self.policy!r}")
+            kw["spb_set"] = dict(sc.spb_set)
         kw.update(machine_overrides or {})
         self.machine = Machine(**kw)
         m = self.machine.mem
@@ -187,6 +194,7 @@ class Simulation:
         spbs = spb_census(m)
         for k in ("total", "tainted", "clean", "empty"):
             row[f"spb_{k}"] = sum(v[k] for v in spbs.values())
+        row.update(spb_sample_columns(m.spb, int(self.t_s * 1e9)))
         for i, n in enumerate(LRU_NAMES):
             row[f"lru_{n}_pages"] = int(m.lru_pages[i])
         row["pcp_pages"] = int(m.pcp[:, :, PCP_COUNT].sum())
@@ -227,6 +235,11 @@ class Simulation:
         s["gb_pages_free"] = s["hugepages"]["1g_free"]
         s["gb_pages_obtainable"] = s["hugepages"]["1g_obtainable"]
         s["hugetlb_1g"] = dict(self.gb_stats, held=len(self.gb_held))
+        if mach.spb_enabled:
+            from ..observe.spb_report import spb_allocator_summary
+            s["spb_allocator"] = sa = spb_allocator_summary(mach, int(self.t_s * 1e9))
+            s["stuck_spbs"] = sa["stuck_spbs"]
+            s["spb_passes"] = sa["outcomes"]
         thp_a, thp_f = s["vmstat"]["thp_fault_alloc"], s["vmstat"]["thp_fault_fallback"]
         s["thp_fault_success_rate"] = round(thp_a / (thp_a + thp_f), 4) if thp_a + thp_f else None
         s["lru_pages"] = {n: int(m.lru_pages[i]) for i, n in enumerate(LRU_NAMES)}

@@ -16,10 +16,12 @@ from ..mm.page_free import free_pages_call
 from ..mm.state import CFG, CUR_CLOCK, NODE, VMSTAT
 from ..mm.vmscan import balance_pgdat, next_random
 from ..mm.workqueue import run_due_work
+from ..mm.spb.work import spb_run_pending
 from .state import ES, K_KVMALLOC, K_THP
 
 _N_KSWAPD_WAIT = NODE["kswapd_wait"]
 _N_KCD_WAIT = NODE["kcompactd_wait"]
+_CFG_SPB = CFG["spb"]
 _N_KSWAPD_LAST = NODE["kswapd_last_ns"]
 _N_PROACTIVE_NEXT = NODE["proactive_next_ns"]
 _CFG_KSWAPD_RATE = CFG["kswapd_rate"]
@@ -115,6 +117,9 @@ def background(m, now, cpu):
     # when a run did not lower the score
     if now >= m.wq_n[2]:
         run_due_work(m, now)
+    # the SPB series' queued work (defrag workers, slab shrink, evacuation)
+    if m.cfg[_CFG_SPB] != 0:
+        spb_run_pending(m, now, cpu)
     # (not while kswapd runs: should_proactive_compact_node)
     if now >= m.node[_N_PROACTIVE_NEXT]:
         interval = 500_000_000

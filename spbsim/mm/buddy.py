@@ -5,18 +5,21 @@ Free lists are intrusive doubly linked lists threaded through ``pg_next`` /
 with head and tail, so LIFO allocation from the head, tail insertion for
 likely merges, and ``list_first_entry`` victim choice are all as in the kernel.
 """
-from .const import (MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE,
+from .const import (MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE,
                     MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE,
                     MIGRATE_UNMOVABLE, NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER,
                     PB_all_free, PB_has_mask, PB_has_movable,
                     PB_has_reclaimable, PB_has_unmovable, PG_buddy, PG_lru,
                     HPAGE_PMD_ORDER, pageblock_nr_pages, pageblock_order)
 from .jit import njit, njit_inline
+from .pbits import migratetype_to_has_bit
 from .state import (CFG, SIMSTAT, ZS_FREE_HIGHATOMIC, ZS_NR_FREE,
                     ZS_NR_FREE_BLOCKS)
 from .tracepoint import EV_ZONE_LOCKED, trace_event
+from .spb.lists import spb_mark_pageblock_free_call, spb_pageblock_set_has_call
 
 _CFG_RELABEL = CFG["relabel_free_pageblocks"]
+_CFG_SPB = CFG["spb"]
 _SIM_VISITED = SIMSTAT["sim_freelists_visited"]
 
 
@@ -50,18 +53,6 @@ def migratetype_is_mergeable(mt):
 
 
 @njit_inline
-def migratetype_to_has_bit(mt):
-    """migratetype_to_has_bit() of the SPB series: HIGHATOMIC counts as unmovable."""
-    if mt == MIGRATE_UNMOVABLE or mt == MIGRATE_HIGHATOMIC:
-        return PB_has_unmovable
-    if mt == MIGRATE_RECLAIMABLE:
-        return PB_has_reclaimable
-    if mt == MIGRATE_MOVABLE:
-        return PB_has_movable
-    return 0
-
-
-@njit_inline
 def pageblock_set_has(m, pfn, order, mt):
     """Mark the pageblock(s) under an allocated range as holding ``mt`` content.
 
@@ -69,6 +60,9 @@ def pageblock_set_has(m, pfn, order, mt):
     the list type is set and PB_all_free cleared for every pageblock the
     allocated chunk covers (hook point for the SPB counters).
     """
+    if m.cfg[_CFG_SPB] != 0:
+        spb_pageblock_set_has_call(m.spb, m, pfn, order, mt)
+        return
     bit = migratetype_to_has_bit(mt)
     pb = pfn >> pageblock_order
     nr = 1
@@ -88,8 +82,11 @@ def mark_pageblock_free(m, pb):
     RECLAIMABLE or HIGHATOMIC block is relabelled MOVABLE; stock keeps labels.
     Returns the block's (possibly new) migratetype.
     """
-    f = m.pb_flags[pb]
-    m.pb_flags[pb] = (f & (0xFF ^ PB_has_mask)) | PB_all_free
+    if m.cfg[_CFG_SPB] != 0:
+        spb_mark_pageblock_free_call(m.spb, m, pb << pageblock_order)
+    else:
+        f = m.pb_flags[pb]
+        m.pb_flags[pb] = (f & (0xFF ^ PB_has_mask)) | PB_all_free
     mt = m.pb_mt[pb]
     if m.cfg[_CFG_RELABEL] != 0 and (mt == MIGRATE_UNMOVABLE or mt == MIGRATE_RECLAIMABLE
                                      or mt == MIGRATE_HIGHATOMIC):
@@ -119,48 +116,59 @@ def account_freepages(m, z, nr, mt, order):
 
 @njit_inline
 def _link(m, pfn, z, order, mt, tail):
+    """list_add / list_add_tail onto the free list of pfn's owner (its zone, or
+    with per-SPB free lists its SPB: ``pb_list``), keeping both counts."""
+    L = m.pb_list[pfn >> pageblock_order]
     if tail:
-        t = m.fa_tail[z, order, mt]
+        t = m.fa_tail[L, order, mt]
         m.pg_prev[pfn] = t
         m.pg_next[pfn] = -1
         if t >= 0:
             m.pg_next[t] = pfn
         else:
-            m.fa_head[z, order, mt] = pfn
-        m.fa_tail[z, order, mt] = pfn
+            m.fa_head[L, order, mt] = pfn
+        m.fa_tail[L, order, mt] = pfn
     else:
-        h = m.fa_head[z, order, mt]
+        h = m.fa_head[L, order, mt]
         m.pg_next[pfn] = h
         m.pg_prev[pfn] = -1
         if h >= 0:
             m.pg_prev[h] = pfn
         else:
-            m.fa_tail[z, order, mt] = pfn
-        m.fa_head[z, order, mt] = pfn
+            m.fa_tail[L, order, mt] = pfn
+        m.fa_head[L, order, mt] = pfn
+    m.fl_nr[L, order, mt] += 1
     m.fa_nr[z, order, mt] += 1
+    return L
 
 
 @njit_inline
 def _unlink(m, pfn, z, order, mt):
+    L = m.pb_list[pfn >> pageblock_order]
     p = m.pg_prev[pfn]
     n = m.pg_next[pfn]
     if p >= 0:
         m.pg_next[p] = n
     else:
-        m.fa_head[z, order, mt] = n
+        m.fa_head[L, order, mt] = n
     if n >= 0:
         m.pg_prev[n] = p
     else:
-        m.fa_tail[z, order, mt] = p
+        m.fa_tail[L, order, mt] = p
     m.pg_next[pfn] = -1
     m.pg_prev[pfn] = -1
+    m.fl_nr[L, order, mt] -= 1
     m.fa_nr[z, order, mt] -= 1
+    return L
 
 
 @njit_inline
 def add_to_free_list(m, pfn, z, order, mt, tail):
-    """__add_to_free_list() + set_buddy_order() + account_freepages()."""
-    _link(m, pfn, z, order, mt, tail)
+    """__add_to_free_list() + set_buddy_order() + account_freepages(); with
+    per-SPB free lists also sb->nr_free_pages [S1 §10]."""
+    L = _link(m, pfn, z, order, mt, tail)
+    if L >= MAX_NR_ZONES:
+        m.spb.nr_free_pages[L - MAX_NR_ZONES] += 1 << order
     m.pg_flags[pfn] |= PG_buddy
     m.pg_order[pfn] = order
     m.nr_free[z, order] += 1
@@ -169,8 +177,10 @@ def add_to_free_list(m, pfn, z, order, mt, tail):
 
 @njit_inline
 def del_page_from_free_list(m, pfn, z, order, mt):
-    """__del_page_from_free_list() + account_freepages()."""
-    _unlink(m, pfn, z, order, mt)
+    """__del_page_from_free_list() + account_freepages() (+ sb->nr_free_pages)."""
+    L = _unlink(m, pfn, z, order, mt)
+    if L >= MAX_NR_ZONES:
+        m.spb.nr_free_pages[L - MAX_NR_ZONES] -= 1 << order
     m.pg_flags[pfn] &= 0xFF ^ PG_buddy
     m.nr_free[z, order] -= 1
     account_freepages(m, z, -(1 << order), mt, order)
@@ -221,6 +231,24 @@ def rmqueue_smallest(m, z, order, mt):
         refill = 1 if (pcp_allowed_order(order) and mt < MIGRATE_PCPTYPES) else 0
         trace_event(m, EV_ZONE_LOCKED, pfn, order, mt, refill, 0, 0)
         return pfn
+    return -1
+
+
+@njit
+def first_free_pfn(m, z, order, mt):
+    """The head of zone z's (order, mt) free list; with per-SPB free lists the
+    first non-empty SPB list of the zone in slot order (rare callers only:
+    highatomic unreserve, tests).  -1 if none."""
+    h = m.fa_head[z, order, mt]
+    if h >= 0 or m.cfg[_CFG_SPB] == 0:
+        return h
+    if m.fa_nr[z, order, mt] == 0:
+        return -1
+    first = m.spb.zone_first[z]
+    for k in range(m.spb.zone_count[z]):
+        h = m.fa_head[MAX_NR_ZONES + first + k, order, mt]
+        if h >= 0:
+            return h
     return -1
 
 

@@ -49,6 +49,11 @@ ALLOC_CMA = 0x80
 ALLOC_NOFRAGMENT = 0x100
 ALLOC_HIGHATOMIC = 0x200
 ALLOC_KSWAPD = 0x800
+# SPB series: per-allocation flags carrying gfp-derived decisions into __rmqueue
+ALLOC_NOFRAG_TAINTED_OK = 0x1000   # v2: PASS_2/2B may relabel MOVABLE blocks in tainted SPBs [S]
+ALLOC_SPB_CHEAP = 0x2000           # caller has a cheap fallback (v1 29 / v2 26) [S; flag I]
+ALLOC_SPB_ATOMIC = 0x4000          # cannot direct-reclaim: the relax sequence applies [S2]
+ALLOC_SPB_BEST_EFFORT = 0x8000     # v2 35/40 best-effort high-order shape [S]
 ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
 
 # enum rmqueue_mode (recent kernels)

@@ -6,20 +6,23 @@ consistent.  ``VIOLATIONS`` turns codes into messages.
 """
 
 from .buddy import migratetype_to_has_bit
-from .const import (MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_TYPES,
+from .const import (MAX_NR_ZONES, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_TYPES,
                     NR_PAGE_ORDERS, NR_PCP_LISTS, PB_all_free, PB_has_mask,
                     PG_buddy, PG_head, PG_MT_SHIFT, PG_pcp, PG_reserved,
                     pageblock_nr_pages, pageblock_order)
 from .jit import njit
 from .pcp import pindex_to_order
-from .state import (PCP_COUNT, ZS_FREE_HIGHATOMIC, ZS_NR_FREE,
+from .state import (CFG, PCP_COUNT, ZS_FREE_HIGHATOMIC, ZS_NR_FREE,
                     ZS_NR_FREE_BLOCKS)
 
 __all__ = ["check_mem", "VIOLATIONS"]
 
+_CFG_PREP_BIT = CFG["prep_sets_request_bit"]
+_CFG_SPB = CFG["spb"]
+
 VIOLATIONS = {
     1: "free list entry is not a free buddy head of the list's order (zone {a}, order/type {b})",
-    2: "free list entry is in another zone (list zone {a})",
+    2: "free list entry is in another zone or on another owner's list (zone {a}, list owner {b})",
     3: "free list entry's pageblock type differs from the list's type (list type {a}, block type {b})",
     4: "free list links are broken (prev/next mismatch) (zone {a}, list {b})",
     5: "free list length differs from its count (counted {a}, recorded {b})",
@@ -47,34 +50,43 @@ VIOLATIONS = {
 
 @njit
 def _check_lists(m):
-    nz = m.fa_head.shape[0]
+    nz = MAX_NR_ZONES
     npfn = m.pg_flags.shape[0]
     for z in range(nz):
         free_total = 0
         free_ha = 0
         free_blocks = 0
+        nspb = m.spb.zone_count[z] if m.spb.zone_count.shape[0] > z else 0
         for o in range(NR_PAGE_ORDERS):
             tot = 0
             for mt in range(MIGRATE_TYPES):
-                n = 0
-                prev = -1
-                p = m.fa_head[z, o, mt]
-                while p >= 0:
-                    if n > npfn:
-                        return 4, p, z, o * 16 + mt
-                    if (m.pg_flags[p] & PG_buddy) == 0 or m.pg_order[p] != o:
-                        return 1, p, z, o * 16 + mt
-                    if m.pb_zone[p >> pageblock_order] != z:
-                        return 2, p, z, 0
-                    if m.pb_mt[p >> pageblock_order] != mt:
-                        return 3, p, mt, m.pb_mt[p >> pageblock_order]
-                    if m.pg_prev[p] != prev:
-                        return 4, p, z, o * 16 + mt
-                    prev = p
-                    p = m.pg_next[p]
-                    n += 1
-                if m.fa_tail[z, o, mt] != prev:
-                    return 4, prev, z, o * 16 + mt
+                zone_n = 0
+                # the zone's own list, then (per-SPB free lists) each SPB's
+                for k in range(nspb + 1):
+                    L = z if k == 0 else MAX_NR_ZONES + m.spb.zone_first[z] + k - 1
+                    n = 0
+                    prev = -1
+                    p = m.fa_head[L, o, mt]
+                    while p >= 0:
+                        if n > npfn:
+                            return 4, p, z, o * 16 + mt
+                        if (m.pg_flags[p] & PG_buddy) == 0 or m.pg_order[p] != o:
+                            return 1, p, z, o * 16 + mt
+                        if m.pb_zone[p >> pageblock_order] != z or m.pb_list[p >> pageblock_order] != L:
+                            return 2, p, z, L
+                        if m.pb_mt[p >> pageblock_order] != mt:
+                            return 3, p, mt, m.pb_mt[p >> pageblock_order]
+                        if m.pg_prev[p] != prev:
+                            return 4, p, z, o * 16 + mt
+                        prev = p
+                        p = m.pg_next[p]
+                        n += 1
+                    if m.fa_tail[L, o, mt] != prev:
+                        return 4, prev, z, o * 16 + mt
+                    if n != m.fl_nr[L, o, mt]:
+                        return 5, -1, n, m.fl_nr[L, o, mt]
+                    zone_n += n
+                n = zone_n
                 if n != m.fa_nr[z, o, mt]:
                     return 5, -1, n, m.fa_nr[z, o, mt]
                 tot += n
@@ -117,7 +129,7 @@ def _check_lists(m):
 @njit
 def _check_pages(m):
     npfn = m.pg_flags.shape[0]
-    nz = m.fa_head.shape[0]
+    nz = MAX_NR_ZONES
     for z in range(nz):
         start = m.zone_start[z]
         end = m.zone_end[z]
@@ -147,7 +159,7 @@ def _check_pages(m):
                         return 23, p, m.pg_obj[p], m.obj_pfn[m.pg_obj[p]]
                     mt = (f >> PG_MT_SHIFT) & 3
                     bit = migratetype_to_has_bit(mt)
-                    if (m.pb_flags[pb] & bit) == 0:
+                    if (m.pb_flags[pb] & bit) == 0 and m.cfg[_CFG_PREP_BIT] != 0:
                         return 18, p, mt, m.pb_flags[pb]
                 p += 1 << o
             elif f & PG_reserved:
@@ -167,11 +179,19 @@ def _check_pages(m):
                     fully = True
                     break
             flag = (m.pb_flags[pb] & PB_all_free) != 0
-            if flag != fully:
+            # S1's claim_whole_block marks every pageblock of the claimed chunk
+            # used, also the ones expand() puts back free: under SPBs a fully
+            # free block may lack PB_all_free and keep its PB_has bit (S1 §3.2)
+            stale_ok = m.cfg[_CFG_SPB] != 0
+            if flag != fully and not (stale_ok and fully):
                 return 15, s, 1 if flag else 0, 1 if fully else 0
-            if fully and (m.pb_flags[pb] & PB_has_mask) != 0:
+            if fully and flag and (m.pb_flags[pb] & PB_has_mask) != 0:
                 return 16, s, m.pb_flags[pb], 0
-            if not fully and (m.pb_flags[pb] & PB_has_mask) == 0:
+            if fully and not stale_ok and (m.pb_flags[pb] & PB_has_mask) != 0:
+                return 16, s, m.pb_flags[pb], 0
+            # (with S1's bit rules, prep_sets_request_bit off, a block can hold
+            # pages whose type bit is stale or absent: S1 §6.6, design note 4)
+            if not fully and (m.pb_flags[pb] & PB_has_mask) == 0 and m.cfg[_CFG_PREP_BIT] != 0:
                 return 17, s, 0, 0
     return 0, -1, 0, 0
 

@@ -6,7 +6,8 @@ if at least half of it is free or compatible), then ``__rmqueue_steal``
 (smallest fallback buddy, block keeps its type).  ``version=6.12`` selects the
 older ``__rmqueue_fallback`` + ``steal_suitable_fallback``.
 """
-from .buddy import (change_pageblock_range, del_page_from_free_list, expand,
+from .spb.alloc import spb_rmqueue
+from .buddy import (change_pageblock_range, del_page_from_free_list, expand, first_free_pfn,
                     move_freepages_block, move_to_free_list,
                     page_del_and_expand, pageblock_set_has,
                     prep_move_freepages_block, rmqueue_smallest)
@@ -21,6 +22,7 @@ from .state import (CFG, SIMSTAT, ZS_BOOST, ZS_FLAGS, ZS_MANAGED,
 from .tracepoint import EV_EXTFRAG, trace_event
 
 _CFG_VERSION = CFG["version"]
+_CFG_SPB = CFG["spb"]
 _CFG_BOOST_FACTOR = CFG["watermark_boost_factor"]
 _SIM_CLAIM_ATTEMPTS = SIMSTAT["sim_claim_attempts"]
 _SIM_CLAIM_SUCCESS = SIMSTAT["sim_claim_success"]
@@ -269,6 +271,8 @@ def rmqueue(m, z, order, mt, alloc_flags, mode):
     failed are skipped (recent kernels; v6.12 always starts from smallest).
     CMA is not modelled.
     """
+    if m.cfg[_CFG_SPB] != 0:
+        return spb_rmqueue(m, z, order, mt, alloc_flags, mode)
     if mode == RMQUEUE_NORMAL or m.cfg[_CFG_VERSION] == KV_6_12:
         page = rmqueue_smallest(m, z, order, mt)
         if page >= 0:
@@ -312,7 +316,7 @@ def unreserve_highatomic_pageblock(m, highest_zoneidx, mt, force):
         if not force and m.zstat[z, ZS_RESERVED_HIGHATOMIC] <= pageblock_nr_pages:
             continue
         for order in range(NR_PAGE_ORDERS):
-            pfn = m.fa_head[z, order, MIGRATE_HIGHATOMIC]
+            pfn = first_free_pfn(m, z, order, MIGRATE_HIGHATOMIC)
             if pfn < 0:
                 continue
             size = pageblock_nr_pages if order < pageblock_order else 1 << order

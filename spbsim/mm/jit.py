@@ -28,8 +28,10 @@ __all__ = ["njit", "njit_inline", "cache_dir"]
 
 def _source_hash():
     here = Path(__file__).resolve().parent
-    h = hashlib.sha1(numba.__version__.encode())
-    for p in sorted(here.glob("*.py")):
+    h = hashlib.sha1((numba.__version__ + "/opt" + str(numba.config.OPT)).encode())
+    for p in sorted(here.rglob("*.py")):
+        if "__numba_cache__" in p.parts:
+            continue
         h.update(p.name.encode())
         h.update(p.read_bytes())
     return h.hexdigest()[:16]

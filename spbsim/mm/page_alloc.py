@@ -9,7 +9,7 @@ from .buddy import (pageblock_set_has, pcp_allowed_order, rmqueue_smallest,
                     split_large_buddy)
 from .const import (ALLOC_HIGHATOMIC, ALLOC_KSWAPD, ALLOC_MIN_RESERVE,
                     ALLOC_NO_WATERMARKS, ALLOC_NOFRAGMENT, ALLOC_NON_BLOCK,
-                    ALLOC_OOM, ALLOC_WMARK_LOW,
+                    ALLOC_OOM, ALLOC_WMARK_LOW, ALLOC_NOFRAG_TAINTED_OK, ALLOC_SPB_ATOMIC,
                     ALLOC_WMARK_MASK, ALLOC_WMARK_MIN, ALLOC_CPUSET,
                     MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, PAGE_ALLOC_COSTLY_ORDER, PG_head,
                     PG_lru, PG_MT_SHIFT,
@@ -33,6 +33,9 @@ from .tracepoint import EV_ALLOC, trace_event
 from .compaction import (COMPACT_DEFERRED, COMPACT_PRIO_ASYNC, COMPACT_PRIO_SYNC_FULL,
                          COMPACT_PRIO_SYNC_LIGHT, COMPACT_SKIPPED, try_to_compact_pages)
 from .page_free import free_pages_call
+from .spb.alloc import spb_rmqueue_highatomic
+from .spb.relax import spb_atomic_relax_step, spb_gfp_alloc_flags
+from .spb.params import SPB_CFG_EVAC_FOR_ORDER, SPB_ATOMIC_RELAX_ADD_TAINTED_OK, SPB_ATOMIC_RELAX_DROP_NOFRAGMENT
 from .vmscan import try_to_free_pages, zone_reclaimable_pages
 from .watermark import (MAX_RECLAIM_RETRIES, gfp_migratetype, gfp_zone, populated_zone,
                         preferred_zone, wakeup_kswapd, wmark_pages, zone_watermark_fast,
@@ -42,6 +45,9 @@ _CFG_VERSION = CFG["version"]
 _CFG_DEFRAG = CFG["defrag_mode"]
 _CFG_PCP = CFG["pcp_enabled"]
 _CFG_NOFRAG = CFG["nofragment"]
+_CFG_SPB = CFG["spb"]
+_CFG_KEEPNF = CFG["keep_nofragment"]
+_CFG_PREP_BIT = CFG["prep_sets_request_bit"]
 _SIM_REQ = SIMSTAT["sim_alloc_requests"]
 _SIM_FAIL = SIMSTAT["sim_alloc_fail"]
 _SIM_FREE = SIMSTAT["sim_free_requests"]
@@ -61,12 +67,20 @@ def rmqueue_buddy(m, z, order, alloc_flags, mt):
     HIGHATOMIC as a last resort for OOM/NON_BLOCK requests."""
     page = -1
     if alloc_flags & ALLOC_HIGHATOMIC:
-        page = rmqueue_smallest(m, z, order, MIGRATE_HIGHATOMIC)
+        page = _rmqueue_highatomic(m, z, order)
     if page < 0:
         page, _mode = rmqueue(m, z, order, mt, alloc_flags, RMQUEUE_NORMAL)
         if page < 0 and (alloc_flags & (ALLOC_OOM | ALLOC_NON_BLOCK)):
-            page = rmqueue_smallest(m, z, order, MIGRATE_HIGHATOMIC)
+            page = _rmqueue_highatomic(m, z, order)
     return page
+
+
+@njit
+def _rmqueue_highatomic(m, z, order):
+    """__rmqueue_smallest(zone, order, MIGRATE_HIGHATOMIC), per-SPB lists aware."""
+    if m.cfg[_CFG_SPB] != 0:
+        return spb_rmqueue_highatomic(m, z, order)
+    return rmqueue_smallest(m, z, order, MIGRATE_HIGHATOMIC)
 
 
 @njit_inline
@@ -111,7 +125,18 @@ def get_page_from_freelist(m, order, alloc_flags, highest_zoneidx, mt, cpu):
                 if alloc_flags & ALLOC_HIGHATOMIC:
                     reserve_highatomic_pageblock(m, z, page, order)
                 return page
-        if no_fallback and m.cfg[_CFG_DEFRAG] == 0:
+        if no_fallback and m.cfg[_CFG_KEEPNF] != 0 and (alloc_flags & ALLOC_SPB_ATOMIC):
+            # the SPB series' relax sequence for callers that cannot reclaim (S2)
+            step = spb_atomic_relax_step(m, order, alloc_flags, mt, highest_zoneidx)
+            if step == SPB_ATOMIC_RELAX_ADD_TAINTED_OK:
+                alloc_flags |= ALLOC_NOFRAG_TAINTED_OK
+                continue
+            if step == SPB_ATOMIC_RELAX_DROP_NOFRAGMENT:
+                alloc_flags &= ~ALLOC_NOFRAGMENT
+                m.sim[_SIM_NOFRAG_RETRY] += 1
+                continue
+            return -1
+        if no_fallback and m.cfg[_CFG_DEFRAG] == 0 and m.cfg[_CFG_KEEPNF] == 0:
             alloc_flags &= ~ALLOC_NOFRAGMENT
             m.sim[_SIM_NOFRAG_RETRY] += 1
             continue
@@ -130,7 +155,9 @@ def alloc_flags_nofragment(m, pref_zone, gfp):
     """alloc_flags_nofragment(): ALLOC_KSWAPD from the gfp, plus NOFRAGMENT in
     defrag_mode or when the preferred zone is Normal (DMA32 below it)."""
     alloc_flags = ALLOC_KSWAPD if (gfp & _GFP_KSWAPD_RECLAIM) else 0
-    if m.cfg[_CFG_DEFRAG] != 0:
+    if m.cfg[_CFG_SPB] != 0:
+        alloc_flags |= spb_gfp_alloc_flags(gfp)
+    if m.cfg[_CFG_DEFRAG] != 0 or m.cfg[_CFG_KEEPNF] != 0:
         return alloc_flags | ALLOC_NOFRAGMENT
     if m.cfg[_CFG_NOFRAG] != 0 and pref_zone == ZONE_NORMAL:
         alloc_flags |= ALLOC_NOFRAGMENT
@@ -149,8 +176,10 @@ def gfp_to_alloc_flags(m, gfp, order):
         alloc_flags |= ALLOC_NON_BLOCK
         if order > 0 and (alloc_flags & ALLOC_MIN_RESERVE):
             alloc_flags |= ALLOC_HIGHATOMIC
-    if m.cfg[_CFG_DEFRAG] != 0:
+    if m.cfg[_CFG_DEFRAG] != 0 or m.cfg[_CFG_KEEPNF] != 0:
         alloc_flags |= ALLOC_NOFRAGMENT
+    if m.cfg[_CFG_SPB] != 0:
+        alloc_flags |= spb_gfp_alloc_flags(gfp)
     return alloc_flags
 
 
@@ -256,6 +285,12 @@ def alloc_pages_slowpath(m, order, gfp, highest_zoneidx, mt, cpu):
             if page >= 0:
                 return page
         break
+    if (alloc_flags & ALLOC_NOFRAGMENT) and m.cfg[_CFG_SPB] != 0 and mt != MIGRATE_MOVABLE:
+        # SPB v1 24/45: two-phase targeted evacuation before the NOFRAGMENT drop
+        if spb_slowpath_evacuate(m, order, mt, highest_zoneidx, cpu):
+            page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
+            if page >= 0:
+                return page
     if alloc_flags & ALLOC_NOFRAGMENT:
         page = get_page_from_freelist_call(m, order, alloc_flags & ~ALLOC_NOFRAGMENT,
                                            highest_zoneidx, mt, cpu)
@@ -295,7 +330,9 @@ def prep_new_page(m, pfn, order, mt, owner):
     m.owner_pages[owner] += 1 << order
     # [SIM] also mark the request type: pcp pages can be reused by a type
     # other than the list they were taken for after their block was claimed.
-    pageblock_set_has(m, pfn, order, mt)
+    # (S1 does not; the SPB presets switch it off: prep_sets_request_bit.)
+    if m.cfg[_CFG_PREP_BIT] != 0:
+        pageblock_set_has(m, pfn, order, mt)
 
 
 @njit_inline
@@ -358,3 +395,19 @@ def batch_alloc_free(m, ops_order, ops_gfp, ops_pfn, ops_cpu, ops_owner, out):
             out[i] = alloc_pages_call(m, ops_order[i], ops_gfp[i], ops_cpu[i], ops_owner[i])
         else:
             out[i] = free_pages_call(m, ops_pfn[i], ops_order[i], ops_cpu[i])
+
+
+@njit
+def spb_slowpath_evacuate(m, order, mt, highest_zoneidx, cpu):
+    """The slowpath's spb_evacuate_for_order() (S2: synchronous, called after
+    reclaim and compaction failed, before NOFRAGMENT is dropped)."""
+    if m.spb.cfg[SPB_CFG_EVAC_FOR_ORDER] == 0:
+        return False
+    z = highest_zoneidx
+    while z > 0 and m.spb.zone_count[z] == 0:
+        z -= 1
+    return spb_evacuate_for_order(m, z, order, mt, cpu) > 0
+
+
+# late import: spb.work migrates through alloc_pages_call (defined above)
+from .spb.work import spb_evacuate_for_order  # noqa: E402

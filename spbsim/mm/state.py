@@ -101,12 +101,18 @@ CFG_NAMES = [
     "extfrag_threshold",        # vm.extfrag_threshold
     "kswapd_rate",              # [SIM] pages kswapd can reclaim per simulated second
     "migrate_untracked",        # compaction may move API-allocated movable blocks
+    "spb",                      # the superpageblock allocator is on (per-SPB free lists, passes)
+    "prep_sets_request_bit",    # [SIM] prep_new_page() also sets PB_has_<request type> (stock 1; S1 0)
+    "keep_nofragment",          # SPB v1 21 / v2 20: NOFRAGMENT kept until reclaim+compaction failed
 ]
 CFG = _enum(CFG_NAMES)
 
 #: event log record kinds (kmem tracepoints)
 EV_NAMES = ["mm_page_alloc", "mm_page_free", "mm_page_alloc_zone_locked",
-            "mm_page_pcpu_drain", "mm_page_alloc_extfrag"]
+            "mm_page_pcpu_drain", "mm_page_alloc_extfrag",
+            # the SPB series' kmem tracepoints (S2 header)
+            "spb_alloc_walk", "spb_claim_block_refused", "spb_alloc_fall_through",
+            "spb_alloc_atomic_relax", "spb_evacuate_for_order_done", "spb_pb_taint"]
 EV = _enum(EV_NAMES)
 #: event log columns: kind, ts_ns, cpu, pfn, order, a, b, c, d
 #:   mm_page_alloc: a=gfp, b=migratetype, c=failed
@@ -133,8 +139,13 @@ Mem = namedtuple("Mem", [
     "pg_next", "pg_prev", "pg_order", "pg_flags", "pg_owner", "pg_obj",
     # per pageblock
     "pb_mt", "pb_flags", "pb_zone",
+    # per pageblock: the free-list owner its free pages are filed under: the
+    # zone (stock) or MAX_NR_ZONES + SPB slot (per-SPB free lists, SPB allocator)
+    "pb_list",
     # per zone
-    "zone_start", "zone_end", "fa_head", "fa_tail", "fa_nr", "nr_free",
+    # fa_head/fa_tail/fl_nr: [free-list owner, order, mt] (owners: zones, then SPB
+    # slots); fa_nr/nr_free: per zone (with SPBs, the zone's shadow counts as in S1)
+    "zone_start", "zone_end", "fa_head", "fa_tail", "fl_nr", "fa_nr", "nr_free",
     "zstat", "lowmem_reserve",
     # per zone per cpu: list heads/tails, and count/high/batch/high_min/high_max/
     # alloc_factor/free_count/flags
@@ -152,6 +163,8 @@ Mem = namedtuple("Mem", [
     "wq_due", "wq_kind", "wq_arg", "wq_n",
     # event log: int64[cap, EV_WIDTH]; ev_n[0] = records, ev_n[1] = dropped
     "ev", "ev_n",
+    # the superpageblock state (spbsim.mm.spb.state.SPB; 0 slots on stock machines)
+    "spb",
 ])
 
 #: capacity of compaction's isolated free page list
@@ -168,8 +181,13 @@ def bytes_per_page():
     return 4 + 4 + 1 + 1 + 1 + 4
 
 
-def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1):
-    """Allocate an empty machine state for pfns [0, nr_pfns)."""
+def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1, spb=None):
+    """Allocate an empty machine state for pfns [0, nr_pfns).  ``spb``: an SPB
+    state (spbsim.mm.spb.state.new_spb) for per-SPB free lists, else none."""
+    from .spb.state import dummy_spb
+    if spb is None:
+        spb = dummy_spb()
+    L = MAX_NR_ZONES + int(spb.start_pfn.shape[0])
     if nr_pfns >= 2 ** 31:
         raise ValueError("more than 2^31 pfns (8 TiB) is not supported")
     nr_pb = (nr_pfns + (1 << pageblock_order) - 1) >> pageblock_order
@@ -184,10 +202,12 @@ def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1):
         pb_mt=np.zeros(nr_pb, np.uint8),
         pb_flags=np.zeros(nr_pb, np.uint8),
         pb_zone=np.full(nr_pb, -1, np.int8),
+        pb_list=np.zeros(nr_pb, np.int32),
         zone_start=np.zeros(Z, np.int64),
         zone_end=np.zeros(Z, np.int64),
-        fa_head=np.full((Z, O, T), -1, np.int64),
-        fa_tail=np.full((Z, O, T), -1, np.int64),
+        fa_head=np.full((L, O, T), -1, np.int64),
+        fa_tail=np.full((L, O, T), -1, np.int64),
+        fl_nr=np.zeros((L, O, T), np.int64),
         fa_nr=np.zeros((Z, O, T), np.int64),
         nr_free=np.zeros((Z, O), np.int64),
         zstat=np.zeros((Z, len(ZSTAT_NAMES)), np.int64),
@@ -217,4 +237,5 @@ def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1):
         wq_n=np.array([0, 0, 1 << 62], np.int64),
         ev=np.zeros((max(ev_capacity, 1), EV_WIDTH), np.int64),
         ev_n=np.zeros(2, np.int64),
+        spb=spb,
     )

@@ -12,6 +12,13 @@ EV_FREE = EV["mm_page_free"]
 EV_ZONE_LOCKED = EV["mm_page_alloc_zone_locked"]
 EV_PCPU_DRAIN = EV["mm_page_pcpu_drain"]
 EV_EXTFRAG = EV["mm_page_alloc_extfrag"]
+# SPB series (S2): columns pfn, order, a, b, c, d as noted at each call
+EV_SPB_ALLOC_WALK = EV["spb_alloc_walk"]          # zone, order, mt, alloc_flags, outcome, n_spbs_visited
+EV_SPB_CLAIM_REFUSED = EV["spb_claim_block_refused"]  # pfn, start_type, block_type, reason
+EV_SPB_FALL_THROUGH = EV["spb_alloc_fall_through"]    # zone, order, mt, n_tainted, n_with_buddy, saw bits
+EV_SPB_ATOMIC_RELAX = EV["spb_alloc_atomic_relax"]    # zone, order, mt, gfp/flags, step
+EV_SPB_EVAC_DONE = EV["spb_evacuate_for_order_done"]  # zone, order, mt, p1, p2, did_evac
+EV_SPB_PB_TAINT = EV["spb_pb_taint"]                  # pfn, mt, action, first_or_last
 
 
 @njit_inline

@@ -205,5 +205,46 @@ def format_ev_log(ev: np.ndarray, n: int | None = None, *, comm: str = "spbsim",
     """
     rows = ev if n is None else ev[:n]
     for kind, ts, cpu, pfn, order, a, b, c, d in rows.tolist():
-        text = _row_text(kind, pfn, order, a, b, c, d, pageblock_order, None)
-        yield format_line(comm, pid, cpu, flags, (ts + 500) // 1000 / 1e6, _NAMES[kind], text)
+        if kind in _SPB_NAMES:
+            name, text = _SPB_NAMES[kind], _spb_text(kind, pfn, order, a, b, c, d)
+        else:
+            name, text = _NAMES[kind], _row_text(kind, pfn, order, a, b, c, d, pageblock_order, None)
+        yield format_line(comm, pid, cpu, flags, (ts + 500) // 1000 / 1e6, name, text)
+
+
+# ---- the SPB series' tracepoints (S2 header: names, fields and formats) ----
+_SPB_NAMES = {5: "spb_alloc_walk", 6: "spb_claim_block_refused", 7: "spb_alloc_fall_through",
+              8: "spb_alloc_atomic_relax", 9: "spb_evacuate_for_order_done", 10: "spb_pb_taint"}
+_ZONES = ("DMA", "DMA32", "Normal", "Movable", "Device")
+_OUTCOMES = ("NO_PAGE", "PASS_1", "PASS_2", "PASS_2B", "PASS_2C", "PASS_3", "PASS_4",
+             "ZONE_FALLBACK", "PASS_2D")
+_REFUSED = ("ISOLATE", "CMA", "ZONE_BOUNDARY", "CROSS_TYPE_NOT_FREE", "INSUFFICIENT_COMPAT")
+_RELAX = ("NORETRY_SKIP", "ADD_TAINTED_OK", "DROP_NOFRAGMENT", "NOWARN_LOWER_ORDER")
+
+
+def _zname(z):
+    return _ZONES[z] if 0 <= z < len(_ZONES) else str(z)
+
+
+def _pick(names, v):
+    return names[v] if 0 <= v < len(names) else str(v)
+
+
+def _spb_text(kind, pfn, order, a, b, c, d):
+    """Text of an SPB tracepoint record (columns as in spbsim.mm.tracepoint)."""
+    if kind == 5:
+        return (f"zone={_zname(pfn)} order={order} mt={a} alloc_flags=0x{b:x} "
+                f"outcome=SPB_ALLOC_OUTCOME_{_pick(_OUTCOMES, c)} n_spbs_visited={d}")
+    if kind == 6:
+        return (f"pfn=0x{pfn:x} start_type={order} block_type={a} "
+                f"reason=SPB_CLAIM_REFUSED_{_pick(_REFUSED, b)}")
+    if kind == 7:
+        return (f"zone={_zname(pfn)} order={order} mt={a} n_tainted={b} "
+                f"n_tainted_with_buddy={c} saw_free_pages={d & 1} saw_free_pb={(d >> 1) & 1} "
+                f"saw_below_reserve={(d >> 2) & 1}")
+    if kind == 8:
+        return (f"zone={_zname(pfn)} order={order} mt={a} gfp_mask=0x{b:x} "
+                f"step=SPB_ATOMIC_RELAX_{_pick(_RELAX, c)}")
+    if kind == 9:
+        return f"zone={_zname(pfn)} order={order} mt={a} p1={b} p2={c} did_evac={d}"
+    return f"pfn=0x{pfn:x} mt={order} action={'SET' if a == 0 else 'CLEAR'} first_or_last={b}"

@@ -12,14 +12,15 @@ them *instead of* touching those bits (see docs/spb-design.md).
 Time: the functions that may kick the defrag worker read the simulated clock
 from ``m.cur[CUR_CLOCK]`` (ns) or take ``now_ns``.
 """
-from ..buddy import migratetype_to_has_bit
+from ..pbits import migratetype_to_has_bit
 from ..const import (MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
                      PB_all_free, PB_has_reclaimable,
                      PB_has_unmovable, PG_buddy, SUPERPAGEBLOCK_ORDER,
                      pageblock_nr_pages, pageblock_order)
 from ..state import CUR_CLOCK
+from ..tracepoint import EV_SPB_PB_TAINT, trace_event
 from ._jit import njit, njit_inline
-from .params import (NR_SB_FULLNESS, SB_ALMOST_EMPTY, SB_CLEAN,
+from .params import (PEND_DEFRAG, NR_SB_FULLNESS, SB_ALMOST_EMPTY, SB_CLEAN,
                      SB_FULL, SB_FULL_25, SB_FULL_25_USED, SB_FULL_50,
                      SB_FULL_50_USED, SB_FULL_75, SB_FULL_75_USED, SB_TAINTED,
                      SPB_CFG_DEFRAG, SPB_CFG_RESERVE, SPB_CFG_UNTAINT,
@@ -54,6 +55,8 @@ __all__ = [
     "spb_tainted_reserve", "spb_below_shrink_high_water", "spb_defrag_start_cond",
     "spb_defrag_should_stop", "spb_needs_defrag", "spb_maybe_start_defrag",
     "spb_defrag_begin", "spb_defrag_end",
+    "spb_pageblock_set_has_call", "spb_mark_pageblock_free_call",
+    "superpageblock_range_now_used_call",
 ]
 
 
@@ -217,6 +220,7 @@ def spb_update_list(spb, i, now_ns):
         if is_t and not was_t:
             spb.nr_tainted_spbs[z] += 1
             spb.stat[z, ST_TAINT] += 1
+            spb.taint_by[spb.cur_pass[0]] += 1
         elif was_t and not is_t:
             spb.nr_tainted_spbs[z] -= 1
             spb.stat[z, ST_UNTAINT] += 1
@@ -268,6 +272,15 @@ def spb_adjust_has_counter(spb, i, bit, delta):
 
 
 @njit_inline
+def _has_count(spb, i, bit):
+    if bit == PB_has_unmovable:
+        return spb.nr_unmovable[i]
+    if bit == PB_has_reclaimable:
+        return spb.nr_reclaimable[i]
+    return spb.nr_movable[i]
+
+
+@njit_inline
 def __spb_set_has_type(spb, m, pfn, mt):
     """__spb_set_has_type() [S1 §6.2]: set PB_has_<mt>; on 0->1 count it; 1 if the bit was new."""
     bit = migratetype_to_has_bit(mt)
@@ -279,8 +292,11 @@ def __spb_set_has_type(spb, m, pfn, mt):
         return 0
     m.pb_flags[pb] = f | bit
     i = page_superpageblock(spb, m, pfn)
+    first = 0
     if i >= 0:
         spb_adjust_has_counter(spb, i, bit, 1)
+        first = 1 if _has_count(spb, i, bit) == 1 else 0
+    trace_event(m, EV_SPB_PB_TAINT, pfn, mt, 0, first, 0, 0)
     return 1
 
 
@@ -296,8 +312,11 @@ def __spb_clear_has_type(spb, m, pfn, mt):
         return 0
     m.pb_flags[pb] = f & (0xFF ^ bit)
     i = page_superpageblock(spb, m, pfn)
+    last = 0
     if i >= 0:
         spb_adjust_has_counter(spb, i, bit, -1)
+        last = 1 if _has_count(spb, i, bit) == 0 else 0
+    trace_event(m, EV_SPB_PB_TAINT, pfn, mt, 1, last, 0, 0)
     return 1
 
 
@@ -526,6 +545,7 @@ def spb_maybe_start_defrag(spb, i, now_ns):
         return 0
     spb.defrag_state[i] = SPB_DEFRAG_QUEUED
     spb.defrag_queued_ns[i] = now_ns
+    spb.pend[PEND_DEFRAG] += 1
     spb.stat[spb.zone[i], ST_DEFRAG_KICKS] += 1
     return 1
 
@@ -549,3 +569,27 @@ def spb_defrag_end(spb, i, now_ns):
     spb.defrag_last_no_progress_ns[i] = now_ns
     spb.stat[z, ST_DEFRAG_NO_PROGRESS] += 1
     return 0
+
+
+# ================================================================ called (not inlined) from buddy.py
+
+@njit
+def spb_pageblock_set_has_call(spb, m, pfn, order, mt):
+    """spb_pageblock_set_has() as a call (buddy.py's pageblock_set_has under SPBs)."""
+    return spb_pageblock_set_has(spb, m, pfn, order, mt)
+
+
+@njit
+def spb_mark_pageblock_free_call(spb, m, pfn):
+    """spb_mark_pageblock_free() as a call (buddy.py's mark_pageblock_free under SPBs)."""
+    return spb_mark_pageblock_free(spb, m, pfn)
+
+
+@njit
+def superpageblock_range_now_used_call(spb, m, pfn, order):
+    return superpageblock_range_now_used(spb, m, pfn, order)
+
+
+@njit
+def spb_set_contig_allocated_call(spb, i, on, now_ns):
+    return spb_set_contig_allocated(spb, i, on, now_ns)

@@ -66,7 +66,84 @@ SPB_CFG_DEFRAG = 3        # per-SPB defrag worker (absent at S1; v2 15/40)
 SPB_DEFRAG_OFF = 0        #   S1: no defrag worker (default)
 SPB_DEFRAG_V2_15 = 1      #   thresholds quoted in v2 15/40 [S]
 SPB_DEFRAG_RESERVE = 2    #   thresholds tied to the reserve (spec §5.1 [SIM])
-NR_SPB_CFG = 4
+# ---- allocator switches (issue #4): each mechanism of the series can be ablated
+SPB_CFG_HINT = 4          # PASS_1 hint cache, per zone and per CPU [S v1 38 / v2 31/40]
+SPB_CFG_PASS_2B = 5       # sub-pageblock claim in tainted SPBs, no 50% rule [S v1 25/45]
+SPB_CFG_PASS_2C = 6       # borrow across UNMOV<->RECL in tainted SPBs [S v1 31/45]
+SPB_CFG_PASS_2D = 7       # borrow from MOVABLE inside tainted SPBs [S v1 42/45]
+SPB_CFG_PASS3_CLAIM = 8   # PASS_3 claims a whole pageblock of an empty SPB for non-movable
+                          #   requests (later versions; S1 serves only the matching type) [S2]
+SPB_CFG_NO_CROSS_MIX = 9  # UNMOV<->RECL relabel needs a fully free block, no such steal [S v1 26 / v2 24]
+SPB_CFG_REACT = 10        # patch 43 trigger 1: spb_react_to_tainted_alloc() [S v1 43/45]
+SPB_CFG_LAST_CHANCE = 11  # patch 43 trigger 2: defrag kick walk before PASS_3 [S v1 43/45]
+SPB_CFG_SLAB_SHRINK = 12  # queue_spb_slab_shrink() [S v1 30, 32]
+SPB_CFG_AGGRESSIVE = 13   # SPB_AGGRESSIVE_THRESHOLD write-off rule [S v2 19/40]
+SPB_CFG_CHEAP_REFUSE = 14 # refuse tainting for cheap-fallback callers [S v1 29 / v2 26]
+SPB_CFG_DEFERRED_EVAC = 15  # queue_spb_evacuate() when a claim would taint [S v1 27/45]
+SPB_CFG_TAINTED_OK_GATE = 16  # v2: PASS_2/2B need ALLOC_NOFRAG_TAINTED_OK [U -> SIM off]
+SPB_CFG_RELAX = 17        # v2 relax sequence for atomic callers [S2 spb_alloc_atomic_relax]
+SPB_CFG_BEST_EFFORT = 18  # v2 35/40: refuse best-effort high-order allocations [S]
+SPB_CFG_COMPACT_SKIP = 19 # v2 38/40: compaction skips tainted SPBs with nr_movable == 0 [S]
+SPB_CFG_EVAC_FOR_ORDER = 20  # slowpath spb_evacuate_for_order() two phases [S v1 24/45, S2]
+SPB_CFG_CONTIG = 21       # sb_try_alloc_contig() for 1 GB / THP ranges [S v1 18 / v2 17]
+SPB_CFG_CLEAN_COMPACT = 22  # within-SPB compaction of a clean SPB for contig [SIM v1 17]
+SPB_CFG_MOVABLE_STEER = 23  # sb_preferred_for_movable() in PASS_1 [S v1 13 / v2 12]
+SPB_CFG_DEFRAG_BUDGET = 24  # [U -> SIM] pageblocks one defrag run may evacuate (default 16)
+NR_SPB_CFG = 25
+
+#: the switch names users write (``--set spb.NAME=value``): name -> (index, kind)
+#: kind: a dict of allowed words -> value, or "bool", or "int"
+SPB_SWITCHES = {
+    "update_list": (SPB_CFG_UPDATE, {"s1": SPB_UPDATE_S1, "transition": SPB_UPDATE_TRANSITION}),
+    "untaint": (SPB_CFG_UNTAINT, {"s1": SPB_UNTAINT_S1, "when_empty": SPB_UNTAINT_WHEN_EMPTY}),
+    "reserve": (SPB_CFG_RESERVE, {"static": SPB_RESERVE_STATIC, "dynamic": SPB_RESERVE_DYNAMIC}),
+    "defrag": (SPB_CFG_DEFRAG, {"off": SPB_DEFRAG_OFF, "v2_15": SPB_DEFRAG_V2_15,
+                                "reserve": SPB_DEFRAG_RESERVE}),
+    "hint": (SPB_CFG_HINT, "bool"),
+    "pass_2b": (SPB_CFG_PASS_2B, "bool"),
+    "pass_2c": (SPB_CFG_PASS_2C, "bool"),
+    "pass_2d": (SPB_CFG_PASS_2D, "bool"),
+    "pass3_claim": (SPB_CFG_PASS3_CLAIM, "bool"),
+    "no_cross_type_mix": (SPB_CFG_NO_CROSS_MIX, "bool"),
+    "react_tainted_alloc": (SPB_CFG_REACT, "bool"),
+    "last_chance_defrag": (SPB_CFG_LAST_CHANCE, "bool"),
+    "slab_shrink": (SPB_CFG_SLAB_SHRINK, "bool"),
+    "aggressive": (SPB_CFG_AGGRESSIVE, "bool"),
+    "cheap_fallback_refusal": (SPB_CFG_CHEAP_REFUSE, "bool"),
+    "deferred_evacuation": (SPB_CFG_DEFERRED_EVAC, "bool"),
+    "tainted_ok_gate": (SPB_CFG_TAINTED_OK_GATE, "bool"),
+    "relax_sequence": (SPB_CFG_RELAX, "bool"),
+    "best_effort_refusal": (SPB_CFG_BEST_EFFORT, "bool"),
+    "compaction_skip_tainted": (SPB_CFG_COMPACT_SKIP, "bool"),
+    "evacuate_for_order": (SPB_CFG_EVAC_FOR_ORDER, "bool"),
+    "contig": (SPB_CFG_CONTIG, "bool"),
+    "clean_compaction": (SPB_CFG_CLEAN_COMPACT, "bool"),
+    "movable_steering": (SPB_CFG_MOVABLE_STEER, "bool"),
+    "defrag_budget": (SPB_CFG_DEFRAG_BUDGET, "int"),
+}
+
+_V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="reserve",
+           hint=False, pass_2b=True, pass_2c=True, pass_2d=True, pass3_claim=True,
+           no_cross_type_mix=True, react_tainted_alloc=True, last_chance_defrag=True,
+           slab_shrink=True, aggressive=True, cheap_fallback_refusal=True,
+           deferred_evacuation=True, tainted_ok_gate=False, relax_sequence=False,
+           best_effort_refusal=False, compaction_skip_tainted=False,
+           evacuate_for_order=True, contig=True, clean_compaction=True,
+           movable_steering=True, defrag_budget=16)
+#: presets: s1 = the source snapshot S1; v1 = final v1 (patch 43 on);
+#: v1-pre43 = v1 without patch 43's two hot-path triggers; v2 = the v2 changes
+SPB_PRESETS = {
+    "s1": dict(_V1, update_list="s1", reserve="static", defrag="off", pass_2b=False,
+               pass_2c=False, pass_2d=False, pass3_claim=False, no_cross_type_mix=False,
+               react_tainted_alloc=False, last_chance_defrag=False, slab_shrink=False,
+               aggressive=False, cheap_fallback_refusal=False, deferred_evacuation=False,
+               evacuate_for_order=False, contig=False, clean_compaction=False),
+    "v1": dict(_V1),
+    "v1-pre43": dict(_V1, react_tainted_alloc=False, last_chance_defrag=False),
+    "v2": dict(_V1, hint=True, relax_sequence=True, best_effort_refusal=True,
+               compaction_skip_tainted=True),
+}
+SPB_PRESETS[""] = SPB_PRESETS["v1"]
 
 # ------------------------------------------------------------ constants read in sources
 #: "fewer than this many free pageblocks": movable requests skip a tainted SPB
@@ -125,6 +202,27 @@ SPB_STAT_NAMES = [
     "spb_defrag_kicks",     # spb_maybe_start_defrag() queued the worker
     "spb_defrag_runs",      # spb_defrag_end() calls
     "spb_defrag_no_progress",  # runs that stamped defrag_last_no_progress_ns
+    "spb_defrag_pageblocks",   # pageblocks evacuate_pageblock() worked on
+    "spb_defrag_migrated",     # pages migrated by the defrag worker
+    "spb_react_kicks",         # spb_react_to_tainted_alloc() queued defrag (patch 43 trigger 1)
+    "spb_last_chance_kicks",   # last-chance walk queued defrag (patch 43 trigger 2)
+    "spb_slab_shrinks",        # queue_spb_slab_shrink() runs
+    "spb_slab_shrunk_pages",   # pages the SPB slab shrink freed
+    "spb_claim_attempts",      # try_to_claim_block() calls (SPB paths)
+    "spb_claim_success",
+    "spb_claim_refused",       # spb_claim_block_refused
+    "spb_cheap_refusals",      # cheap-fallback callers refused a clean SPB
+    "spb_best_effort_refusals",  # v2 35/40 refusals
+    "spb_relax_tainted_ok", "spb_relax_drop_nofrag", "spb_relax_noretry_skip",
+    "spb_deferred_evac",       # queue_spb_evacuate() runs
+    "spb_evac_for_order",      # spb_evacuate_for_order() calls
+    "spb_evac_migrated",       # pages it migrated
+    "spb_hint_hits", "spb_hint_misses",
+    "spb_alloc_walks",         # __rmqueue_smallest() calls under SPBs
+    "spb_spbs_visited",        # SPBs visited by them (sum)
+    "spb_freelists_visited",   # per-SPB free list heads probed (sum)
+    "spb_contig_success", "spb_contig_fail", "spb_contig_migrated",
+    "spb_compact_skips",       # v2 38/40 skips
 ]
 SPB_STAT = {n: i for i, n in enumerate(SPB_STAT_NAMES)}
 ST_UPDATE_CALLS = 0
@@ -136,6 +234,12 @@ ST_UNDERFLOW = 5
 ST_DEFRAG_KICKS = 6
 ST_DEFRAG_RUNS = 7
 ST_DEFRAG_NO_PROGRESS = 8
+ST_DEFRAG_PB, ST_DEFRAG_MIGRATED, ST_REACT_KICKS, ST_LAST_CHANCE_KICKS, ST_SLAB_SHRINKS, \
+    ST_SLAB_SHRUNK, ST_CLAIM_ATTEMPTS, ST_CLAIM_SUCCESS, ST_CLAIM_REFUSED, ST_CHEAP_REFUSALS, \
+    ST_BEST_EFFORT, ST_RELAX_TAINTED_OK, ST_RELAX_DROP_NOFRAG, ST_RELAX_NORETRY_SKIP, \
+    ST_DEFERRED_EVAC, ST_EVAC_FOR_ORDER, ST_EVAC_MIGRATED, ST_HINT_HITS, ST_HINT_MISSES, \
+    ST_ALLOC_WALKS, ST_SPBS_VISITED, ST_FREELISTS_VISITED, ST_CONTIG_SUCCESS, ST_CONTIG_FAIL, \
+    ST_CONTIG_MIGRATED, ST_COMPACT_SKIPS = range(9, 35)
 NR_SPB_STATS = len(SPB_STAT_NAMES)
 
 # ------------------------------------------------------------ defrag state per SPB
@@ -144,3 +248,49 @@ SPB_DEFRAG_QUEUED = 1     # defrag_work queued (single-flight: queue_work on pen
 SPB_DEFRAG_RUNNING = 2
 #: "never" for the defrag time stamps
 SPB_NEVER_NS = -(1 << 62)
+
+# ------------------------------------------------------------ spb_alloc_walk outcomes [S2]
+SPB_ALLOC_OUTCOME_NO_PAGE = 0
+SPB_ALLOC_OUTCOME_PASS_1 = 1
+SPB_ALLOC_OUTCOME_PASS_2 = 2
+SPB_ALLOC_OUTCOME_PASS_2B = 3
+SPB_ALLOC_OUTCOME_PASS_2C = 4
+SPB_ALLOC_OUTCOME_PASS_3 = 5
+SPB_ALLOC_OUTCOME_PASS_4 = 6
+SPB_ALLOC_OUTCOME_ZONE_FALLBACK = 7
+SPB_ALLOC_OUTCOME_PASS_2D = 8
+#: spbsim's own outcomes after __rmqueue_smallest (not in the S2 enum)
+SPB_OUTCOME_CLAIM = 9         # SPB-aware __rmqueue_claim
+SPB_OUTCOME_STEAL = 10        # SPB-aware __rmqueue_steal
+SPB_OUTCOME_HINT = 11         # PASS_1 served from the hint cache (S2 shows it as PASS_1 with 0 visits)
+NR_SPB_OUTCOMES = 12
+SPB_OUTCOME_NAMES = ("no_page", "pass_1", "pass_2", "pass_2b", "pass_2c", "pass_3", "pass_4",
+                     "zone_fallback", "pass_2d", "claim", "steal", "hint")
+#: histogram of SPBs visited per __rmqueue_smallest (bucket k: k visits, last = more)
+SPB_VISIT_HIST = 64
+
+# ------------------------------------------------------------ claim refusal reasons [S2]
+SPB_CLAIM_REFUSED_ISOLATE = 0
+SPB_CLAIM_REFUSED_CMA = 1
+SPB_CLAIM_REFUSED_ZONE_BOUNDARY = 2
+SPB_CLAIM_REFUSED_CROSS_TYPE_NOT_FREE = 3
+SPB_CLAIM_REFUSED_INSUFFICIENT_COMPAT = 4
+SPB_CLAIM_REFUSED_NAMES = ("isolate", "cma", "zone_boundary", "cross_type_not_free",
+                           "insufficient_compat")
+
+# ------------------------------------------------------------ atomic relax steps [S2]
+SPB_ATOMIC_RELAX_NORETRY_SKIP = 0
+SPB_ATOMIC_RELAX_ADD_TAINTED_OK = 1
+SPB_ATOMIC_RELAX_DROP_NOFRAGMENT = 2
+SPB_ATOMIC_RELAX_NOWARN_LOWER_ORDER = 3
+
+# ------------------------------------------------------------ pending background work (spb.pend)
+PEND_DEFRAG = 0        # SPBs with defrag work queued
+PEND_SLAB_SHRINK = 1   # queue_spb_slab_shrink() pending (single-flight)
+PEND_EVACUATE = 2      # queue_spb_evacuate() pending (single-flight)
+PEND_EVAC_ORDER = 3    # its order
+PEND_EVAC_MT = 4       # its migratetype
+PEND_EVAC_LAST_NS = 5  # last run (throttle)
+NR_PEND = 8
+#: hint cache width: [zone or cpu, zone, order, mt < PCPTYPES]
+SPB_HINT_CPUS = 256

@@ -28,13 +28,14 @@ import numpy as np
 
 from ..const import (MAX_NR_ZONES, SUPERPAGEBLOCK_NR_PAGES,
                      SUPERPAGEBLOCK_ORDER, pageblock_nr_pages, pageblock_order)
-from .params import (NR_SPB_CFG, NR_SPB_LISTS, NR_SPB_STATS, SB_FULL,
+from ..const import MIGRATE_PCPTYPES, NR_PAGE_ORDERS
+from .params import (NR_PEND, NR_SPB_OUTCOMES, SPB_HINT_CPUS, SPB_VISIT_HIST, NR_SPB_CFG, NR_SPB_LISTS, NR_SPB_STATS, SB_FULL,
                      SB_TAINTED, NR_SB_FULLNESS, SPB_CFG_DEFRAG,
                      SPB_CFG_RESERVE, SPB_CFG_UNTAINT, SPB_CFG_UPDATE,
                      SPB_DEFRAG_OFF, SPB_NEVER_NS, SPB_RESERVE_STATIC,
                      SPB_UNTAINT_S1, SPB_UPDATE_S1)
 
-__all__ = ["SPB", "new_spb", "init_spb_from_mem", "spb_slots", "spb_bytes"]
+__all__ = ["SPB", "new_spb", "dummy_spb", "init_spb_from_mem", "spb_slots", "spb_bytes"]
 
 SPB = namedtuple("SPB", [
     # ---- per slot: struct superpageblock [S1 §2.1] ----
@@ -67,6 +68,15 @@ SPB = namedtuple("SPB", [
     "stat",                # int64 [zone, NR_SPB_STATS]
     # ---- switches: int64[NR_SPB_CFG] (params.SPB_CFG_*) ----
     "cfg",
+    # ---- allocator state and statistics (issue #4) ----
+    "outcome",             # int64[NR_SPB_OUTCOMES]: spb_alloc_walk outcomes (+ claim/steal/hint)
+    "taint_by",            # int64[NR_SPB_OUTCOMES]: clean/empty -> tainted moves, by pass in progress
+    "visit_hist",          # int64[SPB_VISIT_HIST]: SPBs visited per __rmqueue_smallest
+    "cur_pass",            # int64[2]: [0] the pass running now (attributes taint moves)
+    "hint_zone",           # int32[zone, order, PCPTYPES]: PASS_1 hint slot, -1 none
+    "hint_cpu",            # int32[cpu, zone, order, PCPTYPES]: per-CPU hint slot, -1 none
+    "pend",                # int64[NR_PEND]: pending background work (params.PEND_*)
+    "scratch",             # int32[max(512, slots)]: work space of the defrag pick
 ])
 
 
@@ -91,7 +101,7 @@ def _clip_pageblocks(start, zs, ze):
 
 
 def new_spb(geometry, update=SPB_UPDATE_S1, untaint=SPB_UNTAINT_S1,
-            reserve=SPB_RESERVE_STATIC, defrag=SPB_DEFRAG_OFF):
+            reserve=SPB_RESERVE_STATIC, defrag=SPB_DEFRAG_OFF, hint_cpus=1):
     """setup_superpageblocks() + init_one_superpageblock() [S1 §11].
 
     Each SPB gets ``total_pageblocks = nr_reserved`` = its zone overlap in
@@ -141,6 +151,14 @@ def new_spb(geometry, update=SPB_UPDATE_S1, untaint=SPB_UNTAINT_S1,
         nr_tainted_spbs=np.zeros(Z, np.int64),
         stat=np.zeros((Z, NR_SPB_STATS), np.int64),
         cfg=cfg,
+        outcome=np.zeros(NR_SPB_OUTCOMES, np.int64),
+        taint_by=np.zeros(NR_SPB_OUTCOMES, np.int64),
+        visit_hist=np.zeros(SPB_VISIT_HIST, np.int64),
+        cur_pass=np.zeros(2, np.int64),
+        hint_zone=np.full((Z, NR_PAGE_ORDERS, MIGRATE_PCPTYPES), -1, np.int32),
+        hint_cpu=np.full((hint_cpus, Z, NR_PAGE_ORDERS, MIGRATE_PCPTYPES), -1, np.int32),
+        pend=np.zeros(NR_PEND, np.int64),
+        scratch=np.zeros(max(SUPERPAGEBLOCK_NR_PAGES >> pageblock_order, n), np.int32),
     )
     tainted_full = SB_TAINTED * NR_SB_FULLNESS + SB_FULL
     for i in range(n):
@@ -187,9 +205,29 @@ def init_spb_from_mem(spb, mem):
     spb.contig_allocated[:] = 0
     spb_rebuild_lists(spb)
     spb.stat[:] = 0
+    spb.outcome[:] = 0
+    spb.taint_by[:] = 0
+    spb.visit_hist[:] = 0
+    spb.hint_zone[:] = -1
+    spb.hint_cpu[:] = -1
+    spb.pend[:] = 0
     return spb
 
 
 def spb_bytes(spb):
     """Bytes of SPB metadata (all arrays)."""
     return int(sum(a.nbytes for a in spb))
+
+
+class _NoGeometry:
+    """A geometry with no SPBs (stock machines carry a 0-slot SPB)."""
+    spb_count = None
+    spb_base = None
+    zone_start = [0] * MAX_NR_ZONES
+    zone_end = [0] * MAX_NR_ZONES
+
+
+def dummy_spb():
+    """An SPB state with no slots: stock machines carry it so that compiled code
+    has one machine type; nothing reads it while the SPB allocator is off."""
+    return new_spb(_NoGeometry())
