@@ -32,7 +32,8 @@ def cli():
 @cli.command()
 @click.argument("scenario", default="devvm-256g")
 @click.option("--policy", default=None,
-              help="stock, stock:6.12, stock:defrag, stock:noboost (spb presets: issue #4); "
+              help="stock, stock:6.12, stock:defrag, stock:noboost, spb (= spb:v1), spb:s1, "
+                   "spb:v1-pre43, spb:v2, optionally with SPB switches: spb:v1,pass_2d=false; "
                    "default: the scenario's")
 @click.option("--memory", default=None, help="override the scenario's memory size (1G..4T)")
 @click.option("--seed", default=None, type=int, help="override the scenario's seed")
@@ -151,6 +152,21 @@ def _print_run_summary(mach, s, out_dir):
     click.echo(f"fallbacks       claims {sim['sim_claim_success']:,} "
                f"(whole-block {sim['sim_claim_whole_block']:,}), steals {sim['sim_steal']:,}; "
                f"allocation failures {sim['sim_alloc_fail']:,}")
+    sa = s.get("spb_allocator")
+    if sa:
+        oc = sa["outcomes"]
+        click.echo(f"SPB allocator   {sa['preset']}: {sa['nr_tainted_spbs']:,} tainted SPBs on the lists, "
+                   f"{sa['empty_spbs']:,} empty, {sa['stuck_spbs']:,} stuck (defrag cooldown long "
+                   f"expired, never re-run)")
+        click.echo("  passes        " + ", ".join(f"{k} {v:,}" for k, v in oc.items() if v))
+        st = sa["stats"]
+        click.echo(f"  defrag        {st['spb_defrag_runs']:,} runs ({st['spb_defrag_no_progress']:,} "
+                   f"without progress), {st['spb_defrag_migrated']:,} pages migrated; kicks: "
+                   f"transition {st['spb_defrag_kicks'] - st['spb_react_kicks'] - st['spb_last_chance_kicks']:,}, "
+                   f"hot path {st['spb_react_kicks']:,}, last chance {st['spb_last_chance_kicks']:,}")
+        click.echo(f"  search cost   {sa['spbs_visited_per_walk']} SPBs per __rmqueue_smallest, "
+                   f"{st['spb_freelists_visited']:,} per-SPB free lists probed; taints by pass "
+                   + ", ".join(f"{k} {v:,}" for k, v in sa["taint_by_pass"].items() if v))
     click.echo(f"results in {out_dir}/")
 
 

@@ -35,8 +35,26 @@ def known_policies():
 
 
 def policy_overrides(policy):
-    """Machine keyword overrides for a policy name; ConfigError if unknown."""
-    name, _, preset = str(policy).partition(":")
+    """Machine keyword overrides for a policy name; ConfigError if unknown.
+
+    SPB policies take switches after commas, for ablations in one compare:
+    ``spb:v1,pass_2d=false,defrag_budget=4``."""
+    head, *switches = str(policy).split(",")
+    name, _, preset = head.partition(":")
+    if switches:
+        if name != "spb":
+            raise ConfigError(f"policy {policy!r}: switches after ',' exist only for spb policies")
+        kw = policy_overrides(head)
+        sset = {}
+        for item in switches:
+            k, eq, v = item.partition("=")
+            if not eq:
+                raise ConfigError(f"policy {policy!r}: {item!r} is not SWITCH=VALUE")
+            sset[k] = v
+        from .spb_config import resolve_switches
+        resolve_switches(kw["spb"], sset)        # ConfigError names a bad switch
+        kw["spb_set"] = sset
+        return kw
     if name == "stock" and preset in STOCK_PRESETS:
         return dict(STOCK_PRESETS[preset])
     if name == "spb" and (preset == "" or preset in SPB_POLICY_PRESETS):

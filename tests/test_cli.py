@@ -9,7 +9,7 @@ import pytest
 
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "spbsim.cli", *args], capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=1800)   # the first call may compile (minutes)
 
 
 def test_run_writes_results_and_summary(tmp_path):
@@ -60,7 +60,9 @@ def test_run_a_scenario_writes_a_loadable_results_directory(tmp_path):
 @pytest.mark.parametrize("args, msg", [
     (["run", "--memory", "3Q"], "scenario.memory: expected a size like '8G'"),
     (["run", "--memory", "8T"], "out of range"),
-    (["run", "--policy", "spb:v1"], "policy"),
+    (["run", "--policy", "spb:v9"], "policy"),
+    (["run", "kbuild", "--set", "spb.hint=maybe"], "spb.hint"),
+    (["run", "kbuild", "--set", "spb.hint=true"], "need an spb policy"),
     (["run", "nosuchscenario"], "nosuchscenario"),
     (["run", "kbuild", "--set", "source.pagecache.rate=abc"], "source"),
     (["replay", "/nonexistent/trace"], "no such file"),

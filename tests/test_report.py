@@ -116,8 +116,8 @@ def test_one_seed_shows_value_only():
 def test_bad_policy_fails_before_running(tmp_path):
     p = tmp_path / "tiny.toml"
     p.write_text(SCENARIO)
-    with pytest.raises(ConfigError, match="spb:v1"):
-        run_compare(str(p), ["stock", "spb:v1"], out_dir=str(tmp_path / "o"), progress=False)
+    with pytest.raises(ConfigError, match="spb:v9"):
+        run_compare(str(p), ["stock", "spb:v9"], out_dir=str(tmp_path / "o"), progress=False)
     with pytest.raises(CompareError, match="repeated"):
         run_compare(str(p), ["stock", "stock"], out_dir=str(tmp_path / "o"), progress=False)
     assert not (tmp_path / "o").exists()

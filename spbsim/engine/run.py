@@ -10,6 +10,8 @@ import time
 import numpy as np
 
 from ..observe.spb_report import spb_sample_columns
+from ..mm.state import VM_PGALLOC
+from ..mm.const import MAX_NR_ZONES
 from ..policy import policy_overrides
 from ..machine import Machine
 from ..mm.const import (MIGRATE_TYPES, MIGRATETYPE_NAMES, NR_PAGE_ORDERS)
@@ -73,7 +75,7 @@ class Simulation:
                 from ..errors import ConfigError
                 raise ConfigError(f"{sc.name}: spb switches ({', '.join(k for k, _ in sc.spb_set)}) "
                                   f"need an spb policy, not {self.policy!r}")
-            kw["spb_set"] = dict(sc.spb_set)
+            kw["spb_set"] = dict(sc.spb_set) | dict(kw.get("spb_set") or {})
         kw.update(machine_overrides or {})
         self.machine = Machine(**kw)
         m = self.machine.mem
@@ -106,6 +108,8 @@ class Simulation:
         self.gb_stats = {"attempts": 0, "success": 0, "migrated_pages": 0}
         self.requests_done = 0
         self.t_s = 0.0
+        self._alloc_hist_t = []
+        self._alloc_hist = []
 
     # ------------------------------------------------------------------ run
     def run(self):
@@ -167,7 +171,20 @@ class Simulation:
         self.gb_held = keep
 
     # ------------------------------------------------------------------ sampling
+    def zone_alloc_since(self, z, t_ns):
+        """Pages allocated in zone z since simulated time t_ns (sample resolution)."""
+        import bisect
+        m = self.machine.mem
+        k = bisect.bisect_left(self._alloc_hist_t, t_ns)
+        if k >= len(self._alloc_hist):
+            return 0
+        return int(m.vm[VM_PGALLOC + z] - self._alloc_hist[k][z])
+
     def _sample(self, t_s):
+        # per-zone pgalloc history: "allocations keep arriving" in stuck_spbs()
+        m = self.machine.mem
+        self._alloc_hist_t.append(int(round(t_s * 1e9)))
+        self._alloc_hist.append(m.vm[VM_PGALLOC:VM_PGALLOC + MAX_NR_ZONES].copy())
         if self.writer is None:
             return
         self.writer.append_sample(self.sample_row(t_s))
@@ -194,7 +211,7 @@ class Simulation:
         spbs = spb_census(m)
         for k in ("total", "tainted", "clean", "empty"):
             row[f"spb_{k}"] = sum(v[k] for v in spbs.values())
-        row.update(spb_sample_columns(m.spb, int(self.t_s * 1e9)))
+        row.update(spb_sample_columns(m.spb, int(round(t_s * 1e9)), self.zone_alloc_since))
         for i, n in enumerate(LRU_NAMES):
             row[f"lru_{n}_pages"] = int(m.lru_pages[i])
         row["pcp_pages"] = int(m.pcp[:, :, PCP_COUNT].sum())
@@ -237,7 +254,8 @@ class Simulation:
         s["hugetlb_1g"] = dict(self.gb_stats, held=len(self.gb_held))
         if mach.spb_enabled:
             from ..observe.spb_report import spb_allocator_summary
-            s["spb_allocator"] = sa = spb_allocator_summary(mach, int(self.t_s * 1e9))
+            s["spb_allocator"] = sa = spb_allocator_summary(mach, int(round(self.t_s * 1e9)),
+                                                             self.zone_alloc_since)
             s["stuck_spbs"] = sa["stuck_spbs"]
             s["spb_passes"] = sa["outcomes"]
         thp_a, thp_f = s["vmstat"]["thp_fault_alloc"], s["vmstat"]["thp_fault_fallback"]

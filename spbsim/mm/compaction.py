@@ -15,7 +15,7 @@ migration failures other than pinning.
 """
 from .buddy import (del_page_from_free_list, free_one_page_merge,
                     move_freepages_block, pageblock_set_has)
-from .const import (ALLOC_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES,
+from .const import (SUPERPAGEBLOCK_ORDER, ALLOC_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES,
                     NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER, PB_all_free, PB_compact_skip,
                     PG_buddy, PG_head, PG_lru, PG_MT_SHIFT, PG_pinned,
                     pageblock_nr_pages, pageblock_order)
@@ -50,6 +50,7 @@ _CFG_COMPACTION = CFG["compaction"]
 _CFG_EXTFRAG = CFG["extfrag_threshold"]
 _CFG_PROACTIVE = CFG["compaction_proactiveness"]
 _CFG_MIGRATE_UNTRACKED = CFG["migrate_untracked"]
+_CFG_SPB = CFG["spb"]
 _Z_PRESENT = ZSTAT["present"]
 _Z_CONSIDERED = ZSTAT["compact_considered"]
 _Z_SHIFT = ZSTAT["compact_defer_shift"]
@@ -182,9 +183,13 @@ def isolate_free_page(m, z, pfn, order):
     mt = m.pb_mt[pfn >> pageblock_order]
     del_page_from_free_list(m, pfn, z, order, mt)
     if order >= pageblock_order:
-        nr = 1 << (order - pageblock_order)
-        for i in range(nr):
-            m.pb_flags[(pfn >> pageblock_order) + i] &= 0xFF ^ PB_all_free
+        if m.cfg[_CFG_SPB] != 0:
+            # S1 §9.5: superpageblock_range_now_used() (PB_all_free off, nr_free--)
+            superpageblock_range_now_used_call(m.spb, m, pfn, order)
+        else:
+            nr = 1 << (order - pageblock_order)
+            for i in range(nr):
+                m.pb_flags[(pfn >> pageblock_order) + i] &= 0xFF ^ PB_all_free
     if order >= pageblock_order - 1:
         # each covered mergeable pageblock becomes MOVABLE, with its other free
         # pages (move_freepages_block keeps free lists == block types)
@@ -391,6 +396,10 @@ def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu, proactive_lo
         mpfn = (pb + 1) << pageblock_order
         if m.pb_zone[pb] != z:
             continue
+        if m.cfg[_CFG_SPB] != 0 and spb_compaction_skip(m, start):
+            # v2 38/40: a tainted SPB without movable pages is skipped whole
+            mpfn = ((start >> SUPERPAGEBLOCK_ORDER) + 1) << SUPERPAGEBLOCK_ORDER
+            continue
         if not ignore_skip and (m.pb_flags[pb] & PB_compact_skip):
             continue
         bmt = m.pb_mt[pb]
@@ -400,6 +409,7 @@ def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu, proactive_lo
         p = start
         end = mpfn
         isolated_any = False
+        skipped_any = False
         while p < end:
             mscanned += 1
             f = m.pg_flags[p]
@@ -407,6 +417,8 @@ def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu, proactive_lo
                 o = m.pg_order[p]
             else:
                 o = 0
+            if (f & PG_head) and not migratable(m, p, order):
+                skipped_any = True
             if f & PG_head and migratable(m, p, order):
                 dst = compaction_alloc(m, z, o)
                 while dst < 0 and (fpfn >> pageblock_order) > (start >> pageblock_order):
@@ -422,6 +434,10 @@ def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu, proactive_lo
             p += 1 << o
         if not isolated_any:
             m.pb_flags[pb] |= PB_compact_skip
+            if p >= end and not skipped_any and m.cfg[_CFG_SPB] != 0:
+                # S1 §9.1: nothing movable left in the block: PB_has_movable off
+                # (kept while free MOVABLE fragments remain)
+                superpageblock_clear_has_movable_call(m.spb, m, start)
     cc_release(m, z)
     m.zstat[z, _Z_MIGRATE_PFN] = mpfn
     m.zstat[z, _Z_FREE_PFN] = fpfn
@@ -501,3 +517,23 @@ def kcompactd_do_work(m, cpu):
     return 1
 
 
+
+
+@njit
+def spb_compaction_skip(m, pfn):
+    """v2 38/40: isolate_migratepages_block() bails out for pageblocks inside
+    tainted SPBs with nr_movable == 0 (switch compaction_skip_tainted)."""
+    spb = m.spb
+    if spb.cfg[SPB_CFG_COMPACT_SKIP] == 0:
+        return False
+    i = page_superpageblock(spb, m, pfn)
+    if i < 0 or spb.nr_movable[i] != 0 or not spb_list_is_tainted(spb.list_id[i]):
+        return False
+    spb.stat[spb.zone[i], ST_COMPACT_SKIPS] += 1
+    return True
+
+
+from .spb.lists import (page_superpageblock, spb_list_is_tainted,  # noqa: E402
+                        superpageblock_clear_has_movable_call,
+                        superpageblock_range_now_used_call)
+from .spb.params import SPB_CFG_COMPACT_SKIP, ST_COMPACT_SKIPS  # noqa: E402

@@ -36,7 +36,7 @@ def _start_cond(spb):
     return (nr_free < r) | (free_pages < r * 512)
 
 
-def stuck_spbs(spb, now_ns):
+def stuck_spbs(spb, now_ns, zone_alloc_since=None):
     """Slots of stuck SPBs: tainted, still below the defrag start threshold and
     holding movable pageblocks, idle, and whose last defrag run made no
     progress and ended more than SPB_DEFRAG_NOOP_COOLDOWN + 100 s ago: the
@@ -48,12 +48,20 @@ def stuck_spbs(spb, now_ns):
         (now_ns - last > SPB_DEFRAG_NOOP_COOLDOWN_NS + STUCK_MARGIN_NS)
     idle = spb.defrag_state == SPB_DEFRAG_IDLE
     need = _start_cond(spb) & (spb.nr_movable > 0)
-    return np.flatnonzero(_tainted(spb) & old & idle & need)
+    slots = np.flatnonzero(_tainted(spb) & old & idle & need)
+    if zone_alloc_since is not None:
+        # "while allocations keep arriving": pages were allocated in the SPB's
+        # zone after its cooldown expired (a zone nobody allocates from any
+        # more cannot re-trigger anything, with or without patch 43)
+        slots = np.array([i for i in slots if zone_alloc_since(
+            int(spb.zone[i]), int(last[i]) + SPB_DEFRAG_NOOP_COOLDOWN_NS) > 0], np.int64)
+    return slots
 
 
-def spb_sample_columns(spb, now_ns):
+def spb_sample_columns(spb, now_ns, zone_alloc_since=None):
     """Time-series columns (zeros on stock machines, whose SPB state is empty)."""
-    row = {"stuck_spbs": int(stuck_spbs(spb, now_ns).size) if spb.start_pfn.size else 0,
+    row = {"stuck_spbs": int(stuck_spbs(spb, now_ns, zone_alloc_since).size)
+           if spb.start_pfn.size else 0,
            "nr_tainted_spbs": int(spb.nr_tainted_spbs.sum())}
     tot = spb.stat.sum(axis=0)
     for i, n in enumerate(SPB_STAT_NAMES):
@@ -63,10 +71,10 @@ def spb_sample_columns(spb, now_ns):
     return row
 
 
-def spb_allocator_summary(machine, now_ns):
+def spb_allocator_summary(machine, now_ns, zone_alloc_since=None):
     """The summary.json section of an SPB run."""
     spb = machine.mem.spb
-    stuck = stuck_spbs(spb, now_ns)
+    stuck = stuck_spbs(spb, now_ns, zone_alloc_since)
     tot = spb.stat.sum(axis=0)
     walks = int(tot[SPB_STAT_NAMES.index("spb_alloc_walks")])
     visited = int(tot[SPB_STAT_NAMES.index("spb_spbs_visited")])
@@ -90,7 +98,7 @@ def spb_allocator_summary(machine, now_ns):
         "lists": lists,
         "outcomes": {n: int(spb.outcome[i]) for i, n in enumerate(SPB_OUTCOME_NAMES)},
         "taint_by_pass": {("other" if i == 0 else n): int(spb.taint_by[i])
-                          for i, n in enumerate(SPB_OUTCOME_NAMES) if spb.taint_by[i]},
+                          for i, n in enumerate(SPB_OUTCOME_NAMES)},
         "spbs_visited_per_walk": round(visited / walks, 3) if walks else None,
         "spbs_visited_hist": [int(x) for x in hist[:last]],
         "claim_success_rate": round(success / attempts, 4) if attempts else None,

@@ -110,6 +110,13 @@ METRICS = [
     ("Allocation failures", _g("sim", "sim_alloc_fail"), False),
     ("hugetlb 1 GB attempts", _g("hugetlb_1g", "attempts"), None),
     ("hugetlb 1 GB success", _g("hugetlb_1g", "success"), True),
+    # the SPB allocator's own (absent, shown n/a, for stock)
+    ("Stuck SPBs", _g("stuck_spbs"), False),
+    ("SPBs visited per __rmqueue_smallest", _g("spb_allocator", "spbs_visited_per_walk"), False),
+    ("SPB taints by PASS_3", _g("spb_allocator", "taint_by_pass", "pass_3"), False),
+    ("SPB defrag runs", _g("spb_allocator", "stats", "spb_defrag_runs"), None),
+    ("SPB defrag runs without progress", _g("spb_allocator", "stats", "spb_defrag_no_progress"),
+     False),
 ]
 
 #: per-migratetype-pair fallback counters, if a summary carries them:

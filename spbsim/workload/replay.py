@@ -392,6 +392,7 @@ class PlacementReplay:
         m.fa_head[:] = -1
         m.fa_tail[:] = -1
         m.fa_nr[:] = 0
+        m.fl_nr[:] = 0
         m.nr_free[:] = 0
         m.zstat[:, ZS_NR_FREE] = 0
         m.zstat[:, ZS_NR_FREE_BLOCKS] = 0

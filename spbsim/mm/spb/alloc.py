@@ -35,7 +35,7 @@ from ..const import (ALLOC_NOFRAGMENT, MAX_NR_ZONES, MAX_PAGE_ORDER,
                      MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_MOVABLE,
                      MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
                      NR_PAGE_ORDERS, pageblock_nr_pages, pageblock_order)
-from ..jit import njit
+from ..jit import njit, njit_inline
 from ..state import CFG, CUR_CLOCK, CUR_CPU, SIMSTAT
 from ..tracepoint import (EV_SPB_ALLOC_WALK, EV_SPB_CLAIM_REFUSED,
                           EV_SPB_FALL_THROUGH, EV_ZONE_LOCKED, EV_EXTFRAG,
@@ -83,7 +83,7 @@ FB_CLAIM, FB_STEAL, FB_CLAIM_WHOLE = 0, 1, 2
 
 # ================================================================ small helpers
 
-@njit
+@njit_inline
 def _fallback_type(start_mt, i):
     """fallbacks[][]: UNMOVABLE->RECL,MOV; MOVABLE->RECL,UNMOV; RECL->UNMOV,MOV."""
     if start_mt == MIGRATE_UNMOVABLE:
@@ -93,7 +93,7 @@ def _fallback_type(start_mt, i):
     return MIGRATE_UNMOVABLE if i == 0 else MIGRATE_MOVABLE
 
 
-@njit
+@njit_inline
 def _probe(m, z, n):
     """Count n free-list head probes (per-SPB search cost)."""
     m.sim[_SIM_VISITED] += n
@@ -117,14 +117,14 @@ def sb_take(m, z, i, order, mt, lo, hi):
     return -1
 
 
-@njit
+@njit_inline
 def _is_cross_type(a, b):
     """noncompatible_cross_type() [S v2 24/40]: the UNMOV<->RECL pair."""
     return ((a == MIGRATE_UNMOVABLE and b == MIGRATE_RECLAIMABLE)
             or (a == MIGRATE_RECLAIMABLE and b == MIGRATE_UNMOVABLE))
 
 
-@njit
+@njit_inline
 def _first_list(cat):
     return cat * NR_SB_FULLNESS
 
@@ -200,7 +200,7 @@ def spb_claim_whole_block(m, z, pfn, current_order, order, new_mt, old_mt):
     return pfn
 
 
-@njit
+@njit_inline
 def _refuse(m, z, pfn, start_type, block_type, reason):
     m.spb.stat[z, ST_CLAIM_REFUSED] += 1
     trace_event(m, EV_SPB_CLAIM_REFUSED, pfn, start_type, block_type, reason, 0, 0)
@@ -291,7 +291,7 @@ def spb_hint(m, z, order, mt, pref):
     return -1, -1
 
 
-@njit
+@njit_inline
 def _set_hint(m, z, order, mt, i):
     spb = m.spb
     if spb.cfg[SPB_CFG_HINT] == 0 or mt >= MIGRATE_PCPTYPES:
@@ -463,7 +463,7 @@ def spb_last_chance(m, z, order, mt, alloc_flags):
     return visited
 
 
-@njit
+@njit_inline
 def _cheap_refused(m, z, alloc_flags):
     """v1 29 / v2 26 [S]: a cheap-fallback caller may not taint a clean or
     empty SPB while a tainted SPB still has pageblocks to evacuate."""
@@ -531,7 +531,7 @@ def spb_pass_4(m, z, order, mt):
     return -1, -1, visited
 
 
-@njit
+@njit_inline
 def _walk_done(m, z, order, mt, alloc_flags, outcome, visited, pfn):
     spb = m.spb
     spb.outcome[outcome] += 1
@@ -631,7 +631,7 @@ def _find_fallback(m, z, order, start_mt, cat_list_lo, cat_list_hi, movable_rese
     return -1, -1, -1
 
 
-@njit
+@njit_inline
 def _cat_range(cat):
     """(first list id, end) of a search category: 0 clean lists, 1 tainted
     lists, 2 spb_empty."""

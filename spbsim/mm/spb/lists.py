@@ -593,3 +593,14 @@ def superpageblock_range_now_used_call(spb, m, pfn, order):
 @njit
 def spb_set_contig_allocated_call(spb, i, on, now_ns):
     return spb_set_contig_allocated(spb, i, on, now_ns)
+
+
+@njit
+def superpageblock_clear_has_movable_call(spb, m, pfn):
+    """superpageblock_clear_has_movable() with its refile (compaction, S1 §9.1)."""
+    if superpageblock_clear_has_movable(spb, m, pfn):
+        i = page_superpageblock(spb, m, pfn)
+        if i >= 0:
+            spb_update_list(spb, i, m.cur[CUR_CLOCK])
+        return 1
+    return 0

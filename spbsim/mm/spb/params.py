@@ -123,7 +123,7 @@ SPB_SWITCHES = {
 }
 
 _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="reserve",
-           hint=False, pass_2b=True, pass_2c=True, pass_2d=True, pass3_claim=True,
+           hint=True, pass_2b=True, pass_2c=True, pass_2d=True, pass3_claim=True,
            no_cross_type_mix=True, react_tainted_alloc=True, last_chance_defrag=True,
            slab_shrink=True, aggressive=True, cheap_fallback_refusal=True,
            deferred_evacuation=True, tainted_ok_gate=False, relax_sequence=False,
@@ -133,14 +133,14 @@ _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="re
 #: presets: s1 = the source snapshot S1; v1 = final v1 (patch 43 on);
 #: v1-pre43 = v1 without patch 43's two hot-path triggers; v2 = the v2 changes
 SPB_PRESETS = {
-    "s1": dict(_V1, update_list="s1", reserve="static", defrag="off", pass_2b=False,
+    "s1": dict(_V1, hint=False, update_list="s1", reserve="static", defrag="off", pass_2b=False,
                pass_2c=False, pass_2d=False, pass3_claim=False, no_cross_type_mix=False,
                react_tainted_alloc=False, last_chance_defrag=False, slab_shrink=False,
                aggressive=False, cheap_fallback_refusal=False, deferred_evacuation=False,
                evacuate_for_order=False, contig=False, clean_compaction=False),
     "v1": dict(_V1),
     "v1-pre43": dict(_V1, react_tainted_alloc=False, last_chance_defrag=False),
-    "v2": dict(_V1, hint=True, relax_sequence=True, best_effort_refusal=True,
+    "v2": dict(_V1, relax_sequence=True, best_effort_refusal=True,
                compaction_skip_tainted=True),
 }
 SPB_PRESETS[""] = SPB_PRESETS["v1"]

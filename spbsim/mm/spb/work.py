@@ -14,7 +14,7 @@ from ..const import (MAX_NR_ZONES, MIGRATE_ISOLATE, MIGRATE_MOVABLE, PB_all_free
                      PB_has_movable, PG_buddy, PG_head, SUPERPAGEBLOCK_NR_PAGES,
                      pageblock_nr_pages, pageblock_order)
 from ..buddy import move_freepages_block
-from ..jit import njit
+from ..jit import njit, njit_inline
 from ..const import ALLOC_KSWAPD, ALLOC_WMARK_MIN, ZONE_NORMAL
 from ..page_alloc import get_page_from_freelist_call
 from ..tracepoint import EV_SPB_EVAC_DONE, trace_event
@@ -43,7 +43,7 @@ _DST_FLAGS = ALLOC_WMARK_MIN | ALLOC_KSWAPD
 _DST_ZONE = ZONE_NORMAL
 
 
-@njit
+@njit_inline
 def evacuate_pageblock(m, start, cpu):
     """evacuate_pageblock() [S1 §4, S v2 15]: migrate every movable block out
     of one pageblock.  Destinations are ordinary MOVABLE allocations (so they
@@ -86,7 +86,7 @@ def evacuate_pageblock(m, start, cpu):
     return migrated
 
 
-@njit
+@njit_inline
 def _movable_pages(m, start):
     """Allocated migratable pages in a pageblock (the [SIM] pick key), or -1
     if the block also holds a page that cannot move (pinned, unmovable, a
@@ -109,7 +109,7 @@ def _movable_pages(m, start):
     return n
 
 
-@njit
+@njit_inline
 def _spb_pb_range(m, i):
     """(first pageblock, end) of SPB slot i, clipped to its zone."""
     spb = m.spb
@@ -123,7 +123,7 @@ def _spb_pb_range(m, i):
     return lo >> pageblock_order, (hi + pageblock_nr_pages - 1) >> pageblock_order
 
 
-@njit
+@njit_inline
 def spb_defrag_run(m, i, now, cpu):
     """The per-SPB defrag work [S v2 15/40, v1 24/43]: evacuate MOVABLE
     pageblocks of a tainted SPB that can be emptied (every allocated page
@@ -162,7 +162,7 @@ def spb_defrag_run(m, i, now, cpu):
     return spb_defrag_end(spb, i, now)
 
 
-@njit
+@njit_inline
 def spb_slab_shrink_run(m, cpu):
     """The SPB slab-shrink work [S v1 30/32]: shrink reclaimable slab by
     1/SPB_SLAB_SHRINK_DIV of its pages ([SIM] amount)."""
@@ -179,7 +179,7 @@ def spb_slab_shrink_run(m, cpu):
     return freed
 
 
-@njit
+@njit_inline
 def spb_evacuate_for_order(m, z, order, mt, cpu):
     """spb_evacuate_for_order() [S v1 24/27/45, S2]: up to
     SPB_EVACUATE_FOR_ORDER_CAP tainted SPBs with movable pageblocks (fullness
@@ -226,6 +226,9 @@ def spb_evacuate_for_order(m, z, order, mt, cpu):
 
 @njit
 def spb_run_pending(m, now, cpu):
+    # (the work functions above are inlined here and into the slow path's
+    # spb_evacuate_for_order call: each separately compiled function that
+    # reaches the allocation path costs a full LLVM pass over it)
     """Run the queued SPB work: defrag of every QUEUED SPB (slot order), the
     slab shrink, the deferred evacuation.  Returns items run."""
     spb = m.spb

@@ -1,0 +1,80 @@
+"""The failure that patch 43 of the SPB series fixed, and its fix.
+
+Two levels:
+
+- mechanism (fast): a tainted SPB whose defrag ran without progress stays
+  idle after its cooldown under spb:v1-pre43 while allocations keep
+  arriving, so ``stuck_spbs`` reports it; under spb:v1 the next allocation in
+  that SPB re-runs its defrag (patch 43's hot-path trigger), so it is not stuck;
+- whole scenario (slow, ``--runslow``): the built-in ``spb-stuck`` scenario,
+  same seed and request stream under both presets.
+"""
+import numpy as np
+import pytest
+
+from spbsim import Machine
+from spbsim.mm import gfp as G
+from spbsim.mm.const import pageblock_nr_pages
+from spbsim.mm.craft import exhaust, free_pages_range, zero_watermarks
+from spbsim.observe.spb_report import stuck_spbs
+
+S = 10 ** 9
+
+
+def _tainted_without_progress(preset):
+    """3 GB, memory full of movable pages; slot 2 tainted by one unmovable
+    page; its defrag runs at t=1 s and cannot move anything (no free page
+    anywhere else): the no-progress stamp is set."""
+    m = Machine("3G", cpus=1, spb=preset, pcp=False, early_unmovable=0, reclaim=False,
+                compaction=False, migrate_untracked=True, memmap_bytes_per_page=0,
+                watermark_boost_factor=0)
+    zero_watermarks(m)
+    exhaust(m)
+    start = int(m.mem.spb.start_pfn[2])
+    free_pages_range(m, start + 10 * pageblock_nr_pages, pageblock_nr_pages)
+    assert m.alloc(0, G.GFP_KERNEL) is not None
+    m.spb_run_pending(now_ns=1 * S)
+    assert m.mem.spb.defrag_last_no_progress_ns[2] == 1 * S
+    return m
+
+
+@pytest.mark.parametrize("preset, stuck", [("v1-pre43", True), ("v1", False)])
+def test_cooldown_expires_and_only_patch_43_re_runs_defrag(preset, stuck):
+    m = _tainted_without_progress(preset)
+    # allocations keep arriving in the tainted SPB, long after the cooldown
+    for t in range(20, 220, 20):
+        m.mem.cur[1] = t * S
+        assert m.alloc(0, G.GFP_KERNEL) is not None
+        m.spb_run_pending()
+    now = 220 * S
+    got = stuck_spbs(m.mem.spb, now, lambda z, t: 1)
+    assert (2 in got) == stuck
+    runs = int(m.mem.spb.stat[:, 7].sum())          # spb_defrag_runs
+    assert (runs == 1) == stuck                      # pre43: only the first run
+    m.check()
+
+
+def test_no_stuck_spb_where_no_allocation_arrives():
+    """The definition needs allocations in the SPB's zone after the cooldown."""
+    m = _tainted_without_progress("v1-pre43")
+    now = 300 * S
+    assert 2 in stuck_spbs(m.mem.spb, now, lambda z, t: 1)
+    assert 2 not in stuck_spbs(m.mem.spb, now, lambda z, t: 0)
+
+
+@pytest.mark.slow
+def test_spb_stuck_scenario_pre43_stuck_v1_not():
+    """The built-in scenario (about 3 minutes a run): same stream; v1-pre43 ends
+    with stuck SPBs, v1 with none and fewer tainted SPBs."""
+    from spbsim.engine.run import Simulation
+    from spbsim.scenario import load_scenario
+    res = {}
+    for preset in ("v1-pre43", "v1"):
+        sim = Simulation(load_scenario("spb-stuck"), policy=f"spb:{preset}")
+        s = sim.run()
+        res[preset] = s
+    a, b = res["v1-pre43"], res["v1"]
+    assert a["request_checksum"] == b["request_checksum"]
+    assert a["stuck_spbs"] >= 1
+    assert b["stuck_spbs"] == 0
+    assert b["spb_allocator"]["nr_tainted_spbs"] < a["spb_allocator"]["nr_tainted_spbs"]
