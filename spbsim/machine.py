@@ -511,7 +511,11 @@ class Machine:
         return self.mem.ev[: int(self.mem.ev_n[0])].copy()
 
     def state_bytes(self):
-        return sum(getattr(self.mem, f).nbytes for f in self.mem._fields)
+        total = 0
+        for f in self.mem._fields:
+            a = getattr(self.mem, f)
+            total += sum(x.nbytes for x in a) if f == "spb" else a.nbytes
+        return total
 
     def summary(self):
         """A dict a kernel developer reads first."""
