@@ -52,7 +52,10 @@ def policy_overrides(policy):
                 raise ConfigError(f"policy {policy!r}: {item!r} is not SWITCH=VALUE")
             sset[k] = v
         from .spb_config import resolve_switches
-        resolve_switches(kw["spb"], sset)        # ConfigError names a bad switch
+        try:
+            resolve_switches(kw["spb"], sset)
+        except ConfigError as e:
+            raise ConfigError(f"policy {policy!r}: {e}") from None
         kw["spb_set"] = sset
         return kw
     if name == "stock" and preset in STOCK_PRESETS:
