@@ -8,22 +8,13 @@ import sys
 
 import numpy as np
 import pytest
-from workloads import PRESSURE_SOURCES
+from workloads import TINY_SCENARIO
 
 from spbsim.errors import ConfigError, SpbsimError
 from spbsim.report.compare import METRICS, CompareError, build_table, run_compare
 from spbsim.results import ResultsError
 
-SCENARIO = """
-[scenario]
-name = "tiny"
-memory = "2G"
-cpus = 4
-duration = "5s"
-seed = 1
-sample_interval = "1s"
-
-""" + PRESSURE_SOURCES
+SCENARIO = TINY_SCENARIO
 
 POLICIES = ["stock", "stock:defrag"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

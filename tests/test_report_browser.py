@@ -16,7 +16,7 @@ import shutil
 import struct
 
 import pytest
-from workloads import PRESSURE_SOURCES
+from workloads import TINY_SCENARIO
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium")
@@ -41,16 +41,7 @@ def _missing():
 pytestmark = pytest.mark.skipif(_missing() is not None,
                                 reason=f"headless-browser test of the report: {_missing()}")
 
-SCENARIO = """
-[scenario]
-name = "tiny"
-memory = "2G"
-cpus = 4
-duration = "5s"
-seed = 1
-sample_interval = "1s"
-
-""" + PRESSURE_SOURCES
+SCENARIO = TINY_SCENARIO
 
 
 @pytest.fixture(scope="module")

@@ -25,3 +25,15 @@ kind = "thp"
 rate = 200
 lifetime = {dist = "exp", mean = "4s"}
 """
+
+#: a 2 GB, 5 s scenario under pressure: the report tests' quick run
+TINY_SCENARIO = """
+[scenario]
+name = "tiny"
+memory = "2G"
+cpus = 4
+duration = "5s"
+seed = 1
+sample_interval = "1s"
+
+""" + PRESSURE_SOURCES
