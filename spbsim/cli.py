@@ -98,13 +98,8 @@ def run(scenario, policy, memory, seed, duration, sets, out_dir, check, list_onl
         sim.progress = progress
         summary = sim.run()
         bar.close()
-        for name in ("buddyinfo", "pagetypeinfo", "vmstat", "zoneinfo", "unusable_index",
-                     "extfrag_index"):
-            w.write_text(f"proc/{name}", getattr(sim.machine, name)())
-        from .report.compare import save_pageblocks
-        save_pageblocks(sim.machine, out_dir)
-        rec.save(out_dir)
-        w.close(summary, complete=not summary["interrupted"])
+        from .report.compare import finish_run_directory
+        finish_run_directory(w, sim.machine, rec, out_dir, summary)
     _print_run_summary(sim.machine, summary, out_dir)
     if summary["interrupted"]:
         click.echo("interrupted: the results so far were written", err=True)

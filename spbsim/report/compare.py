@@ -375,6 +375,17 @@ def _scenario_for(scenario, overrides, seed):
     return dataclasses.replace(scenario, seed=int(seed)) if seed is not None else scenario
 
 
+def finish_run_directory(w, machine, rec, out_dir, summary):
+    """The end of every run's results directory (run and compare): the /proc
+    snapshots, the final pageblock arrays, the snapshot series, summary.json."""
+    for name in ("buddyinfo", "pagetypeinfo", "vmstat", "zoneinfo", "unusable_index",
+                 "extfrag_index"):
+        w.write_text(f"proc/{name}", getattr(machine, name)())
+    save_pageblocks(machine, out_dir)
+    rec.save(out_dir)
+    w.close(summary, complete=not summary["interrupted"])
+
+
 def run_one(job):
     """Run one (policy, seed) and write its results directory.  Runs in a worker
     process; returns {"policy", "seed", "dir", "summary"} or {"error": message}."""
@@ -405,12 +416,7 @@ def _run_one(job):
         rec = PageblockRecorder(w, sim.machine, expected_samples(sc))
         sim.writer = rec
         summary = sim.run()
-        for name in ("buddyinfo", "pagetypeinfo", "vmstat", "zoneinfo", "unusable_index",
-                     "extfrag_index"):
-            w.write_text(f"proc/{name}", getattr(sim.machine, name)())
-        save_pageblocks(sim.machine, out)
-        rec.save(out)
-        w.close(summary, complete=not summary["interrupted"])
+        finish_run_directory(w, sim.machine, rec, out, summary)
     return {"policy": job["policy"], "seed": job["seed"], "dir": out, "summary": summary}
 
 
