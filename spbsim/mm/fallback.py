@@ -17,6 +17,7 @@ from .const import (ALLOC_NOFRAGMENT, KV_6_12, MAX_PAGE_ORDER,
                     RMQUEUE_NORMAL, RMQUEUE_STEAL, ZONE_BOOSTED_WATERMARK,
                     ALLOC_KSWAPD, pageblock_nr_pages, pageblock_order)
 from .jit import njit, njit_inline
+from .pbits import fallback_type
 from .state import (CFG, SIMSTAT, ZS_BOOST, ZS_FLAGS, ZS_MANAGED,
                     ZS_RESERVED_HIGHATOMIC, ZS_WMARK_HIGH)
 from .tracepoint import EV_EXTFRAG, trace_event
@@ -34,16 +35,6 @@ _SIM_HA_UNRES = SIMSTAT["sim_highatomic_unreserve"]
 _SIM_VISITED = SIMSTAT["sim_freelists_visited"]
 
 FB_CLAIM, FB_STEAL, FB_CLAIM_WHOLE = 0, 1, 2
-
-
-@njit_inline
-def fallback_type(start_mt, i):
-    """fallbacks[][]: UNMOVABLE->RECL,MOV; MOVABLE->RECL,UNMOV; RECL->UNMOV,MOV."""
-    if start_mt == MIGRATE_UNMOVABLE:
-        return MIGRATE_RECLAIMABLE if i == 0 else MIGRATE_MOVABLE
-    if start_mt == MIGRATE_MOVABLE:
-        return MIGRATE_RECLAIMABLE if i == 0 else MIGRATE_UNMOVABLE
-    return MIGRATE_UNMOVABLE if i == 0 else MIGRATE_MOVABLE
 
 
 @njit_inline

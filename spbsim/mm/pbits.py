@@ -4,7 +4,7 @@ from .const import (MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
                     PB_has_unmovable)
 from .jit import njit_inline
 
-__all__ = ["migratetype_to_has_bit"]
+__all__ = ["migratetype_to_has_bit", "fallback_type"]
 
 
 @njit_inline
@@ -17,3 +17,13 @@ def migratetype_to_has_bit(mt):
     if mt == MIGRATE_MOVABLE:
         return PB_has_movable
     return 0
+
+
+@njit_inline
+def fallback_type(start_mt, i):
+    """fallbacks[][]: UNMOVABLE->RECL,MOV; MOVABLE->RECL,UNMOV; RECL->UNMOV,MOV."""
+    if start_mt == MIGRATE_UNMOVABLE:
+        return MIGRATE_RECLAIMABLE if i == 0 else MIGRATE_MOVABLE
+    if start_mt == MIGRATE_MOVABLE:
+        return MIGRATE_RECLAIMABLE if i == 0 else MIGRATE_UNMOVABLE
+    return MIGRATE_UNMOVABLE if i == 0 else MIGRATE_MOVABLE

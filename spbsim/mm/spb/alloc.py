@@ -36,7 +36,8 @@ from ..const import (ALLOC_NOFRAGMENT, MAX_NR_ZONES, MAX_PAGE_ORDER,
                      MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
                      NR_PAGE_ORDERS, pageblock_nr_pages, pageblock_order)
 from ..jit import njit, njit_inline
-from ..state import CFG, CUR_CLOCK, CUR_CPU, SIMSTAT
+from ..pbits import fallback_type
+from ..state import CUR_CLOCK, CUR_CPU, SIMSTAT
 from ..tracepoint import (EV_SPB_ALLOC_WALK, EV_SPB_CLAIM_REFUSED,
                           EV_SPB_FALL_THROUGH, EV_ZONE_LOCKED, EV_EXTFRAG,
                           trace_event)
@@ -46,7 +47,7 @@ from ..const import ALLOC_NOFRAG_TAINTED_OK, ALLOC_SPB_CHEAP
 from .params import (NR_SB_FULLNESS,
                      PEND_EVAC_LAST_NS, PEND_EVAC_MT, PEND_EVAC_ORDER,
                      PEND_EVACUATE, PEND_SLAB_SHRINK, SB_CLEAN, SB_TAINTED,
-                     SB_FULL, SB_FULL_75, SPB_AGGRESSIVE_THRESHOLD,
+                     SB_FULL_75, SPB_AGGRESSIVE_THRESHOLD,
                      SPB_ALLOC_OUTCOME_NO_PAGE, SPB_ALLOC_OUTCOME_PASS_1,
                      SPB_ALLOC_OUTCOME_PASS_2, SPB_ALLOC_OUTCOME_PASS_2B,
                      SPB_ALLOC_OUTCOME_PASS_2C, SPB_ALLOC_OUTCOME_PASS_2D,
@@ -82,16 +83,6 @@ FB_CLAIM, FB_STEAL, FB_CLAIM_WHOLE = 0, 1, 2
 
 
 # ================================================================ small helpers
-
-@njit_inline
-def _fallback_type(start_mt, i):
-    """fallbacks[][]: UNMOVABLE->RECL,MOV; MOVABLE->RECL,UNMOV; RECL->UNMOV,MOV."""
-    if start_mt == MIGRATE_UNMOVABLE:
-        return MIGRATE_RECLAIMABLE if i == 0 else MIGRATE_MOVABLE
-    if start_mt == MIGRATE_MOVABLE:
-        return MIGRATE_RECLAIMABLE if i == 0 else MIGRATE_UNMOVABLE
-    return MIGRATE_UNMOVABLE if i == 0 else MIGRATE_MOVABLE
-
 
 @njit_inline
 def _probe(m, z, n):
@@ -622,7 +613,7 @@ def _find_fallback(m, z, order, start_mt, cat_list_lo, cat_list_hi, movable_rese
         while i >= 0:
             if not (movable_reserve and spb.nr_free[i] <= spb_tainted_reserve(spb, i)):
                 for k in range(2):
-                    fb = _fallback_type(start_mt, k)
+                    fb = fallback_type(start_mt, k)
                     _probe(m, z, 1)
                     p = m.fa_head[B + i, order, fb]
                     if p >= 0:

@@ -25,7 +25,7 @@ from ..gfp import (__GFP_DIRECT_RECLAIM as _DR, __GFP_NOFAIL as _NOFAIL,
 from ..jit import njit
 from ..tracepoint import EV_SPB_ATOMIC_RELAX, trace_event
 from .alloc import spb_tainted_has_evacuable
-from .params import (NR_SB_FULLNESS, SB_TAINTED, SPB_ATOMIC_RELAX_ADD_TAINTED_OK,
+from .params import (SPB_ATOMIC_RELAX_ADD_TAINTED_OK,
                      SPB_ATOMIC_RELAX_DROP_NOFRAGMENT, SPB_ATOMIC_RELAX_NORETRY_SKIP,
                      SPB_ATOMIC_RELAX_NOWARN_LOWER_ORDER, SPB_CFG_BEST_EFFORT,
                      SPB_CFG_CHEAP_REFUSE, SPB_CFG_RELAX, ST_BEST_EFFORT,
@@ -51,16 +51,10 @@ def spb_gfp_alloc_flags(gfp):
 @njit
 def tainted_pool_can_serve(m, z):
     """v2 35/40: could the tainted pool plausibly serve a smaller order on the
-    caller's retry?  [S] some tainted SPB has nr_movable > 0 (the second,
-    cut-off condition of the excerpt is [U] and not modelled)."""
-    spb = m.spb
-    for full in range(NR_SB_FULLNESS):
-        i = spb.list_head[z, SB_TAINTED * NR_SB_FULLNESS + full]
-        while i >= 0:
-            if spb.nr_movable[i] > 0:
-                return True
-            i = spb.list_next[i]
-    return False
+    caller's retry?  [S] some tainted SPB has nr_movable > 0 -- the same test as
+    the cheap-fallback refusal's (the second, cut-off condition of the
+    excerpt is [U] and not modelled)."""
+    return spb_tainted_has_evacuable(m, z)
 
 
 @njit
