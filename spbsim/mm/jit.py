@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numba
 from numba import njit as _njit
+from numba.core import types
 
 __all__ = ["njit", "njit_inline", "cache_dir"]
 
@@ -56,8 +57,36 @@ def cache_dir():
 numba.config.CACHE_DIR = cache_dir()
 
 
+def _widen(t):
+    """The type a compiled callee is specialised on: every integer (int8,
+    uint8 from a pageblock array, int32, a literal constant) as int64."""
+    u = types.unliteral(t)
+    return types.int64 if isinstance(u, types.Integer) else u
+
+
 def njit(fn):
-    return _njit(cache=True, _nrt=False)(fn)
+    """``@njit(cache=True, _nrt=False)``, specialised once per argument shape.
+
+    numba compiles a callee anew for every distinct tuple of argument types it
+    is called with from compiled code, literal constants included: a callee
+    called as ``f(m, pfn, 0)``, ``f(m, pfn, MIGRATE_MOVABLE)`` and
+    ``f(m, pfn, m.pb_mt[pb])`` was compiled three times (Literal[int](0),
+    Literal[int](1), uint8), and 125 functions had 413 compiled variants.
+    Here calls from compiled code widen integers to int64 first (the call
+    site casts its arguments; numba does that for any matched signature), so
+    each callee compiles once per non-integer shape.
+    """
+    disp = _njit(cache=True, _nrt=False)(fn)
+    plain = getattr(disp, "get_call_template", None)
+    if plain is None:               # NUMBA_DISABLE_JIT=1: a plain function
+        return disp
+
+    def get_call_template(args, kws):
+        return plain(tuple(_widen(a) for a in args),
+                     {k: _widen(v) for k, v in kws.items()})
+
+    disp.get_call_template = get_call_template
+    return disp
 
 
 def njit_inline(fn):
