@@ -25,6 +25,8 @@ def queue_work(m, kind, arg, due_ns):
     m.wq_kind[n] = kind
     m.wq_arg[n] = arg
     m.wq_n[0] = n + 1
+    if due_ns < m.wq_n[2]:          # the engine checks only the earliest due time
+        m.wq_n[2] = due_ns
     return True
 
 
