@@ -60,7 +60,6 @@ _Z_FREE_PFN = ZSTAT["compact_cached_free_pfn"]
 _VM_MSCAN = VMSTAT["compact_migrate_scanned"]
 _VM_FSCAN = VMSTAT["compact_free_scanned"]
 _VM_ISOLATED = VMSTAT["compact_isolated"]
-_VM_STALL = VMSTAT["compact_stall"]
 _VM_DWAKE = VMSTAT["compact_daemon_wake"]
 _VM_DMSCAN = VMSTAT["compact_daemon_migrate_scanned"]
 _VM_DFSCAN = VMSTAT["compact_daemon_free_scanned"]
@@ -453,12 +452,12 @@ def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu, proactive_lo
 @njit
 def try_to_compact_pages(m, order, gfp, alloc_flags, highest_zoneidx, prio, cpu):
     """try_to_compact_pages(): each zone of the zonelist, skipping deferred ones
-    (unless SYNC_FULL); stop at the first success.  Counts compact_stall."""
+    (unless SYNC_FULL); stop at the first success.  (compact_stall is counted
+    by the caller, __alloc_pages_direct_compact, as in the kernel.)"""
     if (gfp & _GFP_IO) == 0 or m.cfg[_CFG_COMPACTION] == 0:     # gfp_compaction_allowed()
         return COMPACT_SKIPPED
     mt = gfp_migratetype(gfp)
     rc = COMPACT_SKIPPED
-    stalled = False
     for z in range(highest_zoneidx, -1, -1):
         if not populated_zone(m, z):
             continue
@@ -472,7 +471,6 @@ def try_to_compact_pages(m, order, gfp, alloc_flags, highest_zoneidx, prio, cpu)
         if not compaction_suitable(m, z, order, highest_zoneidx):
             rc = max(rc, COMPACT_SKIPPED)
             continue
-        stalled = True
         status = compact_zone(m, z, order, mt, prio != COMPACT_PRIO_ASYNC,
                               prio == COMPACT_PRIO_SYNC_FULL, False, cpu)
         rc = max(rc, status)
@@ -482,8 +480,6 @@ def try_to_compact_pages(m, order, gfp, alloc_flags, highest_zoneidx, prio, cpu)
         if prio != COMPACT_PRIO_ASYNC and (status == COMPACT_COMPLETE
                                            or status == COMPACT_PARTIAL_SKIPPED):
             defer_compaction(m, z, order)
-    if stalled:
-        m.vm[_VM_STALL] += 1
     return rc
 
 

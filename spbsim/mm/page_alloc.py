@@ -57,6 +57,7 @@ _CFG_COMPACTION = CFG["compaction"]
 _VM_OOM = VMSTAT["oom_kill"]
 _VM_COMPACT_SUCCESS = VMSTAT["compact_success"]
 _VM_COMPACT_FAIL = VMSTAT["compact_fail"]
+_VM_COMPACT_STALL = VMSTAT["compact_stall"]
 
 
 # ---------------------------------------------------------------- rmqueue
@@ -310,6 +311,8 @@ def direct_compact(m, order, gfp, alloc_flags, highest_zoneidx, mt, prio, cpu):
     res = try_to_compact_pages(m, order, gfp, alloc_flags, highest_zoneidx, prio, cpu)
     if res == COMPACT_SKIPPED:
         return res, -1
+    # "at least in one zone compaction wasn't deferred or skipped": a stall
+    m.vm[_VM_COMPACT_STALL] += 1
     page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
     if page >= 0:
         m.vm[_VM_COMPACT_SUCCESS] += 1
