@@ -234,6 +234,25 @@ def test_pass_4_honours_the_tainted_reserve():
         or m.mem.pb_mt[p >> 9] == MIGRATE_MOVABLE
 
 
+def test_movable_reserve_skip_switch_strands_or_releases_tainted_free_pages():
+    """Clean SPBs full, the only free pages in a tainted SPB below its
+    reserve: the [S] skip leaves them to non-movable requests (the movable
+    request fails with free memory in the zone), the ablation takes them."""
+    got = {}
+    for skip in (True, False):
+        m = full(spb_set={"movable_reserve_skip": skip})
+        taint_slot(m, 2, k=10)
+        for k in range(100, 104):               # 4 free MOVABLE blocks <= reserve 16
+            free_block(m, pb(m, 2, k))
+        p, d = delta_outcome(m, lambda: m.alloc(0, MOVABLE))
+        got[skip] = (p, d)
+        m.check()
+    p, d = got[True]
+    assert p is None and "pass_4" not in d
+    p, d = got[False]
+    assert d == {"pass_4": 1} and pb(m, 2, 100) <= p < pb(m, 2, 104)
+
+
 def test_patch43_react_trigger_kicks_defrag_only_with_patch_43():
     for preset, kicks in (("v1", 1), ("v1-pre43", 0)):
         m = full(preset)

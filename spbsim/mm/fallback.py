@@ -6,7 +6,7 @@ if at least half of it is free or compatible), then ``__rmqueue_steal``
 (smallest fallback buddy, block keeps its type).  ``version=6.12`` selects the
 older ``__rmqueue_fallback`` + ``steal_suitable_fallback``.
 """
-from .spb.alloc import spb_rmqueue
+from .spb.alloc import spb_rmqueue_after_hint, spb_rmqueue_hint
 from .buddy import (change_pageblock_range, del_page_from_free_list, expand, first_free_pfn,
                     move_freepages_block, move_to_free_list,
                     page_del_and_expand, pageblock_set_has,
@@ -263,7 +263,11 @@ def rmqueue(m, z, order, mt, alloc_flags, mode):
     CMA is not modelled.
     """
     if m.cfg[_CFG_SPB] != 0:
-        return spb_rmqueue(m, z, order, mt, alloc_flags, mode)
+        # the hint step inline (a hit costs no call), the rest one call
+        page = spb_rmqueue_hint(m, z, order, mt, alloc_flags)
+        if page >= 0:
+            return page, mode
+        return spb_rmqueue_after_hint(m, z, order, mt, alloc_flags, mode)
     if mode == RMQUEUE_NORMAL or m.cfg[_CFG_VERSION] == KV_6_12:
         page = rmqueue_smallest(m, z, order, mt)
         if page >= 0:

@@ -53,6 +53,7 @@ from .params import (NR_SB_FULLNESS,
                      SPB_ALLOC_OUTCOME_PASS_2C, SPB_ALLOC_OUTCOME_PASS_2D,
                      SPB_ALLOC_OUTCOME_PASS_3, SPB_ALLOC_OUTCOME_PASS_4,
                      SPB_CFG_AGGRESSIVE, SPB_CFG_CHEAP_REFUSE, SPB_CFG_DEFERRED_EVAC,
+                     SPB_CFG_MOVABLE_RESERVE,
                      SPB_CFG_HINT, SPB_CFG_LAST_CHANCE, SPB_CFG_MOVABLE_STEER,
                      SPB_CFG_NO_CROSS_MIX, SPB_CFG_PASS3_CLAIM, SPB_CFG_PASS_2B,
                      SPB_CFG_PASS_2C, SPB_CFG_PASS_2D, SPB_CFG_REACT,
@@ -67,7 +68,8 @@ from .params import (NR_SB_FULLNESS,
                      ST_HINT_MISSES, ST_LAST_CHANCE_KICKS, ST_REACT_KICKS,
                      ST_SPBS_VISITED)
 
-__all__ = ["spb_rmqueue", "spb_rmqueue_smallest", "spb_rmqueue_claim", "spb_rmqueue_steal",
+__all__ = ["spb_rmqueue", "spb_rmqueue_hint", "spb_rmqueue_after_hint", "spb_rmqueue_smallest",
+           "spb_rmqueue_passes", "spb_rmqueue_claim", "spb_rmqueue_steal",
            "spb_pass_1", "spb_pass_2", "spb_pass_2b", "spb_pass_2c", "spb_pass_2d",
            "spb_pass_3", "spb_pass_4", "spb_last_chance", "spb_hint",
            "spb_react_to_tainted_alloc", "sb_preferred_for_movable",
@@ -91,8 +93,8 @@ def _probe(m, z, n):
     m.spb.stat[z, ST_FREELISTS_VISITED] += n
 
 
-@njit
-def sb_take(m, z, i, order, mt, lo, hi):
+@njit_inline
+def _sb_take(m, z, i, order, mt, lo, hi):
     """Take the first ``mt`` buddy of order lo..hi-1 (>= order) from SPB i's
     free_area and split it down to ``order`` (page_del_and_expand)."""
     L = B + i
@@ -106,6 +108,12 @@ def sb_take(m, z, i, order, mt, lo, hi):
             trace_event(m, EV_ZONE_LOCKED, h, order, mt, 1 if order <= 3 else 0, 0, 0)
             return h
     return -1
+
+
+@njit
+def sb_take(m, z, i, order, mt, lo, hi):
+    """_sb_take() as a call (the passes; the hint fast path inlines it)."""
+    return _sb_take(m, z, i, order, mt, lo, hi)
 
 
 @njit_inline
@@ -256,7 +264,7 @@ def sb_preferred_for_movable(m, z):
     return -1
 
 
-@njit
+@njit_inline
 def spb_hint(m, z, order, mt, pref):
     """PASS_1 hint cache [S v2 31/40]: the per-CPU hint, then the zone hint, of
     the last SPB that served (order, mt); used if it is still filed under the
@@ -274,7 +282,7 @@ def spb_hint(m, z, order, mt, pref):
             continue
         if spb.nr_free_pages[i] == 0:
             continue
-        p = sb_take(m, z, i, order, mt, order, NR_PAGE_ORDERS)
+        p = _sb_take(m, z, i, order, mt, order, NR_PAGE_ORDERS)
         if p >= 0:
             spb.stat[z, ST_HINT_HITS] += 1
             return p, i
@@ -514,7 +522,8 @@ def spb_pass_4(m, z, order, mt):
         while i >= 0:
             nxt = spb.list_next[i]
             visited += 1
-            if spb.nr_free_pages[i] != 0 and spb.nr_free[i] > spb_tainted_reserve(spb, i):
+            if spb.nr_free_pages[i] != 0 and (spb.nr_free[i] > spb_tainted_reserve(spb, i)
+                                              or spb.cfg[SPB_CFG_MOVABLE_RESERVE] == 0):
                 p = sb_take(m, z, i, order, mt, order, NR_PAGE_ORDERS)
                 if p >= 0:
                     return p, i, visited
@@ -536,19 +545,41 @@ def _walk_done(m, z, order, mt, alloc_flags, outcome, visited, pfn):
     return pfn
 
 
+@njit_inline
+def spb_rmqueue_hint(m, z, order, mt, alloc_flags):
+    """The hint step of __rmqueue_smallest() under SPBs, inlined into rmqueue()
+    so that a hint hit (most allocations) costs no call; -1 on a miss."""
+    spb = m.spb
+    if spb.cfg[SPB_CFG_HINT] == 0 or mt >= MIGRATE_PCPTYPES:
+        return -1
+    movable = mt == MIGRATE_MOVABLE
+    spb.cur_pass[0] = SPB_ALLOC_OUTCOME_PASS_1
+    p, i = spb_hint(m, z, order, mt, SB_CLEAN if movable else SB_TAINTED)
+    if p < 0:
+        spb.cur_pass[0] = 0
+        return -1
+    if not movable:
+        spb_react_to_tainted_alloc(m, i)
+    return _walk_done(m, z, order, mt, alloc_flags, SPB_OUTCOME_HINT, 0, p)
+
+
 @njit
 def spb_rmqueue_smallest(m, z, order, mt, alloc_flags):
     """__rmqueue_smallest() under SPBs: hint -> PASS_1 -> PASS_2 -> PASS_2B ->
     PASS_2C -> PASS_2D -> last-chance defrag walk -> PASS_3 -> PASS_4."""
+    p = spb_rmqueue_hint(m, z, order, mt, alloc_flags)
+    if p >= 0:
+        return p
+    return spb_rmqueue_passes(m, z, order, mt, alloc_flags)
+
+
+@njit
+def spb_rmqueue_passes(m, z, order, mt, alloc_flags):
+    """spb_rmqueue_smallest() after a hint miss: PASS_1 to PASS_4."""
     spb = m.spb
     movable = mt == MIGRATE_MOVABLE
     pref = SB_CLEAN if movable else SB_TAINTED
     spb.cur_pass[0] = SPB_ALLOC_OUTCOME_PASS_1
-    p, i = spb_hint(m, z, order, mt, pref)
-    if p >= 0:
-        if not movable:
-            spb_react_to_tainted_alloc(m, i)
-        return _walk_done(m, z, order, mt, alloc_flags, SPB_OUTCOME_HINT, 0, p)
     p, i, visited = spb_pass_1(m, z, order, mt, pref)
     if p >= 0:
         _set_hint(m, z, order, mt, i)
@@ -663,7 +694,7 @@ def spb_rmqueue_claim(m, z, order, start_mt, alloc_flags):
             if _cheap_refused(m, z, alloc_flags):
                 return -1
         lo, hi = _cat_range(cat)
-        movable_reserve = movable and cat == SB_TAINTED
+        movable_reserve = movable and cat == SB_TAINTED and spb.cfg[SPB_CFG_MOVABLE_RESERVE] != 0
         for co in range(MAX_PAGE_ORDER, min_order - 1, -1):
             if not (co >= pageblock_order // 2 or start_mt == MIGRATE_RECLAIMABLE
                     or start_mt == MIGRATE_UNMOVABLE):
@@ -700,7 +731,8 @@ def spb_rmqueue_steal(m, z, order, start_mt, alloc_flags):
             if step == 1 and not movable and _cheap_refused(m, z, alloc_flags):
                 return -1
             lo, hi = _cat_range(cat)
-            p, fb, i = _find_fallback(m, z, co, start_mt, lo, hi, movable and cat == SB_TAINTED)
+            p, fb, i = _find_fallback(m, z, co, start_mt, lo, hi, movable and cat == SB_TAINTED
+                                      and spb.cfg[SPB_CFG_MOVABLE_RESERVE] != 0)
             if p < 0:
                 continue
             if spb.cfg[SPB_CFG_NO_CROSS_MIX] != 0 and _is_cross_type(start_mt, fb):
@@ -724,6 +756,21 @@ def spb_rmqueue(m, z, order, mt, alloc_flags, mode):
     p = spb_rmqueue_smallest(m, z, order, mt, alloc_flags)
     if p >= 0:
         return p, mode
+    return spb_rmqueue_fallback(m, z, order, mt, alloc_flags, mode)
+
+
+@njit
+def spb_rmqueue_after_hint(m, z, order, mt, alloc_flags, mode):
+    """spb_rmqueue() after rmqueue()'s inlined hint step missed."""
+    p = spb_rmqueue_passes(m, z, order, mt, alloc_flags)
+    if p >= 0:
+        return p, mode
+    return spb_rmqueue_fallback(m, z, order, mt, alloc_flags, mode)
+
+
+@njit_inline
+def spb_rmqueue_fallback(m, z, order, mt, alloc_flags, mode):
+    """__rmqueue()'s claim, then steal (only without ALLOC_NOFRAGMENT)."""
     p = spb_rmqueue_claim(m, z, order, mt, alloc_flags)
     if p >= 0:
         return p, mode

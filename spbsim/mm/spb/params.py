@@ -89,7 +89,9 @@ SPB_CFG_CONTIG = 21       # sb_try_alloc_contig() for 1 GB / THP ranges [S v1 18
 SPB_CFG_CLEAN_COMPACT = 22  # within-SPB compaction of a clean SPB for contig [SIM v1 17]
 SPB_CFG_MOVABLE_STEER = 23  # sb_preferred_for_movable() in PASS_1 [S v1 13 / v2 12]
 SPB_CFG_DEFRAG_BUDGET = 24  # [U -> SIM] pageblocks one defrag run may evacuate (default 16)
-NR_SPB_CFG = 25
+SPB_CFG_MOVABLE_RESERVE = 25  # movable requests skip tainted SPBs with nr_free <= reserve
+                              #   (PASS_4 and the claim/steal search) [S1 §3.1-3.2]; off: [SIM] ablation
+NR_SPB_CFG = 26
 
 #: the switch names users write (``--set spb.NAME=value``): name -> (index, kind)
 #: kind: a dict of allowed words -> value, or "bool", or "int"
@@ -120,6 +122,7 @@ SPB_SWITCHES = {
     "clean_compaction": (SPB_CFG_CLEAN_COMPACT, "bool"),
     "movable_steering": (SPB_CFG_MOVABLE_STEER, "bool"),
     "defrag_budget": (SPB_CFG_DEFRAG_BUDGET, "int"),
+    "movable_reserve_skip": (SPB_CFG_MOVABLE_RESERVE, "bool"),
 }
 
 _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="reserve",
@@ -129,7 +132,7 @@ _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="re
            deferred_evacuation=True, tainted_ok_gate=False, relax_sequence=False,
            best_effort_refusal=False, compaction_skip_tainted=False,
            evacuate_for_order=True, contig=True, clean_compaction=True,
-           movable_steering=True, defrag_budget=16)
+           movable_steering=True, defrag_budget=16, movable_reserve_skip=True)
 #: presets: s1 = the source snapshot S1; v1 = final v1 (patch 43 on);
 #: v1-pre43 = v1 without patch 43's two hot-path triggers; v2 = the v2 changes
 SPB_PRESETS = {
