@@ -50,11 +50,13 @@ def stuck_spbs(spb, now_ns, zone_alloc_since=None):
     need = _start_cond(spb) & (spb.nr_movable > 0)
     slots = np.flatnonzero(_tainted(spb) & old & idle & need)
     if zone_alloc_since is not None:
-        # "while allocations keep arriving": pages were allocated in the SPB's
-        # zone after its cooldown expired (a zone nobody allocates from any
-        # more cannot re-trigger anything, with or without patch 43)
+        # "while allocations keep arriving": pages are still being allocated in
+        # the SPB's zone after the SPB counts as stuck (its stamp older than
+        # the cooldown by the margin).  A zone nobody allocates from any more
+        # cannot re-trigger anything, with or without patch 43.
         slots = np.array([i for i in slots if zone_alloc_since(
-            int(spb.zone[i]), int(last[i]) + SPB_DEFRAG_NOOP_COOLDOWN_NS) > 0], np.int64)
+            int(spb.zone[i]), int(last[i]) + SPB_DEFRAG_NOOP_COOLDOWN_NS + STUCK_MARGIN_NS) > 0],
+            np.int64)
     return slots
 
 
