@@ -64,6 +64,13 @@ def alloc_contig_range(m, start, nr, owner, cpu, migrate_gfp):
             if dst < 0:
                 ok = False
                 break
+            if (m.pg_flags[p] & PG_head) == 0 or m.pg_order[p] != o:
+                # reclaim inside that allocation freed the block (the kernel
+                # takes the range's pages off the LRU before it allocates
+                # targets; here they stay on it): give the target back and
+                # look at this pfn again
+                free_pages_call(m, dst, o, cpu)
+                continue
             # alloc_pages_call accounted a new block for the owner: undo, then move
             m.owner_pages[m.pg_owner[p]] -= 1 << o
             migrate_block(m, p, dst, cpu)
