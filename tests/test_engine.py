@@ -252,7 +252,7 @@ def test_every_builtin_scenario_runs(name):
 def test_1g_requests_under_reclaim_keep_every_invariant(policy):
     """hugetlb 1 GB requests while page cache fills memory: the target
     allocations of alloc_contig_range() run reclaim, which can free pages
-    of the range being emptied.  The range's block must be looked at again,
+    of the range being emptied.  The range must be given up,
     not migrated as if still allocated (that double-freed it and added
     1 << -1 to pgmigrate_success).  The checker runs after every tick."""
     from spbsim.engine.run import Simulation

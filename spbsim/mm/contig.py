@@ -37,10 +37,6 @@ def contig_range_movable(m, start, nr):
     return True
 
 
-#: times alloc_contig_range() re-reads a block that changed under it before giving up
-CONTIG_MAX_RETRIES = 64
-
-
 @njit
 def alloc_contig_range(m, start, nr, owner, cpu, migrate_gfp):
     """alloc_contig_range(): isolate the range's pageblocks, migrate every
@@ -54,7 +50,6 @@ def alloc_contig_range(m, start, nr, owner, cpu, migrate_gfp):
     for i in range(npb):
         move_freepages_block(m, z, (pb0 + i) << pageblock_order, m.pb_mt[pb0 + i], MIGRATE_ISOLATE)
     migrated = 0
-    retries = 0
     p = start
     end = start + nr
     ok = True
@@ -73,13 +68,11 @@ def alloc_contig_range(m, start, nr, owner, cpu, migrate_gfp):
                 # reclaim inside that allocation freed the block (the kernel
                 # takes the range's pages off the LRU before it allocates
                 # targets; here they stay on it): give the target back and
-                # look at this pfn again (a bounded number of times)
+                # give the range up.  (Re-reading the pfn instead made a
+                # 256 GB run crawl: every retry is a whole slow path.)
                 free_pages_call(m, dst, o, cpu)
-                retries += 1
-                if retries > CONTIG_MAX_RETRIES:
-                    ok = False
-                    break
-                continue
+                ok = False
+                break
             # alloc_pages_call accounted a new block for the owner: undo, then move
             m.owner_pages[m.pg_owner[p]] -= 1 << o
             migrate_block(m, p, dst, cpu)
