@@ -9,7 +9,6 @@ Two levels:
 - whole scenario (about 40 s): the built-in ``spb-stuck`` scenario,
   same seed and request stream under both presets.
 """
-import numpy as np
 import pytest
 
 from spbsim import Machine

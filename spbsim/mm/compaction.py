@@ -212,8 +212,6 @@ def isolate_freepages_block(m, z, start, cc_order, ignore_suitable):
     pb = start >> pageblock_order
     if m.pb_zone[pb] != z:
         return 0
-    if m.pb_mt[pb] == MIGRATE_ISOLATE:
-        return 0            # a range alloc_contig_range() is emptying
     if not ignore_suitable and m.pb_mt[pb] != MIGRATE_MOVABLE:
         return 0
     if (m.pg_flags[start] & PG_buddy) and cc_order >= 0 and m.pg_order[start] >= max(cc_order, 0) \

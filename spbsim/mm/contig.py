@@ -64,15 +64,6 @@ def alloc_contig_range(m, start, nr, owner, cpu, migrate_gfp):
             if dst < 0:
                 ok = False
                 break
-            if (m.pg_flags[p] & PG_head) == 0 or m.pg_order[p] != o:
-                # reclaim inside that allocation freed the block (the kernel
-                # takes the range's pages off the LRU before it allocates
-                # targets; here they stay on it): give the target back and
-                # give the range up.  (Re-reading the pfn instead made a
-                # 256 GB run crawl: every retry is a whole slow path.)
-                free_pages_call(m, dst, o, cpu)
-                ok = False
-                break
             # alloc_pages_call accounted a new block for the owner: undo, then move
             m.owner_pages[m.pg_owner[p]] -= 1 << o
             migrate_block(m, p, dst, cpu)
