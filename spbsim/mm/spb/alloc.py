@@ -128,6 +128,13 @@ def _first_list(cat):
     return cat * NR_SB_FULLNESS
 
 
+@njit_inline
+def _movable_skips(spb, i):
+    """A movable request skips tainted SPB i at or below its tainted reserve
+    (PASS_4 and the claim/steal search) [S1 §3.1-3.2]; switch movable_reserve_skip."""
+    return spb.cfg[SPB_CFG_MOVABLE_RESERVE] != 0 and spb.nr_free[i] <= spb_tainted_reserve(spb, i)
+
+
 @njit
 def spb_tainted_has_evacuable(m, z):
     """Does a tainted SPB of zone z hold movable pageblocks that evacuation
@@ -522,8 +529,7 @@ def spb_pass_4(m, z, order, mt):
         while i >= 0:
             nxt = spb.list_next[i]
             visited += 1
-            if spb.nr_free_pages[i] != 0 and (spb.nr_free[i] > spb_tainted_reserve(spb, i)
-                                              or spb.cfg[SPB_CFG_MOVABLE_RESERVE] == 0):
+            if spb.nr_free_pages[i] != 0 and not _movable_skips(spb, i):
                 p = sb_take(m, z, i, order, mt, order, NR_PAGE_ORDERS)
                 if p >= 0:
                     return p, i, visited
@@ -642,7 +648,7 @@ def _find_fallback(m, z, order, start_mt, cat_list_lo, cat_list_hi, movable_rese
     for lid in range(cat_list_lo, cat_list_hi):
         i = spb.list_head[z, lid]
         while i >= 0:
-            if not (movable_reserve and spb.nr_free[i] <= spb_tainted_reserve(spb, i)):
+            if not (movable_reserve and _movable_skips(spb, i)):
                 for k in range(2):
                     fb = fallback_type(start_mt, k)
                     _probe(m, z, 1)
@@ -694,7 +700,7 @@ def spb_rmqueue_claim(m, z, order, start_mt, alloc_flags):
             if _cheap_refused(m, z, alloc_flags):
                 return -1
         lo, hi = _cat_range(cat)
-        movable_reserve = movable and cat == SB_TAINTED and spb.cfg[SPB_CFG_MOVABLE_RESERVE] != 0
+        movable_reserve = movable and cat == SB_TAINTED
         for co in range(MAX_PAGE_ORDER, min_order - 1, -1):
             if not (co >= pageblock_order // 2 or start_mt == MIGRATE_RECLAIMABLE
                     or start_mt == MIGRATE_UNMOVABLE):
@@ -731,8 +737,7 @@ def spb_rmqueue_steal(m, z, order, start_mt, alloc_flags):
             if step == 1 and not movable and _cheap_refused(m, z, alloc_flags):
                 return -1
             lo, hi = _cat_range(cat)
-            p, fb, i = _find_fallback(m, z, co, start_mt, lo, hi, movable and cat == SB_TAINTED
-                                      and spb.cfg[SPB_CFG_MOVABLE_RESERVE] != 0)
+            p, fb, i = _find_fallback(m, z, co, start_mt, lo, hi, movable and cat == SB_TAINTED)
             if p < 0:
                 continue
             if spb.cfg[SPB_CFG_NO_CROSS_MIX] != 0 and _is_cross_type(start_mt, fb):
@@ -752,25 +757,21 @@ def spb_rmqueue_steal(m, z, order, start_mt, alloc_flags):
 @njit
 def spb_rmqueue(m, z, order, mt, alloc_flags, mode):
     """__rmqueue() under SPBs: the passes, then claim, then steal (only
-    without ALLOC_NOFRAGMENT).  Returns (pfn, mode) like fallback.rmqueue."""
-    p = spb_rmqueue_smallest(m, z, order, mt, alloc_flags)
+    without ALLOC_NOFRAGMENT).  Returns (pfn, mode) like fallback.rmqueue.
+    (rmqueue() itself inlines the hint step and calls spb_rmqueue_after_hint.)"""
+    p = spb_rmqueue_hint(m, z, order, mt, alloc_flags)
     if p >= 0:
         return p, mode
-    return spb_rmqueue_fallback(m, z, order, mt, alloc_flags, mode)
+    return spb_rmqueue_after_hint(m, z, order, mt, alloc_flags, mode)
 
 
 @njit
 def spb_rmqueue_after_hint(m, z, order, mt, alloc_flags, mode):
-    """spb_rmqueue() after rmqueue()'s inlined hint step missed."""
+    """spb_rmqueue() after the hint step missed: PASS_1 to PASS_4, then
+    claim, then steal (only without ALLOC_NOFRAGMENT)."""
     p = spb_rmqueue_passes(m, z, order, mt, alloc_flags)
     if p >= 0:
         return p, mode
-    return spb_rmqueue_fallback(m, z, order, mt, alloc_flags, mode)
-
-
-@njit_inline
-def spb_rmqueue_fallback(m, z, order, mt, alloc_flags, mode):
-    """__rmqueue()'s claim, then steal (only without ALLOC_NOFRAGMENT)."""
     p = spb_rmqueue_claim(m, z, order, mt, alloc_flags)
     if p >= 0:
         return p, mode
