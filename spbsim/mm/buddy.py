@@ -16,8 +16,7 @@ from .pbits import migratetype_to_has_bit
 from .state import (CFG, SIMSTAT, ZS_FREE_HIGHATOMIC, ZS_NR_FREE,
                     ZS_NR_FREE_BLOCKS)
 from .tracepoint import EV_ZONE_LOCKED, trace_event
-from .spb.lists import (page_superpageblock, spb_mark_pageblock_free_call,
-                        spb_pageblock_set_has_call)
+from .spb.lists import spb_mark_pageblock_free_call, spb_pageblock_set_has_call
 from .spb.params import SPB_CFG_UPDATE, SPB_UPDATE_S1, ST_UPDATE_CALLS
 
 _CFG_RELABEL = CFG["relabel_free_pageblocks"]
@@ -68,11 +67,10 @@ def pageblock_set_has(m, pfn, order, mt):
             # the common case, inline: the block already has the bit and is not
             # all-free, so no counter moves and the transition-only
             # spb_update_list() would find nothing to do (it is still counted)
-            f = m.pb_flags[pfn >> pageblock_order]
+            pb = pfn >> pageblock_order
+            f = m.pb_flags[pb]
             if (bit == 0 or (f & bit) != 0) and (f & PB_all_free) == 0:
-                i = page_superpageblock(m.spb, m, pfn)
-                if i >= 0:
-                    m.spb.stat[m.spb.zone[i], ST_UPDATE_CALLS] += 1
+                m.spb.stat[m.pb_zone[pb], ST_UPDATE_CALLS] += 1
                 return
         spb_pageblock_set_has_call(m.spb, m, pfn, order, mt)
         return
