@@ -45,6 +45,8 @@ VIOLATIONS = {
     22: "reclaim list length differs from its page count (counted {a}, recorded {b})",
     23: "object table and page disagree (object {a}, page's object {b})",
     24: "owner page counts differ from the allocated blocks (owner {a}, counted {b})",
+    25: "pages flagged free in struct page differ from the free lists' pages (counted {a}, recorded {b})",
+    26: "pages flagged pcp in struct page differ from the pcp counts (counted {a}, recorded {b})",
 }
 
 
@@ -134,6 +136,8 @@ def _check_pages(m):
         start = m.zone_start[z]
         end = m.zone_end[z]
         p = start
+        buddy_pages = 0
+        pcp_pages = 0
         while p < end:
             pb = p >> pageblock_order
             if m.pb_zone[pb] != z:
@@ -144,6 +148,10 @@ def _check_pages(m):
                 o = m.pg_order[p]
                 if o < 0 or (p & ((1 << o) - 1)) != 0:
                     return 11, p, o, 0
+                if f & PG_buddy:
+                    buddy_pages += 1 << o
+                if f & PG_pcp:
+                    pcp_pages += 1 << o
                 if p + (1 << o) > end:
                     return 20, p, o, 0
                 for q in range(p + 1, p + (1 << o)):
@@ -166,6 +174,18 @@ def _check_pages(m):
                 p += 1
             else:
                 return 13, p, 0, 0
+        # every page flagged free is on a list, and only those (a block freed
+        # twice, or a list entry overwritten, shows here)
+        listed = 0
+        for o in range(NR_PAGE_ORDERS):
+            listed += m.nr_free[z, o] << o
+        if buddy_pages != listed:
+            return 25, -1, buddy_pages, listed
+        listed = 0
+        for cpu in range(m.pcp.shape[1]):
+            listed += m.pcp[z, cpu, PCP_COUNT]
+        if pcp_pages != listed:
+            return 26, -1, pcp_pages, listed
         # pageblock content bits
         for pb in range(start >> pageblock_order, (end + pageblock_nr_pages - 1) >> pageblock_order):
             if m.pb_zone[pb] != z:
