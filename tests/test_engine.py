@@ -160,6 +160,68 @@ def test_alloc_contig_1g_migrates_movable_pages_and_frees_back():
     assert m.vmstat_counters()["nr_free_pages"] == free_before
 
 
+def _lru_pfns(mem, lru):
+    out, p = [], int(mem.lru_head[lru])
+    while p >= 0:
+        out.append(p)
+        p = int(mem.pg_next[p])
+    return out
+
+
+def _relink_lru(mem, lru, pfns):
+    """Rewrite one LRU list in the given order (head first)."""
+    prev = -1
+    for p in pfns:
+        mem.pg_prev[p] = prev
+        if prev >= 0:
+            mem.pg_next[prev] = p
+        prev = p
+    mem.pg_next[prev] = -1
+    mem.lru_head[lru], mem.lru_tail[lru] = pfns[0], prev
+
+
+def test_alloc_contig_range_isolates_its_blocks_from_reclaim():
+    """isolate_migratepages_range(): the range's blocks leave the LRU before
+    migration targets are allocated.  Memory is full of page cache, the
+    range's blocks are made the oldest on the LRU (reclaim's first choice) and
+    every other free page is taken, so the first target allocation needs
+    direct reclaim.  Before the fix that reclaim freed the very block being
+    moved, which was then migrated anyway: a double free, caught by the
+    checker's struct-page-flags vs. list counts."""
+    from spbsim.mm.craft import exhaust
+    from spbsim.mm.state import CFG
+    sc = scenario("""
+[[source]]
+name = "pagecache"
+kind = "pagecache"
+rate = "1500MB/s"
+lifetime = "inf"
+""", memory="4G", duration="6s")
+    sim = Simulation(sc)
+    sim.run()
+    mach, mem = sim.machine, sim.machine.mem
+    start, end = SUPERPAGEBLOCK_NR_PAGES, 2 * SUPERPAGEBLOCK_NR_PAGES
+    for lru in range(mem.lru_head.shape[0]):
+        pfns = _lru_pfns(mem, lru)
+        if pfns:
+            inside = sorted((p for p in pfns if start <= p < end), reverse=True)
+            _relink_lru(mem, lru, [p for p in pfns if not start <= p < end] + inside)
+    assert mem.lru_tail[1] == start                    # the file LRU's oldest block
+    mem.cfg[CFG["reclaim"]] = 0                       # take the free pages without reclaim
+    exhaust(mach)
+    mem.cfg[CFG["reclaim"]] = 1
+    mach.check()
+    heads = np.flatnonzero(mem.pg_flags[start:end] & PG_head) + start
+    in_use = int((1 << mem.pg_order[heads].astype(np.int64)).sum())
+    assert in_use == SUPERPAGEBLOCK_NR_PAGES
+    got = mach.alloc_contig_1g(owner=1)
+    assert got == (start, in_use)
+    v = mach.vmstat_counters()
+    assert v["pgsteal_direct"] > 0                  # targets needed direct reclaim
+    assert v["pgmigrate_success"] == in_use
+    mach.check()
+
+
 def test_api_blocks_are_not_migrated_by_default():
     """Blocks handed out through the API keep their pfn: compaction leaves them."""
     m = Machine("1G", cpus=1, pcp=False, early_unmovable=0)

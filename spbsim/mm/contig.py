@@ -3,9 +3,10 @@
 from .buddy import del_page_from_free_list, move_freepages_block, pageblock_set_has
 from .compaction import migrate_block, page_migratable
 from .const import (MAX_PAGE_ORDER, MIGRATE_ISOLATE, MIGRATE_MOVABLE, PG_buddy, PG_head,
-                    PG_MT_SHIFT, PG_pcp, SUPERPAGEBLOCK_NR_PAGES,
+                    PG_lru, PG_MT_SHIFT, PG_pcp, SUPERPAGEBLOCK_NR_PAGES,
                     pageblock_order)
 from .jit import njit
+from .lru import lru_add, lru_del
 from .page_alloc import alloc_pages_call
 from .page_free import free_pages_call
 from .pcp import drain_all_pages
@@ -38,11 +39,71 @@ def contig_range_movable(m, start, nr):
 
 
 @njit
+def isolate_range_blocks(m, start, end):
+    """isolate_migratepages_range() over the whole range: every movable block
+    leaves its LRU list and loses PG_lru, so the direct reclaim or compaction
+    that allocating migration targets may run can neither free nor move it.
+    Returns the pfn where a block that cannot be isolated stops the walk, or
+    ``end``."""
+    p = start
+    while p < end:
+        f = m.pg_flags[p]
+        if f & PG_buddy:
+            p += 1 << m.pg_order[p]
+        elif f & PG_head:
+            if not page_migratable(m, p):
+                return p
+            lru = m.owner_lru[m.pg_owner[p]]
+            if lru >= 0:
+                lru_del(m, p, lru)
+            m.pg_flags[p] = f ^ PG_lru
+            p += 1 << m.pg_order[p]
+        else:
+            return p
+    return end
+
+
+@njit
+def putback_range_blocks(m, start, end):
+    """putback_movable_pages(): blocks of [start, end) still isolated (a head
+    without PG_lru: nothing else allocates inside an isolated range without
+    PG_lru) go back to the head of their LRU."""
+    p = start
+    while p < end:
+        f = m.pg_flags[p]
+        if f & PG_head:
+            if (f & PG_lru) == 0:
+                m.pg_flags[p] = f | PG_lru
+                lru = m.owner_lru[m.pg_owner[p]]
+                if lru >= 0:
+                    lru_add(m, p, lru)
+            p += 1 << m.pg_order[p]
+        elif f & PG_buddy:
+            p += 1 << m.pg_order[p]
+        else:
+            p += 1
+
+
+@njit
+def test_pages_isolated(m, start, end):
+    """test_pages_isolated(): every page of the range free on the ISOLATE
+    lists (compaction at MIN priority may have used free pages of an isolated
+    block as migration targets: then the range is busy)."""
+    p = start
+    while p < end:
+        if (m.pg_flags[p] & PG_buddy) == 0 or m.pb_mt[p >> pageblock_order] != MIGRATE_ISOLATE:
+            return False
+        p += 1 << m.pg_order[p]
+    return True
+
+
+@njit
 def alloc_contig_range(m, start, nr, owner, cpu, migrate_gfp):
-    """alloc_contig_range(): isolate the range's pageblocks, migrate every
-    movable block out (new blocks come from outside: isolated lists are never
-    allocated from), then take the whole range as allocated order-10 blocks.
-    Returns pages migrated, or -1 (range restored) if a migration failed."""
+    """alloc_contig_range(): isolate the range's pageblocks, take its movable
+    blocks off the LRU, migrate each out (new blocks come from outside:
+    isolated lists are never allocated from), then, if test_pages_isolated()
+    holds, take the whole range as allocated order-10 blocks.
+    Returns pages migrated, or -1 (range restored) on failure."""
     z = m.pb_zone[start >> pageblock_order]
     drain_all_pages(m)
     pb0 = start >> pageblock_order
@@ -50,29 +111,41 @@ def alloc_contig_range(m, start, nr, owner, cpu, migrate_gfp):
     for i in range(npb):
         move_freepages_block(m, z, (pb0 + i) << pageblock_order, m.pb_mt[pb0 + i], MIGRATE_ISOLATE)
     migrated = 0
-    p = start
     end = start + nr
-    ok = True
-    while p < end:
+    stop = isolate_range_blocks(m, start, end)
+    ok = stop == end
+    p = start
+    while ok and p < end:
         f = m.pg_flags[p]
         if f & PG_buddy:
             p += 1 << m.pg_order[p]
             continue
-        if f & PG_head:
+        if (f & PG_head) and (f & PG_lru) == 0:
             o = m.pg_order[p]
             dst = alloc_pages_call(m, o, migrate_gfp, cpu, m.pg_owner[p])
             if dst < 0:
                 ok = False
                 break
-            # alloc_pages_call accounted a new block for the owner: undo, then move
+            # alloc_pages_call accounted a new block for the owner: undo; back
+            # on the LRU (at the head, as putback after migration), then move
             m.owner_pages[m.pg_owner[p]] -= 1 << o
+            m.pg_flags[p] = f | PG_lru
+            lru = m.owner_lru[m.pg_owner[p]]
+            if lru >= 0:
+                lru_add(m, p, lru)
             migrate_block(m, p, dst, cpu)
             migrated += 1 << o
             p += 1 << o
             continue
+        if f & PG_head:             # a compaction target placed in the range
+            p += 1 << m.pg_order[p]
+            continue
         p += 1
     drain_all_pages(m)
+    if ok:
+        ok = test_pages_isolated(m, start, end)
     if not ok:
+        putback_range_blocks(m, start, stop)
         for i in range(npb):
             move_freepages_block(m, z, (pb0 + i) << pageblock_order, MIGRATE_ISOLATE, MIGRATE_MOVABLE)
         return -1
