@@ -369,3 +369,28 @@ def test_random_stream_keeps_every_invariant():
             if step % 5 == 4:
                 m.check()
         m.check()
+
+
+def test_merged_free_chunk_takes_one_type_for_every_pageblock():
+    """__free_one_page's "match buddy type" under the relabel rule: a free
+    RECLAIMABLE pageblock still flagged PB_all_free (relabelled by a claim that
+    then took its page elsewhere) merges with its freed RECLAIMABLE buddy into
+    an order-10 chunk.  mark_pageblock_free relabels only the block that was not
+    yet flagged, so the chunk went on the MOVABLE list with its upper half still
+    RECLAIMABLE, and the next split put that half on the wrong list (found in a
+    devvm-256g run; the checker now looks at every pageblock of a chunk)."""
+    from spbsim.mm.buddy import move_freepages_block
+    from spbsim.mm.const import PB_all_free, PG_buddy
+    m = full("v1")
+    lo, hi = pb(m, 2, 0), pb(m, 2, 1)
+    assert lo % (2 * pageblock_nr_pages) == 0
+    free_block(m, hi)
+    move_freepages_block(m.mem, Z, hi, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE)
+    assert m.mem.pb_flags[hi // pageblock_nr_pages] & PB_all_free
+    m.check()
+    m.mem.pb_mt[lo // pageblock_nr_pages] = MIGRATE_RECLAIMABLE   # allocated: no free page moves
+    free_block(m, lo)
+    assert m.mem.pg_flags[lo] & PG_buddy and m.mem.pg_order[lo] == 10
+    assert m.mem.pb_mt[lo // pageblock_nr_pages] == MIGRATE_MOVABLE
+    assert m.mem.pb_mt[hi // pageblock_nr_pages] == MIGRATE_MOVABLE
+    m.check()

@@ -316,6 +316,16 @@ def free_one_page_merge(m, pfn, z, order, mt, to_tail):
                 mark_pageblock_free(m, pb + i)
         if m.cfg[_CFG_RELABEL] != 0:
             mt = m.pb_mt[pb]
+            if nr > 1:
+                # one free buddy sits on one list, so every pageblock it covers
+                # takes the list's type (__free_one_page: "match buddy type").
+                # A block whose PB_all_free was already set skipped the relabel
+                # above and could keep UNMOVABLE/RECLAIMABLE under a MOVABLE
+                # chunk; expand() later put it on the wrong list.
+                if mt == MIGRATE_UNMOVABLE or mt == MIGRATE_RECLAIMABLE:
+                    mt = MIGRATE_MOVABLE
+                for i in range(nr):
+                    m.pb_mt[pb + i] = mt
     if not to_tail:
         to_tail = buddy_merge_likely(m, pfn, buddy_pfn, order, z)
     add_to_free_list(m, pfn, z, order, mt, to_tail)

@@ -78,6 +78,10 @@ def _check_lists(m):
                             return 2, p, z, L
                         if m.pb_mt[p >> pageblock_order] != mt:
                             return 3, p, mt, m.pb_mt[p >> pageblock_order]
+                        for b in range(1, 1 << max(o - pageblock_order, 0)):
+                            if m.pb_mt[(p >> pageblock_order) + b] != mt:
+                                return 3, p + (b << pageblock_order), mt, \
+                                    m.pb_mt[(p >> pageblock_order) + b]
                         if m.pg_prev[p] != prev:
                             return 4, p, z, o * 16 + mt
                         prev = p
