@@ -17,7 +17,7 @@ from .buddy import (del_page_from_free_list, free_one_page_merge,
                     move_freepages_block, pageblock_set_has)
 from .const import (SUPERPAGEBLOCK_ORDER, ALLOC_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES,
                     NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER, PB_all_free, PB_compact_skip,
-                    PG_buddy, PG_head, PG_lru, PG_MT_SHIFT, PG_pinned,
+                    PG_buddy, PG_head, PG_lru, PG_MT_SHIFT, PG_pcp, PG_pinned,
                     pageblock_nr_pages, pageblock_order)
 from .gfp import __GFP_IO as _GFP_IO
 from .jit import njit
@@ -221,13 +221,21 @@ def isolate_freepages_block(m, z, start, cc_order, ignore_suitable):
     p = start
     scanned = 0
     while p < end:
-        scanned += 1
-        if m.pg_flags[p] & PG_buddy:
+        f = m.pg_flags[p]
+        if f & PG_buddy:
+            scanned += 1
             o = m.pg_order[p]
             if not isolate_free_page(m, z, p, o):
                 break
             p += 1 << o
+        elif f & (PG_head | PG_pcp):
+            # a compound (or pcp) block: skipped whole, its pages counted as
+            # scanned (isolate_freepages_block's PageCompound step)
+            n = min(1 << m.pg_order[p], end - p)
+            scanned += n
+            p += n
         else:
+            scanned += 1
             p += 1
     return scanned
 
