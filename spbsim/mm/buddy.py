@@ -98,9 +98,17 @@ def mark_pageblock_free(m, pb):
         f = m.pb_flags[pb]
         m.pb_flags[pb] = (f & (0xFF ^ PB_has_mask)) | PB_all_free
     mt = m.pb_mt[pb]
-    if m.cfg[_CFG_RELABEL] != 0 and (mt == MIGRATE_UNMOVABLE or mt == MIGRATE_RECLAIMABLE
-                                     or mt == MIGRATE_HIGHATOMIC):
-        m.pb_mt[pb] = MIGRATE_MOVABLE
+    if m.cfg[_CFG_RELABEL] != 0:
+        mt = free_block_label(mt)
+        m.pb_mt[pb] = mt
+    return mt
+
+
+@njit_inline
+def free_block_label(mt):
+    """The relabel rule (SPB series): an entirely free UNMOVABLE, RECLAIMABLE
+    or HIGHATOMIC block becomes MOVABLE; other types keep their label."""
+    if mt == MIGRATE_UNMOVABLE or mt == MIGRATE_RECLAIMABLE or mt == MIGRATE_HIGHATOMIC:
         return MIGRATE_MOVABLE
     return mt
 
@@ -322,8 +330,7 @@ def free_one_page_merge(m, pfn, z, order, mt, to_tail):
                 # A block whose PB_all_free was already set skipped the relabel
                 # above and could keep UNMOVABLE/RECLAIMABLE under a MOVABLE
                 # chunk; expand() later put it on the wrong list.
-                if mt == MIGRATE_UNMOVABLE or mt == MIGRATE_RECLAIMABLE:
-                    mt = MIGRATE_MOVABLE
+                mt = free_block_label(mt)
                 for i in range(nr):
                     m.pb_mt[pb + i] = mt
     if not to_tail:
