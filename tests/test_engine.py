@@ -189,7 +189,7 @@ def test_alloc_contig_range_isolates_its_blocks_from_reclaim():
     moved, which was then migrated anyway: a double free, caught by the
     checker's struct-page-flags vs. list counts."""
     from spbsim.mm.craft import exhaust
-    from spbsim.mm.state import CFG
+    from spbsim.mm.state import CFG, LRU_FILE
     sc = scenario("""
 [[source]]
 name = "pagecache"
@@ -206,7 +206,7 @@ lifetime = "inf"
         if pfns:
             inside = sorted((p for p in pfns if start <= p < end), reverse=True)
             _relink_lru(mem, lru, [p for p in pfns if not start <= p < end] + inside)
-    assert mem.lru_tail[1] == start                    # the file LRU's oldest block
+    assert mem.lru_tail[LRU_FILE] == start             # the file LRU's oldest block
     mem.cfg[CFG["reclaim"]] = 0                       # take the free pages without reclaim
     exhaust(mach)
     mem.cfg[CFG["reclaim"]] = 1

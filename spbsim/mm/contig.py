@@ -5,7 +5,7 @@ from .compaction import migrate_block, page_migratable
 from .const import (MAX_PAGE_ORDER, MIGRATE_ISOLATE, MIGRATE_MOVABLE, PG_buddy, PG_head,
                     PG_lru, PG_MT_SHIFT, PG_pcp, SUPERPAGEBLOCK_NR_PAGES,
                     pageblock_order)
-from .jit import njit
+from .jit import njit, njit_inline
 from .lru import lru_add, lru_del
 from .page_alloc import alloc_pages_call
 from .page_free import free_pages_call
@@ -38,11 +38,30 @@ def contig_range_movable(m, start, nr):
     return True
 
 
+@njit_inline
+def isolate_lru_block(m, p):
+    """isolate_lru_page(): the block leaves its LRU list and loses PG_lru, so
+    reclaim, compaction and SPB evacuation (page_migratable) leave it alone."""
+    lru = m.owner_lru[m.pg_owner[p]]
+    if lru >= 0:
+        lru_del(m, p, lru)
+    m.pg_flags[p] &= 0xFF ^ PG_lru
+
+
+@njit_inline
+def putback_lru_block(m, p):
+    """putback_lru_page(): PG_lru again, at the head of its LRU."""
+    m.pg_flags[p] |= PG_lru
+    lru = m.owner_lru[m.pg_owner[p]]
+    if lru >= 0:
+        lru_add(m, p, lru)
+
+
 @njit
 def isolate_range_blocks(m, start, end):
     """isolate_migratepages_range() over the whole range: every movable block
-    leaves its LRU list and loses PG_lru, so the direct reclaim or compaction
-    that allocating migration targets may run can neither free nor move it.
+    is isolated from its LRU, so the direct reclaim or compaction that
+    allocating migration targets may run can neither free nor move it.
     Returns the pfn where a block that cannot be isolated stops the walk, or
     ``end``."""
     p = start
@@ -53,10 +72,7 @@ def isolate_range_blocks(m, start, end):
         elif f & PG_head:
             if not page_migratable(m, p):
                 return p
-            lru = m.owner_lru[m.pg_owner[p]]
-            if lru >= 0:
-                lru_del(m, p, lru)
-            m.pg_flags[p] = f ^ PG_lru
+            isolate_lru_block(m, p)
             p += 1 << m.pg_order[p]
         else:
             return p
@@ -67,18 +83,13 @@ def isolate_range_blocks(m, start, end):
 def putback_range_blocks(m, start, end):
     """putback_movable_pages(): blocks of [start, end) still isolated (a head
     without PG_lru: nothing else allocates inside an isolated range without
-    PG_lru) go back to the head of their LRU."""
+    PG_lru) go back to their LRU."""
     p = start
     while p < end:
         f = m.pg_flags[p]
-        if f & PG_head:
-            if (f & PG_lru) == 0:
-                m.pg_flags[p] = f | PG_lru
-                lru = m.owner_lru[m.pg_owner[p]]
-                if lru >= 0:
-                    lru_add(m, p, lru)
-            p += 1 << m.pg_order[p]
-        elif f & PG_buddy:
+        if f & (PG_head | PG_buddy):
+            if (f & PG_head) and (f & PG_lru) == 0:
+                putback_lru_block(m, p)
             p += 1 << m.pg_order[p]
         else:
             p += 1
@@ -126,13 +137,11 @@ def alloc_contig_range(m, start, nr, owner, cpu, migrate_gfp):
             if dst < 0:
                 ok = False
                 break
-            # alloc_pages_call accounted a new block for the owner: undo; back
-            # on the LRU (at the head, as putback after migration), then move
+            # alloc_pages_call accounted a new block for the owner: undo.  The
+            # block goes back on the LRU head so that migrate_block() hands its
+            # place to the new block (putback after migration), then moves.
             m.owner_pages[m.pg_owner[p]] -= 1 << o
-            m.pg_flags[p] = f | PG_lru
-            lru = m.owner_lru[m.pg_owner[p]]
-            if lru >= 0:
-                lru_add(m, p, lru)
+            putback_lru_block(m, p)
             migrate_block(m, p, dst, cpu)
             migrated += 1 << o
             p += 1 << o
