@@ -8,8 +8,14 @@ free page; leftover free pages go back.  Done when the scanners meet or, at a
 pageblock boundary, a free block of the wanted order exists
 (__compact_finished).  Async direct compaction scans only MOVABLE source
 blocks; sync and kcompactd scan any block type.  Deferral
-(defer_compaction / compaction_deferred) and skip bits (PB_compact_skip,
-cleared when the scanners restart) are modelled.  Not modelled:
+(defer_compaction / compaction_deferred) and skip bits are modelled: one bit
+per pageblock (PB_compact_skip, the kernel's PB_migrate_skip) shared by both
+scanners; the migrate scanner sets it on a block it isolated nothing from,
+the free scanner on a block it scanned to the end (update_pageblock_skip);
+both skip marked blocks unless the compaction ignores skip hints (whole zone).
+The bits are cleared by __reset_isolation_suitable() only when compaction
+restarts after maximal deferral (compaction_restarting) or when kswapd goes
+to sleep after a direct compaction's scanners met (compact_blockskip_flush).  Not modelled:
 fast_find_migrateblock, fast_isolate_freepages, capture of freed pages,
 migration failures other than pinning.
 """
@@ -57,6 +63,7 @@ _Z_SHIFT = ZSTAT["compact_defer_shift"]
 _Z_FAILED = ZSTAT["compact_order_failed"]
 _Z_MIGRATE_PFN = ZSTAT["compact_cached_migrate_pfn"]
 _Z_FREE_PFN = ZSTAT["compact_cached_free_pfn"]
+_Z_BLOCKSKIP_FLUSH = ZSTAT["compact_blockskip_flush"]
 _VM_MSCAN = VMSTAT["compact_migrate_scanned"]
 _VM_FSCAN = VMSTAT["compact_free_scanned"]
 _VM_ISOLATED = VMSTAT["compact_isolated"]
@@ -206,13 +213,18 @@ def isolate_free_page(m, z, pfn, order):
 
 @njit
 def isolate_freepages_block(m, z, start, cc_order, ignore_suitable):
-    """Isolate every free buddy of one pageblock (suitable_migration_target:
-    MOVABLE blocks only unless ignored; never a buddy of >= the target order
-    at the block start).  Returns pages scanned."""
+    """One pageblock of isolate_freepages(): skipped unless it is a
+    suitable_migration_target (MOVABLE unless ignored; never a buddy of >= the
+    target order at the block start) and isolation_suitable (no skip bit, or
+    skip hints ignored); else every free buddy is isolated, and a block
+    scanned to its end gets the skip bit (update_pageblock_skip).  Returns
+    pages scanned."""
     pb = start >> pageblock_order
     if m.pb_zone[pb] != z:
         return 0
     if not ignore_suitable and m.pb_mt[pb] != MIGRATE_MOVABLE:
+        return 0
+    if not ignore_suitable and (m.pb_flags[pb] & PB_compact_skip):
         return 0
     if (m.pg_flags[start] & PG_buddy) and cc_order >= 0 and m.pg_order[start] >= max(cc_order, 0) \
             and m.pg_order[start] >= pageblock_order - 1:
@@ -237,7 +249,40 @@ def isolate_freepages_block(m, z, start, cc_order, ignore_suitable):
         else:
             scanned += 1
             p += 1
+    if p >= end:
+        m.pb_flags[pb] |= PB_compact_skip
     return scanned
+
+
+@njit
+def reset_isolation_suitable_zone(m, z):
+    """__reset_isolation_suitable(): clear every skip bit of the zone; both
+    scanners restart from the zone ends."""
+    zs = m.zone_start[z]
+    ze = m.zone_end[z]
+    for pb in range(zs >> pageblock_order, (ze + pageblock_nr_pages - 1) >> pageblock_order):
+        m.pb_flags[pb] &= 0xFF ^ PB_compact_skip
+    m.zstat[z, _Z_BLOCKSKIP_FLUSH] = 0
+    m.zstat[z, _Z_MIGRATE_PFN] = zs
+    m.zstat[z, _Z_FREE_PFN] = ze
+
+
+@njit
+def reset_isolation_suitable(m):
+    """reset_isolation_suitable(pgdat), called as kswapd goes to sleep: the
+    zones whose direct compaction saw its scanners meet (compact_blockskip_flush)."""
+    for z in range(m.zstat.shape[0]):
+        if m.zstat[z, _Z_BLOCKSKIP_FLUSH] != 0:
+            reset_isolation_suitable_zone(m, z)
+
+
+@njit
+def compaction_restarting(m, z, order):
+    """compaction_restarting(): deferred to the maximum and due again."""
+    if order < m.zstat[z, _Z_FAILED]:
+        return False
+    return m.zstat[z, _Z_SHIFT] == COMPACT_MAX_DEFER_SHIFT and \
+        m.zstat[z, _Z_CONSIDERED] >= (1 << m.zstat[z, _Z_SHIFT])
 
 
 @njit
@@ -370,6 +415,8 @@ def proactive_compact_node(m, cpu):
 def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu, proactive_low=-1):
     """compact_zone(): returns a compact_result.  ``proactive_low`` >= 0: a
     proactive run, finished once the zone's score is at most that."""
+    if compaction_restarting(m, z, order):
+        reset_isolation_suitable_zone(m, z)
     zs = m.zone_start[z]
     ze = m.zone_end[z]
     mpfn = m.zstat[z, _Z_MIGRATE_PFN]
@@ -386,11 +433,13 @@ def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu, proactive_lo
     while True:
         if (fpfn >> pageblock_order) <= (mpfn >> pageblock_order):
             result = COMPACT_COMPLETE if whole_zone else COMPACT_PARTIAL_SKIPPED
-            # restart from the zone ends next time; clear skip hints
+            # reset_cached_positions(): restart from the zone ends next time;
+            # a direct compaction asks kswapd to clear the skip bits when it
+            # next sleeps (compact_blockskip_flush)
             mpfn = zs
             fpfn = ze
-            for pb in range(zs >> pageblock_order, (ze + pageblock_nr_pages - 1) >> pageblock_order):
-                m.pb_flags[pb] &= 0xFF ^ PB_compact_skip
+            if not kcompactd and not whole_zone:
+                m.zstat[z, _Z_BLOCKSKIP_FLUSH] = 1
             break
         if compact_finished(m, z, order, mt):
             result = COMPACT_SUCCESS

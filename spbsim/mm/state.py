@@ -38,6 +38,7 @@ ZSTAT_NAMES = [
     "kswapd_wakeups",           # wakeup_kswapd() calls for this zone
     "compact_considered", "compact_defer_shift", "compact_order_failed",
     "compact_cached_migrate_pfn", "compact_cached_free_pfn",
+    "compact_blockskip_flush",  # clear the skip bits when kswapd next sleeps
 ]
 ZSTAT = _enum(ZSTAT_NAMES)
 ZS_NR_FREE = ZSTAT["nr_free_pages"]

@@ -7,6 +7,7 @@ shrinker that frees a scanned page only when all its objects went, with a
 chance ``slab_free_ppm`` per scan [SIM].  Reclaimed blocks go back through
 the normal free path (pcp first), since where they land changes merging.
 """
+from .compaction import reset_isolation_suitable
 from .const import PG_pinned, pageblock_order
 from .jit import njit, njit_inline
 from .lru import lru_add, lru_del
@@ -155,7 +156,8 @@ def balance_pgdat(m, cpu, budget):
     """kswapd's balance_pgdat(): reclaim until the node is balanced at the
     requested order (HIGH mark incl. boost), dropping to order 0 once
     compact_gap(order) pages were reclaimed; then clear the boosts, wake
-    kcompactd and sleep.  At most ``budget`` pages per call: kswapd's
+    kcompactd, clear compaction skip bits if asked (reset_isolation_suitable)
+    and sleep.  At most ``budget`` pages per call: kswapd's
     throughput in simulated time is the [SIM] parameter kswapd_rate; a run
     that is cut short stays awake.  Returns pages reclaimed."""
     order = m.node[_N_KSWAPD_ORDER]
@@ -189,6 +191,9 @@ def balance_pgdat(m, cpu, budget):
         return reclaimed
     m.node[_N_KSWAPD_RUNS] += 1
     m.vm[_VM_PAGEOUTRUN] += 1
+    # kswapd_try_to_sleep(): skip bits of zones whose direct compaction
+    # finished a full pass are cleared before kswapd sleeps
+    reset_isolation_suitable(m)
     for z in range(idx + 1):
         m.zstat[z, ZS_BOOST] = 0
     if boosted:

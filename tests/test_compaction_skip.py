@@ -1,0 +1,118 @@
+"""Compaction skip bits (PB_compact_skip, the kernel's PB_migrate_skip):
+set by the free scanner on a block it scanned to the end
+(isolate_freepages -> update_pageblock_skip), honoured by the next pass, kept
+after the scanners meet, and cleared only by __reset_isolation_suitable()
+(kswapd going to sleep after compact_blockskip_flush, or
+compaction_restarting after maximal deferral)."""
+import numpy as np
+import pytest
+
+from spbsim import Machine
+from spbsim.mm import compaction as C
+from spbsim.mm import vmscan
+from spbsim.mm.const import MIGRATE_MOVABLE, PB_compact_skip, PG_buddy, PG_pinned, pageblock_order
+from spbsim.mm.craft import exhaust, zero_watermarks
+from spbsim.mm.state import ZSTAT
+
+FLUSH = ZSTAT["compact_blockskip_flush"]
+
+
+@pytest.fixture
+def pinned_half_free():
+    """1 GB, all movable order-0 pages, every other page freed, and the first
+    allocated page of every pageblock pinned: no pageblock can be emptied, so
+    a direct compaction for order 9 runs until its scanners meet."""
+    m = Machine("1G", cpus=1, pcp=False, early_unmovable=0, seed=1, migrate_untracked=True)
+    zero_watermarks(m)
+    pfns = np.sort(exhaust(m))
+    m.run_ops(np.zeros(pfns.size // 2, np.int64), 0, pfns=pfns[1::2])
+    kept = pfns[::2]
+    first = np.unique(kept >> pageblock_order, return_index=True)[1]
+    m.mem.pg_flags[kept[first]] |= PG_pinned
+    z = int(np.argmax(m.mem.zstat[:, ZSTAT["managed"]]))
+    return m, z
+
+
+def _zone_pbs(m, z):
+    return np.arange(int(m.mem.zone_start[z]) >> pageblock_order,
+                     (int(m.mem.zone_end[z]) - 1 >> pageblock_order) + 1)
+
+
+def _skipped(m, z):
+    return int(((m.mem.pb_flags[_zone_pbs(m, z)] & PB_compact_skip) != 0).sum())
+
+
+def test_free_scanner_marks_a_fully_scanned_block_and_skips_it_next_time(pinned_half_free):
+    m, z = pinned_half_free
+    mem = m.mem
+    # the highest MOVABLE pageblock with free pages (the zone's top blocks
+    # are reserved), where the free scanner starts
+    pb = max(b for b in _zone_pbs(m, z) if mem.pb_mt[b] == MIGRATE_MOVABLE
+             and (mem.pg_flags[b << pageblock_order:(b + 1) << pageblock_order] & PG_buddy).any())
+    assert not mem.pb_flags[pb] & PB_compact_skip
+    start = int(pb) << pageblock_order
+    free_before = int(((mem.pg_flags[start:start + (1 << pageblock_order)] & PG_buddy) != 0).sum())
+    assert free_before == 256
+    scanned = C.isolate_freepages_block(mem, z, start, 9, False)
+    assert scanned > 0 and mem.cc_n[0] == free_before
+    assert mem.pb_flags[pb] & PB_compact_skip                  # update_pageblock_skip
+    C.cc_release(mem, z)
+    assert C.isolate_freepages_block(mem, z, start, 9, False) == 0   # isolation_suitable
+    assert mem.cc_n[0] == 0
+    assert C.isolate_freepages_block(mem, z, start, 9, True) > 0     # ignore_skip_hint
+    C.cc_release(mem, z)
+    m.check()
+
+
+def test_skip_bits_outlive_the_scanners_meeting_until_kswapd_sleeps(pinned_half_free):
+    m, z = pinned_half_free
+    mem = m.mem
+    fscan = lambda: m.vmstat_counters()["compact_free_scanned"]   # noqa: E731
+    f0 = fscan()
+    res = C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, True, False, False, 0)
+    first = fscan() - f0
+    assert res == C.COMPACT_PARTIAL_SKIPPED                     # the scanners met
+    assert first > 0
+    marked = _skipped(m, z)
+    assert marked > 0                                           # kept, not cleared at the meeting
+    assert mem.zstat[z, FLUSH] == 1                             # compact_blockskip_flush
+    m.check()
+    # the next direct compaction skips the marked blocks
+    f1 = fscan()
+    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, True, False, False, 0)
+    assert fscan() - f1 < first
+    # kswapd going to sleep (balanced node) clears them
+    vmscan.balance_pgdat(mem, 0, 1 << 20)
+    assert _skipped(m, z) == 0 and mem.zstat[z, FLUSH] == 0
+    m.check()
+
+
+def test_compaction_restarting_clears_skip_bits(pinned_half_free):
+    m, z = pinned_half_free
+    mem = m.mem
+    mscan = lambda: m.vmstat_counters()["compact_migrate_scanned"]   # noqa: E731
+    done = []
+    for _ in range(3):
+        s0 = mscan()
+        C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, True, False, False, 0)
+        done.append(mscan() - s0)
+    assert _skipped(m, z) > 0 and done[2] < done[0]          # later passes skip marked blocks
+    mem.zstat[z, ZSTAT["compact_defer_shift"]] = C.COMPACT_MAX_DEFER_SHIFT
+    mem.zstat[z, ZSTAT["compact_considered"]] = 1 << C.COMPACT_MAX_DEFER_SHIFT
+    mem.zstat[z, ZSTAT["compact_order_failed"]] = 9
+    assert C.compaction_restarting(mem, z, 9)
+    assert not C.compaction_restarting(mem, z, 8)             # below compact_order_failed
+    s0 = mscan()
+    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, True, False, False, 0)
+    assert mscan() - s0 > done[2]          # __reset_isolation_suitable: every block scanned again
+    m.check()
+
+
+def test_kcompactd_and_whole_zone_passes_do_not_ask_for_a_flush(pinned_half_free):
+    m, z = pinned_half_free
+    mem = m.mem
+    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, True, False, True, 0)      # kcompactd
+    assert mem.zstat[z, FLUSH] == 0
+    C.compact_zone(mem, z, -1, MIGRATE_MOVABLE, True, True, False, 0)     # compact_memory
+    assert mem.zstat[z, FLUSH] == 0
+    m.check()
