@@ -91,7 +91,9 @@ SPB_CFG_MOVABLE_STEER = 23  # sb_preferred_for_movable() in PASS_1 [S v1 13 / v2
 SPB_CFG_DEFRAG_BUDGET = 24  # [U -> SIM] pageblocks one defrag run may evacuate (default 16)
 SPB_CFG_MOVABLE_RESERVE = 25  # movable requests skip tainted SPBs with nr_free <= reserve
                               #   (PASS_4 and the claim/steal search) [S1 §3.1-3.2]; off: [SIM] ablation
-NR_SPB_CFG = 26
+SPB_CFG_DEFRAG_CLAIMED = 26  # defrag also empties claimed (UNMOV/RECL-labelled) blocks of their
+                             #   movable pages [I: S1 evacuate_pageblock, v2 15 replaces v2 06]
+NR_SPB_CFG = 27
 
 #: the switch names users write (``--set spb.NAME=value``): name -> (index, kind)
 #: kind: a dict of allowed words -> value, or "bool", or "int"
@@ -123,6 +125,7 @@ SPB_SWITCHES = {
     "movable_steering": (SPB_CFG_MOVABLE_STEER, "bool"),
     "defrag_budget": (SPB_CFG_DEFRAG_BUDGET, "int"),
     "movable_reserve_skip": (SPB_CFG_MOVABLE_RESERVE, "bool"),
+    "defrag_claimed_blocks": (SPB_CFG_DEFRAG_CLAIMED, "bool"),
 }
 
 _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="reserve",
@@ -132,7 +135,8 @@ _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="re
            deferred_evacuation=True, tainted_ok_gate=False, relax_sequence=False,
            best_effort_refusal=False, compaction_skip_tainted=False,
            evacuate_for_order=True, contig=True, clean_compaction=True,
-           movable_steering=True, defrag_budget=16, movable_reserve_skip=True)
+           movable_steering=True, defrag_budget=16, movable_reserve_skip=True,
+           defrag_claimed_blocks=True)
 #: presets: s1 = the source snapshot S1; v1 = final v1 (patch 43 on);
 #: v1-pre43 = v1 without patch 43's two hot-path triggers; v2 = the v2 changes
 SPB_PRESETS = {
@@ -140,7 +144,8 @@ SPB_PRESETS = {
                pass_2c=False, pass_2d=False, pass3_claim=False, no_cross_type_mix=False,
                react_tainted_alloc=False, last_chance_defrag=False, slab_shrink=False,
                aggressive=False, cheap_fallback_refusal=False, deferred_evacuation=False,
-               evacuate_for_order=False, contig=False, clean_compaction=False),
+               evacuate_for_order=False, contig=False, clean_compaction=False,
+               defrag_claimed_blocks=False),
     "v1": dict(_V1),
     "v1-pre43": dict(_V1, react_tainted_alloc=False, last_chance_defrag=False),
     "v2": dict(_V1, relax_sequence=True, best_effort_refusal=True,

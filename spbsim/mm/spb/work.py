@@ -10,7 +10,8 @@ the queued state lives in the SPB arrays (``defrag_state``, ``pend``) and
 other background work does.
 """
 from ..compaction import migrate_block, page_migratable
-from ..const import (MAX_NR_ZONES, MIGRATE_ISOLATE, MIGRATE_MOVABLE, PB_all_free,
+from ..const import (MAX_NR_ZONES, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
+                     MIGRATE_UNMOVABLE, PB_all_free,
                      PB_has_movable, PG_buddy, PG_head, SUPERPAGEBLOCK_NR_PAGES,
                      pageblock_nr_pages, pageblock_order)
 from ..buddy import move_freepages_block
@@ -24,7 +25,7 @@ from .lists import (spb_defrag_begin, spb_defrag_end, spb_defrag_should_stop,
                     spb_list_is_tainted)
 from .params import (NR_SB_FULLNESS, PEND_DEFRAG, PEND_EVAC_LAST_NS, PEND_EVAC_MT,
                      PEND_EVAC_ORDER, PEND_EVACUATE, PEND_SLAB_SHRINK, SB_TAINTED,
-                     SPB_CFG_DEFRAG_BUDGET, SPB_DEFRAG_QUEUED, SPB_EVACUATE_FOR_ORDER_CAP,
+                     SPB_CFG_DEFRAG_BUDGET, SPB_CFG_DEFRAG_CLAIMED, SPB_DEFRAG_QUEUED, SPB_EVACUATE_FOR_ORDER_CAP,
                      SPB_SLAB_SHRINK_DIV, ST_DEFERRED_EVAC, ST_DEFRAG_MIGRATED,
                      ST_DEFRAG_PB, ST_EVAC_FOR_ORDER, ST_EVAC_MIGRATED, ST_SLAB_SHRINKS,
                      ST_SLAB_SHRUNK)
@@ -36,6 +37,8 @@ __all__ = ["evacuate_pageblock", "spb_defrag_run", "spb_slab_shrink_run",
 #: budget caps", values [U])
 EVAC_PHASE_BLOCK_CAP = 8
 _BIG = 1 << 30
+#: claimed blocks sort after every MOVABLE block that can be emptied
+_CLAIMED = 1 << 20
 #: migration targets: the free lists at the MIN watermark, no reclaim ([SIM]: the
 #: kernel's alloc_migration_target may reclaim; here a failed target ends the
 #: evacuation, and the allocator is not re-entered through its slow path)
@@ -110,6 +113,28 @@ def _movable_pages(m, start):
 
 
 @njit_inline
+def _claimed_movable_pages(m, start):
+    """Allocated migratable pages in a claimed (UNMOVABLE/RECLAIMABLE-labelled)
+    pageblock: the movable remnants that S1's claim-time evacuation moved out
+    so that the block "becomes purely non-movable"."""
+    n = 0
+    p = start
+    end = start + pageblock_nr_pages
+    while p < end:
+        f = m.pg_flags[p]
+        if f & PG_buddy:
+            p += 1 << m.pg_order[p]
+        elif f & PG_head:
+            o = m.pg_order[p]
+            if page_migratable(m, p):
+                n += 1 << o
+            p += 1 << o
+        else:
+            p += 1
+    return n
+
+
+@njit_inline
 def _spb_pb_range(m, i):
     """(first pageblock, end) of SPB slot i, clipped to its zone."""
     spb = m.spb
@@ -127,24 +152,35 @@ def _spb_pb_range(m, i):
 def spb_defrag_run(m, i, now, cpu):
     """The per-SPB defrag work [S v2 15/40, v1 24/43]: evacuate MOVABLE
     pageblocks of a tainted SPB that can be emptied (every allocated page
-    migratable), fewest movable pages first ([SIM] pick and filter),
-    rechecking the stop condition after each, at most ``defrag_budget``
+    migratable), fewest movable pages first ([SIM] pick and filter); then,
+    with ``defrag_claimed_blocks`` [I], claimed UNMOVABLE/RECLAIMABLE blocks
+    that still hold movable pages, fewest first (the job of S1's claim-time
+    evacuate_pageblock, which v2 15/40 folded into this worker).  The stop
+    condition is rechecked after each block, at most ``defrag_budget``
     pageblocks a run ([SIM]).  No progress (nr_free did not rise) stamps
     defrag_last_no_progress, which gates the next run for 5 s."""
     spb = m.spb
     z = spb.zone[i]
     spb_defrag_begin(spb, i, now)
     budget = spb.cfg[SPB_CFG_DEFRAG_BUDGET]
+    claimed = spb.cfg[SPB_CFG_DEFRAG_CLAIMED] != 0
     b0, b1 = _spb_pb_range(m, i)
     sc = spb.scratch
     for b in range(b0, b1):
         k = b - b0
         sc[k] = _BIG
-        if m.pb_zone[b] == z and m.pb_mt[b] == MIGRATE_MOVABLE \
-                and (m.pb_flags[b] & PB_all_free) == 0 and (m.pb_flags[b] & PB_has_movable):
+        if m.pb_zone[b] != z or (m.pb_flags[b] & PB_all_free) != 0 \
+                or (m.pb_flags[b] & PB_has_movable) == 0:
+            continue
+        bmt = m.pb_mt[b]
+        if bmt == MIGRATE_MOVABLE:
             n = _movable_pages(m, b << pageblock_order)
             if n > 0:
                 sc[k] = n
+        elif claimed and (bmt == MIGRATE_UNMOVABLE or bmt == MIGRATE_RECLAIMABLE):
+            n = _claimed_movable_pages(m, b << pageblock_order)
+            if n > 0:
+                sc[k] = _CLAIMED + n
     done = 0
     if spb_list_is_tainted(spb.list_id[i]):
         while done < budget and not spb_defrag_should_stop(spb, i):
