@@ -38,14 +38,16 @@ def _start_cond(spb):
 
 def stuck_spbs(spb, now_ns, zone_alloc_since=None):
     """Slots of stuck SPBs: tainted, still below the defrag start threshold and
-    holding movable pageblocks, idle, and whose last defrag run made no
-    progress and ended more than SPB_DEFRAG_NOOP_COOLDOWN + 100 s ago: the
-    cooldown expired long ago and nothing re-ran the defrag (the bug that
-    patch 43 of v1 fixed)."""
+    holding movable pageblocks, idle, with a no-progress stamp older than
+    SPB_DEFRAG_NOOP_COOLDOWN + 100 s, and no defrag run since then either
+    (the last run, with or without progress, also ended more than that ago):
+    the cooldown expired long ago and nothing re-ran the defrag (the bug that
+    patch 43 of v1 fixed).  An SPB that a trigger keeps re-running is not
+    stuck, whatever its old stamp says."""
     last = spb.defrag_last_no_progress_ns
-    was_last_run = last == spb.defrag_last_run_ns
-    old = (last != SPB_NEVER_NS) & was_last_run & \
-        (now_ns - last > SPB_DEFRAG_NOOP_COOLDOWN_NS + STUCK_MARGIN_NS)
+    limit = SPB_DEFRAG_NOOP_COOLDOWN_NS + STUCK_MARGIN_NS
+    old = (last != SPB_NEVER_NS) & (now_ns - last > limit) & \
+        (now_ns - spb.defrag_last_run_ns > limit)
     idle = spb.defrag_state == SPB_DEFRAG_IDLE
     need = _start_cond(spb) & (spb.nr_movable > 0)
     slots = np.flatnonzero(_tainted(spb) & old & idle & need)
