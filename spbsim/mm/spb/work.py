@@ -90,33 +90,13 @@ def evacuate_pageblock(m, start, cpu):
 
 
 @njit_inline
-def _movable_pages(m, start):
-    """Allocated migratable pages in a pageblock (the [SIM] pick key), or -1
-    if the block also holds a page that cannot move (pinned, unmovable, a
-    pcp page, reserved): evacuating it could not free the pageblock."""
-    n = 0
-    p = start
-    end = start + pageblock_nr_pages
-    while p < end:
-        f = m.pg_flags[p]
-        if f & PG_buddy:
-            p += 1 << m.pg_order[p]
-        elif f & PG_head:
-            o = m.pg_order[p]
-            if not page_migratable(m, p):
-                return -1
-            n += 1 << o
-            p += 1 << o
-        else:
-            return -1
-    return n
-
-
-@njit_inline
-def _claimed_movable_pages(m, start):
-    """Allocated migratable pages in a claimed (UNMOVABLE/RECLAIMABLE-labelled)
-    pageblock: the movable remnants that S1's claim-time evacuation moved out
-    so that the block "becomes purely non-movable"."""
+def _movable_pages(m, start, whole):
+    """Allocated migratable pages in a pageblock (the [SIM] pick key).  With
+    ``whole`` (a MOVABLE block to be emptied): -1 if the block also holds a
+    page that cannot move (pinned, unmovable, a pcp page, reserved), since
+    evacuating it could not free the pageblock.  Without (a claimed
+    UNMOVABLE/RECLAIMABLE block): the movable remnants that S1's claim-time
+    evacuation moved out so that the block "becomes purely non-movable"."""
     n = 0
     p = start
     end = start + pageblock_nr_pages
@@ -128,7 +108,11 @@ def _claimed_movable_pages(m, start):
             o = m.pg_order[p]
             if page_migratable(m, p):
                 n += 1 << o
+            elif whole:
+                return -1
             p += 1 << o
+        elif whole:
+            return -1
         else:
             p += 1
     return n
@@ -174,11 +158,11 @@ def spb_defrag_run(m, i, now, cpu):
             continue
         bmt = m.pb_mt[b]
         if bmt == MIGRATE_MOVABLE:
-            n = _movable_pages(m, b << pageblock_order)
+            n = _movable_pages(m, b << pageblock_order, True)
             if n > 0:
                 sc[k] = n
         elif claimed and (bmt == MIGRATE_UNMOVABLE or bmt == MIGRATE_RECLAIMABLE):
-            n = _claimed_movable_pages(m, b << pageblock_order)
+            n = _movable_pages(m, b << pageblock_order, False)
             if n > 0:
                 sc[k] = _CLAIMED + n
     done = 0
@@ -246,7 +230,7 @@ def spb_evacuate_for_order(m, z, order, mt, cpu):
                             continue
                         if (m.pb_flags[b] & PB_has_movable) == 0:
                             continue
-                        if _movable_pages(m, b << pageblock_order) <= 0:
+                        if _movable_pages(m, b << pageblock_order, True) <= 0:
                             continue
                         migrated += evacuate_pageblock(m, b << pageblock_order, cpu)
                         blocks += 1
