@@ -73,6 +73,8 @@ def run(scenario, policy, memory, seed, duration, sets, out_dir, check, list_onl
         overrides["scenario.policy"] = policy
     sc = load_scenario(scenario, overrides or None)
     out_dir = out_dir or f"results/{sc.name}"
+    from .policy import policy_overrides
+    policy_overrides(sc.policy)       # a bad policy fails before the compile banner
     _note_first_compile()
     sim = Simulation(sc, check=check)
     click.echo(f"spbsim: {sc.name}: {sc.memory}, {sc.cpus} cpus, policy {sim.policy}, "

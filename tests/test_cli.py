@@ -1,5 +1,6 @@
 """The command line as a user meets it: the default job, results, bad input."""
 import json
+import os
 import subprocess
 import sys
 
@@ -76,6 +77,16 @@ def test_bad_input_is_one_clear_line(args, msg):
     assert r.returncode == 2
     assert msg in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_bad_policy_fails_before_the_first_compile_banner(tmp_path):
+    """With a cold numba cache, a bad policy is reported without announcing
+    minutes of compilation first (the banner comes after validation)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    r = subprocess.run([sys.executable, "-m", "spbsim.cli", "run", "spb-stuck", "--policy",
+                        "spb:v9"], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 2 and "policy 'spb:v9'" in r.stderr
+    assert "compiling" not in r.stderr
 
 
 def test_malformed_trace_line_is_named_without_traceback(tmp_path):
