@@ -108,11 +108,21 @@ def test_compaction_restarting_clears_skip_bits(pinned_half_free):
     m.check()
 
 
-def test_kcompactd_and_whole_zone_passes_do_not_ask_for_a_flush(pinned_half_free):
+def test_kcompactd_and_compact_memory_do_not_ask_for_a_flush(pinned_half_free):
     m, z = pinned_half_free
     mem = m.mem
     C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, True, False, True, 0)      # kcompactd
     assert mem.zstat[z, FLUSH] == 0
     C.compact_zone(mem, z, -1, MIGRATE_MOVABLE, True, True, False, 0)     # compact_memory
     assert mem.zstat[z, FLUSH] == 0
+    m.check()
+
+
+def test_min_priority_direct_compaction_asks_for_a_flush(pinned_half_free):
+    """COMPACT_PRIO_SYNC_FULL scans the whole zone but is still a direct
+    compaction (cc->direct_compaction): its meeting sets the flush."""
+    m, z = pinned_half_free
+    mem = m.mem
+    assert C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, True, True, False, 0) == C.COMPACT_COMPLETE
+    assert mem.zstat[z, FLUSH] == 1
     m.check()

@@ -434,11 +434,12 @@ def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu, proactive_lo
         if (fpfn >> pageblock_order) <= (mpfn >> pageblock_order):
             result = COMPACT_COMPLETE if whole_zone else COMPACT_PARTIAL_SKIPPED
             # reset_cached_positions(): restart from the zone ends next time;
-            # a direct compaction asks kswapd to clear the skip bits when it
-            # next sleeps (compact_blockskip_flush)
+            # a direct compaction (any priority; not kcompactd, not
+            # /proc/sys/vm/compact_memory's order -1) asks kswapd to clear the
+            # skip bits when it next sleeps (compact_blockskip_flush)
             mpfn = zs
             fpfn = ze
-            if not kcompactd and not whole_zone:
+            if not kcompactd and order >= 0:
                 m.zstat[z, _Z_BLOCKSKIP_FLUSH] = 1
             break
         if compact_finished(m, z, order, mt):
