@@ -45,9 +45,10 @@ def stuck_spbs(spb, now_ns, zone_alloc_since=None):
     patch 43 of v1 fixed).  An SPB that a trigger keeps re-running is not
     stuck, whatever its old stamp says."""
     last = spb.defrag_last_no_progress_ns
-    limit = SPB_DEFRAG_NOOP_COOLDOWN_NS + STUCK_MARGIN_NS
-    old = (last != SPB_NEVER_NS) & (now_ns - last > limit) & \
-        (now_ns - spb.defrag_last_run_ns > limit)
+    # every run stamps defrag_last_run_ns, a run without progress also the
+    # no-progress stamp: an old last run implies an old no-progress stamp
+    old = (last != SPB_NEVER_NS) & \
+        (now_ns - spb.defrag_last_run_ns > SPB_DEFRAG_NOOP_COOLDOWN_NS + STUCK_MARGIN_NS)
     idle = spb.defrag_state == SPB_DEFRAG_IDLE
     need = _start_cond(spb) & (spb.nr_movable > 0)
     slots = np.flatnonzero(_tainted(spb) & old & idle & need)
