@@ -80,6 +80,12 @@ class Machine:
       compaction_proactiveness, extfrag_threshold, kswapd_rate (per simulated
       second).  migrate_untracked: let compaction move movable blocks
       allocated through this API (their pfns then change under you).
+      migrate_split_large: alloc_contig_range() splits a large block whose
+      migration target cannot be allocated and migrates its base pages
+      (migrate_pages() on -ENOMEM, as the kernel; False: the attempt fails).
+      piece_capacity: base pages of split timed objects that can be live at
+      once (default 1/8 of the pfns when objects are tracked, else 0: API
+      blocks need none); a split that would exceed it is refused.
       spb: None (stock allocator) or a superpageblock preset ('s1', 'v1',
       'v1-pre43', 'v2'); spb_set: {switch: value} overrides of the preset's
       switches (spbsim.mm.spb.params.SPB_SWITCHES).  The SPB allocator also
@@ -95,7 +101,8 @@ class Machine:
                  holes=(), reserved=(), relabel_free_pageblocks=False, swap=True,
                  reclaim=True, compaction=True, slab_free_ppm=20000,
                  compaction_proactiveness=20, extfrag_threshold=500, obj_capacity=1,
-                 kswapd_rate="4G", migrate_untracked=False, spb=None, spb_set=None):
+                 kswapd_rate="4G", migrate_untracked=False, spb=None, spb_set=None,
+                 migrate_split_large=True, piece_capacity=None):
         if not isinstance(cpus, (int, np.integer)) or not 1 <= cpus <= 256:
             raise ConfigError(f"cpus={cpus!r}: allowed 1 to 256")
         if str(version) not in KERNEL_VERSIONS:
@@ -125,8 +132,12 @@ class Machine:
             relabel_free_pageblocks = True
         elif spb_set:
             raise ConfigError("spb_set given without spb: the stock allocator has no SPB switches")
+        if piece_capacity is None:
+            piece_capacity = self.geometry.nr_pfns // 8 if int(obj_capacity) > 1 else 0
+        if not 0 <= int(piece_capacity) < 2 ** 31 - 2:
+            raise ConfigError(f"piece_capacity={piece_capacity!r}: allowed 0 to 2^31-3")
         self.mem = m = new_mem(self.geometry.nr_pfns, self.cpus, trace_capacity if trace else 0,
-                               obj_capacity, spb=spb_state)
+                               obj_capacity, spb=spb_state, piece_capacity=int(piece_capacity))
         m.cfg[CFG["version"]] = KERNEL_VERSIONS[str(version)]
         m.cfg[CFG["defrag_mode"]] = 1 if defrag_mode else 0
         m.cfg[CFG["watermark_boost_factor"]] = int(watermark_boost_factor)
@@ -143,6 +154,7 @@ class Machine:
         m.cfg[CFG["extfrag_threshold"]] = int(extfrag_threshold)
         m.cfg[CFG["kswapd_rate"]] = parse_size(kswapd_rate, "kswapd_rate") >> 12
         m.cfg[CFG["migrate_untracked"]] = 1 if migrate_untracked else 0
+        m.cfg[CFG["migrate_split_large"]] = 1 if migrate_split_large else 0
         m.cfg[CFG["spb"]] = 1 if spb_state is not None else 0
         m.cfg[CFG["prep_sets_request_bit"]] = 0 if spb_state is not None else 1
         m.cfg[CFG["keep_nofragment"]] = 1 if (spb_state is not None and self.spb_preset != "s1") else 0
@@ -391,7 +403,8 @@ class Machine:
         for name in ("pg_next", "pg_prev", "pg_order", "pg_flags", "pg_owner", "pg_obj", "pb_mt",
                      "pb_flags", "fa_head", "fa_tail", "fa_nr", "nr_free", "zstat",
                      "pcp_head", "pcp_tail", "pcp", "vm", "sim", "node", "lru_head",
-                     "lru_tail", "lru_pages", "owner_pages", "obj_pfn"):
+                     "lru_tail", "lru_pages", "owner_pages", "obj_pfn", "obj_pc", "pc_pfn",
+                     "pc_next", "pc_n"):
             h.update(getattr(self.mem, name).tobytes())
         return h.hexdigest()
 

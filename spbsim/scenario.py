@@ -32,7 +32,8 @@ source's mean block size (sum over orders of probability x 4 KiB x 2^order);
 Defaults for ``[scenario]``: name = the file's stem, description = "",
 memory = "16G", cpus = 4, policy = "stock", kernel_version = "recent",
 defrag_mode = false, swap = true, duration = "60s", seed = 1,
-sample_interval = "1s", tick = "10ms", early_unmovable = "auto".
+sample_interval = "1s", tick = "10ms", early_unmovable = "auto",
+migrate_split_large = true.
 
 Sources.  ``kind`` picks the defaults (``KINDS``: gfp, orders, reclaim list).
 ``rate`` is required except for ``hugetlb_1g``, which makes one 1 GiB
@@ -300,6 +301,9 @@ class Scenario:
     #: [spb] table / --set spb.NAME=value: switches of the SPB allocator
     #: (spbsim.mm.spb.params.SPB_SWITCHES), applied on top of the policy's preset
     spb_set: tuple = ()
+    #: alloc_contig_range() splits a large block whose target cannot be had
+    #: (migrate_pages() on -ENOMEM); false: the 1 GB attempt fails instead
+    migrate_split_large: bool = True
     _by_name: dict = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -454,7 +458,7 @@ def _pfx(where):
 
 SCENARIO_KEYS = ("name", "description", "memory", "cpus", "policy", "kernel_version",
                  "defrag_mode", "swap", "duration", "seed", "sample_interval", "tick",
-                 "early_unmovable")
+                 "early_unmovable", "migrate_split_large")
 SOURCE_KEYS = ("name", "kind", "rate", "orders", "lifetime", "gfp", "start", "stop", "limit",
                "burst", "objects_per_slab", "pinned", "interval")
 PHASE_KEYS = ("name", "start", "stop", "scale")
@@ -811,6 +815,8 @@ def _parse_scenario_table(ctx, raw, default_name):
     sc["kernel_version"] = kv
     sc["defrag_mode"] = ctx.boolean("scenario.defrag_mode", raw.get("defrag_mode", False))
     sc["swap"] = ctx.boolean("scenario.swap", raw.get("swap", True))
+    sc["migrate_split_large"] = ctx.boolean("scenario.migrate_split_large",
+                                            raw.get("migrate_split_large", True))
     dur = ctx.time("scenario.duration", raw.get("duration", "60s"))
     if not 0 < dur <= MAX_DURATION_S:
         raise ctx.err("scenario.duration", f"{raw.get('duration')!r} out of range: > 0 and "

@@ -10,7 +10,10 @@ import time
 import numpy as np
 
 from ..observe.spb_report import spb_sample_columns
-from ..mm.state import VM_PGALLOC
+from ..mm.state import VM_PGALLOC, VMSTAT
+
+_VM_MIGRATE_OK = VMSTAT["pgmigrate_success"]
+_VM_MIGRATION_SPLIT = VMSTAT["thp_migration_split"]
 from ..mm.const import MAX_NR_ZONES
 from ..policy import policy_overrides
 from ..machine import Machine
@@ -66,7 +69,8 @@ class Simulation:
                     est += peak * life * (1 << int(s.orders.max()))
         cap = int(min(managed_guess, est + 100_000))
         kw = dict(memory=sc.memory, cpus=sc.cpus, version=sc.kernel_version,
-                  defrag_mode=sc.defrag_mode, seed=sc.seed, swap=sc.swap, obj_capacity=cap)
+                  defrag_mode=sc.defrag_mode, seed=sc.seed, swap=sc.swap, obj_capacity=cap,
+                  migrate_split_large=sc.migrate_split_large)
         if sc.early_unmovable is not None:
             kw["early_unmovable"] = sc.early_unmovable
         kw.update(policy_kw)
@@ -105,7 +109,13 @@ class Simulation:
         self.gb_held = []          # (free_at_s, pfn)
         self.gb_next = {}          # source -> next attempt time
         self.gb_rng = np.random.Generator(np.random.PCG64([sc.seed, 0x1C0]))
-        self.gb_stats = {"attempts": 0, "success": 0, "migrated_pages": 0}
+        # migrated_pages: the successful attempts' range migrations;
+        # attempt_migrated_pages: every page migrated while an attempt ran,
+        # failed ones and their targets' direct compaction included (the cost
+        # per 1 GB obtained); thp_splits / splits_refused: large blocks split
+        # for want of a target, and splits refused for want of pieces
+        self.gb_stats = {"attempts": 0, "success": 0, "migrated_pages": 0,
+                         "attempt_migrated_pages": 0, "thp_splits": 0, "splits_refused": 0}
         self.requests_done = 0
         self.t_s = 0.0
         self._alloc_hist_t = []
@@ -156,7 +166,13 @@ class Simulation:
                 # drawn for every attempt from its own generator: the stream
                 # stays independent of whether the attempt succeeds
                 life = float(s.lifetime.sample(self.gb_rng, 1)[0])
+                mem = self.machine.mem
+                before = (int(mem.vm[_VM_MIGRATE_OK]), int(mem.vm[_VM_MIGRATION_SPLIT]),
+                          int(mem.pc_n[2]))
                 got = self.machine.alloc_contig_1g(owner=self.source_owner[s.name])
+                self.gb_stats["attempt_migrated_pages"] += int(mem.vm[_VM_MIGRATE_OK]) - before[0]
+                self.gb_stats["thp_splits"] += int(mem.vm[_VM_MIGRATION_SPLIT]) - before[1]
+                self.gb_stats["splits_refused"] += int(mem.pc_n[2]) - before[2]
                 if got is not None:
                     pfn, migrated = got
                     self.gb_stats["success"] += 1

@@ -13,6 +13,7 @@ from ..mm.jit import njit, njit_inline
 from ..mm.lru import lru_add, lru_del
 from ..mm.page_alloc import alloc_pages_call
 from ..mm.page_free import free_pages_call
+from ..mm.split import free_object_pieces
 from ..mm.state import CFG, CUR_CLOCK, NODE, VMSTAT
 from ..mm.vmscan import balance_pgdat, next_random
 from ..mm.workqueue import run_due_work
@@ -94,6 +95,8 @@ def expire_until(m, e, now, ncpu):
             e.src_stat[src, _S_EXP] += 1
             m.obj_pfn[oid] = -1
             free_pages_call(m, pfn, m.pg_order[pfn], oid % ncpu)
+        if m.obj_pc[oid] >= 0:      # the rest of a block split for migration
+            free_object_pieces(m, oid, oid % ncpu)
         e.obj_top[0] += 1
         e.obj_free[e.obj_top[0] - 1] = oid
 

@@ -326,6 +326,8 @@ def migrate_block(m, src, dst, cpu):
     m.pg_obj[dst] = obj
     if obj >= 0:
         m.obj_pfn[obj] = dst
+    elif obj < -1:                  # a piece of a split object (mm/split.py)
+        m.pc_pfn[-2 - obj] = dst
     lru = m.owner_lru[owner]
     if lru >= 0:
         lru_replace(m, src, dst, lru)
@@ -345,7 +347,7 @@ def page_migratable(m, pfn):
     f = m.pg_flags[pfn]
     if (f & PG_head) == 0 or (f & PG_lru) == 0 or (f & PG_pinned) != 0:
         return False
-    return m.pg_obj[pfn] >= 0 or m.owner_lru[m.pg_owner[pfn]] >= 0 \
+    return m.pg_obj[pfn] != -1 or m.owner_lru[m.pg_owner[pfn]] >= 0 \
         or m.cfg[_CFG_MIGRATE_UNTRACKED] != 0
 
 

@@ -9,7 +9,13 @@ from .jit import njit, njit_inline
 from .lru import lru_add, lru_del
 from .page_alloc import alloc_pages_call
 from .page_free import free_pages_call
+from .gfp import GFP_TRANSHUGE, __GFP_RECLAIM
 from .pcp import drain_all_pages
+from .split import split_isolated_block
+from .state import CFG, VMSTAT
+
+_CFG_SPLIT = CFG["migrate_split_large"]
+_VM_THP_MIGRATION_SPLIT = VMSTAT["thp_migration_split"]
 
 __all__ = ["contig_range_movable", "alloc_contig_range", "find_contig_1g", "free_contig_range"]
 
@@ -108,12 +114,27 @@ def test_pages_isolated(m, start, end):
     return True
 
 
+@njit_inline
+def migration_target_gfp(gfp, order):
+    """alloc_migration_target(): a large folio's target drops __GFP_RECLAIM and
+    takes GFP_TRANSHUGE (direct reclaim, no kswapd wake, __GFP_NOMEMALLOC)."""
+    if order > 0:
+        return (gfp & ~__GFP_RECLAIM) | GFP_TRANSHUGE
+    return gfp
+
+
 @njit
 def alloc_contig_range(m, start, nr, owner, cpu, migrate_gfp):
     """alloc_contig_range(): isolate the range's pageblocks, take its movable
     blocks off the LRU, migrate each out (new blocks come from outside:
     isolated lists are never allocated from), then, if test_pages_isolated()
     holds, take the whole range as allocated order-10 blocks.
+
+    A target that cannot be allocated ends the attempt (migrate_pages()
+    returns -ENOMEM, __alloc_contig_migrate_range() breaks), except for a
+    large block: migrate_pages_batch() splits it (MR_CONTIG_RANGE is not
+    MR_NUMA_MISPLACED) and the base pages are migrated one by one
+    (``migrate_split_large``; mm/split.py).
     Returns pages migrated, or -1 (range restored) on failure."""
     z = m.pb_zone[start >> pageblock_order]
     drain_all_pages(m)
@@ -133,8 +154,11 @@ def alloc_contig_range(m, start, nr, owner, cpu, migrate_gfp):
             continue
         if (f & PG_head) and (f & PG_lru) == 0:
             o = m.pg_order[p]
-            dst = alloc_pages_call(m, o, migrate_gfp, cpu, m.pg_owner[p])
+            dst = alloc_pages_call(m, o, migration_target_gfp(migrate_gfp, o), cpu, m.pg_owner[p])
             if dst < 0:
+                if o > 0 and m.cfg[_CFG_SPLIT] != 0 and split_isolated_block(m, p):
+                    m.vm[_VM_THP_MIGRATION_SPLIT] += 1
+                    continue        # the base pages, from p on
                 ok = False
                 break
             # alloc_pages_call accounted a new block for the owner: undo.  The

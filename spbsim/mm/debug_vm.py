@@ -47,6 +47,7 @@ VIOLATIONS = {
     24: "owner page counts differ from the allocated blocks (owner {a}, counted {b})",
     25: "pages flagged free in struct page differ from the free lists' pages (counted {a}, recorded {b})",
     26: "pages flagged pcp in struct page differ from the pcp counts (counted {a}, recorded {b})",
+    27: "split-object piece table and page disagree (piece {a}, page's object {b})",
 }
 
 
@@ -169,6 +170,8 @@ def _check_pages(m):
                 if f & PG_head:
                     if m.pg_obj[p] >= 0 and m.obj_pfn[m.pg_obj[p]] != p:
                         return 23, p, m.pg_obj[p], m.obj_pfn[m.pg_obj[p]]
+                    if m.pg_obj[p] < -1 and m.pc_pfn[-2 - m.pg_obj[p]] != p:
+                        return 27, p, -2 - m.pg_obj[p], m.pc_pfn[-2 - m.pg_obj[p]]
                     mt = (f >> PG_MT_SHIFT) & 3
                     bit = migratetype_to_has_bit(mt)
                     if (m.pb_flags[pb] & bit) == 0 and m.cfg[_CFG_PREP_BIT] != 0:
@@ -242,6 +245,11 @@ def _check_owners(m):
         p = m.obj_pfn[oid]
         if p >= 0 and (m.pg_obj[p] != oid or (m.pg_flags[p] & PG_head) == 0):
             return 23, p, oid, m.pg_obj[p]
+    for pid in range(m.pc_pfn.shape[0]):
+        p = m.pc_pfn[pid]
+        if p >= 0 and (m.pg_obj[p] != -2 - pid or (m.pg_flags[p] & PG_head) == 0
+                       or m.pg_order[p] != 0):
+            return 27, p, pid, m.pg_obj[p]
     return 0, -1, 0, 0
 
 

@@ -66,6 +66,7 @@ VMSTAT_NAMES = [
     "pgmigrate_success", "pgmigrate_fail",
     "thp_fault_alloc", "thp_fault_fallback",
     "oom_kill",
+    "thp_split_page", "thp_migration_split",
 ]
 VMSTAT = _enum(VMSTAT_NAMES)
 VM_PGALLOC = VMSTAT["pgalloc_dma"]   # + zone index
@@ -105,6 +106,7 @@ CFG_NAMES = [
     "spb",                      # the superpageblock allocator is on (per-SPB free lists, passes)
     "prep_sets_request_bit",    # [SIM] prep_new_page() also sets PB_has_<request type> (stock 1; S1 0)
     "keep_nofragment",          # SPB v1 21 / v2 20: NOFRAGMENT kept until reclaim+compaction failed
+    "migrate_split_large",      # migrate_pages(MR_CONTIG_RANGE): split a large folio on -ENOMEM
 ]
 CFG = _enum(CFG_NAMES)
 
@@ -154,6 +156,12 @@ Mem = namedtuple("Mem", [
     # per node: kswapd/kcompactd state; reclaim lists threaded through
     # pg_next/pg_prev of allocated blocks (as page->lru); owner tables
     "node", "lru_head", "lru_tail", "lru_pages", "owner_lru", "owner_pages", "obj_pfn",
+    # split pieces of timed objects (a large block split for migration becomes
+    # order-0 blocks): obj_pc = an object's first piece; pc_pfn/pc_next = a
+    # piece's block and the next piece (free pieces: the free chain);
+    # pc_n = [free chain head, pieces in use, splits refused for want of
+    # pieces, capacity]
+    "obj_pc", "pc_pfn", "pc_next", "pc_n",
     # counters
     "vm", "sim", "fb_stat",
     # configuration, the "current" context (cpu, clock), a generator state
@@ -182,9 +190,17 @@ def bytes_per_page():
     return 4 + 4 + 1 + 1 + 1 + 4
 
 
-def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1, spb=None):
+def _piece_chain(n):
+    """The free chain of ``n`` pieces: 0 -> 1 -> ... -> n-1 -> end."""
+    nxt = np.arange(1, max(n, 1) + 1, dtype=np.int32)
+    nxt[-1] = -1
+    return nxt
+
+
+def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1, spb=None, piece_capacity=0):
     """Allocate an empty machine state for pfns [0, nr_pfns).  ``spb``: an SPB
-    state (spbsim.mm.spb.state.new_spb) for per-SPB free lists, else none."""
+    state (spbsim.mm.spb.state.new_spb) for per-SPB free lists, else none.
+    ``piece_capacity``: split pieces of timed objects that can be live at once."""
     from .spb.state import dummy_spb
     if spb is None:
         spb = dummy_spb()
@@ -223,6 +239,10 @@ def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1, spb=None):
         owner_lru=np.full(256, -1, np.int8),
         owner_pages=np.zeros(256, np.int64),
         obj_pfn=np.full(max(obj_capacity, 1), -1, np.int32),
+        obj_pc=np.full(max(obj_capacity, 1), -1, np.int32),
+        pc_pfn=np.full(max(piece_capacity, 1), -1, np.int32),
+        pc_next=_piece_chain(piece_capacity),
+        pc_n=np.array([0 if piece_capacity > 0 else -1, 0, 0, piece_capacity], np.int64),
         vm=np.zeros(len(VMSTAT_NAMES), np.int64),
         sim=np.zeros(len(SIMSTAT_NAMES), np.int64),
         fb_stat=np.zeros((3, T, T), np.int64),   # [claim|steal|claim_whole, start_mt, fallback_mt]

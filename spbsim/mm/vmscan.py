@@ -54,6 +54,8 @@ def reclaim_block(m, pfn, lru, cpu):
     obj = m.pg_obj[pfn]
     if obj >= 0:
         m.obj_pfn[obj] = -1          # the owner's timer finds it gone
+    elif obj < -1:
+        m.pc_pfn[-2 - obj] = -1      # a piece of a split object (mm/split.py)
     order = m.pg_order[pfn]
     free_pages_call(m, pfn, order, cpu)
     return 1 << order

@@ -402,7 +402,7 @@ class PlacementReplay:
         m.pcp[:, :, PCP_COUNT] = 0
         # state other parts of the model keep beside the buddy lists, if present
         for name, value in (("pg_obj", -1), ("lru_head", -1), ("lru_tail", -1),
-                            ("lru_pages", 0), ("owner_pages", 0), ("obj_pfn", -1),
+                            ("lru_pages", 0), ("owner_pages", 0), ("obj_pfn", -1), ("obj_pc", -1),
                             ("cc_n", 0)):
             if hasattr(m, name):
                 getattr(m, name)[...] = value

@@ -963,7 +963,9 @@ def _ensure_obj_capacity(machine, n):
         return
     new = np.full(max(n, 2 * len(cur)), -1, np.int32)
     new[:len(cur)] = cur
-    machine.mem = machine.mem._replace(obj_pfn=new)
+    pc = np.full(len(new), -1, np.int32)
+    pc[:len(cur)] = machine.mem.obj_pc
+    machine.mem = machine.mem._replace(obj_pfn=new, obj_pc=pc)
 
 
 def _make_machine(machine_kwargs, obj_capacity):

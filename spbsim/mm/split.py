@@ -1,0 +1,96 @@
+"""Splitting an allocated large block into base pages, and the pieces of
+timed objects that it leaves behind.
+
+The kernel's ``migrate_pages()`` splits a large folio when no target of its
+order can be allocated (``-ENOMEM`` in ``migrate_pages_batch()``, for every
+migrate reason but ``MR_NUMA_MISPLACED``) and migrates the base pages one by
+one instead; ``alloc_contig_range()`` (``MR_CONTIG_RANGE``) relies on it.
+``split_isolated_block()`` mirrors ``split_huge_page_to_list_to_order(folio,
+list, 0)`` for a block taken off its LRU (isolated): every base page becomes
+an order-0 block with the same flags and owner, still isolated.
+
+A block that belongs to a timed object of the engine keeps the object id on
+its first page; every other base page becomes a *piece* of that object, with
+an id of its own (``pg_obj = -2 - piece``), so that migration and reclaim
+follow it exactly as they follow an object (``pc_pfn[piece]`` is its block,
+-1 once reclaimed), and the object's expiry frees all of its pieces
+(``free_object_pieces``).  Pieces come from a fixed pool (``pc_n[3]``, the
+Machine's ``piece_capacity``); a split that would need more pieces than are
+free is refused (counted in ``pc_n[2]``) and the migration fails as it did
+before the split existed.
+"""
+from .jit import njit
+from .lru import lru_del
+from .page_free import free_pages_call
+from .state import VMSTAT
+
+__all__ = ["piece_index", "split_isolated_block", "free_object_pieces"]
+
+_VM_THP_SPLIT_PAGE = VMSTAT["thp_split_page"]
+
+
+@njit
+def piece_index(obj):
+    """The piece a pg_obj value names (obj <= -2)."""
+    return -2 - obj
+
+
+@njit
+def split_isolated_block(m, p):
+    """Split the isolated (off-LRU) allocated block at ``p`` into order-0
+    blocks.  Returns True, or False with nothing changed when the block is
+    order 0 or its object's pieces cannot be had."""
+    o = m.pg_order[p]
+    if o <= 0:
+        return False
+    n = 1 << o
+    oid = m.pg_obj[p]
+    if oid >= 0 and m.pc_n[3] - m.pc_n[1] < n - 1:
+        m.pc_n[2] += 1
+        return False
+    f = m.pg_flags[p]
+    owner = m.pg_owner[p]
+    m.pg_order[p] = 0
+    for q in range(p + 1, p + n):
+        m.pg_flags[q] = f
+        m.pg_order[q] = 0
+        m.pg_owner[q] = owner
+        m.pg_next[q] = -1
+        m.pg_prev[q] = -1
+        if oid >= 0:
+            pid = m.pc_n[0]
+            m.pc_n[0] = m.pc_next[pid]
+            m.pc_pfn[pid] = q
+            m.pc_next[pid] = m.obj_pc[oid]
+            m.obj_pc[oid] = pid
+            m.pc_n[1] += 1
+            m.pg_obj[q] = -2 - pid
+        else:
+            m.pg_obj[q] = -1
+    m.vm[_VM_THP_SPLIT_PAGE] += 1
+    return True
+
+
+@njit
+def free_object_pieces(m, oid, cpu):
+    """The object ``oid`` ends: free every piece still allocated (off its
+    reclaim list first) and return the pieces to the pool.  Returns pages freed."""
+    freed = 0
+    pid = m.obj_pc[oid]
+    while pid >= 0:
+        nxt = m.pc_next[pid]
+        q = m.pc_pfn[pid]
+        if q >= 0:
+            o = m.pg_order[q]
+            lru = m.owner_lru[m.pg_owner[q]]
+            if lru >= 0:
+                lru_del(m, q, lru)
+            free_pages_call(m, q, o, cpu)
+            freed += 1 << o
+            m.pc_pfn[pid] = -1
+        m.pc_next[pid] = m.pc_n[0]
+        m.pc_n[0] = pid
+        m.pc_n[1] -= 1
+        pid = nxt
+    m.obj_pc[oid] = -1
+    return freed
