@@ -20,13 +20,16 @@ def _value(name, kind, value):
         if str(value).lower() in ("false", "off", "no", "0"):
             return 0
         raise ConfigError(f"spb.{name}={value!r}: expected true or false")
-    if kind == "int":
+    if kind == "int" or (isinstance(kind, tuple) and kind[0] == "int"):
+        lo, hi = (1, 512) if kind == "int" else kind[1:]
+        if isinstance(value, bool):
+            raise ConfigError(f"spb.{name}={value!r}: expected an integer")
         try:
             v = int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"spb.{name}={value!r}: expected an integer") from None
-        if not 1 <= v <= 512:
-            raise ConfigError(f"spb.{name}={value!r}: allowed 1 to 512")
+        if not lo <= v <= hi:
+            raise ConfigError(f"spb.{name}={value!r}: allowed {lo} to {hi}")
         return v
     key = str(value).lower()
     if key not in kind:

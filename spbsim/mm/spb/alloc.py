@@ -60,7 +60,7 @@ from .params import (NR_SB_FULLNESS,
                      SPB_CFG_SLAB_SHRINK, SPB_CFG_TAINTED_OK_GATE,
                      SPB_CLAIM_REFUSED_CROSS_TYPE_NOT_FREE,
                      SPB_CLAIM_REFUSED_INSUFFICIENT_COMPAT, SPB_CLAIM_REFUSED_ISOLATE,
-                     SPB_CLAIM_REFUSED_ZONE_BOUNDARY, SPB_DEFERRED_EVAC_THROTTLE_NS,
+                     SPB_CLAIM_REFUSED_ZONE_BOUNDARY, SPB_CFG_DEFERRED_THROTTLE_MS,
                      SPB_LIST_EMPTY, SPB_OUTCOME_CLAIM, SPB_OUTCOME_HINT,
                      SPB_OUTCOME_STEAL, SPB_VISIT_HIST, ST_ALLOC_WALKS,
                      ST_CHEAP_REFUSALS, ST_CLAIM_ATTEMPTS, ST_CLAIM_REFUSED,
@@ -162,13 +162,13 @@ def queue_spb_slab_shrink(m):
 @njit
 def queue_spb_evacuate(m, z, order, mt):
     """queue_spb_evacuate() [S v1 27/45]: schedule spb_evacuate_for_order();
-    single-flight, throttled (SPB_DEFERRED_EVAC_THROTTLE_NS [SIM]), and only
+    single-flight, throttled (``deferred_evacuation_throttle_ms`` [SIM]), and only
     if the tainted pool is worth evacuating."""
     spb = m.spb
     if spb.cfg[SPB_CFG_DEFERRED_EVAC] == 0 or spb.pend[PEND_EVACUATE] != 0:
         return
     now = m.cur[CUR_CLOCK]
-    if now - spb.pend[PEND_EVAC_LAST_NS] < SPB_DEFERRED_EVAC_THROTTLE_NS:
+    if now - spb.pend[PEND_EVAC_LAST_NS] < spb.cfg[SPB_CFG_DEFERRED_THROTTLE_MS] * 1_000_000:
         return
     if not spb_tainted_has_evacuable(m, z):
         return

@@ -25,9 +25,9 @@ from .params import (PEND_DEFRAG, NR_SB_FULLNESS, SB_ALMOST_EMPTY, SB_CLEAN,
                      SB_FULL_50_USED, SB_FULL_75, SB_FULL_75_USED, SB_TAINTED,
                      SPB_CFG_DEFRAG, SPB_CFG_RESERVE, SPB_CFG_UNTAINT,
                      SPB_CFG_UPDATE, SPB_DEFRAG_IDLE, SPB_DEFRAG_NOOP_COOLDOWN_NS,
-                     SPB_DEFRAG_OFF, SPB_DEFRAG_PROGRESS_COOLDOWN_NS,
-                     SPB_DEFRAG_PROGRESS_MIN_FREE, SPB_DEFRAG_QUEUED,
-                     SPB_DEFRAG_RUNNING, SPB_DEFRAG_STOP_EXTRA_PB,
+                     SPB_DEFRAG_OFF, SPB_CFG_PROGRESS_COOLDOWN_MS,
+                     SPB_CFG_PROGRESS_MIN_FREE, SPB_DEFRAG_QUEUED,
+                     SPB_DEFRAG_RUNNING, SPB_CFG_STOP_EXTRA_PB,
                      SPB_DEFRAG_V2_15, SPB_DEFRAG_V2_START_FREE_PB,
                      SPB_DEFRAG_V2_START_NR_FREE, SPB_DEFRAG_V2_STOP_FREE_PB,
                      SPB_DEFRAG_V2_STOP_NR_FREE, SPB_LIST_EMPTY,
@@ -514,7 +514,7 @@ def spb_defrag_should_stop(spb, i):
                 or spb.nr_free_pages[i] >= SPB_DEFRAG_V2_STOP_FREE_PB * pageblock_nr_pages)
     r = spb_tainted_reserve(spb, i)
     return (spb.nr_free[i] >= r
-            and spb.nr_free_pages[i] >= (r + SPB_DEFRAG_STOP_EXTRA_PB) * pageblock_nr_pages)
+            and spb.nr_free_pages[i] >= (r + spb.cfg[SPB_CFG_STOP_EXTRA_PB]) * pageblock_nr_pages)
 
 
 @njit_inline
@@ -530,8 +530,8 @@ def spb_needs_defrag(spb, i, now_ns):
     if last != SPB_NEVER_NS and now_ns - last < SPB_DEFRAG_NOOP_COOLDOWN_NS:
         return False
     last = spb.defrag_last_run_ns[i]
-    if (SPB_DEFRAG_PROGRESS_COOLDOWN_NS > 0 and last != SPB_NEVER_NS
-            and now_ns - last < SPB_DEFRAG_PROGRESS_COOLDOWN_NS):
+    cool = spb.cfg[SPB_CFG_PROGRESS_COOLDOWN_MS] * 1_000_000
+    if cool > 0 and last != SPB_NEVER_NS and now_ns - last < cool:
         return False
     return spb_defrag_start_cond(spb, i) and not spb_defrag_should_stop(spb, i)
 
@@ -564,7 +564,7 @@ def spb_defrag_end(spb, i, now_ns):
     spb.defrag_state[i] = SPB_DEFRAG_IDLE
     spb.defrag_last_run_ns[i] = now_ns
     spb.stat[z, ST_DEFRAG_RUNS] += 1
-    if spb.nr_free[i] - spb.defrag_start_nr_free[i] >= SPB_DEFRAG_PROGRESS_MIN_FREE:
+    if spb.nr_free[i] - spb.defrag_start_nr_free[i] >= spb.cfg[SPB_CFG_PROGRESS_MIN_FREE]:
         return 1
     spb.defrag_last_no_progress_ns[i] = now_ns
     spb.stat[z, ST_DEFRAG_NO_PROGRESS] += 1

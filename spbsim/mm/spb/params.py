@@ -93,7 +93,15 @@ SPB_CFG_MOVABLE_RESERVE = 25  # movable requests skip tainted SPBs with nr_free 
                               #   (PASS_4 and the claim/steal search) [S1 §3.1-3.2]; off: [SIM] ablation
 SPB_CFG_DEFRAG_CLAIMED = 26  # defrag also empties claimed (UNMOV/RECL-labelled) blocks of their
                              #   movable pages [I: S1 evacuate_pageblock, v2 15 replaces v2 06]
-NR_SPB_CFG = 27
+# ---- [U] amounts of the series, named parameters with their [SIM] defaults
+SPB_CFG_SLAB_SHRINK_DIV = 27     # one SPB slab-shrink run frees 1/N of reclaimable slab
+SPB_CFG_EVAC_CAP = 28            # spb_evacuate_for_order(): candidate tainted SPBs per call
+SPB_CFG_EVAC_PHASE_BLOCKS = 29   # spb_evacuate_for_order(): pageblocks per phase per call
+SPB_CFG_DEFERRED_THROTTLE_MS = 30  # queue_spb_evacuate() throttle
+SPB_CFG_PROGRESS_MIN_FREE = 31   # a defrag run "made progress" if nr_free rose by >= this
+SPB_CFG_STOP_EXTRA_PB = 32       # defrag stop: nr_free_pages >= (reserve + this) pageblocks
+SPB_CFG_PROGRESS_COOLDOWN_MS = 33  # no new defrag run this long after any run (0: none)
+NR_SPB_CFG = 34
 
 #: the switch names users write (``--set spb.NAME=value``): name -> (index, kind)
 #: kind: a dict of allowed words -> value, or "bool", or "int"
@@ -126,6 +134,14 @@ SPB_SWITCHES = {
     "defrag_budget": (SPB_CFG_DEFRAG_BUDGET, "int"),
     "movable_reserve_skip": (SPB_CFG_MOVABLE_RESERVE, "bool"),
     "defrag_claimed_blocks": (SPB_CFG_DEFRAG_CLAIMED, "bool"),
+    # [U] -> [SIM] amounts: ("int", lowest, highest)
+    "slab_shrink_div": (SPB_CFG_SLAB_SHRINK_DIV, ("int", 1, 1 << 20)),
+    "evacuate_for_order_cap": (SPB_CFG_EVAC_CAP, ("int", 1, 1 << 20)),
+    "evacuate_phase_blocks": (SPB_CFG_EVAC_PHASE_BLOCKS, ("int", 1, 1 << 20)),
+    "deferred_evacuation_throttle_ms": (SPB_CFG_DEFERRED_THROTTLE_MS, ("int", 0, 3_600_000)),
+    "defrag_progress_min_free": (SPB_CFG_PROGRESS_MIN_FREE, ("int", 1, 512)),
+    "defrag_stop_extra_pb": (SPB_CFG_STOP_EXTRA_PB, ("int", 0, 512)),
+    "defrag_progress_cooldown_ms": (SPB_CFG_PROGRESS_COOLDOWN_MS, ("int", 0, 3_600_000)),
 }
 
 _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="reserve",
@@ -136,7 +152,10 @@ _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="re
            best_effort_refusal=False, compaction_skip_tainted=False,
            evacuate_for_order=True, contig=True, clean_compaction=True,
            movable_steering=True, defrag_budget=16, movable_reserve_skip=True,
-           defrag_claimed_blocks=True)
+           defrag_claimed_blocks=True,
+           slab_shrink_div=8, evacuate_for_order_cap=8, evacuate_phase_blocks=8,
+           deferred_evacuation_throttle_ms=100, defrag_progress_min_free=1,
+           defrag_stop_extra_pb=1, defrag_progress_cooldown_ms=0)
 #: presets: s1 = the source snapshot S1; v1 = final v1 (patch 43 on);
 #: v1-pre43 = v1 without patch 43's two hot-path triggers; v2 = the v2 changes
 SPB_PRESETS = {
@@ -181,23 +200,23 @@ SPB_DEFRAG_V2_STOP_NR_FREE = 2
 SPB_DEFRAG_V2_STOP_FREE_PB = 3
 
 # ------------------------------------------------------------ [U] -> [SIM] defaults
-#: [U] what counts as defrag progress.  [SIM] nr_free rose by >= 1 during the run
-SPB_DEFRAG_PROGRESS_MIN_FREE = 1
-#: [U] later defrag start/stop.  [SIM] start when nr_free < reserve or
-#: nr_free_pages < reserve pageblocks; stop when nr_free >= reserve and
-#: nr_free_pages >= (reserve + SPB_DEFRAG_STOP_EXTRA_PB) pageblocks, or nr_movable == 0
-SPB_DEFRAG_STOP_EXTRA_PB = 1
-#: [U] pageblock pick order of the defrag worker.  [SIM] fewest movable pages first
+# The amounts the record leaves open are switches (SPB_SWITCHES, ``--set
+# spb.NAME=value``); their [SIM] defaults are in _V1:
+#   defrag_progress_min_free = 1: a defrag run made progress if nr_free rose
+#     by >= 1 during it (what counts as progress is [U]);
+#   defrag_stop_extra_pb = 1: later defrag start/stop [U]: start when
+#     nr_free < reserve or nr_free_pages < reserve pageblocks; stop when
+#     nr_free >= reserve and nr_free_pages >= (reserve + 1) pageblocks, or
+#     nr_movable == 0;
+#   defrag_progress_cooldown_ms = 0: other defrag cooldowns (after progress) [U]: none;
+#   evacuate_for_order_cap = 8, evacuate_phase_blocks = 8: the "per-call
+#     budget caps" of spb_evacuate_for_order() (S2, values [U]);
+#   deferred_evacuation_throttle_ms = 100: queue_spb_evacuate() throttle [U];
+#   slab_shrink_div = 8: one SPB slab-shrink run frees 1/8 of reclaimable slab [U].
+#: [U] pageblock pick order of the defrag worker.  [SIM] fewest movable pages
+#: first (the only order built; not a switch)
 SPB_DEFRAG_PICK_FEWEST_MOVABLE = 0
 SPB_DEFRAG_PICK = SPB_DEFRAG_PICK_FEWEST_MOVABLE
-#: [U] other defrag cooldowns (after progress).  [SIM] none
-SPB_DEFRAG_PROGRESS_COOLDOWN_NS = 0
-#: [U] spb_evacuate_for_order() candidate cap.  [SIM] 8 tainted SPBs a call
-SPB_EVACUATE_FOR_ORDER_CAP = 8
-#: [U] deferred-evacuation throttle.  [SIM] 100 ms
-SPB_DEFERRED_EVAC_THROTTLE_NS = 100_000_000
-#: [U] slab shrunk per SPB slab-shrink run.  [SIM] 1/8 of reclaimable slab
-SPB_SLAB_SHRINK_DIV = 8
 
 # ------------------------------------------------------------ per-zone statistics (spb.stat)
 SPB_STAT_NAMES = [

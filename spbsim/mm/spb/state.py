@@ -129,6 +129,11 @@ def new_spb(geometry, update=SPB_UPDATE_S1, untaint=SPB_UNTAINT_S1,
     cfg[SPB_CFG_UNTAINT] = untaint
     cfg[SPB_CFG_RESERVE] = reserve
     cfg[SPB_CFG_DEFRAG] = defrag
+    # the [U] amounts start at their [SIM] defaults (a preset sets them again)
+    from .params import SPB_PRESETS, SPB_SWITCHES
+    for name, (idx, kind) in SPB_SWITCHES.items():
+        if isinstance(kind, tuple):
+            cfg[idx] = SPB_PRESETS["v1"][name]
     s = SPB(
         start_pfn=start, zone=zone, total_pageblocks=total,
         nr_free=np.zeros(n, np.int32), nr_unmovable=np.zeros(n, np.int32),

@@ -25,17 +25,14 @@ from .lists import (spb_defrag_begin, spb_defrag_end, spb_defrag_should_stop,
                     spb_list_is_tainted)
 from .params import (NR_SB_FULLNESS, PEND_DEFRAG, PEND_EVAC_LAST_NS, PEND_EVAC_MT,
                      PEND_EVAC_ORDER, PEND_EVACUATE, PEND_SLAB_SHRINK, SB_TAINTED,
-                     SPB_CFG_DEFRAG_BUDGET, SPB_CFG_DEFRAG_CLAIMED, SPB_DEFRAG_QUEUED, SPB_EVACUATE_FOR_ORDER_CAP,
-                     SPB_SLAB_SHRINK_DIV, ST_DEFERRED_EVAC, ST_DEFRAG_MIGRATED,
+                     SPB_CFG_DEFRAG_BUDGET, SPB_CFG_DEFRAG_CLAIMED, SPB_DEFRAG_QUEUED, SPB_CFG_EVAC_CAP,
+                     SPB_CFG_EVAC_PHASE_BLOCKS, SPB_CFG_SLAB_SHRINK_DIV, ST_DEFERRED_EVAC, ST_DEFRAG_MIGRATED,
                      ST_DEFRAG_PB, ST_EVAC_FOR_ORDER, ST_EVAC_MIGRATED, ST_SLAB_SHRINKS,
                      ST_SLAB_SHRUNK)
 
 __all__ = ["evacuate_pageblock", "spb_defrag_run", "spb_slab_shrink_run",
            "spb_evacuate_for_order", "spb_run_pending"]
 
-#: [SIM] pageblocks per phase of one spb_evacuate_for_order() call (S2: "per-call
-#: budget caps", values [U])
-EVAC_PHASE_BLOCK_CAP = 8
 _BIG = 1 << 30
 #: claimed blocks sort after every MOVABLE block that can be emptied
 _CLAIMED = 1 << 20
@@ -185,9 +182,9 @@ def spb_defrag_run(m, i, now, cpu):
 @njit_inline
 def spb_slab_shrink_run(m, cpu):
     """The SPB slab-shrink work [S v1 30/32]: shrink reclaimable slab by
-    1/SPB_SLAB_SHRINK_DIV of its pages ([SIM] amount)."""
+    1/``slab_shrink_div`` of its pages ([SIM] amount, default 8)."""
     spb = m.spb
-    n = m.lru_pages[LRU_SLAB] // SPB_SLAB_SHRINK_DIV
+    n = m.lru_pages[LRU_SLAB] // spb.cfg[SPB_CFG_SLAB_SHRINK_DIV]
     if n < 32:
         n = 32
     _scanned, freed = shrink_slab(m, n, cpu)
@@ -202,29 +199,32 @@ def spb_slab_shrink_run(m, cpu):
 @njit_inline
 def spb_evacuate_for_order(m, z, order, mt, cpu):
     """spb_evacuate_for_order() [S v1 24/27/45, S2]: up to
-    SPB_EVACUATE_FOR_ORDER_CAP tainted SPBs with movable pageblocks (fullness
+    ``evacuate_for_order_cap`` tainted SPBs with movable pageblocks (fullness
     order) are candidates; phase 1 evacuates movable pages from pageblocks
     already labelled ``mt`` (so their buddies coalesce), phase 2 evacuates
     whole MOVABLE pageblocks (so PASS_2 can claim them); each phase at most
-    EVAC_PHASE_BLOCK_CAP pageblocks ([SIM] caps).  Returns pages migrated."""
+    ``evacuate_phase_blocks`` pageblocks ([SIM] caps, default 8 and 8).
+    Returns pages migrated."""
     spb = m.spb
     spb.stat[z, ST_EVAC_FOR_ORDER] += 1
     p1 = 0
     p2 = 0
     migrated = 0
+    cap = spb.cfg[SPB_CFG_EVAC_CAP]
+    phase_blocks = spb.cfg[SPB_CFG_EVAC_PHASE_BLOCKS]
     for phase in range(2):
         want = mt if phase == 0 else MIGRATE_MOVABLE
         ncand = 0
         blocks = 0
         for full in range(NR_SB_FULLNESS):
             i = spb.list_head[z, SB_TAINTED * NR_SB_FULLNESS + full]
-            while i >= 0 and ncand < SPB_EVACUATE_FOR_ORDER_CAP and blocks < EVAC_PHASE_BLOCK_CAP:
+            while i >= 0 and ncand < cap and blocks < phase_blocks:
                 nxt = spb.list_next[i]
                 if spb.nr_movable[i] > 0:
                     ncand += 1
                     b0, b1 = _spb_pb_range(m, i)
                     for b in range(b0, b1):
-                        if blocks >= EVAC_PHASE_BLOCK_CAP:
+                        if blocks >= phase_blocks:
                             break
                         if m.pb_zone[b] != z or m.pb_mt[b] != want or (m.pb_flags[b] & PB_all_free):
                             continue
