@@ -129,7 +129,9 @@ def _print_run_summary(mach, s, out_dir):
         click.echo(f"hugetlb 1 GB    {g['success']:>12,} of {g['attempts']:,} requests succeeded, "
                    f"{g['migrated_pages']:,} pages migrated for them, "
                    f"{g['attempt_migrated_pages']:,} by all attempts "
-                   f"({g['thp_splits']:,} large blocks split)")
+                   f"({g['splits']:,} large blocks split"
+                   + (f", {g['splits_refused']:,} splits refused: piece_capacity too small"
+                      if g.get('splits_refused') else "") + ")")
     click.echo(f"2 MB blocks     {hp['2m_free']:>12,} free now, {hp['2m_obtainable']:,} obtainable")
     for zname, c in s["spb"].items():
         click.echo(f"SPBs {zname:<10} {c['total']:>12,} total: {c['tainted']:,} tainted "

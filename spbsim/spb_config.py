@@ -1,5 +1,7 @@
 """Presets and switches of the SPB allocator (Python side): resolve a preset
 plus ``--set spb.NAME=value`` overrides into ``spb.cfg``, with clear errors."""
+import numpy as np
+
 from .errors import ConfigError
 from .mm.spb.params import SPB_PRESETS, SPB_SWITCHES
 from .mm.spb.state import new_spb
@@ -22,7 +24,8 @@ def _value(name, kind, value):
         raise ConfigError(f"spb.{name}={value!r}: expected true or false")
     if kind == "int" or (isinstance(kind, tuple) and kind[0] == "int"):
         lo, hi = (1, 512) if kind == "int" else kind[1:]
-        if isinstance(value, bool):
+        if isinstance(value, (bool, np.bool_)) or \
+                (isinstance(value, (float, np.floating)) and not float(value).is_integer()):
             raise ConfigError(f"spb.{name}={value!r}: expected an integer")
         try:
             v = int(value)

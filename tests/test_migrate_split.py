@@ -7,7 +7,9 @@ import pytest
 from spbsim import Machine
 from spbsim.mm.const import PG_head, PG_lru, SUPERPAGEBLOCK_NR_PAGES
 from spbsim.mm.craft import exhaust, zero_watermarks
+from spbsim import InvariantError
 from spbsim.mm.split import free_object_pieces, split_isolated_block
+from spbsim.mm.state import SIMSTAT, reset_piece_pool
 
 OWNER_HUGE = 7
 
@@ -52,6 +54,43 @@ def test_split_isolated_block_makes_base_pages_and_pieces():
     assert int(mem.pc_n[1]) == 0 and int(mem.obj_pc[0]) == -1
     m.check()
     assert m.vmstat_counters()["nr_free_pages"] == free0
+
+
+def test_api_block_without_reclaim_list_is_never_split():
+    """Its caller frees it by (pfn, order): splitting it would leak pages."""
+    m = _machine(migrate_untracked=True)
+    mem = m.mem
+    p = m.alloc(9, "GFP_HIGHUSER_MOVABLE")
+    mem.pg_flags[p] &= 0xFF ^ PG_lru
+    assert not split_isolated_block(mem, p)
+    assert int(mem.pg_order[p]) == 9 and int(mem.pc_n[2]) == 0
+
+
+def test_split_counts_pmd_sized_blocks_in_vmstat_and_all_in_sim():
+    m = _machine()
+    mem = m.mem
+    for oid, order in ((0, 9), (1, 4)):
+        p = m.alloc(order, "GFP_HIGHUSER_MOVABLE")
+        mem.pg_flags[p] &= 0xFF ^ PG_lru
+        _as_object(mem, p, oid)
+        assert split_isolated_block(mem, p)
+    assert m.vmstat_counters()["thp_split_page"] == 1
+    assert int(mem.sim[SIMSTAT["sim_migrate_split"]]) == 2
+    assert int(mem.pc_n[1]) == 511 + 15
+    m.check()
+    mem.pc_n[1] += 1                            # a leak the checker must see
+    with pytest.raises(InvariantError, match="piece pool"):
+        m.check()
+    mem.pc_n[1] -= 1
+    # rebuilding the state (as a placement replay's reset does) empties the pool
+    for oid in (0, 1):
+        free_object_pieces(mem, oid, 0)
+        head = int(mem.obj_pfn[oid])
+        mem.obj_pfn[oid] = -1
+        m.free(head)
+    reset_piece_pool(mem)
+    assert int(mem.pc_n[0]) == 0 and int(mem.pc_n[1]) == 0
+    m.check()
 
 
 def test_split_refused_when_the_piece_pool_is_short():
@@ -182,15 +221,17 @@ def test_engine_1g_attempts_split_thps_and_expire_their_pieces():
     (r0, _), (r1, m1) = out[False], out[True]
     assert r0["request_checksum"] == r1["request_checksum"]
     g0, g1 = r0["hugetlb_1g"], r1["hugetlb_1g"]
-    assert g0["thp_splits"] == 0 and r0["vmstat"]["thp_migration_split"] == 0
-    assert g1["thp_splits"] > 0 and g1["thp_splits"] == r1["vmstat"]["thp_migration_split"]
+    assert g0["splits"] == 0 and r0["vmstat"]["thp_migration_split"] == 0
+    # every split block here is a THP (order 9), so the vmstat counter agrees
+    assert g1["splits"] > 0 and g1["splits"] == r1["vmstat"]["thp_migration_split"]
+    assert g1["splits"] == r1["sim"]["sim_migrate_split"]
     assert g1["success"] > g0["success"]
     assert g1["attempt_migrated_pages"] < g0["attempt_migrated_pages"]
     for g in (g0, g1):
         assert g["attempt_migrated_pages"] >= g["migrated_pages"] > 0
         assert g["splits_refused"] == 0
     # some split THPs expired: their pieces went back to the pool
-    assert 0 <= int(m1.pc_n[1]) < 511 * g1["thp_splits"]
+    assert 0 <= int(m1.pc_n[1]) < 511 * g1["splits"]
 
 
 def test_scenario_key_migrate_split_large_is_validated():

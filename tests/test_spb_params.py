@@ -28,6 +28,7 @@ def test_amount_switches_have_the_sim_defaults_in_every_preset():
     ("slab_shrink_div", 0, "allowed 1 to"),
     ("evacuate_phase_blocks", "many", "expected an integer"),
     ("defrag_progress_min_free", True, "expected an integer"),
+    ("slab_shrink_div", 8.7, "expected an integer"),
     ("defrag_stop_extra_pb", -1, "allowed 0 to 512"),
     ("deferred_evacuation_throttle_ms", 10 ** 9, "allowed 0 to 3600000"),
 ])

@@ -10,10 +10,10 @@ import time
 import numpy as np
 
 from ..observe.spb_report import spb_sample_columns
-from ..mm.state import VM_PGALLOC, VMSTAT
+from ..mm.state import SIMSTAT, VM_PGALLOC, VMSTAT
 
 _VM_MIGRATE_OK = VMSTAT["pgmigrate_success"]
-_VM_MIGRATION_SPLIT = VMSTAT["thp_migration_split"]
+_SIM_SPLIT = SIMSTAT["sim_migrate_split"]
 from ..mm.const import MAX_NR_ZONES
 from ..policy import policy_overrides
 from ..machine import Machine
@@ -112,10 +112,10 @@ class Simulation:
         # migrated_pages: the successful attempts' range migrations;
         # attempt_migrated_pages: every page migrated while an attempt ran,
         # failed ones and their targets' direct compaction included (the cost
-        # per 1 GB obtained); thp_splits / splits_refused: large blocks split
-        # for want of a target, and splits refused for want of pieces
+        # per 1 GB obtained); splits / splits_refused: large blocks (any
+        # order) split for want of a target, and splits refused for want of pieces
         self.gb_stats = {"attempts": 0, "success": 0, "migrated_pages": 0,
-                         "attempt_migrated_pages": 0, "thp_splits": 0, "splits_refused": 0}
+                         "attempt_migrated_pages": 0, "splits": 0, "splits_refused": 0}
         self.requests_done = 0
         self.t_s = 0.0
         self._alloc_hist_t = []
@@ -167,11 +167,11 @@ class Simulation:
                 # stays independent of whether the attempt succeeds
                 life = float(s.lifetime.sample(self.gb_rng, 1)[0])
                 mem = self.machine.mem
-                before = (int(mem.vm[_VM_MIGRATE_OK]), int(mem.vm[_VM_MIGRATION_SPLIT]),
+                before = (int(mem.vm[_VM_MIGRATE_OK]), int(mem.sim[_SIM_SPLIT]),
                           int(mem.pc_n[2]))
                 got = self.machine.alloc_contig_1g(owner=self.source_owner[s.name])
                 self.gb_stats["attempt_migrated_pages"] += int(mem.vm[_VM_MIGRATE_OK]) - before[0]
-                self.gb_stats["thp_splits"] += int(mem.vm[_VM_MIGRATION_SPLIT]) - before[1]
+                self.gb_stats["splits"] += int(mem.sim[_SIM_SPLIT]) - before[1]
                 self.gb_stats["splits_refused"] += int(mem.pc_n[2]) - before[2]
                 if got is not None:
                     pfn, migrated = got

@@ -157,7 +157,8 @@ def alloc_contig_range(m, start, nr, owner, cpu, migrate_gfp):
             dst = alloc_pages_call(m, o, migration_target_gfp(migrate_gfp, o), cpu, m.pg_owner[p])
             if dst < 0:
                 if o > 0 and m.cfg[_CFG_SPLIT] != 0 and split_isolated_block(m, p):
-                    m.vm[_VM_THP_MIGRATION_SPLIT] += 1
+                    if o == pageblock_order:
+                        m.vm[_VM_THP_MIGRATION_SPLIT] += 1
                     continue        # the base pages, from p on
                 ok = False
                 break

@@ -48,6 +48,7 @@ VIOLATIONS = {
     25: "pages flagged free in struct page differ from the free lists' pages (counted {a}, recorded {b})",
     26: "pages flagged pcp in struct page differ from the pcp counts (counted {a}, recorded {b})",
     27: "split-object piece table and page disagree (piece {a}, page's object {b})",
+    28: "split-piece pool does not add up (free chain {a}, in use {b})",
 }
 
 
@@ -250,6 +251,22 @@ def _check_owners(m):
         if p >= 0 and (m.pg_obj[p] != -2 - pid or (m.pg_flags[p] & PG_head) == 0
                        or m.pg_order[p] != 0):
             return 27, p, pid, m.pg_obj[p]
+    # every piece is either on the free chain or on one object's chain
+    nfree = 0
+    pid = m.pc_n[0]
+    while pid >= 0 and nfree <= m.pc_n[3]:
+        if m.pc_pfn[pid] >= 0:
+            return 28, m.pc_pfn[pid], nfree, m.pc_n[1]
+        nfree += 1
+        pid = m.pc_next[pid]
+    used = 0
+    for oid in range(m.obj_pc.shape[0]):
+        pid = m.obj_pc[oid]
+        while pid >= 0 and used <= m.pc_n[3]:
+            used += 1
+            pid = m.pc_next[pid]
+    if nfree + m.pc_n[1] != m.pc_n[3] or used != m.pc_n[1]:
+        return 28, -1, nfree, used
     return 0, -1, 0, 0
 
 

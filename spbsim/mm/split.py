@@ -4,7 +4,9 @@ timed objects that it leaves behind.
 The kernel's ``migrate_pages()`` splits a large folio when no target of its
 order can be allocated (``-ENOMEM`` in ``migrate_pages_batch()``, for every
 migrate reason but ``MR_NUMA_MISPLACED``) and migrates the base pages one by
-one instead; ``alloc_contig_range()`` (``MR_CONTIG_RANGE``) relies on it.
+one instead.  Here only ``alloc_contig_range()`` (``MR_CONTIG_RANGE``) does
+so; compaction and the SPB evacuation paths do not split (README, "Not
+built yet").
 ``split_isolated_block()`` mirrors ``split_huge_page_to_list_to_order(folio,
 list, 0)`` for a block taken off its LRU (isolated): every base page becomes
 an order-0 block with the same flags and owner, still isolated.
@@ -17,16 +19,24 @@ follow it exactly as they follow an object (``pc_pfn[piece]`` is its block,
 (``free_object_pieces``).  Pieces come from a fixed pool (``pc_n[3]``, the
 Machine's ``piece_capacity``); a split that would need more pieces than are
 free is refused (counted in ``pc_n[2]``) and the migration fails as it did
-before the split existed.
+before the split existed.  A block handed out through the API with no
+reclaim list (movable only under ``migrate_untracked``) is never split: its
+caller knows it by its first pfn and order, and would leak the rest.
+
+Counters: ``sim_migrate_split`` counts every split; ``thp_split_page`` (and,
+in contig.py, ``thp_migration_split``) only PMD-sized ones (order 9), as the
+kernel counts large folios of other orders in the mTHP statistics instead.
 """
 from .jit import njit
 from .lru import lru_del
 from .page_free import free_pages_call
-from .state import VMSTAT
+from .const import pageblock_order
+from .state import SIMSTAT, VMSTAT
 
 __all__ = ["piece_index", "split_isolated_block", "free_object_pieces"]
 
 _VM_THP_SPLIT_PAGE = VMSTAT["thp_split_page"]
+_SIM_SPLIT = SIMSTAT["sim_migrate_split"]
 
 
 @njit
@@ -45,6 +55,8 @@ def split_isolated_block(m, p):
         return False
     n = 1 << o
     oid = m.pg_obj[p]
+    if oid == -1 and m.owner_lru[m.pg_owner[p]] < 0:
+        return False                # an API block: its caller holds (pfn, order)
     if oid >= 0 and m.pc_n[3] - m.pc_n[1] < n - 1:
         m.pc_n[2] += 1
         return False
@@ -67,7 +79,9 @@ def split_isolated_block(m, p):
             m.pg_obj[q] = -2 - pid
         else:
             m.pg_obj[q] = -1
-    m.vm[_VM_THP_SPLIT_PAGE] += 1
+    m.sim[_SIM_SPLIT] += 1
+    if o == pageblock_order:        # HPAGE_PMD_ORDER
+        m.vm[_VM_THP_SPLIT_PAGE] += 1
     return True
 
 

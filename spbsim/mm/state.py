@@ -82,6 +82,7 @@ SIMSTAT_NAMES = [
     "sim_highatomic_reserve", "sim_highatomic_unreserve",
     "sim_boost", "sim_nofragment_retry",
     "sim_freelists_visited",   # free_list heads inspected by __rmqueue_smallest/claim/steal
+    "sim_migrate_split",       # large blocks split for want of a migration target (any order)
 ]
 SIMSTAT = _enum(SIMSTAT_NAMES)
 
@@ -195,6 +196,16 @@ def _piece_chain(n):
     nxt = np.arange(1, max(n, 1) + 1, dtype=np.int32)
     nxt[-1] = -1
     return nxt
+
+
+def reset_piece_pool(m):
+    """Every split piece back in the pool (for code that rebuilds the state)."""
+    cap = int(m.pc_n[3])
+    m.pc_pfn[:] = -1
+    m.pc_next[:] = _piece_chain(cap)
+    m.pc_n[0] = 0 if cap > 0 else -1
+    m.pc_n[1] = 0
+    m.obj_pc[:] = -1
 
 
 def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1, spb=None, piece_capacity=0):

@@ -112,7 +112,7 @@ METRICS = [
     ("hugetlb 1 GB success", _g("hugetlb_1g", "success"), True),
     ("Pages migrated per 1 GB obtained",
      _ratio(_g("hugetlb_1g", "attempt_migrated_pages"), _g("hugetlb_1g", "success")), False),
-    ("Large blocks split for 1 GB attempts", _g("hugetlb_1g", "thp_splits"), None),
+    ("Large blocks split for 1 GB attempts", _g("hugetlb_1g", "splits"), None),
     # the SPB allocator's own (absent, shown n/a, for stock)
     ("Stuck SPBs", _g("stuck_spbs"), False),
     ("SPBs visited per __rmqueue_smallest", _g("spb_allocator", "spbs_visited_per_walk"), False),

@@ -403,9 +403,13 @@ class PlacementReplay:
         # state other parts of the model keep beside the buddy lists, if present
         for name, value in (("pg_obj", -1), ("lru_head", -1), ("lru_tail", -1),
                             ("lru_pages", 0), ("owner_pages", 0), ("obj_pfn", -1), ("obj_pc", -1),
+                            ("pc_pfn", -1),
                             ("cc_n", 0)):
             if hasattr(m, name):
                 getattr(m, name)[...] = value
+        if hasattr(m, "pc_next"):           # the split-piece pool: all free again
+            from ..mm.state import reset_piece_pool
+            reset_piece_pool(m)
         pbs = np.flatnonzero(m.pb_zone >= 0)
         heads = pbs << pageblock_order
         mts = m.pb_mt[pbs].astype(np.int64)

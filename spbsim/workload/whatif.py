@@ -975,6 +975,7 @@ def _make_machine(machine_kwargs, obj_capacity):
         return machine_kwargs
     kw = dict(machine_kwargs or {})
     kw["obj_capacity"] = max(int(kw.get("obj_capacity", 1)), int(obj_capacity))
+    kw.setdefault("piece_capacity", 0)      # replays never split blocks
     return Machine(**kw)
 
 
