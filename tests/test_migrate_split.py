@@ -169,7 +169,7 @@ SPLIT_SCENARIO = """
 name = "split4g"
 memory = "4G"
 cpus = 2
-duration = "40s"
+duration = "30s"
 seed = 1
 early_unmovable = 0
 migrate_split_large = {split}
@@ -196,8 +196,8 @@ lifetime = {{dist = "exp", mean = "3s"}}
 [[source]]
 name = "gb"
 kind = "hugetlb_1g"
-interval = "5s"
-start = "20s"
+interval = "4s"
+start = "14s"
 lifetime = {{dist = "fixed", value = "3s"}}
 """
 

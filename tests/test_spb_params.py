@@ -82,7 +82,7 @@ SLAB_SCENARIO = """
 name = "slab"
 memory = "4G"
 cpus = 2
-duration = "20s"
+duration = "10s"
 seed = 1
 
 [[source]]
