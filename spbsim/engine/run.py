@@ -11,9 +11,6 @@ import numpy as np
 
 from ..observe.spb_report import spb_sample_columns
 from ..mm.state import SIMSTAT, VM_PGALLOC, VMSTAT
-
-_VM_MIGRATE_OK = VMSTAT["pgmigrate_success"]
-_SIM_SPLIT = SIMSTAT["sim_migrate_split"]
 from ..mm.const import MAX_NR_ZONES
 from ..policy import policy_overrides
 from ..machine import Machine
@@ -29,6 +26,9 @@ from ..mm.workqueue import VMSTAT_INTERVAL_NS, WQ_VMSTAT_UPDATE, queue_work
 from .step import advance_to, run_requests
 
 __all__ = ["Simulation", "SLAB_OBJECT_RECLAIM"]
+
+_VM_MIGRATE_OK = VMSTAT["pgmigrate_success"]
+_SIM_SPLIT = SIMSTAT["sim_migrate_split"]
 
 #: [SIM] chance that one shrinker pass frees a given slab object; a slab page is
 #: freed when all its objects are: probability SLAB_OBJECT_RECLAIM ** objects_per_slab

@@ -30,6 +30,7 @@ from .jit import njit
 from .lru import lru_replace
 from .page_free import free_pages_call
 from .pcp import drain_all_pages
+from .split import piece_index
 from .state import CC_MAX, CFG, NODE, VMSTAT, ZS_NR_FREE, ZS_WMARK_MIN, ZSTAT
 from .watermark import gfp_migratetype, populated_zone, wmark_pages, zone_watermark_ok
 
@@ -327,7 +328,7 @@ def migrate_block(m, src, dst, cpu):
     if obj >= 0:
         m.obj_pfn[obj] = dst
     elif obj < -1:                  # a piece of a split object (mm/split.py)
-        m.pc_pfn[-2 - obj] = dst
+        m.pc_pfn[piece_index(obj)] = dst
     lru = m.owner_lru[owner]
     if lru >= 0:
         lru_replace(m, src, dst, lru)

@@ -12,6 +12,7 @@ from .const import (MAX_NR_ZONES, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_T
                     pageblock_nr_pages, pageblock_order)
 from .jit import njit
 from .pcp import pindex_to_order
+from .split import piece_index
 from .state import (CFG, PCP_COUNT, ZS_FREE_HIGHATOMIC, ZS_NR_FREE,
                     ZS_NR_FREE_BLOCKS)
 
@@ -171,8 +172,9 @@ def _check_pages(m):
                 if f & PG_head:
                     if m.pg_obj[p] >= 0 and m.obj_pfn[m.pg_obj[p]] != p:
                         return 23, p, m.pg_obj[p], m.obj_pfn[m.pg_obj[p]]
-                    if m.pg_obj[p] < -1 and m.pc_pfn[-2 - m.pg_obj[p]] != p:
-                        return 27, p, -2 - m.pg_obj[p], m.pc_pfn[-2 - m.pg_obj[p]]
+                    if m.pg_obj[p] < -1 and m.pc_pfn[piece_index(m.pg_obj[p])] != p:
+                        k = piece_index(m.pg_obj[p])
+                        return 27, p, k, m.pc_pfn[k]
                     mt = (f >> PG_MT_SHIFT) & 3
                     bit = migratetype_to_has_bit(mt)
                     if (m.pb_flags[pb] & bit) == 0 and m.cfg[_CFG_PREP_BIT] != 0:
@@ -248,13 +250,14 @@ def _check_owners(m):
             return 23, p, oid, m.pg_obj[p]
     for pid in range(m.pc_pfn.shape[0]):
         p = m.pc_pfn[pid]
-        if p >= 0 and (m.pg_obj[p] != -2 - pid or (m.pg_flags[p] & PG_head) == 0
+        if p >= 0 and (m.pg_obj[p] != piece_index(pid) or (m.pg_flags[p] & PG_head) == 0
                        or m.pg_order[p] != 0):
             return 27, p, pid, m.pg_obj[p]
     # every piece is either on the free chain or on one object's chain
+    cap = m.pc_pfn.shape[0]
     nfree = 0
     pid = m.pc_n[0]
-    while pid >= 0 and nfree <= m.pc_n[3]:
+    while pid >= 0 and nfree <= cap:
         if m.pc_pfn[pid] >= 0:
             return 28, m.pc_pfn[pid], nfree, m.pc_n[1]
         nfree += 1
@@ -262,10 +265,10 @@ def _check_owners(m):
     used = 0
     for oid in range(m.obj_pc.shape[0]):
         pid = m.obj_pc[oid]
-        while pid >= 0 and used <= m.pc_n[3]:
+        while pid >= 0 and used <= cap:
             used += 1
             pid = m.pc_next[pid]
-    if nfree + m.pc_n[1] != m.pc_n[3] or used != m.pc_n[1]:
+    if nfree + m.pc_n[1] != cap or used != m.pc_n[1]:
         return 28, -1, nfree, used
     return 0, -1, 0, 0
 

@@ -16,8 +16,8 @@ its first page; every other base page becomes a *piece* of that object, with
 an id of its own (``pg_obj = -2 - piece``), so that migration and reclaim
 follow it exactly as they follow an object (``pc_pfn[piece]`` is its block,
 -1 once reclaimed), and the object's expiry frees all of its pieces
-(``free_object_pieces``).  Pieces come from a fixed pool (``pc_n[3]``, the
-Machine's ``piece_capacity``); a split that would need more pieces than are
+(``free_object_pieces``).  Pieces come from a fixed pool (``pc_pfn`` /
+``pc_next``, as long as the Machine's ``piece_capacity``); a split that would need more pieces than are
 free is refused (counted in ``pc_n[2]``) and the migration fails as it did
 before the split existed.  A block handed out through the API with no
 reclaim list (movable only under ``migrate_untracked``) is never split: its
@@ -27,7 +27,7 @@ Counters: ``sim_migrate_split`` counts every split; ``thp_split_page`` (and,
 in contig.py, ``thp_migration_split``) only PMD-sized ones (order 9), as the
 kernel counts large folios of other orders in the mTHP statistics instead.
 """
-from .jit import njit
+from .jit import njit, njit_inline
 from .lru import lru_del
 from .page_free import free_pages_call
 from .const import pageblock_order
@@ -39,10 +39,11 @@ _VM_THP_SPLIT_PAGE = VMSTAT["thp_split_page"]
 _SIM_SPLIT = SIMSTAT["sim_migrate_split"]
 
 
-@njit
-def piece_index(obj):
-    """The piece a pg_obj value names (obj <= -2)."""
-    return -2 - obj
+@njit_inline
+def piece_index(v):
+    """pg_obj value <-> piece index (its own inverse): piece k is stored in
+    pg_obj as -2 - k, so that -1 keeps meaning "no object"."""
+    return -2 - v
 
 
 @njit
@@ -57,7 +58,7 @@ def split_isolated_block(m, p):
     oid = m.pg_obj[p]
     if oid == -1 and m.owner_lru[m.pg_owner[p]] < 0:
         return False                # an API block: its caller holds (pfn, order)
-    if oid >= 0 and m.pc_n[3] - m.pc_n[1] < n - 1:
+    if oid >= 0 and m.pc_pfn.shape[0] - m.pc_n[1] < n - 1:
         m.pc_n[2] += 1
         return False
     f = m.pg_flags[p]
@@ -76,7 +77,7 @@ def split_isolated_block(m, p):
             m.pc_next[pid] = m.obj_pc[oid]
             m.obj_pc[oid] = pid
             m.pc_n[1] += 1
-            m.pg_obj[q] = -2 - pid
+            m.pg_obj[q] = piece_index(pid)
         else:
             m.pg_obj[q] = -1
     m.sim[_SIM_SPLIT] += 1

@@ -161,7 +161,7 @@ Mem = namedtuple("Mem", [
     # order-0 blocks): obj_pc = an object's first piece; pc_pfn/pc_next = a
     # piece's block and the next piece (free pieces: the free chain);
     # pc_n = [free chain head, pieces in use, splits refused for want of
-    # pieces, capacity]
+    # pieces]; the capacity is the pool arrays' length
     "obj_pc", "pc_pfn", "pc_next", "pc_n",
     # counters
     "vm", "sim", "fb_stat",
@@ -193,14 +193,15 @@ def bytes_per_page():
 
 def _piece_chain(n):
     """The free chain of ``n`` pieces: 0 -> 1 -> ... -> n-1 -> end."""
-    nxt = np.arange(1, max(n, 1) + 1, dtype=np.int32)
-    nxt[-1] = -1
+    nxt = np.arange(1, n + 1, dtype=np.int32)
+    if n:
+        nxt[-1] = -1
     return nxt
 
 
 def reset_piece_pool(m):
     """Every split piece back in the pool (for code that rebuilds the state)."""
-    cap = int(m.pc_n[3])
+    cap = m.pc_pfn.shape[0]
     m.pc_pfn[:] = -1
     m.pc_next[:] = _piece_chain(cap)
     m.pc_n[0] = 0 if cap > 0 else -1
@@ -251,9 +252,9 @@ def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1, spb=None, piece_cap
         owner_pages=np.zeros(256, np.int64),
         obj_pfn=np.full(max(obj_capacity, 1), -1, np.int32),
         obj_pc=np.full(max(obj_capacity, 1), -1, np.int32),
-        pc_pfn=np.full(max(piece_capacity, 1), -1, np.int32),
+        pc_pfn=np.full(piece_capacity, -1, np.int32),
         pc_next=_piece_chain(piece_capacity),
-        pc_n=np.array([0 if piece_capacity > 0 else -1, 0, 0, piece_capacity], np.int64),
+        pc_n=np.array([0 if piece_capacity > 0 else -1, 0, 0], np.int64),
         vm=np.zeros(len(VMSTAT_NAMES), np.int64),
         sim=np.zeros(len(SIMSTAT_NAMES), np.int64),
         fb_stat=np.zeros((3, T, T), np.int64),   # [claim|steal|claim_whole, start_mt, fallback_mt]

@@ -12,6 +12,7 @@ from .const import PG_pinned, pageblock_order
 from .jit import njit, njit_inline
 from .lru import lru_add, lru_del
 from .page_free import free_pages_call
+from .split import piece_index
 from .state import (CFG, LRU_ANON, LRU_FILE, LRU_SLAB, NODE, VMSTAT, ZS_BOOST,
                     ZS_WMARK_HIGH)
 from .watermark import pgdat_balanced, populated_zone, wakeup_kcompactd
@@ -55,7 +56,7 @@ def reclaim_block(m, pfn, lru, cpu):
     if obj >= 0:
         m.obj_pfn[obj] = -1          # the owner's timer finds it gone
     elif obj < -1:
-        m.pc_pfn[-2 - obj] = -1      # a piece of a split object (mm/split.py)
+        m.pc_pfn[piece_index(obj)] = -1      # a piece of a split object (mm/split.py)
     order = m.pg_order[pfn]
     free_pages_call(m, pfn, order, cpu)
     return 1 << order
