@@ -216,7 +216,7 @@ def churn(memory, cpus, version, defrag_mode, watermark_boost_factor, seed, ops,
     summary = summarize(mach, info)
     write_results(mach, out_dir, summary, params)
     if trace_n:
-        from .observe.tracefmt import format_ev_log
+        from .trace.tracefmt import format_ev_log
         with open(f"{out_dir}/trace.txt", "w") as f:
             for line in format_ev_log(mach.trace_records()):
                 f.write(line + "\n")
@@ -298,7 +298,7 @@ def replay(path, mode, lenient, max_lines, json_out, memory, low_memory, cpus, v
         if trace is None:
             raise SpbsimError(f"{path}: no trace.txt[.xz|.zst|.gz] in this directory")
     if mode == "placement":
-        from .workload.replay import format_table, replay_placement
+        from .trace.replay import format_table, replay_placement
         snaps = (p if p.is_dir() else p.parent) / "snapshots"
         if not snaps.is_dir():
             raise SpbsimError(f"{path}: placement replay needs the snapshots/ directory "
@@ -306,7 +306,7 @@ def replay(path, mode, lenient, max_lines, json_out, memory, low_memory, cpus, v
         r = replay_placement(trace, snaps, lenient=lenient, progress=True, max_lines=max_lines)
         click.echo(format_table(r), nl=False)
     else:
-        from .workload import whatif
+        from .trace import whatif
         snaps = (p if p.is_dir() else p.parent) / "snapshots"
         snaps = snaps if snaps.is_dir() else None
         r = whatif.replay_whatif(trace, dict(memory=memory, low_memory=low_memory, cpus=cpus,

@@ -1,4 +1,4 @@
-"""Tests of spbsim.workload.kpageflags against the oracle's kpageflags dumps.
+"""Tests of spbsim.trace.kpageflags against the oracle's kpageflags dumps.
 
 The oracle run ``run1-mixed-s1`` is found via $SPBSIM_ORACLE or
 <repo>/../shared/oracle; tests that need it are skipped when it is absent.
@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from spbsim.workload.kpageflags import (
+from spbsim.trace.kpageflags import (
     KPF_BUDDY, KPF_COMPOUND_HEAD, KPF_LRU, KPF_NAMES, KPF_NOPAGE, KPF_PGTABLE, KPF_RESERVED,
     KPF_SLAB, KPF_THP, buddy_runs, free_block_counts, free_blocks_from_kpageflags, kpf_mask,
     kpf_names, load_kpageflags,
 )
-from spbsim.workload.trace import MM_PAGE_PCPU_DRAIN, TraceReader, TracingMarkWrite
+from spbsim.trace.ftrace import MM_PAGE_PCPU_DRAIN, TraceReader, TracingMarkWrite
 
 REPO = Path(__file__).resolve().parent.parent
 RUN = "run1-mixed-s1"

@@ -130,8 +130,8 @@ def test_invariants_hold_for_any_op_sequence(ops, version, defrag, pcp):
 
 
 def test_tracepoints_render_and_parse_back():
-    from spbsim.observe.tracefmt import format_ev_log
-    from spbsim.workload.trace import parse_line
+    from spbsim.trace.tracefmt import format_ev_log
+    from spbsim.trace.ftrace import parse_line
     m = Machine("1G", cpus=2, trace=True, trace_capacity=100_000, early_unmovable=0)
     p = m.alloc(0, G.GFP_KERNEL)      # a whole-block claim: extfrag + zone_locked
     m.free(p, 0)

@@ -1,4 +1,4 @@
-"""Tests of the placement replay (spbsim.workload.replay / .placement).
+"""Tests of the placement replay (spbsim.trace.replay / .placement).
 
 Synthetic cases check the range-removal and free primitives against the buddy
 rules on a small machine, with the DEBUG_VM checker after every step.  The
@@ -15,9 +15,9 @@ import pytest
 from spbsim.mm.const import (MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
                              PG_buddy, PG_head, pageblock_nr_pages)
 from spbsim.mm.state import CFG, ZS_MANAGED
-from spbsim.workload import placement as pl
-from spbsim.workload.kpageflags import KPF_BUDDY, KPF_LRU, KPF_PGTABLE, KPF_SLAB
-from spbsim.workload.replay import (PlacementReplay, format_table, initial_block_types,
+from spbsim.trace import placement as pl
+from spbsim.trace.kpageflags import KPF_BUDDY, KPF_LRU, KPF_PGTABLE, KPF_SLAB
+from spbsim.trace.replay import (PlacementReplay, format_table, initial_block_types,
                                     main, make_ops, oracle_machine, read_index,
                                     replay_placement)
 

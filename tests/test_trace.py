@@ -1,4 +1,4 @@
-"""Tests of spbsim.workload.trace: the ftrace text reader.
+"""Tests of spbsim.trace.ftrace: the ftrace text reader.
 
 Real data: the oracle run ``run1-mixed-s1`` found via $SPBSIM_ORACLE or
 <repo>/../shared/oracle (skipped when absent).  Default tests read at most the
@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from spbsim.mm.gfp import parse_gfp
-from spbsim.workload import trace as T
-from spbsim.workload.trace import (
+from spbsim.trace import ftrace as T
+from spbsim.trace.ftrace import (
     EVENT_DTYPE, KIND_NAMES, LOST_EVENTS, MM_PAGE_ALLOC, MM_PAGE_ALLOC_EXTFRAG,
     MM_PAGE_ALLOC_ZONE_LOCKED, MM_PAGE_FREE, MM_PAGE_FREE_BATCHED, MM_PAGE_PCPU_DRAIN,
     OTHER_EVENT, TRACING_MARK_WRITE, LostEvents, MmPageAlloc, MmPageAllocExtfrag,
@@ -571,7 +571,7 @@ def test_kind_codes_match_engine_log():
     engine's event log; the engine's SPB tracepoints (codes 5..) are its own
     and are rendered by tracefmt under their S2 names."""
     state = pytest.importorskip("spbsim.mm.state")
-    from spbsim.observe.tracefmt import _SPB_NAMES
+    from spbsim.trace.tracefmt import _SPB_NAMES
     for code, name in enumerate(state.EV_NAMES[:5]):
         assert KIND_NAMES[code] == name
     for code, name in enumerate(state.EV_NAMES):
@@ -583,3 +583,16 @@ def test_dtype_and_exports():
     assert EVENT_DTYPE.itemsize == 56
     for name in T.__all__:
         assert hasattr(T, name)
+
+
+def test_old_import_paths_are_the_new_modules():
+    """spbsim.workload.{trace,replay,whatif,...} and spbsim.observe.tracefmt
+    moved to spbsim.trace; the old paths name the very same modules."""
+    import importlib
+    for old, new in [("spbsim.workload.trace", "spbsim.trace.ftrace"),
+                     ("spbsim.workload.kpageflags", "spbsim.trace.kpageflags"),
+                     ("spbsim.workload.placement", "spbsim.trace.placement"),
+                     ("spbsim.workload.replay", "spbsim.trace.replay"),
+                     ("spbsim.workload.whatif", "spbsim.trace.whatif"),
+                     ("spbsim.observe.tracefmt", "spbsim.trace.tracefmt")]:
+        assert importlib.import_module(old) is importlib.import_module(new)

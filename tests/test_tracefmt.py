@@ -1,4 +1,4 @@
-"""Tests of spbsim.observe.tracefmt: kmem events rendered as tracefs text.
+"""Tests of spbsim.trace.tracefmt: kmem events rendered as tracefs text.
 
 Real lines come from the oracle run ``run1-mixed-s1`` ($SPBSIM_ORACLE or
 <repo>/../shared/oracle; skipped when absent), first 300,000 lines only unless
@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from spbsim.mm.gfp import GFP_NAMES, format_gfp, parse_gfp
-from spbsim.observe.tracefmt import (
+from spbsim.trace.tracefmt import (
     NULL_PAGE, fake_page_hash, format_batch, format_ev_log, format_event, format_header,
     format_line,
 )
-from spbsim.workload.trace import (
+from spbsim.trace.ftrace import (
     MM_PAGE_ALLOC, MM_PAGE_ALLOC_EXTFRAG, MM_PAGE_ALLOC_ZONE_LOCKED, MM_PAGE_FREE,
     MM_PAGE_PCPU_DRAIN, MmPageAlloc, MmPageAllocExtfrag, MmPageAllocZoneLocked, MmPageFree,
     MmPageFreeBatched, MmPagePcpuDrain, OtherEvent, TraceReader, TracingMarkWrite,

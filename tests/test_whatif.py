@@ -1,4 +1,4 @@
-"""Tests of the what-if replay (spbsim.workload.whatif).
+"""Tests of the what-if replay (spbsim.trace.whatif).
 
 Synthetic traces are written in the oracle's tracefs text format (lines copied
 from run1-mixed-s1 with other pfns) to tmp files.  The oracle run (found via
@@ -14,9 +14,9 @@ import pytest
 from spbsim.errors import SpbsimError
 from spbsim.machine import Machine
 from spbsim.mm.gfp import GFP_HIGHUSER_MOVABLE, GFP_KERNEL
-from spbsim.workload import whatif as W
-from spbsim.workload.trace import MM_PAGE_ALLOC, TraceFormatError, TraceReader
-from spbsim.workload.whatif import (OP_ADOPT, OP_ALLOC, OP_FREE, OP_MIGRATED, OP_SPLIT,
+from spbsim.trace import whatif as W
+from spbsim.trace.ftrace import MM_PAGE_ALLOC, TraceFormatError, TraceReader
+from spbsim.trace.whatif import (OP_ADOPT, OP_ALLOC, OP_FREE, OP_MIGRATED, OP_SPLIT,
                                     OP_UNPAIRED, OWNER_PREFILL, OWNER_TRACE, UF_PRETRACE,
                                     free_pages_blocks_ge, main, replay_whatif, request_stream)
 
@@ -310,7 +310,7 @@ def test_migrated_pretrace_page_is_adopted(tmp_path):
 def test_fill_to_start_snapshot(tmp_path):
     """With a start snapshot, never-freed pages make the simulated free memory
     equal the snapshot's at its end marker."""
-    from spbsim.workload.kpageflags import KPF_LRU, KPF_SLAB
+    from spbsim.trace.kpageflags import KPF_LRU, KPF_SLAB
     flags = np.zeros(0x40000, np.uint64)
     flags[0x1000:0x1800] = 1 << KPF_SLAB
     flags[0x2000:0x4000] = 1 << KPF_LRU
@@ -464,7 +464,7 @@ def _snapshots_dir(tmp_path, flags):
 
 
 def test_prefill_kpageflags(tmp_path):
-    from spbsim.workload.kpageflags import KPF_BUDDY, KPF_LRU, KPF_SLAB
+    from spbsim.trace.kpageflags import KPF_BUDDY, KPF_LRU, KPF_SLAB
     flags = np.zeros(0x10000, np.uint64)
     flags[0x100] = 1 << KPF_LRU        # movable
     flags[0x200] = 1 << KPF_SLAB       # slab

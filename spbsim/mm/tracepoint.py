@@ -1,7 +1,7 @@
 """Recording of kmem tracepoints into the machine's event log.
 
 Mirrors the ``trace_mm_page_*`` calls of mm/page_alloc.c; rendering to
-ftrace text is done outside compiled code (spbsim.observe.tracefmt).
+ftrace text is done outside compiled code (spbsim.trace.tracefmt).
 """
 from .jit import njit_inline
 from .state import CFG, CUR_CLOCK, CUR_CPU, EV

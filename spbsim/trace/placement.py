@@ -1,0 +1,573 @@
+"""Compiled core of the placement replay (spbsim.trace.replay).
+
+A placement replay does not decide where pages go: the trace says so.  Each
+buddy-level event is applied to the machine's free lists at the pfn it names:
+
+* ``mm_page_alloc_zone_locked`` (pfn, order, mt): take exactly
+  [pfn, pfn + 2^order) out of the free buddy that contains it, splitting that
+  buddy as ``expand()`` does (the rest stays free, on the same list);
+* ``mm_page_pcpu_drain`` (pfn, order, mt) and ``mm_page_free`` of an order the
+  per-cpu lists do not take (4..8, 10): free the range through
+  ``__free_one_page`` (``free_one_page_merge``) or ``split_large_buddy``;
+* ``mm_page_alloc_extfrag``: a fallback whose removal has no zone_locked line
+  (v6.12 whole-pageblock steal and single-page steal) is applied here; a claim
+  (its zone_locked line on the same CPU just before) only retypes the block;
+* ``mm_compaction_isolate_freepages`` (range, nr_scanned, nr_taken): the
+  compaction free scanner's removals, which have no kmem event
+  (:func:`isolate_range` infers the scan stride).
+
+Pageblock types follow the events that reveal them: under the v6.10+ free
+list hygiene the list a zone_locked page came from and the type a drained
+page is freed with are the block's type, so a disagreeing block is retyped
+(``set_block_type``: its free buddies move along, as move_freepages_block).
+
+Allocated memory is represented as ``PG_head`` blocks (type bits and
+pageblock PB_has_* bits set as prep_new_page does), so the DEBUG_VM checker
+sees a complete, consistent tiling.  Events the state cannot honour
+(removing a range that is not entirely free, freeing a range that is
+already free) never fail: what can be applied is applied and the outcome is
+counted per slot and order (``OUTCOMES``); in ``MODE_CONSISTENT`` (used for
+the window in which the start snapshot was read) such events are skipped.
+
+One compiled entry point, :func:`apply_ops`, takes an int64 op table
+``ops[n, NCOL]``; the buddy helpers (spbsim.mm.buddy, ``njit_inline``) are
+inlined into it only.
+"""
+import numpy as np
+
+from spbsim.mm.buddy import (change_pageblock_range, del_page_from_free_list,
+                             free_one_page_merge, move_freepages_block,
+                             move_to_free_list, add_to_free_list,
+                             pageblock_set_has, split_large_buddy)
+from spbsim.mm.const import (MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, MIGRATE_TYPES,
+                             NR_PAGE_ORDERS, PG_buddy, PG_head, PG_MT_SHIFT,
+                             pageblock_nr_pages, pageblock_order)
+from spbsim.mm.jit import njit, njit_inline
+
+__all__ = ["apply_ops", "new_counters", "NCOL", "OP", "SLOTS", "OUTCOMES", "STATS",
+           "MODE_STRICT", "MODE_CONSISTENT", "SCRATCH_PAGES"]
+
+# ---------------------------------------------------------------- op table
+#: columns of the op table
+C_KIND, C_PFN, C_ORDER, C_MT, C_CPU, C_FB_ORDER, C_FB_MT, C_CHOWN, C_END, C_COUNT, C_LINE = range(11)
+NCOL = 11
+
+#: op kinds: the trace kind codes (spbsim.trace.ftrace) plus private ones
+OP = {
+    "mm_page_alloc": 0, "mm_page_free": 1, "mm_page_alloc_zone_locked": 2,
+    "mm_page_pcpu_drain": 3, "mm_page_alloc_extfrag": 4, "mm_page_free_batched": 5,
+    "init_free": 16,        # initial state: a free block (to the list tail)
+    "set_type": 17,         # initial state: pageblock of pfn gets type mt
+    # mm_compaction_isolate_freepages: pfn = range start, end = range end,
+    # count = nr_taken, fb_order = nr_scanned
+    "isolate_freepages": 18,
+}
+K_FREE, K_ZL, K_DRAIN, K_EXTFRAG, K_INIT_FREE, K_SET_TYPE, K_ISOLATE = 1, 2, 3, 4, 16, 17, 18
+
+MODE_STRICT = 0        # apply everything, count residues
+MODE_CONSISTENT = 1    # apply only what agrees with the state (snapshot window)
+
+#: residue slots (first index of the ``res`` counter)
+SLOTS = ("zone_locked", "pcpu_drain", "free", "extfrag", "init_free", "isolate_freepages")
+S_ZL, S_DRAIN, S_FREE, S_EXTFRAG, S_INIT, S_ISOLATE = range(6)
+#: outcomes (second index):
+#:   removals (zone_locked, extfrag steals): exact = the range was exactly a
+#:   free buddy; expand = it was the head of a larger free buddy (expand()
+#:   puts the rest back: normal); inner = it lay inside a larger free buddy
+#:   but not at its head (the kernel's buddy started at pfn: our state had
+#:   merged more); partial = only part of it was free; none = nothing was free.
+#:   frees (pcpu_drain, free, init_free): exact = the range was entirely
+#:   allocated; partial = part of it was free already; none = all of it was
+#:   free already (a double free from the state's point of view).
+#:   isolate_freepages (order index = order of the last buddy taken): exact =
+#:   the inferred scan took nr_taken pages; over = more; partial = fewer but
+#:   some; none = nothing although nr_taken > 0; fast = a stride-1 scan of the
+#:   range matches nr_scanned but finds more free pages than nr_taken: the
+#:   range is fast_isolate_around()'s pageblock and the excess is the page
+#:   fast_isolate_freepages() took off a free list without a trace event; all
+#:   of it is taken.
+#:   skipped = not applied (MODE_CONSISTENT: the start snapshot's window).
+OUTCOMES = ("exact", "expand", "inner", "partial", "none", "skipped", "over", "fast")
+O_EXACT, O_EXPAND, O_INNER, O_PARTIAL, O_NONE, O_SKIPPED, O_OVER, O_FAST = range(8)
+#: outcomes that are residues (logged)
+O_FIRST_RESIDUE = O_INNER
+
+#: scalar statistics (``stats`` counter)
+STATS = (
+    "pcp_order_frees_ignored",     # mm_page_free of order 0-3/9: goes to a pcp list
+    "out_of_zone",                 # pfn range outside every zone / crossing a zone end
+    "bad_order",
+    "retype_zone_locked",          # block type changed because an event revealed it
+    "retype_pcpu_drain",
+    "retype_extfrag",
+    "first_reveal",                # blocks whose type an event revealed for the first time
+    "first_reveal_wrong",          # ... and the initial type had been different
+    "extfrag_whole_block",         # fallback_order >= pageblock_order, no zone_locked line
+    "extfrag_claim",               # the zone_locked line of the same cpu precedes it
+    "extfrag_steal",               # sub-pageblock steal, no zone_locked line
+    "retype_init",
+    "log_records",                 # residue log entries written (may exceed its capacity)
+)
+ST = {n: i for i, n in enumerate(STATS)}
+_ST_IGN = ST["pcp_order_frees_ignored"]
+_ST_ZONE = ST["out_of_zone"]
+_ST_ORDER = ST["bad_order"]
+_ST_RT_ZL = ST["retype_zone_locked"]
+_ST_RT_EXT = ST["retype_extfrag"]
+_ST_FIRST = ST["first_reveal"]
+_ST_FIRST_WRONG = ST["first_reveal_wrong"]
+_ST_X_WHOLE = ST["extfrag_whole_block"]
+_ST_X_CLAIM = ST["extfrag_claim"]
+_ST_X_STEAL = ST["extfrag_steal"]
+_ST_RT_INIT = ST["retype_init"]
+_ST_LOG = ST["log_records"]
+LOG_WIDTH = 5      # line, slot, outcome, pfn, order
+
+#: reveal state per pageblock (``revealed`` array)
+REV_NONE, REV_AGREED, REV_CORRECTED, REV_CHANGED = 0, 1, 2, 3
+
+SCRATCH_PAGES = 1 << MAX_PAGE_ORDER
+MAX_CPUS = 4096
+
+
+def new_counters(nr_pageblocks, log_capacity=1 << 16):
+    """Fresh counter arrays: (res, stats, revealed, last_zl, scratch, log)."""
+    res = np.zeros((len(SLOTS), len(OUTCOMES), NR_PAGE_ORDERS), np.int64)
+    stats = np.zeros(len(STATS), np.int64)
+    revealed = np.zeros(nr_pageblocks, np.int8)
+    last_zl = np.full((MAX_CPUS, 2), -1, np.int64)
+    scratch = np.zeros(SCRATCH_PAGES, np.int8)
+    log = np.zeros((max(log_capacity, 1), LOG_WIDTH), np.int64)
+    return res, stats, revealed, last_zl, scratch, log
+
+
+# ---------------------------------------------------------------- helpers
+
+@njit_inline
+def _container(m, pfn, order):
+    """The block (free buddy or allocated head) of order >= ``order`` that
+    contains pfn, as (head, order); (-1, -1) if the range is not inside one."""
+    for k in range(order, NR_PAGE_ORDERS):
+        h = pfn & ~((1 << k) - 1)
+        if (m.pg_flags[h] & (PG_buddy | PG_head)) != 0 and m.pg_order[h] == k:
+            return h, k
+    return -1, -1
+
+
+@njit_inline
+def _scan_free(m, pfn, n, scratch):
+    """Mark in scratch[0:n] which pages of [pfn, pfn+n) lie in free buddies
+    (all of which are inside the range); return the number of free pages."""
+    free = 0
+    p = pfn
+    end = pfn + n
+    while p < end:
+        f = m.pg_flags[p]
+        if (f & PG_buddy) != 0:
+            sz = 1 << m.pg_order[p]
+            for q in range(p - pfn, min(p - pfn + sz, n)):
+                scratch[q] = 1
+            free += sz
+            p += sz
+            continue
+        scratch[p - pfn] = 0
+        p += 1
+    return free
+
+
+@njit_inline
+def _set_head(m, pfn, order, mt):
+    """Mark [pfn, pfn+2^order) allocated as one block (prep_new_page's head,
+    order, type bits and the pageblock's PB_has_* bit; no PG_lru: the replay
+    keeps no reclaim lists)."""
+    m.pg_flags[pfn] = PG_head | ((mt & 3) << PG_MT_SHIFT)
+    m.pg_order[pfn] = order
+    pageblock_set_has(m, pfn, order, mt)
+
+
+@njit_inline
+def set_block_type(m, z, pfn, mt):
+    """Retype pfn's pageblock to mt, moving its free buddies along (list
+    type == block type).  A block inside a free buddy of order >=
+    pageblock_order retypes that whole buddy.  Returns True if it changed."""
+    pb = pfn >> pageblock_order
+    if m.pb_mt[pb] == mt:
+        return False
+    for k in range(pageblock_order, NR_PAGE_ORDERS):
+        h = pfn & ~((1 << k) - 1)
+        if (m.pg_flags[h] & PG_buddy) != 0 and m.pg_order[h] == k:
+            move_to_free_list(m, h, z, k, m.pb_mt[h >> pageblock_order], mt)
+            change_pageblock_range(m, h, k, mt)
+            return True
+    move_freepages_block(m, z, pb << pageblock_order, m.pb_mt[pb], mt)
+    return True
+
+
+@njit_inline
+def remove_range(m, z, pfn, order, mt, mode, scratch):
+    """Allocate exactly [pfn, pfn+2^order) out of the free buddy holding it."""
+    n = 1 << order
+    h, k = _container(m, pfn, order)
+    if h >= 0 and (m.pg_flags[h] & PG_buddy) != 0:
+        lmt = m.pb_mt[h >> pageblock_order]
+        del_page_from_free_list(m, h, z, k, lmt)
+        out = O_EXACT
+        if k > order:
+            out = O_EXPAND if h == pfn else O_INNER
+        # expand() generalised: the half without pfn goes back to the list head
+        while k > order:
+            k -= 1
+            half = 1 << k
+            if pfn >= h + half:
+                add_to_free_list(m, h, z, k, lmt, False)
+                h += half
+            else:
+                add_to_free_list(m, h + half, z, k, lmt, False)
+        _set_head(m, pfn, order, mt)
+        return out
+    if h >= 0:
+        # inside an allocated block: nothing is free
+        return O_SKIPPED if mode == MODE_CONSISTENT else O_NONE
+    free = _scan_free(m, pfn, n, scratch)
+    if mode == MODE_CONSISTENT:
+        return O_SKIPPED
+    p = pfn
+    end = pfn + n
+    while p < end:
+        f = m.pg_flags[p]
+        if (f & PG_buddy) != 0:
+            o = m.pg_order[p]
+            del_page_from_free_list(m, p, z, o, m.pb_mt[p >> pageblock_order])
+            m.pg_flags[p] = 0
+            p += 1 << o
+            continue
+        m.pg_flags[p] = 0
+        p += 1
+    _set_head(m, pfn, order, mt)
+    return O_PARTIAL if free > 0 else O_NONE
+
+
+@njit_inline
+def free_range(m, z, pfn, order, mode, to_tail, scratch):
+    """Free [pfn, pfn+2^order): every part of it that is not free already."""
+    n = 1 << order
+    end = pfn + n
+    h, k = _container(m, pfn, order)
+    out = O_EXACT
+    if h >= 0 and (m.pg_flags[h] & PG_buddy) != 0:
+        return O_SKIPPED if mode == MODE_CONSISTENT else O_NONE
+    if h >= 0:
+        # an allocated block holds the range: cut the rest of it into blocks
+        f = m.pg_flags[h]
+        m.pg_flags[h] = 0
+        m.pg_order[h] = -1
+        while k > order:
+            k -= 1
+            half = 1 << k
+            if pfn >= h + half:
+                m.pg_flags[h] = f
+                m.pg_order[h] = k
+                h += half
+            else:
+                m.pg_flags[h + half] = f
+                m.pg_order[h + half] = k
+        for q in range(n):
+            scratch[q] = 0
+    else:
+        free = _scan_free(m, pfn, n, scratch)
+        if free == n:
+            return O_SKIPPED if mode == MODE_CONSISTENT else O_NONE
+        if free > 0:
+            if mode == MODE_CONSISTENT:
+                return O_SKIPPED
+            out = O_PARTIAL
+    # free the maximal aligned runs of non-free pages
+    p = pfn
+    while p < end:
+        if scratch[p - pfn] != 0:
+            p += 1
+            continue
+        o = 0
+        while o < order and (p & ((2 << o) - 1)) == 0 and p + (2 << o) <= end:
+            ok = True
+            for q in range(p - pfn + (1 << o), p - pfn + (2 << o)):
+                if scratch[q] != 0:
+                    ok = False
+                    break
+            if not ok:
+                break
+            o += 1
+        for q in range(p, p + (1 << o)):
+            m.pg_flags[q] = 0
+            m.pg_order[q] = -1
+        if o > pageblock_order:
+            split_large_buddy(m, p, z, o, to_tail)
+        else:
+            free_one_page_merge(m, p, z, o, m.pb_mt[p >> pageblock_order], to_tail)
+        p += 1 << o
+    return out
+
+
+@njit_inline
+def _isolate_scan(m, z, start, end, stride, compound, apply):
+    """isolate_freepages_block() over [start, end) with ``stride``: visit
+    start, start+stride, ...; an allocated head of order k > 0 is skipped
+    whole if ``compound``; a free buddy is taken (if ``apply``: removed, and a
+    buddy of order >= pageblock_order - 1 makes its pageblock(s) MOVABLE as
+    __isolate_free_page does) and the scan resumes after it.
+    Returns (pages taken, pages scanned, order of the last buddy taken)."""
+    taken = 0
+    scanned = 0
+    last = 0
+    p = start
+    while p < end:
+        scanned += 1
+        f = m.pg_flags[p]
+        if (f & PG_buddy) != 0:
+            o = m.pg_order[p]
+            if apply:
+                del_page_from_free_list(m, p, z, o, m.pb_mt[p >> pageblock_order])
+                _set_head(m, p, o, MIGRATE_MOVABLE)
+                if o >= pageblock_order - 1:
+                    pb = p >> pageblock_order
+                    nb = 1
+                    if o > pageblock_order:
+                        nb = 1 << (o - pageblock_order)
+                    for j in range(nb):
+                        old = m.pb_mt[pb + j]
+                        if old != MIGRATE_MOVABLE and old < MIGRATE_HIGHATOMIC:
+                            move_freepages_block(m, z, (pb + j) << pageblock_order, old,
+                                                 MIGRATE_MOVABLE)
+            taken += 1 << o
+            scanned += (1 << o) - 1
+            last = o
+            p += (1 << o) - 1
+        elif compound and (f & PG_head) != 0 and m.pg_order[p] > 0 \
+                and p + (1 << m.pg_order[p]) <= end:
+            k = m.pg_order[p]
+            scanned += (1 << k) - 1
+            p += (1 << k) - 1
+        p += stride
+    return taken, scanned, last
+
+
+@njit_inline
+def isolate_range(m, z, start, end, count, nr_scanned):
+    """mm_compaction_isolate_freepages(range=(start ~ end), nr_scanned,
+    nr_taken=count): the free scanner's stride (1..COMPACT_CLUSTER_MAX,
+    adaptive in the kernel, not traced) is inferred by replaying the scan
+    with each stride on the current state and keeping the one that takes
+    ``count`` pages (ties: nr_scanned closest, then smallest stride); then
+    that scan is applied.  Returns (outcome, order of the last buddy taken):
+    exact = the chosen scan took ``count`` pages, split = more, partial =
+    fewer but some, none = nothing although count > 0."""
+    if count <= 0:
+        return O_EXACT, 0
+    best_s = 1
+    best_c = 1
+    best_dt = -1
+    best_ds = 0
+    fast_c = -1
+    for k in range(13):
+        if k < 12:
+            stride = 1 << (k >> 1)          # 1, 1, 2, 2, ... 32, 32
+            compound = (k & 1) == 1
+            apply = False
+        else:
+            stride = best_s
+            compound = best_c == 1
+            apply = True
+            if (best_dt != 0 or best_ds != 0) and fast_c >= 0:
+                stride = 1
+                compound = fast_c == 1
+        taken, scanned, last = _isolate_scan(m, z, start, end, stride, compound, apply)
+        if apply:
+            if stride == 1 and taken > count and (best_dt != 0 or best_ds != 0) and fast_c >= 0:
+                return O_FAST, last
+            if taken == count:
+                return O_EXACT, last
+            if taken > count:
+                return O_OVER, last
+            if taken > 0:
+                return O_PARTIAL, last
+            return O_NONE, 0
+        dt = abs(taken - count)
+        ds = abs(scanned - nr_scanned)
+        if stride == 1 and taken > count and ds == 0 and fast_c < 0:
+            fast_c = 1 if compound else 0
+        if best_dt < 0 or dt < best_dt or (dt == best_dt and ds < best_ds):
+            best_dt = dt
+            best_ds = ds
+            best_s = stride
+            best_c = 1 if compound else 0
+    return O_NONE, 0
+
+
+@njit_inline
+def _log(log, stats, line, slot, out, pfn, order):
+    k = stats[_ST_LOG]
+    if k < log.shape[0]:
+        log[k, 0] = line
+        log[k, 1] = slot
+        log[k, 2] = out
+        log[k, 3] = pfn
+        log[k, 4] = order
+    stats[_ST_LOG] = k + 1
+
+
+# ---------------------------------------------------------------- entry point
+
+@njit
+def apply_ops(m, ops, lo, hi, mode, res, stats, revealed, last_zl, scratch, log):
+    """Apply ops[lo:hi] (see the module docstring) to the machine state ``m``.
+
+    Every residue outcome (inner and after, see OUTCOMES) is appended to
+    ``log`` as (line, slot, outcome, pfn, order) while it has room;
+    ``stats[log_records]`` counts them all."""
+    npfn = m.pg_flags.shape[0]
+    for i in range(lo, hi):
+        kind = ops[i, C_KIND]
+        pfn = ops[i, C_PFN]
+        order = ops[i, C_ORDER]
+        mt = ops[i, C_MT]
+        cpu = ops[i, C_CPU]
+        if cpu < 0 or cpu >= last_zl.shape[0]:
+            cpu = last_zl.shape[0] - 1
+        if kind != K_FREE and kind != K_ZL and kind != K_DRAIN and kind != K_EXTFRAG \
+                and kind != K_INIT_FREE and kind != K_SET_TYPE and kind != K_ISOLATE:
+            last_zl[cpu, 0] = -1
+            continue
+        if kind == K_ISOLATE:
+            last_zl[cpu, 0] = -1
+            end = ops[i, C_END]
+            if pfn < 0 or end > npfn or end <= pfn:
+                stats[_ST_ZONE] += 1
+                continue
+            z = m.pb_zone[pfn >> pageblock_order]
+            if z < 0 or pfn < m.zone_start[z] or end > m.zone_end[z]:
+                stats[_ST_ZONE] += 1
+                continue
+            if mode == MODE_CONSISTENT:
+                res[S_ISOLATE, O_SKIPPED, 0] += 1
+                continue
+            out, last_o = isolate_range(m, z, pfn, end, ops[i, C_COUNT], ops[i, C_FB_ORDER])
+            res[S_ISOLATE, out, last_o] += 1
+            if out != O_EXACT:
+                _log(log, stats, ops[i, C_LINE], S_ISOLATE, out, pfn, last_o)
+            continue
+        if kind == K_FREE and (order <= 3 or order == pageblock_order):
+            stats[_ST_IGN] += 1          # to a pcp list: back via mm_page_pcpu_drain
+            last_zl[cpu, 0] = -1
+            continue
+        if order < 0 or order > MAX_PAGE_ORDER:
+            stats[_ST_ORDER] += 1
+            continue
+        n = 1 << order
+        if pfn < 0 or pfn + n > npfn or (pfn & (n - 1)) != 0:
+            stats[_ST_ZONE] += 1
+            continue
+        z = m.pb_zone[pfn >> pageblock_order]
+        if z < 0 or m.pb_zone[(pfn + n - 1) >> pageblock_order] != z \
+                or pfn + n > m.zone_end[z] or pfn < m.zone_start[z]:
+            stats[_ST_ZONE] += 1
+            continue
+
+        # what to do: retype blocks first (pre), then remove/free, then retype (post)
+        pre_pfn = pfn
+        pre_n = 0
+        pre_mt = mt
+        pre_slot = _ST_RT_ZL          # stats index of the retype counter
+        act = 0                       # 1 remove, 2 free
+        act_mt = mt
+        slot = S_ZL
+        to_tail = False
+        post_n = 0
+        post_mt = mt
+        matched = last_zl[cpu, 0] == pfn and last_zl[cpu, 1] == order
+        last_zl[cpu, 0] = -1
+        if kind == K_ZL:
+            pre_n = 1
+            act = 1
+            slot = S_ZL
+            last_zl[cpu, 0] = pfn
+            last_zl[cpu, 1] = order
+        elif kind == K_DRAIN:
+            pre_n = 1
+            pre_slot = _ST_RT_ZL + 1
+            act = 2
+            slot = S_DRAIN
+        elif kind == K_FREE:
+            act = 2
+            slot = S_FREE
+        elif kind == K_INIT_FREE:
+            act = 2
+            slot = S_INIT
+            to_tail = True
+        elif kind == K_SET_TYPE:
+            pre_n = 1
+            pre_slot = _ST_RT_INIT
+        else:   # K_EXTFRAG: order = alloc_order, mt = alloc_migratetype
+            fo = ops[i, C_FB_ORDER]
+            fmt = ops[i, C_FB_MT]
+            chown = ops[i, C_CHOWN]
+            slot = S_EXTFRAG
+            pre_slot = _ST_RT_EXT
+            if fo >= pageblock_order and fo <= MAX_PAGE_ORDER:
+                # whole-block steal: the fallback buddy's blocks become mt
+                stats[_ST_X_WHOLE] += 1
+                pre_pfn = pfn & ~((1 << fo) - 1)
+                pre_n = 1 << (fo - pageblock_order)
+                if pre_pfn < m.zone_start[z] or pre_pfn + (pre_n << pageblock_order) > m.zone_end[z]:
+                    pre_pfn = pfn & ~(pageblock_nr_pages - 1)
+                    pre_n = 1
+                if not matched:
+                    act = 1
+            elif matched:
+                # claim: __rmqueue_smallest already took the page (its zone_locked line)
+                stats[_ST_X_CLAIM] += 1
+                if chown > 0:
+                    pre_n = 1
+            else:
+                # steal: the page comes off the fallback type's list, block unchanged
+                stats[_ST_X_STEAL] += 1
+                if fmt >= 0 and fmt < MIGRATE_TYPES:
+                    pre_n = 1
+                    pre_mt = fmt
+                act = 1
+                act_mt = fmt if (fmt >= 0 and fmt < MIGRATE_TYPES) else mt
+                if chown > 0:
+                    post_n = 1
+
+        for ph in range(2):
+            nb = pre_n if ph == 0 else post_n
+            tmt = pre_mt if ph == 0 else post_mt
+            for j in range(nb):
+                bp = pre_pfn + j * pageblock_nr_pages if ph == 0 else pfn
+                pb = bp >> pageblock_order
+                old = m.pb_mt[pb]
+                changed = set_block_type(m, z, bp, tmt)
+                if changed:
+                    stats[pre_slot] += 1
+                if kind == K_SET_TYPE:
+                    continue
+                if revealed[pb] == REV_NONE:
+                    if kind == K_EXTFRAG:
+                        revealed[pb] = REV_CHANGED
+                    else:
+                        stats[_ST_FIRST] += 1
+                        if changed:
+                            stats[_ST_FIRST_WRONG] += 1
+                            revealed[pb] = REV_CORRECTED
+                        else:
+                            revealed[pb] = REV_AGREED
+                elif old != tmt and kind != K_EXTFRAG and revealed[pb] != REV_CHANGED:
+                    revealed[pb] = REV_CHANGED
+            if ph == 0 and act != 0:
+                if act == 1:
+                    out = remove_range(m, z, pfn, order, act_mt, mode, scratch)
+                else:
+                    out = free_range(m, z, pfn, order, mode, to_tail, scratch)
+                res[slot, out, order] += 1
+                if out >= O_FIRST_RESIDUE:
+                    _log(log, stats, ops[i, C_LINE], slot, out, pfn, order)
+    return 0

@@ -1,0 +1,1378 @@
+"""What-if replay (issue #3 item 5): a real machine's REQUEST stream through a
+simulated allocator.
+
+The placement replay (spbsim.trace.replay) applies the kernel's own
+decisions; this module keeps only the requests — every successful
+``mm_page_alloc`` (order, gfp_flags, cpu) and every ``mm_page_free`` — and lets
+a simulated :class:`~spbsim.machine.Machine` decide where each block goes.
+Replaying one trace under ``version="6.12"`` and ``"recent"`` (or with
+``defrag_mode``) shows what the same stream would have done to fragmentation
+under another allocator variant.
+
+    >>> r = replay_whatif("run/trace.txt.xz",
+    ...                   dict(memory="1536M", low_memory="512M", cpus=2, version="6.12"))
+    >>> r["allocs"], r["sim_failures_by_order"], r["checksum"]
+
+or ``python -m spbsim.trace.whatif TRACE [--kernel-version recent ...]``.
+
+Request stream (built from the trace alone, never from simulated results, so
+its ``checksum`` proves that two policies saw identical requests):
+
+* ``mm_page_alloc`` with a page (``failed`` ones skipped, counted) -> an alloc
+  op (order, gfp, cpu, id).  Ids are small integers, recycled after their free.
+* ``mm_page_free`` (never ``mm_page_free_batched``: such frees also have an
+  ``mm_page_free`` line) is paired with the live traced allocation at the same
+  pfn whose order equals the free's order -> a free op (id).
+* A free of order j that lands, naturally aligned, inside a live traced
+  allocation of order k > j (a THP split under reclaim, ``split_page()`` users
+  such as ``alloc_pages_exact``) first *splits* that allocation into 2^(k-j)
+  blocks of order j (split ops: the simulated block is cut the same way, its
+  pieces keep their type and owner) and then frees the piece.  On the oracle
+  run 22 THPs were split and freed page by page; without this step their
+  11k order-0 frees would be unpaired and the THPs would never be freed.
+* A free whose range holds no live traced allocation is *unpaired*: the page
+  was in use before tracing started, or was allocated during the trace by a
+  path without an ``mm_page_alloc`` event (compaction's migration targets,
+  bulk allocation).  It counts as pre-trace memory (``unpaired_pretrace``)
+  only if no earlier traced event touched its pages and, once the start
+  snapshot has ended, the start snapshot's kpageflags do not show them free.
+  A free before its allocation is therefore unpaired.
+* A free of order k whose range holds live traced allocations of other orders
+  (a smaller allocation inside it, or a misaligned free) is not paired either
+  (counted ``unpaired_covering``); the traced allocations it covers are ended
+  (freed in the simulator), since the real pages are free from then on, and
+  nothing is pre-filled for it.
+* A traced allocation of pages that a live traced allocation still covers
+  (its free was never traced) ends that allocation first (``superseded``).
+
+Migrations (``migrations="keep"``, default).  A real kernel's compaction
+frees each migrated page (an ``mm_page_free``) but takes its new page from
+its own isolated free list (no ``mm_page_alloc``); the data lives on.  On
+run1-mixed-s1 that is 68k pages (vmstat pgmigrate_success; kcompactd's frees:
+67k): replayed as frees they would leave the simulated machine ever emptier
+than the real one.  Compaction is the real allocator's own action, not a
+request, so a free in compaction context (comm ``kcompactd*``, or a task
+between its ``mm_compaction_begin`` and ``mm_compaction_end``) that pairs
+with a traced allocation is a *migration* (``migrated``): the simulated block
+stays allocated (the simulator's own compaction may move it) and its id joins
+a FIFO per order.  A later unpaired free that is not pre-trace memory (the
+free of a migration target) frees the oldest migrated block of its order
+(``migration_target_frees``; which target held which data is not traced).
+An unpaired pre-trace page freed in compaction context is pre-filled and
+adopted as a migrated block (``migrated_pretrace``); other unpaired frees in
+compaction context (the release of isolated free pages) do nothing
+(``unpaired_compaction``), as do untraced frees with no migrated block
+waiting (``unpaired_untraced``).  ``migrations="free"`` replays every free.
+
+Pre-fill (``prefill``, default on).  Memory in use when tracing started is not
+in the stream, but much of it is freed during the trace (on run1-mixed-s1 the
+pre-trace unpaired frees return 238k pages, 0.9 GiB of a 1.4 GiB machine);
+without it the simulated machine would be nearly empty.  A first pass over
+the trace finds the unpaired frees of pre-trace memory; before replaying,
+each is allocated (one allocation of the free's order, in the order the
+frees come; cpu = the free's cpu; owner 4), and its free in the stream frees
+it.  Modes:
+
+* ``"kpageflags"``: uses the start snapshot's kpageflags (``snapshots/``
+  beside the trace, or ``snapshots_dir``) to recognise pages allocated during
+  the trace (free at the start) and for the gfp: anon/LRU/mapped/swap (or
+  free) -> GFP_HIGHUSER_MOVABLE; slab -> GFP_KERNEL|__GFP_RECLAIMABLE
+  (kpageflags cannot tell reclaimable slab from unmovable); page tables and
+  pages without telling bits -> GFP_KERNEL.  Errs if none is found.
+* ``"movable"``: no kpageflags; every block GFP_HIGHUSER_MOVABLE.
+* ``True`` / ``"auto"`` (default): ``"kpageflags"`` when the start snapshot
+  has kpageflags, else ``"movable"``.
+* ``False`` / ``None``: no pre-fill (and no fill); the stream is read once.
+
+Fill (``fill="start"``, default; with pre-fill and a start snapshot holding
+buddyinfo).  Memory in use at the start and never freed during the trace
+(kernel, live page cache, slab) is in neither the stream nor the pre-fill
+(on run1-mixed-s1 ~40k pages).  At the start snapshot's end marker (or
+before the replay if the trace has none), never-freed order-0 pages are
+allocated zone by zone until the simulated free + per-cpu pages equal the
+snapshot's (buddyinfo + zoneinfo pagesets); their gfp mix follows the
+kpageflags classes of that zone's pages that were in use at the start and
+never touched by the trace.  The fill depends on the simulated state, so it
+is not part of the request checksum (``fill`` in the result says what was
+allocated).
+
+Memory allocated during the trace without an ``mm_page_alloc`` event and
+still in use is not modelled (except migrations, above).  The first pass
+keeps its op stream in memory up to ``cache_bytes`` (22 bytes an op) so the
+second pass need not parse the text again; beyond that the second pass
+re-reads the trace (memory stays bounded either way; the pre-fill list costs
+22 bytes per unpaired free).
+
+Replay.  Ops run in compiled code (:func:`_replay_ops`) on a fresh machine:
+allocations through ``alloc_pages_call`` (owner 3, pre-fill owner 4), frees
+through ``free_pages``.  An id's simulated pfn lives in the machine's object
+table (``obj_pfn`` / ``pg_obj``), which the simulator's compaction updates
+when it migrates a movable block, so a free always finds its block.  A free
+of an id whose simulated allocation failed is skipped and counted.  The
+stream's pages are on no reclaim list: simulated reclaim finds nothing (the
+real stream already contains the real reclaim's frees); simulated compaction
+may migrate them.  kswapd/kcompactd/proactive compaction (which run in
+simulated time in the scenario engine) run only with ``daemons_every_s``.
+
+Snapshots.  At every ``oracle_snap_end seq=N tag=T`` marker, and every
+``snapshot_every_s`` seconds of trace time if given, the simulated
+/proc/buddyinfo is recorded (``snapshots``), so it can be compared with the
+real snapshot files (:func:`compare_snapshots`, :func:`format_table`).
+``blocks_ge9`` counts free 2 MiB units: sum over orders o >= 9 of
+nr_free[o] << (o - 9).
+
+Streaming: the trace is read in TraceReader batches; the pairing tables are
+numpy arrays indexed by traced pfn (grown to the largest pfn seen) and by id.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from spbsim.errors import SpbsimError
+from spbsim.mm.const import MAX_PAGE_ORDER, NR_PAGE_ORDERS, pageblock_order
+from spbsim.mm.gfp import GFP_HIGHUSER_MOVABLE, GFP_KERNEL, __GFP_RECLAIMABLE, format_gfp
+from spbsim.mm.jit import njit
+from spbsim.mm.page_alloc import alloc_pages_call
+from spbsim.mm.page_free import free_pages
+from spbsim.mm.state import CFG, PCP_COUNT, SIMSTAT
+from spbsim.trace.ftrace import (MM_PAGE_ALLOC, MM_PAGE_FREE, OTHER_EVENT,
+                                   TRACING_MARK_WRITE, TraceReader, TracingMarkWrite)
+
+__all__ = ["replay_whatif", "request_stream", "compare_snapshots", "format_table", "main",
+           "OP_DTYPE", "OP_ALLOC", "OP_FREE", "OP_SPLIT", "OP_UNPAIRED",
+           "PAIR_COUNTERS", "OWNER_TRACE", "OWNER_PREFILL", "OWNER_FILL", "free_pages_blocks_ge",
+           "UF_PRETRACE", "UF_MIGRATED", "OP_MIGRATED", "OP_ADOPT"]
+
+#: op kinds of the request stream
+OP_ALLOC, OP_FREE, OP_SPLIT, OP_UNPAIRED, OP_MIGRATED, OP_ADOPT = 0, 1, 2, 3, 4, 5
+#: one op: ALLOC (order, gfp, cpu, id); FREE (order, cpu, id); SPLIT one piece
+#: (order = new order, gfp = the parent's order, cpu = piece index, id = the
+#: piece's id, aux = the parent id); UNPAIRED (order, cpu, aux = traced pfn,
+#: gfp = UF_* flags); MIGRATED (order, id: a migration source, kept);
+#: ADOPT (order, id = new id, aux = index of the UNPAIRED op whose pre-filled
+#: block the new id takes over)
+OP_DTYPE = np.dtype([("kind", "i1"), ("order", "i1"), ("cpu", "<i4"), ("id", "<i4"),
+                     ("aux", "<i4"), ("gfp", "<i8")])
+#: UNPAIRED flags: the page may have been in use before tracing (pre-fill it);
+#: the free was a migration source (keep the block: an ADOPT follows)
+UF_PRETRACE, UF_MIGRATED = 1, 2
+
+#: owners of simulated blocks (pg_owner; Machine uses 1 and 2)
+OWNER_TRACE = 3
+OWNER_PREFILL = 4
+
+#: counters of the pairing pass
+PAIR_COUNTERS = ("alloc_events", "alloc_failed_in_trace", "free_events", "paired",
+                 "paired_after_split", "splits", "split_pieces", "unpaired",
+                 "unpaired_covering", "covered_ended", "superseded", "bad_events",
+                 "migrated", "unpaired_pretrace", "migrated_pretrace", "unpaired_compaction",
+                 "migration_target_frees", "unpaired_untraced")
+_C_ALLOC_EV, _C_ALLOC_FAILED, _C_FREE_EV, _C_PAIRED, _C_PAIRED_SPLIT, _C_SPLITS, \
+    _C_PIECES, _C_UNPAIRED, _C_COVERING, _C_COVERED_ENDED, _C_SUPERSEDED, _C_BAD, \
+    _C_MIGRATED, _C_UN_PRETRACE, _C_MIG_PRETRACE, _C_UN_COMPACTION, _C_MIG_TARGET, \
+    _C_UN_UNTRACED = range(18)
+
+#: pairing scalar state: next id, recycled ids, after the start snapshot,
+#: UNPAIRED ops so far, then per order the head and tail of the queue of
+#: migrated ids waiting for the free of their (untraced) target page
+_ST_NEXT, _ST_NFREE, _ST_AFTER_START, _ST_NUNPAIRED = 0, 1, 2, 3
+_ST_QHEAD = 4
+_ST_QTAIL = _ST_QHEAD + NR_PAGE_ORDERS
+_ST_LEN = _ST_QTAIL + NR_PAGE_ORDERS
+
+#: ops / new ids one event can need at most (superseding or covering 1024
+#: order-0 blocks; splitting an order-10 block into 1024 pieces)
+_OPS_PER_EVENT = 2 * (1 << MAX_PAGE_ORDER) + 8
+_IDS_PER_EVENT = (1 << MAX_PAGE_ORDER) + 8
+
+_CFG_DEFRAG = CFG["defrag_mode"]
+_SIM_FAIL = SIMSTAT["sim_alloc_fail"]
+
+#: traced pfns at or above this are not paired (counted bad): 8 TiB of 4 KiB pages,
+#: the simulator's own limit
+_MAX_PFN = 1 << 31
+
+_MARK_END_RE = re.compile(r"oracle_snap_end seq=(\d+) tag=(\S+)")
+_COMPACTION_BEGIN, _COMPACTION_END = "mm_compaction_begin", "mm_compaction_end"
+
+PREFILL_MODES = ("auto", "movable", "kpageflags")
+MIGRATION_MODES = ("keep", "free")
+
+
+# ---------------------------------------------------------------- pairing (compiled)
+
+@njit
+def _new_id(ids_free, st):
+    """Pop a recycled id, else the next never-used one."""
+    if st[_ST_NFREE] > 0:
+        st[_ST_NFREE] -= 1
+        return np.int64(ids_free[st[_ST_NFREE]])
+    st[_ST_NEXT] += 1
+    return st[_ST_NEXT] - 1
+
+
+@njit
+def _recycle_id(d, id_order, ids_free, st):
+    id_order[d] = -1
+    ids_free[st[_ST_NFREE]] = d
+    st[_ST_NFREE] += 1
+
+
+@njit
+def _end_id(d, cover, id_rpfn, id_order, ids_free, st):
+    """Forget a live id: clear the pages it covers, recycle it."""
+    p = id_rpfn[d]
+    for q in range(p, p + (1 << id_order[d])):
+        cover[q] = -1
+    _recycle_id(d, id_order, ids_free, st)
+
+
+@njit
+def _enqueue(d, o, mig_next, st):
+    mig_next[d] = -1
+    t = st[_ST_QTAIL + o]
+    if t >= 0:
+        mig_next[t] = d
+    else:
+        st[_ST_QHEAD + o] = d
+    st[_ST_QTAIL + o] = d
+
+
+@njit
+def _dequeue(o, mig_next, st):
+    d = st[_ST_QHEAD + o]
+    n = mig_next[d]
+    st[_ST_QHEAD + o] = n
+    if n < 0:
+        st[_ST_QTAIL + o] = -1
+    return d
+
+
+@njit
+def _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops, kind, order, cpu, oid,
+          aux, gfp, ev):
+    o_kind[nops] = kind
+    o_order[nops] = order
+    o_cpu[nops] = cpu
+    o_id[nops] = oid
+    o_aux[nops] = aux
+    o_gfp[nops] = gfp
+    o_ev[nops] = ev
+    return nops + 1
+
+
+@njit
+def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, i0, i_end, cover, touched,
+                 start_free, id_rpfn, id_order, ids_free, mig_next, st, cnt,
+                 o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops):
+    """Turn events [i0, i_end) into ops (see the module docstring).
+
+    ``ctx[i]``: the event ran in compaction (a migration source if paired).
+    ``touched``: pages some earlier traced event allocated or freed;
+    ``start_free``: pages free in the start snapshot (used once
+    st[_ST_AFTER_START] is set).  Stops early, returning (next event, ops,
+    1), when the op buffer or the id tables might not hold one more event's
+    worth; the caller grows them and calls again.  Returns (i_end, ops, 0).
+    """
+    cap_ops = o_kind.shape[0]
+    cap_ids = id_order.shape[0]
+    ncover = cover.shape[0]
+    nsf = start_free.shape[0]
+    i = i0
+    while i < i_end:
+        if nops + _OPS_PER_EVENT > cap_ops or (st[_ST_NEXT] + _IDS_PER_EVENT > cap_ids
+                                                 and st[_ST_NFREE] < _IDS_PER_EVENT):
+            return i, nops, 1
+        k = kind[i]
+        o = np.int64(order[i])
+        p = np.int64(pfn[i])
+        c = np.int64(cpu[i])
+        if k == MM_PAGE_ALLOC:
+            cnt[_C_ALLOC_EV] += 1
+            if failed[i]:
+                cnt[_C_ALLOC_FAILED] += 1
+                i += 1
+                continue
+        elif k == MM_PAGE_FREE:
+            cnt[_C_FREE_EV] += 1
+        else:
+            i += 1
+            continue
+        if o < 0 or o > MAX_PAGE_ORDER or p < 0 or p + (1 << o) > ncover:
+            cnt[_C_BAD] += 1
+            i += 1
+            continue
+        end = p + (1 << o)
+        if k == MM_PAGE_ALLOC:
+            if (p & ((1 << o) - 1)) != 0:
+                cnt[_C_BAD] += 1
+                i += 1
+                continue
+            # pages still covered by a live traced allocation: its free was not traced
+            for q in range(p, end):
+                d = cover[q]
+                if d >= 0:
+                    cnt[_C_SUPERSEDED] += 1
+                    nops = _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops,
+                                 OP_FREE, id_order[d], c, d, -1, 0, i)
+                    _end_id(d, cover, id_rpfn, id_order, ids_free, st)
+            nid = _new_id(ids_free, st)
+            id_rpfn[nid] = p
+            id_order[nid] = o
+            for q in range(p, end):
+                cover[q] = nid
+                touched[q] = 1
+            nops = _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops,
+                         OP_ALLOC, o, c, nid, -1, gfp[i], i)
+            i += 1
+            continue
+        # a free
+        d = cover[p]
+        if d >= 0 and id_order[d] > o and (p & ((1 << o) - 1)) == 0:
+            # split d into blocks of order o, then free the piece at p
+            kk = np.int64(id_order[d])
+            base = id_rpfn[d]
+            npieces = 1 << (kk - o)
+            cnt[_C_SPLITS] += 1
+            cnt[_C_PIECES] += npieces
+            for j in range(npieces):
+                nid = _new_id(ids_free, st)
+                s = base + (j << o)
+                id_rpfn[nid] = s
+                id_order[nid] = o
+                for q in range(s, s + (1 << o)):
+                    cover[q] = nid
+                nops = _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops,
+                             OP_SPLIT, o, j, nid, d, kk, i)
+            _recycle_id(d, id_order, ids_free, st)
+            d = cover[p]
+            cnt[_C_PAIRED_SPLIT] += 1
+        if d >= 0 and id_rpfn[d] == p and id_order[d] == o:
+            cnt[_C_PAIRED] += 1
+            if ctx[i]:
+                # a migration source: the data lives on in a page compaction
+                # took without an mm_page_alloc event; keep the block
+                cnt[_C_MIGRATED] += 1
+                nops = _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops,
+                             OP_MIGRATED, o, c, d, -1, 0, i)
+                for q in range(p, end):
+                    cover[q] = -1
+                id_rpfn[d] = -1
+                _enqueue(d, o, mig_next, st)
+            else:
+                nops = _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops,
+                             OP_FREE, o, c, d, -1, 0, i)
+                _end_id(d, cover, id_rpfn, id_order, ids_free, st)
+            i += 1
+            continue
+        covering = False
+        for q in range(p, end):
+            if cover[q] >= 0:
+                covering = True
+                break
+        if covering:
+            cnt[_C_COVERING] += 1
+            for q in range(p, end):
+                d = cover[q]
+                if d >= 0:
+                    cnt[_C_COVERED_ENDED] += 1
+                    nops = _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops,
+                                 OP_FREE, id_order[d], c, d, -1, 0, i)
+                    _end_id(d, cover, id_rpfn, id_order, ids_free, st)
+            for q in range(p, end):
+                touched[q] = 1
+            i += 1
+            continue
+        # unpaired: in use before tracing, unless a traced event touched the
+        # pages before or they were free in the start snapshot
+        cnt[_C_UNPAIRED] += 1
+        pretrace = True
+        for q in range(p, end):
+            if touched[q] != 0 or (st[_ST_AFTER_START] != 0 and q < nsf
+                                   and start_free[q] != 0):
+                pretrace = False
+            touched[q] = 1
+        if ctx[i]:
+            if pretrace:
+                # a pre-trace page migrated: pre-fill it, keep it under a new id
+                cnt[_C_MIG_PRETRACE] += 1
+                nops = _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops,
+                             OP_UNPAIRED, o, c, -1, p, UF_PRETRACE | UF_MIGRATED, i)
+                nid = _new_id(ids_free, st)
+                id_rpfn[nid] = -1
+                id_order[nid] = o
+                nops = _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops,
+                             OP_ADOPT, o, c, nid, st[_ST_NUNPAIRED], 0, i)
+                _enqueue(nid, o, mig_next, st)
+            else:
+                # compaction handing back isolated free pages, or migrating an
+                # untraced page: nothing to do
+                cnt[_C_UN_COMPACTION] += 1
+                nops = _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops,
+                             OP_UNPAIRED, o, c, -1, p, 0, i)
+            st[_ST_NUNPAIRED] += 1
+        elif not pretrace and st[_ST_QHEAD + o] >= 0:
+            # the free of a migration target: frees the oldest migrated block
+            cnt[_C_MIG_TARGET] += 1
+            d = _dequeue(o, mig_next, st)
+            nops = _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops,
+                         OP_FREE, o, c, d, p, 0, i)
+            _recycle_id(d, id_order, ids_free, st)
+        else:
+            if pretrace:
+                cnt[_C_UN_PRETRACE] += 1
+            else:
+                cnt[_C_UN_UNTRACED] += 1
+            nops = _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops,
+                         OP_UNPAIRED, o, c, -1, p, UF_PRETRACE if pretrace else 0, i)
+            st[_ST_NUNPAIRED] += 1
+        i += 1
+    return i_end, nops, 0
+
+
+class _Pairer:
+    """Pairing state across batches: traced pfn -> live id (``cover``, every
+    page of a live traced allocation), pages touched by a traced event, id ->
+    traced head pfn and order, recycled ids, queues of migrated ids."""
+
+    def __init__(self, start_free=None):
+        self.cover = np.full(1 << 16, -1, np.int32)
+        self.touched = np.zeros(1 << 16, np.uint8)
+        self.start_free = (np.zeros(0, np.uint8) if start_free is None
+                           else np.ascontiguousarray(start_free, np.uint8))
+        self.id_rpfn = np.full(1 << 16, -1, np.int64)
+        self.id_order = np.full(1 << 16, -1, np.int8)
+        self.ids_free = np.zeros(1 << 16, np.int32)
+        self.mig_next = np.full(1 << 16, -1, np.int32)
+        self.st = np.zeros(_ST_LEN, np.int64)
+        self.st[_ST_QHEAD:] = -1
+        self.cnt = np.zeros(len(PAIR_COUNTERS), np.int64)
+        self._buf = None
+
+    @property
+    def ids_used(self) -> int:
+        """Ids ever handed out (the id table's high-water mark)."""
+        return int(self.st[_ST_NEXT])
+
+    def set_after_start(self):
+        self.st[_ST_AFTER_START] = 1
+
+    def _grow_ids(self):
+        def grow(a, fill):
+            return np.concatenate([a, np.full(len(a), fill, a.dtype)])
+        self.id_rpfn = grow(self.id_rpfn, -1)
+        self.id_order = grow(self.id_order, -1)
+        self.ids_free = grow(self.ids_free, 0)
+        self.mig_next = grow(self.mig_next, -1)
+
+    def _bufs(self, n):
+        if self._buf is None or len(self._buf[0]) < n:
+            self._buf = (np.empty(n, np.int8), np.empty(n, np.int8), np.empty(n, np.int32),
+                         np.empty(n, np.int32), np.empty(n, np.int32), np.empty(n, np.int64),
+                         np.empty(n, np.int64))
+        return self._buf
+
+    def pair(self, ev: np.ndarray, ctx: np.ndarray, start_at=None):
+        """ops (OP_DTYPE) for a batch's mm_page_alloc / mm_page_free rows ``ev``
+        (``ctx``: compaction context per row), and the row each op came from.
+        ``start_at``: the row before which the start snapshot ended."""
+        n = len(ev)
+        if n == 0:
+            if start_at is not None:
+                self.set_after_start()
+            return np.empty(0, OP_DTYPE), np.empty(0, np.int64)
+        pf = ev["pfn"]
+        pf = pf[pf < _MAX_PFN]          # larger ones are counted as bad events
+        top = (int(pf.max()) if len(pf) else 0) + (1 << MAX_PAGE_ORDER) + 1
+        if top > len(self.cover):
+            size = max(top, 2 * len(self.cover))
+            self.cover = np.concatenate([self.cover, np.full(size - len(self.cover), -1,
+                                                             np.int32)])
+            self.touched = np.concatenate([self.touched,
+                                           np.zeros(size - len(self.touched), np.uint8)])
+        kind = np.ascontiguousarray(ev["kind"])
+        pfn = np.ascontiguousarray(ev["pfn"])
+        order = np.ascontiguousarray(ev["order"])
+        gfp = ev["gfp"].astype(np.int64)
+        cpu = np.ascontiguousarray(ev["cpu"])
+        failed = np.ascontiguousarray(ev["failed"])
+        ctx = np.ascontiguousarray(ctx, np.uint8)
+        cap = n + 2 * _OPS_PER_EVENT
+        bufs = self._bufs(cap)
+        i, nops = 0, 0
+        stops = [n] if start_at is None else [int(start_at), n]
+        for k, i_end in enumerate(stops):
+            if k == 1:
+                self.set_after_start()
+            while True:
+                i, nops, status = _pair_events(
+                    kind, pfn, order, gfp, cpu, failed, ctx, i, i_end, self.cover,
+                    self.touched, self.start_free, self.id_rpfn, self.id_order, self.ids_free,
+                    self.mig_next, self.st, self.cnt, *bufs, nops)
+                if status == 0:
+                    break
+                if nops + _OPS_PER_EVENT > len(bufs[0]):
+                    old = bufs
+                    self._buf = None
+                    bufs = self._bufs(2 * len(old[0]))
+                    for a, b in zip(bufs, old):
+                        a[:nops] = b[:nops]
+                else:
+                    self._grow_ids()
+        ops = np.empty(nops, OP_DTYPE)
+        for name, b in zip(("kind", "order", "cpu", "id", "aux", "gfp"), bufs):
+            ops[name] = b[:nops]
+        return ops, bufs[6][:nops].copy()
+
+
+# ---------------------------------------------------------------- replay (compiled)
+
+#: replay result counters
+RES_NAMES = ("allocs", "alloc_ok", "frees", "frees_done", "frees_skipped", "splits_done",
+             "splits_skipped", "unpaired_seen", "prefill_frees", "prefill_frees_skipped",
+             "order_mismatch", "migrated_kept", "adopted", "adopt_skipped")
+_R = {n: i for i, n in enumerate(RES_NAMES)}
+_R_ALLOCS, _R_ALLOC_OK, _R_FREES, _R_FREES_DONE, _R_FREES_SKIPPED, _R_SPLITS_DONE, \
+    _R_SPLITS_SKIPPED, _R_UNPAIRED, _R_PREFILL_FREES, _R_PREFILL_SKIPPED, _R_ORDER_MISMATCH, \
+    _R_MIGRATED, _R_ADOPTED, _R_ADOPT_SKIPPED = range(14)
+
+
+@njit
+def _free_obj(m, oid, cpu):
+    """Free the simulated block of id ``oid``; False if it has none (its
+    allocation failed).  The only caller of the inlined free path."""
+    p = np.int64(m.obj_pfn[oid])
+    if p < 0:
+        return False, np.int64(0)
+    m.obj_pfn[oid] = -1
+    o = np.int64(m.pg_order[p])
+    free_pages(m, p, o, cpu)
+    return True, o
+
+
+@njit
+def _replay_ops(m, kind, order, gfp, cpu, oid, aux, lo, hi, id_off, nprefill, owner, res,
+                fail_by_order):
+    """Run ops [lo, hi) on machine state ``m``.  Stream ids are offset by
+    ``id_off`` (pre-filled blocks take ids 0..nprefill-1); the k-th UNPAIRED
+    op frees pre-filled id k when k < nprefill (unless it is a migration)."""
+    ncpu = m.pcp.shape[1]
+    for i in range(lo, hi):
+        k = kind[i]
+        c = np.int64(cpu[i]) % ncpu
+        if k == OP_ALLOC:
+            d = np.int64(oid[i]) + id_off
+            o = np.int64(order[i])
+            res[_R_ALLOCS] += 1
+            p = alloc_pages_call(m, o, np.int64(gfp[i]), c, np.int64(owner))
+            if p >= 0:
+                m.obj_pfn[d] = p
+                m.pg_obj[p] = d
+                res[_R_ALLOC_OK] += 1
+            else:
+                m.obj_pfn[d] = -1
+                fail_by_order[o] += 1
+        elif k == OP_FREE:
+            res[_R_FREES] += 1
+            ok, o = _free_obj(m, np.int64(oid[i]) + id_off, c)
+            if ok:
+                res[_R_FREES_DONE] += 1
+                if o != order[i]:
+                    res[_R_ORDER_MISMATCH] += 1
+            else:
+                res[_R_FREES_SKIPPED] += 1
+        elif k == OP_SPLIT:
+            parent = np.int64(aux[i]) + id_off
+            d = np.int64(oid[i]) + id_off
+            o = np.int64(order[i])
+            j = np.int64(cpu[i])
+            last = j == (1 << (np.int64(gfp[i]) - o)) - 1
+            p = np.int64(m.obj_pfn[parent])
+            if p < 0:
+                m.obj_pfn[d] = -1
+                if last:
+                    res[_R_SPLITS_SKIPPED] += 1
+                continue
+            # split_page(): every piece becomes a block of its own with the
+            # parent's flags (head, type, movability) and owner
+            q = p + (j << o)
+            m.pg_flags[q] = m.pg_flags[p]
+            m.pg_owner[q] = m.pg_owner[p]
+            m.pg_order[q] = o
+            m.pg_obj[q] = d
+            m.obj_pfn[d] = q
+            if last:
+                m.obj_pfn[parent] = -1
+                res[_R_SPLITS_DONE] += 1
+        elif k == OP_MIGRATED:
+            res[_R_MIGRATED] += 1
+        elif k == OP_ADOPT:
+            d = np.int64(oid[i]) + id_off
+            u = np.int64(aux[i])
+            p = np.int64(m.obj_pfn[u]) if u < nprefill else np.int64(-1)
+            if p >= 0:
+                m.obj_pfn[u] = -1
+                m.obj_pfn[d] = p
+                m.pg_obj[p] = d
+                res[_R_ADOPTED] += 1
+            else:
+                m.obj_pfn[d] = -1
+                res[_R_ADOPT_SKIPPED] += 1
+        else:       # OP_UNPAIRED
+            u = res[_R_UNPAIRED]
+            res[_R_UNPAIRED] += 1
+            f = gfp[i]
+            if u < nprefill and (f & UF_PRETRACE) != 0 and (f & UF_MIGRATED) == 0:
+                ok, o = _free_obj(m, np.int64(u), c)
+                if ok:
+                    res[_R_PREFILL_FREES] += 1
+                else:
+                    res[_R_PREFILL_SKIPPED] += 1
+
+
+# ---------------------------------------------------------------- the stream
+
+class _Chunk:
+    """Ops of one trace batch and where snapshots cut them: ``cuts`` is a list
+    of (op index, snapshot info dict) in stream order."""
+    __slots__ = ("ops", "cuts", "nbytes")
+
+    def __init__(self, ops, cuts):
+        self.ops, self.cuts = ops, cuts
+        self.nbytes = ops.nbytes
+
+
+class _Stream:
+    """Reads a trace and yields :class:`_Chunk` s (pairing included).
+
+    ``start_free``: per traced pfn, free in the start snapshot (or None).
+    ``migrations``: "keep" (frees in compaction context are migration
+    sources) or "free" (every free is a free)."""
+
+    def __init__(self, trace_path, *, lenient, progress, max_lines, snapshot_every_s,
+                 start_free=None, migrations="keep", daemons_every_s=None,
+                 batch_size=1 << 16):
+        self.trace_path = trace_path
+        self.kw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
+                       batch_size=batch_size, keep_other=True)
+        self.every = snapshot_every_s
+        self.daemons_every = daemons_every_s
+        self.start_free = start_free
+        self.migrations = migrations
+        self.pairer = None
+        self.reader = None
+
+    def _compaction_context(self, batch, sel, active, kc_cache):
+        """Per selected row: did it run in compaction?  kcompactd, or a task
+        between its mm_compaction_begin and mm_compaction_end."""
+        ev = batch.events
+        comm = ev["comm"][sel]
+        for cid in range(len(kc_cache), len(batch.comms)):
+            kc_cache.append(batch.comms[cid].startswith("kcompactd"))
+        ctx = np.asarray(kc_cache, bool)[comm] if len(comm) else np.zeros(0, bool)
+        pid = ev["pid"][sel]
+        other = np.flatnonzero(ev["kind"] == OTHER_EVENT)
+        bounds = []
+        for j in other.tolist():
+            rec = batch.records[int(ev["aux"][j])]
+            name = getattr(rec, "event", "")
+            if name == _COMPACTION_BEGIN or name == _COMPACTION_END:
+                bounds.append((j, name == _COMPACTION_BEGIN, int(rec.pid)))
+        lo = 0
+        for j, begin, p in bounds + [(len(ev), None, None)]:
+            hi = int(np.searchsorted(sel, j, "left"))
+            if active and hi > lo:
+                ctx[lo:hi] |= np.isin(pid[lo:hi], list(active))
+            lo = hi
+            if begin is True:
+                active.add(p)
+            elif begin is False:
+                active.discard(p)
+        return ctx
+
+    def chunks(self):
+        self.pairer = pairer = _Pairer(self.start_free)
+        self.reader = reader = TraceReader(self.trace_path, **self.kw)
+        every = self.every
+        next_tick = next_daemon = None
+        active, kc_cache = set(), []
+        start_seen = False
+        for batch in reader.batches():
+            ev = batch.events
+            if not len(ev):
+                continue
+            kinds = ev["kind"]
+            sel = np.flatnonzero((kinds == MM_PAGE_ALLOC) | (kinds == MM_PAGE_FREE))
+            cuts = []          # (event index in batch, info)
+            start_at = None
+            for j in np.flatnonzero(kinds == TRACING_MARK_WRITE).tolist():
+                rec = batch.records[int(ev["aux"][j])]
+                if not isinstance(rec, TracingMarkWrite):
+                    continue
+                mk = _MARK_END_RE.search(rec.text)
+                if mk:
+                    info = {"seq": int(mk.group(1)), "tag": mk.group(2),
+                            "ts": float(rec.ts), "line": int(rec.line)}
+                    cuts.append((j, info))
+                    if info["tag"] == "start" and not start_seen:
+                        start_seen = True
+                        start_at = int(np.searchsorted(sel, j, "left"))
+            if self.migrations == "keep":
+                ctx = self._compaction_context(batch, sel, active, kc_cache)
+            else:
+                ctx = np.zeros(len(sel), bool)
+            ops, op_ev = pairer.pair(ev[sel], ctx, start_at)
+            if every or self.daemons_every:
+                tsm = np.maximum.accumulate(np.nan_to_num(ev["ts"], nan=-np.inf))
+                if every:
+                    if next_tick is None:
+                        next_tick = (np.floor(tsm[0] / every) + 1) * every
+                    while tsm[-1] >= next_tick:
+                        j = int(np.searchsorted(tsm, next_tick, "left"))
+                        cuts.append((j, {"seq": None, "tag": f"t={next_tick:g}s",
+                                         "ts": float(next_tick), "line": int(ev["line"][j])}))
+                        next_tick += every
+                de = self.daemons_every
+                if de:
+                    if next_daemon is None:
+                        next_daemon = (np.floor(tsm[0] / de) + 1) * de
+                    while tsm[-1] >= next_daemon:
+                        j = int(np.searchsorted(tsm, next_daemon, "left"))
+                        cuts.append((j, {"daemons": float(next_daemon)}))
+                        next_daemon += de
+                cuts.sort(key=lambda c: c[0])
+            op_cuts = []
+            for j, info in cuts:
+                # ops of the events before row j: the events selected before j
+                nsel = int(np.searchsorted(sel, j, "left"))
+                op_cuts.append((int(np.searchsorted(op_ev, nsel, "left")), info))
+            yield _Chunk(ops, op_cuts)
+
+
+def _checksum_update(h, ops):
+    h.update(np.ascontiguousarray(ops).tobytes())
+
+
+def request_stream(trace_path, *, lenient=False, max_lines=None, start_free=None,
+                   migrations="keep"):
+    """The request stream of a trace as one OP_DTYPE array (for inspection and
+    tests; holds the whole stream in memory), plus the pairing counters."""
+    s = _Stream(trace_path, lenient=lenient, progress=False, max_lines=max_lines,
+                snapshot_every_s=None, start_free=start_free, migrations=migrations)
+    parts = [c.ops for c in s.chunks()]
+    ops = np.concatenate(parts) if parts else np.empty(0, OP_DTYPE)
+    return ops, {n: int(v) for n, v in zip(PAIR_COUNTERS, s.pairer.cnt)}
+
+
+# ---------------------------------------------------------------- prefill
+
+def _find_snapshots(trace_path, snapshots_dir):
+    if snapshots_dir is not None:
+        d = Path(snapshots_dir)
+        return d if d.is_dir() else None
+    d = Path(trace_path).resolve().parent / "snapshots"
+    return d if d.is_dir() else None
+
+
+def _start_kpageflags(trace_path, snapshots_dir):
+    """The start snapshot's kpageflags dump beside the trace, or None."""
+    from spbsim.trace.replay import read_index
+    d = _find_snapshots(trace_path, snapshots_dir)
+    if d is None:
+        return None
+    for s in read_index(d):
+        if s["tag"] == "start":
+            for name in ("kpageflags.bin.xz", "kpageflags.bin", "kpageflags"):
+                if (s["dir"] / name).exists():
+                    return s["dir"] / name
+    return None
+
+
+def _start_classes(mode, trace_path, snapshots_dir):
+    """(page classes of the start snapshot or None, description)."""
+    if mode == "movable":
+        return None, "movable"
+    path = _start_kpageflags(trace_path, snapshots_dir)
+    if path is None:
+        if mode == "kpageflags":
+            raise SpbsimError(f"prefill='kpageflags': no start snapshot with kpageflags "
+                              f"beside {trace_path} (pass snapshots_dir=)")
+        return None, "movable (no start kpageflags)"
+    from spbsim.trace.kpageflags import load_kpageflags
+    from spbsim.trace.replay import page_classes
+    return page_classes(load_kpageflags(path)), f"kpageflags ({path})"
+
+
+def _prefill_gfps(cls, rpfn):
+    """gfp per pre-filled block from the start snapshot's page classes."""
+    from spbsim.trace.replay import PC_FREE, PC_MOVABLE, PC_NOPAGE, PC_RESERVED, PC_SLAB
+    n = len(rpfn)
+    gfps = np.full(n, GFP_HIGHUSER_MOVABLE, np.int64)
+    if cls is None or n == 0:
+        return gfps
+    inside = rpfn < len(cls)
+    c = np.full(n, PC_FREE, np.int8)
+    c[inside] = cls[rpfn[inside]]
+    kernel = ~np.isin(c, [PC_FREE, PC_MOVABLE, PC_RESERVED, PC_NOPAGE])
+    gfps[kernel] = GFP_KERNEL
+    gfps[c == PC_SLAB] = GFP_KERNEL | __GFP_RECLAIMABLE
+    return gfps
+
+
+#: owner of the blocks that stand for memory in use at the start and never freed
+OWNER_FILL = 5
+
+
+def _fill_pages(machine, gfps, owner, chunk=4096):
+    """Allocate one order-0 page per gfp through Machine.run_ops (stops after
+    a chunk with a failure); returns how many were allocated.  Never freed."""
+    got = 0
+    for lo in range(0, len(gfps), chunk):
+        g = gfps[lo:lo + chunk]
+        out = machine.run_ops(np.zeros(len(g), np.int64), g,
+                              cpu=np.arange(lo, lo + len(g)) % machine.cpus, owner=owner)
+        got += int((out >= 0).sum())
+        if (out < 0).any():
+            break
+    return got
+
+
+def _real_start(trace_path, snapshots_dir):
+    """The start snapshot's {zone: free pages + pcp pages}, or None."""
+    from spbsim.observe import procfs
+    from spbsim.trace.replay import read_index
+    d = _find_snapshots(trace_path, snapshots_dir)
+    if d is None:
+        return None
+    for snap in read_index(d):
+        if snap["tag"] != "start":
+            continue
+        files = procfs.read_snapshot(snap["dir"])
+        if "buddyinfo" not in files:
+            return None
+        names, nr = files["buddyinfo"]
+        pages, _ = free_pages_blocks_ge(nr)
+        out = {n: int(pages[i]) for i, n in enumerate(names)}
+        for n, zi in files.get("zoneinfo", {}).items():
+            if n in out and zi.get("pagesets"):
+                out[n] += sum(int(p["count"]) for p in zi["pagesets"])
+        return out
+    return None
+
+
+def _interleave(counts):
+    """Indices 0..len(counts)-1, each repeated counts[k] times, spread evenly."""
+    keys, pos = [], []
+    for k, n in enumerate(counts):
+        if n > 0:
+            keys.append(np.full(n, k, np.int64))
+            pos.append((np.arange(n) + 0.5) / n)
+    if not keys:
+        return np.empty(0, np.int64)
+    keys, pos = np.concatenate(keys), np.concatenate(pos)
+    return keys[np.argsort(pos, kind="stable")]
+
+
+def _fill_to_start(machine, real, cls, touched):
+    """Allocate never-freed order-0 pages zone by zone (highest first) until
+    the simulated free + per-cpu pages match the real start snapshot's.  The
+    gfp mix of each zone follows the classes of the real pages of that pfn
+    range that were in use at the start and that no traced event touched
+    (movable -> GFP_HIGHUSER_MOVABLE, slab -> GFP_KERNEL|__GFP_RECLAIMABLE,
+    others -> GFP_KERNEL), restricted to the zone (__GFP_DMA32 / __GFP_DMA)."""
+    from spbsim.mm.const import ZONE_DMA, ZONE_DMA32
+    from spbsim.mm.gfp import __GFP_DMA, __GFP_DMA32
+    from spbsim.trace.replay import PC_FREE, PC_MOVABLE, PC_NOPAGE, PC_RESERVED, PC_SLAB
+    m = machine.mem
+    out = {}
+    for z in reversed(machine.populated_zones()):
+        name = machine.zone_names()[machine.populated_zones().index(z)]
+        if name not in real:
+            continue
+        sim = int((m.nr_free[z] << np.arange(NR_PAGE_ORDERS)).sum()) \
+            + int(m.pcp[z, :, PCP_COUNT].sum())
+        need = sim - real[name]
+        entry = {"sim_before": sim, "real": real[name], "pages": 0, "by_gfp": {}}
+        out[name] = entry
+        if need <= 0:
+            continue
+        zmod = __GFP_DMA if z == ZONE_DMA else __GFP_DMA32 if z == ZONE_DMA32 else 0
+        gfp_of = [GFP_HIGHUSER_MOVABLE, GFP_KERNEL | __GFP_RECLAIMABLE, GFP_KERNEL]
+        share = np.array([0, 0, 1], np.int64)
+        if cls is not None:
+            s, e = int(m.zone_start[z]), max(min(int(m.zone_end[z]), len(cls)), 0)
+            c = cls[s:e]
+            t = np.zeros(len(c), np.uint8)
+            k = max(min(len(touched), e) - s, 0)
+            t[:k] = touched[s:s + k]
+            perm = c[(t == 0) & ~np.isin(c, [PC_FREE, PC_NOPAGE, PC_RESERVED])]
+            mov = int((perm == PC_MOVABLE).sum())
+            slab = int((perm == PC_SLAB).sum())
+            share = np.array([mov, slab, len(perm) - mov - slab], np.int64)
+        if share.sum() <= 0:
+            share = np.array([0, 0, 1], np.int64)
+        counts = share * need // share.sum()
+        counts[np.argmax(share)] += need - counts.sum()
+        gfps = np.array(gfp_of, np.int64)[_interleave(counts)] | zmod
+        got = _fill_pages(machine, gfps, OWNER_FILL)
+        entry["pages"] = got
+        for g, n in zip(gfp_of, counts.tolist()):
+            if n:
+                entry["by_gfp"][format_gfp(g | zmod)] = n
+    return out
+
+
+# ---------------------------------------------------------------- helpers
+
+def free_pages_blocks_ge(nr_free, order=pageblock_order):
+    """(free pages, free 2^order units in buddies of order >= ``order``) per row
+    of an nr_free [zone, order] table."""
+    nr_free = np.asarray(nr_free, np.int64)
+    orders = np.arange(nr_free.shape[1])
+    pages = (nr_free << orders).sum(1)
+    hi = orders >= order
+    blocks = (nr_free[:, hi] << (orders[hi] - order)).sum(1)
+    return pages, blocks
+
+
+def _snapshot(machine, info):
+    zs = machine.populated_zones()
+    nr = machine.mem.nr_free[zs]
+    pages, blocks = free_pages_blocks_ge(nr)
+    out = dict(info)
+    out["buddyinfo"] = machine.buddyinfo()
+    pcp = machine.mem.pcp[zs, :, PCP_COUNT].sum(1)
+    out["zones"] = {name: {"free_pages": int(pages[i]), "blocks_ge9": int(blocks[i]),
+                           "pcp_pages": int(pcp[i])}
+                    for i, name in enumerate(machine.zone_names())}
+    out["sim_alloc_failures"] = int(machine.mem.sim[_SIM_FAIL])
+    return out
+
+
+def _ensure_obj_capacity(machine, n):
+    """The machine's object table (id -> simulated pfn) must hold ``n`` ids."""
+    cur = machine.mem.obj_pfn
+    if len(cur) >= n:
+        return
+    new = np.full(max(n, 2 * len(cur)), -1, np.int32)
+    new[:len(cur)] = cur
+    pc = np.full(len(new), -1, np.int32)
+    pc[:len(cur)] = machine.mem.obj_pc
+    machine.mem = machine.mem._replace(obj_pfn=new, obj_pc=pc)
+
+
+def _make_machine(machine_kwargs, obj_capacity):
+    from spbsim.machine import Machine
+    if isinstance(machine_kwargs, Machine):
+        _ensure_obj_capacity(machine_kwargs, obj_capacity)
+        return machine_kwargs
+    kw = dict(machine_kwargs or {})
+    kw["obj_capacity"] = max(int(kw.get("obj_capacity", 1)), int(obj_capacity))
+    kw.setdefault("piece_capacity", 0)      # replays never split blocks
+    return Machine(**kw)
+
+
+# ---------------------------------------------------------------- the API
+
+def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, progress=False,
+                  max_lines=None, snapshot_every_s=None, snapshots_dir=None,
+                  migrations="keep", fill="start", daemons_every_s=None,
+                  cache_bytes=512 << 20, check=False) -> dict:
+    """Replay a trace's request stream through a fresh simulated machine.
+
+    ``machine_kwargs``: Machine parameters (dict), or a Machine to use as is.
+    ``prefill``: True / "auto", "kpageflags", "movable" or False (module
+    docstring).  ``lenient``, ``progress``, ``max_lines``: as TraceReader.
+    ``snapshot_every_s``: also record the simulated buddyinfo every that many
+    seconds of trace time.  ``snapshots_dir``: where the start snapshot is
+    (default: ``snapshots/`` beside the trace).  ``migrations``: "keep"
+    (frees by compaction are migrations, see the module docstring) or "free".
+    ``fill``: "start" (with pre-fill and a start snapshot: at its end marker,
+    allocate never-freed pages until the simulated free memory matches it,
+    see the module docstring) or None.  ``daemons_every_s``: run the simulated
+    kswapd/kcompactd/proactive compaction (spbsim.engine.step.background)
+    every that many seconds of trace time (default None: never; the real
+    daemons' reclaim is in the stream, their compaction is not).
+    Experimental: on the oracle run the proactive compaction in the working
+    tree currently leaves inconsistent free-list counts (DEBUG_VM check 5).
+    ``cache_bytes``: with pre-fill, keep the first pass's ops in memory up to
+    this size instead of parsing the trace twice.  ``check``: run the
+    DEBUG_VM checker at every snapshot and at the end (raises on a violation).
+
+    Returns a dict: ``allocs`` (traced allocations replayed), ``alloc_ok``,
+    ``sim_failures_by_order`` (traced allocations the simulator failed, per
+    order 0..10), ``frees`` {paired, paired_after_split, migrated, unpaired,
+    unpaired_pretrace, migrated_pretrace, unpaired_compaction,
+    migration_target_frees, unpaired_untraced, unpaired_covering,
+    covered_ended, superseded, done, skipped (frees whose simulated
+    allocation had failed), prefill_done, prefill_skipped}, ``splits``
+    {events, pieces, done, skipped}, ``prefill`` {mode, blocks, pages,
+    not_prefilled, by_gfp, failed_by_order}, ``pairing`` (all pairing
+    counters), ``replay`` (all replay counters), ``snapshots`` (seq, tag, ts,
+    line, buddyinfo text, zones -> free_pages, blocks_ge9, pcp_pages;
+    sim_alloc_failures so far), ``checksum`` (SHA-256 of the request stream
+    incl. pre-fill), ``trace`` (lines, event counts, lenient errors),
+    ``passes`` (times the text was read), ``seconds``, ``machine`` (the final
+    Machine), ``vmstat`` and ``sim`` (its counters).
+    """
+    t0 = time.monotonic()
+    if prefill is True:
+        prefill = "auto"
+    elif not prefill:
+        prefill = None
+    elif prefill not in PREFILL_MODES:
+        raise SpbsimError(f"prefill={prefill!r}: allowed True, False, "
+                          f"{', '.join(map(repr, PREFILL_MODES))}")
+    if migrations not in MIGRATION_MODES:
+        raise SpbsimError(f"migrations={migrations!r}: allowed "
+                          f"{', '.join(map(repr, MIGRATION_MODES))}")
+    if fill not in ("start", None):
+        raise SpbsimError(f"fill={fill!r}: allowed 'start' or None")
+    if not Path(trace_path).exists():
+        raise SpbsimError(f"{trace_path}: no such file")
+    cls, desc = (None, None) if prefill is None else _start_classes(prefill, trace_path,
+                                                                    snapshots_dir)
+    start_free = None
+    if cls is not None:
+        from spbsim.trace.replay import PC_FREE
+        start_free = (cls == PC_FREE).astype(np.uint8)
+    h = hashlib.sha256()
+    h.update(f"whatif-v1 migrations={migrations}".encode())
+    res = np.zeros(len(RES_NAMES), np.int64)
+    fail_by_order = np.zeros(NR_PAGE_ORDERS, np.int64)
+    snaps = []
+    passes = 1
+    background = None
+    if daemons_every_s:
+        from spbsim.engine.step import background
+    skw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
+               snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations,
+               daemons_every_s=daemons_every_s)
+    stream = _Stream(trace_path, **skw)
+
+    fill_state = {"pending": None, "at": None, "zones": {}}
+
+    def do_fill(machine, where):
+        fill_state["zones"] = _fill_to_start(machine, fill_state["pending"], cls,
+                                             stream.pairer.touched)
+        fill_state["pending"] = None
+        fill_state["at"] = where
+
+    def run_chunk(machine, chunk, id_off, nprefill):
+        ops = chunk.ops
+        lo = 0
+        for cut, info in chunk.cuts + [(len(ops), None)]:
+            if cut > lo:
+                _replay_ops(machine.mem, ops["kind"], ops["order"], ops["gfp"], ops["cpu"],
+                            ops["id"], ops["aux"], lo, cut, id_off, nprefill, OWNER_TRACE,
+                            res, fail_by_order)
+                lo = cut
+            if info is not None and "daemons" in info:
+                background(machine.mem, np.int64(info["daemons"] * 1e9), np.int64(0))
+                continue
+            if info is not None:
+                if fill_state["pending"] is not None and info["tag"] == "start" \
+                        and info["seq"] is not None:
+                    do_fill(machine, f"start marker (line {info['line']})")
+                snaps.append(_snapshot(machine, info))
+                if check:
+                    machine.check()
+
+    prefill_info = {"mode": None, "blocks": 0, "pages": 0, "not_prefilled": 0, "by_gfp": {},
+                    "failed_by_order": [0] * NR_PAGE_ORDERS}
+    if prefill is None:
+        machine = _make_machine(machine_kwargs, 1 << 16)
+        for chunk in stream.chunks():
+            _checksum_update(h, chunk.ops)
+            _ensure_obj_capacity(machine, stream.pairer.ids_used)
+            run_chunk(machine, chunk, 0, 0)
+        pairer, reader = stream.pairer, stream.reader
+    else:
+        # pass 1: the stream, its unpaired frees, and (within budget) its ops
+        cache, cached_bytes = [], 0
+        unpaired = []
+        start_marker = False
+        for chunk in stream.chunks():
+            _checksum_update(h, chunk.ops)
+            start_marker |= any(i.get("tag") == "start" and i.get("seq") is not None
+                                for _, i in chunk.cuts)
+            unpaired.append(chunk.ops[chunk.ops["kind"] == OP_UNPAIRED])
+            if cache is not None:
+                cached_bytes += chunk.nbytes
+                if cached_bytes <= cache_bytes:
+                    cache.append(chunk)
+                else:
+                    cache = None
+        pairer, reader = stream.pairer, stream.reader
+        un = np.concatenate(unpaired) if unpaired else np.empty(0, OP_DTYPE)
+        nprefill = len(un)
+        keep = np.flatnonzero(un["gfp"] & UF_PRETRACE)
+        pre = np.zeros(len(keep), OP_DTYPE)
+        pre["kind"] = OP_ALLOC
+        pre["order"] = un["order"][keep]
+        pre["cpu"] = un["cpu"][keep]
+        pre["id"] = keep
+        pre["aux"] = -1
+        pre["gfp"] = _prefill_gfps(cls, un["aux"][keep].astype(np.int64))
+        h.update(b"prefill")
+        _checksum_update(h, pre)
+        machine = _make_machine(machine_kwargs, nprefill + pairer.ids_used)
+        pre_res = np.zeros(len(RES_NAMES), np.int64)
+        pre_fail = np.zeros(NR_PAGE_ORDERS, np.int64)
+        _replay_ops(machine.mem, pre["kind"], pre["order"], pre["gfp"], pre["cpu"], pre["id"],
+                    pre["aux"], 0, len(pre), 0, 0, OWNER_PREFILL, pre_res, pre_fail)
+        prefill_info = {"mode": desc, "blocks": int(len(pre)),
+                        "pages": int((1 << pre["order"].astype(np.int64)).sum()),
+                        "not_prefilled": int(nprefill - len(pre)),
+                        "by_gfp": {format_gfp(int(g)): int(c) for g, c in
+                                   zip(*np.unique(pre["gfp"], return_counts=True))},
+                        "failed_by_order": pre_fail.tolist()}
+        if fill == "start":
+            fill_state["pending"] = _real_start(trace_path, snapshots_dir)
+            if fill_state["pending"] is not None and not start_marker:
+                do_fill(machine, "before the replay (no start marker)")
+        # pass 2: replay
+        if cache is None:
+            passes = 2
+            for chunk in _Stream(trace_path, **skw).chunks():
+                run_chunk(machine, chunk, nprefill, nprefill)
+        else:
+            bar = None
+            if progress:
+                from tqdm import tqdm
+                bar = tqdm(total=sum(len(c.ops) for c in cache), unit="op", unit_scale=True,
+                           desc="what-if replay", file=sys.stderr)
+            for chunk in cache:
+                run_chunk(machine, chunk, nprefill, nprefill)
+                if bar is not None:
+                    bar.update(len(chunk.ops))
+            if bar is not None:
+                bar.close()
+    if check:
+        machine.check()
+    pc = {n: int(v) for n, v in zip(PAIR_COUNTERS, pairer.cnt)}
+    rc = {n: int(v) for n, v in zip(RES_NAMES, res)}
+    frees = {k: pc[k] for k in ("paired", "paired_after_split", "migrated", "unpaired",
+                                "unpaired_pretrace", "migrated_pretrace",
+                                "unpaired_compaction", "migration_target_frees",
+                                "unpaired_untraced", "unpaired_covering", "covered_ended",
+                                "superseded")}
+    frees.update(done=rc["frees_done"], skipped=rc["frees_skipped"],
+                 prefill_done=rc["prefill_frees"], prefill_skipped=rc["prefill_frees_skipped"])
+    return {
+        "allocs": rc["allocs"],
+        "alloc_ok": rc["alloc_ok"],
+        "sim_failures_by_order": fail_by_order.tolist(),
+        "frees": frees,
+        "splits": {"events": pc["splits"], "pieces": pc["split_pieces"],
+                   "done": rc["splits_done"], "skipped": rc["splits_skipped"]},
+        "prefill": prefill_info,
+        "fill": {"at": fill_state["at"], "zones": fill_state["zones"]},
+        "pairing": pc,
+        "replay": rc,
+        "snapshots": snaps,
+        "checksum": h.hexdigest(),
+        "trace": {"path": str(trace_path), "lines": reader.lines,
+                  "events": dict(reader.event_counts), "errors": dict(reader.errors)},
+        "passes": passes,
+        "seconds": round(time.monotonic() - t0, 2),
+        "machine": machine,
+        "vmstat": machine.vmstat_counters(),
+        "sim": machine.sim_counters(),
+    }
+
+
+# ---------------------------------------------------------------- comparison
+
+def compare_snapshots(result: dict, snapshots_dir) -> list[dict]:
+    """Pair the simulated snapshots with the real ones (same seq) from
+    ``snapshots_dir`` (index.tsv + directories).  One row per simulated
+    marker snapshot: seq, tag, ts, zones -> {free_sim, free_real, ge9_sim,
+    ge9_real, pcp_sim, pcp_real} (real values None when the snapshot lacks
+    the file: buddyinfo, zoneinfo for the per-cpu list pages)."""
+    from spbsim.observe import procfs
+    from spbsim.trace.replay import read_index
+    real = {}
+    if snapshots_dir is not None and Path(snapshots_dir).is_dir():
+        for s in read_index(snapshots_dir):
+            real[s["seq"]] = s
+    rows = []
+    for snap in result["snapshots"]:
+        row = {"seq": snap["seq"], "tag": snap["tag"], "ts": snap["ts"], "zones": {},
+               "fails": snap.get("sim_alloc_failures", 0)}
+        rz, rpcp = {}, {}
+        s = real.get(snap["seq"]) if snap["seq"] is not None else None
+        if s is not None:
+            files = procfs.read_snapshot(s["dir"])
+            if "buddyinfo" in files:
+                names, nr = files["buddyinfo"]
+                pages, blocks = free_pages_blocks_ge(nr)
+                rz = {n: (int(pages[i]), int(blocks[i])) for i, n in enumerate(names)}
+            for n, zi in files.get("zoneinfo", {}).items():
+                if zi.get("pagesets"):
+                    rpcp[n] = sum(int(p["count"]) for p in zi["pagesets"])
+        for name, z in snap["zones"].items():
+            r = rz.get(name)
+            row["zones"][name] = {"free_sim": z["free_pages"], "ge9_sim": z["blocks_ge9"],
+                                  "free_real": r[0] if r else None,
+                                  "ge9_real": r[1] if r else None,
+                                  "pcp_sim": z.get("pcp_pages"), "pcp_real": rpcp.get(name)}
+        rows.append(row)
+    return rows
+
+
+def format_table(result: dict, snapshots_dir=None) -> str:
+    """Per snapshot: simulated vs real free pages and free 2 MiB units (in buddies of
+    order >= 9) per zone, pages on per-cpu lists (all zones; real from zoneinfo)
+    and the simulator's allocation failures so far; then the counts."""
+    rows = compare_snapshots(result, snapshots_dir)
+    out = []
+    m = result["machine"]
+    zones = m.zone_names()
+    out.append(f"what-if replay of {result['trace']['path']} ({result['trace']['lines']} lines): "
+               f"version={_version_name(m)} defrag_mode={int(m.mem.cfg[_CFG_DEFRAG])}")
+    if rows:
+        head = f"{'seq':>4} {'tag':<14} {'t':>8}"
+        for z in zones:
+            head += f" | {z + ' free sim/real':>22} {'>=9 sim/real':>12}"
+        head += f" | {'pcp sim/real':>13} {'fails':>6}"
+        out.append(head)
+        for r in rows:
+            line = f"{r['seq'] if r['seq'] is not None else '-':>4} {r['tag']:<14} {r['ts']:>8.2f}"
+            for z in zones:
+                v = r["zones"].get(z, {})
+                fr = "-" if v.get("free_real") is None else v["free_real"]
+                gr = "-" if v.get("ge9_real") is None else v["ge9_real"]
+                line += f" | {str(v.get('free_sim')) + '/' + str(fr):>22} " \
+                        f"{str(v.get('ge9_sim')) + '/' + str(gr):>12}"
+            ps = sum(v.get("pcp_sim") or 0 for v in r["zones"].values())
+            pr = [v.get("pcp_real") for v in r["zones"].values()]
+            pr = "-" if all(x is None for x in pr) else sum(x or 0 for x in pr)
+            line += f" | {f'{ps}/{pr}':>13} {r['fails']:>6}"
+            out.append(line)
+    else:
+        out.append("(no snapshot markers in the trace)")
+    f = result["frees"]
+    out.append("")
+    out.append(f"allocations replayed {result['allocs']} (ok {result['alloc_ok']}); simulator "
+               f"failures by order {result['sim_failures_by_order']}")
+    out.append("frees: " + ", ".join(f"{k} {v}" for k, v in f.items()))
+    s = result["splits"]
+    out.append(f"splits: {s['events']} ({s['pieces']} pieces), done {s['done']}, "
+               f"skipped {s['skipped']}")
+    p = result["prefill"]
+    out.append(f"prefill: {p['mode']}: {p['blocks']} blocks, {p['pages']} pages, failed by "
+               f"order {p['failed_by_order']}")
+    fz = result.get("fill", {}).get("zones", {})
+    if fz:
+        out.append(f"fill at {result['fill']['at']}: " + ", ".join(
+            f"{z} {v['pages']}" for z, v in fz.items()) + " pages")
+    vm = result["vmstat"]
+    out.append("vmstat: " + ", ".join(f"{k}={vm[k]}" for k in (
+        "compact_stall", "compact_success", "compact_fail", "pgmigrate_success",
+        "allocstall_normal", "oom_kill") if k in vm))
+    out.append(f"request checksum {result['checksum'][:16]}; {result['passes']} pass(es), "
+               f"{result['seconds']} s")
+    return "\n".join(out) + "\n"
+
+
+def _version_name(machine) -> str:
+    from spbsim.mm.const import KERNEL_VERSIONS
+    from spbsim.mm.state import CFG
+    v = int(machine.mem.cfg[CFG["version"]])
+    for name, code in KERNEL_VERSIONS.items():
+        if code == v:
+            return name
+    return str(v)
+
+
+def main(argv=None):
+    import argparse
+    p = argparse.ArgumentParser(
+        prog="python -m spbsim.trace.whatif",
+        description="What-if replay: a trace's allocation requests through a simulated "
+                    "allocator; simulated vs real free memory at every snapshot.")
+    p.add_argument("trace", help="ftrace text (plain, .xz, .gz, .zst)")
+    p.add_argument("--memory", default=None, help="RAM (default: manifest.json beside the "
+                                                  "trace, else 1536M)")
+    p.add_argument("--low-memory", default=None, help="RAM below 4 GiB (default: manifest, "
+                                                      "else 512M)")
+    p.add_argument("--cpus", type=int, default=None, help="default: manifest, else 2")
+    p.add_argument("--kernel-version", default="6.12", help="recent or 6.12 (default 6.12)")
+    p.add_argument("--defrag-mode", action="store_true", help="vm.defrag_mode=1")
+    p.add_argument("--min-free-kbytes", type=int, default=None,
+                   help="default: manifest's vm.min_free_kbytes, else the kernel default")
+    p.add_argument("--max-lines", type=int, default=None)
+    p.add_argument("--prefill", default="auto", choices=("auto", "movable", "kpageflags", "none"),
+                   help="pre-fill mode (default auto: kpageflags when the start snapshot "
+                        "has them, else movable)")
+    p.add_argument("--migrations", default="keep", choices=MIGRATION_MODES,
+                   help="keep (default): frees by compaction are migrations; free: replay "
+                        "every free")
+    p.add_argument("--no-fill", action="store_true",
+                   help="do not fill the machine to the start snapshot's free memory")
+    p.add_argument("--daemons", type=float, default=None, metavar="S",
+                   help="run the simulated kswapd/kcompactd every S seconds of trace time "
+                        "(experimental)")
+    p.add_argument("--every", type=float, default=None, metavar="S",
+                   help="also snapshot every S seconds of trace time")
+    p.add_argument("--snapshots", default=None, help="real snapshots directory (default: "
+                                                     "snapshots/ beside the trace)")
+    p.add_argument("--lenient", action="store_true", help="skip malformed trace lines")
+    p.add_argument("--progress", action="store_true")
+    p.add_argument("--json", metavar="FILE", help="also write the result (without the "
+                                                  "machine) as JSON")
+    a = p.parse_args(argv)
+    trace = Path(a.trace)
+    manifest = {}
+    mp = trace.resolve().parent / "manifest.json"
+    if mp.exists():
+        try:
+            manifest = json.loads(mp.read_text()).get("machine", {})
+        except (ValueError, OSError):
+            manifest = {}
+    kw = {"memory": a.memory or (f"{int(manifest['ram_mb'])}M" if "ram_mb" in manifest
+                                 else "1536M"),
+          "low_memory": a.low_memory or (f"{int(manifest['ram_below_4g_mb'])}M"
+                                         if "ram_below_4g_mb" in manifest else "512M"),
+          "cpus": a.cpus or int(manifest.get("vcpus", 2)),
+          "version": a.kernel_version, "defrag_mode": a.defrag_mode}
+    mfk = a.min_free_kbytes
+    if mfk is None and "min_free_kbytes" in manifest.get("sysctl_vm", {}):
+        mfk = int(manifest["sysctl_vm"]["min_free_kbytes"])
+    if mfk is not None:
+        kw["min_free_kbytes"] = mfk
+    snapdir = Path(a.snapshots) if a.snapshots else trace.resolve().parent / "snapshots"
+    try:
+        r = replay_whatif(trace, kw, prefill=None if a.prefill == "none" else a.prefill,
+                          lenient=a.lenient, progress=a.progress, max_lines=a.max_lines,
+                          snapshot_every_s=a.every, snapshots_dir=snapdir,
+                          migrations=a.migrations, fill=None if a.no_fill else "start",
+                          daemons_every_s=a.daemons)
+    except SpbsimError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:          # a bad machine parameter, a malformed trace line
+        from spbsim.trace.ftrace import TraceFormatError
+        from spbsim.errors import ConfigError
+        if isinstance(e, (TraceFormatError, ConfigError)):
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        raise
+    sys.stdout.write(format_table(r, snapdir if snapdir.is_dir() else None))
+    if a.json:
+        out = {k: v for k, v in r.items() if k != "machine"}
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
