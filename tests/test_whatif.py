@@ -330,7 +330,7 @@ def test_fill_to_start_snapshot(tmp_path):
     (d / "0001-start" / "buddyinfo").write_text("".join(lines))
     t = write_trace(tmp_path / "trace.txt", [
         ("a", 0x100, 0), ("mark", "oracle_snap_end seq=1 tag=start"), ("f", 0x100, 0)])
-    r = replay_whatif(t, SMALL, check=True)
+    r = replay_whatif(t, SMALL, check=True, start="prefill")
     f = r["fill"]
     assert f["at"].startswith("start marker")
     snap = r["snapshots"][0]
@@ -345,7 +345,7 @@ def test_fill_to_start_snapshot(tmp_path):
     assert len(gf) == 3 and all("GFP_DMA32" in g for g in gf)
     assert gf["GFP_HIGHUSER_MOVABLE|GFP_DMA32"] > gf["GFP_KERNEL|GFP_DMA32|__GFP_RECLAIMABLE"]
     assert set(f["zones"]["Normal"]["by_gfp"]) == {"GFP_KERNEL"}
-    assert replay_whatif(t, SMALL, fill=None)["fill"]["at"] is None
+    assert replay_whatif(t, SMALL, fill=None, start="prefill")["fill"]["at"] is None
     with pytest.raises(SpbsimError):
         replay_whatif(t, SMALL, fill="bogus")
 
@@ -408,7 +408,7 @@ def test_ids_follow_migration(tmp_path):
     res = np.zeros(len(W.RES_NAMES), np.int64)
     fb = np.zeros(11, np.int64)
     W._replay_ops(m.mem, ops["kind"], ops["order"], ops["gfp"], ops["cpu"], ops["id"],
-                  ops["aux"], 0, len(ops), 0, 0, OWNER_TRACE, res, fb)
+                  ops["aux"], ops["ts"], 0, len(ops), 0, 0, OWNER_TRACE, res, fb, False)
     before = m.mem.obj_pfn.copy()
     m.compact_memory()
     moved = int(((before >= 0) & (m.mem.obj_pfn != before)).sum())
@@ -418,7 +418,7 @@ def test_ids_follow_migration(tmp_path):
     rest["kind"] = OP_FREE
     rest["id"] = ops["id"][1:20000:2]
     W._replay_ops(m.mem, rest["kind"], rest["order"], rest["gfp"], rest["cpu"], rest["id"],
-                  rest["aux"], 0, len(rest), 0, 0, OWNER_TRACE, res, fb)
+                  rest["aux"], rest["ts"], 0, len(rest), 0, 0, OWNER_TRACE, res, fb, False)
     assert res[W._R["frees_skipped"]] == 0
     assert m.mem.owner_pages[OWNER_TRACE] == 0
     m.check()
@@ -475,7 +475,7 @@ def test_prefill_kpageflags(tmp_path):
     t = write_trace(tmp_path / "trace.txt", [
         ("f", 0x400, 0), ("mark", "oracle_snap_end seq=1 tag=start"),
         ("f", 0x100, 0), ("f", 0x200, 0), ("f", 0x300, 0), ("f", 0x500, 0)])
-    r = replay_whatif(t, SMALL, prefill=True, check=True)
+    r = replay_whatif(t, SMALL, prefill=True, check=True, start="prefill")
     p = r["prefill"]
     assert p["mode"].startswith("kpageflags")
     assert p["blocks"] == 4 and p["not_prefilled"] == 1
@@ -484,8 +484,10 @@ def test_prefill_kpageflags(tmp_path):
     assert r["frees"]["prefill_done"] == 4 and r["frees"]["prefill_skipped"] == 0
     assert r["frees"]["unpaired_pretrace"] == 4 and r["frees"]["unpaired_untraced"] == 1
     assert r["fill"]["at"] is None          # no buddyinfo in the start snapshot
-    assert r["checksum"] != replay_whatif(t, SMALL, prefill="movable")["checksum"]
-    assert replay_whatif(t, SMALL, prefill="kpageflags")["checksum"] == r["checksum"]
+    assert r["checksum"] != replay_whatif(t, SMALL, prefill="movable",
+                                          start="prefill")["checksum"]
+    assert replay_whatif(t, SMALL, prefill="kpageflags",
+                         start="prefill")["checksum"] == r["checksum"]
 
 
 def test_two_passes_without_cache(tmp_path):
@@ -591,13 +593,14 @@ def test_oracle_first_200k_lines():
     for b in TraceReader(trace, max_lines=n, keep_other=False).batches():
         ev = b.events
         ok_allocs += int(((ev["kind"] == MM_PAGE_ALLOC) & ~ev["failed"]).sum())
-    r = replay_whatif(trace, ORACLE_MACHINE, max_lines=n, check=True)
+    r = replay_whatif(trace, ORACLE_MACHINE, max_lines=n, check=True, start="prefill")
     assert r["trace"]["lines"] == n
     assert r["allocs"] == ok_allocs > 50_000
     assert r["alloc_ok"] + sum(r["sim_failures_by_order"]) == r["allocs"]
     r["machine"].check()
     assert [s["tag"] for s in r["snapshots"]][:1] == ["start"]
-    rr = replay_whatif(trace, dict(ORACLE_MACHINE, version="recent"), max_lines=n)
+    rr = replay_whatif(trace, dict(ORACLE_MACHINE, version="recent"), max_lines=n,
+                       start="prefill")
     assert rr["checksum"] == r["checksum"]
     assert rr["allocs"] == r["allocs"]
     rr["machine"].check()
@@ -609,7 +612,7 @@ def test_oracle_whole_trace():
     trace = RUN_DIR / "trace.txt.xz"
     manifest = json.loads((RUN_DIR / "manifest.json").read_text())
     counts = manifest["trace"]["event_counts"]
-    r = replay_whatif(trace, ORACLE_MACHINE, check=True)
+    r = replay_whatif(trace, ORACLE_MACHINE, check=True, start="prefill")
     p = r["pairing"]
     assert p["alloc_events"] == counts["mm_page_alloc"]
     assert r["allocs"] == counts["mm_page_alloc"] - p["alloc_failed_in_trace"]
@@ -635,3 +638,95 @@ def test_oracle_whole_trace():
     # migrations kept, and the frees of their targets found them
     f = r["frees"]
     assert f["migrated"] > 0 and f["migration_target_frees"] > 0.5 * f["migrated"]
+
+
+# ---------------------------------------------------------------------------
+# the start state (start="snapshot")
+# ---------------------------------------------------------------------------
+
+def test_start_state_places_blocks_at_their_real_pfns(tmp_path):
+    """From the start snapshot's kpageflags: free memory exactly as recorded,
+    pre-trace and live traced blocks at their real pfns (their frees merge
+    there), a compound page as one block, reserved pages reserved, and a page
+    the trace shows parked on a pcp list back on that cpu's list."""
+    from spbsim.mm.const import PG_buddy, PG_head, PG_reserved
+    from spbsim.trace.kpageflags import (KPF_BUDDY, KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL,
+                                         KPF_LRU, KPF_RESERVED)
+    nr = Machine(**SMALL).geometry.nr_pfns
+    flags = np.full(nr, 1 << KPF_BUDDY, np.uint64)
+    flags[0x20000:0x100000] = 0                     # the hole below 4 GiB (no page)
+    flags[0x000:0x100] = 1 << KPF_RESERVED
+    flags[0x1000:0x1200] = 1 << KPF_LRU              # page cache, never freed: fill
+    flags[0x2000] = (1 << KPF_COMPOUND_HEAD) | (1 << KPF_LRU)
+    flags[0x2001:0x2200] = 1 << KPF_COMPOUND_TAIL    # a THP
+    flags[0x3000:0x3004] = 1 << KPF_LRU              # pre-trace, freed in the trace
+    flags[0x4000] = 0                                # allocated before the marker
+    flags[0x105000] = 0                              # parked on cpu 0's pcp list
+    _snapshots_dir(tmp_path, flags)
+    t = write_trace(tmp_path / "trace.txt", [
+        ("a", 0x4000, 0), ("mark", "oracle_snap_end seq=1 tag=start"),
+        ("a", 0x105000, 0, "GFP_KERNEL", 0), ("f", 0x3000, 2), ("f", 0x4000, 0),
+        ("mark", "oracle_snap_end seq=2 tag=end")])
+    r = replay_whatif(t, SMALL, check=True)
+    st = r["start"]
+    assert st["mode"] == "snapshot" and st["pcp_pages"] == 1 and st["live_blocks"] == 1
+    assert st["pretrace_blocks"] == 1 and st["blocks_overlap"] == 0
+    start, end = r["snapshots"]
+    assert start["tag"] == "start"
+    assert sum(z["free_pages"] for z in start["zones"].values()) \
+        == int((flags[:nr] == (1 << KPF_BUDDY)).sum())
+    assert sum(z["pcp_pages"] for z in start["zones"].values()) == 1
+    m = r["machine"].mem
+    # the traced allocation of the parked page got exactly that page from the pcp list
+    assert m.pg_obj[0x105000] >= 0 and m.pg_flags[0x105000] & PG_head
+    assert list(np.flatnonzero(m.pg_obj == m.pg_obj[0x105000])) == [0x105000]
+    assert m.pg_flags[0x2000] & PG_head and m.pg_order[0x2000] == 9
+    assert m.pg_owner[0x2000] == W.OWNER_FILL and m.pg_owner[0x1000] == W.OWNER_FILL
+    assert all(m.pg_flags[q] & PG_reserved for q in (0, 0x10, 0xff))
+    # the frees at 0x3000 (order 2) and 0x4000 went to the pcp lists; drained,
+    # they merge back into the free buddies around them
+    from spbsim.mm.const import PG_pcp
+    from spbsim.mm.pcp import drain_all_pages
+    assert m.pg_flags[0x3000] & PG_pcp and m.pg_flags[0x4000] & PG_pcp
+    drain_all_pages(m)
+    for q in (0x3000, 0x4000):
+        o = next(k for k in range(11) if m.pg_flags[q & ~((1 << k) - 1)] & PG_buddy
+                 and m.pg_order[q & ~((1 << k) - 1)] == k)
+        assert o >= 2
+    free_end = sum(z["free_pages"] + z["pcp_pages"] for z in end["zones"].values())
+    free_start = sum(z["free_pages"] + z["pcp_pages"] for z in start["zones"].values())
+    assert free_end == free_start + 4 + 1 - 1
+    # no start snapshot with kpageflags: start="snapshot" is refused, "auto" falls back
+    (tmp_path / "t2").mkdir()
+    t2 = write_trace(tmp_path / "t2" / "trace.txt", [("a", 0x100, 0)])
+    with pytest.raises(SpbsimError, match="start='snapshot'"):
+        replay_whatif(t2, SMALL, start="snapshot")
+    assert "start" not in replay_whatif(t2, SMALL)
+
+
+@needs_oracle
+def test_oracle_start_state_is_the_start_snapshot():
+    """The replay starts from the recorded start: at the start marker every
+    zone's buddyinfo is the snapshot's up to what changed between the reads
+    of buddyinfo and kpageflags (the pre-fill start was off by up to 4k pages
+    and 2 pageblocks per zone), and the traced requests all succeed."""
+    from spbsim.observe import procfs
+    trace = RUN_DIR / "trace.txt.xz"
+    r = replay_whatif(trace, ORACLE_MACHINE, max_lines=200_000, check=True)
+    assert r["start"]["mode"] == "snapshot" and r["start"]["blocks_overlap"] <= 2
+    s0 = r["snapshots"][0]
+    assert s0["tag"] == "start"
+    snap = next(d for d in sorted((RUN_DIR / "snapshots").iterdir()) if d.name.endswith("-start"))
+    files = procfs.read_snapshot(snap)
+    names, real = files["buddyinfo"]
+    sim_names, sim = procfs.parse_buddyinfo(s0["buddyinfo"])
+    for i, name in enumerate(names):
+        a = np.asarray(sim[sim_names.index(name)], np.int64)
+        b = np.asarray(real[i], np.int64)
+        pages = int((b << np.arange(len(b))).sum())
+        assert int((np.abs(a - b) << np.arange(len(b))).sum()) <= 0.01 * pages, name
+        assert (a[9:] == b[9:]).all(), name
+    real_pcp = sum(p["count"] for z in files["zoneinfo"].values() for p in z.get("pagesets", []))
+    sim_pcp = sum(z["pcp_pages"] for z in s0["zones"].values())
+    assert 0 < sim_pcp <= real_pcp
+    assert sum(r["sim_failures_by_order"]) == 0

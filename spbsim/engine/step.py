@@ -7,25 +7,16 @@ before each request are processed first, so frees and allocations interleave
 in simulated time.
 """
 from ..mm.const import PG_pinned
-from ..mm.compaction import (fragmentation_score_node, kcompactd_do_work,
-                              proactive_compact_node)
+from ..mm.background import background, background_due
 from ..mm.jit import njit, njit_inline
 from ..mm.lru import lru_add, lru_del
 from ..mm.page_alloc import alloc_pages_call
 from ..mm.page_free import free_pages_call
 from ..mm.split import free_object_pieces
-from ..mm.state import CFG, CUR_CLOCK, NODE, VMSTAT
-from ..mm.vmscan import balance_pgdat, next_random
-from ..mm.workqueue import run_due_work
-from ..mm.spb.work import spb_run_pending
+from ..mm.state import CUR_CLOCK, VMSTAT
+from ..mm.vmscan import next_random
 from .state import ES, K_KVMALLOC, K_THP
 
-_N_KSWAPD_WAIT = NODE["kswapd_wait"]
-_N_KCD_WAIT = NODE["kcompactd_wait"]
-_CFG_SPB = CFG["spb"]
-_N_KSWAPD_LAST = NODE["kswapd_last_ns"]
-_N_PROACTIVE_NEXT = NODE["proactive_next_ns"]
-_CFG_KSWAPD_RATE = CFG["kswapd_rate"]
 _VM_THP_ALLOC = VMSTAT["thp_fault_alloc"]
 _VM_THP_FALLBACK = VMSTAT["thp_fault_fallback"]
 _S_REQ, _S_ALLOC, _S_FAIL, _S_FB, _S_FBP, _S_EXP, _S_PAGES = (
@@ -101,38 +92,6 @@ def expire_until(m, e, now, ncpu):
         e.obj_free[e.obj_top[0] - 1] = oid
 
 
-@njit
-def background(m, now, cpu):
-    """kswapd and kcompactd, when woken (they run between requests).  kswapd
-    reclaims at most kswapd_rate pages per simulated second since it last ran."""
-    if m.node[_N_KSWAPD_WAIT] != 0:
-        dt = now - m.node[_N_KSWAPD_LAST]
-        if dt > 0:
-            budget = dt * m.cfg[_CFG_KSWAPD_RATE] // 1000000000
-            if budget >= 32:
-                m.node[_N_KSWAPD_LAST] = now
-                balance_pgdat(m, cpu, budget)
-    else:
-        m.node[_N_KSWAPD_LAST] = now
-    if m.node[_N_KCD_WAIT] != 0:
-        kcompactd_do_work(m, cpu)
-    # proactive compaction: HPAGE_FRAG_CHECK_INTERVAL_MSEC, backing off to 32 s
-    # when a run did not lower the score
-    if now >= m.wq_n[2]:
-        run_due_work(m, now)
-    # the SPB series' queued work (defrag workers, slab shrink, evacuation)
-    if m.cfg[_CFG_SPB] != 0:
-        spb_run_pending(m, now, cpu)
-    # (not while kswapd runs: should_proactive_compact_node)
-    if now >= m.node[_N_PROACTIVE_NEXT]:
-        interval = 500_000_000
-        if m.node[_N_KSWAPD_WAIT] == 0:
-            before = fragmentation_score_node(m)
-            if proactive_compact_node(m, cpu) and fragmentation_score_node(m) >= before:
-                interval = 500_000_000 << 6
-        m.node[_N_PROACTIVE_NEXT] = now + interval
-
-
 @njit_inline
 def place(m, e, pfn, src, life_ns, now):
     """A block handed to its user: reclaim list, pin, timer."""
@@ -197,8 +156,7 @@ def run_requests(m, e, t_ns, src, order, cpu, life_ns, ncpu):
                 fallback_base_pages(m, e, s, o, c, life_ns[i], now)
             elif kind == K_KVMALLOC and o > 0:
                 fallback_base_pages(m, e, s, o, c, life_ns[i], now)
-        if m.node[_N_KSWAPD_WAIT] != 0 or m.node[_N_KCD_WAIT] != 0 \
-                or now >= m.node[_N_PROACTIVE_NEXT] or now >= m.wq_n[2]:
+        if background_due(m, now):
             background(m, now, c)
     return n
 

@@ -554,11 +554,13 @@ def _ops_from_events(ev, records=()) -> np.ndarray:
     return ops
 
 
-def _start_state(rep, snap, zone_ranges, types="snapshot"):
-    """Load the start snapshot into the replay state; returns (free pfn, order, flags)."""
-    flags = load_kpageflags(snap["dir"] / "kpageflags.bin.xz"
-                            if (snap["dir"] / "kpageflags.bin.xz").exists()
-                            else snap["dir"] / "kpageflags.bin")
+def _start_state(rep, snap, zone_ranges, types="snapshot", flags=None):
+    """Load the start snapshot into the replay state; returns (free pfn, order,
+    flags).  ``flags``: its kpageflags if already loaded."""
+    if flags is None:
+        flags = load_kpageflags(snap["dir"] / "kpageflags.bin.xz"
+                                if (snap["dir"] / "kpageflags.bin.xz").exists()
+                                else snap["dir"] / "kpageflags.bin")
     m = rep.mem
     if len(flags) < m.pg_flags.size:
         flags = np.concatenate([flags, np.zeros(m.pg_flags.size - len(flags), np.uint64)])

@@ -141,7 +141,8 @@ from spbsim.mm.gfp import GFP_HIGHUSER_MOVABLE, GFP_KERNEL, __GFP_RECLAIMABLE, f
 from spbsim.mm.jit import njit
 from spbsim.mm.page_alloc import alloc_pages_call
 from spbsim.mm.page_free import free_pages
-from spbsim.mm.state import CFG, PCP_COUNT, SIMSTAT
+from spbsim.mm.background import background, background_due
+from spbsim.mm.state import CFG, CUR_CLOCK, PCP_COUNT, SIMSTAT
 from spbsim.trace.ftrace import (MM_PAGE_ALLOC, MM_PAGE_FREE, OTHER_EVENT,
                                    TRACING_MARK_WRITE, TraceReader, TracingMarkWrite)
 
@@ -159,7 +160,7 @@ OP_ALLOC, OP_FREE, OP_SPLIT, OP_UNPAIRED, OP_MIGRATED, OP_ADOPT = 0, 1, 2, 3, 4,
 #: ADOPT (order, id = new id, aux = index of the UNPAIRED op whose pre-filled
 #: block the new id takes over)
 OP_DTYPE = np.dtype([("kind", "i1"), ("order", "i1"), ("cpu", "<i4"), ("id", "<i4"),
-                     ("aux", "<i4"), ("gfp", "<i8")])
+                     ("aux", "<i4"), ("gfp", "<i8"), ("ts", "<i8")])
 #: UNPAIRED flags: the page may have been in use before tracing (pre-fill it);
 #: the free was a migration source (keep the block: an ADOPT follows)
 UF_PRETRACE, UF_MIGRATED = 1, 2
@@ -203,6 +204,11 @@ _MARK_END_RE = re.compile(r"oracle_snap_end seq=(\d+) tag=(\S+)")
 _COMPACTION_BEGIN, _COMPACTION_END = "mm_compaction_begin", "mm_compaction_end"
 
 PREFILL_MODES = ("auto", "movable", "kpageflags")
+#: how the replay starts: "snapshot" (the start snapshot's exact state,
+#: spbsim.trace.start), "prefill" (pre-trace blocks allocated by the simulator
+#: itself, then filled to the start's free memory), "auto" (snapshot when the
+#: start snapshot has kpageflags)
+START_MODES = ("auto", "snapshot", "prefill")
 MIGRATION_MODES = ("keep", "free")
 
 
@@ -455,6 +461,8 @@ class _Pairer:
         self.st[_ST_QHEAD:] = -1
         self.cnt = np.zeros(len(PAIR_COUNTERS), np.int64)
         self._buf = None
+        #: (id -> traced head pfn, id -> order) when the start snapshot ended
+        self.at_start = None
 
     @property
     def ids_used(self) -> int:
@@ -487,6 +495,8 @@ class _Pairer:
         if n == 0:
             if start_at is not None:
                 self.set_after_start()
+                nxt = int(self.st[_ST_NEXT])
+                self.at_start = (self.id_rpfn[:nxt].copy(), self.id_order[:nxt].copy())
             return np.empty(0, OP_DTYPE), np.empty(0, np.int64)
         pf = ev["pfn"]
         pf = pf[pf < _MAX_PFN]          # larger ones are counted as bad events
@@ -511,6 +521,8 @@ class _Pairer:
         for k, i_end in enumerate(stops):
             if k == 1:
                 self.set_after_start()
+                nxt = int(self.st[_ST_NEXT])
+                self.at_start = (self.id_rpfn[:nxt].copy(), self.id_order[:nxt].copy())
             while True:
                 i, nops, status = _pair_events(
                     kind, pfn, order, gfp, cpu, failed, ctx, i, i_end, self.cover,
@@ -558,15 +570,24 @@ def _free_obj(m, oid, cpu):
 
 
 @njit
-def _replay_ops(m, kind, order, gfp, cpu, oid, aux, lo, hi, id_off, nprefill, owner, res,
-                fail_by_order):
+def _replay_ops(m, kind, order, gfp, cpu, oid, aux, ts, lo, hi, id_off, nprefill, owner, res,
+                fail_by_order, daemons):
     """Run ops [lo, hi) on machine state ``m``.  Stream ids are offset by
     ``id_off`` (pre-filled blocks take ids 0..nprefill-1); the k-th UNPAIRED
-    op frees pre-filled id k when k < nprefill (unless it is a migration)."""
+    op frees pre-filled id k when k < nprefill (unless it is a migration).
+    ``daemons``: the clock follows the ops' trace times and the node's
+    background threads run whenever due (spbsim.mm.background)."""
     ncpu = m.pcp.shape[1]
     for i in range(lo, hi):
         k = kind[i]
         c = np.int64(cpu[i]) % ncpu
+        if daemons:
+            now = ts[i]
+            if now > m.cur[CUR_CLOCK]:
+                m.cur[CUR_CLOCK] = now
+            now = m.cur[CUR_CLOCK]
+            if background_due(m, now):
+                background(m, now, c)
         if k == OP_ALLOC:
             d = np.int64(oid[i]) + id_off
             o = np.int64(order[i])
@@ -658,7 +679,7 @@ class _Stream:
 
     def __init__(self, trace_path, *, lenient, progress, max_lines, snapshot_every_s,
                  start_free=None, migrations="keep", daemons_every_s=None,
-                 batch_size=1 << 16):
+                 batch_size=1 << 16, touch=None):
         self.trace_path = trace_path
         self.kw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
                        batch_size=batch_size, keep_other=True)
@@ -668,6 +689,9 @@ class _Stream:
         self.migrations = migrations
         self.pairer = None
         self.reader = None
+        #: pass 1 of a start-state replay: first_touch() scan state
+        #: {"seen", "start_free", "out", "n"} (spbsim.trace.start)
+        self.touch = touch
 
     def _compaction_context(self, batch, sel, active, kc_cache):
         """Per selected row: did it run in compaction?  kcompactd, or a task
@@ -697,6 +721,23 @@ class _Stream:
                 active.discard(p)
         return ctx
 
+    def _first_touch(self, ev, lo):
+        """spbsim.trace.start.first_touch over rows [lo, len(ev)) of a batch."""
+        from spbsim.trace.start import first_touch
+        t = self.touch
+        top = int(ev["pfn"][ev["pfn"] < _MAX_PFN].max(initial=0)) + (1 << MAX_PAGE_ORDER) + 1
+        if top > len(t["seen"]):
+            t["seen"] = np.concatenate([t["seen"], np.zeros(top - len(t["seen"]), np.uint8)])
+        if t["n"] + len(ev) > len(t["out"]):
+            t["out"] = np.concatenate([t["out"], np.zeros((len(ev) + len(t["out"]), 6),
+                                                          np.int64)])
+        t["n"] = first_touch(np.ascontiguousarray(ev["kind"]), np.ascontiguousarray(ev["pfn"]),
+                             np.ascontiguousarray(ev["order"]),
+                             np.ascontiguousarray(ev["migratetype"]),
+                             np.ascontiguousarray(ev["cpu"]), np.ascontiguousarray(ev["failed"]),
+                             np.ascontiguousarray(ev["line"]), lo, len(ev), t["seen"],
+                             t["start_free"], t["out"], t["n"])
+
     def chunks(self):
         self.pairer = pairer = _Pairer(self.start_free)
         self.reader = reader = TraceReader(self.trace_path, **self.kw)
@@ -712,6 +753,7 @@ class _Stream:
             sel = np.flatnonzero((kinds == MM_PAGE_ALLOC) | (kinds == MM_PAGE_FREE))
             cuts = []          # (event index in batch, info)
             start_at = None
+            start_row = 0 if start_seen else None
             for j in np.flatnonzero(kinds == TRACING_MARK_WRITE).tolist():
                 rec = batch.records[int(ev["aux"][j])]
                 if not isinstance(rec, TracingMarkWrite):
@@ -724,13 +766,17 @@ class _Stream:
                     if info["tag"] == "start" and not start_seen:
                         start_seen = True
                         start_at = int(np.searchsorted(sel, j, "left"))
+                        start_row = j
             if self.migrations == "keep":
                 ctx = self._compaction_context(batch, sel, active, kc_cache)
             else:
                 ctx = np.zeros(len(sel), bool)
             ops, op_ev = pairer.pair(ev[sel], ctx, start_at)
+            tsm = np.maximum.accumulate(np.nan_to_num(ev["ts"], nan=-np.inf))
+            ops["ts"] = (np.maximum(tsm[sel[op_ev]], 0) * 1e9).astype(np.int64)
+            if self.touch is not None and start_row is not None:
+                self._first_touch(ev, start_row)
             if every or self.daemons_every:
-                tsm = np.maximum.accumulate(np.nan_to_num(ev["ts"], nan=-np.inf))
                 if every:
                     if next_tick is None:
                         next_tick = (np.floor(tsm[0] / every) + 1) * every
@@ -984,7 +1030,8 @@ def _make_machine(machine_kwargs, obj_capacity):
 def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, progress=False,
                   max_lines=None, snapshot_every_s=None, snapshots_dir=None,
                   migrations="keep", fill="start", daemons_every_s=None,
-                  cache_bytes=512 << 20, check=False) -> dict:
+                  cache_bytes=512 << 20, check=False, start="auto", daemons=None,
+                  manifest=None) -> dict:
     """Replay a trace's request stream through a fresh simulated machine.
 
     ``machine_kwargs``: Machine parameters (dict), or a Machine to use as is.
@@ -1023,6 +1070,25 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     Machine), ``vmstat`` and ``sim`` (its counters).
     """
     t0 = time.monotonic()
+    if start not in START_MODES:
+        raise SpbsimError(f"start={start!r}: allowed {', '.join(map(repr, START_MODES))}")
+    if migrations not in MIGRATION_MODES:
+        raise SpbsimError(f"migrations={migrations!r}: allowed "
+                          f"{', '.join(map(repr, MIGRATION_MODES))}")
+    if fill not in ("start", None):
+        raise SpbsimError(f"fill={fill!r}: allowed 'start' or None")
+    if not Path(trace_path).exists():
+        raise SpbsimError(f"{trace_path}: no such file")
+    if start != "prefill" and prefill and _start_kpageflags(trace_path, snapshots_dir) is not None:
+        return _replay_from_start(trace_path, machine_kwargs, lenient=lenient, progress=progress,
+                                  max_lines=max_lines, snapshot_every_s=snapshot_every_s,
+                                  snapshots_dir=snapshots_dir, migrations=migrations,
+                                  cache_bytes=cache_bytes, check=check,
+                                  daemons=True if daemons is None else bool(daemons),
+                                  manifest=manifest, t0=t0)
+    if start == "snapshot":
+        raise SpbsimError(f"start='snapshot': no start snapshot with kpageflags beside "
+                          f"{trace_path}")
     if prefill is True:
         prefill = "auto"
     elif not prefill:
@@ -1049,13 +1115,11 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     fail_by_order = np.zeros(NR_PAGE_ORDERS, np.int64)
     snaps = []
     passes = 1
-    background = None
-    if daemons_every_s:
-        from spbsim.engine.step import background
     skw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
                snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations,
                daemons_every_s=daemons_every_s)
     stream = _Stream(trace_path, **skw)
+    _background = background
 
     fill_state = {"pending": None, "at": None, "zones": {}}
 
@@ -1071,11 +1135,11 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         for cut, info in chunk.cuts + [(len(ops), None)]:
             if cut > lo:
                 _replay_ops(machine.mem, ops["kind"], ops["order"], ops["gfp"], ops["cpu"],
-                            ops["id"], ops["aux"], lo, cut, id_off, nprefill, OWNER_TRACE,
-                            res, fail_by_order)
+                            ops["id"], ops["aux"], ops["ts"], lo, cut, id_off, nprefill,
+                            OWNER_TRACE, res, fail_by_order, bool(daemons))
                 lo = cut
             if info is not None and "daemons" in info:
-                background(machine.mem, np.int64(info["daemons"] * 1e9), np.int64(0))
+                _background(machine.mem, np.int64(info["daemons"] * 1e9), np.int64(0))
                 continue
             if info is not None:
                 if fill_state["pending"] is not None and info["tag"] == "start" \
@@ -1127,7 +1191,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         pre_res = np.zeros(len(RES_NAMES), np.int64)
         pre_fail = np.zeros(NR_PAGE_ORDERS, np.int64)
         _replay_ops(machine.mem, pre["kind"], pre["order"], pre["gfp"], pre["cpu"], pre["id"],
-                    pre["aux"], 0, len(pre), 0, 0, OWNER_PREFILL, pre_res, pre_fail)
+                    pre["aux"], pre["ts"], 0, len(pre), 0, 0, OWNER_PREFILL, pre_res, pre_fail,
+                    False)
         prefill_info = {"mode": desc, "blocks": int(len(pre)),
                         "pages": int((1 << pre["order"].astype(np.int64)).sum()),
                         "not_prefilled": int(nprefill - len(pre)),
@@ -1184,6 +1249,193 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         "passes": passes,
         "seconds": round(time.monotonic() - t0, 2),
         "machine": machine,
+        "vmstat": machine.vmstat_counters(),
+        "sim": machine.sim_counters(),
+    }
+
+
+def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lines,
+                       snapshot_every_s, snapshots_dir, migrations, cache_bytes, check,
+                       daemons, manifest, t0):
+    """replay_whatif(start="snapshot"): the stream after the start snapshot's
+    end marker, from the state the kernel had then (spbsim.trace.start)."""
+    from spbsim.mm.gfp import gfp_migratetype
+    from spbsim.trace import start as S
+    from spbsim.trace.kpageflags import load_kpageflags
+    from spbsim.trace.replay import PC_FREE, page_classes, read_index
+    snapdir = _find_snapshots(trace_path, snapshots_dir)
+    snap = next(x for x in read_index(snapdir) if x["tag"] == "start")
+    flags = load_kpageflags(_start_kpageflags(trace_path, snapshots_dir))
+    cls = page_classes(flags)
+    start_free = (cls == PC_FREE).astype(np.uint8)
+    if manifest is None:
+        mp = snapdir.parent / "manifest.json"
+        manifest = json.loads(mp.read_text()) if mp.exists() else {}
+    h = hashlib.sha256()
+    h.update(f"whatif-v2 start=snapshot migrations={migrations}".encode())
+    touch = {"seen": np.zeros(len(flags), np.uint8), "start_free": start_free,
+             "out": np.zeros((1 << 16, 6), np.int64), "n": 0}
+    skw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
+               snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations)
+    stream = _Stream(trace_path, touch=touch, **skw)
+
+    # pass 1: the stream, the start cut, what is live there, its unpaired frees
+    cache, cached_bytes = [], 0
+    unpaired, before = [], []
+    start_cut = None
+    for ci, chunk in enumerate(stream.chunks()):
+        _checksum_update(h, chunk.ops)
+        if start_cut is None:
+            for cut, info in chunk.cuts:
+                if info.get("tag") == "start" and info.get("seq") is not None:
+                    start_cut = (ci, cut, info)
+                    break
+            before.append(chunk.ops if start_cut is None else chunk.ops[:start_cut[1]])
+        unpaired.append(chunk.ops[chunk.ops["kind"] == OP_UNPAIRED])
+        if cache is not None:
+            cached_bytes += chunk.nbytes
+            if cached_bytes <= cache_bytes:
+                cache.append(chunk)
+            else:
+                cache = None
+    pairer, reader = stream.pairer, stream.reader
+    if start_cut is None:
+        raise SpbsimError(f"{trace_path}: no 'oracle_snap_end ... tag=start' marker: "
+                          f"the start state cannot be placed in the stream")
+    before = np.concatenate(before) if before else np.empty(0, OP_DTYPE)
+    un = np.concatenate(unpaired) if unpaired else np.empty(0, OP_DTYPE)
+    nprefill = len(un)
+    n_before = int((before["kind"] == OP_UNPAIRED).sum())
+    id_off = nprefill
+
+    # blocks at the start: live traced allocations, then pre-trace memory
+    rpfn, rorder = pairer.at_start if pairer.at_start is not None else (np.zeros(0), np.zeros(0))
+    live = np.flatnonzero((rorder >= 0) & (rpfn >= 0))
+    al = before[before["kind"] == OP_ALLOC]
+    gfp_of = np.zeros(len(rorder), np.int64)
+    if len(al):
+        ids, last = np.unique(al["id"][::-1], return_index=True)
+        gfp_of[ids] = al["gfp"][::-1][last]
+    k_after = np.arange(n_before, nprefill)
+    pre = un[n_before:]
+    keep = np.flatnonzero(pre["gfp"] & UF_PRETRACE)
+    pre_gfp = _prefill_gfps(cls, pre["aux"][keep].astype(np.int64))
+    live_mt = np.array([gfp_migratetype(int(g)) for g in gfp_of[live]], np.int64)
+    pre_mt = np.array([gfp_migratetype(int(g)) for g in pre_gfp], np.int64)
+    blocks = {
+        "pfn": np.concatenate([rpfn[live], pre["aux"][keep]]).astype(np.int64),
+        "order": np.concatenate([rorder[live], pre["order"][keep]]).astype(np.int64),
+        "mt": np.concatenate([live_mt, pre_mt]).astype(np.int64),
+        "owner": np.concatenate([np.full(len(live), OWNER_TRACE),
+                                 np.full(len(keep), OWNER_PREFILL)]).astype(np.int64),
+        "obj": np.concatenate([live + id_off, k_after[keep]]).astype(np.int64),
+    }
+    h.update(b"start-blocks")
+    for a in blocks.values():
+        h.update(np.ascontiguousarray(a).tobytes())
+    pcp_rows = touch["out"][:touch["n"]]
+
+    kw = {k: v for k, v in dict(machine_kwargs or {}).items()
+          if k not in ("memory", "low_memory", "cpus", "obj_capacity", "piece_capacity")}
+    mach = manifest.get("machine", {})
+    size = {} if "ram_mb" in mach else {k: machine_kwargs[k] for k in ("memory", "low_memory")
+                                         if k in (machine_kwargs or {})}
+    if "vcpus" not in mach and "cpus" in (machine_kwargs or {}):
+        size["cpus"] = machine_kwargs["cpus"]
+    machine = S.recording_machine(manifest, flags, obj_capacity=nprefill + pairer.ids_used,
+                                  **size, **kw)
+    res = np.zeros(len(RES_NAMES), np.int64)
+    fail_by_order = np.zeros(NR_PAGE_ORDERS, np.int64)
+    snaps = []
+    state = {"built": None}
+
+    def build(info):
+        state["built"] = S.build_start_state(machine, snap, flags, blocks, pcp_rows,
+                                             OWNER_FILL)
+        state["built"]["at"] = f"start marker (line {info['line']})"
+        machine.mem.cur[CUR_CLOCK] = np.int64(info["ts"] * 1e9)
+        res[_R_UNPAIRED] = n_before
+        if check:
+            machine.check()
+
+    def run_chunk(ci, chunk):
+        ops = chunk.ops
+        lo = 0
+        sc, scut = start_cut[0], start_cut[1]
+        if ci < sc:
+            return
+        if ci == sc:
+            lo = scut
+        for cut, info in chunk.cuts + [(len(ops), None)]:
+            if ci == sc and cut < scut:
+                continue
+            if state["built"] is None:
+                build(start_cut[2])
+            if cut > lo:
+                _replay_ops(machine.mem, ops["kind"], ops["order"], ops["gfp"], ops["cpu"],
+                            ops["id"], ops["aux"], ops["ts"], lo, cut, id_off, nprefill,
+                            OWNER_TRACE, res, fail_by_order, daemons)
+                lo = cut
+            if info is not None and "daemons" not in info:
+                snaps.append(_snapshot(machine, info))
+                if check:
+                    machine.check()
+
+    passes = 1
+    if cache is None:
+        passes = 2
+        for ci, chunk in enumerate(_Stream(trace_path, **skw).chunks()):
+            run_chunk(ci, chunk)
+    else:
+        bar = None
+        if progress:
+            from tqdm import tqdm
+            bar = tqdm(total=sum(len(c.ops) for c in cache), unit="op", unit_scale=True,
+                       desc="what-if replay", file=sys.stderr)
+        for ci, chunk in enumerate(cache):
+            run_chunk(ci, chunk)
+            if bar is not None:
+                bar.update(len(chunk.ops))
+        if bar is not None:
+            bar.close()
+    if check:
+        machine.check()
+    pc = {n: int(v) for n, v in zip(PAIR_COUNTERS, pairer.cnt)}
+    rc = {n: int(v) for n, v in zip(RES_NAMES, res)}
+    frees = {k: pc[k] for k in ("paired", "paired_after_split", "migrated", "unpaired",
+                                "unpaired_pretrace", "migrated_pretrace",
+                                "unpaired_compaction", "migration_target_frees",
+                                "unpaired_untraced", "unpaired_covering", "covered_ended",
+                                "superseded")}
+    frees.update(done=rc["frees_done"], skipped=rc["frees_skipped"],
+                 prefill_done=rc["prefill_frees"], prefill_skipped=rc["prefill_frees_skipped"])
+    built = state["built"] or {}
+    return {
+        "allocs": rc["allocs"],
+        "alloc_ok": rc["alloc_ok"],
+        "sim_failures_by_order": fail_by_order.tolist(),
+        "frees": frees,
+        "splits": {"events": pc["splits"], "pieces": pc["split_pieces"],
+                   "done": rc["splits_done"], "skipped": rc["splits_skipped"]},
+        "start": dict(built, mode="snapshot", live_blocks=int(len(live)),
+                      pretrace_blocks=int(len(keep)), pcp_candidates=int(len(pcp_rows)),
+                      ops_before=int(len(before))),
+        "prefill": {"mode": "snapshot", "blocks": int(len(keep)),
+                    "pages": int((1 << pre["order"][keep].astype(np.int64)).sum()),
+                    "not_prefilled": int(len(pre) - len(keep)), "by_gfp": {},
+                    "failed_by_order": [0] * NR_PAGE_ORDERS},
+        "fill": {"at": built.get("at"), "zones": {}},
+        "pairing": pc,
+        "replay": rc,
+        "snapshots": snaps,
+        "checksum": h.hexdigest(),
+        "trace": {"path": str(trace_path), "lines": reader.lines,
+                  "events": dict(reader.event_counts), "errors": dict(reader.errors)},
+        "passes": passes,
+        "seconds": round(time.monotonic() - t0, 2),
+        "machine": machine,
+        "pairer": pairer,
+        "id_off": id_off,
         "vmstat": machine.vmstat_counters(),
         "sim": machine.sim_counters(),
     }
