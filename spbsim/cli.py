@@ -358,8 +358,10 @@ def validate(recording, policy, out_dir, as_json, check, max_lines, fail_on_miss
         policy_overrides(policy)
     _note_first_compile()
     out = V.validate(recording, policy=policy, memory=memory, low_memory=low_memory, cpus=cpus,
-                     max_lines=max_lines, progress=True, check=check, detail=out_dir is not None,
-                     echo=lambda s: click.echo(s, err=True))
+                     max_lines=max_lines, progress=sys.stderr.isatty(), check=check,
+                     detail=out_dir is not None)
+    for line in out["notes"]:
+        click.echo(line, err=True)
     summary = V.format_summary(out)
     if as_json:
         from .results import _json_default

@@ -10,6 +10,7 @@ with the fidelity targets.  docs/validate.md describes recording and output.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -155,11 +156,17 @@ def _fact(rec: Recording, name):
 
 def _read(snap, name):
     """Parse one /proc file of a snapshot (None when absent)."""
-    from spbsim.observe import procfs
     fn = snap["dir"] / name
     if not fn.is_file():
         return None
-    text = fn.read_text(encoding="ascii", errors="replace")
+    return _parse_file(str(fn), name)
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_file(fn, name):
+    from spbsim.observe import procfs
+    with open(fn, encoding="ascii", errors="replace") as f:
+        text = f.read()
     nodes = set(re.findall(r"^Node (\d+),", text, re.M))
     if len(nodes) > 1:
         raise SpbsimError(f"{fn}: {len(nodes)} NUMA nodes ({', '.join(sorted(nodes))}): "
@@ -330,13 +337,16 @@ def _runs(mask, base):
     return [(base + int(a), base + int(b)) for a, b in zip(s, e)]
 
 
-def _layout(zones, managed, kpf, notes):
+def _layout(zones, managed, kpf, notes, blocks=None):
     """Geometry keywords (memory, low_memory, holes, reserved) whose zones have
     the recorded present and managed pages.  With the start snapshot's
     kpageflags: pageblocks with no struct page (KPF_NOPAGE) are holes, other
     NOPAGE and KPF_RESERVED pages are reserved where the kernel has them;
     pages still missing from the count are reserved at the zone's top (DMA:
-    its bottom), where memblock puts the memmap."""
+    its bottom), where memblock puts the memmap.  ``blocks``: {zone: the
+    pageblocks pagetypeinfo counts}; pageblocks beyond that count (memory a
+    kernel with deferred struct page init has not initialised) are holes at
+    the zone's top."""
     from spbsim.mm.geometry import MIN_MEMORY
     low_zones = [z for n, z in zones.items() if n in ("DMA", "DMA32")]
     if not low_zones:
@@ -346,24 +356,27 @@ def _layout(zones, managed, kpf, notes):
     if normal is not None and normal["start_pfn"] != _PFN_4G:
         raise SpbsimError(f"zone Normal starts at pfn {normal['start_pfn']:#x}, not at 4 GiB "
                           f"({_PFN_4G:#x}): layout not modelled")
-    if kpf is not None:
-        nop = ((kpf >> np.uint64(_KPF_NOPAGE)) & np.uint64(1)).astype(bool)
-        below = nop[:_PFN_4G]
-        has_page = np.flatnonzero(~below)
-        low_end = int(has_page[-1]) + 1 if len(has_page) else 0
-        # the last pageblock with a struct page below 4 GiB
-    else:
-        nop = None
-        first = min(z["start_pfn"] for z in low_zones)
-        low_end = first + sum(z["present"] for z in low_zones)
-    low_pfns = _round_up(max(low_end, 1), _PB)
-    high_pfns = _round_up(normal["present"], _PB) if normal else 0
-    if normal and kpf is not None:
-        e = min(len(kpf), normal["start_pfn"] + normal["spanned"])
-        hp = np.flatnonzero(~nop[_PFN_4G:e])
-        if len(hp):
-            high_pfns = _round_up(int(hp[-1]) + 1, _PB)
-    low_pfns = min(low_pfns, _PFN_4G)
+    nop = None if kpf is None else \
+        ((kpf >> np.uint64(_KPF_NOPAGE)) & np.uint64(1)).astype(bool)
+
+    def end_of(start, present):
+        # present pages from ``start`` on, plus the whole pageblocks without
+        # struct pages (KPF_NOPAGE) among them; rounded up to a pageblock
+        end = _round_up(start + present, _PB)
+        if nop is not None:
+            for _ in range(4):
+                k = min(len(nop), end) // _PB * _PB
+                blk = nop[start // _PB * _PB:k].reshape(-1, _PB).all(1).sum() \
+                    if k > start else 0
+                new = _round_up(start + present + int(blk) * _PB, _PB)
+                if new == end:
+                    break
+                end = new
+        return end
+
+    first = min(z["start_pfn"] for z in low_zones)
+    low_pfns = min(end_of(first, sum(z["present"] for z in low_zones)), _PFN_4G)
+    high_pfns = end_of(_PFN_4G, normal["present"]) - _PFN_4G if normal else 0
     if high_pfns and low_pfns < (256 << 8):
         low_pfns = 256 << 8        # Machine: at least 256 MiB below 4 GiB
     mem = (low_pfns + high_pfns) << 12
@@ -389,6 +402,18 @@ def _layout(zones, managed, kpf, notes):
                 for a, b in _runs(pbs, 0):
                     holes.append(((s + a * _PB) << 12, ((b - a) * _PB) << 12))
                     taken[a * _PB: b * _PB] = True
+        nblocks = int((~taken[: (e - s) // _PB * _PB].reshape(-1, _PB).all(1)).sum())
+        extra = nblocks - blocks[name] if blocks and name in blocks and name != "DMA" else 0
+        if extra > 0:
+            pbs = np.flatnonzero(~taken[: (e - s) // _PB * _PB].reshape(-1, _PB).all(1))
+            for b in pbs[len(pbs) - extra:]:
+                taken[b * _PB:(b + 1) * _PB] = True
+            for a, b in _runs(np.isin(np.arange((e - s) // _PB), pbs[len(pbs) - extra:]), 0):
+                holes.append(((s + a * _PB) << 12, ((b - a) * _PB) << 12))
+            notes.append(f"zone {name}: the kernel counts {blocks[name]} pageblocks, "
+                         f"{extra} fewer than its present pages span (memory not yet "
+                         f"initialised: deferred struct page init?); the simulated zone "
+                         f"has them as a hole at its top")
         present = int((~taken).sum())
         need = present - managed[name]
         res = np.zeros(e - s, bool)
@@ -506,7 +531,14 @@ def recorded_machine(rec: Recording, *, policy=None, memory=None, low_memory=Non
         if len(kpf) < min(top, max(z["start_pfn"] + z["spanned"] for z in zones.values())):
             raise SpbsimError(f"{kpath}: {len(kpf)} pfns, but the zones reach pfn {top:#x}: "
                               f"kpageflags from another machine")
-    geom, _ = _layout(zones, managed, kpf, notes)
+    blocks = {}
+    for s in rec.index:      # pageblocks counted by pagetypeinfo, at their largest
+        pti = _read(s, "pagetypeinfo")
+        if pti is None:
+            continue
+        for i, n in enumerate(pti["zone_names"]):
+            blocks[n] = max(blocks.get(n, 0), int(pti["block_count"][i].sum()))
+    geom, _ = _layout(zones, managed, kpf, notes, blocks)
     kw.update(geom)
     kw.update(_sysctls(rec))
     if "min_free_kbytes" not in kw and all("min" in z for z in zones.values()):
@@ -700,21 +732,16 @@ def compare(result: dict, rec: Recording, rm: RecordedMachine, targets=TARGETS) 
 # ---------------------------------------------------------------- the command
 
 def validate(path, *, policy=None, memory=None, low_memory=None, cpus=None, max_lines=None,
-             progress=False, check=False, detail=False, echo=None) -> dict:
-    """Validate a recording: returns {recording, machine, rows, summary, whatif}
-    (see docs/validate.md).  ``detail``: keep the simulated /proc files of
-    every snapshot (for ``--out``).  ``echo``: called with warning lines."""
+             progress=False, check=False, detail=False) -> dict:
+    """Validate a recording: returns {recording, machine, notes, rows, summary,
+    whatif, ...} (see docs/validate.md).  ``detail``: keep the simulated /proc
+    files of every snapshot (for ``--out``)."""
     from spbsim.machine import Machine
     from spbsim.trace.whatif import replay_whatif
-    say = echo or (lambda s: None)
     rec = open_recording(path)
     rm = recorded_machine(rec, policy=policy, memory=memory, low_memory=low_memory, cpus=cpus)
-    for n in rm.notes:
-        say(f"note: {n}")
     machine = Machine(**rm.machine_kwargs)
     diffs = machine_differences(rm, machine)
-    for line in diffs:
-        say(line)
     r = replay_whatif(rec.trace, machine, progress=progress, max_lines=max_lines,
                       snapshots_dir=rec.snapshots_dir, pfn_ranges=rm.pfn_ranges(),
                       snapshot_detail=detail, check=check, trace_cpus=rm.cpus)

@@ -798,7 +798,8 @@ def _start_kpageflags(trace_path, snapshots_dir):
         return None
     for s in read_index(d):
         if s["tag"] == "start":
-            for name in ("kpageflags.bin.xz", "kpageflags.bin", "kpageflags"):
+            for name in ("kpageflags.bin.xz", "kpageflags.bin.zst", "kpageflags.bin.gz",
+                         "kpageflags.bin", "kpageflags"):
                 if (s["dir"] / name).exists():
                     return s["dir"] / name
     return None
@@ -889,6 +890,18 @@ def _interleave(counts):
     return keys[np.argsort(pos, kind="stable")]
 
 
+def _zone_pages(m, z, s, e):
+    """Per pfn in [s, e): the simulated zone ``z`` has a page there (not a
+    hole).  Real pages the simulated zone lacks (memory a kernel with
+    deferred struct page init had not initialised, kpageflags 0) must not
+    weigh in the fill's gfp mix."""
+    if e <= s:
+        return np.zeros(0, bool)
+    pb = np.arange(s >> pageblock_order, ((e - 1) >> pageblock_order) + 1)
+    ok = np.asarray(m.pb_zone)[pb] == z
+    return np.repeat(ok, 1 << pageblock_order)[s - (pb[0] << pageblock_order):][:e - s]
+
+
 def _fill_to_start(machine, real, cls, touched):
     """Allocate never-freed order-0 pages zone by zone (highest first) until
     the simulated free + per-cpu pages match the real start snapshot's.  The
@@ -921,7 +934,8 @@ def _fill_to_start(machine, real, cls, touched):
             t = np.zeros(len(c), np.uint8)
             k = max(min(len(touched), e) - s, 0)
             t[:k] = touched[s:s + k]
-            perm = c[(t == 0) & ~np.isin(c, [PC_FREE, PC_NOPAGE, PC_RESERVED])]
+            perm = c[(t == 0) & _zone_pages(m, z, s, e)
+                     & ~np.isin(c, [PC_FREE, PC_NOPAGE, PC_RESERVED])]
             mov = int((perm == PC_MOVABLE).sum())
             slab = int((perm == PC_SLAB).sum())
             share = np.array([mov, slab, len(perm) - mov - slab], np.int64)
