@@ -116,7 +116,7 @@ def write_recording(root, *, zones=None, kernel="6.12.117+deb12-amd64", manifest
     (snaps / "index.tsv").write_text("\n".join(idx) + "\n")
     if manifest:
         (root / "manifest.json").write_text(json.dumps({
-            "run": root.name, "kernel": {"release": kernel},
+            "run": root.name, "kernel": {"release": kernel, "trace_clock": "mono"},
             "machine": {"vcpus": 2, "zones": [
                 {"node": 0, "zone": n, "start_pfn": z[0], "spanned": z[1], "present": z[2],
                  "managed": z[3]} for n, z in zones.items()]}}))

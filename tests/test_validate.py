@@ -328,15 +328,27 @@ def test_snapshots_from_another_machine_size(rec, capsys):
 
 def test_trace_from_another_recording(rec, capsys):
     """Same markers, but the snapshots were read 100 s away from them."""
-    p = rec / "snapshots" / "index.tsv"
-    rows = p.read_text().splitlines()
-    cells = rows[2].split("\t")
-    cells[2] = str(int(cells[2]) + 100 * 10**9)
-    rows[2] = "\t".join(cells)
-    p.write_text("\n".join(rows) + "\n")
+    _shift_snapshot_time(rec, 2, 100)
     code, out, err = _run(["validate", str(rec)], capsys)
     line = _one_error_line(err)
     assert code == 2 and "index.tsv:3: field 'mono_ns_first_file'" in line
+
+
+def test_marker_times_unchecked_without_mono_clock(rec):
+    m = json.loads((rec / "manifest.json").read_text())
+    m["kernel"]["trace_clock"] = "[local] global mono"
+    (rec / "manifest.json").write_text(json.dumps(m))
+    _shift_snapshot_time(rec, 2, 100)
+    assert len(V.validate(rec)["rows"]) == 3
+
+
+def _shift_snapshot_time(rec, row, seconds):
+    p = rec / "snapshots" / "index.tsv"
+    rows = p.read_text().splitlines()
+    cells = rows[row].split("\t")
+    cells[2] = str(int(cells[2]) + seconds * 10**9)
+    rows[row] = "\t".join(cells)
+    p.write_text("\n".join(rows) + "\n")
 
 
 def test_no_markers(rec, capsys):

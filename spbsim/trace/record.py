@@ -388,6 +388,9 @@ def record(command, *, out_dir=None, snapshot_every="2s", kpageflags=False, buff
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SpbsimError(f"{out}: exists and is not empty: choose another --out")
     tracefs, mounted = find_tracefs()
+    old_term = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)     # clean up as on Ctrl-C
     try:
         missing = [e for e in REQUIRED_EVENTS if not (tracefs / "events" / e / "enable").exists()]
         if missing:
@@ -398,8 +401,14 @@ def record(command, *, out_dir=None, snapshot_every="2s", kpageflags=False, buff
         return _record(command, out, tracefs, period, kpageflags, buffer_kb, compress,
                        optional, echo)
     finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, old_term)
         if mounted:
             subprocess.run(["umount", str(tracefs)], capture_output=True)
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt
 
 
 def _record(command, out, tracefs, period, kpageflags, buffer_kb, compress, optional, echo):
@@ -488,7 +497,7 @@ def _record(command, out, tracefs, period, kpageflags, buffer_kb, compress, opti
     lost = {c: {k: v for k, v in s.items() if k in ("overrun", "dropped_events") and v}
             for c, s in stats.items()}
     lost = {c: v for c, v in lost.items() if v}
-    complete = not lost and not interrupted
+    complete = not lost           # no ring-buffer overrun or dropped event
     manifest = {
         "run": out.name,
         "recorder": "spbsim record",
@@ -513,11 +522,12 @@ def _record(command, out, tracefs, period, kpageflags, buffer_kb, compress, opti
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     echo(f"spbsim record: {reader.lines} trace lines ({reader.raw_bytes >> 20} MiB, "
          f"{trace_path.stat().st_size >> 20} MiB compressed), {len(snaps.rows)} snapshots in "
-         f"{out}/" + ("" if complete else
-                     f"; INCOMPLETE: {'interrupted' if interrupted else ''}"
-                     f"{' ' if interrupted and lost else ''}"
-                     f"{'ring buffer lost events ' + str(lost) + ' (raise --buffer-kb)' if lost else ''}"))
-    return 130 if interrupted and rc is None else (rc if rc is not None else 1)
+         f"{out}/" + ("; COMMAND interrupted" if interrupted else "")
+         + ("" if complete else f"; INCOMPLETE: the ring buffer lost events {lost} "
+                                f"(raise --buffer-kb)"))
+    if rc is None:
+        return 130 if interrupted else 1
+    return 128 - rc if rc < 0 else rc          # killed by a signal: as a shell says it
 
 
 def _max_order(out):

@@ -671,6 +671,16 @@ def _real_side(snap, zones_expected):
     return nr, pb, pcp, vm
 
 
+def _trace_clock_is_mono(rec: Recording) -> bool:
+    """The trace's timestamps are CLOCK_MONOTONIC (as the index's
+    mono_ns_first_file): facts/tracing_trace_clock or manifest.json say so."""
+    k = rec.manifest.get("kernel", {}) if isinstance(rec.manifest.get("kernel"), dict) else {}
+    for text in (_fact(rec, "tracing_trace_clock"), k.get("trace_clock")):
+        if text:
+            return text.strip() == "mono" or "[mono]" in text
+    return False
+
+
 def compare(result: dict, rec: Recording, rm: RecordedMachine, targets=TARGETS) -> list[dict]:
     """One row per simulated snapshot that has a real counterpart (same seq):
     seq, tag, ts, zones -> zone_metrics(), failures (traced allocations the
@@ -681,6 +691,7 @@ def compare(result: dict, rec: Recording, rm: RecordedMachine, targets=TARGETS) 
     vm0 = _read(start, "vmstat") or {}
     rows = []
     seen_marker = False
+    mono = _trace_clock_is_mono(rec)
     for snap in result["snapshots"]:
         if snap.get("seq") is None:
             continue
@@ -695,7 +706,7 @@ def compare(result: dict, rec: Recording, rm: RecordedMachine, targets=TARGETS) 
             raise SpbsimError(f"{rec.trace}:{snap.get('line', '?')}: snapshot marker seq="
                               f"{snap['seq']} has tag {snap['tag']}, {s['where']} says "
                               f"{s['tag']}: trace and snapshots from different recordings")
-        if s["t_first"] is not None and snap.get("ts") is not None \
+        if mono and s["t_first"] is not None and snap.get("ts") is not None \
                 and abs(s["t_first"] - snap["ts"]) > MARKER_SLACK_S:
             raise SpbsimError(f"{s['where']}: field 'mono_ns_first_file': snapshot {s['seq']} "
                               f"was read at {s['t_first']:.3f} s, its end marker in the trace "
