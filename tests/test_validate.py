@@ -365,6 +365,16 @@ def test_not_a_recording(tmp_path, capsys):
     assert code == 2 and "no trace" in _one_error_line(err)
 
 
+def test_malformed_snapshot_file_before_replay(rec, capsys, monkeypatch):
+    bi = rec / "snapshots" / "0003-end" / "buddyinfo"
+    bi.write_text(bi.read_text().replace("Normal", "Normal x", 1))
+    import spbsim.trace.whatif as W
+    monkeypatch.setattr(W, "replay_whatif", lambda *a, **k: pytest.fail("replayed"))
+    code, out, err = _run(["validate", str(rec)], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and "0003-end/buddyinfo:3:" in line
+
+
 def test_kpageflags_of_another_machine(rec, capsys):
     np.zeros(1000, "<u8").tofile(rec / "snapshots" / "0001-start" / "kpageflags.bin")
     code, out, err = _run(["validate", str(rec)], capsys)

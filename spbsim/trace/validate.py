@@ -751,6 +751,8 @@ def validate(path, *, policy=None, memory=None, low_memory=None, cpus=None, max_
     from spbsim.trace.whatif import replay_whatif
     rec = open_recording(path)
     rm = recorded_machine(rec, policy=policy, memory=memory, low_memory=low_memory, cpus=cpus)
+    for s in rec.index:         # every snapshot's files parse, before the replay
+        _real_side(s, rm.zones)
     machine = Machine(**rm.machine_kwargs)
     diffs = machine_differences(rm, machine)
     r = replay_whatif(rec.trace, machine, progress=progress, max_lines=max_lines,
@@ -777,7 +779,11 @@ def validate(path, *, policy=None, memory=None, low_memory=None, cpus=None, max_
 def _summary(rows):
     within = sum(1 for r in rows if r["ok"])
     end = next((r for r in rows if r["tag"] == "end"), rows[-1] if rows else None)
-    return {"snapshots": len(rows), "within_targets": within,
+    zs = [m for r in rows for m in r["zones"].values()]
+    met = {"ge9": sum(bool(m["ok_ge9"]) for m in zs), "l1": sum(bool(m["ok_l1"]) for m in zs),
+           "pageblocks": sum(m["ok_pb"] is not False for m in zs), "zone_snapshots": len(zs),
+           "failures": sum(bool(r["ok_failures"]) for r in rows)}
+    return {"snapshots": len(rows), "within_targets": within, "targets_met": met,
             "end": None if end is None else {"seq": end["seq"], "tag": end["tag"],
                                              "ok": end["ok"]}}
 
@@ -834,6 +840,12 @@ def format_table(out) -> str:
                 f"{_pct(m['l1_pct']) + ('' if m['ok_l1'] else '!'):>7} {pbw:>20} {pcp:>13} "
                 f"{r['sim_failures']:>6} {oom:>7}  {'ok' if zok else 'FAIL'}")
     t = out["targets"]
+    met = out["summary"].get("targets_met")
+    if met:
+        n = met["zone_snapshots"]
+        lines.append(f"met per zone and snapshot: >=9 blocks {met['ge9']}/{n}, L1 {met['l1']}/{n}, "
+                     f"pageblocks {met['pageblocks']}/{n}; no failure or OOM kill "
+                     f"{met['failures']}/{out['summary']['snapshots']} snapshots")
     lines.append(f"targets: >=9 blocks within {t['ge9_rel']:.0%} or {t['ge9_abs']} blocks; L1 "
                  f"<= {t['l1_max']:.0%} of free pages; pageblocks per type within "
                  f"{t['pb_rel']:.0%} or {t['pb_abs']}; no simulated failure or OOM kill the "
