@@ -3,7 +3,6 @@ records a real 2-second command on this host and validates the recording; it
 needs root and tracefs and is skipped (saying why) otherwise."""
 import json
 import os
-from pathlib import Path
 
 import pytest
 

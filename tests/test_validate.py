@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recording import BLOCKS, PCP, ZONES, nr_free_for, trace_lines, write_recording
+from recording import BLOCKS, PCP, ZONES, nr_free_for, write_recording
 from spbsim.cli import main
-from spbsim.errors import SpbsimError
 from spbsim.trace import validate as V
 
 from oracle import oracle_root

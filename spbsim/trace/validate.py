@@ -21,8 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from spbsim.errors import SpbsimError
-from spbsim.mm.const import (MAX_PAGE_ORDER, MIGRATETYPE_NAMES, NR_PAGE_ORDERS, ZONE_NAMES,
-                             pageblock_order)
+from spbsim.mm.const import MAX_PAGE_ORDER, NR_PAGE_ORDERS, ZONE_NAMES, pageblock_order
 
 __all__ = ["Recording", "RecordedMachine", "open_recording", "recorded_machine",
            "policy_for_kernel", "zone_metrics", "compare", "validate", "format_summary",
@@ -196,6 +195,7 @@ class RecordedMachine:
     machine_kwargs: dict
     notes: list = field(default_factory=list)
     source: str = ""        # where the zones came from
+    cpu_ids: int = 0        # highest CPU number + 1 (CPUs may be offline in between)
 
     @property
     def label(self):
@@ -232,8 +232,8 @@ def policy_for_kernel(release):
     from spbsim.policy import STOCK_PRESETS
     m = re.match(r"(\d+)\.(\d+)", release or "")
     if not m:
-        return "stock", f"kernel version unknown: policy stock (the recent kernel model); " \
-                        f"pass --policy to choose"
+        return "stock", "kernel version unknown: policy stock (the recent kernel model); " \
+                        "pass --policy to choose"
     ver = (int(m.group(1)), int(m.group(2)))
     if ver >= (6, 13):
         return "stock", None
@@ -545,8 +545,10 @@ def recorded_machine(rec: Recording, *, policy=None, memory=None, low_memory=Non
         # zoneinfo min = _watermark[WMARK_MIN] + boost; their sum is min_free_kbytes / 4
         kw["min_free_kbytes"] = 4 * sum(z["min"] - z.get("boost", 0) for z in zones.values())
     kw["cpus"] = ncpu
+    ids = [int(p["cpu"]) for z in (zi or {}).values() for p in z.get("pagesets", [])]
     return RecordedMachine(zones=zones, cpus=ncpu, kernel=kernel, policy=policy,
-                           machine_kwargs=kw, notes=notes, source=src or "")
+                           machine_kwargs=kw, notes=notes, source=src or "",
+                           cpu_ids=max(ids + [ncpu - 1]) + 1)
 
 
 def machine_differences(rm: RecordedMachine, machine) -> list[str]:
@@ -757,7 +759,7 @@ def validate(path, *, policy=None, memory=None, low_memory=None, cpus=None, max_
     diffs = machine_differences(rm, machine)
     r = replay_whatif(rec.trace, machine, progress=progress, max_lines=max_lines,
                       snapshots_dir=rec.snapshots_dir, pfn_ranges=rm.pfn_ranges(),
-                      snapshot_detail=detail, check=check, trace_cpus=rm.cpus)
+                      snapshot_detail=detail, check=check, trace_cpus=rm.cpu_ids)
     rows = compare(r, rec, rm)
     r.pop("machine")
     out = {"recording": rec.name, "path": str(rec.path), "trace": str(rec.trace),
