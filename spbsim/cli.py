@@ -385,7 +385,9 @@ def validate(recording, policy, out_dir, as_json, check, max_lines, fail_on_miss
 @click.option("--snapshot-every", default="2s", show_default=True,
               help="period of the /proc snapshots while COMMAND runs")
 @click.option("--kpageflags", is_flag=True,
-              help="also dump /proc/kpageflags at the start and end snapshots (compressed)")
+              help="also dump /proc/kpageflags at the start and end snapshots (compressed; "
+                   "recommended: validate places reserved pages and classifies the memory in "
+                   "use at the start with it)")
 @click.option("--buffer-kb", default=65536, show_default=True, type=int,
               help="ftrace ring buffer per CPU (KiB)")
 @click.option("--compress", type=click.Choice(["xz", "zst"]), default="zst", show_default=True,
