@@ -1,4 +1,5 @@
-"""Command line: ``spbsim run``, ``spbsim bench``, ``spbsim check``."""
+"""Command line: ``spbsim run``, ``churn``, ``replay``, ``validate``, ``record``, ``bench``,
+``compare``, ``report``."""
 import sys
 
 import click
@@ -318,6 +319,96 @@ def replay(path, mode, lenient, max_lines, json_out, memory, low_memory, cpus, v
     if json_out:
         with open(json_out, "w") as f:
             _json.dump(r, f, indent=1, default=str)
+
+
+@cli.command()
+@click.argument("recording", type=click.Path())
+@click.option("--policy", default=None,
+              help="allocator model (default: from the recording's kernel version: 6.12 -> "
+                   "stock:6.12, newer -> stock)")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="also write a results directory (validate.json, metrics.parquet, the "
+                   "simulated /proc files per snapshot) for `spbsim report`")
+@click.option("--json", "as_json", is_flag=True,
+              help="print the whole result as JSON on stdout (the summary line goes to stderr)")
+@click.option("--check", is_flag=True, help="run the DEBUG_VM checker at every snapshot (slow)")
+@click.option("--max-lines", default=None, type=int, help="stop after this many trace lines")
+@click.option("--fail-on-miss", is_flag=True,
+              help="exit with status 1 when a snapshot misses a target")
+@click.option("--memory", default=None, help="RAM size, only if the recording has no zoneinfo")
+@click.option("--low-memory", default=None, help="RAM below 4G, only if the recording has no "
+                                                 "zoneinfo")
+@click.option("--cpus", default=None, type=int, help="CPUs, only if the recording does not say")
+def validate(recording, policy, out_dir, as_json, check, max_lines, fail_on_miss, memory,
+             low_memory, cpus):
+    """Replay RECORDING's request stream through the simulated allocator and
+    compare it with the kernel's snapshots, per zone, against the fidelity
+    targets (docs/validate.md).
+
+    RECORDING is a directory with trace.txt[.xz|.zst|.gz], snapshots/
+    (index.tsv and one folder of /proc files per snapshot) and optionally
+    manifest.json and facts/, as `spbsim record` writes it.  The machine
+    (zones, CPUs, kernel version) is read from the recording.
+    """
+    import json as _json
+
+    from .policy import policy_overrides
+    from .trace import validate as V
+    if policy is not None:
+        policy_overrides(policy)
+    _note_first_compile()
+    out = V.validate(recording, policy=policy, memory=memory, low_memory=low_memory, cpus=cpus,
+                     max_lines=max_lines, progress=sys.stderr.isatty(), check=check,
+                     detail=out_dir is not None)
+    for line in out["notes"]:
+        click.echo(line, err=True)
+    summary = V.format_summary(out)
+    if as_json:
+        from .results import _json_default
+        click.echo(_json.dumps(V.jsonable(out), indent=1, default=_json_default))
+        click.echo(summary, err=True)
+    else:
+        click.echo(V.format_table(out), nl=False)
+        click.echo(summary)
+    if out_dir is not None:
+        V.write_results(out, out_dir)
+        click.echo(f"results in {out_dir}/ (spbsim report {out_dir} draws the figures)",
+                   err=True)
+    if fail_on_miss and out["summary"]["within_targets"] < out["summary"]["snapshots"]:
+        sys.exit(1)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True,
+                               "allow_interspersed_args": False})
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="recording directory (default rec-<date>-<time>)")
+@click.option("--snapshot-every", default="2s", show_default=True,
+              help="period of the /proc snapshots while COMMAND runs")
+@click.option("--kpageflags", is_flag=True,
+              help="also dump /proc/kpageflags at the start and end snapshots (compressed; "
+                   "recommended: validate places reserved pages and classifies the memory in "
+                   "use at the start with it)")
+@click.option("--buffer-kb", default=65536, show_default=True, type=int,
+              help="ftrace ring buffer per CPU (KiB)")
+@click.option("--compress", type=click.Choice(["xz", "zst"]), default="zst", show_default=True,
+              help="trace compression")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED, required=True)
+def record(out_dir, snapshot_every, kpageflags, buffer_kb, compress, command):
+    """Record a recording `spbsim validate` reads, on this Linux host, while
+    COMMAND runs (as root, with tracefs):  spbsim record -- COMMAND ARGS...
+
+    Enables the kmem (and compaction, vmscan, migrate, oom) events, snapshots
+    /proc/buddyinfo, pagetypeinfo, zoneinfo, vmstat and meminfo at the start,
+    every --snapshot-every and at the end (with oracle_snap_begin/end markers
+    in the trace), streams trace_pipe to trace.txt.zst (or .xz) and writes
+    manifest.json and facts/.  The tracing state is restored afterwards, also
+    on Ctrl-C.  The exit status is COMMAND's.
+    """
+    from .trace import record as R
+    rc = R.record(list(command), out_dir=out_dir, snapshot_every=snapshot_every,
+                  kpageflags=kpageflags, buffer_kb=buffer_kb, compress=compress,
+                  echo=lambda s: click.echo(s, err=True))
+    sys.exit(rc)
 
 
 @cli.command()

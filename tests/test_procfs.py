@@ -526,3 +526,46 @@ def test_pagetypeinfo_two_nodes():
     assert p["node"] == 1 and p["block_count"].tolist() == [[1, 7]]
     assert render_pagetypeinfo(p["zone_names"], p["free_count"], p["block_count"],
                                p["mt_names"], node=1) == two[len(PTI):]
+
+
+_ZONEINFO_618 = """Node 0, zone      DMA
+  pages free     3840
+        boost    0
+        min      16
+        low      20
+        high     24
+        promo    28
+        spanned  4095
+        present  3998
+        managed  3840
+        cma      0
+        protection: (0, 3019, 14539, 14539, 14539)
+      nr_free_pages 3840
+  pagesets
+    cpu: 0
+              count:    0
+              high:     0
+              batch:    1
+              high_min: 10
+              high_max: 240
+  vm stats threshold: 4
+    cpu: 1
+              count:    7
+              high:     0
+              batch:    1
+              high_min: 10
+              high_max: 240
+  vm stats threshold: 4
+  node_unreclaimable:  0
+  start_pfn:           1
+"""
+
+
+def test_zoneinfo_pagesets_with_high_min_max():
+    """Newer kernels (6.18) print high_min/high_max per cpu, aligned wider."""
+    zi = parse_zoneinfo(_ZONEINFO_618, "zoneinfo")
+    assert zi["DMA"]["pagesets"][1] == {"cpu": 1, "count": 7, "high": 0, "batch": 1,
+                                        "high_min": 10, "high_max": 240, "stat_threshold": 4}
+    assert render_zoneinfo(zi) == _ZONEINFO_618
+    with pytest.raises(ProcFormatError, match=r"zoneinfo:20: expected 'high_max: N'"):
+        parse_zoneinfo(_ZONEINFO_618.replace("high_max: 240", "high_min: 240", 1), "zoneinfo")

@@ -350,6 +350,27 @@ def test_fill_to_start_snapshot(tmp_path):
         replay_whatif(t, SMALL, fill="bogus")
 
 
+def test_fill_mix_ignores_pages_the_simulated_zone_lacks(tmp_path):
+    """Real pages in a simulated hole (memory a deferred-init kernel had not
+    initialised: kpageflags 0, i.e. 'other') do not make the fill GFP_KERNEL."""
+    from spbsim.trace.kpageflags import KPF_LRU
+    kw = dict(SMALL, holes=[(str((4 << 30) + (256 << 20)), "256M")])
+    flags = np.zeros(0x120000, np.uint64)
+    flags[0x100000:0x110000] = 1 << KPF_LRU        # Normal: movable, then the hole: 0
+    d = _snapshots_dir(tmp_path, flags)
+    m0 = Machine(**kw)
+    lines = []
+    for i, name in enumerate(m0.zone_names()):
+        z = m0.populated_zones()[i]
+        row = (m0.mem.nr_free[z] // 2).tolist()
+        lines.append(f"Node 0, zone {name:>8} " + "".join(f"{v:>7}" for v in row) + " \n")
+    (d / "0001-start" / "buddyinfo").write_text("".join(lines))
+    t = write_trace(tmp_path / "trace.txt", [
+        ("a", 0x100, 0), ("mark", "oracle_snap_end seq=1 tag=start"), ("f", 0x100, 0)])
+    r = replay_whatif(t, kw, check=True, start="prefill")
+    assert set(r["fill"]["zones"]["Normal"]["by_gfp"]) == {"GFP_HIGHUSER_MOVABLE"}
+
+
 # ---------------------------------------------------------------------------
 # replay
 # ---------------------------------------------------------------------------
@@ -377,11 +398,24 @@ def test_replay_counts_and_state(tmp_path):
 
 
 def test_given_machine_and_bad_pfn(tmp_path):
+    """A pfn outside the machine's zones stops the replay naming file, line and
+    field; with pfn_ranges=None it is only counted."""
     t = write_trace(tmp_path / "t.txt", [("a", 0x100, 0), ("a", 1 << 40, 0), ("f", 0x100, 0)])
+    with pytest.raises(TraceFormatError, match=r"t\.txt:4: mm_page_alloc: field 'pfn': "
+                                               r"pfn 0x10000000000 order 0 lies outside"):
+        replay_whatif(t, Machine(**SMALL), prefill=False)
     m = Machine(**SMALL)
-    r = replay_whatif(t, m, prefill=False, check=True)
+    r = replay_whatif(t, m, prefill=False, check=True, pfn_ranges=None)
     assert r["machine"] is m
     assert r["allocs"] == 1 and r["pairing"]["bad_events"] == 1
+
+
+def test_order_above_max_page_order_is_refused(tmp_path):
+    t = write_trace(tmp_path / "t.txt", [("a", 0x100, 0), ("f", 0x100, 0), ("a", 0x800, 11)])
+    for ranges in ("machine", None):
+        with pytest.raises(TraceFormatError, match=r"t\.txt:5: mm_page_alloc: field 'order': "
+                                                   r"order 11 is above MAX_PAGE_ORDER 10"):
+            replay_whatif(t, SMALL, prefill=False, pfn_ranges=ranges)
 
 
 def test_free_of_failed_allocation_is_skipped(tmp_path):
@@ -391,7 +425,8 @@ def test_free_of_failed_allocation_is_skipped(tmp_path):
     ev = [("a", (0x10 + i) << 10, 10, "GFP_NOWAIT") for i in range(n)]
     ev += [("f", (0x10 + i) << 10, 10) for i in range(n)]
     t = write_trace(tmp_path / "t.txt", ev)
-    r = replay_whatif(t, SMALL, prefill=False, check=True)
+    # the traced blocks would not fit a 1 GiB machine: unchecked pfns
+    r = replay_whatif(t, SMALL, prefill=False, check=True, pfn_ranges=None)
     fails = r["sim_failures_by_order"][10]
     assert fails > 0 and r["alloc_ok"] == n - fails
     assert r["frees"]["skipped"] == fails and r["frees"]["done"] == n - fails
@@ -505,13 +540,13 @@ def test_two_passes_without_cache(tmp_path):
 
 def test_checksum_same_requests_across_versions(tmp_path):
     ev = [("a", 0x100 + 4 * i, i % 3, "GFP_HIGHUSER_MOVABLE") for i in range(500)]
-    ev += [("f", 0x100 + 4 * i, i % 3) for i in range(0, 500, 3)] + [("f", 0x90000, 1)]
+    ev += [("f", 0x100 + 4 * i, i % 3) for i in range(0, 500, 3)] + [("f", 0x10000, 1)]
     t = write_trace(tmp_path / "t.txt", ev)
     r612 = replay_whatif(t, dict(SMALL, version="6.12"))
     rrec = replay_whatif(t, dict(SMALL, version="recent"))
     rdef = replay_whatif(t, dict(SMALL, version="recent", defrag_mode=True))
     assert r612["checksum"] == rrec["checksum"] == rdef["checksum"]
-    t2 = write_trace(tmp_path / "t2.txt", ev[:-1] + [("f", 0x90000, 2)])
+    t2 = write_trace(tmp_path / "t2.txt", ev[:-1] + [("f", 0x10000, 2)])
     assert replay_whatif(t2, SMALL)["checksum"] != r612["checksum"]
 
 

@@ -282,7 +282,8 @@ def render_zoneinfo(zones: Mapping[str, Mapping], node: int = 0) -> str:
     ``free``, the ``ZONEINFO_WMARK_KEYS`` (min/low/high/promo include the boost),
     ``protection`` (lowmem_reserve list) and, for a populated zone, ``stats``
     (zone then NUMA vmstat items, name -> value), ``pagesets`` (list of dicts
-    ``cpu, count, high, batch`` and optionally ``stat_threshold``),
+    ``cpu, count, high, batch``, optionally ``high_min, high_max`` (printed
+    by newer kernels, 6.18) and ``stat_threshold``),
     ``node_unreclaimable`` (default 0) and ``start_pfn``; ``node_stats`` (name ->
     value) on the node's first populated zone.  A zone is printed as unpopulated
     (ending after ``protection``) when it has no ``start_pfn``.
@@ -313,11 +314,21 @@ def render_zoneinfo(zones: Mapping[str, Mapping], node: int = 0) -> str:
         out.extend("\n      %-12s %lu" % (k, _ul(v)) for k, v in (z.get("stats") or {}).items())
         out.append("\n  pagesets")
         for pcp in z.get("pagesets") or ():
-            out.append("\n    cpu: %i"
-                       "\n              count: %i"
-                       "\n              high:  %i"
-                       "\n              batch: %i"
-                       % (pcp["cpu"], pcp["count"], pcp["high"], pcp["batch"]))
+            if pcp.get("high_min") is not None:     # newer kernels (6.18)
+                out.append("\n    cpu: %i"
+                           "\n              count:    %i"
+                           "\n              high:     %i"
+                           "\n              batch:    %i"
+                           "\n              high_min: %i"
+                           "\n              high_max: %i"
+                           % (pcp["cpu"], pcp["count"], pcp["high"], pcp["batch"],
+                              pcp["high_min"], pcp["high_max"]))
+            else:
+                out.append("\n    cpu: %i"
+                           "\n              count: %i"
+                           "\n              high:  %i"
+                           "\n              batch: %i"
+                           % (pcp["cpu"], pcp["count"], pcp["high"], pcp["batch"]))
             if pcp.get("stat_threshold") is not None:
                 out.append("\n  vm stats threshold: %d" % pcp["stat_threshold"])
         out.append("\n  node_unreclaimable:  %u" % int(z.get("node_unreclaimable", 0)))
@@ -615,7 +626,9 @@ _ZI_STAT = re.compile(r"      (\S+) +(\d+)")
 _ZI_WMARK = re.compile(r"        (\S+) +(\d+)")
 _ZI_PROT = re.compile(r"        protection: \((-?\d+(?:, -?\d+)*)\)")
 _ZI_CPU = re.compile(r"    cpu: (\d+)")
-_ZI_PCP = re.compile(r"              (count|high|batch): +(-?\d+)")
+_ZI_PCP = re.compile(r"              (count|high|batch|high_min|high_max): +(-?\d+)")
+#: pageset lines in order; high_min/high_max are printed by newer kernels (6.18)
+_ZI_PCP_KEYS = ("count", "high", "batch", "high_min", "high_max")
 _ZI_THRESH = re.compile(r"  vm stats threshold: (-?\d+)")
 _ZI_TAIL = re.compile(r"  (node_unreclaimable|start_pfn): +(\d+)")
 
@@ -696,14 +709,16 @@ def parse_zoneinfo(text: str, source: str = "<string>", node: int | None = None)
             state = "pcp"
         elif (m := _ZI_PCP.fullmatch(line)):
             pcp = z["pagesets"][-1] if state == "pcp" else None
-            want = ("count", "high", "batch")[len(pcp) - 1] if pcp and len(pcp) < 4 else None
+            want = _ZI_PCP_KEYS[len(pcp) - 1] if pcp and len(pcp) < 6 \
+                and "stat_threshold" not in pcp else None
             if m.group(1) != want:
                 raise bad(f"'{want}: N' of the current cpu" if want else "count/high/batch "
                           "after '    cpu: N'")
             pcp[want] = int(m.group(2))
         elif (m := _ZI_THRESH.fullmatch(line)):
-            if state != "pcp" or len(z["pagesets"][-1]) != 4:
-                raise bad("'  vm stats threshold: N' after a cpu's count/high/batch")
+            if state != "pcp" or len(z["pagesets"][-1]) not in (4, 6):
+                raise bad("'  vm stats threshold: N' after a cpu's count/high/batch"
+                          "[/high_min/high_max]")
             z["pagesets"][-1]["stat_threshold"] = int(m.group(1))
         elif (m := _ZI_TAIL.fullmatch(line)):
             key = m.group(1)

@@ -1,8 +1,9 @@
 """One self-contained ``report.html`` for a results directory.
 
 ``write_report(dir)`` accepts the results directory of one run (it has
-``summary.json``) or a comparison directory written by ``run_compare`` (it
-has ``compare.json`` and one results directory per policy and seed).  The
+``summary.json``), a comparison directory written by ``run_compare`` (it
+has ``compare.json`` and one results directory per policy and seed) or a
+``spbsim validate --out`` directory (``validate.json``; spbsim.report.validation).  The
 figures are also written to ``dir/figures/`` (PNG and SVG) and embedded in
 the page as base64 PNG; when a run saved pageblock snapshots
 (``pageblocks_series.npz``) the animated pageblock map is written as
@@ -150,6 +151,9 @@ def write_figures(d, animation=True):
     d = os.fspath(d)
     _check_dir(d)
     fd = os.path.join(d, FIG_DIR)
+    from .validation import is_validate_dir, validate_figures
+    if is_validate_dir(d):
+        return validate_figures(d)
     if _is_compare_dir(d):
         meta, runs = _load_compare(d)
         return _compare_figures(fd, meta, runs, animation)
@@ -334,6 +338,9 @@ def write_report(d, animation=True):
 
 
 def _write_report(d, animation):
+    from .validation import is_validate_dir, write_validate_report
+    if is_validate_dir(d):
+        return write_validate_report(d)
     if _is_compare_dir(d):
         meta, runs = _load_compare(d)
         figs = _compare_figures(os.path.join(d, FIG_DIR), meta, runs, animation)

@@ -121,6 +121,10 @@ real snapshot files (:func:`compare_snapshots`, :func:`format_table`).
 ``blocks_ge9`` counts free 2 MiB units: sum over orders o >= 9 of
 nr_free[o] << (o - 9).
 
+Refused input: a kmem line with an order above MAX_PAGE_ORDER, or whose
+pages lie outside every zone of the machine (``pfn_ranges``), stops the
+replay with a TraceFormatError naming the file, line and field.
+
 Streaming: the trace is read in TraceReader batches; the pairing tables are
 numpy arrays indexed by traced pfn (grown to the largest pfn seen) and by id.
 """
@@ -128,6 +132,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
 import time
@@ -149,7 +154,8 @@ from spbsim.trace.ftrace import (MM_PAGE_ALLOC, MM_PAGE_FREE, OTHER_EVENT,
 __all__ = ["replay_whatif", "request_stream", "compare_snapshots", "format_table", "main",
            "OP_DTYPE", "OP_ALLOC", "OP_FREE", "OP_SPLIT", "OP_UNPAIRED",
            "PAIR_COUNTERS", "OWNER_TRACE", "OWNER_PREFILL", "OWNER_FILL", "free_pages_blocks_ge",
-           "UF_PRETRACE", "UF_MIGRATED", "OP_MIGRATED", "OP_ADOPT"]
+           "UF_PRETRACE", "UF_MIGRATED", "OP_MIGRATED", "OP_ADOPT", "zone_pfn_ranges",
+           "refuse_bad_events"]
 
 #: op kinds of the request stream
 OP_ALLOC, OP_FREE, OP_SPLIT, OP_UNPAIRED, OP_MIGRATED, OP_ADOPT = 0, 1, 2, 3, 4, 5
@@ -679,8 +685,10 @@ class _Stream:
 
     def __init__(self, trace_path, *, lenient, progress, max_lines, snapshot_every_s,
                  start_free=None, migrations="keep", daemons_every_s=None,
-                 batch_size=1 << 16, touch=None):
+                 batch_size=1 << 16, pfn_ranges=None, trace_cpus=None, touch=None):
         self.trace_path = trace_path
+        self.pfn_ranges = pfn_ranges
+        self.trace_cpus = trace_cpus
         self.kw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
                        batch_size=batch_size, keep_other=True)
         self.every = snapshot_every_s
@@ -750,6 +758,7 @@ class _Stream:
             if not len(ev):
                 continue
             kinds = ev["kind"]
+            refuse_bad_events(ev, self.trace_path, self.pfn_ranges, self.trace_cpus)
             sel = np.flatnonzero((kinds == MM_PAGE_ALLOC) | (kinds == MM_PAGE_FREE))
             cuts = []          # (event index in batch, info)
             start_at = None
@@ -835,7 +844,8 @@ def _start_kpageflags(trace_path, snapshots_dir):
         return None
     for s in read_index(d):
         if s["tag"] == "start":
-            for name in ("kpageflags.bin.xz", "kpageflags.bin", "kpageflags"):
+            for name in ("kpageflags.bin.xz", "kpageflags.bin.zst", "kpageflags.bin.gz",
+                         "kpageflags.bin", "kpageflags"):
                 if (s["dir"] / name).exists():
                     return s["dir"] / name
     return None
@@ -926,6 +936,18 @@ def _interleave(counts):
     return keys[np.argsort(pos, kind="stable")]
 
 
+def _zone_pages(m, z, s, e):
+    """Per pfn in [s, e): the simulated zone ``z`` has a page there (not a
+    hole).  Real pages the simulated zone lacks (memory a kernel with
+    deferred struct page init had not initialised, kpageflags 0) must not
+    weigh in the fill's gfp mix."""
+    if e <= s:
+        return np.zeros(0, bool)
+    pb = np.arange(s >> pageblock_order, ((e - 1) >> pageblock_order) + 1)
+    ok = np.asarray(m.pb_zone)[pb] == z
+    return np.repeat(ok, 1 << pageblock_order)[s - (pb[0] << pageblock_order):][:e - s]
+
+
 def _fill_to_start(machine, real, cls, touched):
     """Allocate never-freed order-0 pages zone by zone (highest first) until
     the simulated free + per-cpu pages match the real start snapshot's.  The
@@ -958,7 +980,8 @@ def _fill_to_start(machine, real, cls, touched):
             t = np.zeros(len(c), np.uint8)
             k = max(min(len(touched), e) - s, 0)
             t[:k] = touched[s:s + k]
-            perm = c[(t == 0) & ~np.isin(c, [PC_FREE, PC_NOPAGE, PC_RESERVED])]
+            perm = c[(t == 0) & _zone_pages(m, z, s, e)
+                     & ~np.isin(c, [PC_FREE, PC_NOPAGE, PC_RESERVED])]
             mov = int((perm == PC_MOVABLE).sum())
             slab = int((perm == PC_SLAB).sum())
             share = np.array([mov, slab, len(perm) - mov - slab], np.int64)
@@ -977,6 +1000,70 @@ def _fill_to_start(machine, real, cls, touched):
 
 # ---------------------------------------------------------------- helpers
 
+def zone_pfn_ranges(machine_kwargs):
+    """[(zone name, first pfn, end pfn)] of the populated zones of the machine
+    that ``machine_kwargs`` (a dict of Machine parameters, or a Machine)
+    describes: the pfns a trace replayed on it may name."""
+    from spbsim.machine import Machine
+    from spbsim.mm.const import MAX_NR_ZONES, ZONE_NAMES
+    from spbsim.mm.geometry import build_geometry
+    if isinstance(machine_kwargs, Machine):
+        g = machine_kwargs.geometry
+    else:
+        kw = dict(machine_kwargs or {})
+        g = build_geometry(**{k: kw[k] for k in ("memory", "low_memory", "kernel_image",
+                                                  "memmap_bytes_per_page", "firmware_reserved",
+                                                  "holes", "reserved") if k in kw})
+    return [(ZONE_NAMES[z], int(g.zone_start[z]), int(g.zone_end[z]))
+            for z in range(MAX_NR_ZONES) if g.zone_end[z] > g.zone_start[z]]
+
+
+def refuse_bad_events(ev, trace_path, pfn_ranges=None, cpus=None):
+    """Raise TraceFormatError (file:line: event: field) for the first kmem row
+    of a batch whose order is above MAX_PAGE_ORDER or, with ``pfn_ranges``
+    [(zone, first pfn, end pfn)], whose pages lie outside every zone, or,
+    with ``cpus``, that ran on a CPU >= cpus.  Failed allocations (no page)
+    are not checked."""
+    from spbsim.trace.ftrace import KIND_NAMES, KMEM_KINDS, TraceFormatError
+    kinds = ev["kind"]
+    rows = np.flatnonzero((kinds <= max(KMEM_KINDS)) & ~ev["failed"])
+    if not len(rows):
+        return
+    if cpus is not None:
+        over = np.flatnonzero(ev["cpu"][rows] >= cpus)
+        if len(over):
+            j = int(rows[over[0]])
+            raise TraceFormatError(os.fspath(trace_path), int(ev["line"][j]),
+                                   KIND_NAMES[int(kinds[j])], "cpu",
+                                   f"CPU {int(ev['cpu'][j])}, but the machine has {cpus} "
+                                   f"CPUs: a trace from another machine?")
+    order = ev["order"][rows].astype(np.int64)
+    bad = np.flatnonzero(order > MAX_PAGE_ORDER)
+    first = int(rows[bad[0]]) if len(bad) else None
+    if pfn_ranges:
+        starts = np.array([r[1] for r in pfn_ranges], np.int64)
+        ends = np.array([r[2] for r in pfn_ranges], np.int64)
+        o = np.clip(order, 0, MAX_PAGE_ORDER)
+        pfn = ev["pfn"][rows]
+        k = np.argsort(starts)
+        i = np.searchsorted(starts[k], pfn, "right") - 1
+        ok = (i >= 0) & (pfn + (np.int64(1) << o) <= ends[k][np.maximum(i, 0)])
+        out = np.flatnonzero(~ok)
+        if len(out) and (first is None or rows[out[0]] < first):
+            j = int(rows[out[0]])
+            zones = ", ".join(f"{n} [{a:#x}, {b:#x})" for n, a, b in pfn_ranges)
+            raise TraceFormatError(os.fspath(trace_path), int(ev["line"][j]),
+                                   KIND_NAMES[int(kinds[j])], "pfn",
+                                   f"pfn {int(ev['pfn'][j]):#x} order {int(ev['order'][j])} "
+                                   f"lies outside every zone of the machine ({zones}): a trace "
+                                   f"from another machine (size)?")
+    if first is not None:
+        raise TraceFormatError(os.fspath(trace_path), int(ev["line"][first]),
+                               KIND_NAMES[int(kinds[first])], "order",
+                               f"order {int(ev['order'][first])} is above MAX_PAGE_ORDER "
+                               f"{MAX_PAGE_ORDER}")
+
+
 def free_pages_blocks_ge(nr_free, order=pageblock_order):
     """(free pages, free 2^order units in buddies of order >= ``order``) per row
     of an nr_free [zone, order] table."""
@@ -988,17 +1075,35 @@ def free_pages_blocks_ge(nr_free, order=pageblock_order):
     return pages, blocks
 
 
-def _snapshot(machine, info):
+def _snapshot(machine, info, fail_by_order=None, detail=False):
+    """The simulated state at a snapshot: buddyinfo text; per zone free pages,
+    free 2 MiB units in buddies of order >= 9, per-cpu list pages, nr_free by
+    order and pageblocks per migratetype ("Number of blocks type"); the
+    traced allocations the simulator failed so far, by order; vmstat
+    oom_kill.  ``detail``: also the whole vmstat and the simulated /proc
+    files (buddyinfo, pagetypeinfo, zoneinfo, vmstat)."""
+    from spbsim.mm.const import MIGRATETYPE_NAMES
     zs = machine.populated_zones()
     nr = machine.mem.nr_free[zs]
     pages, blocks = free_pages_blocks_ge(nr)
     out = dict(info)
     out["buddyinfo"] = machine.buddyinfo()
     pcp = machine.mem.pcp[zs, :, PCP_COUNT].sum(1)
+    bc = machine.block_counts()
     out["zones"] = {name: {"free_pages": int(pages[i]), "blocks_ge9": int(blocks[i]),
-                           "pcp_pages": int(pcp[i])}
+                           "pcp_pages": int(pcp[i]), "nr_free": nr[i].tolist(),
+                           "pageblocks": {mt: int(bc[i, t]) for t, mt in
+                                          enumerate(MIGRATETYPE_NAMES)}}
                     for i, name in enumerate(machine.zone_names())}
     out["sim_alloc_failures"] = int(machine.mem.sim[_SIM_FAIL])
+    if fail_by_order is not None:
+        out["sim_failures_by_order"] = [int(x) for x in fail_by_order]
+    vm = machine.vmstat_counters()
+    out["oom_kill"] = int(vm.get("oom_kill", 0))
+    if detail:
+        out["vmstat"] = vm
+        out["proc"] = {"buddyinfo": out["buddyinfo"], "pagetypeinfo": machine.pagetypeinfo(),
+                       "zoneinfo": machine.zoneinfo(), "vmstat": machine.vmstat()}
     return out
 
 
@@ -1030,7 +1135,8 @@ def _make_machine(machine_kwargs, obj_capacity):
 def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, progress=False,
                   max_lines=None, snapshot_every_s=None, snapshots_dir=None,
                   migrations="keep", fill="start", daemons_every_s=None,
-                  cache_bytes=512 << 20, check=False, start="auto", daemons=None,
+                  cache_bytes=512 << 20, check=False, pfn_ranges="machine",
+                  snapshot_detail=False, trace_cpus=None, start="auto", daemons=None,
                   manifest=None) -> dict:
     """Replay a trace's request stream through a fresh simulated machine.
 
@@ -1052,6 +1158,12 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     ``cache_bytes``: with pre-fill, keep the first pass's ops in memory up to
     this size instead of parsing the trace twice.  ``check``: run the
     DEBUG_VM checker at every snapshot and at the end (raises on a violation).
+    ``pfn_ranges``: [(zone, first pfn, end pfn)] the trace's pages must lie in
+    (default "machine": the simulated machine's zones; None: not checked); a
+    kmem line outside them, or with an order above MAX_PAGE_ORDER, raises
+    TraceFormatError naming the file, line and field; so does one on a CPU
+    >= ``trace_cpus`` (default None: not checked).  ``snapshot_detail``:
+    snapshots also hold the whole vmstat and the simulated /proc files.
 
     Returns a dict: ``allocs`` (traced allocations replayed), ``alloc_ok``,
     ``sim_failures_by_order`` (traced allocations the simulator failed, per
@@ -1063,8 +1175,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     {events, pieces, done, skipped}, ``prefill`` {mode, blocks, pages,
     not_prefilled, by_gfp, failed_by_order}, ``pairing`` (all pairing
     counters), ``replay`` (all replay counters), ``snapshots`` (seq, tag, ts,
-    line, buddyinfo text, zones -> free_pages, blocks_ge9, pcp_pages;
-    sim_alloc_failures so far), ``checksum`` (SHA-256 of the request stream
+    line, buddyinfo text, zones -> free_pages, blocks_ge9, pcp_pages, nr_free,
+    pageblocks; sim_alloc_failures and sim_failures_by_order so far, oom_kill), ``checksum`` (SHA-256 of the request stream
     incl. pre-fill), ``trace`` (lines, event counts, lenient errors),
     ``passes`` (times the text was read), ``seconds``, ``machine`` (the final
     Machine), ``vmstat`` and ``sim`` (its counters).
@@ -1085,7 +1197,9 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                                   snapshots_dir=snapshots_dir, migrations=migrations,
                                   cache_bytes=cache_bytes, check=check,
                                   daemons=True if daemons is None else bool(daemons),
-                                  manifest=manifest, t0=t0)
+                                  manifest=manifest, pfn_ranges=pfn_ranges,
+                                  snapshot_detail=snapshot_detail, trace_cpus=trace_cpus,
+                                  t0=t0)
     if start == "snapshot":
         raise SpbsimError(f"start='snapshot': no start snapshot with kpageflags beside "
                           f"{trace_path}")
@@ -1117,7 +1231,9 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     passes = 1
     skw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
                snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations,
-               daemons_every_s=daemons_every_s)
+               daemons_every_s=daemons_every_s,
+               pfn_ranges=(zone_pfn_ranges(machine_kwargs) if pfn_ranges == "machine"
+                           else pfn_ranges), trace_cpus=trace_cpus)
     stream = _Stream(trace_path, **skw)
     _background = background
 
@@ -1145,7 +1261,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                 if fill_state["pending"] is not None and info["tag"] == "start" \
                         and info["seq"] is not None:
                     do_fill(machine, f"start marker (line {info['line']})")
-                snaps.append(_snapshot(machine, info))
+                snaps.append(_snapshot(machine, info, fail_by_order, snapshot_detail))
                 if check:
                     machine.check()
 
@@ -1256,9 +1372,13 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
 
 def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lines,
                        snapshot_every_s, snapshots_dir, migrations, cache_bytes, check,
-                       daemons, manifest, t0):
+                       daemons, manifest, pfn_ranges, snapshot_detail, trace_cpus, t0):
     """replay_whatif(start="snapshot"): the stream after the start snapshot's
-    end marker, from the state the kernel had then (spbsim.trace.start)."""
+    end marker, from the state the kernel had then (spbsim.trace.start).
+    ``machine_kwargs``: a Machine with the recording's geometry (as
+    spbsim.trace.validate builds it), or Machine keywords whose sizes are
+    used only when the recording's manifest has none."""
+    from spbsim.machine import Machine
     from spbsim.mm.gfp import gfp_migratetype
     from spbsim.trace import start as S
     from spbsim.trace.kpageflags import load_kpageflags
@@ -1275,8 +1395,23 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
     h.update(f"whatif-v2 start=snapshot migrations={migrations}".encode())
     touch = {"seen": np.zeros(len(flags), np.uint8), "start_free": start_free,
              "out": np.zeros((1 << 16, 6), np.int64), "n": 0}
+    if isinstance(machine_kwargs, Machine):
+        machine = machine_kwargs
+        machine.mem.cfg[CFG["migrate_untracked"]] = 1
+    else:
+        kw = {k: v for k, v in dict(machine_kwargs or {}).items()
+              if k not in ("memory", "low_memory", "cpus", "obj_capacity", "piece_capacity")}
+        mach = manifest.get("machine", {})
+        size = {} if "ram_mb" in mach else {k: machine_kwargs[k] for k in ("memory", "low_memory")
+                                             if k in (machine_kwargs or {})}
+        if "vcpus" not in mach and "cpus" in (machine_kwargs or {}):
+            size["cpus"] = machine_kwargs["cpus"]
+        machine = S.recording_machine(manifest, flags, **size, **kw)
+    if pfn_ranges == "machine":
+        pfn_ranges = zone_pfn_ranges(machine)
     skw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
-               snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations)
+               snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations,
+               pfn_ranges=pfn_ranges, trace_cpus=trace_cpus)
     stream = _Stream(trace_path, touch=touch, **skw)
 
     # pass 1: the stream, the start cut, what is live there, its unpaired frees
@@ -1335,15 +1470,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
         h.update(np.ascontiguousarray(a).tobytes())
     pcp_rows = touch["out"][:touch["n"]]
 
-    kw = {k: v for k, v in dict(machine_kwargs or {}).items()
-          if k not in ("memory", "low_memory", "cpus", "obj_capacity", "piece_capacity")}
-    mach = manifest.get("machine", {})
-    size = {} if "ram_mb" in mach else {k: machine_kwargs[k] for k in ("memory", "low_memory")
-                                         if k in (machine_kwargs or {})}
-    if "vcpus" not in mach and "cpus" in (machine_kwargs or {}):
-        size["cpus"] = machine_kwargs["cpus"]
-    machine = S.recording_machine(manifest, flags, obj_capacity=nprefill + pairer.ids_used,
-                                  **size, **kw)
+    _ensure_obj_capacity(machine, nprefill + pairer.ids_used)
     res = np.zeros(len(RES_NAMES), np.int64)
     fail_by_order = np.zeros(NR_PAGE_ORDERS, np.int64)
     snaps = []
@@ -1377,7 +1504,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                             OWNER_TRACE, res, fail_by_order, daemons)
                 lo = cut
             if info is not None and "daemons" not in info:
-                snaps.append(_snapshot(machine, info))
+                snaps.append(_snapshot(machine, info, fail_by_order, snapshot_detail))
                 if check:
                     machine.check()
 
