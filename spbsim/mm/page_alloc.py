@@ -10,7 +10,7 @@ from .buddy import (pageblock_set_has, pcp_allowed_order, rmqueue_smallest,
 from .const import (ALLOC_HIGHATOMIC, ALLOC_KSWAPD, ALLOC_MIN_RESERVE,
                     ALLOC_NO_WATERMARKS, ALLOC_NOFRAGMENT, ALLOC_NON_BLOCK,
                     ALLOC_OOM, ALLOC_WMARK_LOW, ALLOC_NOFRAG_TAINTED_OK, ALLOC_SPB_ATOMIC,
-                    ALLOC_WMARK_MASK, ALLOC_WMARK_MIN, ALLOC_CPUSET,
+                    ALLOC_WMARK_MASK, ALLOC_WMARK_MIN, ALLOC_WMARK_HIGH, ALLOC_CPUSET, ALLOC_CMA,
                     MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, PAGE_ALLOC_COSTLY_ORDER, PG_head,
                     PG_lru, PG_MT_SHIFT,
                     RMQUEUE_NORMAL, ZONE_BELOW_HIGH,
@@ -23,15 +23,17 @@ from .gfp import (__GFP_HIGH as _GFP_HIGH,
                    __GFP_NOMEMALLOC as _GFP_NOMEMALLOC,
                    __GFP_IO as _GFP_IO,
                    __GFP_RETRY_MAYFAIL as _GFP_RETRY_MAYFAIL,
+                   __GFP_NOFAIL as _GFP_NOFAIL,
                    __GFP_NORETRY as _GFP_NORETRY,
                    __GFP_THISNODE as _GFP_THISNODE)
 from .jit import njit, njit_inline
 from .pcp import drain_all_pages, rmqueue_pcplist
-from .state import (CFG, CUR_CPU, SIMSTAT, VM_ALLOCSTALL, VM_PGALLOC, VMSTAT,
+from .state import (CFG, CUR_CPU, SIMSTAT, VM_ALLOCSTALL, VM_PGALLOC, VMSTAT, ZSTAT,
                     ZS_FLAGS, ZS_NR_FREE)
 from .tracepoint import EV_ALLOC, trace_event
 from .compaction import (COMPACT_DEFERRED, COMPACT_PRIO_ASYNC, COMPACT_PRIO_SYNC_FULL,
-                         COMPACT_PRIO_SYNC_LIGHT, COMPACT_SKIPPED, try_to_compact_pages)
+                         COMPACT_PRIO_SYNC_LIGHT, COMPACT_SKIPPED, COMPACT_SUCCESS,
+                         compaction_defer_reset, try_to_compact_pages)
 from .page_free import free_pages_call
 from .spb.alloc import spb_rmqueue_highatomic
 from .spb.relax import spb_atomic_relax_step, spb_gfp_alloc_flags
@@ -58,6 +60,9 @@ _VM_OOM = VMSTAT["oom_kill"]
 _VM_COMPACT_SUCCESS = VMSTAT["compact_success"]
 _VM_COMPACT_FAIL = VMSTAT["compact_fail"]
 _VM_COMPACT_STALL = VMSTAT["compact_stall"]
+_Z_BLOCKSKIP_FLUSH = ZSTAT["compact_blockskip_flush"]
+#: MAX_COMPACT_RETRIES (mm/page_alloc.c)
+MAX_COMPACT_RETRIES = 16
 
 
 # ---------------------------------------------------------------- rmqueue
@@ -196,95 +201,178 @@ def wake_all_kswapds(m, gfp, order, highest_zoneidx):
 
 
 @njit
-def should_reclaim_retry(m, order, highest_zoneidx, no_progress_loops):
-    """should_reclaim_retry(): give up after MAX_RECLAIM_RETRIES loops without
-    progress; else retry if some zone would pass its MIN mark at this order if
-    every reclaimable page were freed."""
-    if no_progress_loops > MAX_RECLAIM_RETRIES:
-        return False
+def should_reclaim_retry(m, order, highest_zoneidx, alloc_flags, mt, did_some_progress, loops):
+    """should_reclaim_retry(): count a loop without progress (costly orders
+    always count); give up after MAX_RECLAIM_RETRIES; else retry if some zone
+    would pass its MIN mark at this order were every reclaimable page freed.
+    Before giving up, the highatomic reserve is released (a successful
+    unreserve means retry).  Returns (retry, loops)."""
+    if did_some_progress and order <= PAGE_ALLOC_COSTLY_ORDER:
+        loops = 0
+    else:
+        loops += 1
+    ret = False
+    if loops <= MAX_RECLAIM_RETRIES:
+        reclaimable = zone_reclaimable_pages(m)
+        for z in range(highest_zoneidx, -1, -1):
+            if not populated_zone(m, z):
+                continue
+            avail = reclaimable + m.zstat[z, ZS_NR_FREE]
+            if zone_watermark_ok(m, z, order, wmark_pages(m, z, 0), highest_zoneidx,
+                                 alloc_flags, avail):
+                ret = True
+                break
+    if not ret:
+        ret = unreserve_highatomic_pageblock(m, highest_zoneidx, mt, True)
+    return ret, loops
+
+
+@njit
+def compaction_zonelist_suitable(m, order, highest_zoneidx):
+    """compaction_zonelist_suitable(): would compaction find order-0 targets in
+    some zone, counting a 1/order share of the reclaimable pages?"""
     reclaimable = zone_reclaimable_pages(m)
     for z in range(highest_zoneidx, -1, -1):
         if not populated_zone(m, z):
             continue
-        avail = reclaimable + m.zstat[z, ZS_NR_FREE]
-        if zone_watermark_ok(m, z, order, wmark_pages(m, z, 0), highest_zoneidx, 0, avail) \
-                or (order == 0 and avail > wmark_pages(m, z, 0)):
+        avail = reclaimable // order + m.zstat[z, ZS_NR_FREE]
+        if zone_watermark_ok(m, z, 0, wmark_pages(m, z, 0) + (2 << order), highest_zoneidx,
+                             ALLOC_CMA, avail):
             return True
     return False
 
 
 @njit
-def alloc_pages_slowpath(m, order, gfp, highest_zoneidx, mt, cpu):
-    """__alloc_pages_slowpath(), in the kernel's order of steps (§2.10):
+def should_compact_retry(m, order, highest_zoneidx, result, prio, retries):
+    """should_compact_retry(): after COMPACT_SKIPPED, retry if reclaim could
+    give compaction its targets; after COMPACT_SUCCESS (the page went to a
+    racing request) up to MAX_COMPACT_RETRIES times (a quarter for costly
+    orders); otherwise raise the priority, down to MIN_COMPACT_PRIORITY
+    (MIN_COMPACT_COSTLY_PRIORITY for costly orders).
+    Returns (retry, prio, retries)."""
+    if order == 0:
+        return False, prio, retries
+    if result == COMPACT_SKIPPED:
+        return compaction_zonelist_suitable(m, order, highest_zoneidx), prio, retries
+    if result == COMPACT_SUCCESS:
+        max_retries = MAX_COMPACT_RETRIES
+        if order > PAGE_ALLOC_COSTLY_ORDER:
+            max_retries //= 4
+        retries += 1
+        if retries <= max_retries:
+            return True, prio, retries
+    min_prio = COMPACT_PRIO_SYNC_LIGHT if order > PAGE_ALLOC_COSTLY_ORDER \
+        else COMPACT_PRIO_SYNC_FULL
+    if prio > min_prio:
+        return True, prio - 1, 0
+    return False, prio, retries
 
-    MIN watermark without NOFRAGMENT (reserves for atomic requests); initial
-    async direct compaction for costly or non-movable high orders; then the
-    retry loop: direct reclaim (unreserve highatomic and drain pcp if it did
-    not help), direct compaction, NORETRY/costly exits, should_reclaim_retry
-    with MAX_RECLAIM_RETRIES, a forced highatomic unreserve before giving up,
-    defrag_mode's last-resort NOFRAGMENT drop, and "OOM" (counted, the request
-    fails: no task is killed).
-    """
+
+@njit
+def alloc_pages_direct_reclaim(m, order, alloc_flags, highest_zoneidx, mt, cpu):
+    """__alloc_pages_direct_reclaim(): reclaim; only if that made progress, try
+    the free lists, then once more after releasing the highatomic reserve and
+    draining every pcp list.  Returns (pfn or -1, pages reclaimed)."""
+    progress = try_to_free_pages(m, order, highest_zoneidx, cpu)
+    if progress == 0:
+        return -1, progress
+    page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
+    if page < 0:
+        unreserve_highatomic_pageblock(m, highest_zoneidx, mt, False)
+        drain_all_pages(m)
+        page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
+    return page, progress
+
+
+@njit
+def alloc_pages_may_oom(m, order, gfp, highest_zoneidx, mt, cpu):
+    """__alloc_pages_may_oom(): one last try at the HIGH mark; then the OOM
+    killer, except for costly orders, __GFP_RETRY_MAYFAIL / __GFP_THISNODE
+    requests and requests that cannot use ZONE_NORMAL.  spbsim kills nothing:
+    the kill is counted (oom_kill) and the request fails.  Returns a pfn or -1."""
+    page = get_page_from_freelist_call(m, order, ALLOC_WMARK_HIGH | ALLOC_CPUSET,
+                                       highest_zoneidx, mt, cpu)
+    if page >= 0:
+        return page
+    if order > PAGE_ALLOC_COSTLY_ORDER:
+        return -1
+    if gfp & (_GFP_RETRY_MAYFAIL | _GFP_THISNODE):
+        return -1
+    if highest_zoneidx < ZONE_NORMAL:
+        return -1
+    m.vm[_VM_OOM] += 1
+    return -1
+
+
+@njit
+def alloc_pages_slowpath(m, order, gfp, highest_zoneidx, mt, cpu):
+    """__alloc_pages_slowpath() (v6.12), step by step: wake kswapd; the free
+    lists with the slow path's alloc_flags; the initial async compaction of
+    costly and non-movable high-order requests (and the __GFP_NORETRY THP
+    exits); then the retry loop: free lists, direct reclaim, direct
+    compaction, the NORETRY / costly exits, should_reclaim_retry,
+    should_compact_retry and the OOM killer (counted; the request then
+    fails, as no task is killed here).  The SPB allocator and
+    vm.defrag_mode add their last resorts before giving up; __GFP_NOFAIL
+    gets one ALLOC_MIN_RESERVE try where the kernel would loop."""
     m.sim[_SIM_SLOW] += 1
     alloc_flags = gfp_to_alloc_flags(m, gfp, order)
+    can_direct_reclaim = (gfp & _GFP_DIRECT_RECLAIM) != 0
+    costly = order > PAGE_ALLOC_COSTLY_ORDER
+    can_compact = (gfp & _GFP_IO) != 0 and m.cfg[_CFG_COMPACTION] != 0
+    prio = COMPACT_PRIO_SYNC_LIGHT                  # DEF_COMPACT_PRIORITY
+    result = COMPACT_SKIPPED
+    retries = 0
+    loops = 0
     if alloc_flags & ALLOC_KSWAPD:
         wake_all_kswapds(m, gfp, order, highest_zoneidx)
     page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
     if page >= 0:
         return page
-    can_direct_reclaim = (gfp & _GFP_DIRECT_RECLAIM) != 0
-    costly = order > PAGE_ALLOC_COSTLY_ORDER
-    compaction_allowed = (gfp & _GFP_IO) != 0 and m.cfg[_CFG_COMPACTION] != 0
-    if can_direct_reclaim and compaction_allowed and (costly or (order > 0 and mt != MIGRATE_MOVABLE)):
-        res, page = direct_compact(m, order, gfp, alloc_flags, highest_zoneidx, mt,
-                                   COMPACT_PRIO_ASYNC, cpu)
+    nopage = not can_direct_reclaim
+    if can_direct_reclaim and can_compact and (costly or (order > 0 and mt != MIGRATE_MOVABLE)):
+        result, page = direct_compact(m, order, gfp, alloc_flags, highest_zoneidx, mt,
+                                      COMPACT_PRIO_ASYNC, cpu)
         if page >= 0:
             return page
         if costly and (gfp & _GFP_NORETRY):
-            if res == COMPACT_SKIPPED or res == COMPACT_DEFERRED or (gfp & _GFP_THISNODE):
-                return -1
-    if not can_direct_reclaim:
-        return -1
-    no_progress_loops = 0
-    prio = COMPACT_PRIO_SYNC_LIGHT
-    m.vm[VM_ALLOCSTALL + preferred_zone(m, highest_zoneidx)] += 1
-    while True:
+            if result == COMPACT_SKIPPED or result == COMPACT_DEFERRED or (gfp & _GFP_THISNODE):
+                nopage = True
+            prio = COMPACT_PRIO_ASYNC               # INIT_COMPACT_PRIORITY
+    if not nopage:
+        m.vm[VM_ALLOCSTALL + preferred_zone(m, highest_zoneidx)] += 1
+    while not nopage:
         if alloc_flags & ALLOC_KSWAPD:
             wake_all_kswapds(m, gfp, order, highest_zoneidx)
-        # __alloc_pages_direct_reclaim()
-        progress = try_to_free_pages(m, order, highest_zoneidx, cpu)
         page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
         if page >= 0:
             return page
-        unreserve_highatomic_pageblock(m, highest_zoneidx, mt, False)
-        drain_all_pages(m)
-        page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
+        page, progress = alloc_pages_direct_reclaim(m, order, alloc_flags, highest_zoneidx,
+                                                    mt, cpu)
         if page >= 0:
             return page
-        # __alloc_pages_direct_compact()
-        res = COMPACT_SKIPPED
-        if compaction_allowed and order > 0:
-            res, page = direct_compact(m, order, gfp, alloc_flags, highest_zoneidx, mt, prio, cpu)
+        result = COMPACT_SKIPPED
+        if can_compact:
+            result, page = direct_compact(m, order, gfp, alloc_flags, highest_zoneidx, mt,
+                                          prio, cpu)
             if page >= 0:
                 return page
         if gfp & _GFP_NORETRY:
             break
-        if costly and (gfp & _GFP_RETRY_MAYFAIL) == 0:
+        if costly and (not can_compact or (gfp & _GFP_RETRY_MAYFAIL) == 0):
             break
-        if progress > 0 and not costly:
-            no_progress_loops = 0
-        else:
-            no_progress_loops += 1
-        if should_reclaim_retry(m, order, highest_zoneidx, no_progress_loops):
+        retry, loops = should_reclaim_retry(m, order, highest_zoneidx, alloc_flags, mt,
+                                            progress > 0, loops)
+        if retry:
             continue
-        if compaction_allowed and order > 0 and prio > COMPACT_PRIO_SYNC_FULL and not costly:
-            prio -= 1
-            continue
-        # should_reclaim_retry gave up: force the highatomic reserve free
-        if unreserve_highatomic_pageblock(m, highest_zoneidx, mt, True):
-            page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
-            if page >= 0:
-                return page
+        if progress > 0 and can_compact:
+            retry, prio, retries = should_compact_retry(m, order, highest_zoneidx, result,
+                                                        prio, retries)
+            if retry:
+                continue
+        page = alloc_pages_may_oom(m, order, gfp, highest_zoneidx, mt, cpu)
+        if page >= 0:
+            return page
         break
     if (alloc_flags & ALLOC_NOFRAGMENT) and m.cfg[_CFG_SPB] != 0 and mt != MIGRATE_MOVABLE:
         # SPB v1 24/45: two-phase targeted evacuation before the NOFRAGMENT drop
@@ -297,17 +385,20 @@ def alloc_pages_slowpath(m, order, gfp, highest_zoneidx, mt, cpu):
                                            highest_zoneidx, mt, cpu)
         if page >= 0:
             return page
-    if order <= PAGE_ALLOC_COSTLY_ORDER and (gfp & _GFP_NORETRY) == 0:
-        m.vm[_VM_OOM] += 1
+    if (gfp & _GFP_NOFAIL) and can_direct_reclaim:
+        # __alloc_pages_cpuset_fallback(ALLOC_MIN_RESERVE); the kernel would loop
+        return get_page_from_freelist_call(m, order, ALLOC_MIN_RESERVE, highest_zoneidx, mt, cpu)
     return -1
 
 
 @njit
 def direct_compact(m, order, gfp, alloc_flags, highest_zoneidx, mt, prio, cpu):
-    """__alloc_pages_direct_compact(): compact, then retry the free lists;
-    compact_success / compact_fail by whether that retry worked (the page is
-    handed back through the retry, capture is not modelled).
-    Returns (compact_result, pfn or -1)."""
+    """__alloc_pages_direct_compact(): nothing for order 0; compact, then retry
+    the free lists; compact_success / compact_fail by whether that retry
+    worked (capture is not modelled); a success clears the zone's compaction
+    deferral and its pending skip-bit flush.  Returns (compact_result, pfn or -1)."""
+    if order == 0:
+        return COMPACT_SKIPPED, -1
     res = try_to_compact_pages(m, order, gfp, alloc_flags, highest_zoneidx, prio, cpu)
     if res == COMPACT_SKIPPED:
         return res, -1
@@ -315,6 +406,9 @@ def direct_compact(m, order, gfp, alloc_flags, highest_zoneidx, mt, prio, cpu):
     m.vm[_VM_COMPACT_STALL] += 1
     page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
     if page >= 0:
+        z = m.pb_zone[page >> pageblock_order]
+        m.zstat[z, _Z_BLOCKSKIP_FLUSH] = 0
+        compaction_defer_reset(m, z, order, True)
         m.vm[_VM_COMPACT_SUCCESS] += 1
     else:
         m.vm[_VM_COMPACT_FAIL] += 1

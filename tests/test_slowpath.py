@@ -1,0 +1,46 @@
+"""The slow path's order of steps (mm/page_alloc.c __alloc_pages_slowpath,
+__alloc_pages_direct_reclaim, __alloc_pages_may_oom of v6.12), on states
+built by hand."""
+from spbsim.machine import Machine
+from spbsim.mm import craft
+from spbsim.mm import gfp as G
+from spbsim.mm.state import PCP_COUNT
+
+
+def _exhausted(cpus=2):
+    """A 1 GB machine without reclaim or compaction, every page it will give
+    allocated (the watermarks are kept), and 100 pages freed on cpu 1's lists."""
+    mach = Machine(memory="1G", cpus=cpus, reclaim=False, compaction=False, early_unmovable=0)
+    pfns = craft.exhaust(mach, cpu=0)
+    for p in pfns[-100:]:
+        mach.free(int(p), cpu=1)
+    return mach
+
+
+def test_no_pcp_drain_after_reclaim_without_progress():
+    """The kernel drains every cpu's lists (and releases the highatomic
+    reserve) only when direct reclaim made progress and the retry still
+    failed; reclaim that freed nothing goes straight to compaction and the
+    retry decisions.  (The old slow path drained on every loop.)"""
+    mach = _exhausted()
+    before = int(mach.mem.pcp[:, 1, PCP_COUNT].sum())
+    assert before == 100
+    assert mach.alloc(0, "GFP_KERNEL", cpu=0) is None
+    assert int(mach.mem.pcp[:, 1, PCP_COUNT].sum()) == before
+
+
+def test_oom_killer_only_where_the_kernel_calls_it():
+    """__alloc_pages_may_oom: no OOM kill for __GFP_RETRY_MAYFAIL or
+    __GFP_THISNODE requests, for requests that cannot use ZONE_NORMAL, or for
+    costly orders; a GFP_KERNEL order-0 failure counts one."""
+    mach = _exhausted()
+    base = mach.vmstat_counters()["oom_kill"]          # the exhaustion's own failures
+    oom = lambda: mach.vmstat_counters()["oom_kill"] - base     # noqa: E731
+    for gfp in ("GFP_KERNEL|__GFP_RETRY_MAYFAIL", "GFP_KERNEL|__GFP_THISNODE",
+                "GFP_KERNEL|GFP_DMA32"):
+        assert mach.alloc(0, gfp, cpu=0) is None
+        assert oom() == 0, gfp
+    assert mach.alloc(4, "GFP_KERNEL", cpu=0) is None
+    assert oom() == 0
+    assert mach.alloc(0, "GFP_KERNEL", cpu=0) is None
+    assert oom() == 1
