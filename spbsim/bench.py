@@ -1,6 +1,6 @@
 """The allocator benchmark: a fixed seeded stream of alloc/free operations.
 
-Stream (issue #2): 70 % order 0, the rest orders 1-9 with halving probability;
+Stream: 70 % order 0, the rest orders 1-9 with halving probability;
 80 % movable (GFP_HIGHUSER_MOVABLE), 15 % unmovable (GFP_KERNEL), 5 %
 reclaimable (GFP_KERNEL|__GFP_RECLAIMABLE); random cpu; occupancy held near
 90 % of managed pages (allocate below the target, free a random live block

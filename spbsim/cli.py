@@ -1,5 +1,5 @@
-"""Command line: ``spbsim run``, ``churn``, ``replay``, ``validate``, ``record``, ``bench``,
-``compare``, ``report``."""
+"""Command line: ``spbsim run``, ``compare``, ``report``, ``replay``, ``validate``,
+``record``, ``bench``, ``churn``."""
 import sys
 
 import click
@@ -281,8 +281,8 @@ def replay(path, mode, lenient, max_lines, json_out, memory, low_memory, cpus, v
     """Replay a recorded kmem trace.
 
     PATH is a recording directory (trace.txt[.xz|.zst|.gz], snapshots/,
-    manifest.json, as in ../shared/oracle/run1-mixed-s1) or, for what-if, a
-    trace file.  Record your own with: trace-cmd record -e kmem:mm_page_alloc
+    manifest.json; see docs/replay.md) or, for what-if, a trace file.
+    Record your own with: trace-cmd record -e kmem:mm_page_alloc
     -e kmem:mm_page_free -e kmem:mm_page_free_batched
     -e kmem:mm_page_alloc_zone_locked -e kmem:mm_page_pcpu_drain
     -e kmem:mm_page_alloc_extfrag (and tracing_mark_write markers).

@@ -1,18 +1,12 @@
-"""Placement policies by name: ``stock[:PRESET]`` (and, later, ``spb[:PRESET]``).
+"""Placement policies by name: ``stock[:PRESET]`` and ``spb[:PRESET][,SWITCH=VALUE...]``.
 
 A policy is a set of machine switches applied on top of the scenario:
-
-- ``stock``         mainline v6.19/7.0 allocator (the scenario's kernel_version
-                    decides if it says 6.12)
-- ``stock:6.12``    v6.12 fallbacks (``__rmqueue_fallback``) and pcp rules
-- ``stock:defrag``  vm.defrag_mode = 1
-- ``stock:noboost`` vm.watermark_boost_factor = 0
-
-- ``spb[:PRESET]``  Rik van Riel's superpageblock allocator (spbsim.mm.spb):
-                    ``s1`` (source snapshot S1), ``v1`` (final v1, patch 43 on;
-                    the default), ``v1-pre43`` (v1 without patch 43's two
-                    hot-path defrag triggers), ``v2`` (v2 changes).  Watermark
-                    boosting is off, as the posted series removed it (spec §5.8).
+``stock`` (mainline v6.19/7.0; the scenario's kernel_version may say 6.12),
+``stock:6.12``, ``stock:defrag`` (vm.defrag_mode = 1), ``stock:noboost``
+(vm.watermark_boost_factor = 0), and the superpageblock allocator
+``spb:s1|v1|v1-pre43|v2`` (spbsim.mm.spb; ``spb`` = ``spb:v1``) with watermark
+boosting off, as the posted series removed it (spec §5.8).  The table of
+policies is in README.md, the SPB presets and switches in docs/spb.md.
 """
 from .errors import ConfigError
 

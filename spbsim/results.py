@@ -1,21 +1,12 @@
 """Results directories: the writer the engine fills and the loader readers use.
 
-A results directory holds (docs/results.md has the full description)::
-
-    summary.json          {"format_version": 1, "complete": true|false, ...}
-    params.json           the run's parameters
-    scenario.toml         the scenario text, if the run came from one
-    timeseries.parquet    one row per sample, int64/float64 columns
-    proc/...              kernel-format snapshots (buddyinfo, pagetypeinfo, ...)
-
-Creating a writer removes the files an earlier run left in the same directory
-(``timeseries.parquet``, ``scenario.toml``, ``proc/*``) and rewrites the
-rest.  Every file is written to a temporary name and renamed, and ``summary.json``
-(with ``complete: false``) is written as soon as the writer is created, so an
-interrupted run (Ctrl-C inside ``with ResultsWriter(...)``) leaves a
-directory that :func:`load` reads.  A run killed outright (SIGKILL) leaves
-no ``timeseries.parquet``: its rows go to ``timeseries.parquet.tmp`` until
-the writer is closed.
+A results directory holds ``summary.json`` (``format_version``, ``complete``),
+``params.json``, ``scenario.toml``, ``timeseries.parquet`` and ``proc/``
+snapshots; docs/results.md describes every file.  Files are written to a
+temporary name and renamed, and ``summary.json`` (``complete: false``) exists
+from the start, so a run interrupted inside ``with ResultsWriter(...)``
+leaves a directory that :func:`load` reads; a killed run leaves no
+``timeseries.parquet``.
 """
 from __future__ import annotations
 

@@ -1,54 +1,12 @@
 """Scenario files: TOML -> validated, frozen dataclasses.
 
 A scenario describes a machine (``[scenario]``), the workload sources that
-send it allocation requests (``[[source]]``) and optional rate multipliers
-over time windows (``[[phase]]``)::
-
-    [scenario]
-    name = "kbuild"
-    memory = "2G"
-    duration = "600s"
-
-    [[source]]
-    name = "pagecache"
-    kind = "pagecache"          # one of KINDS
-    rate = "20MB/s"             # arrivals/s, or bytes/s with a size unit
-    orders = {0 = 0.7, 2 = 0.3} # or a single order
-    lifetime = "inf"            # or {dist = "exp", mean = "30s"} ...
-
-    [[phase]]
-    name = "pressure"
-    start = "20s"
-    stop = "95s"
-    scale = {pagecache = 2.0}
-
-Units.  Times: ``500ms``, ``30s``, ``10m``, ``2h`` (also ``us``, ``min``,
-``d``); a bare number is seconds.  Sizes: ``4K``, ``512M``, ``8G``, ``1T``
-(binary: ``MB`` = ``MiB``), or an integer byte count.  A rate string
-``"200MB/s"`` is bytes per second, turned into arrivals per second with the
-source's mean block size (sum over orders of probability x 4 KiB x 2^order);
-``"5000/s"`` or a number is arrivals per second.
-
-Defaults for ``[scenario]``: name = the file's stem, description = "",
-memory = "16G", cpus = 4, policy = "stock", kernel_version = "recent",
-defrag_mode = false, swap = true, duration = "60s", seed = 1,
-sample_interval = "1s", tick = "10ms", early_unmovable = "auto",
-migrate_split_large = true.
-
-Sources.  ``kind`` picks the defaults (``KINDS``: gfp, orders, reclaim list).
-``rate`` is required except for ``hugetlb_1g``, which makes one 1 GiB
-request (order 18) every ``interval`` and ignores ``rate`` and ``orders``
-(its ``rate_per_s`` is set to 1/interval).  ``lifetime`` defaults to "inf",
-``start``/``stop`` to the whole run, ``objects_per_slab`` (slab_reclaimable
-only) to 16 (1 for other kinds).  Bursts are counted from the source's
-``start``.  Phases may overlap (their scales multiply); a phase's ``stop`` is
-exclusive.  ``Scenario.expected_requests()`` integrates rate x rate_scale;
-``Scenario.describe()`` prints a table.
-
-Errors are :class:`ScenarioError` naming the file, the key path (sources and
-phases counted from 0: ``source[2].lifetime.mean``) and what is allowed.
-Built-in scenarios live in ``spbsim/scenarios/*.toml``; ``load_scenario``
-takes a path or a built-in's name, plus ``--set``-style overrides.
+send it allocation requests (``[[source]]``, their kinds in :data:`KINDS`),
+optional rate multipliers over time windows (``[[phase]]``) and SPB switches
+(``[spb]``).  ``load_scenario`` takes a path or a built-in's name
+(``spbsim/scenarios/*.toml``) plus ``--set``-style overrides.  Errors are
+:class:`ScenarioError` naming the file and the key path
+(``source[2].lifetime.mean``).  Keys, units and defaults: docs/scenarios.md.
 """
 from __future__ import annotations
 

@@ -301,7 +301,7 @@ def test_movable_order_census_is_consistent():
                                   "oracle-mixed"])
 def test_every_builtin_scenario_runs(name):
     """Each built-in, shortened to 3 simulated seconds on a 4 GB machine (the
-    full runs are measured in the README), runs and leaves a consistent machine."""
+    full runs are measured in docs/findings.md), runs and leaves a consistent machine."""
     from spbsim.scenario import load_scenario
     sc = load_scenario(name, {"scenario.duration": "3s", "scenario.memory": "4G"})
     sim = Simulation(sc)

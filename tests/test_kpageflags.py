@@ -123,7 +123,7 @@ def test_free_pages_only_buddy_bit():
     assert int((1 << order.astype(np.int64)).sum()) == int(buddy.sum())
     nopage = kpf_mask(flags, KPF_NOPAGE)
     assert not np.any(nopage & buddy)
-    # the hole between DMA32's present RAM and Normal (see README: DMA32 present 4096-131071)
+    # the hole between DMA32's present RAM and Normal (the recording's manifest: DMA32 present 4096-131071)
     dma32_start = dict((z[0], z[1]) for z in zones)["DMA32"]
     hole = np.flatnonzero(nopage)
     assert hole.min() > dma32_start and hole.max() < dict((z[0], z[1]) for z in zones)["Normal"]

@@ -5,8 +5,8 @@ The kernel's ``migrate_pages()`` splits a large folio when no target of its
 order can be allocated (``-ENOMEM`` in ``migrate_pages_batch()``, for every
 migrate reason but ``MR_NUMA_MISPLACED``) and migrates the base pages one by
 one instead.  Here only ``alloc_contig_range()`` (``MR_CONTIG_RANGE``) does
-so; compaction and the SPB evacuation paths do not split (README, "Not
-built yet").
+so; compaction and the SPB evacuation paths do not split (docs/model.md,
+"Migration and the large-block split").
 ``split_isolated_block()`` mirrors ``split_huge_page_to_list_to_order(folio,
 list, 0)`` for a block taken off its LRU (isolated): every base page becomes
 an order-0 block with the same flags and owner, still isolated.

@@ -3,13 +3,10 @@
 Renderers print exactly what mm/vmstat.c prints on v6.12 (``frag_show_print``,
 ``pagetypeinfo_showfree_print``, ``pagetypeinfo_showblockcount_print``,
 ``unusable_show_print``, ``extfrag_show_print``, ``vmstat_show``,
-``zoneinfo_show_print``).  They take plain numbers and numpy arrays, never
-simulator objects.  The parsers read the same files back (from a real machine
-or from a renderer) and raise :class:`ProcFormatError` on anything else.
-
-Every renderer/parser handles one node; a parser given a multi-node file needs
-``node=`` to pick one.  The number of orders is taken from the array shape or
-the file, so ``NR_PAGE_ORDERS`` other than 11 works too.
+``zoneinfo_show_print``) from plain numbers and numpy arrays.  The parsers read
+the same files back and raise :class:`ProcFormatError` on anything else.  Each
+handles one node (``node=`` picks one of a multi-node file); the number of
+orders comes from the array shape or the file.
 """
 
 from __future__ import annotations

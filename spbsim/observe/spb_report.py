@@ -8,8 +8,9 @@ from ..mm.spb.params import (NR_SB_FULLNESS, SB_TAINTED, SPB_DEFRAG_IDLE,
 
 __all__ = ["STUCK_MARGIN_NS", "stuck_spbs", "spb_allocator_summary", "spb_sample_columns"]
 
-#: issue #4's definition: a tainted SPB is stuck when its no-progress stamp is
-#: older than the cooldown by more than 100 s (while allocations keep arriving)
+#: [SIM] reading of the bug of spec §5.1 (v1 43/45: SPBs "stuck in an
+#: expired-cooldown state"): a tainted SPB is stuck when its no-progress stamp
+#: is older than the cooldown by more than 100 s (while allocations keep arriving)
 STUCK_MARGIN_NS = 100_000_000_000
 
 

@@ -3,17 +3,11 @@
     table = run_compare("kbuild", ["stock", "stock:defrag"], seeds=3,
                         out_dir="results/cmp-kbuild", jobs=2)
 
-Every (policy, seed) runs in its own process and writes its own results
-directory ``out_dir/<policy>/seed<N>/`` (as ``spbsim run`` does, plus
-``pageblocks.npz``: the final pb_mt/pb_flags/pb_zone arrays for the pageblock
-map, and ``pageblocks_series.npz``: snapshots over time for its animation).
-Runs with the same seed see the same request stream ("paired"): their
-``request_checksum`` must agree, else :class:`CompareError`.
-
-The table follows mmtests' compare-kernels: one row per metric, one column per
-policy (the first is the baseline); a cell is the mean over seeds with a 95 %
-confidence half-width (Student's t) and the change against the baseline in %.
-Written to ``compare.csv``, ``compare.md`` and ``compare.json`` in out_dir.
+Every (policy, seed) runs in its own process into ``out_dir/<policy>/seed<N>/``.
+Runs of one seed must see the same request stream (``request_checksum``), else
+:class:`CompareError`.  The table follows mmtests' compare-kernels: mean over
+seeds, 95 % Student's t half-width and % change against the first policy;
+written to ``compare.csv``, ``compare.md`` and ``compare.json`` (docs/results.md).
 """
 from __future__ import annotations
 

@@ -1,19 +1,12 @@
 """Figures (matplotlib, Agg backend; each written as PNG and SVG).
 
-- :func:`pageblock_map`   one row per superpageblock (1 GiB = 512 pageblocks),
-  one cell per pageblock, coloured by content class.
-- :func:`timeseries_figure`  1 GB / 2 MB free and obtainable, tainted SPBs and
-  free memory over simulated time (one run).
-- :func:`overlay_figure`  the same series for several policies: mean over seeds
-  with a min/max band.
-- :func:`claim_steal_bars`  fallback claim / whole-block claim / steal counts.
-- :func:`pageblock_map_animation`  the pageblock map over simulated time, as
-  an animated GIF (Pillow) or MP4 (ffmpeg), from a run's
-  ``pageblocks_series.npz`` (see spbsim.report.snapshots).
-
-``path`` arguments: a name ending in ``.png`` or ``.svg`` writes that format
-only; any other name is a stem and ``stem.png`` and ``stem.svg`` are written.
-Every function returns the list of files written.
+:func:`pageblock_map` (one row per superpageblock, one cell per pageblock),
+:func:`timeseries_figure` (1 GB / 2 MB free and obtainable, tainted SPBs,
+free memory), :func:`overlay_figure` (several policies, mean with a min/max
+band over seeds), :func:`claim_steal_bars` and :func:`pageblock_map_animation`
+(GIF, or MP4 with ffmpeg, from ``pageblocks_series.npz``).  A ``path`` ending
+in ``.png`` or ``.svg`` writes that format only; any other name is a stem for
+both.  Every function returns the list of files written.
 """
 from __future__ import annotations
 

@@ -1,18 +1,12 @@
 """One self-contained ``report.html`` for a results directory.
 
-``write_report(dir)`` accepts the results directory of one run (it has
-``summary.json``), a comparison directory written by ``run_compare`` (it
-has ``compare.json`` and one results directory per policy and seed) or a
-``spbsim validate --out`` directory (``validate.json``; spbsim.report.validation).  The
-figures are also written to ``dir/figures/`` (PNG and SVG) and embedded in
-the page as base64 PNG; when a run saved pageblock snapshots
-(``pageblocks_series.npz``) the animated pageblock map is written as
-``figures/pageblock_map_anim*.gif`` and embedded too.  Tables are HTML; the
-scenario text, parameters, summary and proc snapshots are in ``<pre>``.  No
-external resources: the page makes no network request.
-
-Unreadable inputs raise :class:`spbsim.results.ResultsError` naming the
-directory or file and what is wrong (the CLI prints it and exits 2).
+``write_report(dir)`` takes a run's results directory (``summary.json``), a
+comparison directory (``compare.json``) or a ``spbsim validate --out``
+directory (``validate.json``).  Figures go to ``dir/figures/`` and
+are embedded as base64 PNG (the animated pageblock map as GIF), tables as HTML,
+scenario, parameters, summary and proc snapshots in ``<pre>``; the page makes
+no network request.  Unreadable inputs raise
+:class:`spbsim.results.ResultsError` naming the file (docs/results.md).
 """
 from __future__ import annotations
 

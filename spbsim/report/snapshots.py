@@ -1,23 +1,11 @@
 """Pageblock snapshots over simulated time (for the pageblock map animation).
 
-The engine samples its time series by calling ``sim.writer.append_sample(row)``
-every ``sample_interval``.  :class:`PageblockRecorder` stands in for the
-results writer: it forwards every row to the real writer and, every
-``stride``-th row, copies the machine's ``pb_mt`` and ``pb_flags`` arrays
-(2 bytes per pageblock).  No engine change is needed::
-
-    with ResultsWriter(out, params, text) as w:
-        rec = PageblockRecorder(w, sim.machine, expected_frames(sc))
-        sim.writer = rec
-        summary = sim.run()
-        rec.save(out)                # out/pageblocks_series.npz
-
-``pageblocks_series.npz`` holds ``t_s`` float64[K] (simulated seconds of each
-frame), ``pb_mt`` and ``pb_flags`` uint8[K, nr_pageblocks], ``pb_zone``
-int8[nr_pageblocks] and ``format_version`` (int, :data:`SERIES_VERSION`).
-At most ``max_frames`` frames are kept (evenly spaced samples, plus the final
-state), so a 256 GB machine's 600 s run (601 samples) keeps every 11th sample
-and the final state: 56 frames of 256 KiB before compression.
+:class:`PageblockRecorder` stands in for the results writer the engine calls
+every ``sample_interval``: it forwards each row and, every ``stride``-th row,
+copies the machine's ``pb_mt`` and ``pb_flags`` (2 bytes per pageblock), so
+the engine is unchanged.  ``save(out)`` writes ``pageblocks_series.npz``
+(at most ``max_frames`` evenly spaced frames plus the final state); its
+format is in docs/results.md.
 """
 from __future__ import annotations
 

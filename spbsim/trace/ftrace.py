@@ -1,46 +1,13 @@
 """Streaming reader of ftrace text: tracefs ``trace``/``trace_pipe`` and ``trace-cmd report``.
 
-Line shape (spec 5.7)::
-
-    <comm>-<pid> [(<tgid>)] [<cpu>] [<flags>] <ts>: <event>: <TP_printk text>
-
-The header is parsed up to the first ``<event>:`` token after the timestamp;
-the rest is ``key=value`` text.  ``#`` comments, blank lines and trace-cmd
-headers (``cpus=N``, ``CPU N is empty``, ``version = N``) are skipped;
-``CPU:N [LOST M EVENTS]`` becomes a :class:`LostEvents` record.
-
-Two APIs over one strict line parser (:func:`parse_line`):
-
-* :class:`TraceReader` ``.batches()`` - the fast path.  Yields :class:`TraceBatch`
-  objects whose ``events`` is a numpy structured array (:data:`EVENT_DTYPE`) of
-  up to ``batch_size`` rows in file order.  kmem rows carry their fields in
-  columns; ``tracing_mark_write``, other events and lost-event lines are rows
-  of kind :data:`TRACING_MARK_WRITE` / :data:`OTHER_EVENT` / :data:`LOST_EVENTS`
-  whose ``aux`` column indexes ``batch.records`` (the parsed objects).
-  ``keep_other=False`` drops other events (markers and lost lines are kept).
-* :class:`TraceReader` ``.records()`` - one small dataclass per line
-  (:class:`MmPageAlloc`, ...), with the ``flags`` column too.  About 2x slower.
-
-Kind codes 0..4 equal ``spbsim.mm.state.EV`` (the engine's event log).
-Column mapping for ``mm_page_alloc_extfrag``: ``order`` = alloc_order,
-``migratetype`` = alloc_migratetype, plus ``fallback_order``,
-``fallback_migratetype``, ``pageblock_order``, ``fragmenting``,
-``change_ownership``.  Absent integer fields are -1 (gfp 0).  A failed
-``mm_page_alloc`` (page NULL, pfn printed 0) is kept with ``failed=True``.
-``mm_page_free_batched`` prints a constant ``order=0``; it is kept as printed.
-
-Speed (oracle run1-mixed-s1: 6,317,847 lines, 836 MB of text in 41 MB of xz;
-2-vCPU box, Python 3.11): ``batches()`` 440-480k lines/s over the whole file
-(13.7-14.3 s; xz decompression runs in a helper thread - lzma, zlib and
-zstandard release the GIL - and each ~4 MiB chunk is parsed by one
-``re.findall`` plus per-column conversion through small caches; lines the fast
-pattern does not vouch for go through :func:`parse_line`); ``records()``
-~200k lines/s.  Rows cost 56 bytes (6.3M rows: 354 MB).
-
-Errors: a malformed line raises :class:`TraceFormatError` naming file:line,
-event and field.  With ``lenient=True`` it is skipped and counted per reason
-in ``reader.errors`` (first messages in ``reader.error_samples``).  Unknown
-events are never errors.
+Line shape: ``<comm>-<pid> [(<tgid>)] [<cpu>] [<flags>] <ts>: <event>: <text>``.
+:class:`TraceReader` ``.batches()`` yields numpy structured arrays
+(:data:`EVENT_DTYPE`, kind codes equal to ``spbsim.mm.state.EV``);
+``.records()`` yields one dataclass per line.  Both use the strict
+:func:`parse_line`: a malformed line raises :class:`TraceFormatError` naming
+file:line, event and field, or is counted and skipped with ``lenient=True``.
+Plain, xz, gz and zst input; columns, record types and speed: docs/replay.md
+and docs/performance.md.
 """
 from __future__ import annotations
 

@@ -1,37 +1,13 @@
 """Compiled core of the placement replay (spbsim.trace.replay).
 
-A placement replay does not decide where pages go: the trace says so.  Each
-buddy-level event is applied to the machine's free lists at the pfn it names:
-
-* ``mm_page_alloc_zone_locked`` (pfn, order, mt): take exactly
-  [pfn, pfn + 2^order) out of the free buddy that contains it, splitting that
-  buddy as ``expand()`` does (the rest stays free, on the same list);
-* ``mm_page_pcpu_drain`` (pfn, order, mt) and ``mm_page_free`` of an order the
-  per-cpu lists do not take (4..8, 10): free the range through
-  ``__free_one_page`` (``free_one_page_merge``) or ``split_large_buddy``;
-* ``mm_page_alloc_extfrag``: a fallback whose removal has no zone_locked line
-  (v6.12 whole-pageblock steal and single-page steal) is applied here; a claim
-  (its zone_locked line on the same CPU just before) only retypes the block;
-* ``mm_compaction_isolate_freepages`` (range, nr_scanned, nr_taken): the
-  compaction free scanner's removals, which have no kmem event
-  (:func:`isolate_range` infers the scan stride).
-
-Pageblock types follow the events that reveal them: under the v6.10+ free
-list hygiene the list a zone_locked page came from and the type a drained
-page is freed with are the block's type, so a disagreeing block is retyped
-(``set_block_type``: its free buddies move along, as move_freepages_block).
-
-Allocated memory is represented as ``PG_head`` blocks (type bits and
-pageblock PB_has_* bits set as prep_new_page does), so the DEBUG_VM checker
-sees a complete, consistent tiling.  Events the state cannot honour
-(removing a range that is not entirely free, freeing a range that is
-already free) never fail: what can be applied is applied and the outcome is
-counted per slot and order (``OUTCOMES``); in ``MODE_CONSISTENT`` (used for
-the window in which the start snapshot was read) such events are skipped.
-
-One compiled entry point, :func:`apply_ops`, takes an int64 op table
-``ops[n, NCOL]``; the buddy helpers (spbsim.mm.buddy, ``njit_inline``) are
-inlined into it only.
+Each buddy-level event is applied to the free lists at the pfn it names:
+``mm_page_alloc_zone_locked`` removals split the containing buddy as
+``expand()`` does; ``mm_page_pcpu_drain`` and non-pcp ``mm_page_free`` return
+pages through ``__free_one_page``; extfrag steals and compaction's
+``mm_compaction_isolate_freepages`` remove pages too; events that reveal a
+pageblock's type retype it as ``move_freepages_block`` does.  Events the state
+cannot honour are counted per outcome (``OUTCOMES``), never fatal.  One
+compiled entry point, :func:`apply_ops`, takes an int64 op table (docs/replay.md).
 """
 import numpy as np
 

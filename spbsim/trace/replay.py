@@ -1,57 +1,12 @@
-"""Placement replay of a real kernel trace (issue #3 item 5, "placement" mode).
+"""Placement replay of a real kernel trace: apply the kernel's own decisions.
 
-The allocator's decisions are not simulated: the trace says which pages were
-taken from and returned to the buddy free lists, and this module applies
-exactly those operations to a :class:`~spbsim.machine.Machine` whose initial
-free memory is the ``start`` snapshot's ``kpageflags``.  Comparing the
-resulting /proc/buddyinfo with every periodic snapshot measures how complete
-the trace's buddy-level story is (and validates the buddy code on real data);
-it is the baseline the policy replays are judged against.
-
-Usage::
-
-    >>> r = replay_placement("run/trace.txt.xz", "run/snapshots")
-    >>> print(format_table(r))
-
-or ``python -m spbsim.trace.replay RUN_DIR``.
-
-What is applied (spbsim.trace.placement has the per-event rules):
-
-* removals: ``mm_page_alloc_zone_locked``; the ``mm_page_alloc_extfrag``
-  fallbacks that take a page without a zone_locked line (v6.12 whole-pageblock
-  and single-page steals); the compaction free scanner's
-  ``mm_compaction_isolate_freepages`` (range, nr_scanned, nr_taken), whose
-  adaptive stride is inferred by re-running the scan on the state;
-* returns: ``mm_page_pcpu_drain`` and ``mm_page_free`` of orders 4-8 and 10
-  (orders 0-3 and 9 go to a per-cpu list first and come back by a drain);
-* pageblock types: set whenever an event reveals them (zone_locked type =
-  list = block type; pcpu_drain type = block type; extfrag retypes).
-
-Start state.  The start snapshot is not atomic: its buddyinfo is read first,
-its kpageflags later, and between the two a kworker drained per-cpu pages
-(run1-mixed-s1: 297 pages at lines 777-1073); allocations logged after the
-drains but before the end marker (3 order-3 blocks at 28.024 s) are still
-free in kpageflags.  The replay therefore starts from kpageflags, the later
-and page-exact view, and applies the events logged inside that snapshot's
-begin/end window *consistently*: an event is applied only if the state
-allows it exactly (the 297 drains of pages kpageflags already shows free are
-skipped, the allocations of pages it shows free are applied); skipped events
-are counted apart (outcome ``skipped``).  After the window's end marker
-every event is applied and residues are counted.
-
-Initial pageblock types are not in kpageflags; :func:`initial_block_types`
-chooses them from the start snapshot alone (pagetypeinfo counts and page
-contents), see its docstring.  The replay reports how many of the first
-type revelations disagreed (``first_reveal_wrong``).
-
-Snapshot comparison points.  The files of a snapshot are read one after
-another at unknown instants between its begin and end markers (on
-run1-mixed-s1 the first periodic snapshot's buddyinfo matches the state
-19 ms after ``mono_ns_first_file``, at the end marker).  Each snapshot is
-therefore compared after every buddy-level event of its window: ``pages``
-is the smallest page distance in the window (where ``t``/``line`` say),
-``pages_first_file`` the distance at the snapshot's ``mono_ns_first_file``
-(index.tsv; the begin marker if absent).
+The trace says which pages were taken from and returned to the buddy free
+lists; this module applies exactly those operations to a
+:class:`~spbsim.machine.Machine` whose initial free memory is the ``start``
+snapshot's kpageflags, and compares the resulting buddyinfo with every
+periodic snapshot.  ``replay_placement(trace, snapshots_dir)``,
+``format_table(result)``; ``python -m spbsim.trace.replay RUN_DIR``.
+Start state, event rules and comparison points: docs/replay.md.
 """
 from __future__ import annotations
 

@@ -1,17 +1,9 @@
 """Render kmem events as tracefs text, byte for byte as a 6.12 kernel prints them.
 
-Line shape (kernel/trace/trace_output.c ``trace_print_context``)::
-
-    "%16s-%-7d [%03d] " comm, pid, cpu      then the 5-char flags field (irq-info)
-    " %5lu.%06lu: "     seconds, microseconds (rounded from ns)
-    "<event>: "         then the TP_printk text of include/trace/events/kmem.h
-
-``page=%p`` is a hashed pointer in tracefs; here it is a deterministic fake
-(:func:`fake_page_hash`, 8 zero digits then 8 hex digits like real hashes),
-unless a ``page`` string is passed.  A failed allocation prints the NULL
-pointer as ``0000000000000000`` and ``pfn=0x0``.
-
-Inputs: record objects of :mod:`spbsim.trace.ftrace` (:func:`format_event`),
+The line context follows kernel/trace/trace_output.c ``trace_print_context``,
+then the TP_printk text of include/trace/events/kmem.h.  ``page=%p`` is a
+deterministic fake hash (:func:`fake_page_hash`) unless a ``page`` string is
+passed.  Inputs: records of :mod:`spbsim.trace.ftrace` (:func:`format_event`),
 its batches (:func:`format_batch`) or the engine's int64 event log
 (:func:`format_ev_log`, columns of ``spbsim.mm.state``).
 """

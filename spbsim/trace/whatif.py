@@ -1,4 +1,4 @@
-"""What-if replay (issue #3 item 5): a real machine's REQUEST stream through a
+"""What-if replay: a real machine's REQUEST stream through a
 simulated allocator.
 
 The placement replay (spbsim.trace.replay) applies the kernel's own

@@ -1,6 +1,7 @@
 """Superpageblock (SPB) metadata and list layer of Rik van Riel's 1GB SPB series.
 
-Standalone for now; docs/spb-design.md says where the allocator calls it.
+The allocator built on it is in ``alloc``, ``relax`` and ``work``; docs/spb.md
+maps every function to the series.
 
 - ``state``: the ``SPB`` arrays, ``new_spb(geometry)``, ``init_spb_from_mem(spb, mem)``
 - ``lists``: categories, fullness buckets, ``spb_update_list`` and the

@@ -8,7 +8,7 @@ level (Python mangles ``__name`` inside class bodies only).
 Ownership of the pageblock bits: the functions taking ``m`` set/clear
 ``PB_has_*`` / ``PB_all_free`` in ``m.pb_flags`` themselves and change a
 counter only on a 0->1 or 1->0 bit transition, so the allocator must call
-them *instead of* touching those bits (see docs/spb-design.md).
+them *instead of* touching those bits (see docs/spb.md).
 Time: the functions that may kick the defrag worker read the simulated clock
 from ``m.cur[CUR_CLOCK]`` (ns) or take ``now_ns``.
 """

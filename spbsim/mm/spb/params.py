@@ -66,7 +66,7 @@ SPB_CFG_DEFRAG = 3        # per-SPB defrag worker (absent at S1; v2 15/40)
 SPB_DEFRAG_OFF = 0        #   S1: no defrag worker (default)
 SPB_DEFRAG_V2_15 = 1      #   thresholds quoted in v2 15/40 [S]
 SPB_DEFRAG_RESERVE = 2    #   thresholds tied to the reserve (spec §5.1 [SIM])
-# ---- allocator switches (issue #4): each mechanism of the series can be ablated
+# ---- allocator switches: each mechanism of the series can be ablated
 SPB_CFG_HINT = 4          # PASS_1 hint cache, per zone and per CPU [S v1 38 / v2 31/40]
 SPB_CFG_PASS_2B = 5       # sub-pageblock claim in tainted SPBs, no 50% rule [S v1 25/45]
 SPB_CFG_PASS_2C = 6       # borrow across UNMOV<->RECL in tainted SPBs [S v1 31/45]

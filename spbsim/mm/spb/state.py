@@ -68,7 +68,7 @@ SPB = namedtuple("SPB", [
     "stat",                # int64 [zone, NR_SPB_STATS]
     # ---- switches: int64[NR_SPB_CFG] (params.SPB_CFG_*) ----
     "cfg",
-    # ---- allocator state and statistics (issue #4) ----
+    # ---- allocator state and statistics ----
     "outcome",             # int64[NR_SPB_OUTCOMES]: spb_alloc_walk outcomes (+ claim/steal/hint)
     "taint_by",            # int64[NR_SPB_OUTCOMES]: clean/empty -> tainted moves, by pass in progress
     "visit_hist",          # int64[SPB_VISIT_HIST]: SPBs visited per __rmqueue_smallest
