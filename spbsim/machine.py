@@ -78,7 +78,9 @@ class Machine:
       memmap_bytes_per_page, firmware_reserved, holes, reserved.
       Reclaim/compaction: swap, reclaim, compaction, slab_free_ppm,
       compaction_proactiveness, extfrag_threshold, kswapd_rate (per simulated
-      second).  migrate_untracked: let compaction move movable blocks
+      second).  kswapd_replay_run_ms: [SIM] in a replay (reclaim in the
+      stream), how long one balance_pgdat() run of kswapd lasts (it drops the
+      watermark boosts when it ends).  migrate_untracked: let compaction move movable blocks
       allocated through this API (their pfns then change under you).
       migrate_split_large: alloc_contig_range() splits a large block whose
       migration target cannot be allocated and migrates its base pages
@@ -102,6 +104,7 @@ class Machine:
                  reclaim=True, compaction=True, slab_free_ppm=20000,
                  compaction_proactiveness=20, extfrag_threshold=500, obj_capacity=1,
                  kswapd_rate="4G", migrate_untracked=False, spb=None, spb_set=None,
+                 kswapd_replay_run_ms=10,
                  migrate_split_large=True, piece_capacity=None):
         if not isinstance(cpus, (int, np.integer)) or not 1 <= cpus <= 256:
             raise ConfigError(f"cpus={cpus!r}: allowed 1 to 256")
@@ -153,6 +156,9 @@ class Machine:
         m.cfg[CFG["compaction_proactiveness"]] = int(compaction_proactiveness)
         m.cfg[CFG["extfrag_threshold"]] = int(extfrag_threshold)
         m.cfg[CFG["kswapd_rate"]] = parse_size(kswapd_rate, "kswapd_rate") >> 12
+        if not 0 < float(kswapd_replay_run_ms) <= 10_000:
+            raise ConfigError(f"kswapd_replay_run_ms={kswapd_replay_run_ms!r}: allowed (0, 10000]")
+        m.cfg[CFG["kswapd_replay_run_ns"]] = int(float(kswapd_replay_run_ms) * 1e6)
         m.cfg[CFG["migrate_untracked"]] = 1 if migrate_untracked else 0
         m.cfg[CFG["migrate_split_large"]] = 1 if migrate_split_large else 0
         m.cfg[CFG["spb"]] = 1 if spb_state is not None else 0

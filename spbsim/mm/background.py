@@ -18,6 +18,7 @@ _N_KSWAPD_LAST = NODE["kswapd_last_ns"]
 _N_PROACTIVE_NEXT = NODE["proactive_next_ns"]
 _CFG_SPB = CFG["spb"]
 _CFG_KSWAPD_RATE = CFG["kswapd_rate"]
+_CFG_RECLAIM_EXTERNAL = CFG["reclaim_external"]
 
 
 @njit_inline
@@ -33,7 +34,10 @@ def background(m, now, cpu):
     reclaims at most kswapd_rate pages per simulated second since it last ran."""
     if m.node[_N_KSWAPD_WAIT] != 0:
         dt = now - m.node[_N_KSWAPD_LAST]
-        if dt > 0:
+        if m.cfg[_CFG_RECLAIM_EXTERNAL] != 0:
+            m.node[_N_KSWAPD_LAST] = now
+            balance_pgdat(m, cpu, 0)
+        elif dt > 0:
             budget = dt * m.cfg[_CFG_KSWAPD_RATE] // 1000000000
             if budget >= 32:
                 m.node[_N_KSWAPD_LAST] = now

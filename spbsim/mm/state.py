@@ -108,6 +108,8 @@ CFG_NAMES = [
     "prep_sets_request_bit",    # [SIM] prep_new_page() also sets PB_has_<request type> (stock 1; S1 0)
     "keep_nofragment",          # SPB v1 21 / v2 20: NOFRAGMENT kept until reclaim+compaction failed
     "migrate_split_large",      # migrate_pages(MR_CONTIG_RANGE): split a large folio on -ENOMEM
+    "reclaim_external",         # replays: reclaim is in the request stream; kswapd only balances
+    "kswapd_replay_run_ns",     # [SIM] replays: how long one balance_pgdat() run of kswapd lasts
 ]
 CFG = _enum(CFG_NAMES)
 
@@ -130,7 +132,10 @@ EV_WIDTH = 9
 NODE_NAMES = ["kswapd_order", "kswapd_highest_zoneidx", "kswapd_wait", "kswapd_failures",
               "kcompactd_max_order", "kcompactd_highest_zoneidx", "kcompactd_wait",
               "kswapd_runs", "kcompactd_runs", "direct_reclaims", "kswapd_last_ns",
-              "kswapd_reclaimed", "proactive_next_ns"]
+              "kswapd_reclaimed", "proactive_next_ns",
+              "kswapd_reclaim_order",   # balance_pgdat's sc.order (alloc order until compact_gap)
+              "kswapd_pgfree",          # pgfree when a reclaim_external kswapd last looked
+              "kswapd_run_start_ns"]    # when a reclaim_external kswapd's current run began
 NODE = _enum(NODE_NAMES)
 
 #: reclaim lists (our stand-in for the node's LRU lists and the slab caches)

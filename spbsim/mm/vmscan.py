@@ -13,7 +13,8 @@ from .jit import njit, njit_inline
 from .lru import lru_add, lru_del
 from .page_free import free_pages_call
 from .split import piece_index
-from .state import (CFG, LRU_ANON, LRU_FILE, LRU_SLAB, NODE, VMSTAT, ZS_BOOST,
+from .const import ZONE_RECLAIM_ACTIVE
+from .state import (CFG, CUR_CLOCK, LRU_ANON, LRU_FILE, LRU_SLAB, NODE, VMSTAT, ZS_BOOST, ZS_FLAGS,
                     ZS_WMARK_HIGH)
 from .watermark import pgdat_balanced, populated_zone, wakeup_kcompactd
 
@@ -33,6 +34,12 @@ _N_KSWAPD_FAILURES = NODE["kswapd_failures"]
 _N_KSWAPD_RUNS = NODE["kswapd_runs"]
 _N_DIRECT = NODE["direct_reclaims"]
 _N_KSWAPD_RECLAIMED = NODE["kswapd_reclaimed"]
+_N_KSWAPD_RECLAIM_ORDER = NODE["kswapd_reclaim_order"]
+_N_KSWAPD_PGFREE = NODE["kswapd_pgfree"]
+_CFG_RECLAIM_EXTERNAL = CFG["reclaim_external"]
+_CFG_KSWAPD_REPLAY_RUN_NS = CFG["kswapd_replay_run_ns"]
+_N_KSWAPD_RUN_START = NODE["kswapd_run_start_ns"]
+_VM_PGFREE = VMSTAT["pgfree"]
 
 SWAP_CLUSTER_MAX = 32
 
@@ -144,27 +151,81 @@ def zone_reclaimable_pages(m):
 @njit
 def try_to_free_pages(m, order, highest_zoneidx, cpu):
     """try_to_free_pages(): direct reclaim of at least SWAP_CLUSTER_MAX pages
-    (twice compact_gap for costly orders so compaction has room)."""
+    (twice compact_gap for costly orders so compaction has room); progress
+    clears kswapd's failure count (shrink_node)."""
     if m.cfg[_CFG_RECLAIM] == 0:
         return 0
     m.node[_N_DIRECT] += 1
     target = SWAP_CLUSTER_MAX
     if order > 3:
         target = max(target, 2 << order)
-    return shrink_node(m, target, cpu, False)
+    got = shrink_node(m, target, cpu, False)
+    if got > 0:
+        m.node[_N_KSWAPD_FAILURES] = 0
+    return got
+
+
+@njit
+def set_reclaim_active(m, highest_zoneidx, on):
+    """set_reclaim_active() / clear_reclaim_active(): ZONE_RECLAIM_ACTIVE on
+    the zones kswapd balances, for as long as it runs (the pcp lists then
+    keep at most 4 batches: nr_pcp_high)."""
+    for z in range(highest_zoneidx + 1):
+        if populated_zone(m, z):
+            if on:
+                m.zstat[z, ZS_FLAGS] |= ZONE_RECLAIM_ACTIVE
+            else:
+                m.zstat[z, ZS_FLAGS] &= ~ZONE_RECLAIM_ACTIVE
+
+
+@njit
+def balance_pgdat_out(m, idx, boosted):
+    """The end of every balance_pgdat() run (label ``out``): the zones leave
+    ZONE_RECLAIM_ACTIVE and drop their watermark boosts, and a boosted run
+    wakes kcompactd for pageblock_order."""
+    set_reclaim_active(m, idx, False)
+    for z in range(idx + 1):
+        m.zstat[z, ZS_BOOST] = 0
+    if boosted:
+        wakeup_kcompactd(m, pageblock_order, idx)
+    m.node[_N_KSWAPD_RUNS] += 1
+    m.vm[_VM_PAGEOUTRUN] += 1
+
+
+@njit
+def kswapd_sleep(m, alloc_order, reclaim_order, idx):
+    """kswapd_try_to_sleep() once the node is balanced at ``reclaim_order``:
+    the skip bits of zones asking for it are cleared, kcompactd is woken for
+    the order kswapd was woken for if it had to balance at a lower one, and
+    kswapd sleeps."""
+    reset_isolation_suitable(m)
+    if reclaim_order < alloc_order:
+        wakeup_kcompactd(m, alloc_order, idx)
+    m.node[_N_KSWAPD_WAIT] = 0
+    m.node[_N_KSWAPD_ORDER] = 0
+    m.node[_N_KSWAPD_RECLAIM_ORDER] = 0
+    m.node[_N_KSWAPD_RECLAIMED] = 0
 
 
 @njit
 def balance_pgdat(m, cpu, budget):
-    """kswapd's balance_pgdat(): reclaim until the node is balanced at the
-    requested order (HIGH mark incl. boost), dropping to order 0 once
-    compact_gap(order) pages were reclaimed; then clear the boosts, wake
-    kcompactd, clear compaction skip bits if asked (reset_isolation_suitable)
-    and sleep.  At most ``budget`` pages per call: kswapd's
-    throughput in simulated time is the [SIM] parameter kswapd_rate; a run
-    that is cut short stays awake.  Returns pages reclaimed."""
-    order = m.node[_N_KSWAPD_ORDER]
+    """kswapd's balance_pgdat() and kswapd_try_to_sleep(): reclaim until the
+    node is balanced (a zone <= idx meets its HIGH mark incl. boost) at the
+    order kswapd reclaims for, which drops to 0 once compact_gap(order) pages
+    were reclaimed (kswapd_shrink_node); then sleep (kswapd_sleep).  At most
+    ``budget`` pages per call (kswapd's throughput is the [SIM] parameter
+    kswapd_rate); a run cut short stays awake.  A run that reclaims nothing
+    counts a kswapd failure and sleeps.  With ``reclaim_external`` (a replay,
+    whose stream holds the real kernel's reclaim) kswapd reclaims nothing
+    itself: the pages freed while it is awake count as its reclaim, and it
+    stays awake until the node is balanced, ending a run (and so dropping
+    the boosts) every ``kswapd_replay_run_ns`` of trace time [SIM].
+    Returns pages reclaimed."""
+    alloc_order = m.node[_N_KSWAPD_ORDER]
+    order = m.node[_N_KSWAPD_RECLAIM_ORDER]
     idx = m.node[_N_KSWAPD_IDX]
+    external = m.cfg[_CFG_RECLAIM_EXTERNAL] != 0
+    set_reclaim_active(m, idx, True)
     per_round = 0
     boosted = False
     for z in range(idx + 1):
@@ -173,37 +234,37 @@ def balance_pgdat(m, cpu, budget):
                 boosted = True
             per_round += max(m.zstat[z, ZS_WMARK_HIGH], SWAP_CLUSTER_MAX)
     reclaimed = 0
-    done = False
+    if external:
+        freed = m.vm[_VM_PGFREE] - m.node[_N_KSWAPD_PGFREE]
+        m.node[_N_KSWAPD_PGFREE] = m.vm[_VM_PGFREE]
+        m.node[_N_KSWAPD_RECLAIMED] += freed
+        if order > 0 and m.node[_N_KSWAPD_RECLAIMED] >= (2 << order):
+            order = 0
+            m.node[_N_KSWAPD_RECLAIM_ORDER] = 0
+        balanced = pgdat_balanced(m, order, idx)
+        if balanced or m.cur[CUR_CLOCK] - m.node[_N_KSWAPD_RUN_START] \
+                >= m.cfg[_CFG_KSWAPD_REPLAY_RUN_NS]:
+            balance_pgdat_out(m, idx, boosted)
+            m.node[_N_KSWAPD_RUN_START] = m.cur[CUR_CLOCK]
+        if balanced:
+            kswapd_sleep(m, alloc_order, order, idx)
+        return 0
     while reclaimed < budget:
         if pgdat_balanced(m, order, idx):
-            done = True
             break
         got = shrink_node(m, min(per_round, budget - reclaimed), cpu, True)
         reclaimed += got
         m.node[_N_KSWAPD_RECLAIMED] += got
         if order > 0 and m.node[_N_KSWAPD_RECLAIMED] >= (2 << order):
             order = 0
-            m.node[_N_KSWAPD_ORDER] = 0
+            m.node[_N_KSWAPD_RECLAIM_ORDER] = 0
         if got == 0:
             m.node[_N_KSWAPD_FAILURES] += 1
-            done = True
             break
+    else:
+        return reclaimed            # the budget ran out first: stay awake
     if reclaimed > 0:
         m.node[_N_KSWAPD_FAILURES] = 0
-    if not done:
-        return reclaimed
-    m.node[_N_KSWAPD_RUNS] += 1
-    m.vm[_VM_PAGEOUTRUN] += 1
-    # kswapd_try_to_sleep(): skip bits of zones whose direct compaction
-    # finished a full pass are cleared before kswapd sleeps
-    reset_isolation_suitable(m)
-    for z in range(idx + 1):
-        m.zstat[z, ZS_BOOST] = 0
-    if boosted:
-        wakeup_kcompactd(m, pageblock_order, idx)
-    if order > 0 and pgdat_balanced(m, order, idx):
-        wakeup_kcompactd(m, order, idx)
-    m.node[_N_KSWAPD_WAIT] = 0
-    m.node[_N_KSWAPD_ORDER] = 0
-    m.node[_N_KSWAPD_RECLAIMED] = 0
+    balance_pgdat_out(m, idx, boosted)
+    kswapd_sleep(m, alloc_order, order, idx)
     return reclaimed

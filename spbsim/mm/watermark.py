@@ -12,7 +12,7 @@ from .gfp import (__GFP_DMA as _GFP_DMA,
                    __GFP_RECLAIMABLE as _GFP_RECLAIMABLE,
                    __GFP_DIRECT_RECLAIM as _GFP_DIRECT_RECLAIM)
 from .jit import njit, njit_inline
-from .state import (CFG, NODE, ZS_BOOST, ZS_FREE_HIGHATOMIC, ZS_KSWAPD_WAKE,
+from .state import (CFG, CUR_CLOCK, NODE, VMSTAT, ZS_BOOST, ZS_FREE_HIGHATOMIC, ZS_KSWAPD_WAKE,
                     ZS_MANAGED, ZS_NR_FREE, ZS_RESERVED_HIGHATOMIC,
                     ZS_WMARK_MIN)
 
@@ -21,6 +21,11 @@ _N_KSWAPD_ORDER = NODE["kswapd_order"]
 _N_KSWAPD_IDX = NODE["kswapd_highest_zoneidx"]
 _N_KSWAPD_WAIT = NODE["kswapd_wait"]
 _N_KSWAPD_FAILURES = NODE["kswapd_failures"]
+_N_KSWAPD_RECLAIM_ORDER = NODE["kswapd_reclaim_order"]
+_N_KSWAPD_RECLAIMED = NODE["kswapd_reclaimed"]
+_N_KSWAPD_PGFREE = NODE["kswapd_pgfree"]
+_N_KSWAPD_RUN_START = NODE["kswapd_run_start_ns"]
+_VM_PGFREE = VMSTAT["pgfree"]
 _N_KCD_ORDER = NODE["kcompactd_max_order"]
 _N_KCD_IDX = NODE["kcompactd_highest_zoneidx"]
 _N_KCD_WAIT = NODE["kcompactd_wait"]
@@ -170,5 +175,9 @@ def wakeup_kswapd(m, z, gfp, order, highest_zoneidx):
             wakeup_kcompactd(m, order, highest_zoneidx)
         return
     m.node[_N_KSWAPD_WAIT] = 1
+    m.node[_N_KSWAPD_RECLAIM_ORDER] = m.node[_N_KSWAPD_ORDER]
+    m.node[_N_KSWAPD_RECLAIMED] = 0
+    m.node[_N_KSWAPD_PGFREE] = m.vm[_VM_PGFREE]
+    m.node[_N_KSWAPD_RUN_START] = m.cur[CUR_CLOCK]
 
 

@@ -147,7 +147,8 @@ from spbsim.mm.jit import njit
 from spbsim.mm.page_alloc import alloc_pages_call
 from spbsim.mm.page_free import free_pages
 from spbsim.mm.background import background, background_due
-from spbsim.mm.state import CFG, CUR_CLOCK, PCP_COUNT, SIMSTAT
+from spbsim.mm.state import CFG, CUR_CLOCK, NODE, PCP_COUNT, SIMSTAT
+from spbsim.mm.workqueue import VMSTAT_INTERVAL_NS, WQ_VMSTAT_UPDATE, queue_work
 from spbsim.trace.ftrace import (MM_PAGE_ALLOC, MM_PAGE_FREE, OTHER_EVENT,
                                    TRACING_MARK_WRITE, TraceReader, TracingMarkWrite)
 
@@ -1480,7 +1481,15 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
         state["built"] = S.build_start_state(machine, snap, flags, blocks, pcp_rows,
                                              OWNER_FILL)
         state["built"]["at"] = f"start marker (line {info['line']})"
-        machine.mem.cur[CUR_CLOCK] = np.int64(info["ts"] * 1e9)
+        now = np.int64(info["ts"] * 1e9)
+        machine.mem.cur[CUR_CLOCK] = now
+        if daemons:
+            # the stream holds the kernel's reclaim: kswapd only balances
+            # (spbsim.mm.vmscan.balance_pgdat); vmstat_update decays pcp high
+            machine.mem.cfg[CFG["reclaim_external"]] = 1
+            machine.mem.node[NODE["kswapd_last_ns"]] = now
+            machine.mem.node[NODE["proactive_next_ns"]] = now + 500_000_000
+            queue_work(machine.mem, WQ_VMSTAT_UPDATE, 0, now + VMSTAT_INTERVAL_NS)
         res[_R_UNPAIRED] = n_before
         if check:
             machine.check()
@@ -1561,8 +1570,6 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
         "passes": passes,
         "seconds": round(time.monotonic() - t0, 2),
         "machine": machine,
-        "pairer": pairer,
-        "id_off": id_off,
         "vmstat": machine.vmstat_counters(),
         "sim": machine.sim_counters(),
     }

@@ -1,0 +1,97 @@
+"""kswapd (mm/vmscan.c balance_pgdat, kswapd_try_to_sleep, v6.12) on states
+built by hand: the order kcompactd is woken for, ZONE_RECLAIM_ACTIVE while
+kswapd runs, and the replays' kswapd whose reclaim is in the request stream."""
+import numpy as np
+
+from spbsim.machine import Machine
+from spbsim.mm import gfp as G
+from spbsim.mm.background import background
+from spbsim.mm.const import ZONE_NORMAL, ZONE_RECLAIM_ACTIVE
+from spbsim.mm.lru import lru_add
+from spbsim.mm.state import (CFG, LRU_FILE, NODE, PCP_BATCH, PCP_COUNT, ZS_BOOST, ZS_FLAGS)
+from spbsim.mm.vmscan import balance_pgdat
+from spbsim.mm.watermark import wakeup_kswapd
+
+OWNER = 7
+
+
+def _full(reclaimable_every=2):
+    """A 1.5 GB machine (1 GB of it in Normal) whose memory is all allocated; every ``reclaimable_every``
+    -th page (by pfn) sits on the file LRU, the others are unmovable, so
+    reclaim frees no two buddies together."""
+    mach = Machine(memory="1536M", low_memory="512M", cpus=1, early_unmovable=0)
+    m = mach.mem
+    m.owner_lru[OWNER] = LRU_FILE
+    n = int(m.zstat[:, 9].sum()) + 64
+    pfns = mach.run_ops(np.zeros(n, np.int64), G.GFP_KERNEL, owner=OWNER)
+    pfns = np.sort(pfns[pfns >= 0])
+    for p in pfns[pfns % reclaimable_every == 0]:
+        lru_add(m, np.int64(p), np.int64(LRU_FILE))
+    return mach
+
+
+def test_kcompactd_woken_for_the_order_kswapd_was_woken_for():
+    """kswapd woken for order 2 reclaims compact_gap(2) pages, balances at
+    order 0 (kswapd_shrink_node drops sc.order) and, going to sleep, wakes
+    kcompactd for order 2 (kswapd_try_to_sleep(alloc_order, reclaim_order)).
+    The old rule woke kcompactd only if the node was balanced at order 2."""
+    mach = _full()
+    m = mach.mem
+    wakeup_kswapd(m, ZONE_NORMAL, G.GFP_KERNEL, 2, ZONE_NORMAL)
+    assert m.node[NODE["kswapd_wait"]] == 1
+    balance_pgdat(m, 0, 1 << 20)
+    assert m.node[NODE["kswapd_wait"]] == 0
+    assert m.node[NODE["kcompactd_wait"]] == 1 and m.node[NODE["kcompactd_max_order"]] == 2
+
+
+def test_reclaim_active_caps_the_pcp_lists_while_kswapd_runs():
+    """While kswapd balances a zone it is ZONE_RECLAIM_ACTIVE and a cpu's
+    pcp list keeps at most 4 batches (nr_pcp_high); the flag goes with kswapd."""
+    mach = _full()
+    m = mach.mem
+    wakeup_kswapd(m, ZONE_NORMAL, G.GFP_KERNEL, 0, ZONE_NORMAL)
+    balance_pgdat(m, 0, 64)                       # cut short: stays awake
+    assert m.node[NODE["kswapd_wait"]] == 1
+    assert m.zstat[ZONE_NORMAL, ZS_FLAGS] & ZONE_RECLAIM_ACTIVE
+    # free 300 unmovable (odd) pages of Normal on cpu 0
+    normal = np.arange(int(m.zone_start[ZONE_NORMAL]), int(m.zone_end[ZONE_NORMAL]))
+    odd = normal[(normal % 2 == 1) & (m.pg_owner[normal] == OWNER)][:300]
+    for p in odd:
+        mach.free(int(p), cpu=0)
+    batch = int(m.pcp[ZONE_NORMAL, 0, PCP_BATCH])
+    assert int(m.pcp[ZONE_NORMAL, 0, PCP_COUNT]) <= 4 * batch
+    balance_pgdat(m, 0, 1 << 20)
+    assert m.node[NODE["kswapd_wait"]] == 0
+    assert not m.zstat[ZONE_NORMAL, ZS_FLAGS] & ZONE_RECLAIM_ACTIVE
+
+
+def test_replay_kswapd_waits_for_the_streams_reclaim():
+    """With reclaim_external (a replay), kswapd frees nothing itself and counts
+    no failure while the node is unbalanced (the kernel's kswapd was
+    reclaiming: its frees are in the stream); each of its balance_pgdat()
+    runs (kswapd_replay_run_ms of trace time) ends by dropping the watermark
+    boosts and waking kcompactd for pageblock_order; once the stream's frees
+    balance the node it sleeps.  The old kswapd counted a failure per pass
+    and after 16 gave up for good, so later boosts were never dropped."""
+    mach = _full(reclaimable_every=1 << 30)      # nothing on the LRU
+    m = mach.mem
+    m.cfg[CFG["reclaim_external"]] = 1
+    m.zstat[ZONE_NORMAL, ZS_BOOST] = 1000
+    wakeup_kswapd(m, ZONE_NORMAL, G.GFP_KERNEL, 0, ZONE_NORMAL)
+    background(m, np.int64(1_000_000), np.int64(0))            # within the first run
+    assert m.zstat[ZONE_NORMAL, ZS_BOOST] == 1000
+    for k in range(40):
+        m.cur[1] = (k + 1) * 100_000_000
+        if k == 20:
+            m.zstat[ZONE_NORMAL, ZS_BOOST] = 500                # a later fallback boosts again
+        background(m, np.int64(m.cur[1]), np.int64(0))
+        assert m.zstat[ZONE_NORMAL, ZS_BOOST] == 0
+    assert m.node[NODE["kswapd_wait"]] == 1 and m.node[NODE["kswapd_failures"]] == 0
+    # kcompactd was woken (for pageblock_order) and ran in the same pass
+    assert mach.vmstat_counters()["compact_daemon_wake"] >= 2
+    normal = np.arange(int(m.zone_start[ZONE_NORMAL]), int(m.zone_end[ZONE_NORMAL]))
+    for p in normal[m.pg_owner[normal] == OWNER][:60000]:
+        mach.free(int(p), cpu=0)
+    m.cur[1] = 5_000_000_000
+    background(m, np.int64(m.cur[1]), np.int64(0))
+    assert m.node[NODE["kswapd_wait"]] == 0
