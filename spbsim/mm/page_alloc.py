@@ -370,21 +370,25 @@ def alloc_pages_slowpath(m, order, gfp, highest_zoneidx, mt, cpu):
                                                         prio, retries)
             if retry:
                 continue
+        # "Reclaim/compaction failed to prevent the fallback": reached only by
+        # a request that direct-reclaimed and exhausted its retries, never by
+        # a non-blocking, __GFP_NORETRY or costly one (those go to nopage)
+        if (alloc_flags & ALLOC_NOFRAGMENT) and m.cfg[_CFG_SPB] != 0 and mt != MIGRATE_MOVABLE:
+            # SPB v1 24/45: two-phase targeted evacuation before the NOFRAGMENT drop
+            if spb_slowpath_evacuate(m, order, mt, highest_zoneidx, cpu):
+                page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx,
+                                                   mt, cpu)
+                if page >= 0:
+                    return page
+        if alloc_flags & ALLOC_NOFRAGMENT:
+            alloc_flags &= ~ALLOC_NOFRAGMENT
+            page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
+            if page >= 0:
+                return page
         page = alloc_pages_may_oom(m, order, gfp, highest_zoneidx, mt, cpu)
         if page >= 0:
             return page
         break
-    if (alloc_flags & ALLOC_NOFRAGMENT) and m.cfg[_CFG_SPB] != 0 and mt != MIGRATE_MOVABLE:
-        # SPB v1 24/45: two-phase targeted evacuation before the NOFRAGMENT drop
-        if spb_slowpath_evacuate(m, order, mt, highest_zoneidx, cpu):
-            page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
-            if page >= 0:
-                return page
-    if alloc_flags & ALLOC_NOFRAGMENT:
-        page = get_page_from_freelist_call(m, order, alloc_flags & ~ALLOC_NOFRAGMENT,
-                                           highest_zoneidx, mt, cpu)
-        if page >= 0:
-            return page
     if (gfp & _GFP_NOFAIL) and can_direct_reclaim:
         # __alloc_pages_cpuset_fallback(ALLOC_MIN_RESERVE); the kernel would loop
         return get_page_from_freelist_call(m, order, ALLOC_MIN_RESERVE, highest_zoneidx, mt, cpu)
