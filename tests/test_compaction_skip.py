@@ -15,6 +15,8 @@ from spbsim.mm.craft import exhaust, zero_watermarks
 from spbsim.mm.state import ZSTAT
 
 FLUSH = ZSTAT["compact_blockskip_flush"]
+SYNC_DIRECT = C.CC_SYNC | C.CC_DIRECT
+MIN_PRIO_DIRECT = SYNC_DIRECT | C.CC_WHOLE_ZONE | C.CC_IGNORE_SKIP | C.CC_IGNORE_BLOCK
 
 
 @pytest.fixture
@@ -53,13 +55,13 @@ def test_free_scanner_marks_a_fully_scanned_block_and_skips_it_next_time(pinned_
     start = int(pb) << pageblock_order
     free_before = int(((mem.pg_flags[start:start + (1 << pageblock_order)] & PG_buddy) != 0).sum())
     assert free_before == 256
-    scanned = C.isolate_freepages_block(mem, z, start, 9, False)
+    scanned = C.isolate_freepages_block(mem, z, start, 9, False, False)
     assert scanned > 0 and mem.cc_n[0] == free_before
     assert mem.pb_flags[pb] & PB_compact_skip                  # update_pageblock_skip
     C.cc_release(mem, z)
-    assert C.isolate_freepages_block(mem, z, start, 9, False) == 0   # isolation_suitable
+    assert C.isolate_freepages_block(mem, z, start, 9, False, False) == 0   # isolation_suitable
     assert mem.cc_n[0] == 0
-    assert C.isolate_freepages_block(mem, z, start, 9, True) > 0     # ignore_skip_hint
+    assert C.isolate_freepages_block(mem, z, start, 9, True, False) > 0     # ignore_skip_hint
     C.cc_release(mem, z)
     m.check()
 
@@ -69,7 +71,7 @@ def test_skip_bits_outlive_the_scanners_meeting_until_kswapd_sleeps(pinned_half_
     mem = m.mem
     fscan = lambda: m.vmstat_counters()["compact_free_scanned"]   # noqa: E731
     f0 = fscan()
-    res = C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, True, False, False, 0)
+    res = C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0)
     first = fscan() - f0
     assert res == C.COMPACT_PARTIAL_SKIPPED                     # the scanners met
     assert first > 0
@@ -79,7 +81,7 @@ def test_skip_bits_outlive_the_scanners_meeting_until_kswapd_sleeps(pinned_half_
     m.check()
     # the next direct compaction skips the marked blocks
     f1 = fscan()
-    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, True, False, False, 0)
+    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0)
     assert fscan() - f1 < first
     # kswapd going to sleep (balanced node) clears them
     vmscan.balance_pgdat(mem, 0, 1 << 20)
@@ -94,7 +96,7 @@ def test_compaction_restarting_clears_skip_bits(pinned_half_free):
     done = []
     for _ in range(3):
         s0 = mscan()
-        C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, True, False, False, 0)
+        C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0)
         done.append(mscan() - s0)
     assert _skipped(m, z) > 0 and done[2] < done[0]          # later passes skip marked blocks
     mem.zstat[z, ZSTAT["compact_defer_shift"]] = C.COMPACT_MAX_DEFER_SHIFT
@@ -103,7 +105,7 @@ def test_compaction_restarting_clears_skip_bits(pinned_half_free):
     assert C.compaction_restarting(mem, z, 9)
     assert not C.compaction_restarting(mem, z, 8)             # below compact_order_failed
     s0 = mscan()
-    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, True, False, False, 0)
+    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0)
     assert mscan() - s0 > done[2]          # __reset_isolation_suitable: every block scanned again
     m.check()
 
@@ -111,9 +113,10 @@ def test_compaction_restarting_clears_skip_bits(pinned_half_free):
 def test_kcompactd_and_compact_memory_do_not_ask_for_a_flush(pinned_half_free):
     m, z = pinned_half_free
     mem = m.mem
-    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, True, False, True, 0)      # kcompactd
+    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, C.CC_SYNC | C.CC_KCOMPACTD, 0)      # kcompactd
     assert mem.zstat[z, FLUSH] == 0
-    C.compact_zone(mem, z, -1, MIGRATE_MOVABLE, True, True, False, 0)     # compact_memory
+    C.compact_zone(mem, z, -1, MIGRATE_MOVABLE,
+                   C.CC_SYNC | C.CC_WHOLE_ZONE | C.CC_IGNORE_SKIP, 0)     # compact_memory
     assert mem.zstat[z, FLUSH] == 0
     m.check()
 
@@ -123,6 +126,6 @@ def test_min_priority_direct_compaction_asks_for_a_flush(pinned_half_free):
     compaction (cc->direct_compaction): its meeting sets the flush."""
     m, z = pinned_half_free
     mem = m.mem
-    assert C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, True, True, False, 0) == C.COMPACT_COMPLETE
+    assert C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, MIN_PRIO_DIRECT, 0) == C.COMPACT_COMPLETE
     assert mem.zstat[z, FLUSH] == 1
     m.check()

@@ -21,7 +21,8 @@ migration failures other than pinning.
 """
 from .buddy import (del_page_from_free_list, free_one_page_merge,
                     move_freepages_block, pageblock_set_has)
-from .const import (SUPERPAGEBLOCK_ORDER, ALLOC_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES,
+from .const import (SUPERPAGEBLOCK_ORDER, ALLOC_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE,
+                    MIGRATE_PCPTYPES, MIGRATE_UNMOVABLE,
                     NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER, PB_all_free, PB_compact_skip,
                     PG_buddy, PG_head, PG_lru, PG_MT_SHIFT, PG_pcp, PG_pinned,
                     pageblock_nr_pages, pageblock_order)
@@ -29,8 +30,10 @@ from .gfp import __GFP_IO as _GFP_IO
 from .jit import njit
 from .lru import lru_replace
 from .page_free import free_pages_call
-from .pcp import drain_all_pages
+from .fallback import fallback_type, should_try_claim_block
+from .pcp import drain_zone_pages
 from .split import piece_index
+from .tracepoint import EV_COMPACTION_BEGIN, EV_COMPACTION_END, EV_KCOMPACTD_WAKE, trace_event
 from .state import CC_MAX, CFG, NODE, VMSTAT, ZS_NR_FREE, ZS_WMARK_MIN, ZSTAT
 from .watermark import gfp_migratetype, populated_zone, wmark_pages, zone_watermark_ok
 
@@ -52,6 +55,15 @@ COMPACT_PRIO_ASYNC = 2
 
 COMPACT_MAX_DEFER_SHIFT = 6
 COMPACT_CLUSTER_MAX = 32
+
+#: struct compact_control's switches, as a bit mask for compact_zone()
+CC_SYNC = 0x1            # cc->mode != MIGRATE_ASYNC
+CC_WHOLE_ZONE = 0x2      # cc->whole_zone
+CC_DIRECT = 0x4          # cc->direct_compaction
+CC_IGNORE_SKIP = 0x8     # cc->ignore_skip_hint
+CC_IGNORE_BLOCK = 0x10   # cc->ignore_block_suitable
+CC_KCOMPACTD = 0x20      # run by kcompactd (its vmstat counters)
+CC_PROACTIVE = 0x40      # cc->proactive_compaction
 
 _CFG_COMPACTION = CFG["compaction"]
 _CFG_EXTFRAG = CFG["extfrag_threshold"]
@@ -77,6 +89,7 @@ _N_KCD_ORDER = NODE["kcompactd_max_order"]
 _N_KCD_IDX = NODE["kcompactd_highest_zoneidx"]
 _N_KCD_WAIT = NODE["kcompactd_wait"]
 _N_KCD_RUNS = NODE["kcompactd_runs"]
+_N_KSWAPD_WAIT = NODE["kswapd_wait"]
 
 
 # ---------------------------------------------------------------- deferral
@@ -152,16 +165,18 @@ def compaction_suitable(m, z, order, highest_zoneidx):
 
 @njit
 def compact_finished(m, z, order, mt):
-    """__compact_finished()'s page test: a free block of the order on the
-    requester's list, or a claimable one on a fallback list."""
+    """__compact_finished()'s page test: a free block of at least the order on
+    the requester's list, or on a fallback list the request may steal from
+    (find_suitable_fallback(only_stealable): any order for unmovable and
+    reclaimable requests, pageblock_order / 2 and up for movable ones)."""
     if order < 0:
         return False
     for o in range(order, NR_PAGE_ORDERS):
         if m.fa_nr[z, o, mt] > 0:
             return True
-        if o >= pageblock_order:
-            for t in range(MIGRATE_PCPTYPES):
-                if m.fa_nr[z, o, t] > 0:
+        if m.nr_free[z, o] > 0 and should_try_claim_block(o, mt):
+            for i in range(2):
+                if m.fa_nr[z, o, fallback_type(mt, i)] > 0:
                     return True
     return False
 
@@ -213,22 +228,33 @@ def isolate_free_page(m, z, pfn, order):
 
 
 @njit
-def isolate_freepages_block(m, z, start, cc_order, ignore_suitable):
+def suitable_migration_target(m, start, cc_order, ignore_block):
+    """suitable_migration_target(): not a block whose first page is a free
+    buddy of at least the target order (pageblock_order for order <= 0: a
+    free pageblock is never broken up for targets); then MOVABLE blocks only,
+    unless ignore_block_suitable (direct compaction at MIN priority)."""
+    if m.pg_flags[start] & PG_buddy:
+        o = cc_order if cc_order > 0 else pageblock_order
+        if m.pg_order[start] >= o:
+            return False
+    if ignore_block:
+        return True
+    return m.pb_mt[start >> pageblock_order] == MIGRATE_MOVABLE
+
+
+@njit
+def isolate_freepages_block(m, z, start, cc_order, ignore_skip, ignore_block):
     """One pageblock of isolate_freepages(): skipped unless it is a
-    suitable_migration_target (MOVABLE unless ignored; never a buddy of >= the
-    target order at the block start) and isolation_suitable (no skip bit, or
-    skip hints ignored); else every free buddy is isolated, and a block
-    scanned to its end gets the skip bit (update_pageblock_skip).  Returns
-    pages scanned."""
+    suitable_migration_target and isolation_suitable (no skip bit, or skip
+    hints ignored); else every free buddy is isolated, and a block scanned
+    to its end gets the skip bit (update_pageblock_skip).  Returns pages
+    scanned."""
     pb = start >> pageblock_order
     if m.pb_zone[pb] != z:
         return 0
-    if not ignore_suitable and m.pb_mt[pb] != MIGRATE_MOVABLE:
+    if not suitable_migration_target(m, start, cc_order, ignore_block):
         return 0
-    if not ignore_suitable and (m.pb_flags[pb] & PB_compact_skip):
-        return 0
-    if (m.pg_flags[start] & PG_buddy) and cc_order >= 0 and m.pg_order[start] >= max(cc_order, 0) \
-            and m.pg_order[start] >= pageblock_order - 1:
+    if not ignore_skip and (m.pb_flags[pb] & PB_compact_skip):
         return 0
     end = start + pageblock_nr_pages
     p = start
@@ -410,16 +436,39 @@ def proactive_compact_node(m, cpu):
         return False
     for z in range(m.zstat.shape[0]):
         if populated_zone(m, z) and zone_frag_score(m, z) > low:
-            compact_zone(m, z, -1, MIGRATE_MOVABLE, True, True, True, cpu, low)
+            compact_zone(m, z, -1, MIGRATE_UNMOVABLE,
+                         CC_SYNC | CC_WHOLE_ZONE | CC_IGNORE_SKIP | CC_KCOMPACTD | CC_PROACTIVE,
+                         cpu, low)
     return True
 
 
 @njit
-def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu, proactive_low=-1):
-    """compact_zone(): returns a compact_result.  ``proactive_low`` >= 0: a
-    proactive run, finished once the zone's score is at most that."""
+def suitable_migration_source(m, pb, mt, flags):
+    """suitable_migration_source(): any block, except that async direct
+    compaction takes only MOVABLE blocks for movable requests and blocks of
+    the request's own type for the others."""
+    if (flags & CC_SYNC) != 0 or (flags & CC_DIRECT) == 0:
+        return True
+    if mt == MIGRATE_MOVABLE:
+        return m.pb_mt[pb] == MIGRATE_MOVABLE
+    return m.pb_mt[pb] == mt
+
+
+@njit
+def compact_zone(m, z, order, mt, flags, cpu, proactive_low=-1):
+    """compact_zone() with the compact_control switches ``flags`` (CC_*):
+    returns a compact_result.  ``proactive_low`` >= 0 with CC_PROACTIVE: done
+    once the zone's fragmentation score is at most that, given up
+    (PARTIAL_SKIPPED) while kswapd runs.  Migration frees go to the
+    compacting cpu's pcp lists; for order > 0 those lists are drained into
+    the zone once the migrate scanner leaves the block it migrated from
+    (lru_add_drain_cpu_zone), so the freed pages can merge."""
     if compaction_restarting(m, z, order):
         reset_isolation_suitable_zone(m, z)
+    whole_zone = (flags & CC_WHOLE_ZONE) != 0
+    ignore_skip = (flags & CC_IGNORE_SKIP) != 0
+    ignore_block = (flags & CC_IGNORE_BLOCK) != 0
+    kcompactd = (flags & CC_KCOMPACTD) != 0
     zs = m.zone_start[z]
     ze = m.zone_end[z]
     mpfn = m.zstat[z, _Z_MIGRATE_PFN]
@@ -428,27 +477,31 @@ def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu, proactive_lo
         mpfn = zs & ~(pageblock_nr_pages - 1)
     if whole_zone or fpfn <= zs or fpfn > ze:
         fpfn = (ze - 1) & ~(pageblock_nr_pages - 1)
-    ignore_skip = whole_zone
     m.cc_n[0] = 0
     result = COMPACT_CONTINUE
     mscanned = 0
     fscanned = 0
+    sync = 1 if (flags & CC_SYNC) != 0 else 0
+    trace_event(m, EV_COMPACTION_BEGIN, zs, sync, mpfn, fpfn, ze, flags << 8)
     while True:
         if (fpfn >> pageblock_order) <= (mpfn >> pageblock_order):
             result = COMPACT_COMPLETE if whole_zone else COMPACT_PARTIAL_SKIPPED
             # reset_cached_positions(): restart from the zone ends next time;
-            # a direct compaction (any priority; not kcompactd, not
-            # /proc/sys/vm/compact_memory's order -1) asks kswapd to clear the
-            # skip bits when it next sleeps (compact_blockskip_flush)
+            # a direct compaction asks kswapd to clear the skip bits when it
+            # next sleeps (compact_blockskip_flush)
             mpfn = zs
             fpfn = ze
-            if not kcompactd and order >= 0:
+            if flags & CC_DIRECT:
                 m.zstat[z, _Z_BLOCKSKIP_FLUSH] = 1
             break
-        if compact_finished(m, z, order, mt):
-            result = COMPACT_SUCCESS
-            break
-        if proactive_low >= 0 and zone_frag_score(m, z) <= proactive_low:
+        if flags & CC_PROACTIVE:
+            if m.node[_N_KSWAPD_WAIT] != 0:
+                result = COMPACT_PARTIAL_SKIPPED
+                break
+            if zone_frag_score(m, z) <= proactive_low:
+                result = COMPACT_SUCCESS
+                break
+        elif compact_finished(m, z, order, mt):
             result = COMPACT_SUCCESS
             break
         pb = mpfn >> pageblock_order
@@ -462,8 +515,7 @@ def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu, proactive_lo
             continue
         if not ignore_skip and (m.pb_flags[pb] & PB_compact_skip):
             continue
-        bmt = m.pb_mt[pb]
-        if bmt == MIGRATE_ISOLATE or (not sync and not kcompactd and bmt != MIGRATE_MOVABLE):
+        if m.pb_mt[pb] == MIGRATE_ISOLATE or not suitable_migration_source(m, pb, mt, flags):
             continue
         # isolate_migratepages_block + migrate_pages, COMPACT_CLUSTER_MAX at a time
         p = start
@@ -482,7 +534,8 @@ def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu, proactive_lo
             if f & PG_head and migratable(m, p, order):
                 dst = compaction_alloc(m, z, o)
                 while dst < 0 and (fpfn >> pageblock_order) > (start >> pageblock_order):
-                    fscanned += isolate_freepages_block(m, z, fpfn, order, whole_zone)
+                    fscanned += isolate_freepages_block(m, z, fpfn, order, ignore_skip,
+                                                        ignore_block)
                     fpfn -= pageblock_nr_pages
                     dst = compaction_alloc(m, z, o)
                 if dst < 0:
@@ -498,7 +551,10 @@ def compact_zone(m, z, order, mt, sync, whole_zone, kcompactd, cpu, proactive_lo
                 # S1 §9.1: nothing movable left in the block: PB_has_movable off
                 # (kept while free MOVABLE fragments remain)
                 superpageblock_clear_has_movable_call(m.spb, m, start)
+        elif order > 0:
+            drain_zone_pages(m, z, cpu)         # check_drain
     cc_release(m, z)
+    trace_event(m, EV_COMPACTION_END, zs, sync, mpfn, fpfn, ze, result | (flags << 8))
     m.zstat[z, _Z_MIGRATE_PFN] = mpfn
     m.zstat[z, _Z_FREE_PFN] = fpfn
     if kcompactd:
@@ -532,8 +588,12 @@ def try_to_compact_pages(m, order, gfp, alloc_flags, highest_zoneidx, prio, cpu)
         if not compaction_suitable(m, z, order, highest_zoneidx):
             rc = max(rc, COMPACT_SKIPPED)
             continue
-        status = compact_zone(m, z, order, mt, prio != COMPACT_PRIO_ASYNC,
-                              prio == COMPACT_PRIO_SYNC_FULL, False, cpu)
+        flags = CC_DIRECT
+        if prio != COMPACT_PRIO_ASYNC:
+            flags |= CC_SYNC
+        if prio == COMPACT_PRIO_SYNC_FULL:          # MIN_COMPACT_PRIORITY
+            flags |= CC_WHOLE_ZONE | CC_IGNORE_SKIP | CC_IGNORE_BLOCK
+        status = compact_zone(m, z, order, mt, flags, cpu)
         rc = max(rc, status)
         if status == COMPACT_SUCCESS:
             compaction_defer_reset(m, z, order, False)
@@ -545,9 +605,18 @@ def try_to_compact_pages(m, order, gfp, alloc_flags, highest_zoneidx, prio, cpu)
 
 
 @njit
+def drain_zone_all_cpus(m, z):
+    """drain_all_pages(zone): every cpu's lists of one zone."""
+    for cpu in range(m.pcp.shape[1]):
+        drain_zone_pages(m, z, cpu)
+
+
+@njit
 def kcompactd_do_work(m, cpu):
     """kcompactd_do_work(): SYNC_LIGHT compaction for the recorded order in
-    each zone up to the recorded index that needs and suits it."""
+    each zone up to the recorded index that needs and suits it, as a
+    GFP_KERNEL request (cc->migratetype UNMOVABLE); a zone it could not
+    finish has its pcp lists drained and its compaction deferred."""
     order = m.node[_N_KCD_ORDER]
     idx = m.node[_N_KCD_IDX]
     m.node[_N_KCD_WAIT] = 0
@@ -556,6 +625,7 @@ def kcompactd_do_work(m, cpu):
         return 0
     m.node[_N_KCD_RUNS] += 1
     m.vm[_VM_DWAKE] += 1
+    trace_event(m, EV_KCOMPACTD_WAKE, 0, order, idx, 0, 0, 0)
     for z in range(idx + 1):
         if not populated_zone(m, z):
             continue
@@ -565,11 +635,11 @@ def kcompactd_do_work(m, cpu):
             continue
         if not compaction_suitable(m, z, order, idx):
             continue
-        status = compact_zone(m, z, order, MIGRATE_MOVABLE, True, False, True, cpu)
+        status = compact_zone(m, z, order, MIGRATE_UNMOVABLE, CC_SYNC | CC_KCOMPACTD, cpu)
         if status == COMPACT_SUCCESS:
             compaction_defer_reset(m, z, order, False)
         elif status == COMPACT_COMPLETE or status == COMPACT_PARTIAL_SKIPPED:
-            drain_all_pages(m)
+            drain_zone_all_cpus(m, z)
             defer_compaction(m, z, order)
     return 1
 

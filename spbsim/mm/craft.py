@@ -6,7 +6,7 @@ chosen pages to lay out exactly the free lists a rule needs.
 import numpy as np
 
 from . import gfp as G
-from .state import ZS_BOOST, ZS_MANAGED, ZS_WMARK_MIN
+from .state import CFG, PCP_COUNT, ZS_BOOST, ZS_MANAGED, ZS_WMARK_MIN
 
 __all__ = ["zero_watermarks", "exhaust", "free_pages_range"]
 
@@ -22,13 +22,27 @@ def zero_watermarks(mach):
 def exhaust(mach, gfp=G.GFP_HIGHUSER_MOVABLE, order=0, cpu=0):
     """Allocate ``order`` blocks until the allocator fails; return their pfns.
 
-    Call ``zero_watermarks`` first to take every page; with pcp lists on,
-    pages parked on other cpus' lists stay free-but-unusable.
+    Call ``zero_watermarks`` first to take every page; the pcp lists are
+    drained and emptied too.
     """
     managed = int(mach.mem.zstat[:, ZS_MANAGED].sum())
     n = (managed >> order) + 64
     out = mach.run_ops(np.full(n, order), gfp, cpu=cpu)
-    return out[out >= 0]
+    out = out[out >= 0]
+    # the pages the cpu lists still hold are taken too (a failed request
+    # drains them only after reclaim made progress)
+    parked = int(mach.mem.pcp[:, :, PCP_COUNT].sum()) >> order
+    if parked:
+        # allocating them through the pcp lists would park new refills, and
+        # with no buddy page left the watermark check refuses the rest
+        cfg = mach.mem.cfg
+        was = int(cfg[CFG["pcp_enabled"]])
+        cfg[CFG["pcp_enabled"]] = 0
+        mach.drain_pcp()
+        more = mach.run_ops(np.full(parked + 64, order), gfp, cpu=cpu)
+        cfg[CFG["pcp_enabled"]] = was
+        out = np.concatenate([out, more[more >= 0]])
+    return out
 
 
 def free_pages_range(mach, start, count, order=0, cpu=0):

@@ -1,0 +1,172 @@
+"""Compaction's choices of blocks (mm/compaction.c v6.12) on states built by
+hand: suitable_migration_target (free pageblocks and non-MOVABLE blocks are
+no targets except for MIN-priority direct compaction),
+suitable_migration_source (async direct compaction scans blocks of the
+request's type), __compact_finished's stealable fallbacks, the check_drain
+of the compacting cpu's lists, and kcompactd draining only the zone it
+compacted."""
+import numpy as np
+
+from spbsim import Machine
+from spbsim.mm import compaction as C
+from spbsim.mm.const import (MIGRATE_MOVABLE, MIGRATE_UNMOVABLE, PG_buddy, PG_head,
+                             PG_pinned, ZONE_DMA32, ZONE_NORMAL, pageblock_nr_pages,
+                             pageblock_order)
+from spbsim.mm.buddy import move_freepages_block
+from spbsim.mm.craft import exhaust, zero_watermarks
+from spbsim.mm.state import NODE, PCP_COUNT
+
+PB = pageblock_nr_pages
+
+
+def _full(pcp=False, cpus=1):
+    """1.5 GB (1 GB in Normal), every page allocated movable (migratable)."""
+    m = Machine("1536M", low_memory="512M", cpus=cpus, pcp=pcp, early_unmovable=0,
+                migrate_untracked=True)
+    zero_watermarks(m)
+    pfns = np.sort(exhaust(m))
+    return m, pfns
+
+
+def _free(m, pfns, cpu=0):
+    m.run_ops(np.zeros(len(pfns), np.int64), 0, pfns=np.asarray(pfns, np.int64), cpu=cpu)
+
+
+def _block_pages(m, pb):
+    s = int(pb) << pageblock_order
+    return np.arange(s, s + PB)
+
+
+def _allocated(m, pb):
+    f = m.mem.pg_flags[_block_pages(m, pb)]
+    return int((f & PG_head != 0).sum())
+
+
+def _top_blocks(m, z, n):
+    """The n highest pageblocks of zone z whose pages are all allocated."""
+    mem = m.mem
+    out = []
+    for pb in range((int(mem.zone_end[z]) >> pageblock_order) - 1,
+                    int(mem.zone_start[z]) >> pageblock_order, -1):
+        if mem.pb_zone[pb] == z and _allocated(m, pb) == PB:
+            out.append(pb)
+            if len(out) == n:
+                break
+    return out
+
+
+def test_order_minus_one_compaction_keeps_free_pageblocks_and_unmovable_blocks():
+    """/proc/sys/vm/compact_memory and proactive compaction (order -1) take
+    migration targets only from MOVABLE blocks and never from a free
+    pageblock (suitable_migration_target: a buddy of >= pageblock_order at
+    the block's start; ignore_block_suitable is for MIN-priority direct
+    compaction only).  The old rule took targets from any block of a
+    whole-zone compaction, splitting the free 2 MB blocks."""
+    m, _ = _full()
+    mem = m.mem
+    z = ZONE_NORMAL
+    top, unmov, target = _top_blocks(m, z, 3)
+    _free(m, _block_pages(m, top))                                # a free pageblock
+    move_freepages_block(mem, z, int(unmov) << pageblock_order, MIGRATE_MOVABLE,
+                         MIGRATE_UNMOVABLE)
+    _free(m, _block_pages(m, unmov)[::2])                         # free pages in an UNMOVABLE block
+    _free(m, _block_pages(m, target)[::2])                        # targets in a MOVABLE block
+    low = int(mem.zone_start[z]) >> pageblock_order
+    src = _block_pages(m, low + 1)
+    _free(m, src[50:])                                            # a nearly empty source
+    m.compact_memory()
+    assert m.vmstat_counters()["pgmigrate_success"] > 0
+    assert mem.pg_flags[int(top) << pageblock_order] & PG_buddy
+    assert mem.pg_order[int(top) << pageblock_order] >= pageblock_order
+    assert _allocated(m, unmov) == PB // 2
+    m.check()
+
+
+def test_async_direct_compaction_scans_blocks_of_the_request_type():
+    """suitable_migration_source: an async direct compaction for an
+    unmovable order-2 request migrates from UNMOVABLE blocks (to make room
+    for the request where its type lives); the old rule scanned only
+    MOVABLE blocks for every async direct compaction."""
+    m, _ = _full()
+    mem = m.mem
+    z = ZONE_NORMAL
+    top, = _top_blocks(m, z, 1)
+    _free(m, _block_pages(m, top)[0::2])          # targets (order-0 holes: a free
+    #                                               pageblock is no target for order 2)
+    low = (int(mem.zone_start[z]) >> pageblock_order) + 1
+    pages = _block_pages(m, low)
+    _free(m, pages[0::4])                                         # order-0 holes only
+    move_freepages_block(mem, z, int(low) << pageblock_order, MIGRATE_MOVABLE,
+                         MIGRATE_UNMOVABLE)
+    before = _allocated(m, low)
+    C.compact_zone(mem, z, 2, MIGRATE_UNMOVABLE, C.CC_DIRECT, 0)
+    assert _allocated(m, low) < before
+    assert mem.fa_nr[z, 2:, MIGRATE_UNMOVABLE].sum() > 0
+    m.check()
+
+
+def test_compact_finished_counts_stealable_fallbacks():
+    """__compact_finished: done when a free block of the order is on the
+    request's list or on a fallback list it may steal from
+    (find_suitable_fallback(only_stealable)): any order for unmovable
+    requests, pageblock_order / 2 and up for movable ones.  The old rule
+    looked at other lists only from pageblock_order up."""
+    m, pfns = _full()
+    mem = m.mem
+    z = ZONE_NORMAL
+    blk, = _top_blocks(m, z, 1)
+    base = int(blk) << pageblock_order
+    _free(m, np.arange(base, base + 8))                           # an order-3 MOVABLE buddy
+    assert mem.fa_nr[z, :, :].sum() == 1
+    assert C.compact_finished(mem, z, 2, MIGRATE_UNMOVABLE)
+    assert C.compact_finished(mem, z, 2, MIGRATE_MOVABLE)
+    m2, _ = _full()
+    mem2 = m2.mem
+    blk2, = _top_blocks(m2, z, 1)
+    b2 = int(blk2) << pageblock_order
+    move_freepages_block(mem2, z, b2, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE)
+    _free(m2, np.arange(b2, b2 + 8))                              # an order-3 UNMOVABLE buddy
+    assert mem2.fa_nr[z, 3, MIGRATE_UNMOVABLE] == 1 and mem2.fa_nr[z, :, :].sum() == 1
+    assert not C.compact_finished(mem2, z, 2, MIGRATE_MOVABLE)    # movable may not steal order 3
+    assert not C.compact_finished(mem2, z, 4, MIGRATE_UNMOVABLE)  # nothing of order >= 4
+
+
+def test_direct_compaction_drains_its_cpus_lists_after_migrating():
+    """check_drain: after migrating out of a block, an order > 0 compaction
+    drains the compacting cpu's pcp lists of the zone (lru_add_drain_cpu_zone),
+    so the freed sources merge and compact_finished can see them.  Before,
+    the migrated pages stayed on the pcp lists."""
+    m, _ = _full(pcp=True)
+    mem = m.mem
+    z = ZONE_NORMAL
+    top, = _top_blocks(m, z, 1)
+    _free(m, _block_pages(m, top))
+    m.drain_pcp()
+    low = (int(mem.zone_start[z]) >> pageblock_order) + 1
+    _free(m, _block_pages(m, low)[1::2])
+    m.drain_pcp()
+    C.compact_zone(mem, z, 2, MIGRATE_MOVABLE, C.CC_SYNC | C.CC_DIRECT, 0)
+    assert mem.pcp[z, 0, PCP_COUNT] == 0
+    assert mem.fa_nr[z, 2:, MIGRATE_MOVABLE].sum() > 0
+    m.check()
+
+
+def test_kcompactd_drains_only_the_zone_it_failed_to_compact():
+    """kcompactd_do_work: a zone whose compaction ended without success has
+    its pcp lists drained (drain_all_pages(zone)) and its compaction
+    deferred; other zones' lists stay.  The old rule drained every zone."""
+    m, pfns = _full(pcp=True)
+    mem = m.mem
+    dma32 = pfns[(pfns >= mem.zone_start[ZONE_DMA32]) & (pfns < mem.zone_end[ZONE_DMA32])]
+    _free(m, dma32[:200], cpu=0)              # DMA32 pcp pages (and free memory there)
+    normal = pfns[pfns >= mem.zone_start[ZONE_NORMAL]]
+    _free(m, normal[1::2][:40000], cpu=0)     # Normal: scattered holes, some on the pcp
+    mem.pg_flags[normal[0::2]] |= PG_pinned   # nothing there can move: compaction fails
+    d_before = int(mem.pcp[ZONE_DMA32, 0, PCP_COUNT])
+    assert d_before > 0 and mem.pcp[ZONE_NORMAL, 0, PCP_COUNT] > 0
+    mem.node[NODE["kcompactd_max_order"]] = pageblock_order
+    mem.node[NODE["kcompactd_highest_zoneidx"]] = ZONE_NORMAL
+    mem.node[NODE["kcompactd_wait"]] = 1
+    C.kcompactd_do_work(mem, 0)
+    assert mem.pcp[ZONE_NORMAL, 0, PCP_COUNT] == 0
+    assert int(mem.pcp[ZONE_DMA32, 0, PCP_COUNT]) == d_before
