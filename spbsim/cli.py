@@ -14,7 +14,7 @@ def _machine_options(f):
         click.option("--memory", default="16G", show_default=True, help="RAM size, 1G..4T"),
         click.option("--cpus", default=4, show_default=True, type=int, help="CPUs with per-cpu lists"),
         click.option("--kernel-version", "version", default="recent", show_default=True,
-                     type=click.Choice(["recent", "6.12"]), help="stock allocator variant"),
+                     type=click.Choice(["recent", "6.12", "6.1"]), help="stock allocator variant"),
         click.option("--defrag-mode/--no-defrag-mode", default=False, help="vm.defrag_mode"),
         click.option("--watermark-boost-factor", default=15000, show_default=True, type=int),
         click.option("--seed", default=1, show_default=True, type=int),
@@ -274,7 +274,7 @@ def _print_summary(mach, s, out_dir):
 @click.option("--low-memory", default="512M", show_default=True, help="what-if: RAM below 4G")
 @click.option("--cpus", default=2, show_default=True, type=int, help="what-if: cpus")
 @click.option("--kernel-version", "version", default="6.12", show_default=True,
-              type=click.Choice(["recent", "6.12"]), help="what-if: allocator variant")
+              type=click.Choice(["recent", "6.12", "6.1"]), help="what-if: allocator variant")
 @click.option("--defrag-mode/--no-defrag-mode", default=False, help="what-if: vm.defrag_mode")
 def replay(path, mode, lenient, max_lines, json_out, memory, low_memory, cpus, version,
            defrag_mode):

@@ -68,7 +68,8 @@ class Machine:
 
     Parameters (all validated; a bad value raises ConfigError naming it):
       memory: '1G'..'4T'.  low_memory: RAM below 4 GiB (default min(memory, 3G)).
-      cpus: per-cpu page lists (1..256).  version: 'recent' (v6.19/7.0) or '6.12'.
+      cpus: per-cpu page lists (1..256).  version: 'recent' (v6.19/7.0), '6.12'
+      (the 6.12 LTS kernel, 6.12.117) or '6.1' (v6.1 LTS fallback and watermark rules).
       defrag_mode: vm.defrag_mode.  watermark_boost_factor: vm sysctl (0 = off).
       min_free_kbytes / watermark_scale_factor: vm sysctls (None = kernel default
       incl. khugepaged's THP recommendation).  pcp: per-cpu lists on/off.
@@ -370,10 +371,12 @@ class Machine:
 
     def compact_memory(self, cpu=0):
         """/proc/sys/vm/compact_memory: full sync compaction of every zone."""
-        from .mm.compaction import compact_zone
-        from .mm.const import MIGRATE_MOVABLE
+        from .mm.compaction import CC_IGNORE_SKIP, CC_SYNC, CC_WHOLE_ZONE, compact_zone
+        from .mm.const import MIGRATE_UNMOVABLE
         for z in self.populated_zones():
-            compact_zone(self.mem, z, -1, MIGRATE_MOVABLE, True, True, False, self._cpu(cpu))
+            # compact_node(pgdat, false): MIGRATE_SYNC, whole zone, skip hints ignored
+            compact_zone(self.mem, z, -1, MIGRATE_UNMOVABLE, CC_SYNC | CC_WHOLE_ZONE | CC_IGNORE_SKIP,
+                         self._cpu(cpu))
 
     def drain_pcp(self):
         """drain_all_pages(): return every per-cpu page to the buddy lists."""

@@ -2,7 +2,7 @@
 
 A policy is a set of machine switches applied on top of the scenario:
 ``stock`` (mainline v6.19/7.0; the scenario's kernel_version may say 6.12),
-``stock:6.12``, ``stock:defrag`` (vm.defrag_mode = 1), ``stock:noboost``
+``stock:6.12`` (the 6.12 LTS kernel), ``stock:6.1``, ``stock:defrag`` (vm.defrag_mode = 1), ``stock:noboost``
 (vm.watermark_boost_factor = 0), and the superpageblock allocator
 ``spb:s1|v1|v1-pre43|v2`` (spbsim.mm.spb; ``spb`` = ``spb:v1``) with watermark
 boosting off, as the posted series removed it (spec §5.8).  The table of
@@ -15,6 +15,7 @@ __all__ = ["STOCK_PRESETS", "policy_overrides", "known_policies"]
 STOCK_PRESETS = {
     "": {},
     "6.12": {"version": "6.12"},
+    "6.1": {"version": "6.1"},
     "defrag": {"defrag_mode": True},
     "noboost": {"watermark_boost_factor": 0},
 }

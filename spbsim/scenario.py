@@ -38,7 +38,7 @@ MIN_TICK_S, MAX_TICK_S = 1e-3, 1.0
 MAX_RATE = 1e9
 POLICY_RE = re.compile(r"^(stock|spb)(:[a-z0-9.-]+)?(,[a-z0-9_]+=[A-Za-z0-9_.-]+)*$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
-KERNEL_VERSIONS = ("recent", "6.12")
+KERNEL_VERSIONS = ("recent", "6.12", "6.1")
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
 

@@ -92,7 +92,7 @@ def test_same_seed_same_state():
     assert _stream(8).checksum() != a.checksum()
 
 
-@pytest.mark.parametrize("version", ["recent", "6.12"])
+@pytest.mark.parametrize("version", ["recent", "6.12", "6.1"])
 def test_invariants_after_a_long_mixed_stream(version):
     m = _stream(3, n=1_000_000, version=version)
     m.check()
@@ -107,7 +107,7 @@ OPS = st.lists(st.tuples(st.integers(0, 10), st.sampled_from([
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ops=OPS, version=st.sampled_from(["recent", "6.12"]), defrag=st.booleans(),
+@given(ops=OPS, version=st.sampled_from(["recent", "6.12", "6.1"]), defrag=st.booleans(),
        pcp=st.booleans())
 def test_invariants_hold_for_any_op_sequence(ops, version, defrag, pcp):
     """DEBUG_VM invariants after arbitrary interleavings of allocs and frees of

@@ -97,16 +97,31 @@ def test_below_half_steals_the_smallest_buddy():
     m.check()
 
 
-def test_v612_splits_the_largest_fallback_buddy():
-    """v6.12 __rmqueue_fallback: same state, but the first (largest) order with a
+def test_v61_splits_the_largest_fallback_buddy():
+    """v6.1 __rmqueue_fallback: same state, but the first (largest) order with a
     fallback is used and, failing the claim, that buddy (b+128, order 7) is split."""
-    m = full_machine(version="6.12")
+    m = full_machine(version="6.1")
     b = block(m)
     free_pages_range(m, b + 1, 255)
     pfn = m.alloc(0, KERNEL)
     assert pfn == b + 128
     assert m.mem.pb_mt[b >> 9] == MIGRATE_MOVABLE
     assert last_extfrag(m)["fallback_order"] == 7
+    m.check()
+
+
+def test_v612_lts_claims_then_steals_the_smallest():
+    """The 6.12 LTS kernel (6.12.117, as Debian ships it) has the backported
+    __rmqueue_claim / __rmqueue_steal split: the same state as above steals
+    the smallest fallback buddy (b+1, order 0), like recent kernels."""
+    m = full_machine(version="6.12")
+    b = block(m)
+    free_pages_range(m, b + 1, 255)
+    pfn = m.alloc(0, KERNEL)
+    assert pfn == b + 1
+    c = m.sim_counters()
+    assert c["sim_steal"] == 1 and c["sim_claim_success"] == 0
+    assert last_extfrag(m)["fallback_order"] == 0
     m.check()
 
 

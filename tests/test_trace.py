@@ -568,15 +568,17 @@ def test_unknown_events_are_not_errors(tmp_path):
 
 def test_kind_codes_match_engine_log():
     """The five kmem page events share their codes between this reader and the
-    engine's event log; the engine's SPB tracepoints (codes 5..) are its own
-    and are rendered by tracefmt under their S2 names."""
+    engine's event log; the engine's other tracepoints (codes 5..: the SPB
+    series' and the kswapd / kcompactd / compaction ones) are its own and are
+    rendered by tracefmt under their kernel names."""
     state = pytest.importorskip("spbsim.mm.state")
-    from spbsim.trace.tracefmt import _SPB_NAMES
+    from spbsim.trace.tracefmt import _KTHREAD_NAMES, _SPB_NAMES
     for code, name in enumerate(state.EV_NAMES[:5]):
         assert KIND_NAMES[code] == name
+    rendered = {**_SPB_NAMES, **_KTHREAD_NAMES}
     for code, name in enumerate(state.EV_NAMES):
         if code >= 5:
-            assert _SPB_NAMES[code] == name
+            assert rendered[code] == name
 
 
 def test_dtype_and_exports():

@@ -92,6 +92,9 @@ ZONE_BELOW_HIGH = 0x4
 
 # kernel versions modelled (cfg[CFG_VERSION])
 KV_RECENT = 0   # v6.19 / 7.0-rc: __rmqueue_claim/__rmqueue_steal, nr_free_highatomic
-KV_6_12 = 1     # v6.12: __rmqueue_fallback + steal_suitable_fallback
+KV_6_12 = 1     # v6.12 LTS as Debian ships it (6.12.117): the same fallback and
+#                 watermark rules as recent (backported), v6.12's free_high threshold
+KV_6_1 = 2      # v6.1 LTS: __rmqueue_fallback + steal_suitable_fallback,
+#                 nr_reserved_highatomic in the watermark
 KERNEL_VERSIONS = {"recent": KV_RECENT, "6.19": KV_RECENT, "7.0": KV_RECENT,
-                   "6.12": KV_6_12}
+                   "6.12": KV_6_12, "6.1": KV_6_1}

@@ -11,7 +11,7 @@ from .buddy import (change_pageblock_range, del_page_from_free_list, expand, fir
                     move_freepages_block, move_to_free_list,
                     page_del_and_expand, pageblock_set_has,
                     prep_move_freepages_block, rmqueue_smallest)
-from .const import (ALLOC_NOFRAGMENT, KV_6_12, MAX_PAGE_ORDER,
+from .const import (ALLOC_NOFRAGMENT, KV_6_1, MAX_PAGE_ORDER,
                     MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE,
                     MIGRATE_UNMOVABLE, NR_PAGE_ORDERS, RMQUEUE_CLAIM,
                     RMQUEUE_NORMAL, RMQUEUE_STEAL, ZONE_BOOSTED_WATERMARK,
@@ -172,11 +172,12 @@ def rmqueue_steal(m, z, order, start_mt):
     return -1
 
 
-# ---------------------------------------------------------------- v6.12
+# ---------------------------------------------------------------- v6.1
 
 @njit
 def steal_suitable_fallback(m, z, pfn, current_order, order, start_type, alloc_flags, whole_block):
-    """steal_suitable_fallback() of v6.12: claim the block or split this buddy."""
+    """steal_suitable_fallback() before the v6.15 rework (v6.1 - v6.14
+    mainline): claim the block or split this buddy."""
     block_type = m.pb_mt[pfn >> pageblock_order]
     if block_type != MIGRATE_HIGHATOMIC:
         if current_order >= pageblock_order:
@@ -204,8 +205,9 @@ def steal_suitable_fallback(m, z, pfn, current_order, order, start_type, alloc_f
 
 
 @njit
-def rmqueue_fallback_v612(m, z, order, start_mt, alloc_flags):
-    """__rmqueue_fallback() of v6.12: the first (largest) order with any fallback."""
+def rmqueue_fallback_v61(m, z, order, start_mt, alloc_flags):
+    """__rmqueue_fallback() before the v6.15 rework: the first (largest) order
+    with any fallback."""
     min_order = order
     if order < pageblock_order and (alloc_flags & ALLOC_NOFRAGMENT):
         min_order = pageblock_order
@@ -240,9 +242,9 @@ def rmqueue_fallback_v612(m, z, order, start_mt, alloc_flags):
 @njit
 def rmqueue_fallback(m, z, order, mt, alloc_flags, mode):
     """The part of __rmqueue() after __rmqueue_smallest() failed: claim, then
-    steal (recent), or __rmqueue_fallback() (v6.12).  Returns (pfn, mode)."""
-    if m.cfg[_CFG_VERSION] == KV_6_12:
-        return rmqueue_fallback_v612(m, z, order, mt, alloc_flags), RMQUEUE_NORMAL
+    steal (recent and 6.12 LTS), or __rmqueue_fallback() (v6.1).  Returns (pfn, mode)."""
+    if m.cfg[_CFG_VERSION] == KV_6_1:
+        return rmqueue_fallback_v61(m, z, order, mt, alloc_flags), RMQUEUE_NORMAL
     if mode <= RMQUEUE_CLAIM:
         page = rmqueue_claim(m, z, order, mt, alloc_flags)
         if page >= 0:
@@ -259,7 +261,8 @@ def rmqueue(m, z, order, mt, alloc_flags, mode):
     """__rmqueue(): returns (pfn or -1, new rmqueue_mode).
 
     ``mode`` persists across an rmqueue_bulk() refill so stages that already
-    failed are skipped (recent kernels; v6.12 always starts from smallest).
+    failed are skipped (recent kernels and 6.12 LTS; v6.1 always starts from
+    smallest).
     CMA is not modelled.
     """
     if m.cfg[_CFG_SPB] != 0:
@@ -268,7 +271,7 @@ def rmqueue(m, z, order, mt, alloc_flags, mode):
         if page >= 0:
             return page, mode
         return spb_rmqueue_after_hint(m, z, order, mt, alloc_flags, mode)
-    if mode == RMQUEUE_NORMAL or m.cfg[_CFG_VERSION] == KV_6_12:
+    if mode == RMQUEUE_NORMAL or m.cfg[_CFG_VERSION] == KV_6_1:
         page = rmqueue_smallest(m, z, order, mt)
         if page >= 0:
             return page, mode

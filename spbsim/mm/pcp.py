@@ -8,7 +8,7 @@ free_count drain sizing and free_high (v6.12 rule); not modelled: the 1 s
 decay_pcp_high tick.
 """
 from .buddy import free_one_page_merge
-from .const import (CONFIG_PCP_BATCH_SCALE_MAX, KV_6_12, MIGRATE_MOVABLE,
+from .const import (CONFIG_PCP_BATCH_SCALE_MAX, KV_RECENT, MIGRATE_MOVABLE,
                     MIGRATE_PCPTYPES,
                     NR_LOWORDER_PCP_LISTS, NR_PCP_LISTS,
                     PAGE_ALLOC_COSTLY_ORDER, PG_pcp, RMQUEUE_NORMAL,
@@ -242,7 +242,7 @@ def free_unref_page_commit(m, z, cpu, pfn, order, mt):
     batch = pcp[PCP_BATCH]
     free_high = False
     if order and order <= PAGE_ALLOC_COSTLY_ORDER:
-        if m.cfg[_CFG_VERSION] == KV_6_12:
+        if m.cfg[_CFG_VERSION] != KV_RECENT:
             thresh = batch
         else:
             thresh = batch + pcp[PCP_HIGH_MIN] // 2

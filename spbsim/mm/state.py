@@ -88,7 +88,7 @@ SIMSTAT = _enum(SIMSTAT_NAMES)
 
 #: policy switches and parameters handed to compiled code (plain values)
 CFG_NAMES = [
-    "version",                  # KV_RECENT | KV_6_12
+    "version",                  # KV_RECENT | KV_6_12 | KV_6_1
     "defrag_mode",              # vm.defrag_mode
     "watermark_boost_factor",   # vm.watermark_boost_factor (0 disables boosting)
     "pcp_enabled",              # 0: every order goes straight to the buddy lists
@@ -118,7 +118,10 @@ EV_NAMES = ["mm_page_alloc", "mm_page_free", "mm_page_alloc_zone_locked",
             "mm_page_pcpu_drain", "mm_page_alloc_extfrag",
             # the SPB series' kmem tracepoints (S2 header)
             "spb_alloc_walk", "spb_claim_block_refused", "spb_alloc_fall_through",
-            "spb_alloc_atomic_relax", "spb_evacuate_for_order_done", "spb_pb_taint"]
+            "spb_alloc_atomic_relax", "spb_evacuate_for_order_done", "spb_pb_taint",
+            # vmscan / compaction kthreads
+            "mm_vmscan_kswapd_wake", "mm_vmscan_kswapd_sleep", "mm_compaction_kcompactd_wake",
+            "mm_compaction_begin", "mm_compaction_end"]
 EV = _enum(EV_NAMES)
 #: event log columns: kind, ts_ns, cpu, pfn, order, a, b, c, d
 #:   mm_page_alloc: a=gfp, b=migratetype, c=failed
@@ -126,6 +129,10 @@ EV = _enum(EV_NAMES)
 #:   mm_page_pcpu_drain: a=migratetype
 #:   mm_page_alloc_extfrag: order=alloc_order, a=fallback_order,
 #:       b=alloc_migratetype, c=fallback_migratetype, d=change_ownership
+#:   mm_vmscan_kswapd_wake: order; mm_vmscan_kswapd_sleep: -;
+#:   mm_compaction_kcompactd_wake: order, a=highest_zoneidx
+#:   mm_compaction_begin/end: pfn=zone_start, order=sync, a=migrate_pfn,
+#:       b=free_pfn, c=zone_end, d=status (end) and, in bit 8 up, the cc flags
 EV_WIDTH = 9
 
 #: per-node scalar state (pglist_data fields)

@@ -19,6 +19,11 @@ EV_SPB_FALL_THROUGH = EV["spb_alloc_fall_through"]    # zone, order, mt, n_taint
 EV_SPB_ATOMIC_RELAX = EV["spb_alloc_atomic_relax"]    # zone, order, mt, gfp/flags, step
 EV_SPB_EVAC_DONE = EV["spb_evacuate_for_order_done"]  # zone, order, mt, p1, p2, did_evac
 EV_SPB_PB_TAINT = EV["spb_pb_taint"]                  # pfn, mt, action, first_or_last
+EV_KSWAPD_WAKE = EV["mm_vmscan_kswapd_wake"]           # order
+EV_KSWAPD_SLEEP = EV["mm_vmscan_kswapd_sleep"]
+EV_KCOMPACTD_WAKE = EV["mm_compaction_kcompactd_wake"]  # order, highest_zoneidx
+EV_COMPACTION_BEGIN = EV["mm_compaction_begin"]        # zone_start, sync, migrate, free, end, flags
+EV_COMPACTION_END = EV["mm_compaction_end"]            # ... status | flags << 8
 
 
 @njit_inline

@@ -12,6 +12,7 @@ from .const import PG_pinned, pageblock_order
 from .jit import njit, njit_inline
 from .lru import lru_add, lru_del
 from .page_free import free_pages_call
+from .tracepoint import EV_KSWAPD_SLEEP, trace_event
 from .split import piece_index
 from .const import ZONE_RECLAIM_ACTIVE
 from .state import (CFG, CUR_CLOCK, LRU_ANON, LRU_FILE, LRU_SLAB, NODE, VMSTAT, ZS_BOOST, ZS_FLAGS,
@@ -202,6 +203,7 @@ def kswapd_sleep(m, alloc_order, reclaim_order, idx):
     if reclaim_order < alloc_order:
         wakeup_kcompactd(m, alloc_order, idx)
     m.node[_N_KSWAPD_WAIT] = 0
+    trace_event(m, EV_KSWAPD_SLEEP, 0, 0, 0, 0, 0, 0)
     m.node[_N_KSWAPD_ORDER] = 0
     m.node[_N_KSWAPD_RECLAIM_ORDER] = 0
     m.node[_N_KSWAPD_RECLAIMED] = 0

@@ -3,7 +3,7 @@ that decide whether a zone may serve a request, and the wakeups of kswapd
 and kcompactd they lead to."""
 from .const import (ALLOC_HIGHATOMIC, ALLOC_MIN_RESERVE, ALLOC_OOM,
                     ALLOC_NON_BLOCK, ALLOC_RESERVES, ALLOC_WMARK_MASK,
-                    ALLOC_WMARK_MIN, KV_6_12, MIGRATE_HIGHATOMIC,
+                    ALLOC_WMARK_MIN, KV_6_1, MIGRATE_HIGHATOMIC,
                     MIGRATE_PCPTYPES, NR_PAGE_ORDERS, ZONE_DMA, ZONE_DMA32,
                     ZONE_NORMAL)
 from .gfp import (__GFP_DMA as _GFP_DMA,
@@ -12,6 +12,7 @@ from .gfp import (__GFP_DMA as _GFP_DMA,
                    __GFP_RECLAIMABLE as _GFP_RECLAIMABLE,
                    __GFP_DIRECT_RECLAIM as _GFP_DIRECT_RECLAIM)
 from .jit import njit, njit_inline
+from .tracepoint import EV_KSWAPD_WAKE, trace_event
 from .state import (CFG, CUR_CLOCK, NODE, VMSTAT, ZS_BOOST, ZS_FREE_HIGHATOMIC, ZS_KSWAPD_WAKE,
                     ZS_MANAGED, ZS_NR_FREE, ZS_RESERVED_HIGHATOMIC,
                     ZS_WMARK_MIN)
@@ -72,10 +73,11 @@ def wmark_pages(m, z, i):
 
 @njit_inline
 def zone_watermark_unusable_free(m, z, order, alloc_flags):
-    """__zone_watermark_unusable_free(); v6.12 subtracts the whole reserve."""
+    """__zone_watermark_unusable_free(); v6.1 subtracts the whole reserve,
+    later kernels (6.12 LTS too) its free pages."""
     unusable = (1 << order) - 1
     if (alloc_flags & ALLOC_RESERVES) == 0:
-        if m.cfg[_CFG_VERSION] == KV_6_12:
+        if m.cfg[_CFG_VERSION] == KV_6_1:
             unusable += m.zstat[z, ZS_RESERVED_HIGHATOMIC]
         else:
             unusable += m.zstat[z, ZS_FREE_HIGHATOMIC]
@@ -175,6 +177,7 @@ def wakeup_kswapd(m, z, gfp, order, highest_zoneidx):
             wakeup_kcompactd(m, order, highest_zoneidx)
         return
     m.node[_N_KSWAPD_WAIT] = 1
+    trace_event(m, EV_KSWAPD_WAKE, 0, m.node[_N_KSWAPD_ORDER], 0, 0, 0, 0)
     m.node[_N_KSWAPD_RECLAIM_ORDER] = m.node[_N_KSWAPD_ORDER]
     m.node[_N_KSWAPD_RECLAIMED] = 0
     m.node[_N_KSWAPD_PGFREE] = m.vm[_VM_PGFREE]

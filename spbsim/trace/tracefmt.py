@@ -199,9 +199,34 @@ def format_ev_log(ev: np.ndarray, n: int | None = None, *, comm: str = "spbsim",
     for kind, ts, cpu, pfn, order, a, b, c, d in rows.tolist():
         if kind in _SPB_NAMES:
             name, text = _SPB_NAMES[kind], _spb_text(kind, pfn, order, a, b, c, d)
+        elif kind in _KTHREAD_NAMES:
+            name, text = _KTHREAD_NAMES[kind], _kthread_text(kind, pfn, order, a, b, c, d)
         else:
             name, text = _NAMES[kind], _row_text(kind, pfn, order, a, b, c, d, pageblock_order, None)
         yield format_line(comm, pid, cpu, flags, (ts + 500) // 1000 / 1e6, name, text)
+
+
+# ---- kswapd and kcompactd (include/trace/events/vmscan.h, compaction.h) ----
+_KTHREAD_NAMES = {11: "mm_vmscan_kswapd_wake", 12: "mm_vmscan_kswapd_sleep",
+                  13: "mm_compaction_kcompactd_wake", 14: "mm_compaction_begin",
+                  15: "mm_compaction_end"}
+#: include/trace/events/mmflags.h COMPACTION_STATUS, by spbsim.mm.compaction's codes
+_COMPACT_STATUS = ("not_suitable_zone", "skipped", "deferred", "no_suitable_page", "continue",
+                   "complete", "partial_skipped", "contended", "success")
+
+
+def _kthread_text(kind, pfn, order, a, b, c, d):
+    if kind == 11:
+        return f"nid=0 order={order}"
+    if kind == 12:
+        return "nid=0"
+    if kind == 13:
+        return f"nid=0 order={order} highest_zoneidx={_zname(a):<8}"
+    text = (f"zone_start=0x{pfn:x} migrate_pfn=0x{a:x} free_pfn=0x{b:x} zone_end=0x{c:x}, "
+            f"mode={'sync' if order else 'async'}")
+    if kind == 15:
+        text += f" status={_pick(_COMPACT_STATUS, d & 0xff)}"
+    return text
 
 
 # ---- the SPB series' tracepoints (S2 header: names, fields and formats) ----
