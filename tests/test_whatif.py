@@ -63,6 +63,11 @@ _C_BEGIN = ("         anonhog-722     [000] .....    {ts:.6f}: mm_compaction_beg
 _C_END = ("         anonhog-722     [000] .N...    {ts:.6f}: mm_compaction_end: "
           "zone_start=0x1000 migrate_pfn=0x17c00 free_pfn=0x1b800 zone_end=0x100000, "
           "mode=sync status=success")
+_KC_ISOLATE = ("      kcompactd0-39      [001] .....    {ts:.6f}: mm_compaction_isolate_freepages: "
+               "range=({a:#x} ~ {b:#x}) nr_scanned={n} nr_taken={taken}")
+_KC_END = ("      kcompactd0-39      [001] .....    {ts:.6f}: mm_compaction_end: "
+           "zone_start=0x1000 migrate_pfn=0x17c00 free_pfn=0x1b800 zone_end=0x100000, "
+           "mode=sync status=complete")
 _AH_FREE = ("         anonhog-722     [000] .....    {ts:.6f}: mm_page_free: "
             "page=000000004a2ad7d2 pfn={pfn:#x} order={order}")
 _MARK = "           agent-219     [001] .....    {ts:.6f}: tracing_mark_write: {text}"
@@ -106,6 +111,10 @@ def write_trace(path, events, t0=10.0):
             lines.append(_KC_FREE.format(ts=ts, pfn=e[1], order=e[2]))
         elif k == "af":
             lines.append(_AH_FREE.format(ts=ts, pfn=e[1], order=e[2]))
+        elif k == "kiso":       # kcompactd isolates free pages: (a, b, nr_taken)
+            lines.append(_KC_ISOLATE.format(ts=ts, a=e[1], b=e[2], n=e[2] - e[1], taken=e[3]))
+        elif k == "kce":
+            lines.append(_KC_END.format(ts=ts))
         elif k == "cb":
             lines.append(_C_BEGIN.format(ts=ts))
         elif k == "ce":
@@ -277,6 +286,31 @@ def test_migration_by_kcompactd(tmp_path):
     assert r2["machine"].mem.owner_pages[OWNER_TRACE] == 0
     assert r2["checksum"] != r["checksum"]
     assert snap["tag"] == "x"
+
+
+def test_migration_targets_follow_isolated_free_pages(tmp_path):
+    """isolate_freepages_block() + compaction_alloc(): kcompactd isolates the
+    free pages of a range in pfn order and migrates each order-0 source to the
+    next one; the later free of a target frees the block whose data moved
+    there (not the oldest migrated block)."""
+    t = write_trace(tmp_path / "t.txt", [
+        ("a", 0x100, 0, "GFP_HIGHUSER_MOVABLE"), ("a", 0x300, 0, "GFP_HIGHUSER_MOVABLE"),
+        ("a", 0x800, 0), ("a", 0x802, 0), ("f", 0x800, 0), ("f", 0x802, 0),   # known free
+        ("a", 0x801, 0),                                                      # in use
+        ("kiso", 0x800, 0x804, 2),
+        ("kf", 0x100, 0), ("kf", 0x300, 0), ("kce",),
+        ("f", 0x802, 0), ("f", 0x800, 0)])
+    ops, c = pairing(t)
+    assert c["migrated"] == 2 and c["isolated_free_pages"] == 2
+    assert c["migration_targets_placed"] == 2 and c["migration_target_frees"] == 0
+    frees = ops[ops["kind"] == OP_FREE]
+    ids = {int(o["id"]) for o in ops[ops["kind"] == OP_ALLOC][:2]}
+    id_100, id_300 = ops["id"][0], ops["id"][1]
+    assert ids == {int(id_100), int(id_300)}
+    # 0x100 moved to 0x800, 0x300 to 0x802: the free of 0x802 ends 0x300's block
+    assert frees["id"][-2] == id_300 and frees["id"][-1] == id_100
+    r = replay_whatif(t, SMALL, check=True)
+    assert r["replay"]["migrated_kept"] == 2 and r["frees"]["done"] == 2 + 2
 
 
 def test_migration_in_direct_compaction_window(tmp_path):
@@ -670,9 +704,10 @@ def test_oracle_whole_trace():
     assert abs(sim - real) < 0.1 * real
     for z in start.values():        # the fill only allocates: never more free than real
         assert z["free_sim"] + z["pcp_sim"] <= z["free_real"] + z["pcp_real"] + 2
-    # migrations kept, and the frees of their targets found them
+    # migrations kept, nearly all placed at the target compaction isolated
     f = r["frees"]
-    assert f["migrated"] > 0 and f["migration_target_frees"] > 0.5 * f["migrated"]
+    assert f["migrated"] > 0
+    assert f["migration_targets_placed"] > 0.9 * (f["migrated"] + f["migrated_pretrace"])
 
 
 # ---------------------------------------------------------------------------

@@ -1,132 +1,9 @@
-"""What-if replay: a real machine's REQUEST stream through a
-simulated allocator.
-
-The placement replay (spbsim.trace.replay) applies the kernel's own
-decisions; this module keeps only the requests — every successful
-``mm_page_alloc`` (order, gfp_flags, cpu) and every ``mm_page_free`` — and lets
-a simulated :class:`~spbsim.machine.Machine` decide where each block goes.
-Replaying one trace under ``version="6.12"`` and ``"recent"`` (or with
-``defrag_mode``) shows what the same stream would have done to fragmentation
-under another allocator variant.
-
-    >>> r = replay_whatif("run/trace.txt.xz",
-    ...                   dict(memory="1536M", low_memory="512M", cpus=2, version="6.12"))
-    >>> r["allocs"], r["sim_failures_by_order"], r["checksum"]
-
-or ``python -m spbsim.trace.whatif TRACE [--kernel-version recent ...]``.
-
-Request stream (built from the trace alone, never from simulated results, so
-its ``checksum`` proves that two policies saw identical requests):
-
-* ``mm_page_alloc`` with a page (``failed`` ones skipped, counted) -> an alloc
-  op (order, gfp, cpu, id).  Ids are small integers, recycled after their free.
-* ``mm_page_free`` (never ``mm_page_free_batched``: such frees also have an
-  ``mm_page_free`` line) is paired with the live traced allocation at the same
-  pfn whose order equals the free's order -> a free op (id).
-* A free of order j that lands, naturally aligned, inside a live traced
-  allocation of order k > j (a THP split under reclaim, ``split_page()`` users
-  such as ``alloc_pages_exact``) first *splits* that allocation into 2^(k-j)
-  blocks of order j (split ops: the simulated block is cut the same way, its
-  pieces keep their type and owner) and then frees the piece.  On the oracle
-  run 22 THPs were split and freed page by page; without this step their
-  11k order-0 frees would be unpaired and the THPs would never be freed.
-* A free whose range holds no live traced allocation is *unpaired*: the page
-  was in use before tracing started, or was allocated during the trace by a
-  path without an ``mm_page_alloc`` event (compaction's migration targets,
-  bulk allocation).  It counts as pre-trace memory (``unpaired_pretrace``)
-  only if no earlier traced event touched its pages and, once the start
-  snapshot has ended, the start snapshot's kpageflags do not show them free.
-  A free before its allocation is therefore unpaired.
-* A free of order k whose range holds live traced allocations of other orders
-  (a smaller allocation inside it, or a misaligned free) is not paired either
-  (counted ``unpaired_covering``); the traced allocations it covers are ended
-  (freed in the simulator), since the real pages are free from then on, and
-  nothing is pre-filled for it.
-* A traced allocation of pages that a live traced allocation still covers
-  (its free was never traced) ends that allocation first (``superseded``).
-
-Migrations (``migrations="keep"``, default).  A real kernel's compaction
-frees each migrated page (an ``mm_page_free``) but takes its new page from
-its own isolated free list (no ``mm_page_alloc``); the data lives on.  On
-run1-mixed-s1 that is 68k pages (vmstat pgmigrate_success; kcompactd's frees:
-67k): replayed as frees they would leave the simulated machine ever emptier
-than the real one.  Compaction is the real allocator's own action, not a
-request, so a free in compaction context (comm ``kcompactd*``, or a task
-between its ``mm_compaction_begin`` and ``mm_compaction_end``) that pairs
-with a traced allocation is a *migration* (``migrated``): the simulated block
-stays allocated (the simulator's own compaction may move it) and its id joins
-a FIFO per order.  A later unpaired free that is not pre-trace memory (the
-free of a migration target) frees the oldest migrated block of its order
-(``migration_target_frees``; which target held which data is not traced).
-An unpaired pre-trace page freed in compaction context is pre-filled and
-adopted as a migrated block (``migrated_pretrace``); other unpaired frees in
-compaction context (the release of isolated free pages) do nothing
-(``unpaired_compaction``), as do untraced frees with no migrated block
-waiting (``unpaired_untraced``).  ``migrations="free"`` replays every free.
-
-Pre-fill (``prefill``, default on).  Memory in use when tracing started is not
-in the stream, but much of it is freed during the trace (on run1-mixed-s1 the
-pre-trace unpaired frees return 238k pages, 0.9 GiB of a 1.4 GiB machine);
-without it the simulated machine would be nearly empty.  A first pass over
-the trace finds the unpaired frees of pre-trace memory; before replaying,
-each is allocated (one allocation of the free's order, in the order the
-frees come; cpu = the free's cpu; owner 4), and its free in the stream frees
-it.  Modes:
-
-* ``"kpageflags"``: uses the start snapshot's kpageflags (``snapshots/``
-  beside the trace, or ``snapshots_dir``) to recognise pages allocated during
-  the trace (free at the start) and for the gfp: anon/LRU/mapped/swap (or
-  free) -> GFP_HIGHUSER_MOVABLE; slab -> GFP_KERNEL|__GFP_RECLAIMABLE
-  (kpageflags cannot tell reclaimable slab from unmovable); page tables and
-  pages without telling bits -> GFP_KERNEL.  Errs if none is found.
-* ``"movable"``: no kpageflags; every block GFP_HIGHUSER_MOVABLE.
-* ``True`` / ``"auto"`` (default): ``"kpageflags"`` when the start snapshot
-  has kpageflags, else ``"movable"``.
-* ``False`` / ``None``: no pre-fill (and no fill); the stream is read once.
-
-Fill (``fill="start"``, default; with pre-fill and a start snapshot holding
-buddyinfo).  Memory in use at the start and never freed during the trace
-(kernel, live page cache, slab) is in neither the stream nor the pre-fill
-(on run1-mixed-s1 ~40k pages).  At the start snapshot's end marker (or
-before the replay if the trace has none), never-freed order-0 pages are
-allocated zone by zone until the simulated free + per-cpu pages equal the
-snapshot's (buddyinfo + zoneinfo pagesets); their gfp mix follows the
-kpageflags classes of that zone's pages that were in use at the start and
-never touched by the trace.  The fill depends on the simulated state, so it
-is not part of the request checksum (``fill`` in the result says what was
-allocated).
-
-Memory allocated during the trace without an ``mm_page_alloc`` event and
-still in use is not modelled (except migrations, above).  The first pass
-keeps its op stream in memory up to ``cache_bytes`` (22 bytes an op) so the
-second pass need not parse the text again; beyond that the second pass
-re-reads the trace (memory stays bounded either way; the pre-fill list costs
-22 bytes per unpaired free).
-
-Replay.  Ops run in compiled code (:func:`_replay_ops`) on a fresh machine:
-allocations through ``alloc_pages_call`` (owner 3, pre-fill owner 4), frees
-through ``free_pages``.  An id's simulated pfn lives in the machine's object
-table (``obj_pfn`` / ``pg_obj``), which the simulator's compaction updates
-when it migrates a movable block, so a free always finds its block.  A free
-of an id whose simulated allocation failed is skipped and counted.  The
-stream's pages are on no reclaim list: simulated reclaim finds nothing (the
-real stream already contains the real reclaim's frees); simulated compaction
-may migrate them.  kswapd/kcompactd/proactive compaction (which run in
-simulated time in the scenario engine) run only with ``daemons_every_s``.
-
-Snapshots.  At every ``oracle_snap_end seq=N tag=T`` marker, and every
-``snapshot_every_s`` seconds of trace time if given, the simulated
-/proc/buddyinfo is recorded (``snapshots``), so it can be compared with the
-real snapshot files (:func:`compare_snapshots`, :func:`format_table`).
-``blocks_ge9`` counts free 2 MiB units: sum over orders o >= 9 of
-nr_free[o] << (o - 9).
-
-Refused input: a kmem line with an order above MAX_PAGE_ORDER, or whose
-pages lie outside every zone of the machine (``pfn_ranges``), stops the
-replay with a TraceFormatError naming the file, line and field.
-
-Streaming: the trace is read in TraceReader batches; the pairing tables are
-numpy arrays indexed by traced pfn (grown to the largest pfn seen) and by id.
+"""What-if replay: a real machine's request stream (every successful
+``mm_page_alloc`` and its ``mm_page_free``) through a simulated allocator,
+which makes every placement decision itself.  ``replay_whatif(trace,
+machine_kwargs)``, ``request_stream(trace)``, ``python -m spbsim.trace.whatif
+TRACE``.  Pairing, pre-fill, migrations and snapshots: docs/replay.md
+("What-if replay").
 """
 from __future__ import annotations
 
@@ -181,11 +58,19 @@ PAIR_COUNTERS = ("alloc_events", "alloc_failed_in_trace", "free_events", "paired
                  "paired_after_split", "splits", "split_pieces", "unpaired",
                  "unpaired_covering", "covered_ended", "superseded", "bad_events",
                  "migrated", "unpaired_pretrace", "migrated_pretrace", "unpaired_compaction",
-                 "migration_target_frees", "unpaired_untraced")
+                 "migration_target_frees", "unpaired_untraced", "isolated_free_pages",
+                 "migration_targets_placed")
 _C_ALLOC_EV, _C_ALLOC_FAILED, _C_FREE_EV, _C_PAIRED, _C_PAIRED_SPLIT, _C_SPLITS, \
     _C_PIECES, _C_UNPAIRED, _C_COVERING, _C_COVERED_ENDED, _C_SUPERSEDED, _C_BAD, \
     _C_MIGRATED, _C_UN_PRETRACE, _C_MIG_PRETRACE, _C_UN_COMPACTION, _C_MIG_TARGET, \
-    _C_UN_UNTRACED = range(18)
+    _C_UN_UNTRACED, _C_ISOLATED, _C_MIG_PLACED = range(20)
+
+#: pseudo event kinds the pairing pass reads besides mm_page_alloc/free:
+#: mm_compaction_isolate_freepages (pfn = start, gfp = stop pfn | nr_taken << 32)
+#: and mm_compaction_end (the task's isolated free list is released)
+K_ISOLATE_FREE, K_COMPACTION_END = 20, 21
+_COMPACTION_ISOLATE_FREE = "mm_compaction_isolate_freepages"
+_RANGE_RE = re.compile(r"\(\s*(0x[0-9a-fA-F]+|\d+)\s*~\s*(0x[0-9a-fA-F]+|\d+)\s*\)")
 
 #: pairing scalar state: next id, recycled ids, after the start snapshot,
 #: UNPAIRED ops so far, then per order the head and tail of the queue of
@@ -208,6 +93,7 @@ _SIM_FAIL = SIMSTAT["sim_alloc_fail"]
 _MAX_PFN = 1 << 31
 
 _MARK_END_RE = re.compile(r"oracle_snap_end seq=(\d+) tag=(\S+)")
+_MARK_BEGIN_RE = re.compile(r"oracle_snap_begin seq=(\d+) tag=(\S+)")
 _COMPACTION_BEGIN, _COMPACTION_END = "mm_compaction_begin", "mm_compaction_end"
 
 PREFILL_MODES = ("auto", "movable", "kpageflags")
@@ -282,9 +168,25 @@ def _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops, kind, order, c
 
 
 @njit
-def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, i0, i_end, cover, touched,
-                 start_free, id_rpfn, id_order, ids_free, mig_next, st, cnt,
-                 o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops):
+def _take_target(s, qhead, qtail, iso_next, cover):
+    """compaction_alloc() for an order-0 migration of the task in slot ``s``:
+    the first page of its isolated free list (cc->freepages), or -1."""
+    if s < 0:
+        return -1
+    while qhead[s] >= 0:
+        t = qhead[s]
+        qhead[s] = iso_next[t]
+        if qhead[s] < 0:
+            qtail[s] = -1
+        if cover[t] < 0:
+            return t
+    return -1
+
+
+@njit
+def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, slot, i0, i_end, cover, touched,
+                 start_free, freek, iso_next, qhead, qtail, id_rpfn, id_order, ids_free,
+                 mig_next, st, cnt, o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops):
     """Turn events [i0, i_end) into ops (see the module docstring).
 
     ``ctx[i]``: the event ran in compaction (a migration source if paired).
@@ -315,6 +217,34 @@ def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, i0, i_end, cover, touc
                 continue
         elif k == MM_PAGE_FREE:
             cnt[_C_FREE_EV] += 1
+        elif k == K_ISOLATE_FREE:
+            # isolate_freepages_block(): the first nr_taken pages of the range
+            # that are free as far as the trace tells join the task's list
+            s = slot[i]
+            stop = min(np.int64(gfp[i]) & 0xFFFFFFFF, ncover)
+            want = np.int64(gfp[i]) >> 32
+            q = max(p, np.int64(0))
+            while q < stop and want > 0 and s >= 0:
+                if freek[q] != 0 and cover[q] < 0:
+                    freek[q] = 0
+                    iso_next[q] = -1
+                    if qtail[s] >= 0:
+                        iso_next[qtail[s]] = q
+                    else:
+                        qhead[s] = q
+                    qtail[s] = q
+                    want -= 1
+                    cnt[_C_ISOLATED] += 1
+                q += 1
+            i += 1
+            continue
+        elif k == K_COMPACTION_END:
+            s = slot[i]
+            if s >= 0:
+                qhead[s] = -1
+                qtail[s] = -1
+            i += 1
+            continue
         else:
             i += 1
             continue
@@ -342,11 +272,14 @@ def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, i0, i_end, cover, touc
             for q in range(p, end):
                 cover[q] = nid
                 touched[q] = 1
+                freek[q] = 0
             nops = _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops,
                          OP_ALLOC, o, c, nid, -1, gfp[i], i)
             i += 1
             continue
         # a free
+        for q in range(p, end):
+            freek[q] = 1
         d = cover[p]
         if d >= 0 and id_order[d] > o and (p & ((1 << o) - 1)) == 0:
             # split d into blocks of order o, then free the piece at p
@@ -377,8 +310,16 @@ def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, i0, i_end, cover, touc
                              OP_MIGRATED, o, c, d, -1, 0, i)
                 for q in range(p, end):
                     cover[q] = -1
-                id_rpfn[d] = -1
-                _enqueue(d, o, mig_next, st)
+                t = _take_target(slot[i], qhead, qtail, iso_next, cover) if o == 0 else -1
+                if t >= 0:
+                    # the data now lives at the target: its later free pairs
+                    cnt[_C_MIG_PLACED] += 1
+                    id_rpfn[d] = t
+                    cover[t] = d
+                    touched[t] = 1
+                else:
+                    id_rpfn[d] = -1
+                    _enqueue(d, o, mig_next, st)
             else:
                 nops = _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops,
                              OP_FREE, o, c, d, -1, 0, i)
@@ -423,7 +364,14 @@ def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, i0, i_end, cover, touc
                 id_order[nid] = o
                 nops = _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops,
                              OP_ADOPT, o, c, nid, st[_ST_NUNPAIRED], 0, i)
-                _enqueue(nid, o, mig_next, st)
+                t = _take_target(slot[i], qhead, qtail, iso_next, cover) if o == 0 else -1
+                if t >= 0:
+                    cnt[_C_MIG_PLACED] += 1
+                    id_rpfn[nid] = t
+                    cover[t] = nid
+                    touched[t] = 1
+                else:
+                    _enqueue(nid, o, mig_next, st)
             else:
                 # compaction handing back isolated free pages, or migrating an
                 # untraced page: nothing to do
@@ -453,11 +401,18 @@ def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, i0, i_end, cover, touc
 class _Pairer:
     """Pairing state across batches: traced pfn -> live id (``cover``, every
     page of a live traced allocation), pages touched by a traced event, id ->
-    traced head pfn and order, recycled ids, queues of migrated ids."""
+    traced head pfn and order, recycled ids, queues of migrated ids; pages
+    free as far as the trace tells (``freek``) and each compacting task's
+    isolated free pages (a list linked through ``iso_next``, per slot)."""
 
     def __init__(self, start_free=None):
         self.cover = np.full(1 << 16, -1, np.int32)
         self.touched = np.zeros(1 << 16, np.uint8)
+        self.freek = np.zeros(1 << 16, np.uint8)
+        self.iso_next = np.full(1 << 16, -1, np.int64)
+        self.qhead = np.full(64, -1, np.int64)
+        self.qtail = np.full(64, -1, np.int64)
+        self.slots = {}
         self.start_free = (np.zeros(0, np.uint8) if start_free is None
                            else np.ascontiguousarray(start_free, np.uint8))
         self.id_rpfn = np.full(1 << 16, -1, np.int64)
@@ -478,6 +433,32 @@ class _Pairer:
 
     def set_after_start(self):
         self.st[_ST_AFTER_START] = 1
+        sf = self.start_free
+        if len(sf):
+            self._grow_pfns(len(sf))
+            self.freek[:len(sf)] = sf
+
+    def _grow_pfns(self, top):
+        if top <= len(self.cover):
+            return
+        size = max(top, 2 * len(self.cover))
+        n = size - len(self.cover)
+        self.cover = np.concatenate([self.cover, np.full(n, -1, np.int32)])
+        self.touched = np.concatenate([self.touched, np.zeros(n, np.uint8)])
+        self.freek = np.concatenate([self.freek, np.zeros(n, np.uint8)])
+        self.iso_next = np.concatenate([self.iso_next, np.full(n, -1, np.int64)])
+
+    def slot_of(self, pids: np.ndarray) -> np.ndarray:
+        """Small per-task slot numbers for the isolated-free-page lists."""
+        if not len(pids):
+            return np.zeros(0, np.int64)
+        u, inv = np.unique(pids, return_inverse=True)
+        sl = np.array([self.slots.setdefault(int(x), len(self.slots)) for x in u], np.int64)
+        if len(self.slots) > len(self.qhead):
+            n = 2 * len(self.slots)
+            self.qhead = np.concatenate([self.qhead, np.full(n, -1, np.int64)])
+            self.qtail = np.concatenate([self.qtail, np.full(n, -1, np.int64)])
+        return sl[inv]
 
     def _grow_ids(self):
         def grow(a, fill):
@@ -496,7 +477,8 @@ class _Pairer:
 
     def pair(self, ev: np.ndarray, ctx: np.ndarray, start_at=None):
         """ops (OP_DTYPE) for a batch's mm_page_alloc / mm_page_free rows ``ev``
-        (``ctx``: compaction context per row), and the row each op came from.
+        (``ctx``: compaction context per row; K_ISOLATE_FREE and
+        K_COMPACTION_END rows may be mixed in), and the row each op came from.
         ``start_at``: the row before which the start snapshot ended."""
         n = len(ev)
         if n == 0:
@@ -508,12 +490,8 @@ class _Pairer:
         pf = ev["pfn"]
         pf = pf[pf < _MAX_PFN]          # larger ones are counted as bad events
         top = (int(pf.max()) if len(pf) else 0) + (1 << MAX_PAGE_ORDER) + 1
-        if top > len(self.cover):
-            size = max(top, 2 * len(self.cover))
-            self.cover = np.concatenate([self.cover, np.full(size - len(self.cover), -1,
-                                                             np.int32)])
-            self.touched = np.concatenate([self.touched,
-                                           np.zeros(size - len(self.touched), np.uint8)])
+        self._grow_pfns(top)
+        slot = self.slot_of(ev["pid"])
         kind = np.ascontiguousarray(ev["kind"])
         pfn = np.ascontiguousarray(ev["pfn"])
         order = np.ascontiguousarray(ev["order"])
@@ -532,8 +510,9 @@ class _Pairer:
                 self.at_start = (self.id_rpfn[:nxt].copy(), self.id_order[:nxt].copy())
             while True:
                 i, nops, status = _pair_events(
-                    kind, pfn, order, gfp, cpu, failed, ctx, i, i_end, self.cover,
-                    self.touched, self.start_free, self.id_rpfn, self.id_order, self.ids_free,
+                    kind, pfn, order, gfp, cpu, failed, ctx, slot, i, i_end, self.cover,
+                    self.touched, self.start_free, self.freek, self.iso_next, self.qhead,
+                    self.qtail, self.id_rpfn, self.id_order, self.ids_free,
                     self.mig_next, self.st, self.cnt, *bufs, nops)
                 if status == 0:
                     break
@@ -730,6 +709,39 @@ class _Stream:
                 active.discard(p)
         return ctx
 
+    @staticmethod
+    def _compaction_rows(batch):
+        """Rows of mm_compaction_isolate_freepages and mm_compaction_end."""
+        ev = batch.events
+        other = np.flatnonzero(ev["kind"] == OTHER_EVENT)
+        keep = [j for j in other.tolist()
+                if getattr(batch.records[int(ev["aux"][j])], "event", "")
+                in (_COMPACTION_ISOLATE_FREE, _COMPACTION_END)]
+        return np.asarray(keep, np.int64)
+
+    @staticmethod
+    def _compaction_events(batch, sel):
+        """ev[sel] with the compaction rows turned into K_ISOLATE_FREE
+        (pfn = range start, gfp = range end | nr_taken << 32; the range's end
+        is where isolate_freepages_block() stopped) and K_COMPACTION_END rows."""
+        ev = batch.events
+        rows = ev[sel].copy()
+        for r in np.flatnonzero(ev["kind"][sel] == OTHER_EVENT).tolist():
+            rec = batch.records[int(ev["aux"][sel[r]])]
+            if rec.event == _COMPACTION_END:
+                rows["kind"][r] = K_COMPACTION_END
+                continue
+            m = _RANGE_RE.search(rec.text)
+            taken = rec.args.get("nr_taken") if isinstance(rec.args, dict) else None
+            if m is None or not isinstance(taken, int) or taken < 0:
+                continue                # stays OTHER_EVENT: ignored by the pairing
+            a, b = (int(x, 0) for x in m.groups())
+            rows["kind"][r] = K_ISOLATE_FREE
+            rows["pfn"][r] = a
+            rows["order"][r] = 0
+            rows["gfp"][r] = (min(b, 0xFFFFFFFF)) | (min(taken, 1 << 30) << 32)
+        return rows
+
     def _first_touch(self, ev, lo):
         """spbsim.trace.start.first_touch over rows [lo, len(ev)) of a batch."""
         from spbsim.trace.start import first_touch
@@ -753,6 +765,7 @@ class _Stream:
         every = self.every
         next_tick = next_daemon = None
         active, kc_cache = set(), []
+        begins = {}
         start_seen = False
         for batch in reader.batches():
             ev = batch.events
@@ -768,20 +781,31 @@ class _Stream:
                 rec = batch.records[int(ev["aux"][j])]
                 if not isinstance(rec, TracingMarkWrite):
                     continue
+                mb = _MARK_BEGIN_RE.search(rec.text)
+                if mb:
+                    begins[int(mb.group(1))] = float(rec.ts)
                 mk = _MARK_END_RE.search(rec.text)
                 if mk:
                     info = {"seq": int(mk.group(1)), "tag": mk.group(2),
-                            "ts": float(rec.ts), "line": int(rec.line)}
+                            "ts": float(rec.ts), "line": int(rec.line),
+                            "ts_begin": begins.get(int(mk.group(1)))}
                     cuts.append((j, info))
                     if info["tag"] == "start" and not start_seen:
                         start_seen = True
                         start_at = int(np.searchsorted(sel, j, "left"))
                         start_row = j
+            rows = ev[sel]
             if self.migrations == "keep":
+                extra = self._compaction_rows(batch)
+                if len(extra):
+                    sel = np.sort(np.concatenate([sel, extra]))
+                    if start_at is not None:
+                        start_at = int(np.searchsorted(sel, start_row, "left"))
+                    rows = self._compaction_events(batch, sel)
                 ctx = self._compaction_context(batch, sel, active, kc_cache)
             else:
                 ctx = np.zeros(len(sel), bool)
-            ops, op_ev = pairer.pair(ev[sel], ctx, start_at)
+            ops, op_ev = pairer.pair(rows, ctx, start_at)
             tsm = np.maximum.accumulate(np.nan_to_num(ev["ts"], nan=-np.inf))
             ops["ts"] = (np.maximum(tsm[sel[op_ev]], 0) * 1e9).astype(np.int64)
             if self.touch is not None and start_row is not None:
@@ -1345,7 +1369,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                                 "unpaired_pretrace", "migrated_pretrace",
                                 "unpaired_compaction", "migration_target_frees",
                                 "unpaired_untraced", "unpaired_covering", "covered_ended",
-                                "superseded")}
+                                "superseded", "isolated_free_pages",
+                                "migration_targets_placed")}
     frees.update(done=rc["frees_done"], skipped=rc["frees_skipped"],
                  prefill_done=rc["prefill_frees"], prefill_skipped=rc["prefill_frees_skipped"])
     return {
@@ -1542,7 +1567,8 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                                 "unpaired_pretrace", "migrated_pretrace",
                                 "unpaired_compaction", "migration_target_frees",
                                 "unpaired_untraced", "unpaired_covering", "covered_ended",
-                                "superseded")}
+                                "superseded", "isolated_free_pages",
+                                "migration_targets_placed")}
     frees.update(done=rc["frees_done"], skipped=rc["frees_skipped"],
                  prefill_done=rc["prefill_frees"], prefill_skipped=rc["prefill_frees_skipped"])
     built = state["built"] or {}
@@ -1691,7 +1717,7 @@ def main(argv=None):
     p.add_argument("--low-memory", default=None, help="RAM below 4 GiB (default: manifest, "
                                                       "else 512M)")
     p.add_argument("--cpus", type=int, default=None, help="default: manifest, else 2")
-    p.add_argument("--kernel-version", default="6.12", help="recent or 6.12 (default 6.12)")
+    p.add_argument("--kernel-version", default="6.12", help="recent, 6.12 or 6.1 (default 6.12)")
     p.add_argument("--defrag-mode", action="store_true", help="vm.defrag_mode=1")
     p.add_argument("--min-free-kbytes", type=int, default=None,
                    help="default: manifest's vm.min_free_kbytes, else the kernel default")
