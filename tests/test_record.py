@@ -3,6 +3,7 @@ records a real 2-second command on this host and validates the recording; it
 needs root and tracefs and is skipped (saying why) otherwise."""
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -78,9 +79,15 @@ def test_record_then_validate(tmp_path, capsys):
                 "kpageflags.bin.zst"} <= {p.name for p in (out / "snapshots" / d).iterdir()}
     assert (out / "facts" / "version").read_text().startswith("Linux version")
     assert (out / "facts" / "format-kmem-mm_page_alloc").is_file()
-    # our tracefs instance is gone, the global tracing state untouched
-    tracefs, _ = R.find_tracefs(mount=False)
-    assert not [p for p in (tracefs / "instances").iterdir() if p.name.startswith("spbsim-")]
+    # our tracefs instance is gone, the global tracing state untouched (record
+    # unmounts tracefs again if it mounted it: look with a mount of our own)
+    tracefs, mounted = R.find_tracefs(mount=True)
+    try:
+        assert not [p for p in (tracefs / "instances").iterdir()
+                    if p.name.startswith("spbsim-")]
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(tracefs)], check=False)
     from spbsim.trace import validate as V
     res = V.validate(out)
     assert [r["tag"] for r in res["rows"]] == tags

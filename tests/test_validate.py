@@ -333,6 +333,23 @@ def test_trace_from_another_recording(rec, capsys):
     assert code == 2 and "index.tsv:3: field 'mono_ns_first_file'" in line
 
 
+def test_slow_snapshot_read_between_its_markers(rec):
+    """A snapshot that takes long (kpageflags of a large machine on a busy
+    host) is read after its begin marker and long before its end marker: the
+    same recording."""
+    import re as _re
+
+    def earlier_begin(ls):
+        for i, x in enumerate(ls):
+            if "oracle_snap_begin seq=2 " in x:
+                ts = float(_re.search(r"(\d+\.\d+): tracing_mark_write", x).group(1))
+                ls[i] = x.replace(f"{ts:.6f}:", f"{ts - 9:.6f}:")
+    _edit_trace(rec, earlier_begin)
+    _shift_snapshot_time(rec, 2, -8)
+    res = V.validate(rec)
+    assert [r["tag"] for r in res["rows"]][:2] == ["start", "periodic-0001"]
+
+
 def test_marker_times_unchecked_without_mono_clock(rec):
     m = json.loads((rec / "manifest.json").read_text())
     m["kernel"]["trace_clock"] = "[local] global mono"

@@ -708,11 +708,14 @@ def compare(result: dict, rec: Recording, rm: RecordedMachine, targets=TARGETS) 
             raise SpbsimError(f"{rec.trace}:{snap.get('line', '?')}: snapshot marker seq="
                               f"{snap['seq']} has tag {snap['tag']}, {s['where']} says "
                               f"{s['tag']}: trace and snapshots from different recordings")
+        lo = snap.get("ts_begin")
+        lo = snap.get("ts") if lo is None else lo
         if mono and s["t_first"] is not None and snap.get("ts") is not None \
-                and abs(s["t_first"] - snap["ts"]) > MARKER_SLACK_S:
+                and not lo - MARKER_SLACK_S <= s["t_first"] <= snap["ts"] + MARKER_SLACK_S:
             raise SpbsimError(f"{s['where']}: field 'mono_ns_first_file': snapshot {s['seq']} "
-                              f"was read at {s['t_first']:.3f} s, its end marker in the trace "
-                              f"is at {snap['ts']:.3f} s: trace and snapshots from different "
+                              f"was read at {s['t_first']:.3f} s, outside its markers in the "
+                              f"trace ({lo:.3f} s to {snap['ts']:.3f} s): trace and snapshots "
+                              f"from different "
                               f"recordings (or a trace clock other than mono)")
         nr, pb, pcp, vm = _real_side(s, rm.zones)
         if not nr:
