@@ -140,30 +140,48 @@ def test_plain_order0_from_a_populated_list_agrees(tmp_path):
     assert "overall" in out and "pcp=refill" in out and "100.0%" in out
 
 
-def test_steal_from_another_block_type_disagrees(tmp_path):
-    """The kernel stole an UNMOVABLE page for a movable request while the
-    model's MOVABLE list still had a page: other block, list and decision."""
-    M = N + 0x1000
-    U = N + 0x2000
-    root = recording(tmp_path, [(M + 1, 0), (U + 1, 0)], [
-        drain(U + 3, 0, MIGRATE_UNMOVABLE),          # reveals U as UNMOVABLE
-        extfrag(U + 1, 0, 0, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE), alloc(U + 1)])
+def test_steal_from_the_largest_fallback_buddy_disagrees_with_claim_steal(tmp_path):
+    """A movable order-0 request steals from an UNMOVABLE order-7 buddy (too
+    little free to claim its block), as __rmqueue_fallback (v6.1) does;
+    __rmqueue_steal (claim-steal) takes the smallest fallback buddy, another
+    block's single page: other block and order, same list and kind."""
+    A = N + 0x1000
+    V = N + 0x2000
+    root = recording(tmp_path, [(A, 0), (A + 128, 7), (V, 1)], [
+        zl(A, 0, MIGRATE_UNMOVABLE), alloc(A, 0, "GFP_KERNEL"),     # A, V: UNMOVABLE blocks
+        zl(V, 0, MIGRATE_UNMOVABLE, cpu=1), alloc(V, 0, "GFP_KERNEL", cpu=1),
+        extfrag(A + 128, 0, 7, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE), alloc(A + 128)])
     r = agreement(root)
-    assert r["counted"] == 1
-    assert r["overall"] == {"events": 1, "block": 0, "list": 0, "order": 1, "kind": 0, "all": 0}
-    x = row(r)
+    assert r["events"] == 3 and r["counted"] == 1 and r["skipped"] == {"list_type": 2}
+    assert r["overall"] == {"events": 1, "block": 0, "list": 1, "order": 0, "kind": 1, "all": 0}
+    x = row(r, 2)
     assert x["event"] == core.EVENT_EXTFRAG and x["real_kind"] == peek.PK_STEAL
-    assert x["real_list"] == MIGRATE_UNMOVABLE and x["peek_list"] == MIGRATE_MOVABLE
-    assert x["peek_pfn"] == M + 1 and x["peek_kind"] == peek.PK_SMALLEST
-    assert r["decisions"] == {"steal": {"smallest": 1}}
+    assert x["real_list"] == MIGRATE_UNMOVABLE and x["real_order"] == 7
+    assert x["peek_kind"] == peek.PK_STEAL and x["peek_pfn"] == V + 1 and x["peek_order"] == 0
+    assert r["decisions"] == {"steal": {"steal": 1}}
     assert r["classes"]["decision"]["steal"]["all"] == 0
     assert r["examples"]["decision=steal"] == [x["line"]]
-    # once the MOVABLE page is gone the model steals too, from the same block
-    root2 = recording(tmp_path / "b", [(M + 1, 0), (U + 1, 0)], [
-        zl(M + 1), alloc(M + 1), drain(U + 3, 0, MIGRATE_UNMOVABLE),
-        extfrag(U + 1, 0, 0, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE), alloc(U + 1)])
-    r2 = agreement(root2)
-    assert r2["overall"]["all"] == 2 and r2["overall"]["kind"] == 2
+    r61 = agreement(root, version="6.1")
+    assert r61["rule"] == "fallback" and r61["overall"]["all"] == 1
+    assert row(r61, 2)["peek_pfn"] == A + 128
+
+
+def test_phantom_buddy_is_skipped_and_healed(tmp_path):
+    """The kernel split an order-3 buddy for an order-0 request while the
+    state's list held an order-0 page: that page was not free in the kernel.
+    The event is skipped and the page taken off the lists, so a later split
+    agrees; without healing the phantom page is peeked again whenever the
+    lists above it are empty."""
+    X = N + 0x1000
+    Y = N + 0x2000
+    root = recording(tmp_path, [(X + 1, 0), (Y, 3)], [
+        zl(Y), zl(Y + 1), zl(Y + 2), alloc(Y)])
+    r = agreement(root)
+    assert r["skipped"] == {"phantom": 1} and r["stats"]["phantom_pages"] == 1
+    assert r["overall"]["events"] == 2 and r["overall"]["all"] == 2
+    r0 = agreement(root, heal=False)
+    assert r0["skipped"] == {} and r0["overall"]["events"] == 3 and r0["overall"]["all"] == 1
+    assert row(r0, 0)["peek_pfn"] == row(r0, 2)["peek_pfn"] == X + 1
 
 
 def test_claim_pairs_zone_locked_with_extfrag_and_counts_movable_pages(tmp_path):

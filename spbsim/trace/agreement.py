@@ -61,8 +61,9 @@ class AgreementReplay(PlacementReplay):
     """A PlacementReplay whose ``apply`` also records, per buddy-level
     allocation, the real and the peeked decision (spbsim.trace.agreement_core)."""
 
-    def __init__(self, machine, rule, lru=True):
+    def __init__(self, machine, rule, lru=True, heal=True):
         super().__init__(machine)
+        self.heal = bool(heal)
         m = machine.mem
         if int(m.pb_list.max()) >= 3:
             raise ValueError("agreement: per-SPB free lists are not supported")
@@ -104,7 +105,7 @@ class AgreementReplay(PlacementReplay):
         self._room(hi - lo + self.pend.shape[0] * self.pend.shape[1] + 16)
         core.agreement_ops(self.mem, ops, int(lo), int(hi), int(mode), self.res, self.stats,
                            self.revealed, self.last_zl, self.scratch, self.log, self.rule,
-                           self.pend, self.npend, self.gkey, self.lru, self.ascratch,
+                           self.heal, self.pend, self.npend, self.gkey, self.lru, self.ascratch,
                            self.rows, self.astats)
         self._collect()
 
@@ -230,7 +231,7 @@ def lowest_classes(summary, n=None, min_events=1):
 
 
 def replay_agreement(trace_path, snapshots_dir, *, version="6.12", rule=None, lru=True,
-                     lenient=False, progress=False, manifest=None, max_lines=None,
+                     heal=True, lenient=False, progress=False, manifest=None, max_lines=None,
                      start_tag="start", batch_size=1 << 16, keep_rows=False) -> dict:
     """Run the placement replay over a recording and compare, at every
     buddy-level allocation, the real decision with the peeked one.
@@ -239,6 +240,8 @@ def replay_agreement(trace_path, snapshots_dir, *, version="6.12", rule=None, lr
     unless ``rule`` (a RULES name or code) is given.  ``lru``: count pages
     flagged LRU at the start or allocated movable since as movable in claim
     decisions (else the model's PG_lru heads, which the replay never sets).
+    ``heal``: take the phantom buddies an event proves absent from the
+    kernel's free lists off the state's (skip reason ``phantom``).
     Returns :func:`summarize`'s dict plus ``rule``, ``version``, ``stats``
     (waiting entries flushed unmatched, overflows), ``placement`` (the replay's
     residues and counters), ``trace``, ``seconds``; ``rows`` with ``keep_rows``.
@@ -251,7 +254,7 @@ def replay_agreement(trace_path, snapshots_dir, *, version="6.12", rule=None, lr
     holder = {}
 
     def factory(machine):
-        holder["rep"] = AgreementReplay(machine, rule, lru=lru)
+        holder["rep"] = AgreementReplay(machine, rule, lru=lru, heal=heal)
         return holder["rep"]
 
     r = replay_placement(trace_path, snapshots_dir, lenient=lenient, progress=progress,
@@ -264,6 +267,7 @@ def replay_agreement(trace_path, snapshots_dir, *, version="6.12", rule=None, lr
         "version": version,
         "rule": {v: k for k, v in RULES.items()}[rule],
         "movable_pages": "lru" if lru else "model",
+        "heal": bool(heal),
         "stats": {n: int(v) for n, v in zip(core.STATS, rep.totals) if n != "rows"},
         "placement": {"residues": r["residues"], "counters": r["counters"]},
         "trace": r["trace"],

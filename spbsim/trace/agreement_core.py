@@ -35,10 +35,14 @@ NROW = 22
 EVENT_ZONE_LOCKED, EVENT_EXTFRAG = 0, 1
 
 #: skip reasons (0 = counted): the state around the real pfn is not the kernel's
+#: phantom: the state's list of the real type held a smaller buddy than the one
+#: the kernel took, which __rmqueue_smallest() would have taken first: that
+#: buddy was not free in the kernel (an untraced removal); with ``heal`` it is
+#: taken off the state's free lists there and then
 SKIPS = ("counted", "start_window", "bad_range", "not_free", "inner", "buddy_order",
-         "list_type", "request_unknown")
+         "list_type", "request_unknown", "phantom")
 (SK_NONE, SK_WINDOW, SK_RANGE, SK_NOT_FREE, SK_INNER, SK_BUDDY_ORDER, SK_LIST_TYPE,
- SK_REQUEST) = range(8)
+ SK_REQUEST, SK_PHANTOM) = range(9)
 
 #: which alloc_flags the peek assumed
 PATHS = ("fast_nofragment", "fast", "slow_highatomic")
@@ -50,8 +54,8 @@ NVAR = 6
 PW = NROW + 5 * NVAR
 
 STATS = ("rows", "flushed_unmatched", "pending_overflow", "rows_overflow",
-         "claim_without_entry")
-_ST_ROWS, _ST_FLUSH, _ST_POVER, _ST_ROVER, _ST_CLAIM_NOENT = range(5)
+         "claim_without_entry", "phantom_buddies", "phantom_pages")
+_ST_ROWS, _ST_FLUSH, _ST_POVER, _ST_ROVER, _ST_CLAIM_NOENT, _ST_PH_B, _ST_PH_P = range(7)
 
 PENDING = 4096        # entries one CPU may have waiting for their mm_page_alloc
 
@@ -196,6 +200,21 @@ def _real_state(m, e, pfn, order):
 
 
 @njit
+def _heal(m, e, z, order, mt, below, scratch_pl, stats):
+    """Take the phantom buddies off the state's free lists: those on ``mt``'s
+    lists from ``order`` up to below ``below`` (the kernel's
+    __rmqueue_smallest() found none there).  Marks the entry SK_PHANTOM."""
+    while True:
+        d = rmqueue_smallest(m, z, order, mt)
+        if d[D_KIND] == PK_NONE or d[3] >= below:
+            return
+        pl.remove_range(m, z, d[2], d[3], mt, pl.MODE_STRICT, scratch_pl)
+        stats[_ST_PH_B] += 1
+        stats[_ST_PH_P] += 1 << d[3]
+        e[R_SKIP] = SK_PHANTOM
+
+
+@njit
 def _peek_variants(m, e, z, order, mt, rule, lru):
     """The decisions the entry may need: with and without ALLOC_NOFRAGMENT for a
     request of type ``mt``; for a HIGHATOMIC event (mt 3) plain __rmqueue for
@@ -214,11 +233,12 @@ def _peek_variants(m, e, z, order, mt, rule, lru):
 
 @njit
 def agreement_ops(m, ops, lo, hi, mode, res, stats_pl, revealed, last_zl, scratch_pl, log,
-                  rule, pend, npend, gkey, lru, scratch, rows, stats):
+                  rule, heal, pend, npend, gkey, lru, scratch, rows, stats):
     """Apply ops[lo:hi] (spbsim.trace.placement.apply_ops, one op at a time) and
     record the real and the peeked decision of every buddy-level allocation
     (rows appended to ``rows``, count in stats[0]).  ``ops`` needs the
-    ``C_GFP`` column (spbsim.trace.replay)."""
+    ``C_GFP`` column (spbsim.trace.replay).  ``heal``: take phantom buddies
+    (SK_PHANTOM) off the free lists."""
     npfn = m.pg_flags.shape[0]
     ncpu = npend.shape[0]
     has_lru = lru.shape[0] >= npfn
@@ -274,6 +294,10 @@ def agreement_ops(m, ops, lo, hi, mode, res, stats_pl, revealed, last_zl, scratc
                     _real_state(m, e, pfn, order)
                     if kind == pl.K_EXTFRAG and e[R_SKIP] == SK_NONE and e[R_REAL_ORDER] != fo:
                         e[R_SKIP] = SK_BUDDY_ORDER
+                    if heal and e[R_SKIP] == SK_NONE and mt < MIGRATE_HIGHATOMIC:
+                        # a steal or whole-block claim: the kernel's own lists were empty
+                        below = e[R_REAL_ORDER] if kind == pl.K_ZL else MAX_PAGE_ORDER + 1
+                        _heal(m, e, z, order, mt, below, scratch_pl, stats)
                     _peek_variants(m, e, z, order, mt, rule, lru)
         elif kind == 0:
             # mm_page_alloc: ends the group waiting on its cpu; the page's use
