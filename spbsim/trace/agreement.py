@@ -285,8 +285,8 @@ def _pct(a, n):
 def format_table(result: dict, limit=None) -> str:
     """The overall agreement, then every class, lowest agreement first."""
     ov = result["overall"]
-    lines = [f"decision-level agreement ({result.get('rule', '?')} fallback rule, "
-             f"kernel version {result.get('version', '?')}): {result['events']:,} buddy-level "
+    lines = [f"decision-level agreement (kernel version {result.get('version', '?')}, "
+             f"fallback rule {result.get('rule', '?')}): {result['events']:,} buddy-level "
              f"allocations, {result['counted']:,} counted"]
     if result["skipped"]:
         lines.append("skipped (state around the real pfn not the kernel's): " + ", ".join(

@@ -41,7 +41,7 @@ KIND_NAMES = ("none", "smallest", "claim", "claim_whole", "steal", "highatomic")
 #: fallback rules
 RULE_CLAIM_STEAL = 0   # __rmqueue_claim, then __rmqueue_steal (v6.15+; 6.12 LTS)
 RULE_FALLBACK = 1      # __rmqueue_fallback + steal_suitable_fallback (v6.1 .. v6.14)
-RULES = {"claim-steal": RULE_CLAIM_STEAL, "fallback": RULE_FALLBACK}
+RULES = {"claim-steal": RULE_CLAIM_STEAL, "rmqueue_fallback": RULE_FALLBACK}
 
 #: fields of a decision tuple
 D_KIND, D_LIST, D_PFN, D_ORDER, D_FB_ORDER = range(5)
