@@ -341,28 +341,73 @@ def saved_arrays(machine):
     return tuple(np.empty_like(getattr(m, f)) for f in SAVED_FIELDS)
 
 
+@njit_inline
+def _cp1(dst, src):
+    for i in range(src.shape[0]):
+        dst[i] = src[i]
+
+
+@njit_inline
+def _cp2(dst, src):
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[i, j] = src[i, j]
+
+
+@njit_inline
+def _cp3(dst, src):
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            for k in range(src.shape[2]):
+                dst[i, j, k] = src[i, j, k]
+
+
+@njit
+def _save_restore(m, s, save):
+    """Copy the SAVED_FIELDS of ``m`` into ``s`` (save) or back (restore)."""
+    if save:
+        _cp1(s[0], m.pg_next)
+        _cp1(s[1], m.pg_prev)
+        _cp1(s[2], m.pg_flags)
+        _cp1(s[3], m.pg_order)
+        _cp1(s[4], m.pb_mt)
+        _cp1(s[5], m.pb_flags)
+        _cp3(s[6], m.fa_head)
+        _cp3(s[7], m.fa_tail)
+        _cp3(s[8], m.fl_nr)
+        _cp3(s[9], m.fa_nr)
+        _cp2(s[10], m.nr_free)
+        _cp2(s[11], m.zstat)
+        _cp1(s[12], m.sim)
+        _cp3(s[13], m.fb_stat)
+        _cp2(s[14], m.ev)
+        _cp1(s[15], m.ev_n)
+    else:
+        _cp1(m.pg_next, s[0])
+        _cp1(m.pg_prev, s[1])
+        _cp1(m.pg_flags, s[2])
+        _cp1(m.pg_order, s[3])
+        _cp1(m.pb_mt, s[4])
+        _cp1(m.pb_flags, s[5])
+        _cp3(m.fa_head, s[6])
+        _cp3(m.fa_tail, s[7])
+        _cp3(m.fl_nr, s[8])
+        _cp3(m.fa_nr, s[9])
+        _cp2(m.nr_free, s[10])
+        _cp2(m.zstat, s[11])
+        _cp1(m.sim, s[12])
+        _cp3(m.fb_stat, s[13])
+        _cp2(m.ev, s[14])
+        _cp1(m.ev_n, s[15])
+
+
 @njit
 def rmqueue_applied(m, z, order, mt, alloc_flags, s):
     """The other way to peek: run the model's own rmqueue_buddy() on the state,
     then restore every array it may write from the copies ``s``
     (:func:`saved_arrays`).  Returns (kind, pfn): kind from the model's
     steal/claim counters (PK_HIGHATOMIC when the buddy's block is HIGHATOMIC)."""
-    s[0][:] = m.pg_next
-    s[1][:] = m.pg_prev
-    s[2][:] = m.pg_flags
-    s[3][:] = m.pg_order
-    s[4][:] = m.pb_mt
-    s[5][:] = m.pb_flags
-    s[6][:, :, :] = m.fa_head
-    s[7][:, :, :] = m.fa_tail
-    s[8][:, :, :] = m.fl_nr
-    s[9][:, :, :] = m.fa_nr
-    s[10][:, :] = m.nr_free
-    s[11][:, :] = m.zstat
-    s[12][:] = m.sim
-    s[13][:, :, :] = m.fb_stat
-    s[14][:, :] = m.ev
-    s[15][:] = m.ev_n
+    _save_restore(m, s, True)
     page = model_rmqueue_buddy(m, z, order, alloc_flags, mt)
     kind = PK_NONE
     if page >= 0:
@@ -375,22 +420,7 @@ def rmqueue_applied(m, z, order, mt, alloc_flags, s):
             kind = PK_CLAIM_WHOLE
         elif m.sim[_SIM_CLAIM_SUCCESS] != s[12][_SIM_CLAIM_SUCCESS]:
             kind = PK_CLAIM
-    m.pg_next[:] = s[0]
-    m.pg_prev[:] = s[1]
-    m.pg_flags[:] = s[2]
-    m.pg_order[:] = s[3]
-    m.pb_mt[:] = s[4]
-    m.pb_flags[:] = s[5]
-    m.fa_head[:, :, :] = s[6]
-    m.fa_tail[:, :, :] = s[7]
-    m.fl_nr[:, :, :] = s[8]
-    m.fa_nr[:, :, :] = s[9]
-    m.nr_free[:, :] = s[10]
-    m.zstat[:, :] = s[11]
-    m.sim[:] = s[12]
-    m.fb_stat[:, :, :] = s[13]
-    m.ev[:, :] = s[14]
-    m.ev_n[:] = s[15]
+    _save_restore(m, s, False)
     return kind, page
 
 
