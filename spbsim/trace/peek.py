@@ -5,8 +5,9 @@ fallbacks (mm/page_alloc.c) that only read the machine state: each returns the
 decision (kind, free list, buddy head, buddy order, fallback order) that the
 model's own functions in spbsim/mm would act on, without changing a list, a
 pageblock type or a counter.  Two fallback rules: ``__rmqueue_claim`` +
-``__rmqueue_steal`` (v6.15+, the 6.12 LTS kernel) and ``__rmqueue_fallback`` +
-``steal_suitable_fallback`` (v6.1).  docs/fidelity.md#decision-level-agreement.
+``__rmqueue_steal`` (v6.15+; spbsim's "6.12" and "recent") and
+``__rmqueue_fallback`` + ``steal_suitable_fallback`` (v6.1).  Use:
+docs/replay.md#decision-level-agreement.
 """
 from __future__ import annotations
 
@@ -49,9 +50,9 @@ NONE = (PK_NONE, -1, -1, -1, -1)
 
 
 def rule_for_version(version: str) -> int:
-    """The fallback rule of a kernel version name: 'recent' and '6.12' (the 6.12
-    LTS kernel has the v6.15 fallback code) claim then steal; '6.1' falls back
-    through __rmqueue_fallback."""
+    """The fallback rule of a kernel version name: 'recent' and '6.12' (spbsim's
+    6.12 LTS variant) claim then steal; '6.1' falls back through
+    __rmqueue_fallback."""
     if version in ("recent", "6.19", "7.0", "6.12"):
         return RULE_CLAIM_STEAL
     if version == "6.1":
