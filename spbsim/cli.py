@@ -262,10 +262,12 @@ def _print_summary(mach, s, out_dir):
 
 @cli.command()
 @click.argument("path", type=click.Path())
-@click.option("--mode", type=click.Choice(["placement", "what-if"]), default="placement",
-              show_default=True,
+@click.option("--mode", type=click.Choice(["placement", "what-if", "agreement"]),
+              default="placement", show_default=True,
               help="placement: apply each event at its traced pfn and compare buddyinfo with "
-                   "the snapshots; what-if: the request stream through a simulated allocator")
+                   "the snapshots; what-if: the request stream through a simulated allocator; "
+                   "agreement: at each buddy-level allocation of the placement replay, "
+                   "where the simulated allocator would have taken it")
 @click.option("--lenient", is_flag=True, help="count and skip malformed trace lines")
 @click.option("--max-lines", default=None, type=int, help="stop after this many trace lines")
 @click.option("--json", "json_out", default=None, type=click.Path(dir_okay=False),
@@ -298,14 +300,20 @@ def replay(path, mode, lenient, max_lines, json_out, memory, low_memory, cpus, v
                                       "trace.txt") if (p / n).exists()), None)
         if trace is None:
             raise SpbsimError(f"{path}: no trace.txt[.xz|.zst|.gz] in this directory")
-    if mode == "placement":
-        from .trace.replay import format_table, replay_placement
+    if mode in ("placement", "agreement"):
         snaps = (p if p.is_dir() else p.parent) / "snapshots"
         if not snaps.is_dir():
-            raise SpbsimError(f"{path}: placement replay needs the snapshots/ directory "
+            raise SpbsimError(f"{path}: {mode} replay needs the snapshots/ directory "
                               f"(with the start snapshot's kpageflags) beside the trace")
+    if mode == "placement":
+        from .trace.replay import format_table, replay_placement
         r = replay_placement(trace, snaps, lenient=lenient, progress=True, max_lines=max_lines)
         click.echo(format_table(r), nl=False)
+    elif mode == "agreement":
+        from .trace import agreement
+        r = agreement.replay_agreement(trace, snaps, version=version, lenient=lenient,
+                                       progress=True, max_lines=max_lines)
+        click.echo(agreement.format_table(r), nl=False)
     else:
         from .trace import whatif
         snaps = (p if p.is_dir() else p.parent) / "snapshots"

@@ -25,8 +25,9 @@ __all__ = ["apply_ops", "new_counters", "NCOL", "OP", "SLOTS", "OUTCOMES", "STAT
 
 # ---------------------------------------------------------------- op table
 #: columns of the op table
-C_KIND, C_PFN, C_ORDER, C_MT, C_CPU, C_FB_ORDER, C_FB_MT, C_CHOWN, C_END, C_COUNT, C_LINE = range(11)
-NCOL = 11
+C_KIND, C_PFN, C_ORDER, C_MT, C_CPU, C_FB_ORDER, C_FB_MT, C_CHOWN, C_END, C_COUNT, C_LINE, \
+    C_GFP = range(12)
+NCOL = 12              # C_GFP (mm_page_alloc's gfp) is not read here: see trace.agreement
 
 #: op kinds: the trace kind codes (spbsim.trace.ftrace) plus private ones
 OP = {

@@ -377,6 +377,10 @@ class PlacementReplay:
         self.revealed[:] = 0
         self.last_zl[:] = -1
 
+    def started(self, flags):
+        """Called once the start state is built, with the start snapshot's
+        kpageflags (one u64 per pfn); a hook for subclasses."""
+
     def insert_free(self, pfn, order):
         """Free the given blocks (list tails) into the state."""
         pfn = np.asarray(pfn, np.int64)
@@ -457,11 +461,11 @@ def make_ops(events) -> np.ndarray:
     'mm_page_alloc_zone_locked', or its code), ``pfn``, ``order`` and
     optionally ``migratetype``, ``cpu``, ``fallback_order``,
     ``fallback_migratetype``, ``change_ownership``, ``end``, ``nr_scanned``,
-    ``nr_taken`` (isolate_freepages), ``line``."""
+    ``nr_taken`` (isolate_freepages), ``line``, ``gfp`` (mm_page_alloc)."""
     cols = {"pfn": pl.C_PFN, "order": pl.C_ORDER, "migratetype": pl.C_MT, "cpu": pl.C_CPU,
             "fallback_order": pl.C_FB_ORDER, "fallback_migratetype": pl.C_FB_MT,
             "change_ownership": pl.C_CHOWN, "end": pl.C_END, "nr_taken": pl.C_COUNT,
-            "nr_scanned": pl.C_FB_ORDER, "line": pl.C_LINE}
+            "nr_scanned": pl.C_FB_ORDER, "line": pl.C_LINE, "gfp": pl.C_GFP}
     ops = np.zeros((len(events), pl.NCOL), np.int64)
     ops[:, [pl.C_MT, pl.C_FB_ORDER, pl.C_FB_MT, pl.C_CHOWN]] = -1
     for i, e in enumerate(events):
@@ -491,6 +495,7 @@ def _ops_from_events(ev, records=()) -> np.ndarray:
     ops[:, pl.C_FB_MT] = ev["fallback_migratetype"]
     ops[:, pl.C_CHOWN] = ev["change_ownership"]
     ops[:, pl.C_LINE] = ev["line"]
+    ops[:, pl.C_GFP] = ev["gfp"].astype(np.int64)
     if len(records):
         for i in np.flatnonzero((ev["kind"] == OTHER_EVENT) & (ev["aux"] >= 0)).tolist():
             rec = records[int(ev["aux"][i])]
@@ -545,7 +550,7 @@ def _start_state(rep, snap, zone_ranges, types="snapshot", flags=None):
 def replay_placement(trace_path, snapshots_dir, lenient=False, progress=False, *,
                      manifest=None, max_lines=None, start_tag="start", types="snapshot",
                      compare_tags=("periodic-", "end"), check=False, batch_size=1 << 16,
-                     keep_replay=False) -> dict:
+                     keep_replay=False, replay_factory=None) -> dict:
     """Replay the buddy-level events of a trace; compare with every snapshot.
 
     ``snapshots_dir`` holds index.tsv and the snapshot directories; the
@@ -569,7 +574,8 @@ def replay_placement(trace_path, snapshots_dir, lenient=False, progress=False, *
     ``counters``, ``start`` (what the start state was built from),
     ``final_block_types``, ``trace`` (path, lines, event counts, lenient
     errors), ``seconds``; with ``keep_replay`` also ``replay`` (the
-    PlacementReplay object, for further inspection).
+    PlacementReplay object, for further inspection).  ``replay_factory``:
+    builds that object from the machine (default PlacementReplay).
     """
     t0 = time.monotonic()
     snapshots_dir = Path(snapshots_dir)
@@ -584,11 +590,12 @@ def replay_placement(trace_path, snapshots_dir, lenient=False, progress=False, *
         raise SpbsimError(f"{snapshots_dir}: no snapshot tagged {start_tag!r}")
     start = starts[0]
     machine = oracle_machine(manifest)
-    rep = PlacementReplay(machine)
+    rep = (replay_factory or PlacementReplay)(machine)
     m = machine.mem
     zone_ranges = [(z, int(m.zone_start[z]), int(m.zone_end[z]))
                    for z in machine.populated_zones()]
-    fpfn, ford, _ = _start_state(rep, start, zone_ranges, types)
+    fpfn, ford, flags = _start_state(rep, start, zone_ranges, types)
+    rep.started(flags)
     start_info = {"seq": start["seq"], "tag": start["tag"], "free_blocks": int(len(fpfn)),
                   "free_pages": int((1 << ford.astype(np.int64)).sum()),
                   "block_types": _block_types(machine)}
