@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import ConfigError, FreeError
 from .mm import gfp as gfpmod
-from .mm.const import (KERNEL_VERSIONS, MAX_NR_ZONES, MAX_PAGE_ORDER,
+from .mm.const import (KERNEL_VERSIONS, KV_6_1, MAX_NR_ZONES, MAX_PAGE_ORDER,
                        MIGRATE_TYPES, MIGRATETYPE_NAMES, NR_PAGE_ORDERS,
                        PB_all_free, PB_compact_skip, PB_has_movable,
                        PB_has_reclaimable, PB_has_unmovable, PG_buddy, PG_head,
@@ -175,7 +175,7 @@ class Machine:
         self.min_free_kbytes = int(min_free_kbytes)
         setup_per_zone_wmarks(m, self.min_free_kbytes, int(watermark_scale_factor))
         setup_per_zone_lowmem_reserve(m)
-        setup_pcp(m, self.cpus)
+        setup_pcp(m, self.cpus, static_high=KERNEL_VERSIONS[str(version)] == KV_6_1)
         for z in range(MAX_NR_ZONES):
             for s, e in free_ranges(self.geometry, z):
                 free_pages_memory(m, z, s, e)

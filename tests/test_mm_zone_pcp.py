@@ -10,7 +10,8 @@ from spbsim import Machine
 from spbsim.mm import gfp as G
 from spbsim.mm.const import MIGRATE_MOVABLE, NR_PCP_LISTS, ZONE_DMA32
 from spbsim.mm.pcp import order_to_pindex
-from spbsim.mm.state import PCP_BATCH, PCP_COUNT, PCP_HIGH, ZSTAT, new_mem
+from spbsim.mm.state import (PCP_BATCH, PCP_COUNT, PCP_HIGH, PCP_HIGH_MAX, PCP_HIGH_MIN, ZSTAT,
+                          new_mem)
 from spbsim.mm.zone_setup import (setup_pcp, setup_per_zone_lowmem_reserve,
                                   setup_per_zone_wmarks, zone_batchsize)
 
@@ -136,3 +137,29 @@ def test_no_pcp_means_direct_buddy():
     assert m.mem.pcp[:, :, PCP_COUNT].sum() == 0
     m.free(p)
     m.check()
+
+
+def test_v61_pcp_high_is_static_and_free_high_drains_everything():
+    """v6.1 (zone_highsize, nr_pcp_high, nr_pcp_free): high is the LOW mark
+    split across cpus with no autotuning, and an order-1..3 free while
+    pcp->free_factor is set (a drain since the last allocation) empties the
+    whole pcp; the 6.12 rules keep the list."""
+    def fill_then_free(version):
+        m = Machine("1G", cpus=2, early_unmovable=0, watermark_boost_factor=0,
+                    version=version)
+        z = ZONE_DMA32
+        high = int(m.mem.pcp[z, 1, PCP_HIGH])
+        pfns = m.run_ops(np.zeros(3 * high, np.int64), G.GFP_HIGHUSER_MOVABLE, cpu=0)
+        two = m.alloc(1, G.GFP_KERNEL, cpu=0)
+        m.run_ops(np.zeros(len(pfns), np.int64), 0, pfns=pfns, cpu=1)   # drains at high
+        before = int(m.mem.pcp[z, 1, PCP_COUNT])
+        m.free(two, 1, cpu=1)
+        m.check()
+        return m, before, int(m.mem.pcp[z, 1, PCP_COUNT])
+
+    m61, before, after = fill_then_free("6.1")
+    pcp = m61.mem.pcp[ZONE_DMA32, 1]
+    assert pcp[PCP_HIGH_MIN] == pcp[PCP_HIGH_MAX] == pcp[PCP_HIGH]
+    assert before > 0 and after == 0
+    m612, before, after = fill_then_free("6.12")
+    assert before > 0 and after > 0

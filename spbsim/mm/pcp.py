@@ -8,7 +8,7 @@ free_count drain sizing and free_high (v6.12 rule); not modelled: the 1 s
 decay_pcp_high tick.
 """
 from .buddy import free_one_page_merge
-from .const import (CONFIG_PCP_BATCH_SCALE_MAX, KV_RECENT, MIGRATE_MOVABLE,
+from .const import (CONFIG_PCP_BATCH_SCALE_MAX, KV_6_1, KV_RECENT, MIGRATE_MOVABLE,
                     MIGRATE_PCPTYPES,
                     NR_LOWORDER_PCP_LISTS, NR_PCP_LISTS,
                     PAGE_ALLOC_COSTLY_ORDER, PG_pcp, RMQUEUE_NORMAL,
@@ -94,9 +94,12 @@ def _clamp_high(m, z, cpu):
 
 @njit_inline
 def nr_pcp_alloc(m, z, cpu, order):
-    """nr_pcp_alloc(): how many blocks one refill takes."""
+    """nr_pcp_alloc(): how many blocks one refill takes (v6.1: the batch,
+    scaled down by order, in __rmqueue_pcplist())."""
     pcp = m.pcp[z, cpu]
     base_batch = pcp[PCP_BATCH]
+    if m.cfg[_CFG_VERSION] == KV_6_1:
+        return max(base_batch >> order, 2) if base_batch > 1 else base_batch
     high = _clamp_high(m, z, cpu)
     if high < base_batch:
         return 1
@@ -227,6 +230,51 @@ def nr_pcp_free(m, z, cpu, batch, high, free_high):
 
 
 @njit_inline
+def nr_pcp_high_v61(m, z, cpu, batch, free_high):
+    """nr_pcp_high() of v6.1: the static high, 0 for free_high, at most
+    4 * batch while the zone is under reclaim (ZONE_RECLAIM_ACTIVE)."""
+    high = m.pcp[z, cpu, PCP_HIGH]
+    if high == 0 or free_high:
+        return 0
+    if (m.zstat[z, ZS_FLAGS] & ZONE_RECLAIM_ACTIVE) == 0:
+        return high
+    return min(batch << 2, high)
+
+
+@njit_inline
+def nr_pcp_free_v61(m, z, cpu, batch, high, free_high):
+    """nr_pcp_free() of v6.1: everything for free_high; else the batch doubled
+    per drain without an allocation in between (pcp->free_factor, kept in
+    the free_count slot), between batch and high - batch."""
+    pcp = m.pcp[z, cpu]
+    if free_high:
+        return pcp[PCP_COUNT]
+    if high < batch:
+        return 1
+    lo = batch
+    hi = high - batch
+    n = batch << pcp[PCP_FREE_COUNT]
+    if n < hi:
+        pcp[PCP_FREE_COUNT] += 1
+    return min(max(n, lo), hi)
+
+
+@njit_inline
+def free_unref_page_commit_v61(m, z, cpu, pindex, order):
+    """free_unref_page_commit() of v6.1, after the page is on its list: a
+    high-order page (1..PAGE_ALLOC_COSTLY_ORDER) freed while pcp->free_factor
+    is set drains the whole pcp (free_high)."""
+    pcp = m.pcp[z, cpu]
+    batch = pcp[PCP_BATCH]
+    free_high = pcp[PCP_FREE_COUNT] != 0 and order != 0 and order <= PAGE_ALLOC_COSTLY_ORDER
+    high = nr_pcp_high_v61(m, z, cpu, batch, free_high)
+    if pcp[PCP_COUNT] >= high:
+        free_pcppages_bulk(m, z, cpu, nr_pcp_free_v61(m, z, cpu, batch, high, free_high), pindex)
+        return True
+    return False
+
+
+@njit_inline
 def free_unref_page_commit(m, z, cpu, pfn, order, mt):
     """free_unref_page_commit() / free_frozen_page_commit(): park the page at the
     list head; drain from the tails once the list count reaches high.
@@ -239,6 +287,8 @@ def free_unref_page_commit(m, z, cpu, pfn, order, mt):
     m.pg_order[pfn] = order
     _pcp_add(m, z, cpu, pindex, pfn, False)
     pcp[PCP_COUNT] += 1 << order
+    if m.cfg[_CFG_VERSION] == KV_6_1:
+        return free_unref_page_commit_v61(m, z, cpu, pindex, order)
     batch = pcp[PCP_BATCH]
     free_high = False
     if order and order <= PAGE_ALLOC_COSTLY_ORDER:

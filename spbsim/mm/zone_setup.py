@@ -133,9 +133,10 @@ def zone_batchsize(managed):
     return max(1, _rounddown_pow_of_two(batch + batch // 2) - 1)
 
 
-def setup_pcp(m, nr_cpus, high_fraction=0):
+def setup_pcp(m, nr_cpus, high_fraction=0, static_high=False):
     """zone_set_pageset_high_and_batch(): batch, high_min (LOW mark split across
-    cpus) and high_max (managed/8 split across cpus), both >= 4 * batch."""
+    cpus) and high_max (managed/8 split across cpus), both >= 4 * batch.
+    ``static_high`` (v6.1 zone_highsize(), no autotuning): high_max = high_min."""
     for z in range(MAX_NR_ZONES):
         managed = int(m.zstat[z, ZS_MANAGED])
         batch = zone_batchsize(managed)
@@ -143,7 +144,7 @@ def setup_pcp(m, nr_cpus, high_fraction=0):
             hmin = hmax = max(managed // high_fraction // nr_cpus, batch * 4)
         else:
             hmin = max(int(m.zstat[z, ZS_WMARK_LOW]) // nr_cpus, batch * 4)
-            hmax = max(managed // 8 // nr_cpus, batch * 4)
+            hmax = hmin if static_high else max(managed // 8 // nr_cpus, batch * 4)
         m.pcp[z, :, PCP_BATCH] = batch
         m.pcp[z, :, PCP_HIGH_MIN] = hmin
         m.pcp[z, :, PCP_HIGH_MAX] = hmax
