@@ -386,8 +386,11 @@ def _start_client(workers, scheduler, dashboard, tls):
     if scheduler:
         try:
             return Client(scheduler, security=_security(tls), timeout="30s"), None
-        except (OSError, TimeoutError, ValueError) as e:
-            raise SweepError(f"--scheduler {scheduler}: cannot connect: {e}") from None
+        except (OSError, TimeoutError, ValueError, TypeError) as e:
+            hint = (" (a tls:// scheduler needs --tls-ca-file, --tls-cert and --tls-key, or "
+                    "dask's distributed.comm.tls settings)"
+                    if scheduler.startswith("tls://") and not tls else "")
+            raise SweepError(f"--scheduler {scheduler}: cannot connect: {e}{hint}") from None
     import logging
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                            host="127.0.0.1",
