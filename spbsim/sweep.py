@@ -392,11 +392,24 @@ def _start_client(workers, scheduler, dashboard, tls):
                     if scheduler.startswith("tls://") and not tls else "")
             raise SweepError(f"--scheduler {scheduler}: cannot connect: {e}{hint}") from None
     import logging
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           host="127.0.0.1",
-                           dashboard_address="127.0.0.1:8787" if dashboard else None,
-                           silence_logs=logging.ERROR)
+    import signal
+    try:       # the worker processes inherit SIG_IGN: Ctrl-C is the sweep's to handle
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:                    # not the main thread
+        old = None
+    try:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               host="127.0.0.1",
+                               dashboard_address="127.0.0.1:8787" if dashboard else None,
+                               silence_logs=logging.ERROR)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
     return Client(cluster), cluster
+
+
+def _n(k, what):
+    return f"{k} {what}" + ("" if k == 1 else "es" if what.endswith("s") else "s")
 
 
 def default_workers():
@@ -452,8 +465,8 @@ def run_sweep(scenario, policies=(), seeds=1, grid=(), out_dir="results/sweep", 
     echo(f"spbsim sweep: {meta['scenario']}: {len(jobs) // (n_pol * n_seed)} grid cells x "
          f"{n_pol} policies x {n_seed} seeds = {len(jobs)} runs; {len(jobs) - len(todo)} done "
          f"before, {len(todo)} to run"
-         + (f" on {scheduler}" if scheduler else f" on {min(workers, max(len(todo), 1))} local "
-                                                 f"worker processes" if todo else ""))
+         + (f" on {scheduler}" if scheduler else
+            f" on {_n(min(workers, len(todo)), 'local worker process')}" if todo else ""))
     stats = {"ran": 0, "ok": 0, "failed": 0, "interrupted": False}
     if todo:
         _run_jobs(todo, rows, stats, out_dir, workers, scheduler, dashboard, tls, progress, echo,

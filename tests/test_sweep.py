@@ -150,6 +150,43 @@ def test_changed_grid_reuses_finished_cells(scen, swept, tmp_path):
     assert len(os.listdir(os.path.join(out, "parts"))) == 12
 
 
+def test_ctrl_c_keeps_finished_runs(scen, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it): exit
+    130 without a traceback, the finished runs' parts kept, no process left."""
+    import signal
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "spbsim.cli", "sweep", scen, "--seeds", "40", "--workers", "1",
+           "--out", str(out)]
+    p = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+
+    def parts():
+        return sorted(out.glob("parts/*.parquet"))
+    try:
+        t0 = time.monotonic()
+        while not parts():
+            assert p.poll() is None and time.monotonic() - t0 < 120, p.stdout.read()
+            time.sleep(0.2)
+        os.killpg(p.pid, signal.SIGINT)
+        text, _ = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    assert p.returncode == 130, text
+    assert "interrupted: the same command resumes" in text and "Traceback" not in text, text
+    done = len(parts())
+    assert 1 <= done < 40 and len(load_sweep(out)) == done
+    t0 = time.monotonic()
+    while True:
+        left = subprocess.run(["pgrep", "-a", "-s", str(p.pid)], capture_output=True,
+                              text=True).stdout
+        if not left.strip() or time.monotonic() - t0 > 10:
+            break
+        time.sleep(0.2)
+    assert not left.strip(), f"processes left in the sweep's session: {left}"
+
+
 def test_report_of_a_sweep(swept, tmp_path):
     from spbsim.report.html import write_report
     d = tmp_path / "copy"
@@ -278,17 +315,23 @@ class DaskCluster:
 
 def test_dask_scheduler_and_worker(scen, tmp_path):
     """The cluster path: `dask scheduler` and one `dask worker` on 127.0.0.1; the
-    sweep waits for the worker to connect."""
+    sweep waits for the worker to connect; --keep-runs keeps results directories."""
+    from spbsim.results import load
     with DaskCluster(tmp_path) as cl:
         out = str(tmp_path / "out")
         r = run_sweep(scen, POLICIES, 1, [], out, {"duration": "1s"}, scheduler=cl.address,
-                      progress=False, echo=lambda s: None)
+                      keep_runs=True, progress=False, echo=lambda s: None)
         assert (r["ran"], r["ok"], r["failed"], r["unpaired"]) == (2, 2, 0, [])
         df = load_sweep(out)
         assert df.request_checksum.nunique() == 1
         assert df.worker.nunique() == 1                            # the one worker
         assert not df.worker[0].endswith(f":{os.getpid()}")
         assert df.attrs["sweep"]["command"]["scheduler"] == cl.address
+        for row in df.itertuples():
+            assert row.run_dir == os.path.join(out, "runs", row.cell)
+            res = load(row.run_dir)
+            assert res.complete and res.summary["request_checksum"] == row.request_checksum
+            assert res.params["grid"] == {} and res.params["policy"] == row.policy
 
 
 @pytest.mark.slow

@@ -2,10 +2,10 @@
 
 ``write_report(dir)`` takes a run's results directory (``summary.json``), a
 comparison directory (``compare.json``), a sweep directory (``sweep.json``,
-report/sweep.py) or a ``spbsim validate --out`` directory (``validate.json``).  Figures go to ``dir/figures/`` and
-are embedded as base64 PNG (the animated pageblock map as GIF), tables as HTML,
-scenario, parameters, summary and proc snapshots in ``<pre>``; the page makes
-no network request.  Unreadable inputs raise
+report/sweep.py) or a ``spbsim validate --out`` directory (``validate.json``).
+Figures go to ``dir/figures/`` and are embedded as base64 PNG (the animated
+pageblock map as GIF), tables as HTML, scenario, parameters, summary and proc
+snapshots in ``<pre>``; the page makes no network request.  Unreadable inputs raise
 :class:`spbsim.results.ResultsError` naming the file (docs/results.md).
 """
 from __future__ import annotations

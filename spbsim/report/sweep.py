@@ -17,7 +17,7 @@ import numpy as np
 
 from ..results import ResultsError, load_sweep
 from ..sweep import META_COLUMNS, SWEEP_JSON, SWEEP_PARQUET
-from .compare import (METRICS, _stats, build_table, format_markdown, metric_list, metric_values,
+from .compare import (METRICS, _stats, build_table, format_markdown, metric_values,
                       policy_dirname)
 
 __all__ = ["is_sweep_dir", "load_sweep_runs", "sweep_figures", "sweep_tables",
@@ -155,10 +155,14 @@ def sweep_figures(d, meta, runs):
                 what = ("mean over seeds, band: 95 % confidence interval" if kind == "metric"
                         else f"paired difference against {pols[0]} (same seed, same request "
                              f"stream): mean, band: 95 % confidence interval")
-                title = (f"{meta.get('scenario', '')}: {'metrics' if kind == 'metric' else 'paired deltas'}"
-                         f" against {axis}" + (f" ({where})" if where else ""))
-                fig.suptitle(f"{title}\n{what}", fontsize=11)
-                fig.tight_layout()
+                what_kind = "metrics" if kind == "metric" else "paired deltas"
+                title = (f"{meta.get('scenario', '')}: {what_kind} against {axis}"
+                         + (f" ({where})" if where else ""))
+                height = 2.8 * nrow
+                fig.suptitle(f"{title}\n{what}", fontsize=11, y=1 - 0.1 / height, va="top")
+                # fixed margins in inches: tight_layout costs seconds on twenty panels
+                fig.subplots_adjust(left=0.05, right=0.98, bottom=0.5 / height,
+                                    top=1 - 1.0 / height, hspace=0.5, wspace=0.25)
                 path = os.path.join(fd, ("sweep_" if kind == "metric" else "sweep_delta_")
                                     + stem + ".png")
                 out.append((F.save_figure(fig, path, dpi=80)[0], title))
