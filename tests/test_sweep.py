@@ -157,8 +157,10 @@ def test_ctrl_c_keeps_finished_runs(scen, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "spbsim.cli", "sweep", scen, "--seeds", "40", "--workers", "1",
            "--out", str(out)]
+    # SIGINT handled as in a terminal, also when this test runs with SIGINT ignored (nohup, &)
     p = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE,
-                         stderr=subprocess.STDOUT, text=True)
+                         stderr=subprocess.STDOUT, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def parts():
         return sorted(out.glob("parts/*.parquet"))
