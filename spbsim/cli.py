@@ -1,5 +1,5 @@
-"""Command line: ``spbsim run``, ``compare``, ``report``, ``replay``, ``validate``,
-``record``, ``bench``, ``churn``."""
+"""Command line: ``spbsim run``, ``compare``, ``sweep``, ``report``, ``replay``,
+``validate``, ``record``, ``bench``, ``churn``."""
 import sys
 
 import click
@@ -439,6 +439,77 @@ def bench(sizes, ops, seed, cpus, policies):
         policy_overrides(p)
     for p in policies:
         bench_main(size_list, ops, seed, cpus, policy=p, echo=click.echo)
+
+
+@cli.command()
+@click.argument("scenario")
+@click.option("--policy", "policies", multiple=True, metavar="POLICY",
+              help="a policy (repeat; the first is the baseline of the paired deltas) "
+                   "[default: the scenario's]")
+@click.option("--seeds", default=1, show_default=True, type=int,
+              help="seeds per cell: the scenario's seed and the next N-1")
+@click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2,...",
+              help="an axis (repeat for more): any key --set takes, e.g. memory=4G,8G,16G, "
+                   "source.anon.rate=4000,8000 or spb.pass_2d=true,false")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="override a scenario key in every cell")
+@click.option("--duration", default=None, help="override the simulated duration, e.g. 60s")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
+              help="sweep directory (default results/sweep-<scenario>)")
+@click.option("--workers", default=None, type=int,
+              help="local worker processes, one run each at a time [default: the core count]")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="run on a running dask scheduler (tcp://HOST:PORT or tls://HOST:PORT) "
+                   "instead of a local cluster")
+@click.option("--tls-ca-file", default=None, type=click.Path(dir_okay=False),
+              help="with a tls:// scheduler: the CA certificate")
+@click.option("--tls-cert", default=None, type=click.Path(dir_okay=False),
+              help="with a tls:// scheduler: this client's certificate")
+@click.option("--tls-key", default=None, type=click.Path(dir_okay=False),
+              help="with a tls:// scheduler: this client's private key")
+@click.option("--dashboard/--no-dashboard", default=False, show_default=True,
+              help="serve the local cluster's dask dashboard on 127.0.0.1:8787")
+@click.option("--keep-runs", is_flag=True,
+              help="also keep each run's results directory under OUT/runs/<cell>/")
+@click.option("--retry-failed", is_flag=True, help="run failed cells again")
+@click.option("--rerun", is_flag=True, help="run every cell again, ignoring earlier results")
+def sweep(scenario, policies, seeds, grid, sets, duration, out_dir, workers, scheduler,
+          tls_ca_file, tls_cert, tls_key, dashboard, keep_runs, retry_failed, rerun):
+    """Run SCENARIO for every policy x seed x grid value on dask.distributed.
+
+    One row per run goes to OUT/sweep.parquet (grid values, policy, seed,
+    status, error, request checksum, wall time and every scalar of the
+    run's summary) as runs finish; the same command again runs only the
+    cells not finished yet.  A failed run is recorded with its error and
+    the sweep goes on (exit status 1 at the end).  `spbsim report OUT`
+    draws each metric against each grid axis.  See docs/sweep.md.
+    """
+    from .report.cli_cmds import _parse_sets
+    from .sweep import parse_grid, run_sweep
+    overrides = _parse_sets(sets)
+    if duration is not None:
+        overrides["scenario.duration"] = duration
+    if seeds < 1:
+        raise SpbsimError(f"--seeds {seeds}: need at least 1")
+    tls = {k: v for k, v in (("ca_file", tls_ca_file), ("cert", tls_cert), ("key", tls_key))
+           if v is not None}
+    if tls and not (scheduler or "").startswith("tls://"):
+        raise SpbsimError("--tls-ca-file/--tls-cert/--tls-key need --scheduler tls://HOST:PORT")
+    if out_dir is None:
+        from .scenario import load_scenario
+        out_dir = f"results/sweep-{load_scenario(scenario, overrides or None).name}"
+    r = run_sweep(scenario, policies, seeds, parse_grid(grid), out_dir, overrides or None,
+                  workers=workers, scheduler=scheduler, keep_runs=keep_runs,
+                  retry_failed=retry_failed, rerun=rerun, dashboard=dashboard, tls=tls or None)
+    click.echo(f"{r['ok']} of {r['total']} runs ok, {r['failed']} failed; {r['ran']} run now, "
+               f"{r['skipped']} done before; results in {r['path']}"
+               + ("" if r["unpaired"] else
+                  " (paired: one request checksum per grid cell and seed)"), err=True)
+    if r["interrupted"]:
+        click.echo("interrupted: the same command resumes the runs not finished", err=True)
+        sys.exit(130)
+    if r["failed"] or r["unpaired"]:
+        sys.exit(1)
 
 
 from .report.cli_cmds import compare as _compare_cmd, report as _report_cmd  # noqa: E402

@@ -19,7 +19,7 @@ import numpy as np
 
 from .errors import SpbsimError
 
-__all__ = ["FORMAT_VERSION", "ResultsError", "ResultsWriter", "Results", "load"]
+__all__ = ["FORMAT_VERSION", "ResultsError", "ResultsWriter", "Results", "load", "load_sweep"]
 
 FORMAT_VERSION = 1
 TIMESERIES = "timeseries.parquet"
@@ -345,3 +345,49 @@ def load(dir) -> Results:
         scenario_text = _read_text(sp)
     return Results(path=d, timeseries=timeseries, summary=summary, params=params, proc=proc,
                    scenario_text=scenario_text)
+
+
+def load_sweep(dir):
+    """The rows of a ``spbsim sweep`` directory as a pandas DataFrame, one per
+    finished run (docs/sweep.md): ``sweep.parquet`` plus any run whose part
+    (``parts/<cell>.parquet``) was written after the last consolidation.
+    ``df.attrs["sweep"]`` holds ``sweep.json`` (policies, seeds, grid axes)."""
+    import pandas as pd
+
+    from .sweep import PARTS, SWEEP_FORMAT_VERSION, SWEEP_JSON, SWEEP_PARQUET, ordered_frame
+    d = os.fspath(dir)
+    if not os.path.isdir(d):
+        raise ResultsError(f"{d}: no such sweep directory")
+    meta = _read_json(d, SWEEP_JSON, required=True)
+    ver = meta.get("format_version")
+    if ver != SWEEP_FORMAT_VERSION:
+        raise ResultsError(f"{os.path.join(d, SWEEP_JSON)}: format_version {ver!r}; this "
+                           f"spbsim reads sweeps of format_version {SWEEP_FORMAT_VERSION}")
+    cells = meta.get("cells") or []
+    frames = []
+    have = set()
+    path = os.path.join(d, SWEEP_PARQUET)
+    if os.path.isfile(path):
+        try:
+            df = pd.read_parquet(path)
+        except Exception as e:   # pyarrow raises ArrowInvalid, OSError, ...
+            raise ResultsError(f"{path}: unreadable Parquet file: {e}") from None
+        df = df[df["cell"].isin(cells)] if "cell" in df.columns else df.iloc[0:0]
+        frames.append(df)
+        have = set(df["cell"]) if "cell" in df.columns else set()
+    pdir = os.path.join(d, PARTS)
+    for cell in cells:
+        p = os.path.join(pdir, f"{cell}.parquet")
+        if cell in have or not os.path.isfile(p):
+            continue
+        try:
+            frames.append(pd.read_parquet(p))
+        except Exception:        # cut short by a kill: that run is lost, as if in flight
+            continue
+    grid_keys = [k for k, _ in meta.get("grid") or []]
+    rows = [r for f in frames for r in f.to_dict("records")]
+    order = {c: i for i, c in enumerate(cells)}
+    rows.sort(key=lambda r: order.get(r.get("cell"), len(order)))
+    df = ordered_frame(rows, grid_keys).reset_index(drop=True)
+    df.attrs["sweep"] = meta
+    return df

@@ -27,7 +27,8 @@ from .mm.geometry import MAX_MEMORY, MIN_MEMORY, format_size, parse_size
 
 __all__ = ["ScenarioError", "KindInfo", "KINDS", "Lifetime", "Source", "Phase", "Scenario",
            "load_scenario", "scenario_from_text", "builtin_scenarios", "parse_time",
-           "parse_rate", "parse_size_value", "PAGE_SIZE", "HUGETLB_1G_ORDER", "MAX_ORDER"]
+           "parse_rate", "parse_interval", "parse_size_value", "PAGE_SIZE", "HUGETLB_1G_ORDER",
+           "MAX_ORDER"]
 
 PAGE_SIZE = 4096
 MAX_ORDER = 10                       # MAX_PAGE_ORDER: orders a source may ask for
@@ -345,6 +346,11 @@ _TIME_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "sec":
                "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 _RATE_RE = re.compile(r"^\s*(.*?)\s*/\s*s(?:ec)?\s*$")
 _PCT_RE = re.compile(r"^\s*((?:\d+(?:\.\d*)?|\.\d+))\s*%\s*$")
+#: "<rate or interval> per <size>": scaled linearly with the scenario's memory
+_PER_RE = re.compile(r"^\s*(.*?)\s+per\s+(\S+)\s*$")
+#: "<percent>%/s": that share of the scenario's memory, in bytes, per second
+_PCT_RATE_RE = re.compile(r"^\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*%"
+                          r"\s*/\s*s(?:ec)?\s*$")
 
 
 def _is_number(v):
@@ -383,12 +389,42 @@ def parse_size_value(text, where="size") -> int:
     return v
 
 
-def parse_rate(value, mean_block, where="rate") -> float:
+def parse_rate(value, mean_block, where="rate", memory_bytes=None) -> float:
     """Arrivals per second from a number, '5000/s', or bytes/s such as
-    '200MB/s' (divided by ``mean_block``, the mean bytes per request)."""
-    expected = f"expected a rate like 50000 (requests/s) or '200MB/s', got {value!r}"
+    '200MB/s' (divided by ``mean_block``, the mean bytes per request).
+
+    Relative to the machine's ``memory_bytes``: '0.1%/s' (that share of
+    memory in bytes per second), or any of the above followed by
+    'per SIZE' ('8000/s per 256G': 8000/s on a 256G machine, scaled
+    linearly with memory; exactly the given rate when memory is SIZE)."""
+    expected = (f"expected a rate like 50000 (requests/s), '200MB/s', '0.1%/s' or "
+                f"'8000/s per 256G', got {value!r}")
     if _is_number(value):
         rate = float(value)
+    elif isinstance(value, str) and (m := _PER_RE.match(value)):
+        body, ref = m.group(1), m.group(2)
+        try:
+            ref_bytes = parse_size(ref)
+        except ConfigError:
+            raise ScenarioError(_pfx(where) + expected) from None
+        if ref_bytes <= 0:
+            raise ScenarioError(_pfx(where) + f"{value!r}: the size after 'per' must be > 0")
+        if memory_bytes is None:
+            raise ScenarioError(_pfx(where) + f"{value!r}: a rate relative to memory needs "
+                                              f"the scenario's memory size")
+        try:
+            base = float(body)
+        except ValueError:
+            try:       # an absolute rate: no '%/s' or 'per' inside
+                base = parse_rate(body, mean_block, "")
+            except ScenarioError:
+                raise ScenarioError(_pfx(where) + expected) from None
+        rate = base * (memory_bytes / ref_bytes)    # exactly `base` at the native size
+    elif isinstance(value, str) and (m := _PCT_RATE_RE.match(value)):
+        if memory_bytes is None:
+            raise ScenarioError(_pfx(where) + f"{value!r}: a rate relative to memory needs "
+                                              f"the scenario's memory size")
+        rate = float(m.group(1)) * memory_bytes / 100 / mean_block
     elif isinstance(value, str) and (m := _RATE_RE.match(value)):
         body = m.group(1)
         try:
@@ -402,8 +438,28 @@ def parse_rate(value, mean_block, where="rate") -> float:
         raise ScenarioError(_pfx(where) + expected)
     if not (math.isfinite(rate) and 0 < rate <= MAX_RATE):
         raise ScenarioError(_pfx(where) + f"{value!r} out of range: requests/s must be > 0 "
-                            f"and <= {MAX_RATE:g}")
+                            f"and <= {MAX_RATE:g}"
+                            + (f" (at memory {format_size(memory_bytes)})"
+                               if memory_bytes is not None and isinstance(value, str)
+                               and ("%" in value or " per " in value) else ""))
     return rate
+
+
+def parse_interval(value, memory_bytes, where="interval") -> float:
+    """Seconds from a time ('3s'), or a time relative to memory: '3s per 256G'
+    is every 3 s on a 256G machine, twice as often on 512G (the attempt
+    rate scales linearly with memory; exactly 3 s when memory is 256G)."""
+    if isinstance(value, str) and (m := _PER_RE.match(value)):
+        t = parse_time(m.group(1), where)
+        try:
+            ref_bytes = parse_size(m.group(2))
+        except ConfigError:
+            raise ScenarioError(_pfx(where) + f"expected a time like '3s' or '3s per 256G', "
+                                              f"got {value!r}") from None
+        if ref_bytes <= 0:
+            raise ScenarioError(_pfx(where) + f"{value!r}: the size after 'per' must be > 0")
+        return t * (ref_bytes / memory_bytes)        # exactly `t` at the native size
+    return parse_time(value, where)
 
 
 def _pfx(where):
@@ -628,7 +684,11 @@ def _parse_source(ctx, i, raw, sc):
         if "interval" not in raw:
             raise ctx.err(key, "missing key 'interval' (kind hugetlb_1g makes one 1 GiB "
                                "request per interval)")
-        interval = ctx.time(f"{key}.interval", raw["interval"])
+        try:
+            interval = parse_interval(raw["interval"], sc["memory_bytes"], "")
+        except ScenarioError:
+            raise ctx.err(f"{key}.interval", f"expected a time like '3s' or '3s per 256G', "
+                                             f"got {raw['interval']!r}") from None
         if interval <= 0:
             raise ctx.err(f"{key}.interval", f"{raw['interval']!r} out of range: must be > 0")
         rate = 1.0 / interval          # `rate` is ignored for this kind
@@ -636,7 +696,8 @@ def _parse_source(ctx, i, raw, sc):
         if "rate" not in raw:
             raise ctx.err(key, "missing key 'rate' (requests/s, or bytes/s like '200MB/s')")
         try:
-            rate = parse_rate(raw["rate"], mean_block_bytes(orders, probs), "")
+            rate = parse_rate(raw["rate"], mean_block_bytes(orders, probs), "",
+                              sc["memory_bytes"])
         except ScenarioError as e:
             raise ctx.err(f"{key}.rate", str(e)) from None
 
@@ -927,6 +988,9 @@ def _apply_overrides(data, overrides, file_label):
             data.setdefault("spb", {})[parts[1]] = _override_value(value)
             done[f"spb.{parts[1]}"] = setting
             continue
+        if len(parts) == 1:            # a bare key: a misspelt [scenario] key, most likely
+            raise bad(_unknown(head, SCENARIO_KEYS) + " (other keys start with source.NAME., "
+                                                      "phase.NAME. or spb.)")
         raise bad(f"unknown section {head!r} (keys start with scenario., source.NAME., "
                   f"phase.NAME. or spb.)")
     return done

@@ -1,5 +1,5 @@
 """Scenario files: built-ins, kind defaults, every error path, overrides,
-lifetime sampling, rate_scale with phases and bursts."""
+lifetime sampling, rate_scale with phases and bursts, rates relative to memory."""
 import math
 import textwrap
 
@@ -9,8 +9,8 @@ import pytest
 from spbsim.errors import ConfigError, SpbsimError
 from spbsim.mm import gfp as G
 from spbsim.scenario import (KINDS, HUGETLB_1G_ORDER, Lifetime, Scenario, ScenarioError, Source,
-                             builtin_scenarios, load_scenario, parse_rate, parse_time,
-                             scenario_from_text)
+                             builtin_scenarios, load_scenario, mean_block_bytes, parse_interval,
+                             parse_rate, parse_time, scenario_from_text)
 
 BASE = """
 [scenario]
@@ -248,6 +248,72 @@ def test_parse_rate():
     for bad in ("fast", "10MB", "0", 0, -3, "x/s"):
         with pytest.raises(ScenarioError):
             parse_rate(bad, 4096, "w")
+
+
+def test_parse_rate_relative_to_memory():
+    assert parse_rate("0.1%/s", 4096, "w", 1 << 30) == 0.001 * (1 << 30) / 4096
+    assert parse_rate("8000/s per 256G", 4096, "w", 8 << 30) == 250
+    assert parse_rate("8000 per 256G", 4096, "w", 512 << 30) == 16000
+    assert parse_rate("4MB/s per 1G", 4096, "w", 1 << 30) == 1024
+    assert parse_interval("3s per 256G", 8 << 30) == 96
+    assert parse_interval("3s", 8 << 30) == 3
+    for bad in ("0.1%/s", "1/s per 1G"):             # no memory size to scale by
+        with pytest.raises(ScenarioError, match="needs the scenario's memory size"):
+            parse_rate(bad, 4096, "w")
+    for bad in ("fast per 1G", "5/s per lots", "1%/s per 1G", "5/s per 0", "0/s per 1G"):
+        with pytest.raises(ScenarioError):
+            parse_rate(bad, 4096, "w", 1 << 30)
+    with pytest.raises(ScenarioError, match="at memory 4T"):
+        parse_rate("1e9/s per 1G", 4096, "w", 4 << 40)
+
+
+#: the absolute rates (and hugetlb_1g intervals) the built-ins had before their
+#: rates were written relative to memory: at the native size they must come out
+#: bit for bit the same, so the request streams and checksums do not change
+NATIVE_RATES = {
+    "devvm-256g": {"vm-thp": 100, "anon": 8000, "tools-anon": 4000, "pagecache": "250MB/s",
+                   "tmpfiles": "25MB/s", "slab": 1500, "kmalloc": 9000,
+                   "kernel-longlived": 400, "pagetables": 3000, "kernel-stacks": 300,
+                   "net-rx": 4000, "kvmalloc": 50, "hugetlb-1g": ("interval", "3s")},
+    "webserver": {"rx-pages": 15000, "rx-highorder": 3000, "sockets": 4000,
+                  "content": "100MB/s", "logs": "10MB/s", "worker-anon": 8000, "heap-thp": 5,
+                  "dentries": 200, "pagetables": 300},
+    "fragment-then-1g": {"cache": "150MB/s", "anon": 8000, "thp": 20, "kmalloc-short": 3000,
+                         "kmalloc-long": 300, "slab": 400, "pagetables": 500,
+                         "hugetlb-1g": ("interval", "5s")},
+    "spb-stuck": {"anon-short": 150000, "anon-long": 150000, "pins": 4500,
+                  "kmalloc-short": 2000, "kmalloc-long": 400, "slab": 500,
+                  "vm-1g": ("interval", "2s"), "kmalloc-late": 1500},
+}
+
+
+@pytest.mark.parametrize("name", sorted(NATIVE_RATES))
+def test_builtin_rates_at_native_size_unchanged(name):
+    sc = load_scenario(name)
+    assert {s.name for s in sc.sources} == set(NATIVE_RATES[name])
+    for s in sc.sources:
+        old = NATIVE_RATES[name][s.name]
+        if isinstance(old, tuple):
+            assert s.interval_s == parse_time(old[1]), s.name
+            assert s.rate_per_s == 1.0 / parse_time(old[1]), s.name
+        else:
+            want = parse_rate(old, mean_block_bytes(s.orders, s.order_probs))
+            assert s.rate_per_s == want, (s.name, s.rate_per_s.hex(), want.hex())
+
+
+def test_builtins_scale_with_memory():
+    native = load_scenario("devvm-256g")
+    small = load_scenario("devvm-256g", {"memory": "8G"})
+    for a, b in zip(native.sources, small.sources):
+        if a.kind == "hugetlb_1g":
+            assert b.interval_s == a.interval_s * 32
+        else:
+            assert b.rate_per_s == pytest.approx(a.rate_per_s / 32, rel=1e-12)
+        assert b.limit_fraction == a.limit_fraction
+    # kbuild and oracle-mixed keep absolute rates: a build needs what it needs
+    for name in ("kbuild", "oracle-mixed"):
+        a, b = load_scenario(name), load_scenario(name, {"memory": "4G"})
+        assert [s.rate_per_s for s in a.sources] == [s.rate_per_s for s in b.sources]
 
 
 # ---------------------------------------------------------------- errors

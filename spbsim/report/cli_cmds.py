@@ -85,7 +85,10 @@ def compare(scenario, policies, seeds, out_dir, jobs, sets, duration, make_repor
 def report(directory, animate, fps, embed_animation):
     """Write DIRECTORY/report.html: one self-contained page (figures, tables,
     scenario, parameters, summary, proc snapshots) for a run's results
-    directory or a `spbsim compare` directory.
+    directory or a `spbsim compare` directory.  For a `spbsim sweep`
+    directory: each metric against each grid axis (a line per policy, 95 %
+    band over seeds), paired deltas against the first policy, and the
+    compare table of every grid cell, also as DIRECTORY/sweep.md.
 
     A directory that is missing files or was written by another format
     version is reported in one line naming the file (exit status 2).

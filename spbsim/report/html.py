@@ -1,11 +1,11 @@
 """One self-contained ``report.html`` for a results directory.
 
 ``write_report(dir)`` takes a run's results directory (``summary.json``), a
-comparison directory (``compare.json``) or a ``spbsim validate --out``
-directory (``validate.json``).  Figures go to ``dir/figures/`` and
-are embedded as base64 PNG (the animated pageblock map as GIF), tables as HTML,
-scenario, parameters, summary and proc snapshots in ``<pre>``; the page makes
-no network request.  Unreadable inputs raise
+comparison directory (``compare.json``), a sweep directory (``sweep.json``,
+report/sweep.py) or a ``spbsim validate --out`` directory (``validate.json``).
+Figures go to ``dir/figures/`` and are embedded as base64 PNG (the animated
+pageblock map as GIF), tables as HTML, scenario, parameters, summary and proc
+snapshots in ``<pre>``; the page makes no network request.  Unreadable inputs raise
 :class:`spbsim.results.ResultsError` naming the file (docs/results.md).
 """
 from __future__ import annotations
@@ -148,6 +148,10 @@ def write_figures(d, animation=True):
     from .validation import is_validate_dir, validate_figures
     if is_validate_dir(d):
         return validate_figures(d)
+    from .sweep import is_sweep_dir, load_sweep_runs, sweep_figures
+    if is_sweep_dir(d):
+        meta, _, runs = load_sweep_runs(d)
+        return [(p, c) for p, c in sweep_figures(d, meta, runs) if p]
     if _is_compare_dir(d):
         meta, runs = _load_compare(d)
         return _compare_figures(fd, meta, runs, animation)
@@ -163,6 +167,10 @@ def write_animations(d, path, fps=ANIM_FPS):
     d, path = os.fspath(d), os.fspath(path)
     F.check_animation_path(path)            # MP4 without ffmpeg: fail before loading anything
     _check_dir(d)
+    from .sweep import is_sweep_dir
+    if is_sweep_dir(d):
+        raise ResultsError(f"{d}: a sweep directory has no pageblock animation; animate one "
+                           f"of its runs (spbsim sweep --keep-runs keeps them under runs/)")
     if _is_compare_dir(d):
         meta, runs = _load_compare(d)
         root, ext = os.path.splitext(path)
@@ -335,7 +343,10 @@ def _write_report(d, animation):
     from .validation import is_validate_dir, write_validate_report
     if is_validate_dir(d):
         return write_validate_report(d)
-    if _is_compare_dir(d):
+    from .sweep import is_sweep_dir, sweep_report_body
+    if is_sweep_dir(d):
+        title, body = sweep_report_body(d)
+    elif _is_compare_dir(d):
         meta, runs = _load_compare(d)
         figs = _compare_figures(os.path.join(d, FIG_DIR), meta, runs, animation)
         pols = meta["policies"]
