@@ -347,6 +347,28 @@ def load(dir) -> Results:
                    scenario_text=scenario_text)
 
 
+#: ``spbsim sweep`` directories (spbsim.sweep writes them)
+SWEEP_PARQUET = "sweep.parquet"
+SWEEP_JSON = "sweep.json"
+PARTS = "parts"
+SWEEP_FORMAT_VERSION = 1
+#: after the grid columns, in this order; the flattened summary follows
+META_COLUMNS = ("policy", "seed", "status", "error", "request_checksum", "wall_s", "run_wall_s",
+                "cell", "worker", "spbsim_version", "run_dir")
+
+
+def ordered_frame(rows, grid_keys):
+    """A DataFrame of rows with the grid, meta, then summary columns."""
+    import pandas as pd
+    df = pd.DataFrame(rows)
+    first = list(grid_keys) + list(META_COLUMNS)
+    for c in first:
+        if c not in df.columns:
+            df[c] = None
+    rest = sorted(c for c in df.columns if c not in first)
+    return df[first + rest]
+
+
 def load_sweep(dir):
     """The rows of a ``spbsim sweep`` directory as a pandas DataFrame, one per
     finished run (docs/sweep.md): ``sweep.parquet`` plus any run whose part
@@ -354,7 +376,6 @@ def load_sweep(dir):
     ``df.attrs["sweep"]`` holds ``sweep.json`` (policies, seeds, grid axes)."""
     import pandas as pd
 
-    from .sweep import PARTS, SWEEP_FORMAT_VERSION, SWEEP_JSON, SWEEP_PARQUET, ordered_frame
     d = os.fspath(dir)
     if not os.path.isdir(d):
         raise ResultsError(f"{d}: no such sweep directory")

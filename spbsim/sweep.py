@@ -20,19 +20,14 @@ import sys
 import time
 
 from .errors import SpbsimError
+from .results import (META_COLUMNS, PARTS, SWEEP_FORMAT_VERSION, SWEEP_JSON,  # noqa: F401
+                      SWEEP_PARQUET, ordered_frame)
 
 __all__ = ["SweepError", "parse_grid", "split_values", "plan_sweep", "run_sweep", "run_cell",
            "flatten_summary", "SWEEP_PARQUET", "SWEEP_JSON", "PARTS", "RUNS",
            "SWEEP_FORMAT_VERSION", "META_COLUMNS"]
 
-SWEEP_PARQUET = "sweep.parquet"
-SWEEP_JSON = "sweep.json"
-PARTS = "parts"
 RUNS = "runs"
-SWEEP_FORMAT_VERSION = 1
-#: after the grid columns, in this order; the flattened summary follows
-META_COLUMNS = ("policy", "seed", "status", "error", "request_checksum", "wall_s", "run_wall_s",
-                "cell", "worker", "spbsim_version", "run_dir")
 #: the consolidated file is rewritten at most this often (and at the end)
 CONSOLIDATE_EVERY_S = 2.0
 
@@ -309,18 +304,6 @@ def _write_parquet_atomic(df, path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-
-
-def ordered_frame(rows, grid_keys):
-    """A DataFrame of rows with the grid, meta, then summary columns."""
-    import pandas as pd
-    df = pd.DataFrame(rows)
-    first = list(grid_keys) + list(META_COLUMNS)
-    for c in first:
-        if c not in df.columns:
-            df[c] = None
-    rest = sorted(c for c in df.columns if c not in first)
-    return df[first + rest]
 
 
 def write_part(out_dir, row):

@@ -248,7 +248,7 @@ def write_sweep_markdown(d, meta, df, tables):
 def sweep_report_body(d):
     """(title, HTML body parts) of a sweep directory's report; writes the
     figures and sweep.md."""
-    from .html import _e, _img, _table_html
+    from .page import _e, _img, _table_html
     meta, df, runs = load_sweep_runs(d)
     figs = sweep_figures(d, meta, runs)
     tables = sweep_tables(meta, runs)

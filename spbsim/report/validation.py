@@ -131,7 +131,7 @@ def validate_figures(d):
 def write_validate_report(d):
     """d/report.html: summary, figures, the metrics table, notes and machine."""
     from spbsim.trace.validate import format_summary, format_table
-    from .html import _e, _img, _page, _pre
+    from .page import _e, _img, _page, _pre
     d = os.fspath(d)
     meta, _ = load_validate(d)
     figs = validate_figures(d)
