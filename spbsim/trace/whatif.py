@@ -184,6 +184,23 @@ def _take_target(s, qhead, qtail, iso_next, cover):
 
 
 @njit
+def _place_migrated(d, o, s, qhead, qtail, iso_next, cover, touched, id_rpfn, mig_next, st,
+                    cnt):
+    """A migrated block ``d`` of order ``o`` (task slot ``s``): its data now
+    lives at the task's next isolated free page, whose later free pairs with
+    it; without one (order > 0, or nothing isolated) it waits in the FIFO."""
+    t = _take_target(s, qhead, qtail, iso_next, cover) if o == 0 else -1
+    if t >= 0:
+        cnt[_C_MIG_PLACED] += 1
+        id_rpfn[d] = t
+        cover[t] = d
+        touched[t] = 1
+    else:
+        id_rpfn[d] = -1
+        _enqueue(d, o, mig_next, st)
+
+
+@njit
 def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, slot, i0, i_end, cover, touched,
                  start_free, freek, iso_next, qhead, qtail, id_rpfn, id_order, ids_free,
                  mig_next, st, cnt, o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops):
@@ -310,16 +327,8 @@ def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, slot, i0, i_end, cover
                              OP_MIGRATED, o, c, d, -1, 0, i)
                 for q in range(p, end):
                     cover[q] = -1
-                t = _take_target(slot[i], qhead, qtail, iso_next, cover) if o == 0 else -1
-                if t >= 0:
-                    # the data now lives at the target: its later free pairs
-                    cnt[_C_MIG_PLACED] += 1
-                    id_rpfn[d] = t
-                    cover[t] = d
-                    touched[t] = 1
-                else:
-                    id_rpfn[d] = -1
-                    _enqueue(d, o, mig_next, st)
+                _place_migrated(d, o, slot[i], qhead, qtail, iso_next, cover, touched, id_rpfn,
+                                mig_next, st, cnt)
             else:
                 nops = _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops,
                              OP_FREE, o, c, d, -1, 0, i)
@@ -364,14 +373,8 @@ def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, slot, i0, i_end, cover
                 id_order[nid] = o
                 nops = _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops,
                              OP_ADOPT, o, c, nid, st[_ST_NUNPAIRED], 0, i)
-                t = _take_target(slot[i], qhead, qtail, iso_next, cover) if o == 0 else -1
-                if t >= 0:
-                    cnt[_C_MIG_PLACED] += 1
-                    id_rpfn[nid] = t
-                    cover[t] = nid
-                    touched[t] = 1
-                else:
-                    _enqueue(nid, o, mig_next, st)
+                _place_migrated(nid, o, slot[i], qhead, qtail, iso_next, cover, touched,
+                                id_rpfn, mig_next, st, cnt)
             else:
                 # compaction handing back isolated free pages, or migrating an
                 # untraced page: nothing to do
