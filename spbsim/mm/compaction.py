@@ -1,23 +1,6 @@
 """Compaction (mm/compaction.c) and contiguous range allocation.
 
-compact_zone(): the migrate scanner walks pageblocks up from the zone start
-isolating movable (LRU, unpinned) blocks; the free scanner walks down from
-the zone end isolating free pages in MOVABLE pageblocks (never breaking a free
-buddy of the target order); each isolated block is migrated into an isolated
-free page; leftover free pages go back.  Done when the scanners meet or, at a
-pageblock boundary, a free block of the wanted order exists
-(__compact_finished).  Async direct compaction scans only MOVABLE source
-blocks; sync and kcompactd scan any block type.  Deferral
-(defer_compaction / compaction_deferred) and skip bits are modelled: one bit
-per pageblock (PB_compact_skip, the kernel's PB_migrate_skip) shared by both
-scanners; the migrate scanner sets it on a block it isolated nothing from,
-the free scanner on a block it scanned to the end (update_pageblock_skip);
-both skip marked blocks unless the compaction ignores skip hints (whole zone).
-The bits are cleared by __reset_isolation_suitable() only when compaction
-restarts after maximal deferral (compaction_restarting) or when kswapd goes
-to sleep after a direct compaction's scanners met (compact_blockskip_flush).  Not modelled:
-fast_find_migrateblock, fast_isolate_freepages, capture of freed pages,
-migration failures other than pinning.
+Details: docs/model.md ("Module notes", `spbsim.mm.compaction`).
 """
 from .buddy import (del_page_from_free_list, free_one_page_merge,
                     move_freepages_block, pageblock_set_has)

@@ -1,20 +1,6 @@
 """One place that decides how the machine model is compiled.
 
-``njit`` is numba's ``@njit(cache=True, _nrt=False)``.  The machine state is
-a namedtuple of arrays owned by Python; with numba's reference counting on,
-every ``m.field`` access inside a loop costs an atomic incref/decref pair,
-which measured 10x slower on the allocation path.  Without NRT, compiled
-code must not allocate arrays (none of the machine model does).
-
-With ``NUMBA_DISABLE_JIT=1`` numba runs the very same functions as plain
-Python (slow, but debuggable; a test cross-checks both executions).
-
-Cache: numba keys a cached function on its own file only, but the hot path
-inlines functions across the files of spbsim/mm.  So the cache directory is
-named after a hash of those files (and the numba version): editing any of
-them recompiles everything, never a stale mix.  Modules outside spbsim/mm
-that inline the hot path (bench.py) are covered because the directory
-changes with it; their own edits are caught by numba's per-file check.
+Details: docs/model.md ("Module notes", `spbsim.mm.jit`).
 """
 import hashlib
 import os

@@ -1,31 +1,7 @@
 """Splitting an allocated large block into base pages, and the pieces of
 timed objects that it leaves behind.
 
-The kernel's ``migrate_pages()`` splits a large folio when no target of its
-order can be allocated (``-ENOMEM`` in ``migrate_pages_batch()``, for every
-migrate reason but ``MR_NUMA_MISPLACED``) and migrates the base pages one by
-one instead.  Here only ``alloc_contig_range()`` (``MR_CONTIG_RANGE``) does
-so; compaction and the SPB evacuation paths do not split (docs/model.md,
-"Migration and the large-block split").
-``split_isolated_block()`` mirrors ``split_huge_page_to_list_to_order(folio,
-list, 0)`` for a block taken off its LRU (isolated): every base page becomes
-an order-0 block with the same flags and owner, still isolated.
-
-A block that belongs to a timed object of the engine keeps the object id on
-its first page; every other base page becomes a *piece* of that object, with
-an id of its own (``pg_obj = -2 - piece``), so that migration and reclaim
-follow it exactly as they follow an object (``pc_pfn[piece]`` is its block,
--1 once reclaimed), and the object's expiry frees all of its pieces
-(``free_object_pieces``).  Pieces come from a fixed pool (``pc_pfn`` /
-``pc_next``, as long as the Machine's ``piece_capacity``); a split that would need more pieces than are
-free is refused (counted in ``pc_n[2]``) and the migration fails as it did
-before the split existed.  A block handed out through the API with no
-reclaim list (movable only under ``migrate_untracked``) is never split: its
-caller knows it by its first pfn and order, and would leak the rest.
-
-Counters: ``sim_migrate_split`` counts every split; ``thp_split_page`` (and,
-in contig.py, ``thp_migration_split``) only PMD-sized ones (order 9), as the
-kernel counts large folios of other orders in the mTHP statistics instead.
+Details: docs/model.md ("Module notes", `spbsim.mm.split`).
 """
 from .jit import njit, njit_inline
 from .lru import lru_del

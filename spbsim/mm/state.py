@@ -1,14 +1,6 @@
 """The machine's state: numpy arrays indexed by pfn, pageblock and zone.
 
-``Mem`` plays the part of ``struct page`` (``pg_*``), ``pageblock_flags`` /
-``pageblock_data`` (``pb_*``) and ``struct zone`` (``fa_*``, ``nr_free``,
-``zstat``, ``pcp_*``).  It is a namedtuple of arrays so numba-compiled code
-can take it as one argument.
-
-Per 4 KiB page the state costs 15 bytes: ``pg_next``/``pg_prev`` (int32,
-intrusive list links like ``page->buddy_list``/``pcp_list``/``lru``),
-``pg_order`` (int8), ``pg_flags`` (uint8), ``pg_owner`` (uint8, the workload
-source) and ``pg_obj`` (int32, the engine object that owns the block).
+Details: docs/model.md ("Module notes", `spbsim.mm.state`).
 """
 from collections import namedtuple
 

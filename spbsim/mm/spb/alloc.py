@@ -1,32 +1,6 @@
 """The superpageblock allocator's ``__rmqueue``: passes, claim and steal.
 
-Each pass of the series' ``__rmqueue_smallest`` is one function here (the
-reviewers' complaint about the kernel series was one 600-line routine):
-
-=============  =====================================================  ==========
-function       pass                                                   source
-=============  =====================================================  ==========
-spb_hint       PASS_1 hint cache (per CPU, then per zone)             v1 38/v2 31
-spb_pass_1     preferred category, fullest bucket first               S1, v2 20
-spb_pass_2     claim_whole_block of a free MOVABLE block, tainted     S1
-spb_pass_2b    sub-pageblock claim in tainted SPBs, no 50% rule       v1 25
-spb_pass_2c    borrow UNMOV<->RECL in tainted SPBs, no relabel        v1 31
-spb_pass_2d    borrow from MOVABLE in tainted SPBs, no relabel        v1 42
-spb_last_chance  defrag kick walk over the tainted SPBs               v1 43
-spb_pass_3     empty SPBs (non-movable: claims, taints a fresh SPB)   S1, S2
-spb_pass_4     movable falls back into tainted SPBs above reserve    S1
-=============  =====================================================  ==========
-
-then ``spb_rmqueue_claim`` / ``spb_rmqueue_steal`` (S1 §3.2: categories
-PREFERRED -> EMPTY -> FALLBACK, fallback types in the stock table's order)
-and ``spb_react_to_tainted_alloc`` (patch 43's first trigger).
-
-Free lists are per SPB: free list owner ``MAX_NR_ZONES + slot`` of
-``m.fa_head`` (buddy.py files each free page by ``m.pb_list``).  Each pass
-counts the SPBs it visits and the list heads it probes
-(``spb_spbs_visited`` / ``spb_freelists_visited`` and, shared with stock,
-``sim_freelists_visited``), which is the per-allocation search cost the
-reviewers asked about.
+Details: docs/spb.md ("Module notes", `spbsim.mm.spb.alloc`).
 """
 from ..buddy import (change_pageblock_range, del_page_from_free_list, expand,
                      move_freepages_block, page_del_and_expand, pageblock_set_has,

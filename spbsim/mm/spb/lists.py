@@ -1,16 +1,6 @@
 """SPB categories, fullness buckets, zone lists and counter upkeep (numba).
 
-Mirrors the SPB series' mm/page_alloc.c helpers.  ``spb`` is the SPB
-namedtuple (state.py), ``m`` the machine's ``Mem``; ``i`` is an SPB slot.
-Functions named ``__spb_*`` keep the kernel's names; call them at module
-level (Python mangles ``__name`` inside class bodies only).
-
-Ownership of the pageblock bits: the functions taking ``m`` set/clear
-``PB_has_*`` / ``PB_all_free`` in ``m.pb_flags`` themselves and change a
-counter only on a 0->1 or 1->0 bit transition, so the allocator must call
-them *instead of* touching those bits (see docs/spb.md).
-Time: the functions that may kick the defrag worker read the simulated clock
-from ``m.cur[CUR_CLOCK]`` (ns) or take ``now_ns``.
+Details: docs/spb.md ("Module notes", `spbsim.mm.spb.lists`).
 """
 from ..pbits import migratetype_to_has_bit
 from ..const import (MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,

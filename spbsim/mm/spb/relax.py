@@ -1,21 +1,7 @@
 """gfp-derived SPB decisions and the relax sequence for callers that cannot
 reclaim (get_page_from_freelist, S2 ``spb_alloc_atomic_relax``).
 
-``spb_gfp_alloc_flags`` turns the gfp mask into per-allocation flags that
-``__rmqueue`` can test (the series passes alloc_flags down since v1 36/45):
-
-- ALLOC_SPB_ATOMIC: no __GFP_DIRECT_RECLAIM (the relax sequence applies);
-- ALLOC_SPB_CHEAP: a caller with a cheap fallback [S v1 29 / v2 26]:
-  __GFP_NORETRY without __GFP_RETRY_MAYFAIL, or the atomic shape (no direct
-  reclaim, no __GFP_NOMEMALLOC, no __GFP_NOFAIL);
-- ALLOC_SPB_BEST_EFFORT: __GFP_NOWARN without __GFP_NOFAIL and without direct
-  reclaim (v2 35/40; order > 0 is tested in the relax step).
-
-The relax sequence (S2 step enum): NORETRY_SKIP for cheap callers while the
-tainted pool can still be evacuated, ADD_TAINTED_OK (retry with
-ALLOC_NOFRAG_TAINTED_OK), NOWARN_LOWER_ORDER (v2 35/40 refusal), then
-DROP_NOFRAGMENT.  Without the ``relax_sequence`` switch (v1) an atomic caller
-goes straight to DROP_NOFRAGMENT, as the stock fast path does.
+Details: docs/spb.md ("Module notes", `spbsim.mm.spb.relax`).
 """
 from ..const import (ALLOC_NOFRAG_TAINTED_OK, ALLOC_SPB_ATOMIC, ALLOC_SPB_BEST_EFFORT,
                      ALLOC_SPB_CHEAP, MIGRATE_MOVABLE)

@@ -1,26 +1,6 @@
 """SPB metadata: ``struct superpageblock`` and the zone's SPB fields as arrays.
 
-``SPB`` is a namedtuple of numpy arrays, like ``spbsim.mm.state.Mem``, so
-compiled code takes it as one argument.
-
-Indexing.  The kernel keeps one SPB array per zone (``zone->superpageblocks``,
-index ``(pfn - zone->superpageblock_base_pfn) >> SUPERPAGEBLOCK_ORDER``).  Here
-the per-zone arrays are concatenated: zone ``z`` owns the *slots*
-``zone_first[z] .. zone_first[z] + zone_count[z] - 1`` and slot
-``zone_first[z] + k`` is the zone's SPB ``k``, whose global SPB number is
-``zone_base[z] + k`` (= ``pfn >> 18``).  A global number alone cannot be the
-index: SPB 0 is covered by both ZONE_DMA (8 pageblocks) and ZONE_DMA32
-(504 pageblocks), and those are two ``struct superpageblock`` in the kernel.
-From DMA32 on, zones do not share SPBs (DMA32 ends at most at 4 GiB, where
-Normal starts), so for DMA32/Normal slot and global number differ by a
-constant per zone.  ``pfn_to_superpageblock(spb, z, pfn)`` maps a pfn.
-
-Lists.  ``spb_lists[cat][full]``, ``spb_empty`` and ``spb_isolated`` are
-intrusive doubly linked lists over slots (``list_next``/``list_prev``), with
-per-zone ``list_head``/``list_tail``/``list_nr`` indexed by list id
-(``cat * NR_SB_FULLNESS + full``, ``SPB_LIST_EMPTY``, ``SPB_LIST_ISOLATED``).
-``list_id`` is the list a slot is on (-1: none), and ``cat``/``full`` the
-(category, fullness) it was last filed under.
+Details: docs/spb.md ("Module notes", `spbsim.mm.spb.state`).
 """
 from collections import namedtuple
 
