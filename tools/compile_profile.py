@@ -94,7 +94,7 @@ def main(argv=None):
         rc = e.code or 0
     wall = time.perf_counter() - t0
     rows = prof.table()
-    total = sum(r[2] for r in rows) or 1.0
+    total = sum(r[2] for r in rows)
     out = sys.stdout
     print(f"\ncompile profile of `spbsim {' '.join(cmd)}` (exit {rc}), "
           f"load average {os.getloadavg()[0]:.2f}", file=out)
@@ -105,7 +105,7 @@ def main(argv=None):
           f"{'entry s':>8s}", file=out)
     for name, nsig, t, entry, c in rows[:a.top or None]:
         e = f"{entry:8.1f}" if entry is not None else ""
-        print(f"{name[:60]:60s} {nsig:4d} {t:8.2f} {c:7.2f} {100 * t / total:5.1f}% {e}",
+        print(f"{name[:60]:60s} {nsig:4d} {t:8.2f} {c:7.2f} {100 * t / (total or 1):5.1f}% {e}",
               file=out)
     if a.json:
         with open(a.json, "w") as f:
