@@ -228,13 +228,16 @@ def churn(memory, cpus, version, defrag_mode, watermark_boost_factor, seed, ops,
 
 
 def _note_first_compile():
-    """numba caches compiled code; say so when none exists yet for this source."""
+    """numba caches compiled code; say so when none exists yet for this source,
+    and show progress whenever something is compiled (spbsim.compile_progress)."""
     from pathlib import Path
 
+    from .compile_progress import install
     from .mm.jit import cache_dir
     if not any(Path(cache_dir()).rglob("*.nbi")):
         click.echo("spbsim: first run: compiling the allocator with numba "
                    "(a few minutes, cached afterwards)...", err=True)
+    install()
 
 
 def _print_summary(mach, s, out_dir):
