@@ -74,8 +74,8 @@ def run(scenario, policy, memory, seed, duration, sets, out_dir, check, list_onl
         overrides["scenario.policy"] = policy
     sc = load_scenario(scenario, overrides or None)
     out_dir = out_dir or f"results/{sc.name}"
-    from .policy import policy_overrides
-    policy_overrides(sc.policy)       # a bad policy fails before the compile banner
+    from .policy import Policy
+    Policy.parse(sc.policy)           # a bad policy fails before the compile banner
     _note_first_compile()
     sim = Simulation(sc, check=check)
     click.echo(f"spbsim: {sc.name}: {sc.memory}, {sc.cpus} cpus, policy {sim.policy}, "
@@ -360,10 +360,10 @@ def validate(recording, policy, out_dir, as_json, check, max_lines, fail_on_miss
     """
     import json as _json
 
-    from .policy import policy_overrides
+    from .policy import Policy
     from .trace import validate as V
     if policy is not None:
-        policy_overrides(policy)
+        Policy.parse(policy)
     _note_first_compile()
     out = V.validate(recording, policy=policy, memory=memory, low_memory=low_memory, cpus=cpus,
                      max_lines=max_lines, progress=sys.stderr.isatty(), check=check,
@@ -431,12 +431,12 @@ def bench(sizes, ops, seed, cpus, policies):
     free lists (and SPBs) searched per allocation."""
     from .bench import main as bench_main
     from .mm.geometry import parse_size
-    from .policy import policy_overrides
+    from .policy import Policy
     size_list = [s.strip() for s in sizes.split(",") if s.strip()]
     for s in size_list:
         parse_size(s, "--sizes entry")
     for p in policies:
-        policy_overrides(p)
+        Policy.parse(p)
     for p in policies:
         bench_main(size_list, ops, seed, cpus, policy=p, echo=click.echo)
 
