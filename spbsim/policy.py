@@ -46,6 +46,9 @@ class PolicyError(ConfigError):
         super().__init__(f"policy {text!r}: {detail}")
         self.text, self.detail = text, detail
 
+    def __reduce__(self):               # picklable: errors cross to the sweep's client
+        return PolicyError, (self.text, self.detail)
+
 
 @dataclass(frozen=True)
 class Policy:

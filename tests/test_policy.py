@@ -1,4 +1,5 @@
 """Policy.parse: every preset, switch overrides, and the one-line errors."""
+import pickle
 import subprocess
 import sys
 
@@ -92,6 +93,8 @@ def test_bad_policies_name_the_bad_part(text, detail):
     e = ei.value
     assert isinstance(e, ConfigError) and e.text == text and e.detail.startswith(detail)
     assert str(e) == f"policy {text!r}: {e.detail}" and "\n" not in str(e)
+    back = pickle.loads(pickle.dumps(e))               # worker processes send errors back
+    assert type(back) is PolicyError and str(back) == str(e) and back.detail == e.detail
 
 
 def test_old_functions_still_work():
