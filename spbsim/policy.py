@@ -85,13 +85,14 @@ class Policy:
             k, eq, v = item.partition("=")
             if not eq or not k:
                 raise PolicyError(text, f"{item!r} is not SWITCH=VALUE")
-            if not _VALUE_RE.fullmatch(v):
-                raise PolicyError(text, f"{item!r}: a value is letters, digits, '_', '.' or '-'")
             overrides[k] = v
         try:
             preset, sw = resolve_switches(preset or SPB_DEFAULT_PRESET, overrides)
         except ConfigError as e:
             raise PolicyError(text, str(e)) from None
+        for k, v in overrides.items():
+            if not _VALUE_RE.fullmatch(v):     # e.g. "+4", which int() would take
+                raise PolicyError(text, f"{k}={v}: a value is letters, digits, '_', '.' or '-'")
         return Policy("spb", preset, tuple(overrides.items()), tuple(sw.items()), text=text)
 
     @property

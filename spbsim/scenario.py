@@ -827,7 +827,7 @@ def _parse_scenario_table(ctx, raw, default_name):
     try:
         Policy.parse(pol)
     except PolicyError as e:
-        raise ctx.err("scenario.policy", f"{pol!r}: {e.detail}") from None
+        raise ctx.err("scenario.policy", str(e)) from None
     sc["policy"] = pol
     kv = raw.get("kernel_version", "recent")
     if isinstance(kv, float):

@@ -82,7 +82,8 @@ def test_policy_is_immutable():
     ("stock,hint=1", "switches after ',' exist only for spb policies"),
     ("spb:v1,hint", "'hint' is not SWITCH=VALUE"),
     ("spb,=1", "'=1' is not SWITCH=VALUE"),
-    ("spb,defrag_budget=+4", "'defrag_budget=+4': a value is letters, digits, '_', '.' or '-'"),
+    ("spb,defrag_budget=+4", "defrag_budget=+4: a value is letters, digits, '_', '.' or '-'"),
+    ("spb,hint=+1", "spb.hint='+1': expected true or false"),
     ("spb:v1,nonsense=1", "spb.nonsense: unknown switch; known: aggressive, "),
     ("spb,hint=maybe", "spb.hint='maybe': expected true or false"),
     ("spb:v1,defrag_budget=0", "spb.defrag_budget='0': allowed 1 to 512"),
@@ -124,13 +125,14 @@ def test_scenario_policy_is_checked_by_policy_parse():
     assert sc.policy == "spb:v2,pass_2d=false"
     with pytest.raises(ScenarioError) as ei:
         scenario_from_text(SCENARIO.format(policy="spb:v9"), "s.toml")
-    assert str(ei.value) == (f"s.toml: scenario.policy: 'spb:v9': unknown preset 'v9' after "
-                             f"'spb'; available: {KNOWN}")
+    assert str(ei.value) == (f"s.toml: scenario.policy: policy 'spb:v9': unknown preset 'v9' "
+                             f"after 'spb'; available: {KNOWN}")
 
 
 @pytest.mark.parametrize("args,msg", [
     (["run", "webserver", "--policy", "spb:v9"],
-     "scenario.policy: 'spb:v9': unknown preset 'v9' after 'spb'; available: stock,"),
+     "webserver.toml: scenario.policy: policy 'spb:v9': unknown preset 'v9' after 'spb'; "
+     "available: stock,"),
     (["compare", "webserver", "--policy", "stock", "--policy", "stock,hint=1"],
      "policy 'stock,hint=1': switches after ',' exist only for spb policies"),
     (["bench", "--sizes", "1G", "--policy", "nosuch"], f"policy 'nosuch': unknown; available: {KNOWN}"),

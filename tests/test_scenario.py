@@ -346,7 +346,7 @@ def test_unknown_keys(tmp_path):
     ("cpus = 257", "scenario.cpus", "257 out of range 1..256"),
     ('cpus = "8"', "scenario.cpus", "expected an integer"),
     ('cpus = 4\ntick = "5s"', "scenario.tick", "out of range 1ms..1s"),
-    ('cpus = 4\npolicy = "buddy"', "scenario.policy", "'buddy': unknown; available: stock, "),
+    ('cpus = 4\npolicy = "buddy"', "scenario.policy", "policy 'buddy': unknown; available: stock, "),
     ('cpus = 4\npolicy = "spb:v2-pre43"', "scenario.policy", "unknown preset 'v2-pre43'"),
     ('cpus = 4\nkernel_version = "5.4"', "scenario.kernel_version", "allowed recent, 6.12"),
     ('cpus = 4\nswap = "yes"', "scenario.swap", "expected true or false"),
