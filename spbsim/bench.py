@@ -123,8 +123,8 @@ def run_one(memory="4G", n_ops=10_000_000, seed=1, cpus=4, policy="stock", occup
     """Build, fill and run one machine; return a dict of measurements."""
     from .machine import Machine
     t0 = time.perf_counter()
-    from .policy import policy_overrides
-    mach = Machine(memory=memory, cpus=cpus, seed=seed, **policy_overrides(policy))
+    from .policy import Policy
+    mach = Machine(memory=memory, cpus=cpus, seed=seed, **Policy.parse(policy).machine_kwargs())
     t_build = time.perf_counter() - t0
     m = mach.mem
     managed = int(m.zstat[:, ZS_MANAGED].sum())

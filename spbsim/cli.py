@@ -5,6 +5,8 @@ import sys
 import click
 
 from .errors import SpbsimError
+from .report.cli_cmds import POLICY_HELP, policy_seed_options, run_overrides
+from .report.cli_cmds import compare as _compare_cmd, report as _report_cmd
 
 __all__ = ["main"]
 
@@ -33,9 +35,7 @@ def cli():
 @cli.command()
 @click.argument("scenario", default="devvm-256g")
 @click.option("--policy", default=None,
-              help="stock, stock:6.12, stock:defrag, stock:noboost, spb (= spb:v1), spb:s1, "
-                   "spb:v1-pre43, spb:v2, optionally with SPB switches: spb:v1,pass_2d=false; "
-                   "default: the scenario's")
+              help=f"{POLICY_HELP}; default: the scenario's")
 @click.option("--memory", default=None, help="override the scenario's memory size (1G..4T)")
 @click.option("--seed", default=None, type=int, help="override the scenario's seed")
 @click.option("--duration", default=None, help="override the simulated duration, e.g. 60s")
@@ -74,8 +74,8 @@ def run(scenario, policy, memory, seed, duration, sets, out_dir, check, list_onl
         overrides["scenario.policy"] = policy
     sc = load_scenario(scenario, overrides or None)
     out_dir = out_dir or f"results/{sc.name}"
-    from .policy import policy_overrides
-    policy_overrides(sc.policy)       # a bad policy fails before the compile banner
+    from .policy import Policy
+    Policy.parse(sc.policy)           # a bad policy fails before the compile banner
     _note_first_compile()
     sim = Simulation(sc, check=check)
     click.echo(f"spbsim: {sc.name}: {sc.memory}, {sc.cpus} cpus, policy {sim.policy}, "
@@ -363,10 +363,10 @@ def validate(recording, policy, out_dir, as_json, check, max_lines, fail_on_miss
     """
     import json as _json
 
-    from .policy import policy_overrides
+    from .policy import Policy
     from .trace import validate as V
     if policy is not None:
-        policy_overrides(policy)
+        Policy.parse(policy)
     _note_first_compile()
     out = V.validate(recording, policy=policy, memory=memory, low_memory=low_memory, cpus=cpus,
                      max_lines=max_lines, progress=sys.stderr.isatty(), check=check,
@@ -428,35 +428,28 @@ def record(out_dir, snapshot_every, kpageflags, buffer_kb, compress, command):
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--cpus", default=4, show_default=True, type=int)
 @click.option("--policy", "policies", multiple=True, default=("stock",), show_default=True,
-              help="allocator policy (repeatable): stock, spb:v1, ...")
+              help=f"allocator policy (repeatable): {POLICY_HELP}")
 def bench(sizes, ops, seed, cpus, policies):
     """The allocator benchmark: events/s, peak RSS, bytes of state per page,
     free lists (and SPBs) searched per allocation."""
     from .bench import main as bench_main
     from .mm.geometry import parse_size
-    from .policy import policy_overrides
+    from .policy import Policy
     size_list = [s.strip() for s in sizes.split(",") if s.strip()]
     for s in size_list:
         parse_size(s, "--sizes entry")
     for p in policies:
-        policy_overrides(p)
+        Policy.parse(p)
     for p in policies:
         bench_main(size_list, ops, seed, cpus, policy=p, echo=click.echo)
 
 
 @cli.command()
 @click.argument("scenario")
-@click.option("--policy", "policies", multiple=True, metavar="POLICY",
-              help="a policy (repeat; the first is the baseline of the paired deltas) "
-                   "[default: the scenario's]")
-@click.option("--seeds", default=1, show_default=True, type=int,
-              help="seeds per cell: the scenario's seed and the next N-1")
+@policy_seed_options("the scenario's")
 @click.option("--grid", "grid", multiple=True, metavar="KEY=V1,V2,...",
               help="an axis (repeat for more): any key --set takes, e.g. memory=4G,8G,16G, "
                    "source.anon.rate=4000,8000 or spb.pass_2d=true,false")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="override a scenario key in every cell")
-@click.option("--duration", default=None, help="override the simulated duration, e.g. 60s")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="sweep directory (default results/sweep-<scenario>)")
 @click.option("--workers", default=None, type=int,
@@ -476,7 +469,7 @@ def bench(sizes, ops, seed, cpus, policies):
               help="also keep each run's results directory under OUT/runs/<cell>/")
 @click.option("--retry-failed", is_flag=True, help="run failed cells again")
 @click.option("--rerun", is_flag=True, help="run every cell again, ignoring earlier results")
-def sweep(scenario, policies, seeds, grid, sets, duration, out_dir, workers, scheduler,
+def sweep(scenario, policies, seeds, sets, duration, grid, out_dir, workers, scheduler,
           tls_ca_file, tls_cert, tls_key, dashboard, keep_runs, retry_failed, rerun):
     """Run SCENARIO for every policy x seed x grid value on dask.distributed.
 
@@ -487,13 +480,8 @@ def sweep(scenario, policies, seeds, grid, sets, duration, out_dir, workers, sch
     the sweep goes on (exit status 1 at the end).  `spbsim report OUT`
     draws each metric against each grid axis.  See docs/sweep.md.
     """
-    from .report.cli_cmds import _parse_sets
     from .sweep import parse_grid, run_sweep
-    overrides = _parse_sets(sets)
-    if duration is not None:
-        overrides["scenario.duration"] = duration
-    if seeds < 1:
-        raise SpbsimError(f"--seeds {seeds}: need at least 1")
+    overrides = run_overrides(sets, duration, seeds)
     tls = {k: v for k, v in (("ca_file", tls_ca_file), ("cert", tls_cert), ("key", tls_key))
            if v is not None}
     if tls and not (scheduler or "").startswith("tls://"):
@@ -514,8 +502,6 @@ def sweep(scenario, policies, seeds, grid, sets, duration, out_dir, workers, sch
     if r["failed"] or r["unpaired"]:
         sys.exit(1)
 
-
-from .report.cli_cmds import compare as _compare_cmd, report as _report_cmd  # noqa: E402
 
 cli.add_command(_compare_cmd)
 cli.add_command(_report_cmd)

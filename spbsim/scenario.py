@@ -24,6 +24,7 @@ from .errors import ConfigError, SpbsimError  # noqa: F401  (SpbsimError re-expo
 from .mm import gfp as G
 from .mm.const import SUPERPAGEBLOCK_ORDER
 from .mm.geometry import MAX_MEMORY, MIN_MEMORY, format_size, parse_size
+from .policy import Policy, PolicyError
 
 __all__ = ["ScenarioError", "KindInfo", "KINDS", "Lifetime", "Source", "Phase", "Scenario",
            "load_scenario", "scenario_from_text", "builtin_scenarios", "parse_time",
@@ -37,6 +38,7 @@ MAX_CPUS = 256
 MAX_DURATION_S = 7 * 86400.0
 MIN_TICK_S, MAX_TICK_S = 1e-3, 1.0
 MAX_RATE = 1e9
+#: deprecated, kept for one release and no longer used: spbsim.policy.Policy.parse checks policies
 POLICY_RE = re.compile(r"^(stock|spb)(:[a-z0-9.-]+)?(,[a-z0-9_]+=[A-Za-z0-9_.-]+)*$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
 KERNEL_VERSIONS = ("recent", "6.12", "6.1")
@@ -822,9 +824,10 @@ def _parse_scenario_table(ctx, raw, default_name):
     sc["memory_bytes"] = nbytes
     sc["cpus"] = ctx.integer("scenario.cpus", raw.get("cpus", 4), 1, MAX_CPUS)
     pol = ctx.string("scenario.policy", raw.get("policy", "stock"))
-    if not POLICY_RE.match(pol):
-        raise ctx.err("scenario.policy", f"{pol!r}: expected 'stock' or 'spb' or 'spb:PRESET' "
-                                         f"(preset: lower-case letters, digits, '-')")
+    try:
+        Policy.parse(pol)
+    except PolicyError as e:
+        raise ctx.err("scenario.policy", str(e)) from None
     sc["policy"] = pol
     kv = raw.get("kernel_version", "recent")
     if isinstance(kv, float):

@@ -6,9 +6,12 @@ from .errors import ConfigError
 from .mm.spb.params import SPB_PRESETS, SPB_SWITCHES
 from .mm.spb.state import new_spb
 
-__all__ = ["resolve_switches", "make_spb", "SPB_PRESET_NAMES", "describe_switches"]
+__all__ = ["resolve_switches", "make_spb", "SPB_PRESET_NAMES", "SPB_DEFAULT_PRESET",
+           "describe_switches"]
 
-SPB_PRESET_NAMES = ("s1", "v1", "v1-pre43", "v2")
+#: the preset names, declared in spbsim.mm.spb.params.SPB_PRESETS (without its "" alias of v1)
+SPB_PRESET_NAMES = tuple(k for k in SPB_PRESETS if k)
+SPB_DEFAULT_PRESET = "v1"
 
 
 def _value(name, kind, value):
@@ -42,7 +45,7 @@ def _value(name, kind, value):
 
 def resolve_switches(preset, overrides=None):
     """{switch name: value as written} for a preset plus overrides."""
-    preset = "v1" if preset in (True, "", None) else str(preset)
+    preset = SPB_DEFAULT_PRESET if preset in (True, "", None) else str(preset)
     if preset not in SPB_PRESETS or preset == "":
         raise ConfigError(f"spb preset {preset!r}: unknown; available: "
                           f"{', '.join(SPB_PRESET_NAMES)}")

@@ -135,7 +135,7 @@ def plan_sweep(scenario, policies=(), seeds=1, grid=(), overrides=None, out_dir=
     import tomllib
 
     from . import __version__
-    from .policy import policy_overrides
+    from .policy import Policy
     overrides = {str(k): str(v) for k, v in (overrides or {}).items()}
     grid = list(grid.items()) if isinstance(grid, dict) else list(grid)
     grid = [(str(k), [str(v) for v in vs]) for k, vs in grid]
@@ -144,7 +144,7 @@ def plan_sweep(scenario, policies=(), seeds=1, grid=(), overrides=None, out_dir=
     if len(set(policies)) != len(policies):
         raise SweepError(f"--policy: {policies}: a policy is repeated")
     for p in policies:
-        policy_overrides(p)
+        Policy.parse(p)
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         if seeds < 1:
             raise SweepError(f"--seeds {seeds}: need at least 1")

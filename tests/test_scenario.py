@@ -173,7 +173,7 @@ name = "kbuild"
 description = "x"
 memory = "64G"
 cpus = 8
-policy = "spb:v2-pre43"
+policy = "spb:v1-pre43,pass_2d=false"
 kernel_version = "6.12"
 defrag_mode = true
 swap = false
@@ -212,7 +212,7 @@ scale = {pagecache = 2.0, slab = 1.5}
 """, "kbuild.toml")
     assert sc.duration_s == 600 and sc.sample_interval_s == 0.5 and sc.tick_s == 0.001
     assert sc.early_unmovable == 64 << 20 and sc.defrag_mode and not sc.swap
-    assert sc.policy == "spb:v2-pre43" and sc.seed == 7
+    assert sc.policy == "spb:v1-pre43,pass_2d=false" and sc.seed == 7
     pc = sc.source("pagecache")
     mean_block = 4096 * (0.7 + 0.2 * 4 + 0.1 * 16)
     assert pc.rate_per_s == pytest.approx(200 * 2 ** 20 / mean_block)
@@ -346,7 +346,8 @@ def test_unknown_keys(tmp_path):
     ("cpus = 257", "scenario.cpus", "257 out of range 1..256"),
     ('cpus = "8"', "scenario.cpus", "expected an integer"),
     ('cpus = 4\ntick = "5s"', "scenario.tick", "out of range 1ms..1s"),
-    ('cpus = 4\npolicy = "buddy"', "scenario.policy", "expected 'stock' or 'spb'"),
+    ('cpus = 4\npolicy = "buddy"', "scenario.policy", "policy 'buddy': unknown; available: stock, "),
+    ('cpus = 4\npolicy = "spb:v2-pre43"', "scenario.policy", "unknown preset 'v2-pre43'"),
     ('cpus = 4\nkernel_version = "5.4"', "scenario.kernel_version", "allowed recent, 6.12"),
     ('cpus = 4\nswap = "yes"', "scenario.swap", "expected true or false"),
 ])

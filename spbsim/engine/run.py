@@ -12,7 +12,7 @@ import numpy as np
 from ..observe.spb_report import spb_sample_columns
 from ..mm.state import SIMSTAT, VM_PGALLOC, VMSTAT
 from ..mm.const import MAX_NR_ZONES
-from ..policy import policy_overrides
+from ..policy import Policy
 from ..machine import Machine
 from ..mm.const import (MIGRATE_TYPES, MIGRATETYPE_NAMES, NR_PAGE_ORDERS)
 from ..mm.state import (CFG, LRU_NAMES, NODE_NAMES, PCP_COUNT, SIMSTAT_NAMES,
@@ -50,7 +50,7 @@ class Simulation:
                  machine_overrides=None):
         self.sc = sc = scenario
         self.policy = policy or sc.policy
-        policy_kw = policy_overrides(self.policy)
+        policy_kw = Policy.parse(self.policy).machine_kwargs()
         self.check = check
         self.progress = progress
         self.writer = writer

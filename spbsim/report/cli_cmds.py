@@ -1,4 +1,5 @@
-"""The ``compare`` and ``report`` click commands.
+"""The ``compare`` and ``report`` click commands, and the options compare and
+sweep share (``policy_seed_options``).
 
 Register them in spbsim/cli.py with::
 
@@ -12,8 +13,44 @@ prints them as one line and exits 2.
 import click
 
 from ..errors import SpbsimError
+from ..policy import known_policies
 
-__all__ = ["compare", "report"]
+__all__ = ["compare", "report", "policy_seed_options", "POLICY_HELP"]
+
+#: the policies, for --policy help texts
+POLICY_HELP = (", ".join(known_policies()) + "; an spb policy takes SPB switches after commas: "
+               "spb:v1,pass_2d=false")
+
+
+def policy_seed_options(policy_default):
+    """The options `spbsim compare` and `spbsim sweep` share: --policy
+    (repeatable, the first is the baseline), --seeds, --set and --duration."""
+    opts = [
+        click.option("--policy", "policies", multiple=True, metavar="POLICY",
+                     help="a policy (repeat; the first is the baseline of the % changes and "
+                          f"paired deltas): {POLICY_HELP}  [default: {policy_default}]"),
+        click.option("--seeds", default=1, show_default=True, type=int,
+                     help="seeds per policy (and grid cell): the scenario's seed and the next N-1"),
+        click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+                     help="override a scenario key in every run, e.g. scenario.memory=64G"),
+        click.option("--duration", default=None, help="override the simulated duration, e.g. 60s"),
+    ]
+
+    def decorate(f):
+        for o in reversed(opts):
+            f = o(f)
+        return f
+    return decorate
+
+
+def run_overrides(sets, duration, seeds):
+    """--set and --duration as scenario overrides; SpbsimError for bad --seeds."""
+    overrides = _parse_sets(sets)
+    if duration is not None:
+        overrides["scenario.duration"] = duration
+    if seeds < 1:
+        raise SpbsimError(f"--seeds {seeds}: need at least 1")
+    return overrides
 
 
 def _parse_sets(sets):
@@ -28,20 +65,13 @@ def _parse_sets(sets):
 
 @click.command()
 @click.argument("scenario")
-@click.option("--policy", "policies", multiple=True, metavar="POLICY",
-              help="a policy to compare (repeat; the first is the baseline), e.g. "
-                   "--policy stock --policy stock:defrag  [default: stock, stock:defrag]")
-@click.option("--seeds", default=1, show_default=True, type=int,
-              help="seeds per policy: the scenario's seed and the next K-1")
+@policy_seed_options("stock, stock:defrag")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="comparison directory (default results/compare-<scenario>)")
 @click.option("--jobs", default=2, show_default=True, type=int, help="runs at a time (processes)")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="override any scenario key, e.g. scenario.memory=64G")
-@click.option("--duration", default=None, help="override the simulated duration, e.g. 60s")
 @click.option("--report/--no-report", "make_report", default=True, show_default=True,
               help="also write OUT/report.html")
-def compare(scenario, policies, seeds, out_dir, jobs, sets, duration, make_report):
+def compare(scenario, policies, seeds, sets, duration, out_dir, jobs, make_report):
     """Run SCENARIO under several policies and seeds; print a comparison table.
 
     Each (policy, seed) writes OUT/<policy>/seed<N>/ (a results directory
@@ -52,11 +82,7 @@ def compare(scenario, policies, seeds, out_dir, jobs, sets, duration, make_repor
     """
     from ..scenario import load_scenario
     from .compare import run_compare
-    overrides = _parse_sets(sets)
-    if duration is not None:
-        overrides["scenario.duration"] = duration
-    if seeds < 1:
-        raise SpbsimError(f"--seeds {seeds}: need at least 1")
+    overrides = run_overrides(sets, duration, seeds)
     if jobs < 1:
         raise SpbsimError(f"--jobs {jobs}: need at least 1")
     policies = list(policies) or ["stock", "stock:defrag"]

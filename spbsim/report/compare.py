@@ -451,14 +451,14 @@ def run_compare(scenario_name_or_path, policies, seeds=1, out_dir="results/compa
     ``jobs`` processes; write the table files; return the table dict (with
     "text", "request_checksums", "runs" added).  ``echo(str)`` prints (default:
     stdout for the table, stderr for progress)."""
-    from ..policy import policy_overrides
+    from ..policy import Policy
     policies = [str(p) for p in policies]
     if not policies:
         raise CompareError("no policies given")
     if len(set(policies)) != len(policies):
         raise CompareError(f"policies {policies}: a policy is repeated")
     for p in policies:
-        policy_overrides(p)          # ConfigError for unknown/unbuilt policies, before any run
+        Policy.parse(p)              # ConfigError for unknown/unbuilt policies, before any run
     dirnames = [policy_dirname(p) for p in policies]
     if len(set(dirnames)) != len(dirnames):
         raise CompareError(f"policies {policies}: their directory names collide")

@@ -448,7 +448,7 @@ def recorded_machine(rec: Recording, *, policy=None, memory=None, low_memory=Non
     managed pages at their largest over the snapshots (a kernel with deferred
     memory init grows them), CPUs, kernel version -> policy, vm sysctls; and
     Machine keywords whose zones have those present and managed pages."""
-    from spbsim.policy import policy_overrides
+    from spbsim.policy import Policy
     notes = []
     start = rec.snapshot("start") or rec.index[0]
     if rec.snapshot("start") is None:
@@ -518,7 +518,7 @@ def recorded_machine(rec: Recording, *, policy=None, memory=None, low_memory=Non
         policy, note = policy_for_kernel(kernel)
         if note:
             notes.append(note)
-    kw = dict(policy_overrides(policy))
+    kw = Policy.parse(policy).machine_kwargs()
     kpath = _kpageflags(start)
     kpf = None
     if kpath is not None:
