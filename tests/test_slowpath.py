@@ -4,7 +4,7 @@ built by hand."""
 from spbsim.machine import Machine
 from spbsim.mm import craft
 from spbsim.mm import gfp as G
-from spbsim.mm.state import PCP_COUNT
+from spbsim.mm.state import CFG, PCP_COUNT
 
 
 def _exhausted(cpus=2):
@@ -44,3 +44,26 @@ def test_oom_killer_only_where_the_kernel_calls_it():
     assert oom() == 0
     assert mach.alloc(0, "GFP_KERNEL", cpu=0) is None
     assert oom() == 1
+
+
+def test_replay_direct_reclaim_counts_the_streams_frees_as_progress():
+    """With reclaim_external (a replay), a traced allocation comes after its
+    reclaim freed pages, so direct reclaim counts the pages the stream freed
+    since the last direct reclaim as progress: the retry that still fails
+    then drains every cpu's lists (__alloc_pages_direct_reclaim) and the
+    request is served from the pages another cpu had parked.  Without new
+    frees there is no progress and no drain.  The old rule asked the empty
+    reclaim lists, never drained, and failed the request (an OOM kill)."""
+    mach = Machine(memory="1G", cpus=2, reclaim=True, compaction=False, early_unmovable=0)
+    m = mach.mem
+    pfns = craft.exhaust(mach, gfp=G.GFP_KERNEL, cpu=0)
+    assert int(m.lru_pages.sum()) == 0          # nothing reclaim could free itself
+    m.cfg[CFG["reclaim_external"]] = 1
+    assert mach.alloc(0, "GFP_KERNEL", cpu=0) is None      # no frees yet: no progress
+    for p in pfns[-100:]:
+        mach.free(int(p), cpu=1)
+    assert int(m.pcp[:, 1, PCP_COUNT].sum()) == 100
+    oom = mach.vmstat_counters()["oom_kill"]
+    assert mach.alloc(0, "GFP_KERNEL", cpu=0) is not None
+    assert int(m.pcp[:, 1, PCP_COUNT].sum()) == 0
+    assert mach.vmstat_counters()["oom_kill"] == oom

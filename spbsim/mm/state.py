@@ -134,7 +134,8 @@ NODE_NAMES = ["kswapd_order", "kswapd_highest_zoneidx", "kswapd_wait", "kswapd_f
               "kswapd_reclaimed", "proactive_next_ns",
               "kswapd_reclaim_order",   # balance_pgdat's sc.order (alloc order until compact_gap)
               "kswapd_pgfree",          # pgfree when a reclaim_external kswapd last looked
-              "kswapd_run_start_ns"]    # when a reclaim_external kswapd's current run began
+              "kswapd_run_start_ns",    # when a reclaim_external kswapd's current run began
+              "direct_pgfree"]          # pgfree when a reclaim_external direct reclaim last looked
 NODE = _enum(NODE_NAMES)
 
 #: reclaim lists (our stand-in for the node's LRU lists and the slab caches)

@@ -41,6 +41,7 @@ _CFG_RECLAIM_EXTERNAL = CFG["reclaim_external"]
 _CFG_KSWAPD_REPLAY_RUN_NS = CFG["kswapd_replay_run_ns"]
 _N_KSWAPD_RUN_START = NODE["kswapd_run_start_ns"]
 _VM_PGFREE = VMSTAT["pgfree"]
+_N_DIRECT_PGFREE = NODE["direct_pgfree"]
 
 SWAP_CLUSTER_MAX = 32
 
@@ -153,10 +154,21 @@ def zone_reclaimable_pages(m):
 def try_to_free_pages(m, order, highest_zoneidx, cpu):
     """try_to_free_pages(): direct reclaim of at least SWAP_CLUSTER_MAX pages
     (twice compact_gap for costly orders so compaction has room); progress
-    clears kswapd's failure count (shrink_node)."""
+    clears kswapd's failure count (shrink_node).  With ``reclaim_external``
+    (a replay) the kernel's reclaim is in the request stream, which only
+    shows a traced allocation after its reclaim freed pages: the pages the
+    stream freed since the last direct reclaim count as this one's progress
+    (so a failed retry drains every pcp list, as
+    __alloc_pages_direct_reclaim does after progress) [SIM]."""
     if m.cfg[_CFG_RECLAIM] == 0:
         return 0
     m.node[_N_DIRECT] += 1
+    if m.cfg[_CFG_RECLAIM_EXTERNAL] != 0:
+        freed = m.vm[_VM_PGFREE] - m.node[_N_DIRECT_PGFREE]
+        m.node[_N_DIRECT_PGFREE] = m.vm[_VM_PGFREE]
+        if freed > 0:
+            m.node[_N_KSWAPD_FAILURES] = 0
+        return freed
     target = SWAP_CLUSTER_MAX
     if order > 3:
         target = max(target, 2 << order)
