@@ -26,8 +26,9 @@ from .mm.geometry import build_geometry, parse_size
 from .mm.page_alloc import batch_alloc_free, free_pages_memory
 from .mm.page_free import EFREE_NOT_ALLOCATED, EFREE_ORDER, EFREE_RANGE
 from .mm.pcp import drain_all_pages
+from .mm.mm_init import new_mem
 from .mm.state import (CFG, SIMSTAT_NAMES, VMSTAT_NAMES, ZSTAT,
-                       ZS_MANAGED, new_mem, PCP_BATCH,
+                       ZS_MANAGED, PCP_BATCH,
                        PCP_COUNT, PCP_HIGH)
 from .mm.zone_setup import (default_min_free_kbytes, free_ranges, init_zones,
                             setup_pcp, setup_per_zone_lowmem_reserve,
@@ -376,7 +377,7 @@ class Machine:
         for z in self.populated_zones():
             # compact_node(pgdat, false): MIGRATE_SYNC, whole zone, skip hints ignored
             compact_zone(self.mem, z, -1, MIGRATE_UNMOVABLE, CC_SYNC | CC_WHOLE_ZONE | CC_IGNORE_SKIP,
-                         self._cpu(cpu))
+                         self._cpu(cpu), -1)
 
     def drain_pcp(self):
         """drain_all_pages(): return every per-cpu page to the buddy lists."""

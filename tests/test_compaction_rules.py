@@ -99,7 +99,7 @@ def test_async_direct_compaction_scans_blocks_of_the_request_type():
     move_freepages_block(mem, z, int(low) << pageblock_order, MIGRATE_MOVABLE,
                          MIGRATE_UNMOVABLE)
     before = _allocated(m, low)
-    C.compact_zone(mem, z, 2, MIGRATE_UNMOVABLE, C.CC_DIRECT, 0)
+    C.compact_zone(mem, z, 2, MIGRATE_UNMOVABLE, C.CC_DIRECT, 0, -1)
     assert _allocated(m, low) < before
     assert mem.fa_nr[z, 2:, MIGRATE_UNMOVABLE].sum() > 0
     m.check()
@@ -145,7 +145,7 @@ def test_direct_compaction_drains_its_cpus_lists_after_migrating():
     low = (int(mem.zone_start[z]) >> pageblock_order) + 1
     _free(m, _block_pages(m, low)[1::2])
     m.drain_pcp()
-    C.compact_zone(mem, z, 2, MIGRATE_MOVABLE, C.CC_SYNC | C.CC_DIRECT, 0)
+    C.compact_zone(mem, z, 2, MIGRATE_MOVABLE, C.CC_SYNC | C.CC_DIRECT, 0, -1)
     assert mem.pcp[z, 0, PCP_COUNT] == 0
     assert mem.fa_nr[z, 2:, MIGRATE_MOVABLE].sum() > 0
     m.check()

@@ -71,7 +71,7 @@ def test_skip_bits_outlive_the_scanners_meeting_until_kswapd_sleeps(pinned_half_
     mem = m.mem
     fscan = lambda: m.vmstat_counters()["compact_free_scanned"]   # noqa: E731
     f0 = fscan()
-    res = C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0)
+    res = C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0, -1)
     first = fscan() - f0
     assert res == C.COMPACT_PARTIAL_SKIPPED                     # the scanners met
     assert first > 0
@@ -81,7 +81,7 @@ def test_skip_bits_outlive_the_scanners_meeting_until_kswapd_sleeps(pinned_half_
     m.check()
     # the next direct compaction skips the marked blocks
     f1 = fscan()
-    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0)
+    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0, -1)
     assert fscan() - f1 < first
     # kswapd going to sleep (balanced node) clears them
     vmscan.balance_pgdat(mem, 0, 1 << 20)
@@ -96,7 +96,7 @@ def test_compaction_restarting_clears_skip_bits(pinned_half_free):
     done = []
     for _ in range(3):
         s0 = mscan()
-        C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0)
+        C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0, -1)
         done.append(mscan() - s0)
     assert _skipped(m, z) > 0 and done[2] < done[0]          # later passes skip marked blocks
     mem.zstat[z, ZSTAT["compact_defer_shift"]] = C.COMPACT_MAX_DEFER_SHIFT
@@ -105,7 +105,7 @@ def test_compaction_restarting_clears_skip_bits(pinned_half_free):
     assert C.compaction_restarting(mem, z, 9)
     assert not C.compaction_restarting(mem, z, 8)             # below compact_order_failed
     s0 = mscan()
-    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0)
+    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0, -1)
     assert mscan() - s0 > done[2]          # __reset_isolation_suitable: every block scanned again
     m.check()
 
@@ -113,10 +113,10 @@ def test_compaction_restarting_clears_skip_bits(pinned_half_free):
 def test_kcompactd_and_compact_memory_do_not_ask_for_a_flush(pinned_half_free):
     m, z = pinned_half_free
     mem = m.mem
-    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, C.CC_SYNC | C.CC_KCOMPACTD, 0)      # kcompactd
+    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, C.CC_SYNC | C.CC_KCOMPACTD, 0, -1)      # kcompactd
     assert mem.zstat[z, FLUSH] == 0
     C.compact_zone(mem, z, -1, MIGRATE_MOVABLE,
-                   C.CC_SYNC | C.CC_WHOLE_ZONE | C.CC_IGNORE_SKIP, 0)     # compact_memory
+                   C.CC_SYNC | C.CC_WHOLE_ZONE | C.CC_IGNORE_SKIP, 0, -1)     # compact_memory
     assert mem.zstat[z, FLUSH] == 0
     m.check()
 
@@ -126,6 +126,6 @@ def test_min_priority_direct_compaction_asks_for_a_flush(pinned_half_free):
     compaction (cc->direct_compaction): its meeting sets the flush."""
     m, z = pinned_half_free
     mem = m.mem
-    assert C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, MIN_PRIO_DIRECT, 0) == C.COMPACT_COMPLETE
+    assert C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, MIN_PRIO_DIRECT, 0, -1) == C.COMPACT_COMPLETE
     assert mem.zstat[z, FLUSH] == 1
     m.check()

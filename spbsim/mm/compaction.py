@@ -438,7 +438,7 @@ def suitable_migration_source(m, pb, mt, flags):
 
 
 @njit
-def compact_zone(m, z, order, mt, flags, cpu, proactive_low=-1):
+def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
     """compact_zone() with the compact_control switches ``flags`` (CC_*):
     returns a compact_result.  ``proactive_low`` >= 0 with CC_PROACTIVE: done
     once the zone's fragmentation score is at most that, given up
@@ -576,7 +576,7 @@ def try_to_compact_pages(m, order, gfp, alloc_flags, highest_zoneidx, prio, cpu)
             flags |= CC_SYNC
         if prio == COMPACT_PRIO_SYNC_FULL:          # MIN_COMPACT_PRIORITY
             flags |= CC_WHOLE_ZONE | CC_IGNORE_SKIP | CC_IGNORE_BLOCK
-        status = compact_zone(m, z, order, mt, flags, cpu)
+        status = compact_zone(m, z, order, mt, flags, cpu, -1)
         rc = max(rc, status)
         if status == COMPACT_SUCCESS:
             compaction_defer_reset(m, z, order, False)
@@ -618,7 +618,7 @@ def kcompactd_do_work(m, cpu):
             continue
         if not compaction_suitable(m, z, order, idx):
             continue
-        status = compact_zone(m, z, order, MIGRATE_UNMOVABLE, CC_SYNC | CC_KCOMPACTD, cpu)
+        status = compact_zone(m, z, order, MIGRATE_UNMOVABLE, CC_SYNC | CC_KCOMPACTD, cpu, -1)
         if status == COMPACT_SUCCESS:
             compaction_defer_reset(m, z, order, False)
         elif status == COMPACT_COMPLETE or status == COMPACT_PARTIAL_SKIPPED:
