@@ -10,8 +10,8 @@ from spbsim import Machine
 from spbsim.mm import gfp as G
 from spbsim.mm.const import MIGRATE_MOVABLE, NR_PCP_LISTS, ZONE_DMA32
 from spbsim.mm.pcp import order_to_pindex
-from spbsim.mm.state import (PCP_BATCH, PCP_COUNT, PCP_HIGH, PCP_HIGH_MAX, PCP_HIGH_MIN, ZSTAT,
-                          new_mem)
+from spbsim.mm.mm_init import new_mem
+from spbsim.mm.state import PCP_BATCH, PCP_COUNT, PCP_HIGH, PCP_HIGH_MAX, PCP_HIGH_MIN, ZSTAT
 from spbsim.mm.zone_setup import (setup_pcp, setup_per_zone_lowmem_reserve,
                                   setup_per_zone_wmarks, zone_batchsize)
 

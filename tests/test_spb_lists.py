@@ -19,7 +19,8 @@ from spbsim.mm.const import (MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_MOVABL
                              PB_has_unmovable, PG_buddy, ZONE_DMA, ZONE_DMA32,
                              ZONE_NORMAL, pageblock_nr_pages)
 from spbsim.mm.geometry import build_geometry
-from spbsim.mm.state import CUR_CLOCK, new_mem
+from spbsim.mm.mm_init import new_mem
+from spbsim.mm.state import CUR_CLOCK
 from spbsim.mm.zone_setup import init_zones
 from spbsim.observe.census import reserved_pageblocks
 from spbsim.mm.spb import (NR_SB_FULLNESS, SB_ALMOST_EMPTY, SB_CLEAN, SB_FULL,

@@ -5,18 +5,17 @@ The slow path here is the part that needs no reclaim or compaction model:
 MIN watermark, ALLOC_HIGHATOMIC, dropping NOFRAGMENT, highatomic unreserve
 and pcp drain; direct reclaim and compaction plug in at the marked steps.
 """
-from .buddy import (pageblock_set_has, pcp_allowed_order, rmqueue_smallest,
-                    split_large_buddy)
+from .buddy import (pageblock_set_has, split_large_buddy)
 from .const import (ALLOC_HIGHATOMIC, ALLOC_KSWAPD, ALLOC_MIN_RESERVE,
-                    ALLOC_NO_WATERMARKS, ALLOC_NOFRAGMENT, ALLOC_NON_BLOCK,
-                    ALLOC_OOM, ALLOC_WMARK_LOW, ALLOC_NOFRAG_TAINTED_OK, ALLOC_SPB_ATOMIC,
-                    ALLOC_WMARK_MASK, ALLOC_WMARK_MIN, ALLOC_WMARK_HIGH, ALLOC_CPUSET, ALLOC_CMA,
-                    MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, PAGE_ALLOC_COSTLY_ORDER, PG_head,
+                    ALLOC_NOFRAGMENT, ALLOC_NON_BLOCK,
+                    ALLOC_WMARK_LOW, ALLOC_WMARK_MIN, ALLOC_WMARK_HIGH, ALLOC_CPUSET, ALLOC_CMA,
+                    MIGRATE_MOVABLE, PAGE_ALLOC_COSTLY_ORDER, PG_head,
                     PG_lru, PG_MT_SHIFT,
-                    RMQUEUE_NORMAL, ZONE_BELOW_HIGH,
-                    ZONE_BOOSTED_WATERMARK, ZONE_NORMAL,
+                    ZONE_NORMAL,
                     pageblock_order)
-from .fallback import reserve_highatomic_pageblock, rmqueue, unreserve_highatomic_pageblock
+from .fallback import unreserve_highatomic_pageblock
+from .freelist import (get_page_from_freelist, get_page_from_freelist_call,  # noqa: F401
+                       rmqueue_buddy, rmqueue_zone)
 from .gfp import (__GFP_HIGH as _GFP_HIGH,
                    __GFP_DIRECT_RECLAIM as _GFP_DIRECT_RECLAIM,
                    __GFP_KSWAPD_RECLAIM as _GFP_KSWAPD_RECLAIM,
@@ -27,21 +26,20 @@ from .gfp import (__GFP_HIGH as _GFP_HIGH,
                    __GFP_NORETRY as _GFP_NORETRY,
                    __GFP_THISNODE as _GFP_THISNODE)
 from .jit import njit, njit_inline
-from .pcp import drain_all_pages, rmqueue_pcplist
+from .pcp import drain_all_pages
 from .state import (CFG, CUR_CPU, SIMSTAT, VM_ALLOCSTALL, VM_PGALLOC, VMSTAT, ZSTAT,
-                    ZS_FLAGS, ZS_NR_FREE)
+                    ZS_NR_FREE)
 from .tracepoint import EV_ALLOC, trace_event
 from .compaction import (COMPACT_DEFERRED, COMPACT_PRIO_ASYNC, COMPACT_PRIO_SYNC_FULL,
                          COMPACT_PRIO_SYNC_LIGHT, COMPACT_SKIPPED, COMPACT_SUCCESS,
                          compaction_defer_reset, try_to_compact_pages)
 from .page_free import free_pages_call
-from .spb.alloc import spb_rmqueue_highatomic
-from .spb.relax import spb_atomic_relax_step, spb_gfp_alloc_flags
-from .spb.params import SPB_CFG_EVAC_FOR_ORDER, SPB_ATOMIC_RELAX_ADD_TAINTED_OK, SPB_ATOMIC_RELAX_DROP_NOFRAGMENT
+from .spb.relax import spb_gfp_alloc_flags
+from .spb.params import SPB_CFG_EVAC_FOR_ORDER
+from .spb.work import spb_evacuate_for_order
 from .vmscan import try_to_free_pages, zone_reclaimable_pages
 from .watermark import (MAX_RECLAIM_RETRIES, gfp_migratetype, gfp_zone, populated_zone,
-                        preferred_zone, wakeup_kswapd, wmark_pages, zone_watermark_fast,
-                        zone_watermark_ok)
+                        preferred_zone, wakeup_kswapd, wmark_pages, zone_watermark_ok)
 
 _CFG_VERSION = CFG["version"]
 _CFG_DEFRAG = CFG["defrag_mode"]
@@ -63,97 +61,6 @@ _VM_COMPACT_STALL = VMSTAT["compact_stall"]
 _Z_BLOCKSKIP_FLUSH = ZSTAT["compact_blockskip_flush"]
 #: MAX_COMPACT_RETRIES (mm/page_alloc.c)
 MAX_COMPACT_RETRIES = 16
-
-
-# ---------------------------------------------------------------- rmqueue
-
-@njit
-def rmqueue_buddy(m, z, order, alloc_flags, mt):
-    """rmqueue_buddy(): HIGHATOMIC first for ALLOC_HIGHATOMIC, then __rmqueue, then
-    HIGHATOMIC as a last resort for OOM/NON_BLOCK requests."""
-    page = -1
-    if alloc_flags & ALLOC_HIGHATOMIC:
-        page = _rmqueue_highatomic(m, z, order)
-    if page < 0:
-        page, _mode = rmqueue(m, z, order, mt, alloc_flags, RMQUEUE_NORMAL)
-        if page < 0 and (alloc_flags & (ALLOC_OOM | ALLOC_NON_BLOCK)):
-            page = _rmqueue_highatomic(m, z, order)
-    return page
-
-
-@njit
-def _rmqueue_highatomic(m, z, order):
-    """__rmqueue_smallest(zone, order, MIGRATE_HIGHATOMIC), per-SPB lists aware."""
-    if m.cfg[_CFG_SPB] != 0:
-        return spb_rmqueue_highatomic(m, z, order)
-    return rmqueue_smallest(m, z, order, MIGRATE_HIGHATOMIC)
-
-
-@njit_inline
-def rmqueue_zone(m, z, order, alloc_flags, mt, cpu):
-    """rmqueue(): pcp for pcp orders, else (or on pcp failure) the buddy lists."""
-    page = -1
-    if m.cfg[_CFG_PCP] != 0 and pcp_allowed_order(order):
-        page = rmqueue_pcplist(m, z, cpu, order, mt, alloc_flags)
-    if page < 0:
-        page = rmqueue_buddy(m, z, order, alloc_flags, mt)
-    if (alloc_flags & ALLOC_KSWAPD) and (m.zstat[z, ZS_FLAGS] & ZONE_BOOSTED_WATERMARK):
-        m.zstat[z, ZS_FLAGS] &= ~ZONE_BOOSTED_WATERMARK
-        wakeup_kswapd(m, z, 0, 0, z)
-    return page
-
-
-@njit_inline
-def get_page_from_freelist(m, order, alloc_flags, highest_zoneidx, mt, cpu):
-    """get_page_from_freelist(): walk the zonelist from the preferred zone down;
-    if NOFRAGMENT found nothing (and not defrag_mode) rescan without it."""
-    while True:
-        no_fallback = alloc_flags & ALLOC_NOFRAGMENT
-        for z in range(highest_zoneidx, -1, -1):
-            if not populated_zone(m, z):
-                continue
-            ok = False
-            if (m.zstat[z, ZS_FLAGS] & ZONE_BELOW_HIGH) == 0:
-                if zone_watermark_fast(m, z, order, wmark_pages(m, z, 2), highest_zoneidx, alloc_flags):
-                    ok = True
-                else:
-                    m.zstat[z, ZS_FLAGS] |= ZONE_BELOW_HIGH
-            if not ok:
-                mark = wmark_pages(m, z, alloc_flags & ALLOC_WMARK_MASK)
-                if zone_watermark_fast(m, z, order, mark, highest_zoneidx, alloc_flags):
-                    ok = True
-                elif alloc_flags & ALLOC_NO_WATERMARKS:
-                    ok = True
-            if not ok:
-                continue
-            page = rmqueue_zone(m, z, order, alloc_flags, mt, cpu)
-            if page >= 0:
-                if alloc_flags & ALLOC_HIGHATOMIC:
-                    reserve_highatomic_pageblock(m, z, page, order)
-                return page
-        if no_fallback and m.cfg[_CFG_KEEPNF] != 0 and (alloc_flags & ALLOC_SPB_ATOMIC):
-            # the SPB series' relax sequence for callers that cannot reclaim (S2)
-            step = spb_atomic_relax_step(m, order, alloc_flags, mt, highest_zoneidx)
-            if step == SPB_ATOMIC_RELAX_ADD_TAINTED_OK:
-                alloc_flags |= ALLOC_NOFRAG_TAINTED_OK
-                continue
-            if step == SPB_ATOMIC_RELAX_DROP_NOFRAGMENT:
-                alloc_flags &= ~ALLOC_NOFRAGMENT
-                m.sim[_SIM_NOFRAG_RETRY] += 1
-                continue
-            return -1
-        if no_fallback and m.cfg[_CFG_DEFRAG] == 0 and m.cfg[_CFG_KEEPNF] == 0:
-            alloc_flags &= ~ALLOC_NOFRAGMENT
-            m.sim[_SIM_NOFRAG_RETRY] += 1
-            continue
-        return -1
-
-
-@njit
-def get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu):
-    """get_page_from_freelist() as a call, for the slow path (keeps one inlined
-    copy on the fast path only)."""
-    return get_page_from_freelist(m, order, alloc_flags, highest_zoneidx, mt, cpu)
 
 
 @njit_inline
@@ -510,5 +417,3 @@ def spb_slowpath_evacuate(m, order, mt, highest_zoneidx, cpu):
     return spb_evacuate_for_order(m, z, order, mt, cpu) > 0
 
 
-# late import: spb.work migrates through alloc_pages_call (defined above)
-from .spb.work import spb_evacuate_for_order  # noqa: E402

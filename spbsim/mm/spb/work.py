@@ -17,7 +17,7 @@ from ..const import (MAX_NR_ZONES, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_REC
 from ..buddy import move_freepages_block
 from ..jit import njit, njit_inline
 from ..const import ALLOC_KSWAPD, ALLOC_WMARK_MIN, ZONE_NORMAL
-from ..page_alloc import get_page_from_freelist_call
+from ..freelist import get_page_from_freelist_call
 from ..tracepoint import EV_SPB_EVAC_DONE, trace_event
 from ..vmscan import shrink_slab
 from ..state import LRU_SLAB
