@@ -35,21 +35,21 @@ def _source_hash(extra=frozenset()):
 
 def _module_file(name):
     """spbsim.a.b -> spbsim/a/b.py (or the package's __init__.py), else None."""
-    if name != "spbsim" and not name.startswith("spbsim."):
+    parts = name.split(".")
+    if parts[0] != "spbsim":
         return None
-    rel = Path(*name.split(".")[1:])
-    for p in (_PKG / rel.with_suffix(".py"), _PKG / rel / "__init__.py"):
-        if p.is_file():
-            return p
-    return None
+    rel = Path(*parts[1:])
+    cands = [_PKG / rel / "__init__.py"]
+    if len(parts) > 1:
+        cands.insert(0, _PKG / rel.with_suffix(".py"))
+    return next((p for p in cands if p.is_file()), None)
 
 
 def _top_level_imports(path):
     """The spbsim modules ``path`` imports at module level (what its compiled
     code can see as globals), as files."""
-    pkg = ".".join(("spbsim",) + path.relative_to(_PKG).with_suffix("").parts)
-    if path.name != "__init__.py":
-        pkg = pkg.rpartition(".")[0]
+    # the package a relative import starts from
+    pkg = ".".join(("spbsim",) + path.relative_to(_PKG).parent.parts)
     out = set()
     for node in ast.parse(path.read_text(), str(path)).body:
         if isinstance(node, ast.ImportFrom):
