@@ -80,7 +80,10 @@ class Machine:
       memmap_bytes_per_page, firmware_reserved, holes, reserved.
       Reclaim/compaction: swap, reclaim, compaction, slab_free_ppm,
       compaction_proactiveness, extfrag_threshold, kswapd_rate (per simulated
-      second).  kswapd_replay_run_ms: [SIM] in a replay (reclaim in the
+      second).  watermarks: {zone name: (min, low, high[, promo])} taken as
+      they are instead of __setup_per_zone_wmarks()'s (a recording's zoneinfo:
+      the kernel computed them from the managed pages of the moment
+      min_free_kbytes was last written); pcp high_min follows the LOW mark.  kswapd_replay_run_ms: [SIM] in a replay (reclaim in the
       stream), how long one balance_pgdat() run of kswapd lasts (it drops the
       watermark boosts when it ends).  migrate_untracked: let compaction move movable blocks
       allocated through this API (their pfns then change under you).
@@ -106,7 +109,7 @@ class Machine:
                  reclaim=True, compaction=True, slab_free_ppm=20000,
                  compaction_proactiveness=20, extfrag_threshold=500, obj_capacity=1,
                  kswapd_rate="4G", migrate_untracked=False, spb=None, spb_set=None,
-                 kswapd_replay_run_ms=10,
+                 kswapd_replay_run_ms=10, watermarks=None,
                  migrate_split_large=True, piece_capacity=None):
         if not isinstance(cpus, (int, np.integer)) or not 1 <= cpus <= 256:
             raise ConfigError(f"cpus={cpus!r}: allowed 1 to 256")
@@ -175,6 +178,8 @@ class Machine:
             raise ConfigError(f"min_free_kbytes={min_free_kbytes!r}: allowed 128 to a quarter of memory")
         self.min_free_kbytes = int(min_free_kbytes)
         setup_per_zone_wmarks(m, self.min_free_kbytes, int(watermark_scale_factor))
+        if watermarks:
+            self._set_watermarks(watermarks)
         setup_per_zone_lowmem_reserve(m)
         setup_pcp(m, self.cpus, static_high=KERNEL_VERSIONS[str(version)] == KV_6_1)
         for z in range(MAX_NR_ZONES):
@@ -528,6 +533,28 @@ class Machine:
                 p += 1
         info["pages"] = census
         return info
+
+    def _set_watermarks(self, watermarks):
+        """Zone watermarks as given (see the class docstring); promo, when
+        not given, is high plus the high - low gap, as __setup_per_zone_wmarks."""
+        m = self.mem
+        for name, marks in dict(watermarks).items():
+            if name not in ZONE_NAMES:
+                raise ConfigError(f"watermarks: unknown zone {name!r} (allowed {', '.join(ZONE_NAMES)})")
+            z = ZONE_NAMES.index(name)
+            try:
+                marks = [int(v) for v in marks]
+            except (TypeError, ValueError):
+                raise ConfigError(f"watermarks[{name}]={marks!r}: (min, low, high[, promo]) "
+                                  f"as integers") from None
+            if len(marks) == 3:
+                marks.append(marks[2] + marks[2] - marks[1])
+            if len(marks) != 4 or not 0 <= marks[0] <= marks[1] <= marks[2] <= marks[3] \
+                    or marks[3] > int(m.zstat[z, ZS_MANAGED]):
+                raise ConfigError(f"watermarks[{name}]={tuple(marks)!r}: (min, low, high[, promo]) "
+                                  f"must be non-decreasing and at most the zone's managed pages")
+            for i, v in enumerate(marks):
+                m.zstat[z, ZSTAT["wmark_min"] + i] = v
 
     def trace_records(self):
         """The kmem event log as an int64 array [n, 9] (see spbsim.mm.state.EV_WIDTH)."""

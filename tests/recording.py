@@ -66,13 +66,15 @@ def trace_lines(n_per_phase=100, t0=10.0, base=0x100000 + 0x8000):
     return lines, ends
 
 
-def _zoneinfo(zones, pcp):
+def _zoneinfo(zones, pcp, wmark_shift=0, boost=0):
     out = {}
     total = sum(z[3] for z in zones.values())
     for name, (start, spanned, present, managed) in zones.items():
         wmin = (MIN_FREE_KBYTES >> 2) * managed // total       # __setup_per_zone_wmarks()
-        out[name] = {"free": 1000, "boost": 0, "min": wmin, "low": wmin * 5 // 4,
-                     "high": wmin * 3 // 2, "promo": wmin * 7 // 4, "spanned": spanned,
+        b, w = boost, wmark_shift            # zoneinfo prints each mark plus the boost
+        out[name] = {"free": 1000, "boost": b, "min": wmin + b, "low": wmin * 5 // 4 + w + b,
+                     "high": wmin * 3 // 2 + 2 * w + b, "promo": wmin * 7 // 4 + 3 * w + b,
+                     "spanned": spanned,
                      "present": present, "managed": managed, "cma": 0,
                      "protection": [0, 0, 0, 0, 0],
                      "stats": {"nr_free_pages": 1000},
@@ -83,12 +85,15 @@ def _zoneinfo(zones, pcp):
 
 
 def write_recording(root, *, zones=None, kernel="6.12.117+deb12-amd64", manifest=True,
-                    facts=True, trace=None, oom_kill=(0, 0, 0), blocks=None, nr_free=None):
+                    facts=True, trace=None, oom_kill=(0, 0, 0), blocks=None, nr_free=None,
+                    wmark_shift=0, boost=0):
     """Write the recording into ``root`` (created); returns its Path.
 
     ``trace``: lines to write instead of :func:`trace_lines`' (the index's
     times then still come from the default markers).  ``nr_free``: callable
-    seq -> {zone: nr_free list} (default :func:`nr_free_for`)."""
+    seq -> {zone: nr_free list} (default :func:`nr_free_for`).  ``wmark_shift``:
+    pages added to low (twice to high, three times to promo) in zoneinfo;
+    ``boost``: the watermark boost zoneinfo shows (added to every mark)."""
     root = Path(root)
     zones = zones or ZONES
     blocks = blocks or BLOCKS
@@ -108,7 +113,7 @@ def write_recording(root, *, zones=None, kernel="6.12.117+deb12-amd64", manifest
         free = np.zeros((len(names), 5, 11), np.int64)
         (d / "pagetypeinfo").write_text(procfs.render_pagetypeinfo(
             names, free, np.array([blocks[n] for n in names])))
-        (d / "zoneinfo").write_text(_zoneinfo(zones, PCP))
+        (d / "zoneinfo").write_text(_zoneinfo(zones, PCP, wmark_shift, boost))
         (d / "vmstat").write_text(procfs.render_vmstat({"nr_free_pages": 1000,
                                                         "oom_kill": oom_kill[seq - 1]}))
         idx.append(f"{seq}\t{tag}\t{int((ends[seq] - 0.0015) * 1e9)}\t{d.name}\t"

@@ -114,6 +114,36 @@ def test_machine_read_from_recording(rec):
     assert any("DMA: present 4096 simulated vs 3998" in d for d in diffs)
 
 
+def test_watermarks_are_the_recordings(tmp_path):
+    """The kernel computes its watermarks from the managed pages of the moment
+    min_free_kbytes is written, which can differ from what the snapshots'
+    managed counts give: the simulated zones take zoneinfo's marks (less the
+    boost it adds to each), and pcp high_min follows the LOW mark
+    (zone_highsize())."""
+    from spbsim.machine import Machine
+    from spbsim.mm.state import PCP_BATCH, PCP_HIGH_MIN, ZSTAT
+    rec = write_recording(tmp_path / "r", wmark_shift=3, boost=40)
+    rm = V.recorded_machine(V.open_recording(rec))
+    m = Machine(**rm.machine_kwargs).mem
+    zi = V._read(V.open_recording(rec).snapshot("start"), "zoneinfo")
+    for name in ZONES:
+        z = ("DMA", "DMA32", "Normal").index(name)
+        got = [int(m.zstat[z, ZSTAT[k]]) for k in ("wmark_min", "wmark_low", "wmark_high",
+                                                    "wmark_promo")]
+        assert got == [zi[name][k] - 40 for k in ("min", "low", "high", "promo")], name
+        batch = int(m.pcp[z, 0, PCP_BATCH])
+        assert int(m.pcp[z, 0, PCP_HIGH_MIN]) == max(got[1] // 2, 4 * batch)
+
+
+def test_watermarks_bad_value():
+    from spbsim.errors import ConfigError
+    from spbsim.machine import Machine
+    with pytest.raises(ConfigError, match="watermarks"):
+        Machine(memory="1G", watermarks={"Normal": (10, 5, 20)})
+    with pytest.raises(ConfigError, match="unknown zone"):
+        Machine(memory="1G", watermarks={"HighMem": (1, 2, 3)})
+
+
 def test_machine_from_facts_and_flags(tmp_path):
     rec = write_recording(tmp_path / "r", manifest=False, kernel="6.18.2")
     rm = V.recorded_machine(V.open_recording(rec))

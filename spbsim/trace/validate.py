@@ -298,7 +298,7 @@ def _zones_from_zoneinfo(zi, where):
         if "start_pfn" not in z:
             raise SpbsimError(f"{where}: zone {name}: field 'start_pfn' missing")
         zones[name] = {k: int(z[k]) for k in ("start_pfn", "spanned", "present", "managed")}
-        for k in ("min", "low", "high", "boost"):
+        for k in ("min", "low", "high", "promo", "boost"):
             if k in z:
                 zones[name][k] = int(z[k])
         zones[name]["pagesets"] = z.get("pagesets", [])
@@ -544,6 +544,14 @@ def recorded_machine(rec: Recording, *, policy=None, memory=None, low_memory=Non
     if "min_free_kbytes" not in kw and all("min" in z for z in zones.values()):
         # zoneinfo min = _watermark[WMARK_MIN] + boost; their sum is min_free_kbytes / 4
         kw["min_free_kbytes"] = 4 * sum(z["min"] - z.get("boost", 0) for z in zones.values())
+    marks = {}
+    for n, z in zones.items():
+        if all(k in z for k in ("min", "low", "high")):
+            # zoneinfo prints each mark plus the boost of the moment
+            b = z.get("boost", 0)
+            marks[n] = tuple(z[k] - b for k in ("min", "low", "high", "promo") if k in z)
+    if marks and len(marks) == len(zones):
+        kw["watermarks"] = marks
     kw["cpus"] = ncpu
     ids = [int(p["cpu"]) for z in (zi or {}).values() for p in z.get("pagesets", [])]
     return RecordedMachine(zones=zones, cpus=ncpu, kernel=kernel, policy=policy,
