@@ -95,3 +95,69 @@ def test_replay_kswapd_waits_for_the_streams_reclaim():
     m.cur[1] = 5_000_000_000
     background(m, np.int64(m.cur[1]), np.int64(0))
     assert m.node[NODE["kswapd_wait"]] == 0
+
+
+_KS_FREE = ("         kswapd0-45      [000] .....    {ts:.6f}: mm_page_free: "
+            "page=000000004a2ad7d2 pfn={pfn:#x} order=0")
+_KS_WAKE = "         kswapd0-45      [000] .....    {ts:.6f}: mm_vmscan_kswapd_wake: nid=0 order=0"
+_KS_SLEEP = "         kswapd0-45      [000] .....    {ts:.6f}: mm_vmscan_kswapd_sleep: nid=0"
+_TASK_ALLOC = ("            init-1       [001] .....    {ts:.6f}: mm_page_alloc: "
+               "page=00000000af3f5202 pfn={pfn:#x} order=0 migratetype=1 "
+               "gfp_flags=GFP_HIGHUSER_MOVABLE")
+
+
+def _windows_of(tmp_path, lines, gap_ms=50):
+    from spbsim.trace.ftrace import TraceReader
+    from spbsim.trace.kswapd_windows import KswapdScan
+    p = tmp_path / "trace.txt"
+    p.write_text("\n".join(lines) + "\n")
+    scan = KswapdScan()
+    for b in TraceReader(p, batch_size=4).batches():
+        scan.add(b)
+    return scan.windows(gap_ms)
+
+
+def test_kswapd_windows_from_the_trace(tmp_path):
+    """ZONE_RECLAIM_ACTIVE is set while balance_pgdat() runs: in a trace,
+    from kswapd's wake tracepoint (or its first kmem event after a pause)
+    to its last kmem event before a pause of kswapd_gap_ms; the sleep
+    tracepoint, a HZ/10 nap later, is not part of the window."""
+    lines = [_KS_WAKE.format(ts=0.990)]
+    lines += [_KS_FREE.format(ts=1.0 + i * 0.001, pfn=0x100000 + i) for i in range(11)]
+    lines += [_TASK_ALLOC.format(ts=1.05, pfn=0x100100), _KS_SLEEP.format(ts=1.11)]
+    lines += [_KS_FREE.format(ts=1.2 + i * 0.002, pfn=0x100200 + i) for i in range(6)]
+    lines += [_TASK_ALLOC.format(ts=1.5, pfn=0x100300)]
+    w = _windows_of(tmp_path, lines)
+    assert w.tolist() == [[990_000_000, 1_010_000_000], [1_200_000_000, 1_210_000_000]]
+    # a pause shorter than the gap keeps one window
+    assert len(_windows_of(tmp_path, lines, gap_ms=250)) == 1
+
+
+def test_kswapd_window_cuts():
+    """Cuts for a chunk: on before the first op at or after the start, off
+    after the last op at or before the end; windows reaching past the chunk
+    leave their state for the next one."""
+    from spbsim.trace.kswapd_windows import active_at, window_cuts
+    w = np.array([[100, 200], [300, 450], [600, 700]], np.int64)
+    ts = np.array([50, 100, 150, 250, 350, 500], np.int64)
+    assert window_cuts(w, ts) == [(1, {"reclaim_active": True}), (3, {"reclaim_active": False}),
+                                  (4, {"reclaim_active": True}), (5, {"reclaim_active": False})]
+    assert window_cuts(w, np.array([420, 650], np.int64)) == [
+        (1, {"reclaim_active": False}), (1, {"reclaim_active": True})]
+    assert active_at(w, 650) and active_at(w, 100) and not active_at(w, 250)
+
+
+def test_stream_owned_reclaim_active_is_left_alone():
+    """With reclaim_active_external (a replay that knows when the recorded
+    kswapd ran) balance_pgdat() neither sets nor clears ZONE_RECLAIM_ACTIVE."""
+    from spbsim.mm.vmscan import set_reclaim_active
+    m = Machine(memory="4G", cpus=2).mem          # 1 GiB above 4 GiB: a Normal zone
+    m.cfg[CFG["reclaim_active_external"]] = 1
+    set_reclaim_active(m, ZONE_NORMAL, True)
+    assert not m.zstat[ZONE_NORMAL, ZS_FLAGS] & ZONE_RECLAIM_ACTIVE
+    m.zstat[ZONE_NORMAL, ZS_FLAGS] |= ZONE_RECLAIM_ACTIVE
+    set_reclaim_active(m, ZONE_NORMAL, False)
+    assert m.zstat[ZONE_NORMAL, ZS_FLAGS] & ZONE_RECLAIM_ACTIVE
+    m.cfg[CFG["reclaim_active_external"]] = 0
+    set_reclaim_active(m, ZONE_NORMAL, False)
+    assert not m.zstat[ZONE_NORMAL, ZS_FLAGS] & ZONE_RECLAIM_ACTIVE

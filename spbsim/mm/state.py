@@ -99,6 +99,7 @@ CFG_NAMES = [
     "migrate_split_large",      # migrate_pages(MR_CONTIG_RANGE): split a large folio on -ENOMEM
     "reclaim_external",         # replays: reclaim is in the request stream; kswapd only balances
     "kswapd_replay_run_ns",     # [SIM] replays: how long one balance_pgdat() run of kswapd lasts
+    "reclaim_active_external",  # replays: ZONE_RECLAIM_ACTIVE follows the stream's kswapd windows
 ]
 CFG = _enum(CFG_NAMES)
 

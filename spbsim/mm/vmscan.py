@@ -38,6 +38,7 @@ _N_KSWAPD_RECLAIMED = NODE["kswapd_reclaimed"]
 _N_KSWAPD_RECLAIM_ORDER = NODE["kswapd_reclaim_order"]
 _N_KSWAPD_PGFREE = NODE["kswapd_pgfree"]
 _CFG_RECLAIM_EXTERNAL = CFG["reclaim_external"]
+_CFG_RA_EXTERNAL = CFG["reclaim_active_external"]
 _CFG_KSWAPD_REPLAY_RUN_NS = CFG["kswapd_replay_run_ns"]
 _N_KSWAPD_RUN_START = NODE["kswapd_run_start_ns"]
 _VM_PGFREE = VMSTAT["pgfree"]
@@ -182,7 +183,11 @@ def try_to_free_pages(m, order, highest_zoneidx, cpu):
 def set_reclaim_active(m, highest_zoneidx, on):
     """set_reclaim_active() / clear_reclaim_active(): ZONE_RECLAIM_ACTIVE on
     the zones kswapd balances, for as long as it runs (the pcp lists then
-    keep at most 4 batches: nr_pcp_high)."""
+    keep at most 4 batches: nr_pcp_high).  Left alone with
+    ``reclaim_active_external``: a replay then sets the flag while the
+    recorded kswapd was reclaiming."""
+    if m.cfg[_CFG_RA_EXTERNAL] != 0:
+        return
     for z in range(highest_zoneidx + 1):
         if populated_zone(m, z):
             if on:

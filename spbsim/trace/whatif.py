@@ -24,10 +24,12 @@ from spbsim.mm.jit import njit
 from spbsim.mm.page_alloc import alloc_pages_call
 from spbsim.mm.page_free import free_pages
 from spbsim.mm.background import background, background_due
-from spbsim.mm.state import CFG, CUR_CLOCK, NODE, PCP_COUNT, SIMSTAT
+from spbsim.mm.const import ZONE_RECLAIM_ACTIVE
+from spbsim.mm.state import CFG, CUR_CLOCK, NODE, PCP_COUNT, SIMSTAT, ZS_FLAGS
 from spbsim.mm.workqueue import VMSTAT_INTERVAL_NS, WQ_VMSTAT_UPDATE, queue_work
 from spbsim.trace.ftrace import (MM_PAGE_ALLOC, MM_PAGE_FREE, OTHER_EVENT,
                                    TRACING_MARK_WRITE, TraceReader, TracingMarkWrite)
+from spbsim.trace.kswapd_windows import KSWAPD_GAP_MS, KswapdScan, active_at, window_cuts
 
 __all__ = ["replay_whatif", "request_stream", "compare_snapshots", "format_table", "main",
            "OP_DTYPE", "OP_ALLOC", "OP_FREE", "OP_SPLIT", "OP_UNPAIRED",
@@ -647,6 +649,17 @@ def _replay_ops(m, kind, order, gfp, cpu, oid, aux, ts, lo, hi, id_off, nprefill
                     res[_R_PREFILL_SKIPPED] += 1
 
 
+def _set_reclaim_active(machine, on):
+    """ZONE_RECLAIM_ACTIVE on every populated zone (kswapd balances the node
+    for the highest zone its wakers asked for: Normal, or the top zone)."""
+    zs = machine.mem.zstat
+    for z in machine.populated_zones():
+        if on:
+            zs[z, ZS_FLAGS] |= ZONE_RECLAIM_ACTIVE
+        else:
+            zs[z, ZS_FLAGS] &= ~ZONE_RECLAIM_ACTIVE
+
+
 # ---------------------------------------------------------------- the stream
 
 class _Chunk:
@@ -668,8 +681,10 @@ class _Stream:
 
     def __init__(self, trace_path, *, lenient, progress, max_lines, snapshot_every_s,
                  start_free=None, migrations="keep", daemons_every_s=None,
-                 batch_size=1 << 16, pfn_ranges=None, trace_cpus=None, touch=None):
+                 batch_size=1 << 16, pfn_ranges=None, trace_cpus=None, touch=None,
+                 kswapd_scan=None):
         self.trace_path = trace_path
+        self.kswapd_scan = kswapd_scan
         self.pfn_ranges = pfn_ranges
         self.trace_cpus = trace_cpus
         self.kw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
@@ -776,6 +791,8 @@ class _Stream:
                 continue
             kinds = ev["kind"]
             refuse_bad_events(ev, self.trace_path, self.pfn_ranges, self.trace_cpus)
+            if self.kswapd_scan is not None:
+                self.kswapd_scan.add(batch)
             sel = np.flatnonzero((kinds == MM_PAGE_ALLOC) | (kinds == MM_PAGE_FREE))
             cuts = []          # (event index in batch, info)
             start_at = None
@@ -1165,7 +1182,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                   migrations="keep", fill="start", daemons_every_s=None,
                   cache_bytes=512 << 20, check=False, pfn_ranges="machine",
                   snapshot_detail=False, trace_cpus=None, start="auto", daemons=None,
-                  manifest=None) -> dict:
+                  manifest=None, kswapd_windows=True, kswapd_gap_ms=KSWAPD_GAP_MS) -> dict:
     """Replay a trace's request stream through a fresh simulated machine.
 
     ``machine_kwargs``: Machine parameters (dict), or a Machine to use as is.
@@ -1192,6 +1209,10 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     TraceFormatError naming the file, line and field; so does one on a CPU
     >= ``trace_cpus`` (default None: not checked).  ``snapshot_detail``:
     snapshots also hold the whole vmstat and the simulated /proc files.
+    ``kswapd_windows``: in a start-state replay with daemons, the zones are
+    ZONE_RECLAIM_ACTIVE exactly while the recorded kswapd reclaimed
+    (spbsim.trace.kswapd_windows; ``kswapd_gap_ms`` [SIM] ends a window);
+    False, or a trace without kswapd events: the simulated kswapd decides.
 
     Returns a dict: ``allocs`` (traced allocations replayed), ``alloc_ok``,
     ``sim_failures_by_order`` (traced allocations the simulator failed, per
@@ -1227,7 +1248,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                                   daemons=True if daemons is None else bool(daemons),
                                   manifest=manifest, pfn_ranges=pfn_ranges,
                                   snapshot_detail=snapshot_detail, trace_cpus=trace_cpus,
-                                  t0=t0)
+                                  t0=t0, kswapd_windows=kswapd_windows,
+                                  kswapd_gap_ms=kswapd_gap_ms)
     if start == "snapshot":
         raise SpbsimError(f"start='snapshot': no start snapshot with kpageflags beside "
                           f"{trace_path}")
@@ -1401,7 +1423,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
 
 def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lines,
                        snapshot_every_s, snapshots_dir, migrations, cache_bytes, check,
-                       daemons, manifest, pfn_ranges, snapshot_detail, trace_cpus, t0):
+                       daemons, manifest, pfn_ranges, snapshot_detail, trace_cpus, t0,
+                       kswapd_windows=True, kswapd_gap_ms=KSWAPD_GAP_MS):
     """replay_whatif(start="snapshot"): the stream after the start snapshot's
     end marker, from the state the kernel had then (spbsim.trace.start).
     ``machine_kwargs``: a Machine with the recording's geometry (as
@@ -1441,7 +1464,8 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
     skw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
                snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations,
                pfn_ranges=pfn_ranges, trace_cpus=trace_cpus)
-    stream = _Stream(trace_path, touch=touch, **skw)
+    scan = KswapdScan() if (kswapd_windows and daemons) else None
+    stream = _Stream(trace_path, touch=touch, kswapd_scan=scan, **skw)
 
     # pass 1: the stream, the start cut, what is live there, its unpaired frees
     cache, cached_bytes = [], 0
@@ -1463,6 +1487,9 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             else:
                 cache = None
     pairer, reader = stream.pairer, stream.reader
+    windows = scan.windows(kswapd_gap_ms) if scan is not None else None
+    if windows is not None and not len(windows):
+        windows = None          # no kswapd events recorded: the model's kswapd decides
     if start_cut is None:
         raise SpbsimError(f"{trace_path}: no 'oracle_snap_end ... tag=start' marker: "
                           f"the start state cannot be placed in the stream")
@@ -1518,6 +1545,10 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             machine.mem.node[NODE["kswapd_last_ns"]] = now
             machine.mem.node[NODE["proactive_next_ns"]] = now + 500_000_000
             queue_work(machine.mem, WQ_VMSTAT_UPDATE, 0, now + VMSTAT_INTERVAL_NS)
+            if windows is not None:
+                # ZONE_RECLAIM_ACTIVE while the recorded kswapd reclaimed
+                machine.mem.cfg[CFG["reclaim_active_external"]] = 1
+                _set_reclaim_active(machine, active_at(windows, now))
         res[_R_UNPAIRED] = n_before
         if check:
             machine.check()
@@ -1530,7 +1561,10 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             return
         if ci == sc:
             lo = scut
-        for cut, info in chunk.cuts + [(len(ops), None)]:
+        cuts = chunk.cuts
+        if windows is not None:
+            cuts = sorted(cuts + window_cuts(windows, ops["ts"]), key=lambda c: c[0])
+        for cut, info in cuts + [(len(ops), None)]:
             if ci == sc and cut < scut:
                 continue
             if state["built"] is None:
@@ -1540,7 +1574,9 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                             ops["id"], ops["aux"], ops["ts"], lo, cut, id_off, nprefill,
                             OWNER_TRACE, res, fail_by_order, daemons)
                 lo = cut
-            if info is not None and "daemons" not in info:
+            if info is not None and "reclaim_active" in info:
+                _set_reclaim_active(machine, info["reclaim_active"])
+            elif info is not None and "daemons" not in info:
                 snaps.append(_snapshot(machine, info, fail_by_order, snapshot_detail))
                 if check:
                     machine.check()
