@@ -179,21 +179,28 @@ def try_to_free_pages(m, order, highest_zoneidx, cpu):
     return got
 
 
-@njit
-def set_reclaim_active(m, highest_zoneidx, on):
-    """set_reclaim_active() / clear_reclaim_active(): ZONE_RECLAIM_ACTIVE on
-    the zones kswapd balances, for as long as it runs (the pcp lists then
-    keep at most 4 batches: nr_pcp_high).  Left alone with
-    ``reclaim_active_external``: a replay then sets the flag while the
-    recorded kswapd was reclaiming."""
-    if m.cfg[_CFG_RA_EXTERNAL] != 0:
-        return
+@njit_inline
+def update_reclaim_active(m, highest_zoneidx, active):
+    """update_reclaim_active(): ZONE_RECLAIM_ACTIVE on or off for the
+    populated zones up to ``highest_zoneidx`` (the pcp lists then keep at
+    most 4 batches: nr_pcp_high)."""
     for z in range(highest_zoneidx + 1):
         if populated_zone(m, z):
-            if on:
+            if active:
                 m.zstat[z, ZS_FLAGS] |= ZONE_RECLAIM_ACTIVE
             else:
                 m.zstat[z, ZS_FLAGS] &= ~ZONE_RECLAIM_ACTIVE
+
+
+@njit
+def set_reclaim_active(m, highest_zoneidx, on):
+    """set_reclaim_active() / clear_reclaim_active(): kswapd's
+    update_reclaim_active() for as long as balance_pgdat() runs.  Left alone
+    with ``reclaim_active_external``: a replay then sets the flag while the
+    recorded kswapd was reclaiming."""
+    if m.cfg[_CFG_RA_EXTERNAL] != 0:
+        return
+    update_reclaim_active(m, highest_zoneidx, on)
 
 
 @njit

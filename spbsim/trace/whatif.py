@@ -24,8 +24,9 @@ from spbsim.mm.jit import njit
 from spbsim.mm.page_alloc import alloc_pages_call
 from spbsim.mm.page_free import free_pages
 from spbsim.mm.background import background, background_due
-from spbsim.mm.const import ZONE_RECLAIM_ACTIVE
-from spbsim.mm.state import CFG, CUR_CLOCK, NODE, PCP_COUNT, SIMSTAT, ZS_FLAGS
+from spbsim.mm.const import MAX_NR_ZONES
+from spbsim.mm.state import CFG, CUR_CLOCK, NODE, PCP_COUNT, SIMSTAT
+from spbsim.mm.vmscan import update_reclaim_active
 from spbsim.mm.workqueue import VMSTAT_INTERVAL_NS, WQ_VMSTAT_UPDATE, queue_work
 from spbsim.trace.ftrace import (MM_PAGE_ALLOC, MM_PAGE_FREE, OTHER_EVENT,
                                    TRACING_MARK_WRITE, TraceReader, TracingMarkWrite)
@@ -36,6 +37,11 @@ __all__ = ["replay_whatif", "request_stream", "compare_snapshots", "format_table
            "PAIR_COUNTERS", "OWNER_TRACE", "OWNER_PREFILL", "OWNER_FILL", "free_pages_blocks_ge",
            "UF_PRETRACE", "UF_MIGRATED", "OP_MIGRATED", "OP_ADOPT", "zone_pfn_ranges",
            "refuse_bad_events"]
+
+#: the zones a replay marks ZONE_RECLAIM_ACTIVE while the recorded kswapd
+#: reclaims: up to the top zone (kswapd balances the node for the highest
+#: zone its wakers asked for)
+_TOP_ZONE = MAX_NR_ZONES - 1
 
 #: op kinds of the request stream
 OP_ALLOC, OP_FREE, OP_SPLIT, OP_UNPAIRED, OP_MIGRATED, OP_ADOPT = 0, 1, 2, 3, 4, 5
@@ -647,17 +653,6 @@ def _replay_ops(m, kind, order, gfp, cpu, oid, aux, ts, lo, hi, id_off, nprefill
                     res[_R_PREFILL_FREES] += 1
                 else:
                     res[_R_PREFILL_SKIPPED] += 1
-
-
-def _set_reclaim_active(machine, on):
-    """ZONE_RECLAIM_ACTIVE on every populated zone (kswapd balances the node
-    for the highest zone its wakers asked for: Normal, or the top zone)."""
-    zs = machine.mem.zstat
-    for z in machine.populated_zones():
-        if on:
-            zs[z, ZS_FLAGS] |= ZONE_RECLAIM_ACTIVE
-        else:
-            zs[z, ZS_FLAGS] &= ~ZONE_RECLAIM_ACTIVE
 
 
 # ---------------------------------------------------------------- the stream
@@ -1548,7 +1543,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             if windows is not None:
                 # ZONE_RECLAIM_ACTIVE while the recorded kswapd reclaimed
                 machine.mem.cfg[CFG["reclaim_active_external"]] = 1
-                _set_reclaim_active(machine, active_at(windows, now))
+                update_reclaim_active(machine.mem, _TOP_ZONE, active_at(windows, now))
         res[_R_UNPAIRED] = n_before
         if check:
             machine.check()
@@ -1575,7 +1570,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                             OWNER_TRACE, res, fail_by_order, daemons)
                 lo = cut
             if info is not None and "reclaim_active" in info:
-                _set_reclaim_active(machine, info["reclaim_active"])
+                update_reclaim_active(machine.mem, _TOP_ZONE, info["reclaim_active"])
             elif info is not None and "daemons" not in info:
                 snaps.append(_snapshot(machine, info, fail_by_order, snapshot_detail))
                 if check:
