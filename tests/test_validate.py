@@ -295,6 +295,21 @@ def test_malformed_index(rec, capsys):
     assert code == 2 and "index.tsv:3:" in line and "field 'seq'" in line
 
 
+def test_malformed_watermark(rec, capsys):
+    """A zoneinfo whose LOW mark lies under MIN is no kernel's: refused with
+    the file, line and field, before anything is replayed."""
+    p = rec / "snapshots" / "0001-start" / "zoneinfo"
+    lines, zone = p.read_text().splitlines(), None
+    for i, x in enumerate(lines):
+        zone = x.split()[-1] if x.startswith("Node ") else zone
+        if zone == "DMA32" and x.split()[:1] == ["low"]:
+            lines[i], at = "        low      1", i + 1
+    p.write_text("\n".join(lines) + "\n")
+    code, out, err = _run(["validate", str(rec)], capsys)
+    line = _one_error_line(err)
+    assert code == 2 and f"zoneinfo:{at}:" in line and "field 'low'" in line and "DMA32" in line
+
+
 def test_pfn_outside_zones(rec, capsys):
     def edit(ls):
         i = _first_alloc(ls) + 5

@@ -305,6 +305,18 @@ def _zones_from_zoneinfo(zi, where):
     return zones
 
 
+def _field_at(path, zone, field):
+    """"path:line" of ``field`` in ``zone``'s block of a zoneinfo file."""
+    inside = False
+    with open(path) as f:
+        for i, line in enumerate(f, 1):
+            if line.startswith("Node "):
+                inside = line.split()[-1] == zone
+            elif inside and line.split()[:1] == [field]:
+                return f"{path}:{i}"
+    return str(path)
+
+
 def _zones_from_manifest(rec):
     mach = rec.manifest.get("machine", {})
     zl = mach.get("zones") if isinstance(mach, dict) else None
@@ -549,7 +561,13 @@ def recorded_machine(rec: Recording, *, policy=None, memory=None, low_memory=Non
         if all(k in z for k in ("min", "low", "high")):
             # zoneinfo prints each mark plus the boost of the moment
             b = z.get("boost", 0)
-            marks[n] = tuple(z[k] - b for k in ("min", "low", "high", "promo") if k in z)
+            keys = [k for k in ("min", "low", "high", "promo") if k in z]
+            marks[n] = tuple(z[k] - b for k in keys)
+            for lo, hi in zip(keys, keys[1:]):
+                if z[hi] < z[lo] or z[lo] < b:
+                    raise SpbsimError(f"{_field_at(src, n, hi)}: zone {n}: field '{hi}' is "
+                                      f"{z[hi]}, below '{lo}' {z[lo]} (boost {b}): not a "
+                                      f"kernel's watermarks")
     if marks and len(marks) == len(zones):
         kw["watermarks"] = marks
     kw["cpus"] = ncpu
