@@ -350,8 +350,18 @@ def replay(path, mode, lenient, max_lines, json_out, memory, low_memory, cpus, v
 @click.option("--low-memory", default=None, help="RAM below 4G, only if the recording has no "
                                                  "zoneinfo")
 @click.option("--cpus", default=None, type=int, help="CPUs, only if the recording does not say")
+@click.option("--start-seed", default=None, type=int,
+              help="draw the start state /proc does not show (per-cpu free_count, "
+                   "alloc_factor and high-order flag; free-list order) with this seed")
+@click.option("--ensemble", default=None, type=int, metavar="N",
+              help="run as recorded and with N start-state draws (seeds 1..N) on dask, and "
+                   "print the spread of every target")
+@click.option("--workers", default=None, type=int,
+              help="with --ensemble: local worker processes (default: the core count)")
+@click.option("--scheduler", default=None,
+              help="with --ensemble: a running dask scheduler (tcp://HOST:PORT) instead")
 def validate(recording, policy, out_dir, as_json, check, max_lines, fail_on_miss, memory,
-             low_memory, cpus):
+             low_memory, cpus, start_seed, ensemble, workers, scheduler):
     """Replay RECORDING's request stream through the simulated allocator and
     compare it with the kernel's snapshots, per zone, against the fidelity
     targets (docs/validate.md).
@@ -367,10 +377,30 @@ def validate(recording, policy, out_dir, as_json, check, max_lines, fail_on_miss
     from .trace import validate as V
     if policy is not None:
         Policy.parse(policy)
+    if ensemble is not None:
+        bad = [n for n, v in (("--out", out_dir), ("--check", check),
+                              ("--start-seed", start_seed), ("--fail-on-miss", fail_on_miss))
+               if v]
+        if bad:
+            raise SpbsimError(f"--ensemble runs many validations: {', '.join(bad)} "
+                                   f"takes a single one")
+        from .trace import ensemble as E
+        _note_first_compile()
+        ens = E.validate_ensemble(recording, ensemble, policy=policy, memory=memory,
+                                  low_memory=low_memory, cpus=cpus, max_lines=max_lines,
+                                  workers=workers, scheduler=scheduler,
+                                  progress=sys.stderr.isatty())
+        if as_json:
+            click.echo(_json.dumps(ens, indent=1))
+        else:
+            click.echo(E.format_ensemble(ens), nl=False)
+        return
+    if workers is not None or scheduler is not None:
+        raise SpbsimError("--workers and --scheduler go with --ensemble")
     _note_first_compile()
     out = V.validate(recording, policy=policy, memory=memory, low_memory=low_memory, cpus=cpus,
                      max_lines=max_lines, progress=sys.stderr.isatty(), check=check,
-                     detail=out_dir is not None)
+                     detail=out_dir is not None, start_seed=start_seed)
     for line in out["notes"]:
         click.echo(line, err=True)
     summary = V.format_summary(out)

@@ -21,7 +21,8 @@ from spbsim.trace.ftrace import (MM_PAGE_ALLOC, MM_PAGE_ALLOC_EXTFRAG,
 from spbsim.trace.kpageflags import KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL, KPF_RESERVED
 
 __all__ = ["fill_types", "compound_orders", "reserved_ranges", "retile", "RETILE_COUNTERS",
-           "first_touch", "pcp_list_order", "FILL_RESERVED"]
+           "first_touch", "pcp_list_order", "FILL_RESERVED", "draw_hidden_state",
+           "HIDDEN_FREE_COUNT_BATCHES"]
 
 #: counters of :func:`retile`
 RETILE_COUNTERS = ("blocks", "blocks_overlap", "pcp_pages", "pcp_overlap", "fill_blocks",
@@ -29,6 +30,11 @@ RETILE_COUNTERS = ("blocks", "blocks_overlap", "pcp_pages", "pcp_overlap", "fill
 
 #: fill type of a reserved / absent page
 FILL_RESERVED = -1
+
+#: [SIM] a drawn start free_count is uniform in [0, this many batches]
+#: (draw_hidden_state; the kernel's own value decays by half at every
+#: allocation from the list, so large values need a long run of frees)
+HIDDEN_FREE_COUNT_BATCHES = 2
 
 
 def _bit(flags, b):
@@ -350,3 +356,46 @@ def build_start_state(machine, snap, flags, blocks, pcp_rows, fill_owner):
     out = {n: int(v) for n, v in zip(RETILE_COUNTERS, cnt)}
     out.update(free_blocks=int(len(fpfn)), free_pages=int((1 << ford.astype(np.int64)).sum()))
     return out
+
+
+def draw_hidden_state(machine, seed) -> dict:
+    """Draw the start state /proc does not show, with ``seed``: each cpu's
+    pcp ``free_count`` (uniform in [0, HIDDEN_FREE_COUNT_BATCHES * batch]),
+    ``alloc_factor`` (uniform in [0, CONFIG_PCP_BATCH_SCALE_MAX]) and
+    PCPF_PREV_FREE_HIGH_ORDER (one chance in two), and the order of every
+    buddy free list (a uniform shuffle).  Without a draw these start at 0
+    and in the order the start state was built.  Returns what was drawn."""
+    from spbsim.mm.const import CONFIG_PCP_BATCH_SCALE_MAX
+    from spbsim.mm.state import (PCP_ALLOC_FACTOR, PCP_BATCH, PCP_FLAGS, PCP_FREE_COUNT,
+                                 PCPF_PREV_FREE_HIGH_ORDER)
+    m = machine.mem
+    rng = np.random.default_rng(int(seed))
+    pcp = {}
+    for z in machine.populated_zones():
+        for c in range(m.pcp.shape[1]):
+            row = m.pcp[z, c]
+            row[PCP_FREE_COUNT] = rng.integers(0, HIDDEN_FREE_COUNT_BATCHES * row[PCP_BATCH] + 1)
+            row[PCP_ALLOC_FACTOR] = rng.integers(0, CONFIG_PCP_BATCH_SCALE_MAX + 1)
+            prev = bool(rng.integers(0, 2))
+            row[PCP_FLAGS] = (row[PCP_FLAGS] | PCPF_PREV_FREE_HIGH_ORDER) if prev else \
+                (row[PCP_FLAGS] & ~PCPF_PREV_FREE_HIGH_ORDER)
+            pcp[f"{int(z)}/{c}"] = [int(row[PCP_FREE_COUNT]), int(row[PCP_ALLOC_FACTOR]), int(prev)]
+    shuffled = 0
+    heads = m.fa_head
+    for L, o, t in zip(*np.nonzero(heads >= 0)):
+        pfns = []
+        p = int(heads[L, o, t])
+        while p >= 0:
+            pfns.append(p)
+            p = int(m.pg_next[p])
+        if len(pfns) < 2:
+            continue
+        order = np.asarray(pfns, np.int64)[rng.permutation(len(pfns))]
+        m.pg_prev[order[0]] = -1
+        m.pg_prev[order[1:]] = order[:-1]
+        m.pg_next[order[:-1]] = order[1:]
+        m.pg_next[order[-1]] = -1
+        heads[L, o, t] = order[0]
+        m.fa_tail[L, o, t] = order[-1]
+        shuffled += 1
+    return {"seed": int(seed), "pcp": pcp, "free_lists_shuffled": shuffled}

@@ -774,10 +774,12 @@ def compare(result: dict, rec: Recording, rm: RecordedMachine, targets=TARGETS) 
 # ---------------------------------------------------------------- the command
 
 def validate(path, *, policy=None, memory=None, low_memory=None, cpus=None, max_lines=None,
-             progress=False, check=False, detail=False) -> dict:
+             progress=False, check=False, detail=False, start_seed=None) -> dict:
     """Validate a recording: returns {recording, machine, notes, rows, summary,
     whatif, ...} (see docs/validate.md).  ``detail``: keep the simulated /proc
-    files of every snapshot (for ``--out``)."""
+    files of every snapshot (for ``--out``).  ``start_seed``: draw the start
+    state /proc does not show with this seed
+    (spbsim.trace.start.draw_hidden_state)."""
     from spbsim.machine import Machine
     from spbsim.trace.whatif import replay_whatif
     rec = open_recording(path)
@@ -788,7 +790,8 @@ def validate(path, *, policy=None, memory=None, low_memory=None, cpus=None, max_
     diffs = machine_differences(rm, machine)
     r = replay_whatif(rec.trace, machine, progress=progress, max_lines=max_lines,
                       snapshots_dir=rec.snapshots_dir, pfn_ranges=rm.pfn_ranges(),
-                      snapshot_detail=detail, check=check, trace_cpus=rm.cpu_ids)
+                      snapshot_detail=detail, check=check, trace_cpus=rm.cpu_ids,
+                      start_seed=start_seed)
     rows = compare(r, rec, rm)
     r.pop("machine")
     out = {"recording": rec.name, "path": str(rec.path), "trace": str(rec.trace),
@@ -803,7 +806,7 @@ def validate(path, *, policy=None, memory=None, low_memory=None, cpus=None, max_
                        "zones_from": rm.source},
            "notes": [f"note: {n}" for n in rm.notes] + diffs,
            "targets": dict(TARGETS), "rows": rows, "summary": _summary(rows),
-           "whatif": r, "max_lines": max_lines}
+           "whatif": r, "max_lines": max_lines, "start_seed": start_seed}
     return out
 
 

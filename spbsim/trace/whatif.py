@@ -1177,7 +1177,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                   migrations="keep", fill="start", daemons_every_s=None,
                   cache_bytes=512 << 20, check=False, pfn_ranges="machine",
                   snapshot_detail=False, trace_cpus=None, start="auto", daemons=None,
-                  manifest=None, kswapd_windows=True, kswapd_gap_ms=KSWAPD_GAP_MS) -> dict:
+                  manifest=None, kswapd_windows=True, kswapd_gap_ms=KSWAPD_GAP_MS,
+                  start_seed=None) -> dict:
     """Replay a trace's request stream through a fresh simulated machine.
 
     ``machine_kwargs``: Machine parameters (dict), or a Machine to use as is.
@@ -1208,6 +1209,9 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     ZONE_RECLAIM_ACTIVE exactly while the recorded kswapd reclaimed
     (spbsim.trace.kswapd_windows; ``kswapd_gap_ms`` [SIM] ends a window);
     False, or a trace without kswapd events: the simulated kswapd decides.
+    ``start_seed``: draw the start state /proc does not show
+    (spbsim.trace.start.draw_hidden_state) with this seed, once the replay's
+    start state is built; None: zeros and the build order.
 
     Returns a dict: ``allocs`` (traced allocations replayed), ``alloc_ok``,
     ``sim_failures_by_order`` (traced allocations the simulator failed, per
@@ -1244,7 +1248,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                                   manifest=manifest, pfn_ranges=pfn_ranges,
                                   snapshot_detail=snapshot_detail, trace_cpus=trace_cpus,
                                   t0=t0, kswapd_windows=kswapd_windows,
-                                  kswapd_gap_ms=kswapd_gap_ms)
+                                  kswapd_gap_ms=kswapd_gap_ms, start_seed=start_seed)
     if start == "snapshot":
         raise SpbsimError(f"start='snapshot': no start snapshot with kpageflags beside "
                           f"{trace_path}")
@@ -1312,8 +1316,12 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
 
     prefill_info = {"mode": None, "blocks": 0, "pages": 0, "not_prefilled": 0, "by_gfp": {},
                     "failed_by_order": [0] * NR_PAGE_ORDERS}
+    hidden = None
     if prefill is None:
         machine = _make_machine(machine_kwargs, 1 << 16)
+        if start_seed is not None:
+            from spbsim.trace.start import draw_hidden_state
+            hidden = draw_hidden_state(machine, start_seed)
         for chunk in stream.chunks():
             _checksum_update(h, chunk.ops)
             _ensure_obj_capacity(machine, stream.pairer.ids_used)
@@ -1364,6 +1372,9 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
             fill_state["pending"] = _real_start(trace_path, snapshots_dir)
             if fill_state["pending"] is not None and not start_marker:
                 do_fill(machine, "before the replay (no start marker)")
+        if start_seed is not None:
+            from spbsim.trace.start import draw_hidden_state
+            hidden = draw_hidden_state(machine, start_seed)
         # pass 2: replay
         if cache is None:
             passes = 2
@@ -1402,6 +1413,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                    "done": rc["splits_done"], "skipped": rc["splits_skipped"]},
         "prefill": prefill_info,
         "fill": {"at": fill_state["at"], "zones": fill_state["zones"]},
+        "hidden": hidden,
         "pairing": pc,
         "replay": rc,
         "snapshots": snaps,
@@ -1419,7 +1431,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
 def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lines,
                        snapshot_every_s, snapshots_dir, migrations, cache_bytes, check,
                        daemons, manifest, pfn_ranges, snapshot_detail, trace_cpus, t0,
-                       kswapd_windows=True, kswapd_gap_ms=KSWAPD_GAP_MS):
+                       kswapd_windows=True, kswapd_gap_ms=KSWAPD_GAP_MS, start_seed=None):
     """replay_whatif(start="snapshot"): the stream after the start snapshot's
     end marker, from the state the kernel had then (spbsim.trace.start).
     ``machine_kwargs``: a Machine with the recording's geometry (as
@@ -1525,12 +1537,14 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
     res = np.zeros(len(RES_NAMES), np.int64)
     fail_by_order = np.zeros(NR_PAGE_ORDERS, np.int64)
     snaps = []
-    state = {"built": None}
+    state = {"built": None, "hidden": None}
 
     def build(info):
         state["built"] = S.build_start_state(machine, snap, flags, blocks, pcp_rows,
                                              OWNER_FILL)
         state["built"]["at"] = f"start marker (line {info['line']})"
+        if start_seed is not None:
+            state["hidden"] = S.draw_hidden_state(machine, start_seed)
         now = np.int64(info["ts"] * 1e9)
         machine.mem.cur[CUR_CLOCK] = now
         if daemons:
@@ -1621,6 +1635,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                     "not_prefilled": int(len(pre) - len(keep)), "by_gfp": {},
                     "failed_by_order": [0] * NR_PAGE_ORDERS},
         "fill": {"at": built.get("at"), "zones": {}},
+        "hidden": state["hidden"],
         "pairing": pc,
         "replay": rc,
         "snapshots": snaps,

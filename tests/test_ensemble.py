@@ -1,0 +1,145 @@
+"""The start state /proc does not show (spbsim.trace.start.draw_hidden_state),
+``spbsim validate --start-seed`` and ``--ensemble`` (spbsim.trace.ensemble)."""
+import json
+
+import numpy as np
+import pytest
+
+from recording import write_recording
+from spbsim.cli import main
+from spbsim.machine import Machine
+from spbsim.mm.state import (PCP_ALLOC_FACTOR, PCP_BATCH, PCP_FLAGS, PCP_FREE_COUNT,
+                             PCPF_PREV_FREE_HIGH_ORDER)
+from spbsim.trace import ensemble as E
+from spbsim.trace import start as S
+from spbsim.trace import validate as V
+
+
+def _lists(m):
+    """Every buddy free list, head to tail, by (list, order, migratetype)."""
+    out = {}
+    for L, o, t in zip(*np.nonzero(m.fa_head >= 0)):
+        p, seq = int(m.fa_head[L, o, t]), []
+        while p >= 0:
+            seq.append(p)
+            p = int(m.pg_next[p])
+        out[(int(L), int(o), int(t))] = seq
+    return out
+
+
+def _fragmented(seed=3):
+    machine = Machine("1G", cpus=2, seed=seed)
+    rng = np.random.default_rng(seed)
+    held = [machine.alloc(0) for _ in range(8000)]
+    for i in rng.permutation(len(held))[:5000]:
+        machine.free(held[i])
+    machine.drain_pcp()
+    return machine
+
+
+def test_hidden_state_draw_is_seeded_and_keeps_the_lists_valid():
+    a, b, c = _fragmented(), _fragmented(), _fragmented()
+    before = _lists(a.mem)
+    assert max(len(v) for v in before.values()) > 10
+    da = S.draw_hidden_state(a, 7)
+    db = S.draw_hidden_state(b, 7)
+    S.draw_hidden_state(c, 8)
+    assert da == db
+    assert np.array_equal(a.mem.pcp, b.mem.pcp) and np.array_equal(a.mem.pg_next, b.mem.pg_next)
+    assert not np.array_equal(a.mem.pg_next, c.mem.pg_next)
+    after = _lists(a.mem)
+    # the same blocks on the same lists, in another order
+    assert {k: sorted(v) for k, v in after.items()} == {k: sorted(v) for k, v in before.items()}
+    assert any(after[k] != before[k] for k in before if len(before[k]) > 2)
+    assert da["free_lists_shuffled"] == sum(len(v) > 1 for v in before.values())
+    for z in a.populated_zones():
+        for cpu in range(a.mem.pcp.shape[1]):
+            row = a.mem.pcp[z, cpu]
+            assert 0 <= row[PCP_FREE_COUNT] <= S.HIDDEN_FREE_COUNT_BATCHES * row[PCP_BATCH]
+            assert 0 <= row[PCP_ALLOC_FACTOR] <= 5
+            assert da["pcp"][f"{z}/{cpu}"][2] == int(bool(row[PCP_FLAGS]
+                                                          & PCPF_PREV_FREE_HIGH_ORDER))
+    a.check()                       # DEBUG_VM: list links and counts still agree
+    for _ in range(3000):           # and the allocator runs on them
+        a.alloc(0)
+    a.check()
+
+
+@pytest.fixture
+def rec(tmp_path):
+    return write_recording(tmp_path / "rec")
+
+
+def test_validate_start_seed_is_deterministic_and_keeps_the_stream(rec):
+    plain = V.validate(rec)
+    one = V.validate(rec, start_seed=1)
+    again = V.validate(rec, start_seed=1)
+    assert one["start_seed"] == 1 and plain["start_seed"] is None
+    assert one["whatif"]["hidden"]["seed"] == 1 and plain["whatif"]["hidden"] is None
+    assert one["whatif"]["hidden"]["free_lists_shuffled"] > 0
+    assert one["rows"] == again["rows"]
+    assert one["whatif"]["checksum"] == plain["whatif"]["checksum"]
+
+
+def _member(seed, within, ge9, fails, ok):
+    return {"seed": seed, "within_targets": within,
+            "targets_met": {"ge9": ge9, "l1": 1, "pageblocks": 2, "zone_snapshots": 2,
+                            "failures": 1},
+            "sim_failures": fails, "oom_sim": 0, "checksum": "c",
+            "end": {"Normal": {"ge9_sim": ge9 * 10, "ge9_real": 15, "l1_pct": 5.0,
+                               "ok_pb": True}},
+            "zone_ok": {"1:Normal": [ok, True, True], "2:Normal": [True, False, None]},
+            "snapshot_ok": {"1": ok, "2": False}}
+
+
+def test_spread_by_hand():
+    sp = E.spread([_member(None, 1, 1, 6, True), _member(1, 0, 2, 300, False),
+                   _member(2, 1, 1, 0, True)])
+    assert sp["members"] == 3
+    assert sp["counts"]["sim_failures"] == {"min": 0, "median": 6, "max": 300, "base": 6}
+    assert sp["counts"]["ge9"] == {"min": 1, "median": 1, "max": 2, "base": 1}
+    assert sp["end"]["Normal"]["ge9_sim"] == {"min": 10, "median": 10, "max": 20, "base": 10}
+    zs = sp["zone_snapshots"]
+    assert zs["ge9"] == {"all": 1, "any": 2, "of": 2}
+    assert zs["l1"] == {"all": 1, "any": 1, "of": 2}
+    assert zs["pb"] == {"all": 2, "any": 2, "of": 2}       # None: no real value, not missed
+    assert zs["snapshots_within"] == {"all": 0, "any": 1, "of": 2}
+    text = E.format_ensemble({"recording": "r", "label": "l", "policy": "p", "draws": 2,
+                              "spread": sp})
+    assert "sim failures               6 [0..300]" in text
+
+
+def _run(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+        raise SystemExit(0)
+    out = capsys.readouterr()
+    return e.value.code, out.out, out.err
+
+
+def test_ensemble_on_a_local_cluster(rec, capsys):
+    V.validate(rec)                 # compiled and cached before the workers load it
+    code, out, err = _run(["validate", str(rec), "--ensemble", "2", "--workers", "2",
+                           "--json"], capsys)
+    assert code == 0, err
+    ens = json.loads(out)
+    assert [m["seed"] for m in ens["members"]] == [None, 1, 2]
+    assert ens["spread"]["members"] == 3
+    plain = V.validate(rec)
+    assert ens["members"][0]["within_targets"] == plain["summary"]["within_targets"]
+    assert ens["members"][0]["checksum"] == plain["whatif"]["checksum"]
+    single = V.validate(rec, start_seed=2)
+    assert ens["members"][2] == E.member_summary(single)
+
+
+@pytest.mark.parametrize("extra", [["--out", "x"], ["--start-seed", "3"], ["--check"]])
+def test_ensemble_refuses_single_run_options(rec, capsys, extra):
+    code, _, err = _run(["validate", str(rec), "--ensemble", "2"] + extra, capsys)
+    assert code == 2
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("spbsim: error: --ensemble runs many")
+
+
+def test_workers_without_ensemble(rec, capsys):
+    code, _, err = _run(["validate", str(rec), "--workers", "2"], capsys)
+    assert code == 2 and "go with --ensemble" in err
