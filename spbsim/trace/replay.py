@@ -154,7 +154,7 @@ def _affinity(counts: np.ndarray) -> np.ndarray:
 
 
 def initial_block_types(flags, free_pfn, free_order, zone_ranges, block_count, free_count,
-                        nr_pageblocks, weight=2.0):
+                        nr_pageblocks, weight=2.0, known=None):
     """Choose a migratetype for every pageblock of the start state.
 
     ``zone_ranges``: [(zone index in the snapshot tables, start_pfn, end_pfn)];
@@ -187,6 +187,12 @@ def initial_block_types(flags, free_pfn, free_order, zone_ranges, block_count, f
     On run1-mixed-s1, 613 of the 637 pageblocks whose type a later event
     revealed (before any event could have changed it) had been typed right.
 
+    ``known``: int8 per pageblock, the type the trace revealed for it
+    (spbsim.trace.start.first_types; negative: not revealed).  Those blocks
+    take that type first (and a whole free buddy over them counts against
+    pagetypeinfo's free blocks of that type); the steps above then type the
+    others with what remains of the quotas.
+
     Returns uint8[nr_pageblocks] (blocks outside every zone: MOVABLE).
     """
     pb_mt = np.full(nr_pageblocks, MIGRATE_MOVABLE, np.uint8)
@@ -207,11 +213,15 @@ def initial_block_types(flags, free_pfn, free_order, zone_ranges, block_count, f
         nb = pb1 - pb0
         aff = aff_all[pb0:pb1]
         quota = np.asarray(block_count[zi], np.int64).copy()
-        F = np.asarray(free_count[zi], np.int64)
+        F = np.asarray(free_count[zi], np.int64).copy()
         assigned = np.full(nb, -1, np.int64)
         present = counts[pb0:pb1, PC_NOPAGE] < pageblock_nr_pages
         sel = (free_pfn >= zs) & (free_pfn < ze)
         fp, fo = free_pfn[sel], free_order[sel]
+        if known is not None:
+            kn = np.asarray(known[pb0:pb1], np.int64)
+            kb = np.flatnonzero((kn >= 0) & (kn < MIGRATE_TYPES) & present)
+            assigned[kb] = kn[kb]
 
         # 2. whole free pageblocks
         for o in range(NR_PAGE_ORDERS - 1, pageblock_order - 1, -1):
@@ -227,6 +237,13 @@ def initial_block_types(flags, free_pfn, free_order, zone_ranges, block_count, f
                 if nbrs:
                     score[i] = aff[nbrs].mean(0)
             left = np.ones(len(heads), bool)
+            for i, h in enumerate(heads.tolist()):
+                b = (h >> pageblock_order) - pb0
+                t = int(assigned[b]) if 0 <= b < nb else -1
+                if t >= 0:             # revealed: the buddy's blocks share its type
+                    assigned[b:b + nper] = t
+                    F[t, o] -= 1
+                    left[i] = False
             for t in types:
                 if t == MIGRATE_MOVABLE or F[t, o] <= 0:
                     continue
@@ -248,6 +265,8 @@ def initial_block_types(flags, free_pfn, free_order, zone_ranges, block_count, f
         if len(part):
             target = F[:, :pageblock_order].astype(np.int64)
             S = np.zeros_like(target)
+            for b in np.flatnonzero((V.sum(1) > 0) & (assigned >= 0)).tolist():
+                S[assigned[b]] += V[b]          # revealed blocks' free buddies
             nbud = V.sum(1)
             order_ = part[np.argsort(-(V[part] << np.arange(pageblock_order)).sum(1),
                                      kind="stable")]
@@ -514,9 +533,10 @@ def _ops_from_events(ev, records=()) -> np.ndarray:
     return ops
 
 
-def _start_state(rep, snap, zone_ranges, types="snapshot", flags=None):
+def _start_state(rep, snap, zone_ranges, types="snapshot", flags=None, known=None):
     """Load the start snapshot into the replay state; returns (free pfn, order,
-    flags).  ``flags``: its kpageflags if already loaded."""
+    flags).  ``flags``: its kpageflags if already loaded; ``known``: as
+    :func:`initial_block_types`."""
     if flags is None:
         flags = load_kpageflags(snap["dir"] / "kpageflags.bin.xz"
                                 if (snap["dir"] / "kpageflags.bin.xz").exists()
@@ -539,7 +559,7 @@ def _start_state(rep, snap, zone_ranges, types="snapshot", flags=None):
         zr = [(names.index(ZONE_NAMES[z]), s, e) for z, s, e in zone_ranges
               if ZONE_NAMES[z] in names]
         pb_mt = initial_block_types(flags, fpfn, ford, zr, pt["block_count"],
-                                    pt["free_count"], m.pb_mt.size)
+                                    pt["free_count"], m.pb_mt.size, known=known)
     else:
         pb_mt = np.full(m.pb_mt.size, MIGRATE_MOVABLE, np.uint8)
     rep.reset_allocated(pb_mt)

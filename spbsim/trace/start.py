@@ -269,6 +269,42 @@ def first_touch(kind, pfn, order, mt, cpu, failed, line, lo, hi, seen, start_fre
     return n
 
 
+@njit
+def first_types(kind, pfn, order, mt, fb_order, fb_mt, lo, hi, rev):
+    """Scan events [lo, hi) for the type each pageblock had at the start: the
+    first event naming a page of the block shows it, if it is an
+    ``mm_page_alloc_zone_locked`` (taken off the free list of the block's
+    type), an ``mm_page_pcpu_drain`` (get_pfnblock_migratetype) or an
+    ``mm_page_alloc_extfrag`` (``fallback_migratetype``: the type before the
+    fallback, for every block of the fallback buddy).  Only a fallback
+    changes a block's type in a trace (highatomic reserves, which are not
+    traced, aside), so allocations and frees in between do not hide it.
+    ``rev`` (int8 per pageblock) holds -1 for a block not yet shown, its
+    type, or -2 when the first showing event names a non-pcp type."""
+    nb = rev.shape[0]
+    for i in range(lo, hi):
+        k = kind[i]
+        p = pfn[i]
+        if p < 0:
+            continue
+        if k == MM_PAGE_ALLOC_EXTFRAG:
+            o = np.int64(fb_order[i])
+            t = np.int64(fb_mt[i])
+        elif k == MM_PAGE_ALLOC_ZONE_LOCKED or k == MM_PAGE_PCPU_DRAIN:
+            o = np.int64(order[i])
+            t = np.int64(mt[i])
+        else:
+            continue
+        if o < 0 or o > MAX_PAGE_ORDER:
+            continue
+        if t < 0 or t >= MIGRATE_PCPTYPES:
+            t = -2
+        b1 = (p + (1 << o) - 1) >> pageblock_order
+        for b in range(p >> pageblock_order, min(b1 + 1, nb)):
+            if rev[b] == -1:
+                rev[b] = t
+
+
 def pcp_list_order(rows) -> np.ndarray:
     """The rows of :func:`first_touch` in list order: a pcp allocation takes
     the list head, a drain (free_pcppages_bulk) the tail, so allocated pages
@@ -315,13 +351,14 @@ def recording_machine(manifest, flags, *, memory=None, low_memory=None, cpus=Non
                    obj_capacity=obj_capacity, piece_capacity=0, **kw)
 
 
-def build_start_state(machine, snap, flags, blocks, pcp_rows, fill_owner):
+def build_start_state(machine, snap, flags, blocks, pcp_rows, fill_owner, known=None):
     """Load the start snapshot ``snap`` (a read_index() entry) into ``machine``:
     exact free blocks and fitted pageblock types (the placement replay's start,
     spbsim.trace.replay), then :func:`retile` with ``blocks`` (dict of arrays
     pfn, order, mt, owner, obj) and ``pcp_rows`` (:func:`first_touch` rows),
-    and each cpu's pcp ``high`` from the snapshot's zoneinfo.  Returns what
-    was built (counters, free pages and blocks)."""
+    and each cpu's pcp ``high`` from the snapshot's zoneinfo.  ``known``: the
+    pageblock types the trace reveals (:func:`first_types`), kept by the fit.
+    Returns what was built (counters, free pages and blocks)."""
     from spbsim.mm.state import PCP_HIGH
     from spbsim.observe import procfs
     from spbsim.trace.replay import PlacementReplay, _start_state, page_classes
@@ -329,7 +366,7 @@ def build_start_state(machine, snap, flags, blocks, pcp_rows, fill_owner):
     rep = PlacementReplay(machine)
     zone_ranges = [(z, int(m.zone_start[z]), int(m.zone_end[z]))
                    for z in machine.populated_zones()]
-    fpfn, ford, flags = _start_state(rep, snap, zone_ranges, flags=flags)
+    fpfn, ford, flags = _start_state(rep, snap, zone_ranges, flags=flags, known=known)
     free = np.zeros(m.pg_flags.size, np.uint8)
     for o in np.unique(ford).tolist():
         heads = fpfn[ford == o]
@@ -355,6 +392,11 @@ def build_start_state(machine, snap, flags, blocks, pcp_rows, fill_owner):
                 m.pcp[z, c, PCP_HIGH] = int(ps["high"])
     out = {n: int(v) for n, v in zip(RETILE_COUNTERS, cnt)}
     out.update(free_blocks=int(len(fpfn)), free_pages=int((1 << ford.astype(np.int64)).sum()))
+    if known is not None:
+        kn = np.asarray(known[:m.pb_mt.size])
+        rv = kn >= 0
+        out.update(types_revealed=int(rv.sum()),
+                   types_revealed_kept=int((m.pb_mt[:len(kn)][rv] == kn[rv]).sum()))
     return out
 
 

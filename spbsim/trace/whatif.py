@@ -771,6 +771,12 @@ class _Stream:
                              np.ascontiguousarray(ev["cpu"]), np.ascontiguousarray(ev["failed"]),
                              np.ascontiguousarray(ev["line"]), lo, len(ev), t["seen"],
                              t["start_free"], t["out"], t["n"])
+        if t.get("rev") is not None:
+            from spbsim.trace.start import first_types
+            first_types(np.ascontiguousarray(ev["kind"]), np.ascontiguousarray(ev["pfn"]),
+                        np.ascontiguousarray(ev["order"]), np.ascontiguousarray(ev["migratetype"]),
+                        np.ascontiguousarray(ev["fallback_order"]),
+                        np.ascontiguousarray(ev["fallback_migratetype"]), lo, len(ev), t["rev"])
 
     def chunks(self):
         self.pairer = pairer = _Pairer(self.start_free)
@@ -1178,7 +1184,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                   cache_bytes=512 << 20, check=False, pfn_ranges="machine",
                   snapshot_detail=False, trace_cpus=None, start="auto", daemons=None,
                   manifest=None, kswapd_windows=True, kswapd_gap_ms=KSWAPD_GAP_MS,
-                  start_seed=None) -> dict:
+                  start_seed=None, start_types="trace") -> dict:
     """Replay a trace's request stream through a fresh simulated machine.
 
     ``machine_kwargs``: Machine parameters (dict), or a Machine to use as is.
@@ -1211,7 +1217,10 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     False, or a trace without kswapd events: the simulated kswapd decides.
     ``start_seed``: draw the start state /proc does not show
     (spbsim.trace.start.draw_hidden_state) with this seed, once the replay's
-    start state is built; None: zeros and the build order.
+    start state is built; None: zeros and the build order.  ``start_types``:
+    in a start-state replay, "trace" keeps each pageblock at the type the
+    first trace event showing it reveals (spbsim.trace.start.first_types)
+    and fits the others to pagetypeinfo; "fit": all fitted.
 
     Returns a dict: ``allocs`` (traced allocations replayed), ``alloc_ok``,
     ``sim_failures_by_order`` (traced allocations the simulator failed, per
@@ -1237,6 +1246,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                           f"{', '.join(map(repr, MIGRATION_MODES))}")
     if fill not in ("start", None):
         raise SpbsimError(f"fill={fill!r}: allowed 'start' or None")
+    if start_types not in ("trace", "fit"):
+        raise SpbsimError(f"start_types={start_types!r}: allowed 'trace' or 'fit'")
     if not Path(trace_path).exists():
         raise SpbsimError(f"{trace_path}: no such file")
     if start != "prefill" and prefill and _start_kpageflags(trace_path, snapshots_dir) is not None:
@@ -1248,7 +1259,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                                   manifest=manifest, pfn_ranges=pfn_ranges,
                                   snapshot_detail=snapshot_detail, trace_cpus=trace_cpus,
                                   t0=t0, kswapd_windows=kswapd_windows,
-                                  kswapd_gap_ms=kswapd_gap_ms, start_seed=start_seed)
+                                  kswapd_gap_ms=kswapd_gap_ms, start_seed=start_seed,
+                                  start_types=start_types)
     if start == "snapshot":
         raise SpbsimError(f"start='snapshot': no start snapshot with kpageflags beside "
                           f"{trace_path}")
@@ -1431,7 +1443,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
 def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lines,
                        snapshot_every_s, snapshots_dir, migrations, cache_bytes, check,
                        daemons, manifest, pfn_ranges, snapshot_detail, trace_cpus, t0,
-                       kswapd_windows=True, kswapd_gap_ms=KSWAPD_GAP_MS, start_seed=None):
+                       kswapd_windows=True, kswapd_gap_ms=KSWAPD_GAP_MS, start_seed=None,
+                       start_types="trace"):
     """replay_whatif(start="snapshot"): the stream after the start snapshot's
     end marker, from the state the kernel had then (spbsim.trace.start).
     ``machine_kwargs``: a Machine with the recording's geometry (as
@@ -1453,7 +1466,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
     h = hashlib.sha256()
     h.update(f"whatif-v2 start=snapshot migrations={migrations}".encode())
     touch = {"seen": np.zeros(len(flags), np.uint8), "start_free": start_free,
-             "out": np.zeros((1 << 16, 6), np.int64), "n": 0}
+             "out": np.zeros((1 << 16, 6), np.int64), "n": 0, "rev": None}
     if isinstance(machine_kwargs, Machine):
         machine = machine_kwargs
         machine.mem.cfg[CFG["migrate_untracked"]] = 1
@@ -1468,6 +1481,8 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
         machine = S.recording_machine(manifest, flags, **size, **kw)
     if pfn_ranges == "machine":
         pfn_ranges = zone_pfn_ranges(machine)
+    if start_types == "trace":
+        touch["rev"] = np.full(machine.mem.pb_mt.size, -1, np.int8)
     skw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
                snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations,
                pfn_ranges=pfn_ranges, trace_cpus=trace_cpus)
@@ -1541,7 +1556,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
 
     def build(info):
         state["built"] = S.build_start_state(machine, snap, flags, blocks, pcp_rows,
-                                             OWNER_FILL)
+                                             OWNER_FILL, known=touch["rev"])
         state["built"]["at"] = f"start marker (line {info['line']})"
         if start_seed is not None:
             state["hidden"] = S.draw_hidden_state(machine, start_seed)
