@@ -143,3 +143,13 @@ def test_ensemble_refuses_single_run_options(rec, capsys, extra):
 def test_workers_without_ensemble(rec, capsys):
     code, _, err = _run(["validate", str(rec), "--workers", "2"], capsys)
     assert code == 2 and "go with --ensemble" in err
+
+
+def test_ensemble_on_a_dask_scheduler_and_worker(rec, tmp_path):
+    """The cluster path: `dask scheduler` and one `dask worker` on 127.0.0.1."""
+    from test_sweep import DaskCluster
+    V.validate(rec)                 # compiled and cached before the worker loads it
+    with DaskCluster(tmp_path) as cl:
+        ens = E.validate_ensemble(rec, 1, scheduler=cl.address)
+    assert [m["seed"] for m in ens["members"]] == [None, 1]
+    assert ens["members"][1] == E.member_summary(V.validate(rec, start_seed=1))
