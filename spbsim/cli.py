@@ -397,6 +397,8 @@ def validate(recording, policy, out_dir, as_json, check, max_lines, fail_on_miss
         return
     if workers is not None or scheduler is not None:
         raise SpbsimError("--workers and --scheduler go with --ensemble")
+    if start_seed is not None and start_seed < 0:
+        raise SpbsimError(f"--start-seed {start_seed}: must be >= 0")
     _note_first_compile()
     out = V.validate(recording, policy=policy, memory=memory, low_memory=low_memory, cpus=cpus,
                      max_lines=max_lines, progress=sys.stderr.isatty(), check=check,

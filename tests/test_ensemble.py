@@ -140,6 +140,11 @@ def test_ensemble_refuses_single_run_options(rec, capsys, extra):
     assert len(lines) == 1 and lines[0].startswith("spbsim: error: --ensemble runs many")
 
 
+def test_negative_start_seed(rec, capsys):
+    code, _, err = _run(["validate", str(rec), "--start-seed", "-1"], capsys)
+    assert code == 2 and err.strip() == "spbsim: error: --start-seed -1: must be >= 0"
+
+
 def test_workers_without_ensemble(rec, capsys):
     code, _, err = _run(["validate", str(rec), "--workers", "2"], capsys)
     assert code == 2 and "go with --ensemble" in err
