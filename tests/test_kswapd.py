@@ -161,3 +161,33 @@ def test_stream_owned_reclaim_active_is_left_alone():
     m.cfg[CFG["reclaim_active_external"]] = 0
     set_reclaim_active(m, ZONE_NORMAL, False)
     assert not m.zstat[ZONE_NORMAL, ZS_FLAGS] & ZONE_RECLAIM_ACTIVE
+
+
+_INIT_ALLOC = ("            init-1       [000] .....    {ts:.6f}: mm_page_alloc: "
+               "page=00000000af3f5202 pfn={pfn:#x} order=0 migratetype=1 "
+               "gfp_flags=GFP_HIGHUSER_MOVABLE")
+
+
+def test_prefill_replay_follows_the_kswapd_windows_too(tmp_path):
+    """A pre-fill replay (no start snapshot) reads the whole trace before
+    replaying it, so it also sets ZONE_RECLAIM_ACTIVE while the recorded
+    kswapd reclaimed: kswapd's frees then meet lists capped at four batches
+    (nr_pcp_high) instead of high."""
+    from spbsim.machine import Machine
+    from spbsim.mm.const import ZONE_NORMAL
+    from spbsim.mm.state import PCP_BATCH, PCP_COUNT
+    from spbsim.trace.whatif import replay_whatif
+    n = 1500
+    lines = [_INIT_ALLOC.format(ts=1.0 + i * 1e-5, pfn=0x100000 + i) for i in range(n)]
+    lines += [_KS_WAKE.format(ts=2.0)]
+    lines += [_KS_FREE.format(ts=2.001 + i * 1e-5, pfn=0x100000 + i) for i in range(n)]
+    p = tmp_path / "trace.txt"
+    p.write_text("\n".join(lines) + "\n")
+    kw = dict(memory="1G", low_memory="512M", cpus=2, version="6.12")
+    on = replay_whatif(p, Machine(**kw), prefill="movable")
+    off = replay_whatif(p, Machine(**kw), prefill="movable", kswapd_windows=False)
+    assert on["kswapd_windows"]["n"] == 1 and off["kswapd_windows"] is None
+    assert on["checksum"] == off["checksum"]
+    pcp_on = on["machine"].mem.pcp[ZONE_NORMAL, 0]
+    pcp_off = off["machine"].mem.pcp[ZONE_NORMAL, 0]
+    assert pcp_on[PCP_COUNT] <= 4 * pcp_on[PCP_BATCH] < pcp_off[PCP_COUNT]

@@ -857,6 +857,13 @@ class _Stream:
             yield _Chunk(ops, op_cuts)
 
 
+def _windows_summary(windows):
+    """How many kswapd reclaim windows a replay followed, and their total ms."""
+    if windows is None:
+        return None
+    return {"n": int(len(windows)), "ms": round(float((windows[:, 1] - windows[:, 0]).sum()) / 1e6, 1)}
+
+
 def _checksum_update(h, ops):
     h.update(np.ascontiguousarray(ops).tobytes())
 
@@ -1211,10 +1218,13 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     TraceFormatError naming the file, line and field; so does one on a CPU
     >= ``trace_cpus`` (default None: not checked).  ``snapshot_detail``:
     snapshots also hold the whole vmstat and the simulated /proc files.
-    ``kswapd_windows``: in a start-state replay with daemons, the zones are
-    ZONE_RECLAIM_ACTIVE exactly while the recorded kswapd reclaimed
-    (spbsim.trace.kswapd_windows; ``kswapd_gap_ms`` [SIM] ends a window);
-    False, or a trace without kswapd events: the simulated kswapd decides.
+    ``kswapd_windows``: the zones are ZONE_RECLAIM_ACTIVE exactly while the
+    recorded kswapd reclaimed (spbsim.trace.kswapd_windows; ``kswapd_gap_ms``
+    [SIM] ends a window), in a start-state replay with daemons and in a
+    pre-fill replay (both read the trace before replaying it; without
+    pre-fill the trace is read once and the windows are not known ahead);
+    False, or a trace without kswapd events: the simulated kswapd (if
+    daemons run) decides.
     ``start_seed``: draw the start state /proc does not show
     (spbsim.trace.start.draw_hidden_state) with this seed, once the replay's
     start state is built; None: zeros and the build order.  ``start_types``:
@@ -1295,8 +1305,11 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                daemons_every_s=daemons_every_s,
                pfn_ranges=(zone_pfn_ranges(machine_kwargs) if pfn_ranges == "machine"
                            else pfn_ranges), trace_cpus=trace_cpus)
-    stream = _Stream(trace_path, **skw)
+    # kswapd's reclaim windows need the whole trace: only with pass 1 (pre-fill)
+    scan = KswapdScan() if (kswapd_windows and prefill is not None) else None
+    stream = _Stream(trace_path, kswapd_scan=scan, **skw)
     _background = background
+    win = {"windows": None}
 
     fill_state = {"pending": None, "at": None, "zones": {}}
 
@@ -1309,12 +1322,22 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     def run_chunk(machine, chunk, id_off, nprefill):
         ops = chunk.ops
         lo = 0
-        for cut, info in chunk.cuts + [(len(ops), None)]:
+        cuts = chunk.cuts
+        if win["windows"] is not None and len(ops):
+            if not win.get("started"):
+                win["started"] = True
+                update_reclaim_active(machine.mem, _TOP_ZONE,
+                                      active_at(win["windows"], int(ops["ts"][0])))
+            cuts = sorted(cuts + window_cuts(win["windows"], ops["ts"]), key=lambda c: c[0])
+        for cut, info in cuts + [(len(ops), None)]:
             if cut > lo:
                 _replay_ops(machine.mem, ops["kind"], ops["order"], ops["gfp"], ops["cpu"],
                             ops["id"], ops["aux"], ops["ts"], lo, cut, id_off, nprefill,
                             OWNER_TRACE, res, fail_by_order, bool(daemons))
                 lo = cut
+            if info is not None and "reclaim_active" in info:
+                update_reclaim_active(machine.mem, _TOP_ZONE, info["reclaim_active"])
+                continue
             if info is not None and "daemons" in info:
                 _background(machine.mem, np.int64(info["daemons"] * 1e9), np.int64(0))
                 continue
@@ -1387,6 +1410,11 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         if start_seed is not None:
             from spbsim.trace.start import draw_hidden_state
             hidden = draw_hidden_state(machine, start_seed)
+        if scan is not None:
+            w = scan.windows(kswapd_gap_ms)
+            if len(w):         # ZONE_RECLAIM_ACTIVE while the recorded kswapd reclaimed
+                win["windows"] = w
+                machine.mem.cfg[CFG["reclaim_active_external"]] = 1
         # pass 2: replay
         if cache is None:
             passes = 2
@@ -1426,6 +1454,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         "prefill": prefill_info,
         "fill": {"at": fill_state["at"], "zones": fill_state["zones"]},
         "hidden": hidden,
+        "kswapd_windows": _windows_summary(win["windows"]),
         "pairing": pc,
         "replay": rc,
         "snapshots": snaps,
@@ -1651,6 +1680,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                     "failed_by_order": [0] * NR_PAGE_ORDERS},
         "fill": {"at": built.get("at"), "zones": {}},
         "hidden": state["hidden"],
+        "kswapd_windows": _windows_summary(windows),
         "pairing": pc,
         "replay": rc,
         "snapshots": snaps,
