@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recording import write_recording
-from spbsim.cli import main
+from test_validate import _run
 from spbsim.machine import Machine
 from spbsim.mm.state import (PCP_ALLOC_FACTOR, PCP_BATCH, PCP_FLAGS, PCP_FREE_COUNT,
                              PCPF_PREV_FREE_HIGH_ORDER)
@@ -107,14 +107,6 @@ def test_spread_by_hand():
     text = E.format_ensemble({"recording": "r", "label": "l", "policy": "p", "draws": 2,
                               "spread": sp})
     assert "sim failures               6 [0..300]" in text
-
-
-def _run(argv, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(argv)
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return e.value.code, out.out, out.err
 
 
 def test_ensemble_on_a_local_cluster(rec, capsys):
