@@ -380,7 +380,7 @@ def validate(recording, policy, out_dir, as_json, check, max_lines, fail_on_miss
     if ensemble is not None:
         bad = [n for n, v in (("--out", out_dir), ("--check", check),
                               ("--start-seed", start_seed), ("--fail-on-miss", fail_on_miss))
-               if v]
+               if v is not None and v is not False]
         if bad:
             raise SpbsimError(f"--ensemble runs many validations: {', '.join(bad)} "
                                    f"takes a single one")

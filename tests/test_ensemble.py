@@ -8,6 +8,7 @@ import pytest
 from recording import write_recording
 from test_validate import _run
 from spbsim.machine import Machine
+from spbsim.mm.const import CONFIG_PCP_BATCH_SCALE_MAX
 from spbsim.mm.state import (PCP_ALLOC_FACTOR, PCP_BATCH, PCP_FLAGS, PCP_FREE_COUNT,
                              PCPF_PREV_FREE_HIGH_ORDER)
 from spbsim.trace import ensemble as E
@@ -56,7 +57,7 @@ def test_hidden_state_draw_is_seeded_and_keeps_the_lists_valid():
         for cpu in range(a.mem.pcp.shape[1]):
             row = a.mem.pcp[z, cpu]
             assert 0 <= row[PCP_FREE_COUNT] <= S.HIDDEN_FREE_COUNT_BATCHES * row[PCP_BATCH]
-            assert 0 <= row[PCP_ALLOC_FACTOR] <= 5
+            assert 0 <= row[PCP_ALLOC_FACTOR] <= CONFIG_PCP_BATCH_SCALE_MAX
             assert da["pcp"][f"{z}/{cpu}"][2] == int(bool(row[PCP_FLAGS]
                                                           & PCPF_PREV_FREE_HIGH_ORDER))
     a.check()                       # DEBUG_VM: list links and counts still agree
@@ -79,6 +80,8 @@ def test_validate_start_seed_is_deterministic_and_keeps_the_stream(rec):
     assert one["whatif"]["hidden"]["free_lists_shuffled"] > 0
     assert one["rows"] == again["rows"]
     assert one["whatif"]["checksum"] == plain["whatif"]["checksum"]
+    other = V.validate(rec, start_seed=2)
+    assert other["whatif"]["hidden"] != one["whatif"]["hidden"]
 
 
 def _member(seed, within, ge9, fails, ok):
@@ -124,12 +127,21 @@ def test_ensemble_on_a_local_cluster(rec, capsys):
     assert ens["members"][2] == E.member_summary(single)
 
 
-@pytest.mark.parametrize("extra", [["--out", "x"], ["--start-seed", "3"], ["--check"]])
+@pytest.mark.parametrize("extra", [["--out", "x"], ["--start-seed", "3"], ["--start-seed", "0"],
+                                   ["--check"]])
 def test_ensemble_refuses_single_run_options(rec, capsys, extra):
     code, _, err = _run(["validate", str(rec), "--ensemble", "2"] + extra, capsys)
     assert code == 2
     lines = [x for x in err.splitlines() if x.strip()]
     assert len(lines) == 1 and lines[0].startswith("spbsim: error: --ensemble runs many")
+
+
+@pytest.mark.parametrize("extra,msg", [(["--workers", "0"], "--workers 0: needs at least one"),
+                                       (["--workers", "2", "--scheduler", "tcp://127.0.0.1:1"],
+                                        "--workers is for the local cluster")])
+def test_ensemble_worker_options(rec, capsys, extra, msg):
+    code, _, err = _run(["validate", str(rec), "--ensemble", "2"] + extra, capsys)
+    assert code == 2 and err.startswith(f"spbsim: error: {msg}"), err
 
 
 def test_negative_start_seed(rec, capsys):

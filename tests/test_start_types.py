@@ -17,10 +17,14 @@ B = pageblock_nr_pages
 
 
 def _scan(events, nb=16, lo=0):
-    cols = list(zip(*events))
-    arr = [np.asarray(c, np.int64) for c in cols]
+    """events: (kind, pfn, order, migratetype, fallback_order,
+    fallback_migratetype[, cpu[, isolate range end]])."""
+    ev = [tuple(e) + (0, -1)[len(e) - 6:] for e in events]
+    arr = [np.asarray(c, np.int64) for c in zip(*ev)]
     rev = np.full(nb, -1, np.int8)
-    first_types(arr[0], arr[1], arr[2], arr[3], arr[4], arr[5], lo, len(events), rev)
+    last = np.full((4, 3), -1, np.int64)
+    first_types(arr[0], arr[1], arr[2], arr[3], arr[4], arr[5], arr[6], arr[7], lo,
+                len(events), rev, last)
     return rev
 
 
@@ -44,6 +48,35 @@ def test_first_event_showing_a_block_gives_its_start_type():
     assert rev.tolist() == want.tolist()
     # events before ``lo`` are not read
     assert _scan([(MM_PAGE_PCPU_DRAIN, 2 * B, 0, 1, 0, 0)], lo=1)[2] == -1
+
+
+def test_a_partial_claim_shows_the_type_before_it():
+    """try_to_claim_block() retypes the block, then __rmqueue_smallest() takes
+    the page with a zone_locked line of the new type; the extfrag line that
+    follows on the same cpu names the type before."""
+    p = 6 * B + 0x1f0                    # an order-3 page inside an order-8 fallback buddy
+    rev = _scan([
+        (MM_PAGE_ALLOC_ZONE_LOCKED, p, 3, MIGRATE_UNMOVABLE, 0, 0, 1),
+        (MM_PAGE_ALLOC_EXTFRAG, p, 3, MIGRATE_UNMOVABLE, 8, MIGRATE_MOVABLE, 1),
+        # on another cpu, a zone_locked line then an unrelated extfrag keep their types
+        (MM_PAGE_ALLOC_ZONE_LOCKED, 2 * B, 0, MIGRATE_RECLAIMABLE, 0, 0, 2),
+        (MM_PAGE_ALLOC_EXTFRAG, 12 * B, 0, MIGRATE_UNMOVABLE, 9, MIGRATE_MOVABLE, 3),
+    ])
+    assert rev[6] == MIGRATE_MOVABLE
+    assert rev[7] == -1                  # the aligned fallback buddy stays in block 6
+    assert rev[2] == MIGRATE_RECLAIMABLE and rev[12] == MIGRATE_MOVABLE
+
+
+def test_blocks_first_named_by_compaction_isolation_cannot_tell():
+    """__isolate_free_page() may retype the blocks the free scanner isolates
+    from: a block first named inside an isolate_freepages range is unknown."""
+    rev = _scan([
+        (MM_PAGE_PCPU_DRAIN, 4 * B, 0, MIGRATE_UNMOVABLE, 0, 0, 0, -1),
+        (0, 3 * B, 0, 0, 0, 0, 0, 6 * B),                    # range [3B, 6B)
+        (MM_PAGE_PCPU_DRAIN, 5 * B, 0, MIGRATE_UNMOVABLE, 0, 0, 0, -1),
+        (MM_PAGE_PCPU_DRAIN, 6 * B, 0, MIGRATE_UNMOVABLE, 0, 0, 0, -1),
+    ])
+    assert rev[3:7].tolist() == [-2, MIGRATE_UNMOVABLE, -2, MIGRATE_UNMOVABLE]
 
 
 def _fit(known=None):
@@ -86,3 +119,34 @@ def test_what_if_start_keeps_every_type_the_trace_reveals():
     st = r["start"]
     assert st["types_revealed"] > 50
     assert st["types_revealed_kept"] == st["types_revealed"]
+
+
+_LINES = {
+    "mark": "           agent-219     [001] .....    {ts:.6f}: tracing_mark_write: "
+            "oracle_snap_end seq=1 tag=start",
+    "iso": "      kcompactd0-39      [001] .....    {ts:.6f}: mm_compaction_isolate_freepages: "
+           "range=(0x100000 ~ 0x100400) nr_scanned=1024 nr_taken={n}",
+    "drain": "         kworker-12      [000] d..3.    {ts:.6f}: mm_page_pcpu_drain: "
+             "page=000000001e837b28 pfn={pfn:#x} order=0 migratetype=0",
+}
+
+
+@pytest.mark.parametrize("taken,want", [(300, -2), (10, MIGRATE_UNMOVABLE)])
+def test_stream_reads_isolation_ranges_that_could_retype(tmp_path, taken, want):
+    """The what-if stream marks blocks first named inside a free-scanner range
+    unknown only when the range took enough pages for an order >=
+    pageblock_order - 1 buddy (__isolate_free_page retypes only those)."""
+    from spbsim.trace import whatif as W
+    lines = [_LINES["mark"].format(ts=1.0), _LINES["iso"].format(ts=1.1, n=taken),
+             _LINES["drain"].format(ts=1.2, pfn=0x100200)]
+    p = tmp_path / "trace.txt"
+    p.write_text("\n".join(lines) + "\n")
+    touch = {"seen": np.zeros(0x140000, np.uint8), "start_free": np.zeros(0x140000, np.uint8),
+             "out": np.zeros((16, 6), np.int64), "n": 0,
+             "rev": np.full(0x140000 >> 9, -1, np.int8),
+             "rev_last": np.full((8, 3), -1, np.int64)}
+    stream = W._Stream(p, lenient=False, progress=False, max_lines=None, snapshot_every_s=None,
+                       touch=touch)
+    for _ in stream.chunks():
+        pass
+    assert touch["rev"][0x100200 >> 9] == want

@@ -23,7 +23,7 @@ def member_summary(out) -> dict:
     zone-snapshot's targets."""
     rows = out["rows"]
     s = out["summary"]
-    end = rows[-1] if rows else None
+    end = next((r for r in rows if r["tag"] == "end"), rows[-1] if rows else None)
     return {
         "seed": out.get("start_seed"),
         "within_targets": s["within_targets"],
@@ -82,7 +82,10 @@ def spread(members) -> dict:
         }
     keys = list(members[0]["zone_ok"])
     for i, t in enumerate(ENSEMBLE_TARGETS):
-        met = [[m["zone_ok"][k][i] is not False for m in members] for k in keys]
+        # as validate's summary counts them: a pageblock target without the
+        # kernel's counts is not missed, the others need a True
+        met = [[(m["zone_ok"][k][i] is not False) if t == "ok_pb" else bool(m["zone_ok"][k][i])
+                for m in members] for k in keys]
         out["zone_snapshots"][t[3:]] = {"all": sum(all(x) for x in met),
                                         "any": sum(any(x) for x in met),
                                         "of": len(keys)}
@@ -105,6 +108,11 @@ def validate_ensemble(path, draws, *, policy=None, memory=None, low_memory=None,
     from spbsim.trace.validate import _real_side, open_recording, recorded_machine
     if draws < 1:
         raise SpbsimError(f"--ensemble {draws}: needs at least one draw")
+    if workers is not None and workers < 1:
+        raise SpbsimError(f"--workers {workers}: needs at least one")
+    if workers is not None and scheduler:
+        raise SpbsimError("--workers is for the local cluster: a --scheduler's cluster has "
+                          "its own dask workers")
     rec = open_recording(path)
     rm = recorded_machine(rec, policy=policy, memory=memory, low_memory=low_memory, cpus=cpus)
     for s in rec.index:
@@ -121,10 +129,18 @@ def validate_ensemble(path, draws, *, policy=None, memory=None, low_memory=None,
                disable=None if progress else True, dynamic_ncols=True)
     try:
         if scheduler and not client.scheduler_info().get("workers"):
+            print(f"spbsim validate: {scheduler} has no workers yet: waiting for one "
+                  f"(start them with: dask worker {scheduler} --nthreads 1)", file=sys.stderr)
             client.wait_for_workers(1)
         futures = [client.submit(_member, j, pure=False) for j in jobs]
+        seed_of = {f.key: j["start_seed"] for f, j in zip(futures, jobs)}
         for fut in as_completed(futures):
-            members.append(fut.result())
+            try:
+                members.append(fut.result())
+            except SpbsimError as e:
+                seed = seed_of[fut.key]
+                label = "as recorded" if seed is None else f"start seed {seed}"
+                raise SpbsimError(f"ensemble run {label}: {e}") from None
             fut.release()
             bar.update(1)
     finally:

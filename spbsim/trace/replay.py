@@ -239,7 +239,8 @@ def initial_block_types(flags, free_pfn, free_order, zone_ranges, block_count, f
             left = np.ones(len(heads), bool)
             for i, h in enumerate(heads.tolist()):
                 b = (h >> pageblock_order) - pb0
-                t = int(assigned[b]) if 0 <= b < nb else -1
+                shown = [int(x) for x in assigned[max(b, 0):min(b + nper, nb)] if x >= 0]
+                t = shown[0] if shown else -1
                 if t >= 0:             # revealed: the buddy's blocks share its type
                     assigned[b:b + nper] = t
                     F[t, o] -= 1

@@ -269,23 +269,43 @@ def first_touch(kind, pfn, order, mt, cpu, failed, line, lo, hi, seen, start_fre
     return n
 
 
+#: first_types(): per-cpu columns of ``last`` (the cpu's last zone_locked)
+_LZ_PFN, _LZ_ORDER, _LZ_BLOCK = range(3)
+
+
 @njit
-def first_types(kind, pfn, order, mt, fb_order, fb_mt, lo, hi, rev):
+def first_types(kind, pfn, order, mt, fb_order, fb_mt, cpu, iso_end, lo, hi, rev, last):
     """Scan events [lo, hi) for the type each pageblock had at the start: the
     first event naming a page of the block shows it, if it is an
     ``mm_page_alloc_zone_locked`` (taken off the free list of the block's
     type), an ``mm_page_pcpu_drain`` (get_pfnblock_migratetype) or an
     ``mm_page_alloc_extfrag`` (``fallback_migratetype``: the type before the
-    fallback, for every block of the fallback buddy).  Only a fallback
-    changes a block's type in a trace (highatomic reserves, which are not
-    traced, aside), so allocations and frees in between do not hide it.
+    fallback, for every block of the fallback buddy).  A claim of part of a
+    block (try_to_claim_block) retypes it and takes the page through
+    __rmqueue_smallest, whose zone_locked line (the new type) comes just
+    before the extfrag line on that cpu: the extfrag's type wins then.
+    Compaction's free scanner can retype the blocks it isolates a buddy of
+    order >= pageblock_order - 1 from (__isolate_free_page): a block first
+    named inside such an ``mm_compaction_isolate_freepages`` range (the
+    caller passes ``iso_end`` >= 0, the range's end, for ranges that took
+    that many pages; -1 on other rows) cannot tell.  Merges of differently typed
+    pageblock-sized buddies (__free_one_page) and highatomic reserves retype
+    without a trace; otherwise only fallbacks change a block's type.
     ``rev`` (int8 per pageblock) holds -1 for a block not yet shown, its
-    type, or -2 when the first showing event names a non-pcp type."""
+    type, or -2 when it cannot tell; ``last`` (int64 [cpus, 3]) carries each
+    cpu's last zone_locked line between calls."""
     nb = rev.shape[0]
     for i in range(lo, hi):
         k = kind[i]
         p = pfn[i]
+        c = cpu[i]
         if p < 0:
+            continue
+        if iso_end[i] >= 0:
+            b1 = (iso_end[i] - 1) >> pageblock_order
+            for b in range(p >> pageblock_order, min(b1 + 1, nb)):
+                if rev[b] == -1:
+                    rev[b] = -2
             continue
         if k == MM_PAGE_ALLOC_EXTFRAG:
             o = np.int64(fb_order[i])
@@ -294,15 +314,32 @@ def first_types(kind, pfn, order, mt, fb_order, fb_mt, lo, hi, rev):
             o = np.int64(order[i])
             t = np.int64(mt[i])
         else:
+            if 0 <= c < last.shape[0] and (k == MM_PAGE_ALLOC or k == MM_PAGE_FREE):
+                last[c, _LZ_PFN] = -1
             continue
         if o < 0 or o > MAX_PAGE_ORDER:
             continue
         if t < 0 or t >= MIGRATE_PCPTYPES:
             t = -2
+        if k == MM_PAGE_ALLOC_EXTFRAG:
+            if 0 <= c < last.shape[0] and o < pageblock_order and last[c, _LZ_PFN] == p \
+                    and last[c, _LZ_ORDER] == order[i] and last[c, _LZ_BLOCK] >= 0:
+                rev[last[c, _LZ_BLOCK]] = t         # the claim's own zone_locked showed it
+            p = p & ~((np.int64(1) << o) - 1)       # the fallback buddy
+        new = -1
         b1 = (p + (1 << o) - 1) >> pageblock_order
         for b in range(p >> pageblock_order, min(b1 + 1, nb)):
             if rev[b] == -1:
                 rev[b] = t
+                if new < 0:
+                    new = b
+        if 0 <= c < last.shape[0]:
+            if k == MM_PAGE_ALLOC_ZONE_LOCKED:
+                last[c, _LZ_PFN] = pfn[i]
+                last[c, _LZ_ORDER] = order[i]
+                last[c, _LZ_BLOCK] = new
+            else:
+                last[c, _LZ_PFN] = -1
 
 
 def pcp_list_order(rows) -> np.ndarray:

@@ -755,8 +755,9 @@ class _Stream:
             rows["gfp"][r] = (min(b, 0xFFFFFFFF)) | (min(taken, 1 << 30) << 32)
         return rows
 
-    def _first_touch(self, ev, lo):
-        """spbsim.trace.start.first_touch over rows [lo, len(ev)) of a batch."""
+    def _first_touch(self, ev, lo, records=()):
+        """spbsim.trace.start.first_touch (and first_types) over rows [lo,
+        len(ev)) of a batch; ``records``: the batch's records."""
         from spbsim.trace.start import first_touch
         t = self.touch
         top = int(ev["pfn"][ev["pfn"] < _MAX_PFN].max(initial=0)) + (1 << MAX_PAGE_ORDER) + 1
@@ -773,10 +774,24 @@ class _Stream:
                              t["start_free"], t["out"], t["n"])
         if t.get("rev") is not None:
             from spbsim.trace.start import first_types
-            first_types(np.ascontiguousarray(ev["kind"]), np.ascontiguousarray(ev["pfn"]),
+            pfn = np.array(ev["pfn"], np.int64)
+            iso_end = np.full(len(ev), -1, np.int64)
+            for j in np.flatnonzero(ev["kind"] == OTHER_EVENT).tolist():
+                rec = records[int(ev["aux"][j])]
+                if getattr(rec, "event", "") == _COMPACTION_ISOLATE_FREE:
+                    m = _RANGE_RE.search(rec.text)
+                    taken = rec.args.get("nr_taken") if isinstance(rec.args, dict) else None
+                    # __isolate_free_page() retypes only for a buddy of
+                    # order >= pageblock_order - 1: fewer pages taken, none was
+                    if m is not None and (not isinstance(taken, int)
+                                          or taken >= 1 << (pageblock_order - 1)):
+                        pfn[j], iso_end[j] = (int(x, 0) for x in m.groups())
+            first_types(np.ascontiguousarray(ev["kind"]), pfn,
                         np.ascontiguousarray(ev["order"]), np.ascontiguousarray(ev["migratetype"]),
                         np.ascontiguousarray(ev["fallback_order"]),
-                        np.ascontiguousarray(ev["fallback_migratetype"]), lo, len(ev), t["rev"])
+                        np.ascontiguousarray(ev["fallback_migratetype"]),
+                        np.ascontiguousarray(ev["cpu"]), iso_end, lo, len(ev), t["rev"],
+                        t["rev_last"])
 
     def chunks(self):
         self.pairer = pairer = _Pairer(self.start_free)
@@ -830,7 +845,7 @@ class _Stream:
             tsm = np.maximum.accumulate(np.nan_to_num(ev["ts"], nan=-np.inf))
             ops["ts"] = (np.maximum(tsm[sel[op_ev]], 0) * 1e9).astype(np.int64)
             if self.touch is not None and start_row is not None:
-                self._first_touch(ev, start_row)
+                self._first_touch(ev, start_row, batch.records)
             if every or self.daemons_every:
                 if every:
                     if next_tick is None:
@@ -1318,6 +1333,9 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                                              stream.pairer.touched)
         fill_state["pending"] = None
         fill_state["at"] = where
+        if start_seed is not None:          # the start state is complete now
+            from spbsim.trace.start import draw_hidden_state
+            win["hidden"] = draw_hidden_state(machine, start_seed)
 
     def run_chunk(machine, chunk, id_off, nprefill):
         ops = chunk.ops
@@ -1351,12 +1369,11 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
 
     prefill_info = {"mode": None, "blocks": 0, "pages": 0, "not_prefilled": 0, "by_gfp": {},
                     "failed_by_order": [0] * NR_PAGE_ORDERS}
-    hidden = None
     if prefill is None:
         machine = _make_machine(machine_kwargs, 1 << 16)
         if start_seed is not None:
             from spbsim.trace.start import draw_hidden_state
-            hidden = draw_hidden_state(machine, start_seed)
+            win["hidden"] = draw_hidden_state(machine, start_seed)
         for chunk in stream.chunks():
             _checksum_update(h, chunk.ops)
             _ensure_obj_capacity(machine, stream.pairer.ids_used)
@@ -1407,9 +1424,9 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
             fill_state["pending"] = _real_start(trace_path, snapshots_dir)
             if fill_state["pending"] is not None and not start_marker:
                 do_fill(machine, "before the replay (no start marker)")
-        if start_seed is not None:
-            from spbsim.trace.start import draw_hidden_state
-            hidden = draw_hidden_state(machine, start_seed)
+        if start_seed is not None and fill_state["pending"] is None:
+            from spbsim.trace.start import draw_hidden_state       # no fill at a marker
+            win["hidden"] = draw_hidden_state(machine, start_seed)
         if scan is not None:
             w = scan.windows(kswapd_gap_ms)
             if len(w):         # ZONE_RECLAIM_ACTIVE while the recorded kswapd reclaimed
@@ -1453,7 +1470,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                    "done": rc["splits_done"], "skipped": rc["splits_skipped"]},
         "prefill": prefill_info,
         "fill": {"at": fill_state["at"], "zones": fill_state["zones"]},
-        "hidden": hidden,
+        "hidden": win.get("hidden"),
         "kswapd_windows": _windows_summary(win["windows"]),
         "pairing": pc,
         "replay": rc,
@@ -1512,6 +1529,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
         pfn_ranges = zone_pfn_ranges(machine)
     if start_types == "trace":
         touch["rev"] = np.full(machine.mem.pb_mt.size, -1, np.int8)
+        touch["rev_last"] = np.full((4096, 3), -1, np.int64)
     skw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
                snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations,
                pfn_ranges=pfn_ranges, trace_cpus=trace_cpus)
