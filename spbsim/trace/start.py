@@ -447,9 +447,6 @@ def draw_hidden_state(machine, seed) -> dict:
     from spbsim.mm.const import CONFIG_PCP_BATCH_SCALE_MAX
     from spbsim.mm.state import (PCP_ALLOC_FACTOR, PCP_BATCH, PCP_FLAGS, PCP_FREE_COUNT,
                                  PCPF_PREV_FREE_HIGH_ORDER)
-    from spbsim.errors import SpbsimError
-    if int(seed) < 0:
-        raise SpbsimError(f"start seed {seed}: must be >= 0")
     m = machine.mem
     rng = np.random.default_rng(int(seed))
     pcp = {}

@@ -30,6 +30,7 @@ from spbsim.mm.vmscan import update_reclaim_active
 from spbsim.mm.workqueue import VMSTAT_INTERVAL_NS, WQ_VMSTAT_UPDATE, queue_work
 from spbsim.trace.ftrace import (MM_PAGE_ALLOC, MM_PAGE_FREE, OTHER_EVENT,
                                    TRACING_MARK_WRITE, TraceReader, TracingMarkWrite)
+from spbsim.trace.placement import MAX_CPUS
 from spbsim.trace.kswapd_windows import KSWAPD_GAP_MS, KswapdScan, active_at, window_cuts
 
 __all__ = ["replay_whatif", "request_stream", "compare_snapshots", "format_table", "main",
@@ -657,6 +658,19 @@ def _replay_ops(m, kind, order, gfp, cpu, oid, aux, ts, lo, hi, id_off, nprefill
 
 # ---------------------------------------------------------------- the stream
 
+def _isolate_range(rec):
+    """(start pfn, end pfn, nr_taken or None) of an
+    ``mm_compaction_isolate_freepages`` record; None for any other record."""
+    if getattr(rec, "event", "") != _COMPACTION_ISOLATE_FREE:
+        return None
+    m = _RANGE_RE.search(rec.text)
+    if m is None:
+        return None
+    taken = rec.args.get("nr_taken") if isinstance(rec.args, dict) else None
+    a, b = (int(x, 0) for x in m.groups())
+    return a, b, taken if isinstance(taken, int) else None
+
+
 class _Chunk:
     """Ops of one trace batch and where snapshots cut them: ``cuts`` is a list
     of (op index, snapshot info dict) in stream order."""
@@ -744,11 +758,10 @@ class _Stream:
             if rec.event == _COMPACTION_END:
                 rows["kind"][r] = K_COMPACTION_END
                 continue
-            m = _RANGE_RE.search(rec.text)
-            taken = rec.args.get("nr_taken") if isinstance(rec.args, dict) else None
-            if m is None or not isinstance(taken, int) or taken < 0:
+            rng = _isolate_range(rec)
+            if rng is None or rng[2] is None or rng[2] < 0:
                 continue                # stays OTHER_EVENT: ignored by the pairing
-            a, b = (int(x, 0) for x in m.groups())
+            a, b, taken = rng
             rows["kind"][r] = K_ISOLATE_FREE
             rows["pfn"][r] = a
             rows["order"][r] = 0
@@ -777,15 +790,11 @@ class _Stream:
             pfn = np.array(ev["pfn"], np.int64)
             iso_end = np.full(len(ev), -1, np.int64)
             for j in np.flatnonzero(ev["kind"] == OTHER_EVENT).tolist():
-                rec = records[int(ev["aux"][j])]
-                if getattr(rec, "event", "") == _COMPACTION_ISOLATE_FREE:
-                    m = _RANGE_RE.search(rec.text)
-                    taken = rec.args.get("nr_taken") if isinstance(rec.args, dict) else None
-                    # __isolate_free_page() retypes only for a buddy of
-                    # order >= pageblock_order - 1: fewer pages taken, none was
-                    if m is not None and (not isinstance(taken, int)
-                                          or taken >= 1 << (pageblock_order - 1)):
-                        pfn[j], iso_end[j] = (int(x, 0) for x in m.groups())
+                rng = _isolate_range(records[int(ev["aux"][j])])
+                # __isolate_free_page() retypes only for a buddy of
+                # order >= pageblock_order - 1: fewer pages taken, none was
+                if rng is not None and (rng[2] is None or rng[2] >= 1 << (pageblock_order - 1)):
+                    pfn[j], iso_end[j] = rng[0], rng[1]
             first_types(np.ascontiguousarray(ev["kind"]), pfn,
                         np.ascontiguousarray(ev["order"]), np.ascontiguousarray(ev["migratetype"]),
                         np.ascontiguousarray(ev["fallback_order"]),
@@ -870,6 +879,20 @@ class _Stream:
                 nsel = int(np.searchsorted(sel, j, "left"))
                 op_cuts.append((int(np.searchsorted(op_ev, nsel, "left")), info))
             yield _Chunk(ops, op_cuts)
+
+
+def _follow_kswapd(machine, windows, now):
+    """From ``now`` on, ZONE_RECLAIM_ACTIVE follows the recorded kswapd's
+    reclaim windows (the model's kswapd leaves the flag alone)."""
+    machine.mem.cfg[CFG["reclaim_active_external"]] = 1
+    update_reclaim_active(machine.mem, _TOP_ZONE, active_at(windows, int(now)))
+
+
+def _with_window_cuts(cuts, windows, ts):
+    """A chunk's cuts plus its kswapd-window cuts ({"reclaim_active": bool})."""
+    if windows is None:
+        return cuts
+    return sorted(cuts + window_cuts(windows, ts), key=lambda c: c[0])
 
 
 def _windows_summary(windows):
@@ -1271,6 +1294,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                           f"{', '.join(map(repr, MIGRATION_MODES))}")
     if fill not in ("start", None):
         raise SpbsimError(f"fill={fill!r}: allowed 'start' or None")
+    if start_seed is not None and int(start_seed) < 0:
+        raise SpbsimError(f"start_seed={start_seed}: must be >= 0")
     if start_types not in ("trace", "fit"):
         raise SpbsimError(f"start_types={start_types!r}: allowed 'trace' or 'fit'")
     if not Path(trace_path).exists():
@@ -1324,7 +1349,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     scan = KswapdScan() if (kswapd_windows and prefill is not None) else None
     stream = _Stream(trace_path, kswapd_scan=scan, **skw)
     _background = background
-    win = {"windows": None}
+    # the recorded kswapd's windows, whether pass 2 follows them yet, the draw
+    extra = {"windows": None, "following": False, "hidden": None}
 
     fill_state = {"pending": None, "at": None, "zones": {}}
 
@@ -1335,18 +1361,15 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         fill_state["at"] = where
         if start_seed is not None:          # the start state is complete now
             from spbsim.trace.start import draw_hidden_state
-            win["hidden"] = draw_hidden_state(machine, start_seed)
+            extra["hidden"] = draw_hidden_state(machine, start_seed)
 
     def run_chunk(machine, chunk, id_off, nprefill):
         ops = chunk.ops
         lo = 0
-        cuts = chunk.cuts
-        if win["windows"] is not None and len(ops):
-            if not win.get("started"):
-                win["started"] = True
-                update_reclaim_active(machine.mem, _TOP_ZONE,
-                                      active_at(win["windows"], int(ops["ts"][0])))
-            cuts = sorted(cuts + window_cuts(win["windows"], ops["ts"]), key=lambda c: c[0])
+        if extra["windows"] is not None and len(ops) and not extra["following"]:
+            extra["following"] = True
+            _follow_kswapd(machine, extra["windows"], ops["ts"][0])
+        cuts = _with_window_cuts(chunk.cuts, extra["windows"], ops["ts"])
         for cut, info in cuts + [(len(ops), None)]:
             if cut > lo:
                 _replay_ops(machine.mem, ops["kind"], ops["order"], ops["gfp"], ops["cpu"],
@@ -1373,7 +1396,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         machine = _make_machine(machine_kwargs, 1 << 16)
         if start_seed is not None:
             from spbsim.trace.start import draw_hidden_state
-            win["hidden"] = draw_hidden_state(machine, start_seed)
+            extra["hidden"] = draw_hidden_state(machine, start_seed)
         for chunk in stream.chunks():
             _checksum_update(h, chunk.ops)
             _ensure_obj_capacity(machine, stream.pairer.ids_used)
@@ -1426,12 +1449,11 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                 do_fill(machine, "before the replay (no start marker)")
         if start_seed is not None and fill_state["pending"] is None:
             from spbsim.trace.start import draw_hidden_state       # no fill at a marker
-            win["hidden"] = draw_hidden_state(machine, start_seed)
+            extra["hidden"] = draw_hidden_state(machine, start_seed)
         if scan is not None:
             w = scan.windows(kswapd_gap_ms)
-            if len(w):         # ZONE_RECLAIM_ACTIVE while the recorded kswapd reclaimed
-                win["windows"] = w
-                machine.mem.cfg[CFG["reclaim_active_external"]] = 1
+            if len(w):         # followed from pass 2's first op (run_chunk)
+                extra["windows"] = w
         # pass 2: replay
         if cache is None:
             passes = 2
@@ -1470,8 +1492,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                    "done": rc["splits_done"], "skipped": rc["splits_skipped"]},
         "prefill": prefill_info,
         "fill": {"at": fill_state["at"], "zones": fill_state["zones"]},
-        "hidden": win.get("hidden"),
-        "kswapd_windows": _windows_summary(win["windows"]),
+        "hidden": extra["hidden"],
+        "kswapd_windows": _windows_summary(extra["windows"]),
         "pairing": pc,
         "replay": rc,
         "snapshots": snaps,
@@ -1529,7 +1551,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
         pfn_ranges = zone_pfn_ranges(machine)
     if start_types == "trace":
         touch["rev"] = np.full(machine.mem.pb_mt.size, -1, np.int8)
-        touch["rev_last"] = np.full((4096, 3), -1, np.int64)
+        touch["rev_last"] = np.full((MAX_CPUS, 3), -1, np.int64)
     skw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
                snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations,
                pfn_ranges=pfn_ranges, trace_cpus=trace_cpus)
@@ -1617,9 +1639,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             machine.mem.node[NODE["proactive_next_ns"]] = now + 500_000_000
             queue_work(machine.mem, WQ_VMSTAT_UPDATE, 0, now + VMSTAT_INTERVAL_NS)
             if windows is not None:
-                # ZONE_RECLAIM_ACTIVE while the recorded kswapd reclaimed
-                machine.mem.cfg[CFG["reclaim_active_external"]] = 1
-                update_reclaim_active(machine.mem, _TOP_ZONE, active_at(windows, now))
+                _follow_kswapd(machine, windows, now)
         res[_R_UNPAIRED] = n_before
         if check:
             machine.check()
@@ -1632,10 +1652,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             return
         if ci == sc:
             lo = scut
-        cuts = chunk.cuts
-        if windows is not None:
-            cuts = sorted(cuts + window_cuts(windows, ops["ts"]), key=lambda c: c[0])
-        for cut, info in cuts + [(len(ops), None)]:
+        for cut, info in _with_window_cuts(chunk.cuts, windows, ops["ts"]) + [(len(ops), None)]:
             if ci == sc and cut < scut:
                 continue
             if state["built"] is None:
