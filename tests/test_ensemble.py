@@ -162,3 +162,21 @@ def test_ensemble_on_a_dask_scheduler_and_worker(rec, tmp_path):
         ens = E.validate_ensemble(rec, 1, scheduler=cl.address)
     assert [m["seed"] for m in ens["members"]] == [None, 1]
     assert ens["members"][1] == E.member_summary(V.validate(rec, start_seed=1))
+
+
+def test_ensemble_bad_trace_line_is_one_line(tmp_path, capfd):
+    """A malformed trace line: the run's message with its seed, exit 2, and no
+    traceback from the worker either."""
+    rec = write_recording(tmp_path / "rec")
+    t = rec / "trace.txt"
+    lines = t.read_text().splitlines()
+    i = next(k for k, x in enumerate(lines) if "mm_page_alloc:" in x)
+    lines[i] = lines[i].replace("order=0", "order=zz")
+    t.write_text("\n".join(lines) + "\n")
+    # capfd: the worker processes write to the same stderr
+    code, _, err = _run(["validate", str(rec), "--ensemble", "1", "--workers", "1"], capfd)
+    assert code == 2
+    assert "Traceback" not in err and "Compute Failed" not in err
+    assert err.strip().splitlines()[-1] == (
+        f"spbsim: error: ensemble run as recorded: {t}:{i + 1}: mm_page_alloc: field 'order': "
+        f"expected integer, got 'zz'")

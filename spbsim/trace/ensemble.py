@@ -41,11 +41,15 @@ def member_summary(out) -> dict:
 
 
 def _member(job):
-    """One ensemble member (runs on a dask worker)."""
+    """One ensemble member (runs on a dask worker).  Bad input comes back as
+    {"error": message}, so the worker logs no traceback for it."""
     from spbsim.trace.validate import validate
     kw = dict(job)
     path = kw.pop("path")
-    return member_summary(validate(path, **kw))
+    try:
+        return member_summary(validate(path, **kw))
+    except SpbsimError as e:
+        return {"error": str(e)}
 
 
 def _range(values):
@@ -135,12 +139,12 @@ def validate_ensemble(path, draws, *, policy=None, memory=None, low_memory=None,
         futures = [client.submit(_member, j, pure=False) for j in jobs]
         seed_of = {f.key: j["start_seed"] for f, j in zip(futures, jobs)}
         for fut in as_completed(futures):
-            try:
-                members.append(fut.result())
-            except SpbsimError as e:
+            got = fut.result()
+            if "error" in got:
                 seed = seed_of[fut.key]
                 label = "as recorded" if seed is None else f"start seed {seed}"
-                raise SpbsimError(f"ensemble run {label}: {e}") from None
+                raise SpbsimError(f"ensemble run {label}: {got['error']}")
+            members.append(got)
             fut.release()
             bar.update(1)
     finally:
