@@ -231,20 +231,19 @@ def initial_block_types(flags, free_pfn, free_order, zone_ranges, block_count, f
             nper = 1 << (o - pageblock_order)
             # affinity of a buddy: its neighbouring pageblocks' contents
             score = np.zeros((len(heads), MIGRATE_TYPES))
-            for i, h in enumerate(heads.tolist()):
-                b = (h >> pageblock_order) - pb0
-                nbrs = [x for x in (b - 1, b + nper) if 0 <= x < nb]
-                if nbrs:
-                    score[i] = aff[nbrs].mean(0)
             left = np.ones(len(heads), bool)
             for i, h in enumerate(heads.tolist()):
                 b = (h >> pageblock_order) - pb0
-                shown = [int(x) for x in assigned[max(b, 0):min(b + nper, nb)] if x >= 0]
-                t = shown[0] if shown else -1
-                if t >= 0:             # revealed: the buddy's blocks share its type
-                    assigned[b:b + nper] = t
-                    F[t, o] -= 1
+                shown = assigned[max(b, 0):min(b + nper, nb)]
+                shown = shown[shown >= 0]
+                if len(shown):         # revealed: the buddy's blocks share its type
+                    assigned[b:b + nper] = shown[0]
+                    F[shown[0], o] -= 1
                     left[i] = False
+                    continue
+                nbrs = [x for x in (b - 1, b + nper) if 0 <= x < nb]
+                if nbrs:
+                    score[i] = aff[nbrs].mean(0)
             for t in types:
                 if t == MIGRATE_MOVABLE or F[t, o] <= 0:
                     continue
