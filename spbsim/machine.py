@@ -80,7 +80,8 @@ class Machine:
       memmap_bytes_per_page, firmware_reserved, holes, reserved.
       Reclaim/compaction: swap, reclaim, compaction, slab_free_ppm,
       compaction_proactiveness, extfrag_threshold, kswapd_rate (per simulated
-      second).  watermarks: {zone name: (min, low, high[, promo])} taken as
+      second), compaction_capture (a direct compactor takes the page its frees
+      make, compaction_capture(); False: it retries the free lists instead).  watermarks: {zone name: (min, low, high[, promo])} taken as
       they are instead of __setup_per_zone_wmarks()'s (a recording's zoneinfo:
       the kernel computed them from the managed pages of the moment
       min_free_kbytes was last written); pcp high_min follows the LOW mark.  kswapd_replay_run_ms: [SIM] in a replay (reclaim in the
@@ -110,7 +111,7 @@ class Machine:
                  compaction_proactiveness=20, extfrag_threshold=500, obj_capacity=1,
                  kswapd_rate="4G", migrate_untracked=False, spb=None, spb_set=None,
                  kswapd_replay_run_ms=10, watermarks=None,
-                 migrate_split_large=True, piece_capacity=None):
+                 migrate_split_large=True, piece_capacity=None, compaction_capture=True):
         if not isinstance(cpus, (int, np.integer)) or not 1 <= cpus <= 256:
             raise ConfigError(f"cpus={cpus!r}: allowed 1 to 256")
         if str(version) not in KERNEL_VERSIONS:
@@ -157,6 +158,7 @@ class Machine:
         m.cfg[CFG["swap"]] = 1 if swap else 0
         m.cfg[CFG["reclaim"]] = 1 if reclaim else 0
         m.cfg[CFG["compaction"]] = 1 if compaction else 0
+        m.cfg[CFG["compaction_capture"]] = 1 if compaction_capture else 0
         m.cfg[CFG["slab_free_ppm"]] = int(slab_free_ppm)
         m.cfg[CFG["compaction_proactiveness"]] = int(compaction_proactiveness)
         m.cfg[CFG["extfrag_threshold"]] = int(extfrag_threshold)

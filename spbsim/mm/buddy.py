@@ -13,9 +13,9 @@ from .const import (MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_IS
                     HPAGE_PMD_ORDER, pageblock_nr_pages, pageblock_order)
 from .jit import njit, njit_inline
 from .pbits import migratetype_to_has_bit
-from .state import (CFG, SIMSTAT, ZS_FREE_HIGHATOMIC, ZS_NR_FREE,
-                    ZS_NR_FREE_BLOCKS)
-from .tracepoint import EV_ZONE_LOCKED, trace_event
+from .state import (CAPC_MT, CAPC_ORDER, CAPC_PAGE, CAPC_ZONE, CFG, SIMSTAT,
+                    ZS_FREE_HIGHATOMIC, ZS_NR_FREE, ZS_NR_FREE_BLOCKS)
+from .tracepoint import EV_EXTFRAG, EV_ZONE_LOCKED, trace_event
 from .spb.lists import spb_mark_pageblock_free_call, spb_pageblock_set_has_call
 from .spb.params import SPB_CFG_UPDATE, SPB_UPDATE_S1, ST_UPDATE_CALLS
 
@@ -292,15 +292,39 @@ def buddy_merge_likely(m, pfn, buddy_pfn, order, z):
 
 
 @njit_inline
+def compaction_capture(m, pfn, order, mt):
+    """compaction_capture(): the direct compactor that published ``m.capc``
+    for this zone takes the page when it has exactly the compaction's order:
+    never an isolated block, and a MOVABLE block's page below pageblock order
+    only for a MOVABLE request.  A type mismatch is traced as
+    mm_page_alloc_extfrag, as the kernel does."""
+    want = m.capc[CAPC_MT]
+    if order != m.capc[CAPC_ORDER] or mt == MIGRATE_ISOLATE:
+        return False
+    if order < pageblock_order and mt == MIGRATE_MOVABLE and want != MIGRATE_MOVABLE:
+        return False
+    if mt != want:
+        own = 1 if m.pb_mt[pfn >> pageblock_order] == want else 0
+        trace_event(m, EV_EXTFRAG, pfn, order, order, want, mt, own)
+    m.capc[CAPC_PAGE] = pfn
+    return True
+
+
+@njit_inline
 def free_one_page_merge(m, pfn, z, order, mt, to_tail):
     """__free_one_page(): merge with free buddies, then queue on ``mt``'s list.
 
     Merging two >= pageblock_order buddies of different types is allowed only
     if both are mergeable (not HIGHATOMIC/ISOLATE); the buddy's block is then
     retyped to ``mt``.  Reaching pageblock order marks the block(s) fully free.
+    A direct compactor's capture (task_capc) takes the block at its order
+    instead: it then goes on no list and the pfn is returned as freed.
     """
+    capc = m.capc[CAPC_ZONE] == z and m.capc[CAPC_PAGE] < 0      # task_capc()
     buddy_pfn = pfn ^ (1 << order)
     while order < MAX_PAGE_ORDER:
+        if capc and compaction_capture(m, pfn, order, mt):
+            return pfn
         buddy_pfn = pfn ^ (1 << order)
         if not page_is_buddy(m, buddy_pfn, order, z):
             break

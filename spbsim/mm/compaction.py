@@ -17,7 +17,8 @@ from .fallback import fallback_type, should_try_claim_block
 from .pcp import drain_zone_pages
 from .split import piece_index
 from .tracepoint import EV_COMPACTION_BEGIN, EV_COMPACTION_END, EV_KCOMPACTD_WAKE, trace_event
-from .state import CC_MAX, CFG, NODE, VMSTAT, ZS_NR_FREE, ZS_WMARK_MIN, ZSTAT
+from .state import (CAPC_MT, CAPC_ORDER, CAPC_PAGE, CAPC_ZONE, CC_MAX, CFG, NODE, VMSTAT,
+                    ZS_NR_FREE, ZS_WMARK_MIN, ZSTAT)
 from .watermark import gfp_migratetype, populated_zone, wmark_pages, zone_watermark_ok
 
 # enum compact_result (ordered)
@@ -49,6 +50,7 @@ CC_KCOMPACTD = 0x20      # run by kcompactd (its vmstat counters)
 CC_PROACTIVE = 0x40      # cc->proactive_compaction
 
 _CFG_COMPACTION = CFG["compaction"]
+_CFG_CAPTURE = CFG["compaction_capture"]
 _CFG_EXTFRAG = CFG["extfrag_threshold"]
 _CFG_PROACTIVE = CFG["compaction_proactiveness"]
 _CFG_MIGRATE_UNTRACKED = CFG["migrate_untracked"]
@@ -527,6 +529,8 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                 migrate_block(m, p, dst, cpu)
                 m.vm[_VM_ISOLATED] += 1 << o
                 isolated_any = True
+                if m.capc[CAPC_PAGE] >= 0:      # the free of the source was captured
+                    break
             p += 1 << o
         if not isolated_any:
             m.pb_flags[pb] |= PB_compact_skip
@@ -536,6 +540,9 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                 superpageblock_clear_has_movable_call(m.spb, m, start)
         elif order > 0:
             drain_zone_pages(m, z, cpu)         # check_drain
+        if m.capc[CAPC_PAGE] >= 0:              # "Stop if a page has been captured"
+            result = COMPACT_SUCCESS
+            break
     cc_release(m, z)
     trace_event(m, EV_COMPACTION_END, zs, sync, mpfn, fpfn, ze, result | (flags << 8))
     m.zstat[z, _Z_MIGRATE_PFN] = mpfn
@@ -550,9 +557,26 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
 
 
 @njit
+def compact_zone_order(m, z, order, mt, flags, cpu):
+    """compact_zone_order(): compact_zone() with a capture_control published
+    for the zone (unless the compaction_capture switch is off), withdrawn
+    before returning; a captured page makes the result COMPACT_SUCCESS and
+    stays in m.capc[CAPC_PAGE] for __alloc_pages_direct_compact()."""
+    if m.cfg[_CFG_CAPTURE] != 0:
+        m.capc[CAPC_ZONE] = z
+        m.capc[CAPC_ORDER] = order
+        m.capc[CAPC_MT] = mt
+    status = compact_zone(m, z, order, mt, flags, cpu, -1)
+    m.capc[CAPC_ZONE] = -1
+    if m.capc[CAPC_PAGE] >= 0:
+        status = COMPACT_SUCCESS
+    return status
+
+
+@njit
 def try_to_compact_pages(m, order, gfp, alloc_flags, highest_zoneidx, prio, cpu):
     """try_to_compact_pages(): each zone of the zonelist, skipping deferred ones
-    (unless SYNC_FULL); stop at the first success.  (compact_stall is counted
+    (unless SYNC_FULL); stop at the first success (a captured page among them).  (compact_stall is counted
     by the caller, __alloc_pages_direct_compact, as in the kernel.)"""
     if (gfp & _GFP_IO) == 0 or m.cfg[_CFG_COMPACTION] == 0:     # gfp_compaction_allowed()
         return COMPACT_SKIPPED
@@ -576,7 +600,7 @@ def try_to_compact_pages(m, order, gfp, alloc_flags, highest_zoneidx, prio, cpu)
             flags |= CC_SYNC
         if prio == COMPACT_PRIO_SYNC_FULL:          # MIN_COMPACT_PRIORITY
             flags |= CC_WHOLE_ZONE | CC_IGNORE_SKIP | CC_IGNORE_BLOCK
-        status = compact_zone(m, z, order, mt, flags, cpu, -1)
+        status = compact_zone_order(m, z, order, mt, flags, cpu)
         rc = max(rc, status)
         if status == COMPACT_SUCCESS:
             compaction_defer_reset(m, z, order, False)

@@ -13,7 +13,7 @@ from .const import (MAX_NR_ZONES, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_T
 from .jit import njit
 from .pcp import pindex_to_order
 from .split import piece_index
-from .state import (CFG, PCP_COUNT, ZS_FREE_HIGHATOMIC, ZS_NR_FREE,
+from .state import (CAPC_PAGE, CAPC_ZONE, CFG, PCP_COUNT, ZS_FREE_HIGHATOMIC, ZS_NR_FREE,
                     ZS_NR_FREE_BLOCKS)
 
 __all__ = ["check_mem", "VIOLATIONS"]
@@ -50,6 +50,7 @@ VIOLATIONS = {
     26: "pages flagged pcp in struct page differ from the pcp counts (counted {a}, recorded {b})",
     27: "split-object piece table and page disagree (piece {a}, page's object {b})",
     28: "split-piece pool does not add up (free chain {a}, in use {b})",
+    29: "a compaction capture is left published or unclaimed outside direct compaction (zone {a}, page {b})",
 }
 
 
@@ -276,6 +277,8 @@ def _check_owners(m):
 @njit
 def check_mem(m):
     """Run all checks; (0, -1, 0, 0) if the state is consistent."""
+    if m.capc[CAPC_ZONE] != -1 or m.capc[CAPC_PAGE] != -1:
+        return (29, -1, m.capc[CAPC_ZONE], m.capc[CAPC_PAGE])
     r = _check_lists(m)
     if r[0] != 0:
         return r

@@ -64,6 +64,7 @@ def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1, spb=None, piece_cap
         cc_pfn=np.zeros(CC_MAX, np.int64),
         cc_order=np.zeros(CC_MAX, np.int64),
         cc_n=np.zeros(2, np.int64),
+        capc=np.full(4, -1, np.int64),
         wq_due=np.zeros(64, np.int64),
         wq_kind=np.zeros(64, np.int64),
         wq_arg=np.zeros(64, np.int64),

@@ -27,8 +27,8 @@ from .gfp import (__GFP_HIGH as _GFP_HIGH,
                    __GFP_THISNODE as _GFP_THISNODE)
 from .jit import njit, njit_inline
 from .pcp import drain_all_pages
-from .state import (CFG, CUR_CPU, SIMSTAT, VM_ALLOCSTALL, VM_PGALLOC, VMSTAT, ZSTAT,
-                    ZS_NR_FREE)
+from .state import (CAPC_PAGE, CFG, CUR_CPU, SIMSTAT, VM_ALLOCSTALL, VM_PGALLOC, VMSTAT,
+                    ZSTAT, ZS_NR_FREE)
 from .tracepoint import EV_ALLOC, trace_event
 from .compaction import (COMPACT_DEFERRED, COMPACT_PRIO_ASYNC, COMPACT_PRIO_SYNC_FULL,
                          COMPACT_PRIO_SYNC_LIGHT, COMPACT_SKIPPED, COMPACT_SUCCESS,
@@ -53,6 +53,7 @@ _SIM_FAIL = SIMSTAT["sim_alloc_fail"]
 _SIM_FREE = SIMSTAT["sim_free_requests"]
 _SIM_SLOW = SIMSTAT["sim_slowpath"]
 _SIM_NOFRAG_RETRY = SIMSTAT["sim_nofragment_retry"]
+_SIM_CAPTURE = SIMSTAT["sim_compact_capture"]
 _CFG_COMPACTION = CFG["compaction"]
 _VM_OOM = VMSTAT["oom_kill"]
 _VM_COMPACT_SUCCESS = VMSTAT["compact_success"]
@@ -304,18 +305,27 @@ def alloc_pages_slowpath(m, order, gfp, highest_zoneidx, mt, cpu):
 
 @njit
 def direct_compact(m, order, gfp, alloc_flags, highest_zoneidx, mt, prio, cpu):
-    """__alloc_pages_direct_compact(): nothing for order 0; compact, then retry
-    the free lists; compact_success / compact_fail by whether that retry
-    worked (capture is not modelled); a success clears the zone's compaction
-    deferral and its pending skip-bit flush.  Returns (compact_result, pfn or -1)."""
+    """__alloc_pages_direct_compact(): nothing for order 0; compact, then take
+    the page compaction captured or else retry the free lists; compact_success
+    / compact_fail by whether that gave a page; a success clears the zone's
+    compaction deferral and its pending skip-bit flush.  Returns
+    (compact_result, pfn or -1)."""
     if order == 0:
         return COMPACT_SKIPPED, -1
     res = try_to_compact_pages(m, order, gfp, alloc_flags, highest_zoneidx, prio, cpu)
+    page = m.capc[CAPC_PAGE]
+    m.capc[CAPC_PAGE] = -1
     if res == COMPACT_SKIPPED:
         return res, -1
     # "at least in one zone compaction wasn't deferred or skipped": a stall
     m.vm[_VM_COMPACT_STALL] += 1
-    page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
+    if page >= 0:
+        # prep_new_page() of the captured page: it bypassed rmqueue, so the
+        # PB_has_<type> mark rmqueue's page_del_and_expand() gives is set here
+        m.sim[_SIM_CAPTURE] += 1
+        pageblock_set_has(m, page, order, mt)
+    else:
+        page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx, mt, cpu)
     if page >= 0:
         z = m.pb_zone[page >> pageblock_order]
         m.zstat[z, _Z_BLOCKSKIP_FLUSH] = 0

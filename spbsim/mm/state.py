@@ -72,6 +72,7 @@ SIMSTAT_NAMES = [
     "sim_boost", "sim_nofragment_retry",
     "sim_freelists_visited",   # free_list heads inspected by __rmqueue_smallest/claim/steal
     "sim_migrate_split",       # large blocks split for want of a migration target (any order)
+    "sim_compact_capture",     # direct compactions that captured the page they freed
 ]
 SIMSTAT = _enum(SIMSTAT_NAMES)
 
@@ -100,6 +101,7 @@ CFG_NAMES = [
     "reclaim_external",         # replays: reclaim is in the request stream; kswapd only balances
     "kswapd_replay_run_ns",     # [SIM] replays: how long one balance_pgdat() run of kswapd lasts
     "reclaim_active_external",  # replays: ZONE_RECLAIM_ACTIVE follows the stream's kswapd windows
+    "compaction_capture",       # a direct compactor takes the page its frees make (compaction_capture)
 ]
 CFG = _enum(CFG_NAMES)
 
@@ -172,6 +174,9 @@ Mem = namedtuple("Mem", [
     "cfg", "cur", "rng",
     # compaction's private lists: isolated free pages (pfn, order), count in [0]
     "cc_pfn", "cc_order", "cc_n",
+    # the capture_control a direct compactor publishes (current->capture_control):
+    # [zone (-1: none published), order, migratetype, captured pfn (-1: none)]
+    "capc",
     # workqueue: due time, kind, argument; wq_n = [items, dropped, next due]
     "wq_due", "wq_kind", "wq_arg", "wq_n",
     # event log: int64[cap, EV_WIDTH]; ev_n[0] = records, ev_n[1] = dropped
@@ -187,6 +192,7 @@ PCP_COUNT, PCP_HIGH, PCP_BATCH, PCP_HIGH_MIN, PCP_HIGH_MAX, PCP_ALLOC_FACTOR, \
     PCP_FREE_COUNT, PCP_FLAGS = range(8)
 PCPF_PREV_FREE_HIGH_ORDER = 0x1
 CUR_CPU, CUR_CLOCK = 0, 1
+CAPC_ZONE, CAPC_ORDER, CAPC_MT, CAPC_PAGE = range(4)
 
 
 def bytes_per_page():
