@@ -377,11 +377,14 @@ class Machine:
         from .mm.spb.debug import spb_dump
         return spb_dump(self.mem.spb, self.mem, extended=extended)
 
-    def compact_memory(self, cpu=0):
-        """/proc/sys/vm/compact_memory: full sync compaction of every zone."""
+    def compact_memory(self, cpu=0, zones=None):
+        """/proc/sys/vm/compact_memory: full sync compaction of every zone
+        (``zones``: of these zone indices only)."""
         from .mm.compaction import CC_IGNORE_SKIP, CC_SYNC, CC_WHOLE_ZONE, compact_zone
         from .mm.const import MIGRATE_UNMOVABLE
         for z in self.populated_zones():
+            if zones is not None and z not in zones:
+                continue
             # compact_node(pgdat, false): MIGRATE_SYNC, whole zone, skip hints ignored
             compact_zone(self.mem, z, -1, MIGRATE_UNMOVABLE, CC_SYNC | CC_WHOLE_ZONE | CC_IGNORE_SKIP,
                          self._cpu(cpu), -1)

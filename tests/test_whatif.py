@@ -13,6 +13,7 @@ import pytest
 
 from spbsim.errors import SpbsimError
 from spbsim.machine import Machine
+from spbsim.mm.const import ZONE_NORMAL, pageblock_order
 from spbsim.mm.gfp import GFP_HIGHUSER_MOVABLE, GFP_KERNEL
 from spbsim.trace import whatif as W
 from spbsim.trace.ftrace import MM_PAGE_ALLOC, TraceFormatError, TraceReader
@@ -68,6 +69,14 @@ _KC_ISOLATE = ("      kcompactd0-39      [001] .....    {ts:.6f}: mm_compaction_
 _KC_END = ("      kcompactd0-39      [001] .....    {ts:.6f}: mm_compaction_end: "
            "zone_start=0x1000 migrate_pfn=0x17c00 free_pfn=0x1b800 zone_end=0x100000, "
            "mode=sync status=complete")
+_U_BEGIN = ("              sh-227     [001] .....    {ts:.6f}: mm_compaction_begin: "
+            "zone_start=0x100000 migrate_pfn=0x100000 free_pfn=0x11fe00 zone_end=0x120000, "
+            "mode=sync")
+_U_END = ("              sh-227     [001] .....    {ts:.6f}: mm_compaction_end: "
+          "zone_start=0x100000 migrate_pfn=0x11fe00 free_pfn=0x11fe00 zone_end=0x120000, "
+          "mode=sync status=complete")
+_TTCP = ("              sh-227     [001] .....    {ts:.6f}: mm_compaction_try_to_compact_pages: "
+         "order=9 gfp_mask=GFP_TRANSHUGE priority=1")
 _AH_FREE = ("         anonhog-722     [000] .....    {ts:.6f}: mm_page_free: "
             "page=000000004a2ad7d2 pfn={pfn:#x} order={order}")
 _MARK = "           agent-219     [001] .....    {ts:.6f}: tracing_mark_write: {text}"
@@ -84,7 +93,9 @@ def write_trace(path, events, t0=10.0):
     ("fb", pfn), ("afail",), ("mark", text), ("zl", pfn), ("t", seconds);
     compaction: ("kf", pfn, order) a kcompactd free, ("cb",) / ("ce",)
     mm_compaction_begin / end of task anonhog-722, ("af", pfn, order) a
-    free by that task."""
+    free by that task; ("ucb",) / ("uce",) a whole-zone sync compaction of
+    Normal (0x100000) by task sh-227 begins / ends, ("ttcp",) that task's
+    mm_compaction_try_to_compact_pages."""
     lines = ["# tracer: nop", "#"]
     ts = t0
     for e in events:
@@ -119,6 +130,12 @@ def write_trace(path, events, t0=10.0):
             lines.append(_C_BEGIN.format(ts=ts))
         elif k == "ce":
             lines.append(_C_END.format(ts=ts))
+        elif k == "ucb":
+            lines.append(_U_BEGIN.format(ts=ts))
+        elif k == "uce":
+            lines.append(_U_END.format(ts=ts))
+        elif k == "ttcp":
+            lines.append(_TTCP.format(ts=ts))
         else:
             raise ValueError(k)
     Path(path).write_text("\n".join(lines) + "\n")
@@ -613,6 +630,52 @@ def test_daemons_plumbing(tmp_path):
     r = replay_whatif(t, SMALL, daemons_every_s=0.5, snapshot_every_s=1.0, check=True)
     assert r["frees"]["done"] == 100
     assert all(s["tag"].startswith("t=") for s in r["snapshots"])
+
+
+def _scattered(n=32768, base=0x104000):
+    """n order-0 movable allocations on cpu 0, then every other one freed:
+    the simulator's blocks are left half used (more holes than the per-cpu
+    lists hold)."""
+    ev = [("a", base + i, 0, "GFP_HIGHUSER_MOVABLE", 0) for i in range(n)]
+    return ev + [("f", base + i, 0, 0) for i in range(0, n, 2)]
+
+
+def test_user_compaction_is_replayed_as_a_request(tmp_path):
+    """A write to /proc/sys/vm/compact_memory (compact_node(): one
+    whole-zone sync compaction per zone, in the writer's task) is the
+    workload's request, not a kernel decision: the replay has the simulator
+    compact that zone itself at that point.  Before, nothing happened, and
+    the simulator ended with the scattered blocks the kernel had compacted."""
+    t = write_trace(tmp_path / "t.txt", _scattered() + [
+        ("ucb",), ("uce",), ("mark", "oracle_snap_end seq=1 tag=x")])
+    on = replay_whatif(t, SMALL, prefill=False, check=True)
+    off = replay_whatif(t, SMALL, prefill=False, check=True, user_compactions=False)
+    assert on["user_compactions"] == {"zones": 1, "unmatched": 0}
+    assert off["user_compactions"] is None
+    assert on["checksum"] == off["checksum"]                   # the same requests
+    assert off["vmstat"]["pgmigrate_success"] == 0
+    assert on["vmstat"]["pgmigrate_success"] > 0
+    # the migrated sources sit on the compacting cpu's lists until drained;
+    # then the compacted zone has fewer holes and more free 2 MB blocks
+    holes, ge9 = [], []
+    for r in (on, off):
+        r["machine"].drain_pcp()
+        nr_free = r["machine"].mem.nr_free[ZONE_NORMAL]
+        holes.append(int(nr_free[0]))
+        ge9.append(sum(int(nr_free[o]) << (o - pageblock_order)
+                       for o in range(pageblock_order, len(nr_free))))
+    assert holes[0] < holes[1] and ge9[0] > ge9[1]
+
+
+def test_direct_compaction_begin_is_no_user_request(tmp_path):
+    """The same begin after the task's mm_compaction_try_to_compact_pages is
+    a direct compaction (a kernel decision the simulator makes itself, or
+    not): no zone is compacted for it."""
+    t = write_trace(tmp_path / "t.txt", _scattered() + [
+        ("ttcp",), ("ucb",), ("uce",), ("mark", "oracle_snap_end seq=1 tag=x")])
+    r = replay_whatif(t, SMALL, prefill=False, check=True)
+    assert r["user_compactions"] == {"zones": 0, "unmatched": 0}
+    assert r["vmstat"]["pgmigrate_success"] == 0
 
 
 def test_free_pages_blocks_ge():

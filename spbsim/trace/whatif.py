@@ -104,6 +104,9 @@ _MAX_PFN = 1 << 31
 _MARK_END_RE = re.compile(r"oracle_snap_end seq=(\d+) tag=(\S+)")
 _MARK_BEGIN_RE = re.compile(r"oracle_snap_begin seq=(\d+) tag=(\S+)")
 _COMPACTION_BEGIN, _COMPACTION_END = "mm_compaction_begin", "mm_compaction_end"
+_TRY_TO_COMPACT = "mm_compaction_try_to_compact_pages"
+#: tasks that never write /proc/sys/vm/compact_memory
+_KTHREADS = ("kcompactd", "kswapd", "khugepaged")
 
 PREFILL_MODES = ("auto", "movable", "kpageflags")
 #: how the replay starts: "snapshot" (the start snapshot's exact state,
@@ -691,8 +694,12 @@ class _Stream:
     def __init__(self, trace_path, *, lenient, progress, max_lines, snapshot_every_s,
                  start_free=None, migrations="keep", daemons_every_s=None,
                  batch_size=1 << 16, pfn_ranges=None, trace_cpus=None, touch=None,
-                 kswapd_scan=None):
+                 kswapd_scan=None, user_compactions=True):
         self.trace_path = trace_path
+        self.user_compactions = user_compactions
+        #: pid -> batch row (-1: an earlier batch) of its direct compaction
+        #: (mm_compaction_try_to_compact_pages) not yet ended by an mm_page_alloc
+        self._direct = {}
         self.kswapd_scan = kswapd_scan
         self.pfn_ranges = pfn_ranges
         self.trace_cpus = trace_cpus
@@ -735,6 +742,50 @@ class _Stream:
             elif begin is False:
                 active.discard(p)
         return ctx
+
+    def _user_compactions(self, batch):
+        """Cuts where the workload asked for compaction: a write to
+        /proc/sys/vm/compact_memory (or a node's ``compact``) runs
+        compact_node() in the writer's context, one whole-zone sync
+        compaction per zone; its mm_compaction_begin has migrate_pfn ==
+        zone_start and mode=sync, in a task that is no kernel thread and has
+        no direct compaction under way (a try_to_compact_pages not yet
+        ended by the task's mm_page_alloc)."""
+        ev = batch.events
+        pend = self._direct
+        allocs = None
+        out = []
+        for j in np.flatnonzero(ev["kind"] == OTHER_EVENT).tolist():
+            rec = batch.records[int(ev["aux"][j])]
+            name = getattr(rec, "event", "")
+            if name == _TRY_TO_COMPACT:
+                pend[rec.pid] = j
+                continue
+            if name != _COMPACTION_BEGIN:
+                continue
+            if rec.pid in pend:
+                if allocs is None:
+                    allocs = np.flatnonzero(ev["kind"] == MM_PAGE_ALLOC)
+                a = allocs[(allocs > pend[rec.pid]) & (allocs < j)]
+                if not np.any(ev["pid"][a] == rec.pid):
+                    continue                    # a direct compaction's zone
+                del pend[rec.pid]
+            args = rec.args
+            zs = args.get("zone_start")
+            if (rec.comm.startswith(_KTHREADS) or not isinstance(zs, int)
+                    or args.get("migrate_pfn") != zs or args.get("mode") != "sync"):
+                continue
+            out.append((j, {"user_compaction": zs, "cpu": int(rec.cpu), "ts": float(rec.ts)}))
+        if pend:
+            if allocs is None:
+                allocs = np.flatnonzero(ev["kind"] == MM_PAGE_ALLOC)
+            for p, r0 in list(pend.items()):
+                a = allocs[allocs > r0]
+                if np.any(ev["pid"][a] == p):
+                    del pend[p]
+                else:
+                    pend[p] = -1
+        return out
 
     @staticmethod
     def _compaction_rows(batch):
@@ -839,6 +890,8 @@ class _Stream:
                         start_seen = True
                         start_at = int(np.searchsorted(sel, j, "left"))
                         start_row = j
+            if self.user_compactions:
+                cuts.extend(self._user_compactions(batch))
             rows = ev[sel]
             if self.migrations == "keep":
                 extra = self._compaction_rows(batch)
@@ -872,7 +925,7 @@ class _Stream:
                         j = int(np.searchsorted(tsm, next_daemon, "left"))
                         cuts.append((j, {"daemons": float(next_daemon)}))
                         next_daemon += de
-                cuts.sort(key=lambda c: c[0])
+            cuts.sort(key=lambda c: c[0])
             op_cuts = []
             for j, info in cuts:
                 # ops of the events before row j: the events selected before j
@@ -886,6 +939,21 @@ def _follow_kswapd(machine, windows, now):
     reclaim windows (the model's kswapd leaves the flag alone)."""
     machine.mem.cfg[CFG["reclaim_active_external"]] = 1
     update_reclaim_active(machine.mem, _TOP_ZONE, active_at(windows, int(now)))
+
+
+def _user_compaction(machine, info, stats):
+    """A workload's write to compact_memory, replayed as the user request it
+    is: the simulator compacts the zone that began at ``info["user_compaction"]``
+    its own way (compact_node(): order -1, sync, whole zone, skip hints
+    ignored); the kernel's migrations stay the kernel's."""
+    m = machine.mem
+    zs = int(info["user_compaction"])
+    for z in machine.populated_zones():
+        if m.zone_start[z] <= zs < m.zone_end[z]:
+            machine.compact_memory(cpu=info["cpu"] % machine.cpus, zones=(z,))
+            stats["zones"] += 1
+            return
+    stats["unmatched"] += 1
 
 
 def _with_window_cuts(cuts, windows, ts):
@@ -1229,7 +1297,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                   cache_bytes=512 << 20, check=False, pfn_ranges="machine",
                   snapshot_detail=False, trace_cpus=None, start="auto", daemons=None,
                   manifest=None, kswapd_windows=True, kswapd_gap_ms=KSWAPD_GAP_MS,
-                  start_seed=None, start_types="trace") -> dict:
+                  start_seed=None, start_types="trace", user_compactions=True) -> dict:
     """Replay a trace's request stream through a fresh simulated machine.
 
     ``machine_kwargs``: Machine parameters (dict), or a Machine to use as is.
@@ -1269,6 +1337,9 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     in a start-state replay, "trace" keeps each pageblock at the type the
     first trace event showing it reveals (spbsim.trace.start.first_types)
     and fits the others to pagetypeinfo; "fit": all fitted.
+    ``user_compactions``: where the workload wrote compact_memory (a
+    whole-zone sync mm_compaction_begin outside kernel threads and direct
+    compaction), the simulator compacts that zone itself; False: ignored.
 
     Returns a dict: ``allocs`` (traced allocations replayed), ``alloc_ok``,
     ``sim_failures_by_order`` (traced allocations the simulator failed, per
@@ -1310,7 +1381,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                                   snapshot_detail=snapshot_detail, trace_cpus=trace_cpus,
                                   t0=t0, kswapd_windows=kswapd_windows,
                                   kswapd_gap_ms=kswapd_gap_ms, start_seed=start_seed,
-                                  start_types=start_types)
+                                  start_types=start_types, user_compactions=user_compactions)
     if start == "snapshot":
         raise SpbsimError(f"start='snapshot': no start snapshot with kpageflags beside "
                           f"{trace_path}")
@@ -1344,13 +1415,15 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations,
                daemons_every_s=daemons_every_s,
                pfn_ranges=(zone_pfn_ranges(machine_kwargs) if pfn_ranges == "machine"
-                           else pfn_ranges), trace_cpus=trace_cpus)
+                           else pfn_ranges), trace_cpus=trace_cpus,
+               user_compactions=user_compactions)
     # kswapd's reclaim windows need the whole trace: only with pass 1 (pre-fill)
     scan = KswapdScan() if (kswapd_windows and prefill is not None) else None
     stream = _Stream(trace_path, kswapd_scan=scan, **skw)
     _background = background
     # the recorded kswapd's windows, whether pass 2 follows them yet, the draw
-    extra = {"windows": None, "following": False, "hidden": None}
+    extra = {"windows": None, "following": False, "hidden": None,
+             "user": {"zones": 0, "unmatched": 0}}
 
     fill_state = {"pending": None, "at": None, "zones": {}}
 
@@ -1381,6 +1454,9 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                 continue
             if info is not None and "daemons" in info:
                 _background(machine.mem, np.int64(info["daemons"] * 1e9), np.int64(0))
+                continue
+            if info is not None and "user_compaction" in info:
+                _user_compaction(machine, info, extra["user"])
                 continue
             if info is not None:
                 if fill_state["pending"] is not None and info["tag"] == "start" \
@@ -1494,6 +1570,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         "fill": {"at": fill_state["at"], "zones": fill_state["zones"]},
         "hidden": extra["hidden"],
         "kswapd_windows": _windows_summary(extra["windows"]),
+        "user_compactions": extra["user"] if user_compactions else None,
         "pairing": pc,
         "replay": rc,
         "snapshots": snaps,
@@ -1512,7 +1589,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                        snapshot_every_s, snapshots_dir, migrations, cache_bytes, check,
                        daemons, manifest, pfn_ranges, snapshot_detail, trace_cpus, t0,
                        kswapd_windows=True, kswapd_gap_ms=KSWAPD_GAP_MS, start_seed=None,
-                       start_types="trace"):
+                       start_types="trace", user_compactions=True):
     """replay_whatif(start="snapshot"): the stream after the start snapshot's
     end marker, from the state the kernel had then (spbsim.trace.start).
     ``machine_kwargs``: a Machine with the recording's geometry (as
@@ -1554,7 +1631,9 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
         touch["rev_last"] = np.full((MAX_CPUS, 3), -1, np.int64)
     skw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
                snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations,
-               pfn_ranges=pfn_ranges, trace_cpus=trace_cpus)
+               pfn_ranges=pfn_ranges, trace_cpus=trace_cpus,
+               user_compactions=user_compactions)
+    user = {"zones": 0, "unmatched": 0}
     scan = KswapdScan() if (kswapd_windows and daemons) else None
     stream = _Stream(trace_path, touch=touch, kswapd_scan=scan, **skw)
 
@@ -1664,6 +1743,8 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                 lo = cut
             if info is not None and "reclaim_active" in info:
                 update_reclaim_active(machine.mem, _TOP_ZONE, info["reclaim_active"])
+            elif info is not None and "user_compaction" in info:
+                _user_compaction(machine, info, user)
             elif info is not None and "daemons" not in info:
                 snaps.append(_snapshot(machine, info, fail_by_order, snapshot_detail))
                 if check:
@@ -1716,6 +1797,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
         "fill": {"at": built.get("at"), "zones": {}},
         "hidden": state["hidden"],
         "kswapd_windows": _windows_summary(windows),
+        "user_compactions": user if user_compactions else None,
         "pairing": pc,
         "replay": rc,
         "snapshots": snaps,
