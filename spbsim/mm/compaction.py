@@ -10,7 +10,7 @@ from .const import (SUPERPAGEBLOCK_ORDER, ALLOC_CMA, MIGRATE_ISOLATE, MIGRATE_MO
                     PG_buddy, PG_head, PG_lru, PG_MT_SHIFT, PG_pcp, PG_pinned,
                     pageblock_nr_pages, pageblock_order)
 from .gfp import __GFP_IO as _GFP_IO
-from .jit import njit
+from .jit import njit, njit_inline
 from .lru import lru_replace
 from .page_free import free_pages_call
 from .fallback import fallback_type, should_try_claim_block
@@ -556,7 +556,7 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
     return result
 
 
-@njit
+@njit_inline
 def compact_zone_order(m, z, order, mt, flags, cpu):
     """compact_zone_order(): compact_zone() with a capture_control published
     for the zone (unless the compaction_capture switch is off), withdrawn
