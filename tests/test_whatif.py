@@ -77,6 +77,8 @@ _U_END = ("              sh-227     [001] .....    {ts:.6f}: mm_compaction_end: 
           "mode=sync status=complete")
 _TTCP = ("              sh-227     [001] .....    {ts:.6f}: mm_compaction_try_to_compact_pages: "
          "order=9 gfp_mask=GFP_TRANSHUGE priority=1")
+_BARE = {"kce": _KC_END, "cb": _C_BEGIN, "ce": _C_END, "ucb": _U_BEGIN, "uce": _U_END,
+         "ttcp": _TTCP}
 _AH_FREE = ("         anonhog-722     [000] .....    {ts:.6f}: mm_page_free: "
             "page=000000004a2ad7d2 pfn={pfn:#x} order={order}")
 _MARK = "           agent-219     [001] .....    {ts:.6f}: tracing_mark_write: {text}"
@@ -124,18 +126,8 @@ def write_trace(path, events, t0=10.0):
             lines.append(_AH_FREE.format(ts=ts, pfn=e[1], order=e[2]))
         elif k == "kiso":       # kcompactd isolates free pages: (a, b, nr_taken)
             lines.append(_KC_ISOLATE.format(ts=ts, a=e[1], b=e[2], n=e[2] - e[1], taken=e[3]))
-        elif k == "kce":
-            lines.append(_KC_END.format(ts=ts))
-        elif k == "cb":
-            lines.append(_C_BEGIN.format(ts=ts))
-        elif k == "ce":
-            lines.append(_C_END.format(ts=ts))
-        elif k == "ucb":
-            lines.append(_U_BEGIN.format(ts=ts))
-        elif k == "uce":
-            lines.append(_U_END.format(ts=ts))
-        elif k == "ttcp":
-            lines.append(_TTCP.format(ts=ts))
+        elif k in _BARE:        # compaction lines with only a time
+            lines.append(_BARE[k].format(ts=ts))
         else:
             raise ValueError(k)
     Path(path).write_text("\n".join(lines) + "\n")
