@@ -22,9 +22,9 @@ import numpy as np
 
 from .errors import ConfigError, SpbsimError  # noqa: F401  (SpbsimError re-exported)
 from .mm import gfp as G
-from .mm.const import SUPERPAGEBLOCK_ORDER
 from .mm.geometry import MAX_MEMORY, MIN_MEMORY, format_size, parse_size
 from .policy import Policy, PolicyError
+from .workload.kinds import HUGETLB, HUGETLB_1G_ORDER, KINDS, KindInfo, kind_keys
 
 __all__ = ["ScenarioError", "KindInfo", "KINDS", "Lifetime", "Source", "Phase", "Scenario",
            "load_scenario", "scenario_from_text", "builtin_scenarios", "parse_time",
@@ -33,7 +33,6 @@ __all__ = ["ScenarioError", "KindInfo", "KINDS", "Lifetime", "Source", "Phase", 
 
 PAGE_SIZE = 4096
 MAX_ORDER = 10                       # MAX_PAGE_ORDER: orders a source may ask for
-HUGETLB_1G_ORDER = SUPERPAGEBLOCK_ORDER   # 18: one PUD-sized (1 GiB) page
 MAX_CPUS = 256
 MAX_DURATION_S = 7 * 86400.0
 MIN_TICK_S, MAX_TICK_S = 1e-3, 1.0
@@ -57,64 +56,6 @@ class ScenarioError(ConfigError):
         self.key = key
         super().__init__(message)
 
-
-# ---------------------------------------------------------------------------
-# Kinds of sources
-# ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class KindInfo:
-    """Defaults of a source kind.
-
-    ``lru``: the reclaim list its pages join ("anon", "file", "slab" for the
-    shrinker-reclaimed slab objects, None: not reclaimable).  ``reclaim``:
-    when they can be reclaimed ("swap": only if the scenario has swap,
-    "always", "objects": through the slab shrinker, None: never).
-    ``fallback_order0``: on failure the engine retries the request as order-0
-    pages (THP fault fallback, kvmalloc's vmalloc fallback).
-    """
-    default_gfp: int
-    lru: str | None
-    default_orders: dict
-    reclaim: str | None = None
-    fallback_order0: bool = False
-    description: str = ""
-
-
-KINDS: dict[str, KindInfo] = {
-    "anon": KindInfo(
-        G.GFP_HIGHUSER_MOVABLE, "anon", {0: 1.0}, "swap", False,
-        "anonymous memory (process heaps, tmpfs/shmem: swap-backed)"),
-    "thp": KindInfo(
-        G.GFP_TRANSHUGE_LIGHT, "anon", {9: 1.0}, "swap", True,
-        "transparent huge page faults; a failure falls back to order-0 pages"),
-    "pagecache": KindInfo(
-        G.GFP_HIGHUSER_MOVABLE, "file", {0: 1.0}, "always", False,
-        "file pages (read, written, mmapped)"),
-    "slab_reclaimable": KindInfo(
-        G.GFP_KERNEL | G.__GFP_RECLAIMABLE, "slab", {0: 0.6, 2: 0.1, 3: 0.3}, "objects", False,
-        "SLAB_RECLAIM_ACCOUNT caches (dentry, inode): freed when all objects of a slab are"),
-    "unmovable": KindInfo(
-        G.GFP_KERNEL, None, {0: 0.85, 1: 0.05, 2: 0.05, 3: 0.05}, None, False,
-        "kmalloc and other kernel objects"),
-    "kernel_stack": KindInfo(
-        G.GFP_KERNEL_ACCOUNT, None, {2: 1.0}, None, False,
-        "16 KiB kernel stacks of new tasks"),
-    "pagetable": KindInfo(
-        G.GFP_KERNEL_ACCOUNT | G.__GFP_ZERO, None, {0: 1.0}, None, False,
-        "page-table pages"),
-    "atomic": KindInfo(
-        G.GFP_ATOMIC | G.__GFP_NOWARN, None, {0: 0.9, 1: 0.05, 3: 0.05}, None, False,
-        "network receive buffers and other atomic-context allocations"),
-    "kvmalloc": KindInfo(
-        G.GFP_KERNEL | G.__GFP_NORETRY | G.__GFP_NOWARN, None, {2: 0.4, 3: 0.3, 4: 0.2, 5: 0.1},
-        None, True,
-        "kvmalloc: high-order kmalloc first, order-0 (vmalloc) pages on failure"),
-    "hugetlb_1g": KindInfo(
-        G.GFP_HIGHUSER_MOVABLE | G.__GFP_COMP | G.__GFP_RETRY_MAYFAIL | G.__GFP_NOWARN, None,
-        {HUGETLB_1G_ORDER: 1.0}, None, False,
-        "one contiguous 1 GiB allocation attempt every `interval`, freed after `lifetime`"),
-}
 
 # ---------------------------------------------------------------------------
 # Dataclasses
@@ -301,7 +242,7 @@ class Scenario:
         not counted.  hugetlb_1g: one request per interval."""
         out = {}
         for s in self.sources:
-            if s.kind == "hugetlb_1g":
+            if s.info.handler == HUGETLB:
                 out[s.name] = float(math.ceil((s.stop_s - s.start_s) / s.interval_s - 1e-9))
                 continue
             edges = {s.start_s, s.stop_s}
@@ -666,10 +607,10 @@ def _parse_source(ctx, i, raw, sc):
     def only(k, kinds):
         if k in raw and kind not in kinds:
             raise ctx.err(f"{key}.{k}", f"only for kind {' or '.join(kinds)} (this source is {kind})")
-    only("objects_per_slab", ("slab_reclaimable",))
-    only("interval", ("hugetlb_1g",))
-    if kind == "hugetlb_1g" and "orders" in raw:
-        raise ctx.err(f"{key}.orders", f"not used by kind hugetlb_1g (always one 1 GiB page, "
+    for k, kinds in kind_keys().items():
+        only(k, kinds)
+    if info.handler == HUGETLB and "orders" in raw:
+        raise ctx.err(f"{key}.orders", f"not used by kind {kind} (always one 1 GiB page, "
                                        f"order {HUGETLB_1G_ORDER})")
 
     if "orders" in raw:
@@ -682,9 +623,9 @@ def _parse_source(ctx, i, raw, sc):
     probs.setflags(write=False)
 
     interval = None
-    if kind == "hugetlb_1g":
+    if info.handler == HUGETLB:
         if "interval" not in raw:
-            raise ctx.err(key, "missing key 'interval' (kind hugetlb_1g makes one 1 GiB "
+            raise ctx.err(key, f"missing key 'interval' (kind {kind} makes one 1 GiB "
                                "request per interval)")
         try:
             interval = parse_interval(raw["interval"], sc["memory_bytes"], "")
@@ -768,7 +709,7 @@ def _parse_source(ctx, i, raw, sc):
         factor = ctx.number(f"{key}.burst.factor", b["factor"], lo=0.0, hi=1e6)
 
     ops = 1
-    if kind == "slab_reclaimable":
+    if "objects_per_slab" in info.keys:
         ops = ctx.integer(f"{key}.objects_per_slab", raw.get("objects_per_slab", 16), 1, 1 << 16)
 
     pinned = ctx.number(f"{key}.pinned", raw.get("pinned", 0.0), lo=0.0, hi=1.0,

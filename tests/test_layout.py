@@ -111,7 +111,8 @@ def test_compiled_code_outside_mm_is_cached_by_the_modules_it_imports():
     """numba stamps a cached function with its own file only, but compiled
     code bakes in the constants and compiled callees of the modules it
     imports: the engine's step loop reads the source-kind codes of
-    engine/state.py, the what-if replay the event codes of trace/ftrace.py.
+    engine/state.py (declared in workload/kinds.py), the what-if replay the
+    event codes of trace/ftrace.py.
     Each such function is cached in a directory named after spbsim/mm and
     those files, so editing engine/state.py cannot leave a stale step loop
     behind (before, only spbsim/mm named the directory)."""
@@ -119,7 +120,8 @@ def test_compiled_code_outside_mm_is_cached_by_the_modules_it_imports():
     from spbsim.mm import jit
     from spbsim.mm import pcp
     eng = jit.compiled_closure(PKG / "engine" / "step.py")
-    assert {p.relative_to(PKG).as_posix() for p in eng} == {"engine/step.py", "engine/state.py"}
+    assert {p.relative_to(PKG).as_posix() for p in eng} == {"engine/step.py", "engine/state.py",
+                                                            "workload/kinds.py"}
     wi = {p.relative_to(PKG).as_posix() for p in jit.compiled_closure(PKG / "trace" / "whatif.py")}
     assert {"trace/whatif.py", "trace/ftrace.py", "errors.py"} <= wi
     assert jit.compiled_closure(PKG / "mm" / "pcp.py") == frozenset()

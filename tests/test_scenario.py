@@ -103,6 +103,23 @@ def test_oracle_mixed_matches_recording():
 
 # ---------------------------------------------------------------- kinds
 
+def test_kinds_are_declared_once():
+    """spbsim.workload.kinds is the one table of kinds: the scenario parser,
+    the engine's kind codes and its fallback gfps all read it."""
+    from spbsim.engine import sources as S
+    from spbsim.engine import state as E
+    from spbsim.workload import kinds as K
+    assert KINDS is K.KINDS
+    assert E.KIND_CODES is K.KIND_CODES
+    assert sorted(E.KIND_CODES.values()) == list(range(len(KINDS)))
+    for name, info in KINDS.items():
+        assert S.fallback_gfp(name) == info.fallback_gfp
+        assert info.handler in (K.TIMED, K.HUGETLB)
+    assert K.kind_keys() == {"objects_per_slab": ["slab_reclaimable"],
+                             "interval": ["hugetlb_1g"]}
+    assert E.K_THP == KINDS["thp"].code and E.K_KVMALLOC == KINDS["kvmalloc"].code
+
+
 def test_kind_table():
     assert set(KINDS) == {"anon", "thp", "pagecache", "slab_reclaimable", "unmovable",
                           "kernel_stack", "pagetable", "atomic", "kvmalloc", "hugetlb_1g"}

@@ -19,7 +19,7 @@ from ..mm.state import (CFG, LRU_NAMES, NODE_NAMES, PCP_COUNT, SIMSTAT_NAMES,
                         VMSTAT_NAMES, ZS_MANAGED, ZSTAT)
 from ..observe.census import (hugepage_availability, movable_order_census, pageblock_census,
                               reserved_pageblocks, spb_census)
-from ..scenario import KINDS
+from ..workload.kinds import HUGETLB, KINDS
 from .sources import FIRST_SOURCE_OWNER, RequestStream, fallback_gfp, kind_lru
 from .state import ES, KIND_CODES, SRC_STATS, new_eng
 from ..mm.workqueue import VMSTAT_INTERVAL_NS, WQ_VMSTAT_UPDATE, queue_work
@@ -59,13 +59,13 @@ class Simulation:
         # live timed objects: bounded by memory, estimated from rates x lifetimes
         est = 0.0
         for s in sc.sources:
-            if s.kind == "hugetlb_1g":
+            if KINDS[s.kind].handler == HUGETLB:
                 continue
             life = s.lifetime.mean_s
             if math.isfinite(life):
                 peak = s.rate_per_s * _max_scale(sc, s)
                 est += peak * life * 3
-                if s.kind in ("thp", "kvmalloc"):     # base-page fallbacks
+                if KINDS[s.kind].fallback_gfp:        # base-page fallbacks
                     est += peak * life * (1 << int(s.orders.max()))
         cap = int(min(managed_guess, est + 100_000))
         kw = dict(memory=sc.memory, cpus=sc.cpus, version=sc.kernel_version,
@@ -86,7 +86,7 @@ class Simulation:
         self.eng = e = new_eng(cap)
         self.stream = RequestStream(sc)
         managed = int(m.zstat[:, ZS_MANAGED].sum())
-        slab_n = [s.objects_per_slab for s in sc.sources if s.kind == "slab_reclaimable"]
+        slab_n = [s.objects_per_slab for s in sc.sources if "objects_per_slab" in KINDS[s.kind].keys]
         if slab_n:
             m.cfg[CFG["slab_free_ppm"]] = int(1e6 * SLAB_OBJECT_RECLAIM ** max(slab_n))
         self.source_owner = {}
@@ -105,7 +105,7 @@ class Simulation:
                 e.src_limit[o] = s.limit_bytes >> 12
         self._reserved_pb = reserved_pageblocks(m)
         queue_work(m, WQ_VMSTAT_UPDATE, 0, VMSTAT_INTERVAL_NS)
-        self.hugetlb = [s for s in sc.sources if s.kind == "hugetlb_1g"]
+        self.hugetlb = [s for s in sc.sources if KINDS[s.kind].handler == HUGETLB]
         self.gb_held = []          # (free_at_s, pfn)
         self.gb_next = {}          # source -> next attempt time
         self.gb_rng = np.random.Generator(np.random.PCG64([sc.seed, 0x1C0]))

@@ -8,6 +8,7 @@ are skipped and counted), which keeps the stream itself state-independent.
 import numpy as np
 
 from ..mm.state import LRU_ANON, LRU_FILE, LRU_SLAB
+from ..workload.kinds import KINDS, TIMED
 
 __all__ = ["FIRST_SOURCE_OWNER", "RequestStream", "kind_lru", "fallback_gfp"]
 
@@ -23,14 +24,8 @@ def kind_lru(kind_info):
 
 
 def fallback_gfp(kind):
-    """The gfp of the caller's fallback: THP fault -> GFP_HIGHUSER_MOVABLE base
-    pages; kvmalloc -> vmalloc's GFP_KERNEL order-0 pages."""
-    from ..mm import gfp as G
-    if kind == "thp":
-        return G.GFP_HIGHUSER_MOVABLE
-    if kind == "kvmalloc":
-        return G.GFP_KERNEL
-    return 0
+    """The gfp of the caller's order-0 fallback (0: none; workload.kinds)."""
+    return KINDS[kind].fallback_gfp
 
 
 class RequestStream:
@@ -41,7 +36,7 @@ class RequestStream:
     def __init__(self, scenario, seed=None):
         self.sc = scenario
         self.rng = np.random.Generator(np.random.PCG64(scenario.seed if seed is None else seed))
-        self.sources = [s for s in scenario.sources if s.kind != "hugetlb_1g"]
+        self.sources = [s for s in scenario.sources if KINDS[s.kind].handler == TIMED]
         self.owner = {s.name: FIRST_SOURCE_OWNER + i for i, s in enumerate(scenario.sources)}
         self.checksum = 0
 

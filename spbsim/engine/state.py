@@ -4,11 +4,12 @@ from collections import namedtuple
 
 import numpy as np
 
+from ..workload.kinds import KIND_CODES
+
 __all__ = ["Eng", "new_eng", "KIND_CODES", "SRC_STATS", "ES"]
 
-#: workload kinds (spbsim.scenario.KINDS) as codes for compiled code
-KIND_CODES = {"anon": 0, "thp": 1, "pagecache": 2, "slab_reclaimable": 3, "unmovable": 4,
-              "kernel_stack": 5, "pagetable": 6, "atomic": 7, "kvmalloc": 8, "hugetlb_1g": 9}
+#: kinds compiled code treats apart: THP faults count thp_fault_*, and a
+#: kvmalloc falls back only from orders above 0 (spbsim.workload.kinds)
 K_THP = KIND_CODES["thp"]
 K_KVMALLOC = KIND_CODES["kvmalloc"]
 
