@@ -17,14 +17,14 @@ from spbsim.mm.state import CAPC_PAGE, CAPC_ZONE, EV, ZSTAT
 PB = pageblock_nr_pages
 
 
-def _fragmented(capture, trace=False):
+def _fragmented(capture, trace=False, version="recent"):
     """1.5 GB, all pages allocated movable, then: the highest fully used
     Normal pageblock gets 256 order-0 holes (migration targets) and a low
     one every odd page free (each hole is alone: no order-1 buddy).  The
     migrate scanner is pointed at the low block."""
     m = Machine("1536M", low_memory="512M", cpus=1, pcp=False, early_unmovable=0,
                 migrate_untracked=True, reclaim=False, compaction_capture=capture,
-                trace=trace)
+                trace=trace, version=version)
     zero_watermarks(m)
     pfns = np.sort(exhaust(m))
     mem = m.mem
@@ -45,17 +45,20 @@ def _fragmented(capture, trace=False):
 def test_direct_compaction_takes_the_block_its_migration_frees():
     """An order-2 movable request that finds no order-2 block compacts
     Normal: the second page migrated out of the low block completes the
-    order-2 buddy at the block's start, compaction captures it and stops
-    (two pages migrated), and the request gets that block with
-    compact_success counted.  Without capture (the switch off, as before)
-    compaction migrates the whole block before compact_finished() sees a
-    free order-2 block, and the request takes it from the free lists."""
+    order-2 buddy at the block's start and compaction captures it; the
+    batch it was in (COMPACT_CLUSTER_MAX pages) is migrated whole, then
+    compaction stops, and the request gets that block with compact_success
+    counted.  Without capture (the switch off, as before) compaction
+    migrates the whole block before compact_finished() sees a free order-2
+    block, and the request takes it from the free lists."""
     m, low = _fragmented(capture=True, trace=True)
     n0 = int(m.mem.ev_n[0])
     pfn = m.alloc(2, "GFP_HIGHUSER_MOVABLE")
     vm = m.vmstat_counters()
     assert pfn == low << pageblock_order
-    assert vm["pgmigrate_success"] == 2
+    assert vm["pgmigrate_success"] == C.COMPACT_CLUSTER_MAX
+    # stopped inside the block: the next compaction scans it again
+    assert m.mem.zstat[ZONE_NORMAL, ZSTAT["compact_cached_migrate_pfn"]] == low << pageblock_order
     assert vm["compact_stall"] == 1 and vm["compact_success"] == 1
     assert m.sim_counters()["sim_compact_capture"] == 1
     # the captured block never went through rmqueue: no zone_locked event for it
@@ -74,6 +77,19 @@ def test_direct_compaction_takes_the_block_its_migration_frees():
     assert vm2["compact_success"] == 1
     assert off.sim_counters()["sim_compact_capture"] == 0
     off.check()
+
+
+def test_kernel_6_1_never_captures_below_pageblock_order_from_movable_blocks():
+    """v6.1's compaction_capture() refuses a MOVABLE block's page below
+    pageblock order whatever the request's type (the exception for movable
+    requests came later): the order-2 request takes the block from the free
+    lists after compaction instead."""
+    m, low = _fragmented(capture=True, version="6.1")
+    pfn = m.alloc(2, "GFP_HIGHUSER_MOVABLE")
+    assert pfn >= 0
+    assert m.sim_counters()["sim_compact_capture"] == 0
+    assert m.vmstat_counters()["compact_success"] == 1
+    m.check()
 
 
 def test_capture_leaves_movable_blocks_to_movable_requests():

@@ -75,6 +75,8 @@ _U_BEGIN = ("              sh-227     [001] .....    {ts:.6f}: mm_compaction_beg
 _U_END = ("              sh-227     [001] .....    {ts:.6f}: mm_compaction_end: "
           "zone_start=0x100000 migrate_pfn=0x11fe00 free_pfn=0x11fe00 zone_end=0x120000, "
           "mode=sync status=complete")
+_U_ALLOC = ("              sh-227     [001] ..s1.    {ts:.6f}: mm_page_alloc: "
+            "page=00000000af3f5202 pfn={pfn:#x} order={order} migratetype=0 gfp_flags=GFP_ATOMIC")
 _TTCP = ("              sh-227     [001] .....    {ts:.6f}: mm_compaction_try_to_compact_pages: "
          "order=9 gfp_mask=GFP_TRANSHUGE priority=1")
 _BARE = {"kce": _KC_END, "cb": _C_BEGIN, "ce": _C_END, "ucb": _U_BEGIN, "uce": _U_END,
@@ -97,7 +99,8 @@ def write_trace(path, events, t0=10.0):
     mm_compaction_begin / end of task anonhog-722, ("af", pfn, order) a
     free by that task; ("ucb",) / ("uce",) a whole-zone sync compaction of
     Normal (0x100000) by task sh-227 begins / ends, ("ttcp",) that task's
-    mm_compaction_try_to_compact_pages."""
+    order-9 mm_compaction_try_to_compact_pages, ("ua", pfn, order) an
+    allocation logged under that task."""
     lines = ["# tracer: nop", "#"]
     ts = t0
     for e in events:
@@ -126,6 +129,8 @@ def write_trace(path, events, t0=10.0):
             lines.append(_AH_FREE.format(ts=ts, pfn=e[1], order=e[2]))
         elif k == "kiso":       # kcompactd isolates free pages: (a, b, nr_taken)
             lines.append(_KC_ISOLATE.format(ts=ts, a=e[1], b=e[2], n=e[2] - e[1], taken=e[3]))
+        elif k == "ua":         # an allocation logged under task sh-227 (pfn, order)
+            lines.append(_U_ALLOC.format(ts=ts, pfn=e[1], order=e[2]))
         elif k in _BARE:        # compaction lines with only a time
             lines.append(_BARE[k].format(ts=ts))
         else:
@@ -662,12 +667,21 @@ def test_user_compaction_is_replayed_as_a_request(tmp_path):
 def test_direct_compaction_begin_is_no_user_request(tmp_path):
     """The same begin after the task's mm_compaction_try_to_compact_pages is
     a direct compaction (a kernel decision the simulator makes itself, or
-    not): no zone is compacted for it."""
+    not): no zone is compacted for it, even after an allocation of another
+    order logged under the task (an interrupt's); the request's own
+    allocation ends the direct compaction, and a whole-zone begin after it
+    is a request again."""
     t = write_trace(tmp_path / "t.txt", _scattered() + [
-        ("ttcp",), ("ucb",), ("uce",), ("mark", "oracle_snap_end seq=1 tag=x")])
+        ("ttcp",), ("ua", 0x110000, 0), ("ucb",), ("uce",),
+        ("mark", "oracle_snap_end seq=1 tag=x")])
     r = replay_whatif(t, SMALL, prefill=False, check=True)
     assert r["user_compactions"] == {"zones": 0, "unmatched": 0}
     assert r["vmstat"]["pgmigrate_success"] == 0
+    t2 = write_trace(tmp_path / "t2.txt", _scattered() + [
+        ("ttcp",), ("ua", 0x110000, 9), ("ucb",), ("uce",),
+        ("mark", "oracle_snap_end seq=1 tag=x")])
+    r2 = replay_whatif(t2, SMALL, prefill=False, check=True)
+    assert r2["user_compactions"] == {"zones": 1, "unmatched": 0}
 
 
 def test_free_pages_blocks_ge():

@@ -5,8 +5,8 @@ Free lists are intrusive doubly linked lists threaded through ``pg_next`` /
 with head and tail, so LIFO allocation from the head, tail insertion for
 likely merges, and ``list_first_entry`` victim choice are all as in the kernel.
 """
-from .const import (MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE,
-                    MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE,
+from .const import (KV_6_1, KV_RECENT, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC,
+                    MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE,
                     MIGRATE_UNMOVABLE, NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER,
                     PB_all_free, PB_has_mask, PB_has_movable,
                     PB_has_reclaimable, PB_has_unmovable, PG_buddy, PG_lru,
@@ -20,6 +20,7 @@ from .spb.lists import spb_mark_pageblock_free_call, spb_pageblock_set_has_call
 from .spb.params import SPB_CFG_UPDATE, SPB_UPDATE_S1, ST_UPDATE_CALLS
 
 _CFG_RELABEL = CFG["relabel_free_pageblocks"]
+_CFG_VERSION = CFG["version"]
 _CFG_SPB = CFG["spb"]
 _SIM_VISITED = SIMSTAT["sim_freelists_visited"]
 
@@ -296,14 +297,17 @@ def compaction_capture(m, pfn, order, mt):
     """compaction_capture(): the direct compactor that published ``m.capc``
     for this zone takes the page when it has exactly the compaction's order:
     never an isolated block, and a MOVABLE block's page below pageblock order
-    only for a MOVABLE request.  A type mismatch is traced as
-    mm_page_alloc_extfrag, as the kernel does."""
+    only for a MOVABLE request (6.1: never).  A type mismatch is traced as
+    mm_page_alloc_extfrag, as kernels from 6.15 do."""
     want = m.capc[CAPC_MT]
     if order != m.capc[CAPC_ORDER] or mt == MIGRATE_ISOLATE:
         return False
-    if order < pageblock_order and mt == MIGRATE_MOVABLE and want != MIGRATE_MOVABLE:
-        return False
-    if mt != want:
+    version = m.cfg[_CFG_VERSION]
+    if order < pageblock_order and mt == MIGRATE_MOVABLE and (
+            want != MIGRATE_MOVABLE or version == KV_6_1):
+        return False            # 6.1: never below pageblock order from a MOVABLE block
+    if mt != want and version == KV_RECENT:
+        # the tracepoint came with v6.15 ("trace type pollution from compaction capturing")
         own = 1 if m.pb_mt[pfn >> pageblock_order] == want else 0
         trace_event(m, EV_EXTFRAG, pfn, order, order, want, mt, own)
     m.capc[CAPC_PAGE] = pfn

@@ -507,6 +507,7 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
         end = mpfn
         isolated_any = False
         skipped_any = False
+        in_batch = 0
         while p < end:
             mscanned += 1
             f = m.pg_flags[p]
@@ -529,8 +530,14 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                 migrate_block(m, p, dst, cpu)
                 m.vm[_VM_ISOLATED] += 1 << o
                 isolated_any = True
-                if m.capc[CAPC_PAGE] >= 0:      # the free of the source was captured
-                    break
+                in_batch += 1 << o
+                if in_batch >= COMPACT_CLUSTER_MAX:
+                    in_batch = 0
+                    if m.capc[CAPC_PAGE] >= 0:
+                        # a free in this batch was captured: migrate_pages()
+                        # finished the batch, and compaction stops after it
+                        p += 1 << o
+                        break
             p += 1 << o
         if not isolated_any:
             m.pb_flags[pb] |= PB_compact_skip
@@ -542,6 +549,11 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
             drain_zone_pages(m, z, cpu)         # check_drain
         if m.capc[CAPC_PAGE] >= 0:              # "Stop if a page has been captured"
             result = COMPACT_SUCCESS
+            if p < end:
+                # the block was not scanned to its end: the cached migrate pfn
+                # stays at its start (update_cached_migrate() rounds a finished
+                # block up), so the next compaction scans it again
+                mpfn = start
             break
     cc_release(m, z)
     trace_event(m, EV_COMPACTION_END, zs, sync, mpfn, fpfn, ze, result | (flags << 8))

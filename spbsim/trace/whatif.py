@@ -759,15 +759,16 @@ class _Stream:
             rec = batch.records[int(ev["aux"][j])]
             name = getattr(rec, "event", "")
             if name == _TRY_TO_COMPACT:
-                pend[rec.pid] = j
+                order = rec.args.get("order") if isinstance(rec.args, dict) else None
+                pend[rec.pid] = (j, order if isinstance(order, int) else -1)
                 continue
             if name != _COMPACTION_BEGIN:
                 continue
             if rec.pid in pend:
                 if allocs is None:
                     allocs = np.flatnonzero(ev["kind"] == MM_PAGE_ALLOC)
-                a = allocs[(allocs > pend[rec.pid]) & (allocs < j)]
-                if not np.any(ev["pid"][a] == rec.pid):
+                r0, o = pend[rec.pid]
+                if not self._request_ended(ev, allocs[(allocs > r0) & (allocs < j)], rec.pid, o):
                     continue                    # a direct compaction's zone
                 del pend[rec.pid]
             args = rec.args
@@ -779,13 +780,23 @@ class _Stream:
         if pend:
             if allocs is None:
                 allocs = np.flatnonzero(ev["kind"] == MM_PAGE_ALLOC)
-            for p, r0 in list(pend.items()):
-                a = allocs[allocs > r0]
-                if np.any(ev["pid"][a] == p):
+            for p, (r0, o) in list(pend.items()):
+                if self._request_ended(ev, allocs[allocs > r0], p, o):
                     del pend[p]
                 else:
-                    pend[p] = -1
+                    pend[p] = (-1, o)
         return out
+
+    @staticmethod
+    def _request_ended(ev, rows, pid, order):
+        """Did the task's allocation that ran the direct compaction end among
+        ``rows`` (mm_page_alloc rows): one by ``pid`` of the compaction's
+        ``order`` (an allocation of another order under that pid, e.g. from
+        an interrupt, does not end it; -1: any order)."""
+        hit = ev["pid"][rows] == pid
+        if order >= 0:
+            hit &= ev["order"][rows] == order
+        return bool(np.any(hit))
 
     @staticmethod
     def _compaction_rows(batch):
@@ -925,7 +936,9 @@ class _Stream:
                         j = int(np.searchsorted(tsm, next_daemon, "left"))
                         cuts.append((j, {"daemons": float(next_daemon)}))
                         next_daemon += de
-            cuts.sort(key=lambda c: c[0])
+            # a cut means "before row j"; a user compaction begins at row j,
+            # after any snapshot or daemon cut of the same row
+            cuts.sort(key=lambda c: (c[0], "user_compaction" in c[1]))
             op_cuts = []
             for j, info in cuts:
                 # ops of the events before row j: the events selected before j
@@ -1744,7 +1757,9 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             if info is not None and "reclaim_active" in info:
                 update_reclaim_active(machine.mem, _TOP_ZONE, info["reclaim_active"])
             elif info is not None and "user_compaction" in info:
-                _user_compaction(machine, info, user)
+                # one that began before the start snapshot is in its state
+                if info["ts"] >= start_cut[2]["ts"]:
+                    _user_compaction(machine, info, user)
             elif info is not None and "daemons" not in info:
                 snaps.append(_snapshot(machine, info, fail_by_order, snapshot_detail))
                 if check:
