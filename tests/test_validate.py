@@ -25,6 +25,28 @@ def rec(tmp_path):
     return write_recording(tmp_path / "rec")
 
 
+def test_compact_memory_without_direct_compaction_events_is_noted(tmp_path):
+    """A whole-zone sync compaction in a user task is replayed as a
+    compact_memory write; when the trace has no
+    mm_compaction_try_to_compact_pages events at all, a direct compaction
+    cannot be told from one, and validate says so."""
+    import re
+    from recording import trace_lines
+    lines, _ = trace_lines()
+    i = next(k for k, x in enumerate(lines) if "oracle_snap_begin seq=3" in x)
+    ts = float(re.search(r"(\d+\.\d+):", lines[i]).group(1))
+    lines[i:i] = [
+        f"              sh-227     [001] .....    {ts - 0.0005:.6f}: mm_compaction_begin: "
+        "zone_start=0x100000 migrate_pfn=0x100000 free_pfn=0x11fe00 zone_end=0x120000, mode=sync",
+        f"              sh-227     [001] .....    {ts - 0.0004:.6f}: mm_compaction_end: "
+        "zone_start=0x100000 migrate_pfn=0x11fe00 free_pfn=0x11fe00 zone_end=0x120000, "
+        "mode=sync status=complete"]
+    out = V.validate(write_recording(tmp_path / "r", trace=lines))
+    assert out["whatif"]["user_compactions"] == {"zones": 1, "unmatched": 0,
+                                                 "direct_traced": False}
+    assert any("compact_memory" in n and "try_to_compact_pages" in n for n in out["notes"])
+
+
 def _run(argv, capsys):
     """spbsim CLI: (exit code, stdout, stderr)."""
     with pytest.raises(SystemExit) as e:

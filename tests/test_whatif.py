@@ -647,7 +647,7 @@ def test_user_compaction_is_replayed_as_a_request(tmp_path):
         ("ucb",), ("uce",), ("mark", "oracle_snap_end seq=1 tag=x")])
     on = replay_whatif(t, SMALL, prefill=False, check=True)
     off = replay_whatif(t, SMALL, prefill=False, check=True, user_compactions=False)
-    assert on["user_compactions"] == {"zones": 1, "unmatched": 0}
+    assert on["user_compactions"] == {"zones": 1, "unmatched": 0, "direct_traced": False}
     assert off["user_compactions"] is None
     assert on["checksum"] == off["checksum"]                   # the same requests
     assert off["vmstat"]["pgmigrate_success"] == 0
@@ -675,13 +675,13 @@ def test_direct_compaction_begin_is_no_user_request(tmp_path):
         ("ttcp",), ("ua", 0x110000, 0), ("ucb",), ("uce",),
         ("mark", "oracle_snap_end seq=1 tag=x")])
     r = replay_whatif(t, SMALL, prefill=False, check=True)
-    assert r["user_compactions"] == {"zones": 0, "unmatched": 0}
+    assert r["user_compactions"] == {"zones": 0, "unmatched": 0, "direct_traced": True}
     assert r["vmstat"]["pgmigrate_success"] == 0
     t2 = write_trace(tmp_path / "t2.txt", _scattered() + [
         ("ttcp",), ("ua", 0x110000, 9), ("ucb",), ("uce",),
         ("mark", "oracle_snap_end seq=1 tag=x")])
     r2 = replay_whatif(t2, SMALL, prefill=False, check=True)
-    assert r2["user_compactions"] == {"zones": 1, "unmatched": 0}
+    assert r2["user_compactions"] == {"zones": 1, "unmatched": 0, "direct_traced": True}
 
 
 def test_free_pages_blocks_ge():

@@ -794,6 +794,11 @@ def validate(path, *, policy=None, memory=None, low_memory=None, cpus=None, max_
                       start_seed=start_seed)
     rows = compare(r, rec, rm)
     r.pop("machine")
+    uc = r.get("user_compactions") or {}
+    if uc.get("zones") and not uc.get("direct_traced"):
+        diffs.append(f"note: {uc['zones']} zone compactions replayed as compact_memory writes; "
+                     f"the trace has no mm_compaction_try_to_compact_pages events, so a "
+                     f"direct compaction that began sync at its zone's start may be among them")
     out = {"recording": rec.name, "path": str(rec.path), "trace": str(rec.trace),
            "kernel": rm.kernel, "policy": rm.policy, "cpus": rm.cpus, "label": rm.label,
            "machine": {"zones": {n: {k: v for k, v in z.items() if k != "pagesets"}

@@ -697,6 +697,9 @@ class _Stream:
                  kswapd_scan=None, user_compactions=True):
         self.trace_path = trace_path
         self.user_compactions = user_compactions
+        #: the trace has mm_compaction_try_to_compact_pages events (else a
+        #: direct compaction cannot be told from a compact_memory write)
+        self.direct_traced = False
         #: pid -> batch row (-1: an earlier batch) of its direct compaction
         #: (mm_compaction_try_to_compact_pages) not yet ended by an mm_page_alloc
         self._direct = {}
@@ -759,6 +762,7 @@ class _Stream:
             rec = batch.records[int(ev["aux"][j])]
             name = getattr(rec, "event", "")
             if name == _TRY_TO_COMPACT:
+                self.direct_traced = True
                 order = rec.args.get("order") if isinstance(rec.args, dict) else None
                 pend[rec.pid] = (j, order if isinstance(order, int) else -1)
                 continue
@@ -1353,6 +1357,9 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     ``user_compactions``: where the workload wrote compact_memory (a
     whole-zone sync mm_compaction_begin outside kernel threads and direct
     compaction), the simulator compacts that zone itself; False: ignored.
+    The result's ``user_compactions`` {zones, unmatched, direct_traced}:
+    direct_traced False means the trace has no
+    mm_compaction_try_to_compact_pages event to tell direct compaction by.
 
     Returns a dict: ``allocs`` (traced allocations replayed), ``alloc_ok``,
     ``sim_failures_by_order`` (traced allocations the simulator failed, per
@@ -1583,7 +1590,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         "fill": {"at": fill_state["at"], "zones": fill_state["zones"]},
         "hidden": extra["hidden"],
         "kswapd_windows": _windows_summary(extra["windows"]),
-        "user_compactions": extra["user"] if user_compactions else None,
+        "user_compactions": (dict(extra["user"], direct_traced=stream.direct_traced)
+                             if user_compactions else None),
         "pairing": pc,
         "replay": rc,
         "snapshots": snaps,
@@ -1812,7 +1820,8 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
         "fill": {"at": built.get("at"), "zones": {}},
         "hidden": state["hidden"],
         "kswapd_windows": _windows_summary(windows),
-        "user_compactions": user if user_compactions else None,
+        "user_compactions": (dict(user, direct_traced=stream.direct_traced)
+                             if user_compactions else None),
         "pairing": pc,
         "replay": rc,
         "snapshots": snaps,
