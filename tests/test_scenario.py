@@ -125,7 +125,8 @@ def test_kind_table():
                           "kernel_stack", "pagetable", "atomic", "kvmalloc", "hugetlb_1g"}
     assert KINDS["anon"].default_gfp == G.GFP_HIGHUSER_MOVABLE and KINDS["anon"].lru == "anon"
     assert KINDS["thp"].default_gfp == G.GFP_TRANSHUGE_LIGHT
-    assert KINDS["thp"].default_orders == {9: 1.0} and KINDS["thp"].fallback_order0
+    assert KINDS["thp"].default_orders == {9: 1.0}
+    assert KINDS["thp"].fallback_gfp == G.GFP_HIGHUSER_MOVABLE
     assert KINDS["pagecache"].lru == "file"
     assert KINDS["slab_reclaimable"].default_gfp == G.GFP_KERNEL | G.__GFP_RECLAIMABLE
     assert KINDS["slab_reclaimable"].lru == "slab"
@@ -136,7 +137,7 @@ def test_kind_table():
     assert KINDS["pagetable"].default_orders == {0: 1.0}
     assert KINDS["atomic"].default_gfp == G.GFP_ATOMIC | G.__GFP_NOWARN
     assert KINDS["kvmalloc"].default_gfp == G.GFP_KERNEL | G.__GFP_NORETRY | G.__GFP_NOWARN
-    assert KINDS["kvmalloc"].fallback_order0
+    assert KINDS["kvmalloc"].fallback_gfp == G.GFP_KERNEL
     assert KINDS["hugetlb_1g"].default_orders == {HUGETLB_1G_ORDER: 1.0}
     for k in ("anon", "thp", "pagecache"):
         assert G.gfp_migratetype(KINDS[k].default_gfp) == 1

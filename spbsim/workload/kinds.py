@@ -44,10 +44,6 @@ class KindInfo:
     keys: tuple = ()
     description: str = ""
 
-    @property
-    def fallback_order0(self) -> bool:
-        return self.fallback_gfp != 0
-
 
 KINDS: dict[str, KindInfo] = {
     "anon": KindInfo(
