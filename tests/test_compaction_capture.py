@@ -12,6 +12,7 @@ from spbsim.mm import compaction as C
 from spbsim.mm.const import (MIGRATE_MOVABLE, MIGRATE_UNMOVABLE, PG_buddy, ZONE_NORMAL,
                              pageblock_nr_pages, pageblock_order)
 from spbsim.mm.craft import exhaust, zero_watermarks
+from test_compaction_rules import _allocated, _block_pages, _free, _top_blocks
 from spbsim.mm.state import CAPC_PAGE, CAPC_ZONE, EV, ZSTAT
 
 PB = pageblock_nr_pages
@@ -26,17 +27,13 @@ def _fragmented(capture, trace=False, version="recent"):
                 migrate_untracked=True, reclaim=False, compaction_capture=capture,
                 trace=trace, version=version)
     zero_watermarks(m)
-    pfns = np.sort(exhaust(m))
+    exhaust(m)
     mem = m.mem
     z = ZONE_NORMAL
-    normal = pfns[pfns >= mem.zone_start[z]]
-    blocks = np.unique(normal >> pageblock_order)
-    full = [b for b in blocks if np.count_nonzero((normal >> pageblock_order) == b) == PB]
-    top, low = int(full[-1]), int(full[1])
-    top_pages = np.arange(top << pageblock_order, (top + 1) << pageblock_order)
-    low_pages = np.arange(low << pageblock_order, (low + 1) << pageblock_order)
-    holes = np.concatenate([top_pages[0::2], low_pages[1::2]]).astype(np.int64)
-    m.run_ops(np.zeros(len(holes), np.int64), 0, pfns=holes)
+    top, = _top_blocks(m, z, 1)
+    low = (int(mem.zone_start[z]) >> pageblock_order) + 1
+    assert _allocated(m, low) == PB
+    _free(m, np.concatenate([_block_pages(m, top)[0::2], _block_pages(m, low)[1::2]]))
     assert mem.fa_nr[z, 1:, :].sum() == 0
     mem.zstat[z, ZSTAT["compact_cached_migrate_pfn"]] = low << pageblock_order
     return m, low
