@@ -81,7 +81,8 @@ class Machine:
       Reclaim/compaction: swap, reclaim, compaction, slab_free_ppm,
       compaction_proactiveness, extfrag_threshold, kswapd_rate (per simulated
       second), compaction_capture (a direct compactor takes the page its frees
-      make, compaction_capture(); False: it retries the free lists instead).  watermarks: {zone name: (min, low, high[, promo])} taken as
+      make, compaction_capture(); False: it retries the free lists instead).
+      watermarks: {zone name: (min, low, high[, promo])} taken as
       they are instead of __setup_per_zone_wmarks()'s (a recording's zoneinfo:
       the kernel computed them from the managed pages of the moment
       min_free_kbytes was last written); pcp high_min follows the LOW mark.  kswapd_replay_run_ms: [SIM] in a replay (reclaim in the
