@@ -34,6 +34,7 @@ from .mm.zone_setup import (default_min_free_kbytes, free_ranges, init_zones,
                             setup_pcp, setup_per_zone_lowmem_reserve,
                             setup_per_zone_wmarks)
 from .observe import procfs
+from .switches import SWITCH_DEFAULTS, switches_doc
 
 __all__ = ["Machine", "InvariantError", "OWNER_EARLY_KERNEL", "OWNER_API"]
 
@@ -71,14 +72,14 @@ class Machine:
       memory: '1G'..'4T'.  low_memory: RAM below 4 GiB (default min(memory, 3G)).
       cpus: per-cpu page lists (1..256).  version: 'recent' (v6.19/7.0), '6.12'
       (the 6.12 LTS kernel, 6.12.117) or '6.1' (v6.1 LTS fallback and watermark rules).
-      defrag_mode: vm.defrag_mode.  watermark_boost_factor: vm sysctl (0 = off).
+      watermark_boost_factor: vm sysctl (0 = off).
       min_free_kbytes / watermark_scale_factor: vm sysctls (None = kernel default
       incl. khugepaged's THP recommendation).  pcp: per-cpu lists on/off.
       early_unmovable: bytes of unmovable kernel memory allocated right after
       boot (default 16M + 0.25% of memory).  trace: record kmem tracepoints
       (trace_capacity records).  Geometry extras: kernel_image,
       memmap_bytes_per_page, firmware_reserved, holes, reserved.
-      Reclaim/compaction: swap, reclaim, compaction, slab_free_ppm,
+      Reclaim/compaction: reclaim, compaction, slab_free_ppm,
       compaction_proactiveness, extfrag_threshold, kswapd_rate (per simulated
       second), compaction_capture (a direct compactor takes the page its frees
       make, compaction_capture(); False: it retries the free lists instead).
@@ -89,9 +90,6 @@ class Machine:
       stream), how long one balance_pgdat() run of kswapd lasts (it drops the
       watermark boosts when it ends).  migrate_untracked: let compaction move movable blocks
       allocated through this API (their pfns then change under you).
-      migrate_split_large: alloc_contig_range() splits a large block whose
-      migration target cannot be allocated and migrates its base pages
-      (migrate_pages() on -ENOMEM, as the kernel; False: the attempt fails).
       piece_capacity: base pages of split timed objects that can be live at
       once (default 1/8 of the pfns when objects are tracked, else 0: API
       blocks need none); a split that would exceed it is refused.
@@ -100,19 +98,23 @@ class Machine:
       switches (spbsim.mm.spb.params.SPB_SWITCHES).  The SPB allocator also
       turns on relabel_free_pageblocks and keep_nofragment (not at s1) and
       stops prep_new_page from setting the request type's PB_has bit.
+    The switches a scenario sets (spbsim.switches.MACHINE_SWITCHES):
     """
 
-    def __init__(self, memory="4G", cpus=4, version="recent", defrag_mode=False,
+    def __init__(self, memory="4G", cpus=4, version="recent",
+                 defrag_mode=SWITCH_DEFAULTS["defrag_mode"],
                  watermark_boost_factor=15000, min_free_kbytes=None,
                  watermark_scale_factor=10, pcp=True, early_unmovable=None,
                  trace=False, trace_capacity=1 << 20, seed=0, low_memory=None,
                  kernel_image="48M", memmap_bytes_per_page=64, firmware_reserved="1M",
-                 holes=(), reserved=(), relabel_free_pageblocks=False, swap=True,
+                 holes=(), reserved=(), relabel_free_pageblocks=False,
+                 swap=SWITCH_DEFAULTS["swap"],
                  reclaim=True, compaction=True, slab_free_ppm=20000,
                  compaction_proactiveness=20, extfrag_threshold=500, obj_capacity=1,
                  kswapd_rate="4G", migrate_untracked=False, spb=None, spb_set=None,
                  kswapd_replay_run_ms=10, watermarks=None,
-                 migrate_split_large=True, piece_capacity=None, compaction_capture=True):
+                 migrate_split_large=SWITCH_DEFAULTS["migrate_split_large"],
+                 piece_capacity=None, compaction_capture=True):
         if not isinstance(cpus, (int, np.integer)) or not 1 <= cpus <= 256:
             raise ConfigError(f"cpus={cpus!r}: allowed 1 to 256")
         if str(version) not in KERNEL_VERSIONS:
@@ -195,6 +197,8 @@ class Machine:
             early_unmovable = (16 << 20) + self.geometry.memory // 400
         self.early_unmovable = int(early_unmovable)
         self._boot_unmovable()
+
+    __doc__ = __doc__.rstrip(" ") + switches_doc() + "    "
 
     # ------------------------------------------------------------ boot
     @property

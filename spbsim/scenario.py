@@ -24,6 +24,7 @@ from .errors import ConfigError, SpbsimError  # noqa: F401  (SpbsimError re-expo
 from .mm import gfp as G
 from .mm.geometry import MAX_MEMORY, MIN_MEMORY, format_size, parse_size
 from .policy import Policy, PolicyError
+from .switches import MACHINE_SWITCHES, SWITCH_DEFAULTS
 from .workload.kinds import HUGETLB, HUGETLB_1G_ORDER, KINDS, KindInfo, kind_keys
 
 __all__ = ["ScenarioError", "KindInfo", "KINDS", "Lifetime", "Source", "Phase", "Scenario",
@@ -190,8 +191,6 @@ class Scenario:
     cpus: int
     policy: str
     kernel_version: str
-    defrag_mode: bool
-    swap: bool
     duration_s: float
     seed: int
     sample_interval_s: float
@@ -203,13 +202,24 @@ class Scenario:
     #: [spb] table / --set spb.NAME=value: switches of the SPB allocator
     #: (spbsim.mm.spb.params.SPB_SWITCHES), applied on top of the policy's preset
     spb_set: tuple = ()
-    #: alloc_contig_range() splits a large block whose target cannot be had
-    #: (migrate_pages() on -ENOMEM); false: the 1 GB attempt fails instead
-    migrate_split_large: bool = True
+    #: (name, value) of every machine switch (spbsim.switches.MACHINE_SWITCHES),
+    #: read as attributes: ``sc.swap``
+    switches: tuple = tuple(SWITCH_DEFAULTS.items())
     _by_name: dict = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "_by_name", {s.name: s for s in self.sources})
+        object.__setattr__(self, "switches", tuple((k, dict(self.switches).get(k, d))
+                                                   for k, d in SWITCH_DEFAULTS.items()))
+
+    def __getattr__(self, name):
+        if name in SWITCH_DEFAULTS:
+            return dict(self.switches)[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def machine_switches(self) -> dict:
+        """The switches as Machine keyword arguments."""
+        return dict(self.switches)
 
     @property
     def memory_bytes(self) -> int:
@@ -414,8 +424,8 @@ def _pfx(where):
 # ---------------------------------------------------------------------------
 
 SCENARIO_KEYS = ("name", "description", "memory", "cpus", "policy", "kernel_version",
-                 "defrag_mode", "swap", "duration", "seed", "sample_interval", "tick",
-                 "early_unmovable", "migrate_split_large")
+                 "duration", "seed", "sample_interval", "tick", "early_unmovable",
+                 *MACHINE_SWITCHES)
 SOURCE_KEYS = ("name", "kind", "rate", "orders", "lifetime", "gfp", "start", "stop", "limit",
                "burst", "objects_per_slab", "pinned", "interval")
 PHASE_KEYS = ("name", "start", "stop", "scale")
@@ -776,10 +786,8 @@ def _parse_scenario_table(ctx, raw, default_name):
     if kv not in KERNEL_VERSIONS:
         raise ctx.err("scenario.kernel_version", f"{kv!r}: allowed {', '.join(KERNEL_VERSIONS)}")
     sc["kernel_version"] = kv
-    sc["defrag_mode"] = ctx.boolean("scenario.defrag_mode", raw.get("defrag_mode", False))
-    sc["swap"] = ctx.boolean("scenario.swap", raw.get("swap", True))
-    sc["migrate_split_large"] = ctx.boolean("scenario.migrate_split_large",
-                                            raw.get("migrate_split_large", True))
+    sc["switches"] = tuple((k, ctx.boolean(f"scenario.{k}", raw.get(k, d)))
+                           for k, d in SWITCH_DEFAULTS.items())
     dur = ctx.time("scenario.duration", raw.get("duration", "60s"))
     if not 0 < dur <= MAX_DURATION_S:
         raise ctx.err("scenario.duration", f"{raw.get('duration')!r} out of range: > 0 and "

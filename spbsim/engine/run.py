@@ -68,9 +68,8 @@ class Simulation:
                 if KINDS[s.kind].fallback_gfp:        # base-page fallbacks
                     est += peak * life * (1 << int(s.orders.max()))
         cap = int(min(managed_guess, est + 100_000))
-        kw = dict(memory=sc.memory, cpus=sc.cpus, version=sc.kernel_version,
-                  defrag_mode=sc.defrag_mode, seed=sc.seed, swap=sc.swap, obj_capacity=cap,
-                  migrate_split_large=sc.migrate_split_large)
+        kw = dict(memory=sc.memory, cpus=sc.cpus, version=sc.kernel_version, seed=sc.seed,
+                  obj_capacity=cap, **sc.machine_switches())
         if sc.early_unmovable is not None:
             kw["early_unmovable"] = sc.early_unmovable
         kw.update(policy_kw)
