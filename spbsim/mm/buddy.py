@@ -12,6 +12,7 @@ from .const import (KV_6_1, KV_RECENT, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_HIG
                     PB_has_reclaimable, PB_has_unmovable, PG_buddy, PG_lru,
                     HPAGE_PMD_ORDER, pageblock_nr_pages, pageblock_order)
 from .jit import njit, njit_inline
+from .list import list_add, list_add_tail, list_del
 from .pbits import migratetype_to_has_bit
 from .state import (CAPC_MT, CAPC_ORDER, CAPC_PAGE, CAPC_ZONE, CFG, SIMSTAT,
                     ZS_FREE_HIGHATOMIC, ZS_NR_FREE, ZS_NR_FREE_BLOCKS)
@@ -139,23 +140,9 @@ def _link(m, pfn, z, order, mt, tail):
     with per-SPB free lists its SPB: ``pb_list``), keeping both counts."""
     L = m.pb_list[pfn >> pageblock_order]
     if tail:
-        t = m.fa_tail[L, order, mt]
-        m.pg_prev[pfn] = t
-        m.pg_next[pfn] = -1
-        if t >= 0:
-            m.pg_next[t] = pfn
-        else:
-            m.fa_head[L, order, mt] = pfn
-        m.fa_tail[L, order, mt] = pfn
+        list_add_tail(m.pg_next, m.pg_prev, m.fa_head, m.fa_tail, (L, order, mt), pfn)
     else:
-        h = m.fa_head[L, order, mt]
-        m.pg_next[pfn] = h
-        m.pg_prev[pfn] = -1
-        if h >= 0:
-            m.pg_prev[h] = pfn
-        else:
-            m.fa_tail[L, order, mt] = pfn
-        m.fa_head[L, order, mt] = pfn
+        list_add(m.pg_next, m.pg_prev, m.fa_head, m.fa_tail, (L, order, mt), pfn)
     m.fl_nr[L, order, mt] += 1
     m.fa_nr[z, order, mt] += 1
     return L
@@ -164,18 +151,7 @@ def _link(m, pfn, z, order, mt, tail):
 @njit_inline
 def _unlink(m, pfn, z, order, mt):
     L = m.pb_list[pfn >> pageblock_order]
-    p = m.pg_prev[pfn]
-    n = m.pg_next[pfn]
-    if p >= 0:
-        m.pg_next[p] = n
-    else:
-        m.fa_head[L, order, mt] = n
-    if n >= 0:
-        m.pg_prev[n] = p
-    else:
-        m.fa_tail[L, order, mt] = p
-    m.pg_next[pfn] = -1
-    m.pg_prev[pfn] = -1
+    list_del(m.pg_next, m.pg_prev, m.fa_head, m.fa_tail, (L, order, mt), pfn)
     m.fl_nr[L, order, mt] -= 1
     m.fa_nr[z, order, mt] -= 1
     return L

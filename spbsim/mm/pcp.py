@@ -15,6 +15,7 @@ from .const import (CONFIG_PCP_BATCH_SCALE_MAX, KV_6_1, KV_RECENT, MIGRATE_MOVAB
                     ZONE_BELOW_HIGH, ZONE_RECLAIM_ACTIVE, pageblock_order)
 from .fallback import rmqueue
 from .jit import njit, njit_inline
+from .list import list_add, list_add_tail, list_del
 from .state import (CFG, PCP_ALLOC_FACTOR, PCP_BATCH, PCP_COUNT, PCP_FLAGS,
                     PCP_FREE_COUNT, PCP_HIGH, PCP_HIGH_MAX, PCP_HIGH_MIN,
                     PCPF_PREV_FREE_HIGH_ORDER, SIMSTAT, ZS_FLAGS)
@@ -43,40 +44,15 @@ def pindex_to_order(pindex):
 @njit_inline
 def _pcp_add(m, z, cpu, pindex, pfn, tail):
     if tail:
-        t = m.pcp_tail[z, cpu, pindex]
-        m.pg_prev[pfn] = t
-        m.pg_next[pfn] = -1
-        if t >= 0:
-            m.pg_next[t] = pfn
-        else:
-            m.pcp_head[z, cpu, pindex] = pfn
-        m.pcp_tail[z, cpu, pindex] = pfn
+        list_add_tail(m.pg_next, m.pg_prev, m.pcp_head, m.pcp_tail, (z, cpu, pindex), pfn)
     else:
-        h = m.pcp_head[z, cpu, pindex]
-        m.pg_next[pfn] = h
-        m.pg_prev[pfn] = -1
-        if h >= 0:
-            m.pg_prev[h] = pfn
-        else:
-            m.pcp_tail[z, cpu, pindex] = pfn
-        m.pcp_head[z, cpu, pindex] = pfn
+        list_add(m.pg_next, m.pg_prev, m.pcp_head, m.pcp_tail, (z, cpu, pindex), pfn)
     m.pg_flags[pfn] |= PG_pcp
 
 
 @njit_inline
 def _pcp_del(m, z, cpu, pindex, pfn):
-    p = m.pg_prev[pfn]
-    n = m.pg_next[pfn]
-    if p >= 0:
-        m.pg_next[p] = n
-    else:
-        m.pcp_head[z, cpu, pindex] = n
-    if n >= 0:
-        m.pg_prev[n] = p
-    else:
-        m.pcp_tail[z, cpu, pindex] = p
-    m.pg_next[pfn] = -1
-    m.pg_prev[pfn] = -1
+    list_del(m.pg_next, m.pg_prev, m.pcp_head, m.pcp_tail, (z, cpu, pindex), pfn)
     m.pg_flags[pfn] &= 0xFF ^ PG_pcp
 
 

@@ -3,6 +3,7 @@
 Details: docs/spb.md ("Module notes", `spbsim.mm.spb.lists`).
 """
 from ..pbits import migratetype_to_has_bit
+from ..list import list_add_tail, list_del
 from ..const import (MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
                      PB_all_free, PB_has_reclaimable,
                      PB_has_unmovable, PG_buddy, SUPERPAGEBLOCK_ORDER,
@@ -145,18 +146,7 @@ def spb_list_del(spb, i):
     if lid < 0:
         return
     z = spb.zone[i]
-    p = spb.list_prev[i]
-    n = spb.list_next[i]
-    if p >= 0:
-        spb.list_next[p] = n
-    else:
-        spb.list_head[z, lid] = n
-    if n >= 0:
-        spb.list_prev[n] = p
-    else:
-        spb.list_tail[z, lid] = p
-    spb.list_next[i] = -1
-    spb.list_prev[i] = -1
+    list_del(spb.list_next, spb.list_prev, spb.list_head, spb.list_tail, (z, lid), i)
     spb.list_nr[z, lid] -= 1
     spb.list_id[i] = SPB_LIST_NONE
 
@@ -165,14 +155,7 @@ def spb_list_del(spb, i):
 def spb_list_add_tail(spb, lid, i):
     """list_add_tail(&sb->list, list lid of the SPB's zone)."""
     z = spb.zone[i]
-    t = spb.list_tail[z, lid]
-    spb.list_prev[i] = t
-    spb.list_next[i] = -1
-    if t >= 0:
-        spb.list_next[t] = i
-    else:
-        spb.list_head[z, lid] = i
-    spb.list_tail[z, lid] = i
+    list_add_tail(spb.list_next, spb.list_prev, spb.list_head, spb.list_tail, (z, lid), i)
     spb.list_nr[z, lid] += 1
     spb.list_id[i] = lid
 

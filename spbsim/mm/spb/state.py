@@ -9,6 +9,7 @@ import numpy as np
 from ..const import (MAX_NR_ZONES, SUPERPAGEBLOCK_NR_PAGES,
                      SUPERPAGEBLOCK_ORDER, pageblock_nr_pages, pageblock_order)
 from ..const import MIGRATE_PCPTYPES, NR_PAGE_ORDERS
+from ..list import list_add_tail
 from .params import (NR_PEND, NR_SPB_OUTCOMES, SPB_HINT_CPUS, SPB_VISIT_HIST, NR_SPB_CFG, NR_SPB_LISTS, NR_SPB_STATS, SB_FULL,
                      SB_TAINTED, NR_SB_FULLNESS, SPB_CFG_DEFRAG,
                      SPB_CFG_RESERVE, SPB_CFG_UNTAINT, SPB_CFG_UPDATE,
@@ -154,14 +155,7 @@ def new_spb(geometry, update=SPB_UPDATE_S1, untaint=SPB_UNTAINT_S1,
 
 
 def _py_add_tail(s, z, lid, i):
-    t = s.list_tail[z, lid]
-    s.list_prev[i] = t
-    s.list_next[i] = -1
-    if t >= 0:
-        s.list_next[t] = i
-    else:
-        s.list_head[z, lid] = i
-    s.list_tail[z, lid] = i
+    list_add_tail.py_func(s.list_next, s.list_prev, s.list_head, s.list_tail, (z, lid), i)
     s.list_nr[z, lid] += 1
     s.list_id[i] = lid
 
