@@ -553,6 +553,31 @@ def spb_rmqueue_smallest(m, z, order, mt, alloc_flags):
     return spb_rmqueue_passes(m, z, order, mt, alloc_flags)
 
 
+#: The passes between PASS_1 and the last chance, in order, for non-movable
+#: requests: (outcome, the switch that turns it on (-1: always on; a switched
+#: pass serves only orders below pageblock_order), skipped by the
+#: tainted-OK gate).  _tainted_pass(k) runs entry k's pass function.
+_TAINTED_PASSES = (
+    (SPB_ALLOC_OUTCOME_PASS_2, -1, True),
+    (SPB_ALLOC_OUTCOME_PASS_2B, SPB_CFG_PASS_2B, True),
+    (SPB_ALLOC_OUTCOME_PASS_2C, SPB_CFG_PASS_2C, False),
+    (SPB_ALLOC_OUTCOME_PASS_2D, SPB_CFG_PASS_2D, False),
+)
+
+
+@njit
+def _tainted_pass(m, z, order, mt, k):
+    """Entry k of _TAINTED_PASSES (compiled code cannot index a tuple of
+    different functions at run time): (pfn, slot, SPBs visited)."""
+    if k == 0:
+        return spb_pass_2(m, z, order, mt)
+    if k == 1:
+        return spb_pass_2b(m, z, order, mt)
+    if k == 2:
+        return spb_pass_2c(m, z, order, mt)
+    return spb_pass_2d(m, z, order, mt)
+
+
 @njit
 def spb_rmqueue_passes(m, z, order, mt, alloc_flags):
     """spb_rmqueue_smallest() after a hint miss: PASS_1 to PASS_4."""
@@ -568,35 +593,18 @@ def spb_rmqueue_passes(m, z, order, mt, alloc_flags):
         return _walk_done(m, z, order, mt, alloc_flags, SPB_ALLOC_OUTCOME_PASS_1, visited, p)
     if not movable:
         gate = spb.cfg[SPB_CFG_TAINTED_OK_GATE] != 0 and (alloc_flags & ALLOC_NOFRAG_TAINTED_OK) == 0
-        if True:
-            if not gate:
-                spb.cur_pass[0] = SPB_ALLOC_OUTCOME_PASS_2
-                p, i, v = spb_pass_2(m, z, order, mt)
-                visited += v
-                if p >= 0:
-                    spb_react_to_tainted_alloc(m, i)
-                    return _walk_done(m, z, order, mt, alloc_flags, SPB_ALLOC_OUTCOME_PASS_2, visited, p)
-                if spb.cfg[SPB_CFG_PASS_2B] != 0 and order < pageblock_order:
-                    spb.cur_pass[0] = SPB_ALLOC_OUTCOME_PASS_2B
-                    p, i, v = spb_pass_2b(m, z, order, mt)
-                    visited += v
-                    if p >= 0:
-                        spb_react_to_tainted_alloc(m, i)
-                        return _walk_done(m, z, order, mt, alloc_flags, SPB_ALLOC_OUTCOME_PASS_2B, visited, p)
-            if spb.cfg[SPB_CFG_PASS_2C] != 0 and order < pageblock_order:
-                spb.cur_pass[0] = SPB_ALLOC_OUTCOME_PASS_2C
-                p, i, v = spb_pass_2c(m, z, order, mt)
-                visited += v
-                if p >= 0:
-                    spb_react_to_tainted_alloc(m, i)
-                    return _walk_done(m, z, order, mt, alloc_flags, SPB_ALLOC_OUTCOME_PASS_2C, visited, p)
-            if spb.cfg[SPB_CFG_PASS_2D] != 0 and order < pageblock_order:
-                spb.cur_pass[0] = SPB_ALLOC_OUTCOME_PASS_2D
-                p, i, v = spb_pass_2d(m, z, order, mt)
-                visited += v
-                if p >= 0:
-                    spb_react_to_tainted_alloc(m, i)
-                    return _walk_done(m, z, order, mt, alloc_flags, SPB_ALLOC_OUTCOME_PASS_2D, visited, p)
+        for k in range(len(_TAINTED_PASSES)):
+            outcome, switch, gated = _TAINTED_PASSES[k]
+            if gated and gate:
+                continue
+            if switch >= 0 and (spb.cfg[switch] == 0 or order >= pageblock_order):
+                continue
+            spb.cur_pass[0] = outcome
+            p, i, v = _tainted_pass(m, z, order, mt, k)
+            visited += v
+            if p >= 0:
+                spb_react_to_tainted_alloc(m, i)
+                return _walk_done(m, z, order, mt, alloc_flags, outcome, visited, p)
         visited += spb_last_chance(m, z, order, mt, alloc_flags)
     spb.cur_pass[0] = SPB_ALLOC_OUTCOME_PASS_3
     p, i, v = spb_pass_3(m, z, order, mt, alloc_flags)
