@@ -307,44 +307,10 @@ class Machine:
         return None
 
     def sb_try_alloc_contig(self, owner=OWNER_API, cpu=0):
-        """sb_try_alloc_contig() [S v1 18 / v2 17/40]: a 1 GB range from the SPB
-        metadata instead of a scan of all memory: an empty SPB first (nothing
-        to migrate); otherwise ([SIM] within-SPB compaction of a clean SPB,
-        v1 17) the clean SPB with the fewest movable pageblocks, whose movable
-        pages migrate into other clean SPBs (fullest first, by the normal
-        steering).  The SPB is marked contig_allocated and moves to
-        spb_isolated.  Returns (pfn, pages migrated) or None."""
-        from .mm import gfp as G
-        from .mm.const import SUPERPAGEBLOCK_NR_PAGES
-        from .mm.contig import alloc_contig_range, contig_range_movable
-        from .mm.spb.lists import spb_set_contig_allocated_call
-        from .mm.spb.params import (SB_CLEAN, NR_SB_FULLNESS, SPB_CFG_CLEAN_COMPACT,
-                                    SPB_LIST_EMPTY, SPB_STAT)
-        m = self.mem
-        s = m.spb
-        now = int(m.cur[1])
-        for z in reversed(self.populated_zones()):
-            full = [int(i) for i in range(s.start_pfn.size)
-                    if s.zone[i] == z and s.total_pageblocks[i] == SUPERPAGEBLOCK_NR_PAGES >> pageblock_order]
-            empty = [i for i in full if s.list_id[i] == SPB_LIST_EMPTY]
-            clean = []
-            if s.cfg[_spb_cfg("SPB_CFG_CLEAN_COMPACT")]:
-                clean = sorted((i for i in full if 0 <= s.list_id[i] < NR_SB_FULLNESS
-                                and s.list_id[i] // NR_SB_FULLNESS == SB_CLEAN),
-                               key=lambda i: (int(s.nr_movable[i]), i))
-            for i in empty + clean:
-                start = int(s.start_pfn[i])
-                if not contig_range_movable(m, start, SUPERPAGEBLOCK_NR_PAGES):
-                    continue
-                moved = int(alloc_contig_range(m, start, SUPERPAGEBLOCK_NR_PAGES, int(owner),
-                                               self._cpu(cpu), G.GFP_HIGHUSER_MOVABLE))
-                if moved >= 0:
-                    spb_set_contig_allocated_call(s, i, True, now)
-                    s.stat[z, SPB_STAT["spb_contig_success"]] += 1
-                    s.stat[z, SPB_STAT["spb_contig_migrated"]] += moved
-                    return start, moved
-            s.stat[z, SPB_STAT["spb_contig_fail"]] += 1
-        return None
+        """sb_try_alloc_contig() (spbsim.mm.spb.contig): a 1 GB range from the
+        SPB metadata.  Returns (pfn, pages migrated) or None."""
+        from .mm.spb.contig import sb_try_alloc_contig
+        return sb_try_alloc_contig(self.mem, owner, self._cpu(cpu))
 
     def free_contig_1g(self, pfn, cpu=0):
         """Free a range taken by alloc_contig_1g() (its SPB leaves spb_isolated
