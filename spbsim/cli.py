@@ -56,7 +56,6 @@ def run(scenario, policy, memory, seed, duration, sets, out_dir, check, list_onl
     from tqdm import tqdm
 
     from .engine.run import Simulation
-    from .results import ResultsWriter
     from .scenario import builtin_scenarios, load_scenario
     if list_only:
         for name, path in sorted(builtin_scenarios().items()):
@@ -84,25 +83,19 @@ def run(scenario, policy, memory, seed, duration, sets, out_dir, check, list_onl
     text = open(sc.path).read() if sc.path else None
     params = {"scenario": sc.name, "policy": sim.policy, "seed": sc.seed, "memory": sc.memory,
               "overrides": overrides, "version": _version()}
-    from .report.snapshots import PageblockRecorder, expected_samples
-    with ResultsWriter(out_dir, params, text) as w:
-        # the writer proxy also keeps pageblock snapshots for the map animation
-        rec = PageblockRecorder(w, sim.machine, expected_samples(sc))
-        sim.writer = rec
-        bar = tqdm(total=round(sc.duration_s, 3), unit="s", desc=sc.name, file=sys.stderr,
-                   disable=None, bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f} s simulated "
-                                            "[{elapsed}<{remaining}{postfix}]")
+    from .engine.rundir import run_into
+    bar = tqdm(total=round(sc.duration_s, 3), unit="s", desc=sc.name, file=sys.stderr,
+               disable=None, bar_format="{l_bar}{bar}| {n:.1f}/{total:.0f} s simulated "
+                                        "[{elapsed}<{remaining}{postfix}]")
 
-        def progress(t, total, n):
-            bar.n = round(t, 3)
-            bar.set_postfix_str(f"{n / 1e6:.1f} M requests", refresh=False)
-            bar.refresh()
+    def progress(t, total, n):
+        bar.n = round(t, 3)
+        bar.set_postfix_str(f"{n / 1e6:.1f} M requests", refresh=False)
+        bar.refresh()
 
-        sim.progress = progress
-        summary = sim.run()
-        bar.close()
-        from .report.compare import finish_run_directory
-        finish_run_directory(w, sim.machine, rec, out_dir, summary)
+    sim.progress = progress
+    summary = run_into(sim, out_dir, params, text)
+    bar.close()
     _print_run_summary(sim.machine, summary, out_dir)
     if summary["interrupted"]:
         click.echo("interrupted: the results so far were written", err=True)

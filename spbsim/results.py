@@ -27,6 +27,9 @@ SUMMARY = "summary.json"
 PARAMS = "params.json"
 SCENARIO = "scenario.toml"
 PROC = "proc"
+PAGEBLOCKS = "pageblocks.npz"                 # the final pageblock arrays
+PAGEBLOCK_SERIES = "pageblocks_series.npz"    # pageblock snapshots over time
+SERIES_VERSION = 1
 
 
 class ResultsError(SpbsimError):

@@ -245,18 +245,11 @@ def _simulate(sc, job):
     if not d:
         return sim.run()
     from . import __version__
-    from .report.compare import finish_run_directory
-    from .report.snapshots import PageblockRecorder, expected_samples
-    from .results import ResultsWriter
+    from .engine.rundir import run_into
     params = {"scenario": sc.name, "policy": sim.policy, "seed": sc.seed, "memory": sc.memory,
               "overrides": dict(job["overrides"]), "version": __version__, "sweep": True,
               "cell": job["cell"], "grid": dict(job["grid"])}
-    with ResultsWriter(d, params, job["scenario_text"]) as w:
-        rec = PageblockRecorder(w, sim.machine, expected_samples(sc))
-        sim.writer = rec
-        summary = sim.run()
-        finish_run_directory(w, sim.machine, rec, d, summary)
-    return summary
+    return run_into(sim, d, params, job["scenario_text"])
 
 
 # ---------------------------------------------------------------------------

@@ -21,7 +21,9 @@ import sys
 
 import numpy as np
 
+from ..engine.rundir import finish_run_directory, run_into, save_pageblocks  # noqa: F401 (moved)
 from ..errors import SpbsimError
+from ..results import PAGEBLOCKS  # noqa: F401 (re-exported for report.html)
 
 __all__ = ["CompareError", "METRICS", "run_compare", "build_table", "format_text",
            "format_markdown", "write_outputs", "metric_values", "policy_dirname",
@@ -31,7 +33,6 @@ COMPARE_JSON = "compare.json"
 #: written into compare.json; the report reads this version (absent: 1, the
 #: layout before the key was added)
 COMPARE_FORMAT_VERSION = 1
-PAGEBLOCKS = "pageblocks.npz"
 
 
 class CompareError(SpbsimError):
@@ -372,17 +373,6 @@ def _scenario_for(scenario, overrides, seed):
     return dataclasses.replace(scenario, seed=int(seed)) if seed is not None else scenario
 
 
-def finish_run_directory(w, machine, rec, out_dir, summary):
-    """The end of every run's results directory (run and compare): the /proc
-    snapshots, the final pageblock arrays, the snapshot series, summary.json."""
-    for name in ("buddyinfo", "pagetypeinfo", "vmstat", "zoneinfo", "unusable_index",
-                 "extfrag_index"):
-        w.write_text(f"proc/{name}", getattr(machine, name)())
-    save_pageblocks(machine, out_dir)
-    rec.save(out_dir)
-    w.close(summary, complete=not summary["interrupted"])
-
-
 def run_one(job):
     """Run one (policy, seed) and write its results directory.  Runs in a worker
     process; returns {"policy", "seed", "dir", "summary"} or {"error": message}."""
@@ -394,7 +384,6 @@ def run_one(job):
 
 def _run_one(job):
     from ..engine.run import Simulation
-    from ..results import ResultsWriter
     from .. import __version__
     sc = _scenario_for(job["scenario"], job["overrides"], job["seed"])
     sim = Simulation(sc, policy=job["policy"])
@@ -408,27 +397,8 @@ def _run_one(job):
               "overrides": dict(job["overrides"] or {}), "version": __version__,
               "compare": True}
     out = job["dir"]
-    from .snapshots import PageblockRecorder, expected_samples
-    with ResultsWriter(out, params, text) as w:
-        rec = PageblockRecorder(w, sim.machine, expected_samples(sc))
-        sim.writer = rec
-        summary = sim.run()
-        finish_run_directory(w, sim.machine, rec, out, summary)
+    summary = run_into(sim, out, params, text)
     return {"policy": job["policy"], "seed": job["seed"], "dir": out, "summary": summary}
-
-
-def save_pageblocks(machine, out_dir):
-    """The final pageblock arrays as out_dir/pageblocks.npz (for the pageblock map)."""
-    from ..observe.census import reserved_pageblocks
-    m = machine.mem
-    path = os.path.join(out_dir, PAGEBLOCKS)
-    tmp = path + f".tmp.{os.getpid()}"
-    with open(tmp, "wb") as f:
-        np.savez_compressed(f, pb_mt=np.asarray(m.pb_mt), pb_flags=np.asarray(m.pb_flags),
-                            pb_zone=np.asarray(m.pb_zone),
-                            reserved=reserved_pageblocks(m))
-    os.replace(tmp, path)
-    return path
 
 
 def _seed_list(seeds, base):
