@@ -128,3 +128,23 @@ def test_compiled_code_outside_mm_is_cached_by_the_modules_it_imports():
     where = step.run_requests._cache._cache_path
     assert where.startswith(jit.cache_dir(eng)) and jit.cache_dir(eng) != jit.cache_dir()
     assert pcp.rmqueue_bulk._cache._cache_path.startswith(jit.cache_dir())
+
+
+def test_module_docstrings_are_short():
+    """A module says in three to ten lines what it is; the rest is in docs/."""
+    long = []
+    for f in PKG.rglob("*.py"):
+        if "__numba_cache__" in f.parts:
+            continue
+        doc = ast.get_docstring(ast.parse(f.read_text(), str(f)))
+        if doc and len(doc.splitlines()) > 10:
+            long.append(f"{f.relative_to(PKG)}: {len(doc.splitlines())} lines")
+    assert not long, long
+
+
+def test_code_cites_kernel_functions_not_issue_numbers():
+    import re
+    pat = re.compile(r"\b(issue|ticket)s?\s*#?\d+|\bGH-\d+", re.I)
+    hits = [f"{f.relative_to(PKG)}:{i}" for f in PKG.rglob("*.py") if "__numba_cache__" not in f.parts
+            for i, line in enumerate(f.read_text().splitlines(), 1) if pat.search(line)]
+    assert not hits, hits

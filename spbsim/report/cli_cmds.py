@@ -1,11 +1,5 @@
-"""The ``compare`` and ``report`` click commands, and the options compare and
-sweep share (``policy_seed_options``).
-
-Register them in spbsim/cli.py with::
-
-    from .report.cli_cmds import compare, report
-    cli.add_command(compare)
-    cli.add_command(report)
+"""The ``compare`` and ``report`` click commands (registered in spbsim/cli.py),
+and the options compare and sweep share (``policy_seed_options``).
 
 Errors are raised as spbsim.errors.SpbsimError subclasses; spbsim.cli.main()
 prints them as one line and exits 2.
