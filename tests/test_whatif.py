@@ -664,6 +664,31 @@ def test_user_compaction_is_replayed_as_a_request(tmp_path):
     assert holes[0] < holes[1] and ge9[0] > ge9[1]
 
 
+def test_user_compaction_before_the_start_snapshot_is_not_replayed(tmp_path):
+    """A compact_memory write that began before the start snapshot's marker
+    is in the start state already (kpageflags is read after it): the replay
+    from that snapshot does not compact the zone again.  The same write
+    after the marker is replayed."""
+    from spbsim.trace.kpageflags import KPF_BUDDY, KPF_LRU
+    nr = Machine(**SMALL).geometry.nr_pfns
+    flags = np.full(nr, 1 << KPF_BUDDY, np.uint64)
+    flags[0x20000:0x100000] = 0                     # the hole below 4 GiB
+    flags[0x104000:0x10c000:2] = 1 << KPF_LRU       # every other page in use: holes
+    compaction = [("ucb",), ("uce",)]
+    got = []
+    for k, before in enumerate((True, False)):
+        d = tmp_path / f"r{k}"
+        d.mkdir()
+        _snapshots_dir(d, flags)
+        t = write_trace(d / "trace.txt", (compaction if before else [])
+                        + [("mark", "oracle_snap_end seq=1 tag=start")]
+                        + ([] if before else compaction)
+                        + [("mark", "oracle_snap_end seq=2 tag=end")])
+        r = replay_whatif(t, SMALL, check=True, start="snapshot")
+        got.append((r["user_compactions"]["zones"], r["vmstat"]["pgmigrate_success"] > 0))
+    assert got == [(0, False), (1, True)]
+
+
 def test_direct_compaction_begin_is_no_user_request(tmp_path):
     """The same begin after the task's mm_compaction_try_to_compact_pages is
     a direct compaction (a kernel decision the simulator makes itself, or
