@@ -357,7 +357,7 @@ PARTS = "parts"
 SWEEP_FORMAT_VERSION = 1
 #: after the grid columns, in this order; the flattened summary follows
 META_COLUMNS = ("policy", "seed", "status", "error", "request_checksum", "wall_s", "run_wall_s",
-                "cell", "worker", "spbsim_version", "run_dir")
+                "cell", "worker", "worker_peak_rss_mb", "spbsim_version", "run_dir")
 
 
 def ordered_frame(rows, grid_keys):

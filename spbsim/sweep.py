@@ -210,9 +210,41 @@ def _error_text(e):
     return f"{type(e).__name__}: {e}{where}"
 
 
+#: what one run holds at its peak, measured (docs/performance.md: peak RSS
+#: 1.3 GB at 256 GB): about 20 bytes per 4 KiB page of the machine (its state
+#: is 15) plus the interpreter and libraries
+RUN_BYTES_PER_PAGE = 20
+RUN_BASE_BYTES = 300 << 20
+
+
+def run_needs_bytes(memory_bytes):
+    """Memory one run of a machine of ``memory_bytes`` needs at its peak (estimate)."""
+    return RUN_BASE_BYTES + (int(memory_bytes) >> 12) * RUN_BYTES_PER_PAGE
+
+
+def check_worker_memory(memory_bytes, available=None):
+    """Refuse a cell this worker cannot hold, before it starts (instead of the
+    worker dying mid-run): SweepError naming what it needs and what is free."""
+    if available is None:
+        import psutil
+        available = psutil.virtual_memory().available
+    need = run_needs_bytes(memory_bytes)
+    if need > available:
+        raise SweepError(f"a {memory_bytes >> 30} GiB machine needs about {need / 2**30:.1f} GiB "
+                         f"and this worker has {available / 2**30:.1f} GiB available: run it on a "
+                         f"worker with more memory")
+
+
+def _peak_rss_mb():
+    """This worker process's peak resident memory so far, MB (Linux: KiB)."""
+    import resource
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def run_cell(job):
     """Run one cell; never raises for a failed run.  Returns {"cell", "status":
-    ok | failed | interrupted, "error", "summary", "run_wall_s", "worker", ...}."""
+    ok | failed | interrupted, "error", "summary", "run_wall_s", "worker",
+    "worker_peak_rss_mb", ...}."""
     import socket
 
     from . import __version__
@@ -225,16 +257,18 @@ def run_cell(job):
                              f"with {job['version']}: install the same spbsim on every worker")
         from .scenario import scenario_from_text
         sc = scenario_from_text(job["scenario_text"], job["label"], job["overrides"])
+        check_worker_memory(sc.memory_bytes)
         summary = _simulate(sc, job)
     except Exception as e:     # a bad value or a bug in one cell: recorded, the sweep goes on
         text = _error_text(e)
         for k in job["grid"]:      # the scenario parser calls every override --set
             text = text.replace(f"(from --set {k}=", f"(from --grid {k}=")
         out.update(status="failed", error=text,
-                   run_wall_s=round(time.perf_counter() - t0, 3))
+                   run_wall_s=round(time.perf_counter() - t0, 3), worker_peak_rss_mb=_peak_rss_mb())
         return out
     out.update(status="interrupted" if summary.get("interrupted") else "ok", error=None,
-               summary=summary, run_wall_s=round(time.perf_counter() - t0, 3))
+               summary=summary, run_wall_s=round(time.perf_counter() - t0, 3),
+               worker_peak_rss_mb=_peak_rss_mb())
     return out
 
 
@@ -279,7 +313,8 @@ def make_row(job, result):
     row.update(policy=job["policy"], seed=int(job["seed"]), status=result.get("status", "failed"),
                error=result.get("error"), cell=job["cell"], worker=result.get("worker"),
                spbsim_version=result.get("spbsim_version"), run_wall_s=result.get("run_wall_s"),
-               run_dir=result.get("run_dir"), request_checksum=None, wall_s=None)
+               run_dir=result.get("run_dir"), request_checksum=None, wall_s=None,
+               worker_peak_rss_mb=result.get("worker_peak_rss_mb"))
     for k, v in flatten_summary(result.get("summary") or {}).items():
         if k in ("policy", "seed"):
             continue                   # the same as the row's own

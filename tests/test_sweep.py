@@ -80,12 +80,14 @@ def test_sweep_end_to_end(swept):
     assert sorted(set(ok.seed)) == [1, 2]
     for col in ("hugepages.1g_obtainable", "hugepages.2m_obtainable", "vmstat.pgmigrate_success",
                 "sim.sim_alloc_requests", "sources.anon.fails", "requests", "wall_s",
-                "run_wall_s", "request_checksum", "worker", "cell", "summary.memory"):
+                "run_wall_s", "request_checksum", "worker", "cell", "summary.memory",
+                "worker_peak_rss_mb"):
         assert col in df.columns, col
         assert ok[col].notna().all(), col
     assert (ok["summary.memory"] == ok.memory.map({"1G": 1 << 30, "1536M": 1536 << 20})).all()
     assert (ok.requests > 10_000).all()
     assert (ok.run_wall_s >= ok.wall_s).all()
+    assert (ok.worker_peak_rss_mb > 50).all() and (ok.worker_peak_rss_mb < 8000).all()
     # one part per run, the consolidated file and the plan
     assert len(os.listdir(os.path.join(out, "parts"))) == 12
     meta = json.load(open(os.path.join(out, "sweep.json")))
@@ -95,6 +97,16 @@ def test_sweep_end_to_end(swept):
     assert not os.path.exists(os.path.join(out, "runs"))      # no --keep-runs
     # run on worker processes, not in this one
     assert not any(w.endswith(f":{os.getpid()}") for w in ok.worker)
+
+
+def test_a_cell_too_big_for_its_worker_fails_before_it_starts():
+    """A worker refuses a machine it cannot hold, naming what it needs."""
+    from spbsim.sweep import SweepError, check_worker_memory, run_needs_bytes
+    assert 5e9 < run_needs_bytes(1 << 40) < 6e9              # 1 TB: ~5.7 GB
+    check_worker_memory(16 << 30, available=2 << 30)
+    with pytest.raises(SweepError, match=r"a 4096 GiB machine needs about 20\.3 GiB and this "
+                                         r"worker has 16\.0 GiB available"):
+        check_worker_memory(4 << 40, available=16 << 30)
 
 
 def test_failing_cell_recorded(swept):
