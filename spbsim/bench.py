@@ -6,6 +6,8 @@ reclaimable (GFP_KERNEL|__GFP_RECLAIMABLE); random cpu; occupancy held near
 90 % of managed pages (allocate below the target, free a random live block
 above it).  The machine is first filled to the target, then the timed
 operations run.  Each size runs in a fresh process so peak RSS is its own.
+``--engine``: the default scenario at the same size, through the whole
+engine, for the events/s of ``spbsim run`` beside the allocator's.
 """
 import json
 import resource
@@ -20,7 +22,10 @@ from .mm.page_alloc import alloc_pages
 from .mm.page_free import free_pages
 from .mm.state import ZS_MANAGED
 
-__all__ = ["run_one", "main", "bench_stream"]
+__all__ = ["run_one", "run_engine", "main", "bench_stream"]
+
+#: the scenario ``--engine`` runs (spbsim run's default)
+ENGINE_SCENARIO = "devvm-256g"
 
 _GFP_MOVABLE = 0x1000CCA      # GFP_HIGHUSER_MOVABLE (0x100cca)
 _GFP_KERNEL = 0xCC0
@@ -158,6 +163,57 @@ def run_one(memory="4G", n_ops=10_000_000, seed=1, cpus=4, policy="stock", occup
     }
 
 
+class _Rows:
+    """A results writer that keeps the sampled rows in memory."""
+
+    def __init__(self):
+        self.rows = []
+
+    def append_sample(self, row):
+        self.rows.append(row)
+
+
+def _timed(fn, acc, key):
+    def wrapper(*a, **k):
+        t0 = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            acc[key] += time.perf_counter() - t0
+    return wrapper
+
+
+def run_engine(memory="256G", policy="stock", seed=1, duration="600s"):
+    """The default scenario at ``memory`` through the whole engine (request
+    generation, the compiled event loop, 1 GB attempts, sampling with the
+    pageblock snapshots, as ``spbsim run`` does, without writing files).
+    Events are the allocator's (sim_alloc_requests + sim_free_requests), as
+    in run_one; the wall time is the simulation loop's."""
+    from .engine.rundir import PageblockRecorder, expected_samples
+    from .engine.run import Simulation
+    from .scenario import load_scenario
+    sc = load_scenario(ENGINE_SCENARIO, {"scenario.memory": memory, "scenario.seed": str(seed),
+                                         "scenario.duration": duration,
+                                         "scenario.policy": policy})
+    t0 = time.perf_counter()
+    sim = Simulation(sc)
+    t_build = time.perf_counter() - t0
+    sim.writer = PageblockRecorder(_Rows(), sim.machine, expected_samples(sc))
+    acc = {"requests": 0.0, "sampling": 0.0, "hugetlb": 0.0}
+    sim.stream.tick = _timed(sim.stream.tick, acc, "requests")
+    sim._sample = _timed(sim._sample, acc, "sampling")
+    sim._hugetlb = _timed(sim._hugetlb, acc, "hugetlb")
+    summary = sim.run()
+    wall = summary["wall_s"]
+    events = summary["sim"]["sim_alloc_requests"] + summary["sim"]["sim_free_requests"]
+    shares = {k: round(v / wall, 4) for k, v in acc.items()}
+    shares["event_loop"] = round(1 - sum(shares.values()), 4)
+    return {"memory": memory, "policy": policy, "scenario": sc.name, "duration_s": sc.duration_s,
+            "events": int(events), "wall_s": wall, "build_s": round(t_build, 3),
+            "events_per_s": round(events / wall) if wall > 0 else None, "wall_shares": shares,
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+
+
 def _spb_visits(mach):
     """SPBs visited per __rmqueue_smallest under the SPB allocator (None for stock)."""
     if not mach.spb_enabled:
@@ -176,15 +232,22 @@ def _warm():
                  _order_cdf())
 
 
-def main(sizes=("4G", "256G"), n_ops=10_000_000, seed=1, cpus=4, policy="stock", echo=print):
-    """Run each size in its own process; return the list of result dicts."""
+def _in_process(args, what):
+    proc = subprocess.run([sys.executable, "-m", "spbsim.bench", *map(str, args)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main(sizes=("4G", "256G"), n_ops=10_000_000, seed=1, cpus=4, policy="stock", echo=print,
+         engine=False, engine_duration="600s"):
+    """Run each size in its own process; return the list of result dicts.
+    ``engine``: also run the default scenario at each size (run_engine, in
+    its own process) and print its events/s against the allocator's."""
     results = []
     for size in sizes:
-        cmd = [sys.executable, "-m", "spbsim.bench", size, str(n_ops), str(seed), str(cpus), policy]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"benchmark at {size} failed:\n{proc.stderr}")
-        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        r = _in_process([size, n_ops, seed, cpus, policy], f"benchmark at {size}")
         results.append(r)
         echo(f"{r['memory']:>6} {r['policy']:<8} {r['events_per_s'] / 1e6:6.2f} M events/s  "
              f"build {r['build_s']:.2f}s fill {r['fill_s']:.2f}s ({r['fill_ops']} allocs) "
@@ -192,10 +255,25 @@ def main(sizes=("4G", "256G"), n_ops=10_000_000, seed=1, cpus=4, policy="stock",
              f"{r['state_bytes_per_page']} B/page  failures {r['alloc_failures']}  "
              f"free lists/alloc {r['freelists_visited_per_alloc']}"
              + (f"  SPBs/walk {r['spbs_visited_per_walk']}" if r.get('spbs_visited_per_walk') else ""))
+        if engine:
+            e = _in_process(["--engine", size, policy, seed, engine_duration], f"engine at {size}")
+            r["engine"] = e
+            sh = e["wall_shares"]
+            echo(f"{e['memory']:>6} {e['policy']:<8} {e['events_per_s'] / 1e6:6.2f} M events/s "
+                 f"through the engine = {e['events_per_s'] / r['events_per_s']:.2f}x the allocator "
+                 f"({e['scenario']}, {e['duration_s']:g} s simulated, {e['events'] / 1e6:.1f} M "
+                 f"events in {e['wall_s']:.1f} s: event loop {100 * sh['event_loop']:.0f} %, "
+                 f"request generation {100 * sh['requests']:.0f} %, sampling "
+                 f"{100 * sh['sampling']:.0f} %, 1 GB attempts {100 * sh['hugetlb']:.0f} %; "
+                 f"peak RSS {e['peak_rss_mb']:.0f} MB)")
     return results
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--engine":
+        size, policy, seed, duration = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+        print(json.dumps(run_engine(size, policy, seed, duration)))
+        sys.exit(0)
     _warm()
     size, n, seed, cpus, policy = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
     print(json.dumps(run_one(size, n, seed, cpus, policy)))

@@ -454,9 +454,15 @@ def record(out_dir, snapshot_every, kpageflags, buffer_kb, compress, command):
 @click.option("--cpus", default=4, show_default=True, type=int)
 @click.option("--policy", "policies", multiple=True, default=("stock",), show_default=True,
               help=f"allocator policy (repeatable): {POLICY_HELP}")
-def bench(sizes, ops, seed, cpus, policies):
+@click.option("--engine", is_flag=True,
+              help="also run the default scenario at each size through the whole engine and "
+                   "print its events/s against the allocator's, with where its wall time goes")
+@click.option("--engine-duration", default="600s", show_default=True,
+              help="simulated time of the --engine run")
+def bench(sizes, ops, seed, cpus, policies, engine, engine_duration):
     """The allocator benchmark: events/s, peak RSS, bytes of state per page,
-    free lists (and SPBs) searched per allocation."""
+    free lists (and SPBs) searched per allocation; with --engine, the
+    default scenario's events/s beside it."""
     from .bench import main as bench_main
     from .mm.geometry import parse_size
     from .policy import Policy
@@ -465,8 +471,12 @@ def bench(sizes, ops, seed, cpus, policies):
         parse_size(s, "--sizes entry")
     for p in policies:
         Policy.parse(p)
+    if engine:
+        from .scenario import parse_time
+        parse_time(engine_duration, "--engine-duration")     # a bad value: one line, exit 2
     for p in policies:
-        bench_main(size_list, ops, seed, cpus, policy=p, echo=click.echo)
+        bench_main(size_list, ops, seed, cpus, policy=p, echo=click.echo, engine=engine,
+                   engine_duration=engine_duration)
 
 
 @cli.command()

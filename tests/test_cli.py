@@ -71,12 +71,29 @@ def test_run_a_scenario_writes_a_loadable_results_directory(tmp_path):
     (["churn", "--occupancy", "2"], "--occupancy"),
     (["churn", "--cpus", "0"], "cpus"),
     (["bench", "--sizes", "4Q"], "invalid --sizes entry"),
+    (["bench", "--engine", "--engine-duration", "soon"], "--engine-duration: expected a time"),
 ])
 def test_bad_input_is_one_clear_line(args, msg):
     r = run_cli(*args)
     assert r.returncode == 2
     assert msg in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_bench_engine_prints_the_engine_beside_the_allocator():
+    """spbsim bench --engine: the default scenario's events/s through the
+    whole engine, as a multiple of the allocator benchmark's at that size,
+    and the shares of its wall time (which add up to the whole)."""
+    import re
+    from spbsim.bench import run_engine
+    r = run_cli("bench", "--sizes", "1G", "--ops", "20000", "--engine", "--engine-duration", "2s")
+    assert r.returncode == 0, r.stderr
+    line = next(ln for ln in r.stdout.splitlines() if "through the engine" in ln)
+    assert re.search(r"M events/s through the engine = [0-9.]+x the allocator \(devvm-256g, 2 s "
+                     r"simulated, .* event loop \d+ %, request generation \d+ %, sampling \d+ %", line)
+    e = run_engine("1G", "stock", 1, "2s")
+    assert e["events"] > 0 and e["events_per_s"] > 0
+    assert abs(sum(e["wall_shares"].values()) - 1) < 1e-3 and min(e["wall_shares"].values()) >= 0
 
 
 def test_bad_policy_fails_before_the_first_compile_banner(tmp_path):
