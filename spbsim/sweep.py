@@ -210,10 +210,11 @@ def _error_text(e):
     return f"{type(e).__name__}: {e}{where}"
 
 
-#: what one run holds at its peak, measured (docs/performance.md: peak RSS
-#: 1.3 GB at 256 GB): about 20 bytes per 4 KiB page of the machine (its state
-#: is 15) plus the interpreter and libraries
-RUN_BYTES_PER_PAGE = 20
+#: what one run holds at its peak, measured through the engine
+#: (docs/performance.md: peak RSS 2.1 GB at 256 GB, 7.8 GB at 1 TB): about 30
+#: bytes per 4 KiB page of the machine (the allocator's state is 15, the
+#: engine's object tables and the samples the rest) plus the interpreter
+RUN_BYTES_PER_PAGE = 30
 RUN_BASE_BYTES = 300 << 20
 
 
