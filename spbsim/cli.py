@@ -5,7 +5,7 @@ import sys
 import click
 
 from .errors import SpbsimError
-from .report.cli_cmds import POLICY_HELP, policy_seed_options, run_overrides
+from .report.cli_cmds import POLICY_HELP, policy_seed_options, run_overrides, seed_arg
 from .report.cli_cmds import compare as _compare_cmd, report as _report_cmd
 
 __all__ = ["main"]
@@ -504,7 +504,7 @@ def bench(sizes, ops, seed, cpus, policies, engine, engine_duration):
               help="also keep each run's results directory under OUT/runs/<cell>/")
 @click.option("--retry-failed", is_flag=True, help="run failed cells again")
 @click.option("--rerun", is_flag=True, help="run every cell again, ignoring earlier results")
-def sweep(scenario, policies, seeds, sets, duration, grid, out_dir, workers, scheduler,
+def sweep(scenario, policies, seed, seeds, memory, sets, duration, grid, out_dir, workers, scheduler,
           tls_ca_file, tls_cert, tls_key, dashboard, keep_runs, retry_failed, rerun):
     """Run SCENARIO for every policy x seed x grid value on dask.distributed.
 
@@ -516,7 +516,7 @@ def sweep(scenario, policies, seeds, sets, duration, grid, out_dir, workers, sch
     draws each metric against each grid axis.  See docs/sweep.md.
     """
     from .sweep import parse_grid, run_sweep
-    overrides = run_overrides(sets, duration, seeds)
+    overrides = run_overrides(sets, duration, seeds, memory)
     tls = {k: v for k, v in (("ca_file", tls_ca_file), ("cert", tls_cert), ("key", tls_key))
            if v is not None}
     if tls and not (scheduler or "").startswith("tls://"):
@@ -524,7 +524,8 @@ def sweep(scenario, policies, seeds, sets, duration, grid, out_dir, workers, sch
     if out_dir is None:
         from .scenario import load_scenario
         out_dir = f"results/sweep-{load_scenario(scenario, overrides or None).name}"
-    r = run_sweep(scenario, policies, seeds, parse_grid(grid), out_dir, overrides or None,
+    r = run_sweep(scenario, policies, seed_arg(seed, seeds), parse_grid(grid), out_dir,
+                  overrides or None,
                   workers=workers, scheduler=scheduler, keep_runs=keep_runs,
                   retry_failed=retry_failed, rerun=rerun, dashboard=dashboard, tls=tls or None)
     click.echo(f"{r['ok']} of {r['total']} runs ok, {r['failed']} failed; {r['ran']} run now, "

@@ -198,7 +198,8 @@ class Machine:
         self.early_unmovable = int(early_unmovable)
         self._boot_unmovable()
 
-    __doc__ = __doc__.rstrip(" ") + switches_doc() + "    "
+    if __doc__:                     # None under python -OO
+        __doc__ = __doc__.rstrip(" ") + switches_doc() + "    "
 
     # ------------------------------------------------------------ boot
     @property

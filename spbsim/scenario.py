@@ -209,7 +209,12 @@ class Scenario:
 
     def __post_init__(self):
         object.__setattr__(self, "_by_name", {s.name: s for s in self.sources})
-        object.__setattr__(self, "switches", tuple((k, dict(self.switches).get(k, d))
+        given = dict(self.switches)
+        bad = [k for k, v in given.items() if k not in SWITCH_DEFAULTS or not isinstance(v, bool)]
+        if bad:
+            raise TypeError(f"Scenario.switches: {bad}: not a machine switch "
+                            f"({', '.join(SWITCH_DEFAULTS)}) with a bool value")
+        object.__setattr__(self, "switches", tuple((k, given.get(k, d))
                                                    for k, d in SWITCH_DEFAULTS.items()))
 
     def __getattr__(self, name):

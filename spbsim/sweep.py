@@ -170,7 +170,7 @@ def plan_sweep(scenario, policies=(), seeds=1, grid=(), overrides=None, out_dir=
             other = next(k for k, cc in canon.items() if cc == c)
             raise SweepError(f"--grid {key}: the same key as --grid {other}")
         if c in fixed:
-            raise SweepError(f"--grid {key}: also given with --set (or --duration)")
+            raise SweepError(f"--grid {key}: also given with --set (or --memory, --duration)")
         canon[key] = c
     keys = [k for k, _ in grid]
     combos = list(itertools.product(*[vs for _, vs in grid])) if grid else [()]
@@ -211,10 +211,11 @@ def _error_text(e):
 
 
 #: what one run holds at its peak, measured through the engine
-#: (docs/performance.md: peak RSS 2.1 GB at 256 GB, 7.8 GB at 1 TB): about 30
-#: bytes per 4 KiB page of the machine (the allocator's state is 15, the
-#: engine's object tables and the samples the rest) plus the interpreter
-RUN_BYTES_PER_PAGE = 30
+#: (docs/performance.md: peak RSS 2,082 MiB at 256 GB, 7,768 MiB at 1 TB),
+#: with a margin: 32 bytes per 4 KiB page of the machine (the allocator's
+#: state is 15, the engine's object tables and samples the rest) plus the
+#: interpreter
+RUN_BYTES_PER_PAGE = 32
 RUN_BASE_BYTES = 300 << 20
 
 
@@ -223,17 +224,34 @@ def run_needs_bytes(memory_bytes):
     return RUN_BASE_BYTES + (int(memory_bytes) >> 12) * RUN_BYTES_PER_PAGE
 
 
+def worker_memory_available():
+    """What a run here may use: the host's available memory, and no more than
+    the dask worker's own memory limit (a LocalCluster gives each worker a
+    share of the host; its nanny kills a worker near that limit), less what
+    this process holds already."""
+    import psutil
+    avail = psutil.virtual_memory().available
+    try:
+        from distributed import get_worker
+        limit = get_worker().memory_manager.memory_limit
+    except (ImportError, ValueError, AttributeError):     # not in a dask worker
+        limit = None
+    if limit:
+        avail = min(avail, int(limit) - psutil.Process().memory_info().rss)
+    return avail
+
+
 def check_worker_memory(memory_bytes, available=None):
     """Refuse a cell this worker cannot hold, before it starts (instead of the
     worker dying mid-run): SweepError naming what it needs and what is free."""
+    from .mm.geometry import format_size
     if available is None:
-        import psutil
-        available = psutil.virtual_memory().available
+        available = worker_memory_available()
     need = run_needs_bytes(memory_bytes)
     if need > available:
-        raise SweepError(f"a {memory_bytes >> 30} GiB machine needs about {need / 2**30:.1f} GiB "
-                         f"and this worker has {available / 2**30:.1f} GiB available: run it on a "
-                         f"worker with more memory")
+        raise SweepError(f"a {format_size(int(memory_bytes))} machine needs about "
+                         f"{need / 2**30:.1f} GiB and this worker has {available / 2**30:.1f} GiB "
+                         f"available: run it on a worker with more memory")
 
 
 def _peak_rss_mb():

@@ -131,7 +131,7 @@ def test_compiled_code_outside_mm_is_cached_by_the_modules_it_imports():
 
 
 def test_module_docstrings_are_short():
-    """A module says in three to ten lines what it is; the rest is in docs/."""
+    """A module says in at most ten lines what it is; the rest is in docs/."""
     long = []
     for f in PKG.rglob("*.py"):
         if "__numba_cache__" in f.parts:

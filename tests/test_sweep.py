@@ -102,11 +102,26 @@ def test_sweep_end_to_end(swept):
 def test_a_cell_too_big_for_its_worker_fails_before_it_starts():
     """A worker refuses a machine it cannot hold, naming what it needs."""
     from spbsim.sweep import SweepError, check_worker_memory, run_needs_bytes
-    assert 7.5e9 < run_needs_bytes(1 << 40) < 8.5e9          # 1 TB: ~8.4 GB (measured 7.8)
+    assert 8.8e9 < run_needs_bytes(1 << 40) < 9.2e9          # 1 TB (measured 8.1 GB)
     check_worker_memory(16 << 30, available=2 << 30)
-    with pytest.raises(SweepError, match=r"a 4096 GiB machine needs about 30\.3 GiB and this "
+    with pytest.raises(SweepError, match=r"a 4T machine needs about 32\.3 GiB and this "
                                          r"worker has 16\.0 GiB available"):
         check_worker_memory(4 << 40, available=16 << 30)
+
+
+
+def test_worker_memory_is_the_dask_workers_share(monkeypatch):
+    """In a dask worker the limit is the worker's own memory limit (a
+    LocalCluster's share of the host), not the whole host's free memory."""
+    import types
+
+    import distributed
+    from spbsim.sweep import worker_memory_available
+    host = worker_memory_available()                  # not in a worker: the host's
+    mm = types.SimpleNamespace(memory_limit=2 << 30)
+    monkeypatch.setattr(distributed, "get_worker",
+                        lambda: types.SimpleNamespace(memory_manager=mm))
+    assert worker_memory_available() < min(host, 2 << 30)
 
 
 def test_failing_cell_recorded(swept):
@@ -373,3 +388,35 @@ def test_dask_cluster_over_tls(scen, tmp_path, capsys):
         assert "cannot connect" in capsys.readouterr().err
         main(main_args + tls)                  # exit status 0: returns
         assert list(load_sweep(out).status) == ["ok"]
+
+
+def test_compare_runs_on_the_sweep_runner_with_run_option_names(scen, tmp_path, monkeypatch):
+    """spbsim compare runs its (policy, seed) cells on the sweep's dask
+    runner (--jobs local worker processes) and takes run's --memory and a
+    first --seed, as sweep does."""
+    import spbsim.sweep as S
+    from spbsim.report.cli_cmds import seed_arg
+    started = []
+    real = S._start_client
+
+    def spy(workers, *a):
+        started.append(workers)
+        return real(workers, *a)
+    monkeypatch.setattr(S, "_start_client", spy)
+    out = tmp_path / "cmp"
+    main(["compare", scen, "--policy", "stock", "--policy", "stock:defrag", "--seed", "5",
+         "--seeds", "2", "--memory", "1536M", "--jobs", "2", "--no-report",
+         "--out", str(out)])
+    assert started == [2]
+    meta = json.load(open(out / "compare.json"))
+    assert meta["seeds"] == [5, 6] and meta["overrides"]["scenario.memory"] == "1536M"
+    for pol in ("stock", "stock_defrag"):
+        for sd in (5, 6):
+            s = json.load(open(out / pol / f"seed{sd}" / "summary.json"))
+            assert (s["seed"], s["memory"]) == (sd, 1536 << 20)
+    # sweep: the same options, the same meaning
+    meta, jobs = plan_sweep(scen, ["stock"], seed_arg(3, 2), [("cpus", ["1", "2"])],
+                            {"scenario.memory": "1536M"})
+    assert meta["seeds"] == [3, 4] and {j["overrides"]["scenario.memory"] for j in jobs} == {"1536M"}
+    with pytest.raises(S.SweepError, match="--grid memory: also given with --set"):
+        plan_sweep(scen, ["stock"], 1, [("memory", ["1G"])], {"scenario.memory": "1536M"})

@@ -5,7 +5,7 @@ sweep's columns (summary scalars, names in backticks), e.g.
 
     python tools/sweep_plot.py results/sweep-search-cost --x memory \\
         --y 'free lists per allocation=`sim.sim_freelists_visited` / `sim.sim_alloc_requests`' \\
-        --out docs/findings-search-cost.png
+        --out docs/sweep-search-cost.png
 """
 import argparse
 import math

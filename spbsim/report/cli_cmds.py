@@ -18,13 +18,17 @@ POLICY_HELP = (", ".join(known_policies()) + "; an spb policy takes SPB switches
 
 def policy_seed_options(policy_default):
     """The options `spbsim compare` and `spbsim sweep` share: --policy
-    (repeatable, the first is the baseline), --seeds, --set and --duration."""
+    (repeatable, the first is the baseline), --seed, --seeds, --memory,
+    --set and --duration (the last four as `spbsim run` has them)."""
     opts = [
         click.option("--policy", "policies", multiple=True, metavar="POLICY",
                      help="a policy (repeat; the first is the baseline of the % changes and "
                           f"paired deltas): {POLICY_HELP}  [default: {policy_default}]"),
+        click.option("--seed", default=None, type=int,
+                     help="the first seed (default: the scenario's)"),
         click.option("--seeds", default=1, show_default=True, type=int,
-                     help="seeds per policy (and grid cell): the scenario's seed and the next N-1"),
+                     help="seeds per policy (and grid cell): the first seed and the next N-1"),
+        click.option("--memory", default=None, help="override the scenario's memory size (1G..4T)"),
         click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
                      help="override a scenario key in every run, e.g. scenario.memory=64G"),
         click.option("--duration", default=None, help="override the simulated duration, e.g. 60s"),
@@ -37,14 +41,27 @@ def policy_seed_options(policy_default):
     return decorate
 
 
-def run_overrides(sets, duration, seeds):
-    """--set and --duration as scenario overrides; SpbsimError for bad --seeds."""
+def run_overrides(sets, duration, seeds, memory=None):
+    """--set, --memory and --duration as scenario overrides; SpbsimError for
+    bad --seeds."""
     overrides = _parse_sets(sets)
+    if memory is not None:
+        overrides["scenario.memory"] = memory
     if duration is not None:
         overrides["scenario.duration"] = duration
     if seeds < 1:
         raise SpbsimError(f"--seeds {seeds}: need at least 1")
     return overrides
+
+
+def seed_arg(seed, seeds):
+    """--seed/--seeds as run_compare and run_sweep take them: a count from
+    the scenario's seed, or the list seed..seed+seeds-1."""
+    if seed is None:
+        return seeds
+    if seed < 0:
+        raise SpbsimError(f"--seed {seed}: must be >= 0")
+    return list(range(seed, seed + seeds))
 
 
 def _parse_sets(sets):
@@ -62,10 +79,12 @@ def _parse_sets(sets):
 @policy_seed_options("stock, stock:defrag")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False),
               help="comparison directory (default results/compare-<scenario>)")
-@click.option("--jobs", default=2, show_default=True, type=int, help="runs at a time (processes)")
+@click.option("--jobs", default=2, show_default=True, type=int,
+              help="runs at a time: the worker processes of a local dask cluster (1: in this "
+                   "process)")
 @click.option("--report/--no-report", "make_report", default=True, show_default=True,
               help="also write OUT/report.html")
-def compare(scenario, policies, seeds, sets, duration, out_dir, jobs, make_report):
+def compare(scenario, policies, seed, seeds, memory, sets, duration, out_dir, jobs, make_report):
     """Run SCENARIO under several policies and seeds; print a comparison table.
 
     Each (policy, seed) writes OUT/<policy>/seed<N>/ (a results directory
@@ -76,13 +95,14 @@ def compare(scenario, policies, seeds, sets, duration, out_dir, jobs, make_repor
     """
     from ..scenario import load_scenario
     from .compare import run_compare
-    overrides = run_overrides(sets, duration, seeds)
+    overrides = run_overrides(sets, duration, seeds, memory)
     if jobs < 1:
         raise SpbsimError(f"--jobs {jobs}: need at least 1")
     policies = list(policies) or ["stock", "stock:defrag"]
     if out_dir is None:
         out_dir = f"results/compare-{load_scenario(scenario, overrides or None).name}"
-    run_compare(scenario, policies, seeds=seeds, out_dir=out_dir, overrides=overrides or None,
+    run_compare(scenario, policies, seeds=seed_arg(seed, seeds), out_dir=out_dir,
+                overrides=overrides or None,
                 jobs=jobs, progress=True, echo=click.echo)
     if make_report:
         from .html import write_report

@@ -374,8 +374,8 @@ def _scenario_for(scenario, overrides, seed):
 
 
 def run_one(job):
-    """Run one (policy, seed) and write its results directory.  Runs in a worker
-    process; returns {"policy", "seed", "dir", "summary"} or {"error": message}."""
+    """Run one (policy, seed) and write its results directory.  Runs in a dask
+    worker process (or in this one with jobs=1); returns {"policy", "seed", "dir", "summary"} or {"error": message}."""
     try:
         return _run_one(job)
     except SpbsimError as e:
@@ -418,7 +418,8 @@ def run_compare(scenario_name_or_path, policies, seeds=1, out_dir="results/compa
                 overrides=None, jobs=2, progress=True, echo=None):
     """Run the scenario under every policy and seed (``seeds``: a count, seeds
     base..base+K-1 where base is the scenario's seed, or a list of seeds) in
-    ``jobs`` processes; write the table files; return the table dict (with
+    ``jobs`` worker processes of a dask LocalCluster (as spbsim sweep; 1: in this
+    process); write the table files; return the table dict (with
     "text", "request_checksums", "runs" added).  ``echo(str)`` prints (default:
     stdout for the table, stderr for progress)."""
     from ..policy import Policy
@@ -457,20 +458,25 @@ def run_compare(scenario_name_or_path, policies, seeds=1, out_dir="results/compa
             results.append(r)
             _report_done(say, r, len(results), len(jobs_list))
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-        ctx = mp.get_context("spawn")      # no fork of a process holding numba/tqdm threads
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as ex:
-            futs = [ex.submit(run_one, j) for j in jobs_list]
-            try:
-                for f in as_completed(futs):
-                    r = f.result()
-                    results.append(r)
-                    _report_done(say, r, len(results), len(jobs_list))
-            except KeyboardInterrupt:
-                for f in futs:
-                    f.cancel()
-                raise
+        # the sweep's runner: a dask LocalCluster of `jobs` worker processes
+        from dask.distributed import as_completed
+
+        from ..sweep import _start_client
+        client, cluster = _start_client(min(jobs, len(jobs_list)), None, False, None)
+        futs = []
+        try:
+            futs = [client.submit(run_one, j, pure=False) for j in jobs_list]
+            for f in as_completed(futs):
+                r = f.result()
+                results.append(r)
+                _report_done(say, r, len(results), len(jobs_list))
+        except KeyboardInterrupt:
+            for f in futs:
+                f.cancel()
+            raise
+        finally:
+            client.close()
+            cluster.close()
     errors = [r for r in results if "error" in r]
     if errors:
         raise CompareError("; ".join(f"{r['policy']} seed {r['seed']}: {r['error']}"
