@@ -375,7 +375,8 @@ def _scenario_for(scenario, overrides, seed):
 
 def run_one(job):
     """Run one (policy, seed) and write its results directory.  Runs in a dask
-    worker process (or in this one with jobs=1); returns {"policy", "seed", "dir", "summary"} or {"error": message}."""
+    worker process (or in this one with jobs=1); returns {"policy", "seed",
+    "dir", "summary"} or {"error": message}."""
     try:
         return _run_one(job)
     except SpbsimError as e:
