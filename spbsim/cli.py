@@ -61,14 +61,9 @@ def run(scenario, policy, memory, seed, duration, sets, out_dir, check, list_onl
         for name, path in sorted(builtin_scenarios().items()):
             click.echo(f"{name:20s} {path}")
         return
-    from .report.cli_cmds import _parse_sets
-    overrides = _parse_sets(sets)
-    if memory is not None:
-        overrides["scenario.memory"] = memory
+    overrides = run_overrides(sets, duration, 1, memory)
     if seed is not None:
         overrides["scenario.seed"] = str(seed)
-    if duration is not None:
-        overrides["scenario.duration"] = duration
     if policy is not None:
         overrides["scenario.policy"] = policy
     sc = load_scenario(scenario, overrides or None)
