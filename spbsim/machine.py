@@ -83,6 +83,8 @@ class Machine:
       compaction_proactiveness, extfrag_threshold, kswapd_rate (per simulated
       second), compaction_capture (a direct compactor takes the page its frees
       make, compaction_capture(); False: it retries the free lists instead).
+      pcpbuddy: PCPBuddy, per-cpu owned pageblocks that merge on the pcp lists
+      (docs/spb.md "PCPBuddy"; the SPB switch spb.pcpbuddy=s1 sets it too).
       watermarks: {zone name: (min, low, high[, promo])} taken as
       they are instead of __setup_per_zone_wmarks()'s (a recording's zoneinfo:
       the kernel computed them from the managed pages of the moment
@@ -114,7 +116,7 @@ class Machine:
                  kswapd_rate="4G", migrate_untracked=False, spb=None, spb_set=None,
                  kswapd_replay_run_ms=10, watermarks=None,
                  migrate_split_large=SWITCH_DEFAULTS["migrate_split_large"],
-                 piece_capacity=None, compaction_capture=True):
+                 piece_capacity=None, compaction_capture=True, pcpbuddy=False):
         if not isinstance(cpus, (int, np.integer)) or not 1 <= cpus <= 256:
             raise ConfigError(f"cpus={cpus!r}: allowed 1 to 256")
         if str(version) not in KERNEL_VERSIONS:
@@ -142,6 +144,9 @@ class Machine:
             self.spb_preset, self.spb_switches, spb_state = make_spb(
                 self.geometry, spb, spb_set, self.cpus)
             relabel_free_pageblocks = True
+            from .mm.spb.params import PCPBUDDY_OFF, SPB_CFG_PCPBUDDY
+            if int(spb_state.cfg[SPB_CFG_PCPBUDDY]) != PCPBUDDY_OFF:
+                pcpbuddy = True
         elif spb_set:
             raise ConfigError("spb_set given without spb: the stock allocator has no SPB switches")
         if piece_capacity is None:
@@ -162,6 +167,7 @@ class Machine:
         m.cfg[CFG["reclaim"]] = 1 if reclaim else 0
         m.cfg[CFG["compaction"]] = 1 if compaction else 0
         m.cfg[CFG["compaction_capture"]] = 1 if compaction_capture else 0
+        m.cfg[CFG["pcpbuddy"]] = 1 if pcpbuddy else 0
         m.cfg[CFG["slab_free_ppm"]] = int(slab_free_ppm)
         m.cfg[CFG["compaction_proactiveness"]] = int(compaction_proactiveness)
         m.cfg[CFG["extfrag_threshold"]] = int(extfrag_threshold)

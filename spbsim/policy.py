@@ -4,7 +4,8 @@
 it returns an immutable ``Policy`` (kind, preset, switch overrides, resolved SPB
 switches, the Machine keywords).  ``stock`` is mainline v6.19/7.0, ``stock:6.12``
 the 6.12 LTS kernel, ``stock:6.1``, ``stock:defrag`` (vm.defrag_mode = 1),
-``stock:noboost`` (vm.watermark_boost_factor = 0); ``spb:s1|v1|v1-pre43|v2``
+``stock:noboost`` (vm.watermark_boost_factor = 0), ``stock:pcpbuddy`` (Johannes
+Weiner's PCPBuddy on the stock allocator); ``spb:s1|v1|v1-pre43|v2``
 (``spb`` = ``spb:v1``) is the superpageblock allocator with watermark boosting
 off, as the posted series removed it (spec §5.8).  Tables: README.md, docs/spb.md.
 """
@@ -25,6 +26,7 @@ STOCK_PRESETS = {
     "6.1": {"version": "6.1"},
     "defrag": {"defrag_mode": True},
     "noboost": {"watermark_boost_factor": 0},
+    "pcpbuddy": {"pcpbuddy": True},
 }
 
 #: SPB preset names (spbsim.mm.spb.params.SPB_PRESETS)

@@ -8,7 +8,7 @@ import pytest
 
 from spbsim import Machine
 from spbsim.mm import gfp as G
-from spbsim.mm.const import MIGRATE_MOVABLE, NR_PCP_LISTS, ZONE_DMA32
+from spbsim.mm.const import MIGRATE_MOVABLE, NR_STOCK_PCP_LISTS, ZONE_DMA32
 from spbsim.mm.pcp import order_to_pindex
 from spbsim.mm.mm_init import new_mem
 from spbsim.mm.state import PCP_BATCH, PCP_COUNT, PCP_HIGH, PCP_HIGH_MAX, PCP_HIGH_MIN, ZSTAT
@@ -127,7 +127,7 @@ def test_thp_order_uses_its_own_pcp_list():
     p = m.alloc(9, G.GFP_TRANSHUGE_LIGHT, cpu=0)
     assert p is not None and p % 512 == 0
     m.free(p, 9, cpu=0)
-    assert m.mem.pcp_head[ZONE_DMA32, 0, NR_PCP_LISTS - 1] == p
+    assert m.mem.pcp_head[ZONE_DMA32, 0, NR_STOCK_PCP_LISTS - 1] == p
     m.check()
 
 

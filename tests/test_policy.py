@@ -12,8 +12,8 @@ from spbsim.policy import (STOCK_PRESETS, SPB_POLICY_PRESETS, Policy, PolicyErro
 from spbsim.scenario import ScenarioError, scenario_from_text
 from spbsim.spb_config import SPB_PRESET_NAMES, resolve_switches
 
-KNOWN = ("stock, stock:6.12, stock:6.1, stock:defrag, stock:noboost, spb, spb:s1, spb:v1, "
-         "spb:v1-pre43, spb:v2")
+KNOWN = ("stock, stock:6.12, stock:6.1, stock:defrag, stock:noboost, stock:pcpbuddy, spb, "
+         "spb:s1, spb:v1, spb:v1-pre43, spb:v2")
 
 
 def test_preset_names_are_declared_once():
@@ -28,6 +28,7 @@ def test_preset_names_are_declared_once():
     ("stock:6.1", {"version": "6.1"}),
     ("stock:defrag", {"defrag_mode": True}),
     ("stock:noboost", {"watermark_boost_factor": 0}),
+    ("stock:pcpbuddy", {"pcpbuddy": True}),
 ])
 def test_stock_presets(text, kw):
     p = Policy.parse(text)

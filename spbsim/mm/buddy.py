@@ -23,7 +23,9 @@ from .spb.params import SPB_CFG_UPDATE, SPB_UPDATE_S1, ST_UPDATE_CALLS
 _CFG_RELABEL = CFG["relabel_free_pageblocks"]
 _CFG_VERSION = CFG["version"]
 _CFG_SPB = CFG["spb"]
+_CFG_PCPBUDDY = CFG["pcpbuddy"]
 _SIM_VISITED = SIMSTAT["sim_freelists_visited"]
+_SIM_DISOWN = SIMSTAT["sim_pcpbuddy_disown"]
 
 
 # ---------------------------------------------------------------- pageblocks
@@ -113,6 +115,46 @@ def free_block_label(mt):
     if mt == MIGRATE_UNMOVABLE or mt == MIGRATE_RECLAIMABLE or mt == MIGRATE_HIGHATOMIC:
         return MIGRATE_MOVABLE
     return mt
+
+
+# ---------------------------------------------------------------- PCPBuddy ownership
+
+@njit_inline
+def pcpblock_on_owned_list(m, z, cpu, pb):
+    """Is the block on ``pcp->owned_blocks`` of (z, cpu)?"""
+    return m.pb_own_prev[pb] >= 0 or m.pcp_own_head[z, cpu] == pb
+
+
+@njit_inline
+def pcpblock_owned_add(m, z, cpu, pb):
+    """list_add(&pbd->cpu_node, &pcp->owned_blocks) unless already listed."""
+    if not pcpblock_on_owned_list(m, z, cpu, pb):
+        list_add(m.pb_own_next, m.pb_own_prev, m.pcp_own_head, m.pcp_own_tail, (z, cpu), pb)
+
+
+@njit_inline
+def pcpblock_owned_del(m, z, cpu, pb):
+    """list_del_init(&pbd->cpu_node) if listed."""
+    if pcpblock_on_owned_list(m, z, cpu, pb):
+        list_del(m.pb_own_next, m.pb_own_prev, m.pcp_own_head, m.pcp_own_tail, (z, cpu), pb)
+
+
+@njit_inline
+def set_pcpblock_owner(m, pb, cpu):
+    """set_pcpblock_owner() (PCPBuddy): pbd->cpu = cpu + 1."""
+    m.pb_cpu[pb] = cpu + 1
+
+
+@njit
+def clear_pcpblock_owner(m, pb):
+    """clear_pcpblock_owner() (PCPBuddy, from mark_pageblock_free()): the block
+    is whole in the buddy again; it leaves its owner and the owner's list."""
+    c = m.pb_cpu[pb]
+    if c == 0:
+        return
+    pcpblock_owned_del(m, m.pb_zone[pb], c - 1, pb)
+    m.pb_cpu[pb] = 0
+    m.sim[_SIM_DISOWN] += 1
 
 
 @njit_inline
@@ -209,8 +251,11 @@ def page_del_and_expand(m, z, pfn, order, high, mt):
 
 
 @njit_inline
-def pcp_allowed_order(order):
-    """pcp_allowed_order(): orders 0..3 and the THP order."""
+def pcp_allowed_order(m, order):
+    """pcp_allowed_order(): orders 0..3 and the THP order; with PCPBuddy every
+    order up to pageblock_order."""
+    if m.cfg[_CFG_PCPBUDDY] != 0:
+        return order <= pageblock_order
     return order <= PAGE_ALLOC_COSTLY_ORDER or order == HPAGE_PMD_ORDER
 
 
@@ -223,7 +268,7 @@ def rmqueue_smallest(m, z, order, mt):
         if pfn < 0:
             continue
         page_del_and_expand(m, z, pfn, order, current_order, mt)
-        refill = 1 if (pcp_allowed_order(order) and mt < MIGRATE_PCPTYPES) else 0
+        refill = 1 if (pcp_allowed_order(m, order) and mt < MIGRATE_PCPTYPES) else 0
         trace_event(m, EV_ZONE_LOCKED, pfn, order, mt, refill, 0, 0)
         return pfn
     return -1
@@ -326,6 +371,8 @@ def free_one_page_merge(m, pfn, z, order, mt, to_tail):
         for i in range(nr):
             if (m.pb_flags[pb + i] & PB_all_free) == 0:
                 mark_pageblock_free(m, pb + i)
+            if m.cfg[_CFG_PCPBUDDY] != 0 and m.pb_cpu[pb + i] != 0:
+                clear_pcpblock_owner(m, pb + i)     # unconditional in S1's mark_pageblock_free()
         if m.cfg[_CFG_RELABEL] != 0:
             mt = m.pb_mt[pb]
             if nr > 1:

@@ -70,6 +70,8 @@ PG_reserved = 0x08   # memblock-reserved, never in the buddy allocator
 PG_lru = 0x10        # allocated and movable (PageLRU / movable_ops)
 PG_pinned = 0x20     # allocated movable page that cannot migrate (pinned)
 PG_MT_SHIFT = 6      # bits 6-7: gfp migratetype of the allocation
+PG_pcpbuddy = 0x40   # PagePCPBuddy (PCPBuddy): a PG_pcp block that may merge on its
+#                      owner's list; shares bit 6 with PG_MT (read only under PG_head)
 PG_MT_MASK = 0xC0
 
 # pageblock content bits (pb_flags), as in the SPB series' pageblock_data
@@ -80,9 +82,13 @@ PB_has_movable = 0x08
 PB_has_mask = PB_has_unmovable | PB_has_reclaimable | PB_has_movable
 PB_compact_skip = 0x10
 
-# per-cpu lists: NR_PCP_LISTS = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1) + 2
+# per-cpu lists: stock NR_PCP_LISTS = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1) + 2
+# (orders 0..3, then the THP lists); PCPBuddy has one list per type for every order
+# 0..pageblock_order (order_to_pindex = 3 * order + mt).  The arrays hold the larger
+# count; stock leaves lists 14..29 empty.
 NR_LOWORDER_PCP_LISTS = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)
-NR_PCP_LISTS = NR_LOWORDER_PCP_LISTS + 2
+NR_STOCK_PCP_LISTS = NR_LOWORDER_PCP_LISTS + 2
+NR_PCP_LISTS = MIGRATE_PCPTYPES * (pageblock_order + 1)
 CONFIG_PCP_BATCH_SCALE_MAX = 5
 
 # zone flags

@@ -8,10 +8,10 @@ consistent.  ``VIOLATIONS`` turns codes into messages.
 from .buddy import migratetype_to_has_bit
 from .const import (MAX_NR_ZONES, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_TYPES,
                     NR_PAGE_ORDERS, NR_PCP_LISTS, PB_all_free, PB_has_mask,
-                    PG_buddy, PG_head, PG_MT_SHIFT, PG_pcp, PG_reserved,
+                    PG_buddy, PG_head, PG_MT_SHIFT, PG_pcp, PG_pcpbuddy, PG_reserved,
                     pageblock_nr_pages, pageblock_order)
 from .jit import njit
-from .pcp import pindex_to_order
+from .pcp import pcp_pindex_to_order
 from .split import piece_index
 from .state import (CAPC_PAGE, CAPC_ZONE, CFG, PCP_COUNT, ZS_FREE_HIGHATOMIC, ZS_NR_FREE,
                     ZS_NR_FREE_BLOCKS)
@@ -20,6 +20,7 @@ __all__ = ["check_mem", "VIOLATIONS"]
 
 _CFG_PREP_BIT = CFG["prep_sets_request_bit"]
 _CFG_SPB = CFG["spb"]
+_CFG_PCPBUDDY = CFG["pcpbuddy"]
 
 VIOLATIONS = {
     1: "free list entry is not a free buddy head of the list's order (zone {a}, order/type {b})",
@@ -51,6 +52,10 @@ VIOLATIONS = {
     27: "split-object piece table and page disagree (piece {a}, page's object {b})",
     28: "split-piece pool does not add up (free chain {a}, in use {b})",
     29: "a compaction capture is left published or unclaimed outside direct compaction (zone {a}, page {b})",
+    30: "PagePCPBuddy entry on a cpu's list that does not own its pageblock (cpu {a}, owner + 1 {b})",
+    31: "owned_blocks list is broken or holds a block another cpu owns (zone {a}, cpu {b})",
+    32: "a pageblock whole in the buddy (order >= pageblock_order) still has an owner (owner + 1 {a})",
+    33: "PagePCPBuddy without PCPBuddy, or on a page not on a pcp list (flags {a})",
 }
 
 
@@ -117,7 +122,7 @@ def _check_lists(m):
         for cpu in range(m.pcp.shape[1]):
             cnt = 0
             for pi in range(NR_PCP_LISTS):
-                o = pindex_to_order(pi)
+                o = pcp_pindex_to_order(m, pi)
                 p = m.pcp_head[z, cpu, pi]
                 prev = -1
                 steps = 0
@@ -128,11 +133,26 @@ def _check_lists(m):
                     if (m.pg_flags[p] & PG_pcp) == 0 or m.pg_order[p] != o \
                             or m.pb_zone[p >> pageblock_order] != z or m.pg_prev[p] != prev:
                         return 9, p, z, pi
+                    if (m.pg_flags[p] & PG_pcpbuddy) and m.pb_cpu[p >> pageblock_order] != cpu + 1:
+                        return 30, p, cpu, m.pb_cpu[p >> pageblock_order]
                     cnt += 1 << o
                     prev = p
                     p = m.pg_next[p]
             if cnt != m.pcp[z, cpu, PCP_COUNT]:
                 return 10, -1, cnt, m.pcp[z, cpu, PCP_COUNT]
+            # PCPBuddy: pcp->owned_blocks holds blocks this cpu owns, in this zone
+            b = m.pcp_own_head[z, cpu]
+            prev = -1
+            steps = 0
+            while b >= 0:
+                steps += 1
+                if steps > m.pb_cpu.shape[0] or m.pb_own_prev[b] != prev \
+                        or m.pb_cpu[b] != cpu + 1 or m.pb_zone[b] != z:
+                    return 31, b << pageblock_order, z, cpu
+                prev = b
+                b = m.pb_own_next[b]
+            if m.pcp_own_tail[z, cpu] != prev:
+                return 31, -1, z, cpu
     return 0, -1, 0, 0
 
 
@@ -152,6 +172,9 @@ def _check_pages(m):
                 p = (pb + 1) << pageblock_order
                 continue
             f = m.pg_flags[p]
+            if (f & PG_pcpbuddy) and ((f & PG_pcp) == 0 or m.cfg[_CFG_PCPBUDDY] == 0):
+                if (f & PG_head) == 0:
+                    return 33, p, f, 0
             if f & (PG_buddy | PG_pcp | PG_head):
                 o = m.pg_order[p]
                 if o < 0 or (p & ((1 << o) - 1)) != 0:
@@ -209,6 +232,8 @@ def _check_pages(m):
                 if h >= start and (m.pg_flags[h] & PG_buddy) and m.pg_order[h] == o:
                     fully = True
                     break
+            if fully and m.pb_cpu[pb] != 0:
+                return 32, s, m.pb_cpu[pb], 0
             flag = (m.pb_flags[pb] & PB_all_free) != 0
             # S1's claim_whole_block marks every pageblock of the claimed chunk
             # used, also the ones expand() puts back free: under SPBs a fully

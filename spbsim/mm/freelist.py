@@ -52,7 +52,7 @@ def _rmqueue_highatomic(m, z, order):
 def rmqueue_zone(m, z, order, alloc_flags, mt, cpu):
     """rmqueue(): pcp for pcp orders, else (or on pcp failure) the buddy lists."""
     page = -1
-    if m.cfg[_CFG_PCP] != 0 and pcp_allowed_order(order):
+    if m.cfg[_CFG_PCP] != 0 and pcp_allowed_order(m, order):
         page = rmqueue_pcplist(m, z, cpu, order, mt, alloc_flags)
     if page < 0:
         page = rmqueue_buddy(m, z, order, alloc_flags, mt)

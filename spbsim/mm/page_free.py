@@ -11,7 +11,9 @@ from .tracepoint import EV_FREE, trace_event
 from .watermark import wmark_pages, zone_watermark_ok
 
 _CFG_PCP = CFG["pcp_enabled"]
+_CFG_PCPBUDDY = CFG["pcpbuddy"]
 _SIM_FREE = SIMSTAT["sim_free_requests"]
+_SIM_REMOTE = SIMSTAT["sim_pcp_remote_owner_frees"]
 
 # free_pages() error codes, translated into exceptions by the Python layer
 EFREE_RANGE = -1
@@ -35,7 +37,9 @@ def free_pages_check(m, pfn, order):
 @njit_inline
 def free_pages(m, pfn, order, cpu):
     """__free_pages() -> __free_frozen_pages(): pcp for pcp orders, else
-    free_one_page() -> split_large_buddy().  Returns 0 or an EFREE_* code."""
+    free_one_page() -> split_large_buddy().  With PCPBuddy a page of an owned
+    pageblock goes to the owner cpu's list, flagged PagePCPBuddy.  Returns 0
+    or an EFREE_* code."""
     err = free_pages_check(m, pfn, order)
     if err != 0:
         return err
@@ -49,10 +53,19 @@ def free_pages(m, pfn, order, cpu):
     m.pg_obj[pfn] = -1
     z = m.pb_zone[pfn >> pageblock_order]
     mt = m.pb_mt[pfn >> pageblock_order]
-    if m.cfg[_CFG_PCP] != 0 and pcp_allowed_order(order) and mt != MIGRATE_ISOLATE:
+    if m.cfg[_CFG_PCP] != 0 and pcp_allowed_order(m, order) and mt != MIGRATE_ISOLATE:
         if mt >= MIGRATE_PCPTYPES:
             mt = MIGRATE_MOVABLE
-        if free_unref_page_commit(m, z, cpu, pfn, order, mt):
+        cache_cpu = cpu
+        owned = False
+        if m.cfg[_CFG_PCPBUDDY] != 0:
+            owner = m.pb_cpu[pfn >> pageblock_order] - 1
+            if owner >= 0:
+                owned = True
+                if owner != cpu:
+                    cache_cpu = owner
+                    m.sim[_SIM_REMOTE] += 1
+        if free_unref_page_commit(m, z, cache_cpu, pfn, order, mt, owned):
             if (m.zstat[z, ZS_FLAGS] & ZONE_BELOW_HIGH) and zone_watermark_ok(
                     m, z, 0, wmark_pages(m, z, 2), MAX_NR_ZONES - 1, 0, m.zstat[z, ZS_NR_FREE]):
                 m.zstat[z, ZS_FLAGS] &= ~ZONE_BELOW_HIGH

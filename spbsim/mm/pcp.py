@@ -4,15 +4,16 @@ free_frozen_page_commit / free_unref_page_commit, free_pcppages_bulk).
 A page parked on a pcp list is allocated from the buddy's point of view: it
 neither merges nor shows in /proc/buddyinfo.  Links reuse pg_next/pg_prev.
 Modelled: batch/high/high_min/high_max, alloc_factor batch scaling, the
-free_count drain sizing and free_high (v6.12 rule); not modelled: the 1 s
-decay_pcp_high tick.
+free_count drain sizing and free_high (v6.12 rule), and PCPBuddy (per-cpu
+owned pageblocks, the ``pcpbuddy`` switch; docs/spb.md "PCPBuddy").
 """
-from .buddy import free_one_page_merge
+from .buddy import (del_page_from_free_list, free_one_page_merge, pcpblock_owned_add,
+                    pcpblock_owned_del, set_pcpblock_owner)
 from .const import (CONFIG_PCP_BATCH_SCALE_MAX, KV_6_1, KV_RECENT, MIGRATE_MOVABLE,
                     MIGRATE_PCPTYPES,
                     NR_LOWORDER_PCP_LISTS, NR_PCP_LISTS,
-                    PAGE_ALLOC_COSTLY_ORDER, PG_pcp, RMQUEUE_NORMAL,
-                    ZONE_BELOW_HIGH, ZONE_RECLAIM_ACTIVE, pageblock_order)
+                    PAGE_ALLOC_COSTLY_ORDER, PG_buddy, PG_pcp, PG_pcpbuddy, RMQUEUE_NORMAL,
+                    ZONE_BELOW_HIGH, ZONE_RECLAIM_ACTIVE, pageblock_nr_pages, pageblock_order)
 from .fallback import rmqueue
 from .jit import njit, njit_inline
 from .list import list_add, list_add_tail, list_del
@@ -22,8 +23,14 @@ from .state import (CFG, PCP_ALLOC_FACTOR, PCP_BATCH, PCP_COUNT, PCP_FLAGS,
 from .tracepoint import EV_PCPU_DRAIN, trace_event
 
 _CFG_VERSION = CFG["version"]
+_CFG_PCPBUDDY = CFG["pcpbuddy"]
 _SIM_REFILL = SIMSTAT["sim_pcp_refill"]
 _SIM_DRAIN = SIMSTAT["sim_pcp_drain_blocks"]
+_SIM_PHASE0 = SIMSTAT["sim_pcpbuddy_phase0_pages"]
+_SIM_PHASE1 = SIMSTAT["sim_pcpbuddy_phase1_blocks"]
+_SIM_PHASE3 = SIMSTAT["sim_pcpbuddy_phase3_pages"]
+_SIM_MERGES = SIMSTAT["sim_pcp_merges"]
+_SIM_FRAG_DRAINS = SIMSTAT["sim_pcpbuddy_frag_drains"]
 
 
 @njit_inline
@@ -42,6 +49,23 @@ def pindex_to_order(pindex):
 
 
 @njit_inline
+def pcp_order_to_pindex(m, mt, order):
+    """order_to_pindex() of the machine's list layout: with PCPBuddy one list
+    per type for every order 0..pageblock_order (3 * order + mt)."""
+    if m.cfg[_CFG_PCPBUDDY] != 0:
+        return MIGRATE_PCPTYPES * order + mt
+    return order_to_pindex(mt, order)
+
+
+@njit_inline
+def pcp_pindex_to_order(m, pindex):
+    """pindex_to_order() of the machine's list layout."""
+    if m.cfg[_CFG_PCPBUDDY] != 0:
+        return pindex // MIGRATE_PCPTYPES
+    return pindex_to_order(pindex)
+
+
+@njit_inline
 def _pcp_add(m, z, cpu, pindex, pfn, tail):
     if tail:
         list_add_tail(m.pg_next, m.pg_prev, m.pcp_head, m.pcp_tail, (z, cpu, pindex), pfn)
@@ -52,8 +76,9 @@ def _pcp_add(m, z, cpu, pindex, pfn, tail):
 
 @njit_inline
 def _pcp_del(m, z, cpu, pindex, pfn):
+    """pcp_dequeue(): off the list; PagePCPBuddy goes with it."""
     list_del(m.pg_next, m.pg_prev, m.pcp_head, m.pcp_tail, (z, cpu, pindex), pfn)
-    m.pg_flags[pfn] &= 0xFF ^ PG_pcp
+    m.pg_flags[pfn] &= 0xFF ^ (PG_pcp | PG_pcpbuddy)
 
 
 @njit_inline
@@ -113,11 +138,108 @@ def rmqueue_bulk(m, z, cpu, order, count, pindex, mt, alloc_flags):
     return got
 
 
+@njit
+def pcpbuddy_rmqueue_bulk(m, z, cpu, order, count, mt, alloc_flags):
+    """rmqueue_bulk() of PCPBuddy: ``count`` blocks of ``order`` as pages, in
+    phases.  0: recover this cpu's owned fragments (owned_blocks, newest first,
+    blocks of type ``mt``, every free buddy of a block).  1: whole pageblocks,
+    owned and PagePCPBuddy, while a whole block still fits the need.  3: plain
+    __rmqueue() blocks of ``order``, no owner.  One rmqueue mode across phases
+    1 and 3; a refill of one block (count <= 1) runs phase 3 only.  Returns
+    the pages added."""
+    pages_needed = count << order
+    refilled = 0
+    mode = RMQUEUE_NORMAL
+    if count > 1:
+        pb = m.pcp_own_head[z, cpu]
+        while pb >= 0 and refilled < pages_needed:
+            nxt = m.pb_own_next[pb]
+            if m.pb_mt[pb] == mt:
+                p = pb << pageblock_order
+                end = p + pageblock_nr_pages
+                while p < end:
+                    if m.pg_flags[p] & PG_buddy:
+                        o = m.pg_order[p]
+                        del_page_from_free_list(m, p, z, o, mt)
+                        m.pg_order[p] = o
+                        _pcp_add(m, z, cpu, MIGRATE_PCPTYPES * o + mt, p, True)
+                        m.pg_flags[p] |= PG_pcpbuddy
+                        refilled += 1 << o
+                        p += 1 << o
+                    else:
+                        p += 1
+                pcpblock_owned_del(m, z, cpu, pb)
+            pb = nxt
+        m.sim[_SIM_PHASE0] += refilled
+        while refilled + pageblock_nr_pages <= pages_needed:
+            pfn, mode = rmqueue(m, z, pageblock_order, mt, alloc_flags, mode)
+            if pfn < 0:
+                break
+            set_pcpblock_owner(m, pfn >> pageblock_order, cpu)
+            m.pg_order[pfn] = pageblock_order
+            _pcp_add(m, z, cpu, MIGRATE_PCPTYPES * pageblock_order + mt, pfn, True)
+            m.pg_flags[pfn] |= PG_pcpbuddy
+            refilled += pageblock_nr_pages
+            m.sim[_SIM_PHASE1] += 1
+    plain = 0
+    while refilled < pages_needed:
+        pfn, mode = rmqueue(m, z, order, mt, alloc_flags, mode)
+        if pfn < 0:
+            break
+        m.pg_order[pfn] = order
+        _pcp_add(m, z, cpu, MIGRATE_PCPTYPES * order + mt, pfn, True)
+        refilled += 1 << order
+        plain += 1 << order
+    m.sim[_SIM_PHASE3] += plain
+    m.pcp[z, cpu, PCP_COUNT] += refilled
+    m.sim[_SIM_REFILL] += 1
+    return refilled
+
+
+@njit_inline
+def pcp_rmqueue_smallest(m, z, cpu, mt, order):
+    """pcp_rmqueue_smallest() (PCPBuddy): the head of the smallest non-empty
+    list of ``mt`` from ``order`` up, split down like expand() with the upper
+    halves at the list heads; PagePCPBuddy passes to the halves."""
+    for high in range(order, pageblock_order + 1):
+        pfn = m.pcp_head[z, cpu, MIGRATE_PCPTYPES * high + mt]
+        if pfn < 0:
+            continue
+        flag = m.pg_flags[pfn] & PG_pcpbuddy
+        _pcp_del(m, z, cpu, MIGRATE_PCPTYPES * high + mt, pfn)
+        size = 1 << high
+        while high > order:
+            high -= 1
+            size >>= 1
+            m.pg_order[pfn + size] = high
+            _pcp_add(m, z, cpu, MIGRATE_PCPTYPES * high + mt, pfn + size, False)
+            m.pg_flags[pfn + size] |= flag
+        m.pg_order[pfn] = order
+        return pfn
+    return -1
+
+
+@njit
+def pcpbuddy_rmqueue_pcplist(m, z, cpu, order, mt, alloc_flags):
+    """__rmqueue_pcplist() of PCPBuddy: pcp_rmqueue_smallest(), else a refill
+    (nr_pcp_alloc() blocks through rmqueue_bulk()) and once more."""
+    pfn = pcp_rmqueue_smallest(m, z, cpu, mt, order)
+    if pfn < 0:
+        pcpbuddy_rmqueue_bulk(m, z, cpu, order, nr_pcp_alloc(m, z, cpu, order), mt, alloc_flags)
+        pfn = pcp_rmqueue_smallest(m, z, cpu, mt, order)
+        if pfn < 0:
+            return -1
+    m.pcp[z, cpu, PCP_COUNT] -= 1 << order
+    return pfn
+
+
 @njit_inline
 def rmqueue_pcplist(m, z, cpu, order, mt, alloc_flags):
     """rmqueue_pcplist(): take the list head, refilling the list when empty."""
     pcp = m.pcp[z, cpu]
     pcp[PCP_FREE_COUNT] >>= 1
+    if m.cfg[_CFG_PCPBUDDY] != 0:
+        return pcpbuddy_rmqueue_pcplist(m, z, cpu, order, mt, alloc_flags)
     pindex = order_to_pindex(mt, order)
     if m.pcp_head[z, cpu, pindex] < 0:
         batch = nr_pcp_alloc(m, z, cpu, order)
@@ -130,12 +252,60 @@ def rmqueue_pcplist(m, z, cpu, order, mt, alloc_flags):
     return pfn
 
 
+@njit_inline
+def _pcp_list_of(m, z, cpu, order, pfn):
+    """The list (of the three types of ``order``) an entry is on, for
+    list_del(): only an end of a list needs the right one."""
+    for mt in range(MIGRATE_PCPTYPES):
+        pi = MIGRATE_PCPTYPES * order + mt
+        if m.pcp_head[z, cpu, pi] == pfn or m.pcp_tail[z, cpu, pi] == pfn:
+            return pi
+    return MIGRATE_PCPTYPES * order
+
+
+@njit
+def pcp_merge_pass(m, z, cpu):
+    """PCPBuddy's bottom-up merge pass (start of free_pcppages_bulk()): orders
+    0..pageblock_order-1, each type's list from the head; a PagePCPBuddy entry
+    whose buddy is a PagePCPBuddy entry of the same order (on any type's list
+    of this cpu: ownership keeps it here) merges with it, to the tail of the
+    walked type's list one order up, where the pass meets it again."""
+    for order in range(pageblock_order):
+        for mt in range(MIGRATE_PCPTYPES):
+            pi = MIGRATE_PCPTYPES * order + mt
+            p = m.pcp_head[z, cpu, pi]
+            while p >= 0:
+                nxt = m.pg_next[p]
+                if m.pg_flags[p] & PG_pcpbuddy:
+                    b = p ^ (1 << order)
+                    if (m.pg_flags[b] & (PG_pcp | PG_pcpbuddy)) == (PG_pcp | PG_pcpbuddy) \
+                            and m.pg_order[b] == order:
+                        if nxt == b:
+                            nxt = m.pg_next[b]
+                        _pcp_del(m, z, cpu, pi, p)
+                        # (after p's removal, which can make b an end of its list)
+                        _pcp_del(m, z, cpu, _pcp_list_of(m, z, cpu, order, b), b)
+                        h = p & b
+                        m.pg_order[h] = order + 1
+                        _pcp_add(m, z, cpu, pi + MIGRATE_PCPTYPES, h, True)
+                        m.pg_flags[h] |= PG_pcpbuddy
+                        m.sim[_SIM_MERGES] += 1
+                p = nxt
+
+
 @njit
 def free_pcppages_bulk(m, z, cpu, count, pindex):
-    """free_pcppages_bulk(): round-robin over lists from ``pindex``, oldest (tail) first."""
+    """free_pcppages_bulk(): round-robin over lists from ``pindex``, oldest (tail)
+    first.  PCPBuddy: the merge pass first, the round-robin from the
+    pageblock-order lists, and a PagePCPBuddy fragment (below pageblock order)
+    goes to the tail of the buddy list and puts its block on owned_blocks."""
     pcp = m.pcp[z, cpu]
     if count > pcp[PCP_COUNT]:
         count = pcp[PCP_COUNT]
+    pcpbuddy = m.cfg[_CFG_PCPBUDDY] != 0
+    if pcpbuddy and count > 0:
+        pcp_merge_pass(m, z, cpu)
+        pindex = MIGRATE_PCPTYPES * pageblock_order
     pindex = pindex - 1
     while count > 0:
         while True:
@@ -144,15 +314,20 @@ def free_pcppages_bulk(m, z, cpu, count, pindex):
                 pindex = 0
             if m.pcp_head[z, cpu, pindex] >= 0:
                 break
-        order = pindex_to_order(pindex)
+        order = pcp_pindex_to_order(m, pindex)
         nr_pages = 1 << order
         while True:
             pfn = m.pcp_tail[z, cpu, pindex]
             mt = m.pb_mt[pfn >> pageblock_order]
+            to_tail = False
+            if pcpbuddy and order < pageblock_order and (m.pg_flags[pfn] & PG_pcpbuddy):
+                pcpblock_owned_add(m, z, cpu, pfn >> pageblock_order)
+                m.sim[_SIM_FRAG_DRAINS] += 1
+                to_tail = True
             _pcp_del(m, z, cpu, pindex, pfn)
             count -= nr_pages
             pcp[PCP_COUNT] -= nr_pages
-            free_one_page_merge(m, pfn, z, order, mt, False)
+            free_one_page_merge(m, pfn, z, order, mt, to_tail)
             trace_event(m, EV_PCPU_DRAIN, pfn, order, mt, 0, 0, 0)
             m.sim[_SIM_DRAIN] += 1
             if count <= 0 or m.pcp_head[z, cpu, pindex] < 0:
@@ -251,17 +426,20 @@ def free_unref_page_commit_v61(m, z, cpu, pindex, order):
 
 
 @njit_inline
-def free_unref_page_commit(m, z, cpu, pfn, order, mt):
+def free_unref_page_commit(m, z, cpu, pfn, order, mt, owned):
     """free_unref_page_commit() / free_frozen_page_commit(): park the page at the
-    list head; drain from the tails once the list count reaches high.
+    list head (``owned``: a PCPBuddy owner's page, PagePCPBuddy); drain from
+    the tails once the list count reaches high.
 
     Returns True if a drain happened (the caller re-checks ZONE_BELOW_HIGH).
     """
     pcp = m.pcp[z, cpu]
     pcp[PCP_ALLOC_FACTOR] >>= 1
-    pindex = order_to_pindex(mt, order)
+    pindex = pcp_order_to_pindex(m, mt, order)
     m.pg_order[pfn] = order
     _pcp_add(m, z, cpu, pindex, pfn, False)
+    if owned:
+        m.pg_flags[pfn] |= PG_pcpbuddy
     pcp[PCP_COUNT] += 1 << order
     if m.cfg[_CFG_VERSION] == KV_6_1:
         return free_unref_page_commit_v61(m, z, cpu, pindex, order)
@@ -287,9 +465,14 @@ def free_unref_page_commit(m, z, cpu, pfn, order, mt):
 
 @njit
 def drain_zone_pages(m, z, cpu):
-    """drain_pages_zone(): empty one cpu's lists of one zone."""
+    """drain_pages_zone(): empty one cpu's lists of one zone, in chunks of
+    batch << CONFIG_PCP_BATCH_SCALE_MAX (the order they go in is the same as
+    in one chunk; with PCPBuddy each chunk starts with a merge pass)."""
+    chunk = m.pcp[z, cpu, PCP_COUNT]
+    if m.cfg[_CFG_PCPBUDDY] != 0:
+        chunk = max(m.pcp[z, cpu, PCP_BATCH] << CONFIG_PCP_BATCH_SCALE_MAX, 1)
     while m.pcp[z, cpu, PCP_COUNT] > 0:
-        free_pcppages_bulk(m, z, cpu, m.pcp[z, cpu, PCP_COUNT], 0)
+        free_pcppages_bulk(m, z, cpu, min(m.pcp[z, cpu, PCP_COUNT], chunk), 0)
 
 
 @njit

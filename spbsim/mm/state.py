@@ -73,6 +73,14 @@ SIMSTAT_NAMES = [
     "sim_freelists_visited",   # free_list heads inspected by __rmqueue_smallest/claim/steal
     "sim_migrate_split",       # large blocks split for want of a migration target (any order)
     "sim_compact_capture",     # direct compactions that captured the page they freed
+    # PCPBuddy (per-cpu owned pageblocks)
+    "sim_pcpbuddy_phase0_pages",   # rmqueue_bulk phase 0: owned fragments recovered (pages)
+    "sim_pcpbuddy_phase1_blocks",  # rmqueue_bulk phase 1: whole pageblocks claimed and owned
+    "sim_pcpbuddy_phase3_pages",   # rmqueue_bulk phase 3: plain __rmqueue refill (pages)
+    "sim_pcp_merges",              # buddy pairs merged on a pcp list (merge pass)
+    "sim_pcpbuddy_disown",         # blocks whose ownership ended (clear_pcpblock_owner)
+    "sim_pcpbuddy_frag_drains",    # owned blocks put on owned_blocks by a partial drain
+    "sim_pcp_remote_owner_frees",  # frees sent to the owner cpu's list from another cpu
 ]
 SIMSTAT = _enum(SIMSTAT_NAMES)
 
@@ -102,6 +110,7 @@ CFG_NAMES = [
     "kswapd_replay_run_ns",     # [SIM] replays: how long one balance_pgdat() run of kswapd lasts
     "reclaim_active_external",  # replays: ZONE_RECLAIM_ACTIVE follows the stream's kswapd windows
     "compaction_capture",       # a direct compactor takes the page its frees make (compaction_capture)
+    "pcpbuddy",                 # PCPBuddy: per-cpu owned pageblocks, merging on the pcp (30 lists)
 ]
 CFG = _enum(CFG_NAMES)
 
@@ -159,6 +168,9 @@ Mem = namedtuple("Mem", [
     # per zone per cpu: list heads/tails, and count/high/batch/high_min/high_max/
     # alloc_factor/free_count/flags
     "pcp_head", "pcp_tail", "pcp",
+    # PCPBuddy: per pageblock the owning cpu + 1 (pbd->cpu, 0 = unowned) and the
+    # links of pcp->owned_blocks (cpu_node); per zone per cpu that list's ends
+    "pb_cpu", "pb_own_next", "pb_own_prev", "pcp_own_head", "pcp_own_tail",
     # per node: kswapd/kcompactd state; reclaim lists threaded through
     # pg_next/pg_prev of allocated blocks (as page->lru); owner tables
     "node", "lru_head", "lru_tail", "lru_pages", "owner_lru", "owner_pages", "obj_pfn",
@@ -196,7 +208,8 @@ CAPC_ZONE, CAPC_ORDER, CAPC_MT, CAPC_PAGE = range(4)
 
 
 def bytes_per_page():
-    """State bytes per 4 KiB page (the per-pfn arrays; per-pageblock adds 3/512)."""
+    """State bytes per 4 KiB page (the per-pfn arrays; the per-pageblock arrays
+    add 17/512: pb_mt, pb_flags, pb_zone, pb_list, pb_cpu, pb_own_next/prev)."""
     return 4 + 4 + 1 + 1 + 1 + 4
 
 

@@ -378,7 +378,9 @@ class PlacementReplay:
         for name, value in (("pg_obj", -1), ("lru_head", -1), ("lru_tail", -1),
                             ("lru_pages", 0), ("owner_pages", 0), ("obj_pfn", -1), ("obj_pc", -1),
                             ("pc_pfn", -1),
-                            ("cc_n", 0), ("capc", -1)):
+                            ("cc_n", 0), ("capc", -1),
+                            ("pb_cpu", 0), ("pb_own_next", -1), ("pb_own_prev", -1),
+                            ("pcp_own_head", -1), ("pcp_own_tail", -1)):
             if hasattr(m, name):
                 getattr(m, name)[...] = value
         if hasattr(m, "pc_next"):           # the split-piece pool: all free again

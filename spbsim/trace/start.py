@@ -14,7 +14,7 @@ from spbsim.mm.const import (MAX_PAGE_ORDER, MIGRATE_MOVABLE, MIGRATE_PCPTYPES,
                              PAGE_ALLOC_COSTLY_ORDER, PB_has_mask, PG_head, PG_lru, PG_MT_SHIFT,
                              PG_reserved, pageblock_order)
 from spbsim.mm.jit import njit
-from spbsim.mm.pcp import _pcp_add, order_to_pindex
+from spbsim.mm.pcp import _pcp_add, pcp_order_to_pindex
 from spbsim.mm.state import PCP_COUNT
 from spbsim.trace.ftrace import (MM_PAGE_ALLOC, MM_PAGE_ALLOC_EXTFRAG,
                                  MM_PAGE_ALLOC_ZONE_LOCKED, MM_PAGE_FREE, MM_PAGE_PCPU_DRAIN)
@@ -178,7 +178,7 @@ def retile(m, free, fill_mt, comp, b_pfn, b_order, b_mt, b_owner, b_obj,
             mt = MIGRATE_MOVABLE
         m.pg_order[p] = o
         pageblock_set_has(m, p, o, mt)
-        _pcp_add(m, z, p_cpu[i] % m.pcp.shape[1], order_to_pindex(mt, o), p, True)
+        _pcp_add(m, z, p_cpu[i] % m.pcp.shape[1], pcp_order_to_pindex(m, mt, o), p, True)
         m.pcp[z, p_cpu[i] % m.pcp.shape[1], PCP_COUNT] += 1 << o
         cnt[2] += 1 << o
     for z in range(nz):

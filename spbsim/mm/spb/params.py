@@ -101,7 +101,11 @@ SPB_CFG_DEFERRED_THROTTLE_MS = 30  # queue_spb_evacuate() throttle
 SPB_CFG_PROGRESS_MIN_FREE = 31   # a defrag run "made progress" if nr_free rose by >= this
 SPB_CFG_STOP_EXTRA_PB = 32       # defrag stop: nr_free_pages >= (reserve + this) pageblocks
 SPB_CFG_PROGRESS_COOLDOWN_MS = 33  # no new defrag run this long after any run (0: none)
-NR_SPB_CFG = 34
+SPB_CFG_PCPBUDDY = 34            # PCPBuddy under the SPB allocator (sets the machine's
+                                 #   cfg "pcpbuddy"; the mechanism is in mm/pcp.py) [S v1 02]
+PCPBUDDY_OFF = 0                 #   stock per-cpu lists
+PCPBUDDY_S1 = 1                  #   S1's PCPBuddy: phases 0, 1, 3 (no phase 2) [S1 code]
+NR_SPB_CFG = 35
 
 #: the switch names users write (``--set spb.NAME=value``): name -> (index, kind)
 #: kind: a dict of allowed words -> value, or "bool", or "int"
@@ -142,6 +146,7 @@ SPB_SWITCHES = {
     "defrag_progress_min_free": (SPB_CFG_PROGRESS_MIN_FREE, ("int", 1, 512)),
     "defrag_stop_extra_pb": (SPB_CFG_STOP_EXTRA_PB, ("int", 0, 512)),
     "defrag_progress_cooldown_ms": (SPB_CFG_PROGRESS_COOLDOWN_MS, ("int", 0, 3_600_000)),
+    "pcpbuddy": (SPB_CFG_PCPBUDDY, {"off": PCPBUDDY_OFF, "s1": PCPBUDDY_S1}),
 }
 
 _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="reserve",
@@ -155,7 +160,7 @@ _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="re
            defrag_claimed_blocks=True,
            slab_shrink_div=8, evacuate_for_order_cap=8, evacuate_phase_blocks=8,
            deferred_evacuation_throttle_ms=100, defrag_progress_min_free=1,
-           defrag_stop_extra_pb=1, defrag_progress_cooldown_ms=0)
+           defrag_stop_extra_pb=1, defrag_progress_cooldown_ms=0, pcpbuddy="off")
 #: presets: s1 = the source snapshot S1; v1 = final v1 (patch 43 on);
 #: v1-pre43 = v1 without patch 43's two hot-path triggers; v2 = the v2 changes
 SPB_PRESETS = {
