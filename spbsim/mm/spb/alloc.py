@@ -289,8 +289,8 @@ def spb_pass_1(m, z, order, mt, pref):
     for MOVABLE), fullest bucket first, each list from its head; skip SPBs
     with no free pages; each SPB searched at every order before the next
     (S1 §3.1).  MOVABLE whole-pageblock requests try sb_preferred_for_movable()
-    first (v1 13; at S1 it serves rmqueue_bulk's whole-pageblock phase, and
-    PCPBuddy is not modelled, so here it steers orders >= pageblock_order).
+    first (v1 13; at S1 it serves rmqueue_bulk's whole-pageblock phase 1 of
+    PCPBuddy; here it steers every order >= pageblock_order, phase 1 included).
     Returns (pfn, slot, SPBs visited)."""
     spb = m.spb
     visited = 0
