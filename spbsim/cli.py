@@ -129,6 +129,13 @@ def _print_run_summary(mach, s, out_dir):
     pol = sum(v["polluted"] for v in cen.values())
     click.echo(f"pageblocks      {sum(v['total'] for v in cen.values()):>12,} total, "
                f"{pol:,} polluted (mixed mobility), {cen['Movable']['polluted']:,} of them Movable")
+    tz = s.get("taints")
+    if tz:
+        top = list(tz["pageblocks_polluted_by_source"].items())[:3]
+        click.echo(f"polluted by     {tz['events']['pageblock_polluted']:>12,} fragmenting fallbacks "
+                   f"into clean pageblocks"
+                   + (": " + ", ".join(f"{k} {v:,}" for k, v in top) if top else "")
+                   + " (taints.parquet)")
     if s["thp_fault_success_rate"] is not None:
         click.echo(f"THP faults      {vm['thp_fault_alloc']:>12,} ok, {vm['thp_fault_fallback']:,} "
                    f"fell back ({100 * s['thp_fault_success_rate']:.1f} % success)")

@@ -29,6 +29,7 @@ SCENARIO = "scenario.toml"
 PROC = "proc"
 PAGEBLOCKS = "pageblocks.npz"                 # the final pageblock arrays
 PAGEBLOCK_SERIES = "pageblocks_series.npz"    # pageblock snapshots over time
+TAINTS = "taints.parquet"                     # who polluted / tainted what, when
 SERIES_VERSION = 1
 
 
@@ -101,7 +102,7 @@ class ResultsWriter:
         self._ts_tmp = os.path.join(self.out_dir, TIMESERIES + ".tmp")
         # A stale time series of an earlier run in the same directory must not survive.
         # Files of an earlier run in the same directory must not survive into this one.
-        stale = [os.path.join(self.out_dir, n) for n in (TIMESERIES, SCENARIO)] + [self._ts_tmp]
+        stale = [os.path.join(self.out_dir, n) for n in (TIMESERIES, SCENARIO, TAINTS)] + [self._ts_tmp]
         proc_dir = os.path.join(self.out_dir, PROC)
         if os.path.isdir(proc_dir):
             stale += [os.path.join(proc_dir, n) for n in os.listdir(proc_dir)]

@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from ..observe.spb_report import spb_sample_columns
+from ..observe.taints import TaintLog
 from ..mm.state import SIMSTAT, VM_PGALLOC, VMSTAT
 from ..mm.const import MAX_NR_ZONES
 from ..policy import Policy
@@ -102,6 +103,7 @@ class Simulation:
                 e.src_limit[o] = int(s.limit_fraction * managed)
             elif s.limit_bytes is not None:
                 e.src_limit[o] = s.limit_bytes >> 12
+        self.taints = TaintLog(m, {o: name for name, o in self.source_owner.items()})
         self._reserved_pb = reserved_pageblocks(m)
         queue_work(m, WQ_VMSTAT_UPDATE, 0, VMSTAT_INTERVAL_NS)
         self.hugetlb = [s for s in sc.sources if KINDS[s.kind].handler == HUGETLB]
@@ -141,6 +143,8 @@ class Simulation:
                                                        req["cpu"], req["life_ns"], sc.cpus)
                 advance_to(m, e, int(round(t1 * 1e9)), sc.cpus)
                 self._hugetlb(t0, t1)
+                if m.tl_n[0] > self.taints.half:
+                    self.taints.drain()
                 self.t_s = t1
                 if self.check:
                     self.machine.check()
@@ -198,6 +202,7 @@ class Simulation:
     def _sample(self, t_s):
         # per-zone pgalloc history: "allocations keep arriving" in stuck_spbs()
         m = self.machine.mem
+        self.taints.drain()
         self._alloc_hist_t.append(int(round(t_s * 1e9)))
         self._alloc_hist.append(m.vm[VM_PGALLOC:VM_PGALLOC + MAX_NR_ZONES].copy())
         if self.writer is None:
@@ -280,4 +285,5 @@ class Simulation:
                         | {"pages_now": int(m.owner_pages[o])}
                         for name, o in self.source_owner.items()}
         s["node"] = {n: int(m.node[i]) for i, n in enumerate(NODE_NAMES)}
+        s["taints"] = self.taints.summary()
         return s

@@ -106,18 +106,22 @@ def save_pageblocks(machine, out_dir):
     with open(tmp, "wb") as f:
         np.savez_compressed(f, pb_mt=np.asarray(m.pb_mt), pb_flags=np.asarray(m.pb_flags),
                             pb_zone=np.asarray(m.pb_zone),
-                            reserved=reserved_pageblocks(m))
+                            reserved=reserved_pageblocks(m),
+                            pb_taint=np.asarray(m.pb_taint))
     os.replace(tmp, path)
     return path
 
 
-def finish_run_directory(w, machine, rec, out_dir, summary):
+def finish_run_directory(w, machine, rec, out_dir, summary, taints=None):
     """The end of a run's results directory: the /proc snapshots, the final
-    pageblock arrays, the snapshot series, summary.json."""
+    pageblock arrays, the snapshot series, the taint log (``taints``: an
+    observe.taints.TaintLog), summary.json."""
     for name in PROC_FILES:
         w.write_text(f"proc/{name}", getattr(machine, name)())
     save_pageblocks(machine, out_dir)
     rec.save(out_dir)
+    if taints is not None:
+        taints.write(out_dir)
     w.close(summary, complete=not summary["interrupted"])
 
 
@@ -128,5 +132,5 @@ def run_into(sim, out_dir, params, scenario_text=None):
         rec = PageblockRecorder(w, sim.machine, expected_samples(sim.sc))
         sim.writer = rec
         summary = sim.run()
-        finish_run_directory(w, sim.machine, rec, out_dir, summary)
+        finish_run_directory(w, sim.machine, rec, out_dir, summary, sim.taints)
     return summary

@@ -14,8 +14,9 @@ from .const import (KV_6_1, KV_RECENT, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_HIG
 from .jit import njit, njit_inline
 from .list import list_add, list_add_tail, list_del
 from .pbits import migratetype_to_has_bit
-from .state import (CAPC_MT, CAPC_ORDER, CAPC_PAGE, CAPC_ZONE, CFG, SIMSTAT,
+from .state import (CAPC_MT, CAPC_ORDER, CAPC_PAGE, CAPC_ZONE, CFG, SIMSTAT, TL_CAPTURE,
                     ZS_FREE_HIGHATOMIC, ZS_NR_FREE, ZS_NR_FREE_BLOCKS)
+from .taint import pageblock_taint, pageblock_untaint
 from .tracepoint import EV_EXTFRAG, EV_ZONE_LOCKED, trace_event
 from .spb.lists import spb_mark_pageblock_free_call, spb_pageblock_set_has_call
 from .spb.params import SPB_CFG_UPDATE, SPB_UPDATE_S1, ST_UPDATE_CALLS
@@ -331,6 +332,8 @@ def compaction_capture(m, pfn, order, mt):
         # the tracepoint came with v6.15 ("trace type pollution from compaction capturing")
         own = 1 if m.pb_mt[pfn >> pageblock_order] == want else 0
         trace_event(m, EV_EXTFRAG, pfn, order, order, want, mt, own)
+    if mt != want and order < pageblock_order:
+        pageblock_taint(m, pfn, want, mt, TL_CAPTURE)
     m.capc[CAPC_PAGE] = pfn
     return True
 
@@ -373,6 +376,8 @@ def free_one_page_merge(m, pfn, z, order, mt, to_tail):
                 mark_pageblock_free(m, pb + i)
             if m.cfg[_CFG_PCPBUDDY] != 0 and m.pb_cpu[pb + i] != 0:
                 clear_pcpblock_owner(m, pb + i)     # unconditional in S1's mark_pageblock_free()
+            if m.pb_taint[pb + i] != 0:
+                pageblock_untaint(m, pb + i)        # the taint log: clean again
         if m.cfg[_CFG_RELABEL] != 0:
             mt = m.pb_mt[pb]
             if nr > 1:

@@ -56,6 +56,8 @@ VIOLATIONS = {
     31: "owned_blocks list is broken or holds a block another cpu owns (zone {a}, cpu {b})",
     32: "a pageblock whole in the buddy (order >= pageblock_order) still has an owner (owner + 1 {a})",
     33: "PagePCPBuddy without PCPBuddy, or on a page not on a pcp list (flags {a})",
+    34: "a pageblock whole in the buddy is still marked polluted in the taint log (by owner {a})",
+    35: "taint log count outside its capacity (records {a}, capacity {b})",
 }
 
 
@@ -234,6 +236,8 @@ def _check_pages(m):
                     break
             if fully and m.pb_cpu[pb] != 0:
                 return 32, s, m.pb_cpu[pb], 0
+            if fully and m.pb_taint[pb] != 0:
+                return 34, s, m.pb_taint[pb] - 1, 0
             flag = (m.pb_flags[pb] & PB_all_free) != 0
             # S1's claim_whole_block marks every pageblock of the claimed chunk
             # used, also the ones expand() puts back free: under SPBs a fully
@@ -304,6 +308,8 @@ def check_mem(m):
     """Run all checks; (0, -1, 0, 0) if the state is consistent."""
     if m.capc[CAPC_ZONE] != -1 or m.capc[CAPC_PAGE] != -1:
         return (29, -1, m.capc[CAPC_ZONE], m.capc[CAPC_PAGE])
+    if m.tl_n[0] < 0 or m.tl_n[0] > m.tl.shape[0] or m.tl_n[1] < 0:
+        return (35, -1, m.tl_n[0], m.tl.shape[0])
     r = _check_lists(m)
     if r[0] != 0:
         return r

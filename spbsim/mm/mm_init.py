@@ -13,7 +13,9 @@ __all__ = ["new_mem"]
 def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1, spb=None, piece_capacity=0):
     """Allocate an empty machine state for pfns [0, nr_pfns).  ``spb``: an SPB
     state (spbsim.mm.spb.state.new_spb) for per-SPB free lists, else none.
-    ``piece_capacity``: split pieces of timed objects that can be live at once."""
+    ``piece_capacity``: split pieces of timed objects that can be live at once.
+    The taint log and the current context are the SPB state's arrays (one
+    array each, seen from both), so SPB list moves are logged too."""
     if spb is None:
         spb = dummy_spb()
     L = MAX_NR_ZONES + int(spb.start_pfn.shape[0])
@@ -49,6 +51,9 @@ def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1, spb=None, piece_cap
         pb_own_prev=np.full(nr_pb, -1, np.int32),
         pcp_own_head=np.full((Z, nr_cpus), -1, np.int64),
         pcp_own_tail=np.full((Z, nr_cpus), -1, np.int64),
+        pb_taint=np.zeros(nr_pb, np.int16),
+        tl=spb.tl,
+        tl_n=spb.tl_n,
         node=np.zeros(len(NODE_NAMES), np.int64),
         lru_head=np.full(NR_LRU, -1, np.int64),
         lru_tail=np.full(NR_LRU, -1, np.int64),
@@ -64,7 +69,7 @@ def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1, spb=None, piece_cap
         sim=np.zeros(len(SIMSTAT_NAMES), np.int64),
         fb_stat=np.zeros((3, T, T), np.int64),   # [claim|steal|claim_whole, start_mt, fallback_mt]
         cfg=np.zeros(len(CFG_NAMES), np.int64),
-        cur=np.zeros(4, np.int64),
+        cur=spb.req,
         rng=np.array([0x9E3779B97F4A7C15], np.uint64),
         cc_pfn=np.zeros(CC_MAX, np.int64),
         cc_order=np.zeros(CC_MAX, np.int64),

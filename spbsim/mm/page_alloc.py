@@ -27,7 +27,7 @@ from .gfp import (__GFP_HIGH as _GFP_HIGH,
                    __GFP_THISNODE as _GFP_THISNODE)
 from .jit import njit, njit_inline
 from .pcp import drain_all_pages
-from .state import (CAPC_PAGE, CFG, CUR_CPU, SIMSTAT, VM_ALLOCSTALL, VM_PGALLOC, VMSTAT,
+from .state import (CAPC_PAGE, CFG, CUR_CPU, CUR_GFP, CUR_ORDER, CUR_OWNER, SIMSTAT, VM_ALLOCSTALL, VM_PGALLOC, VMSTAT,
                     ZSTAT, ZS_NR_FREE)
 from .tracepoint import EV_ALLOC, trace_event
 from .compaction import (COMPACT_DEFERRED, COMPACT_PRIO_ASYNC, COMPACT_PRIO_SYNC_FULL,
@@ -355,8 +355,15 @@ def prep_new_page(m, pfn, order, mt, owner):
 
 @njit_inline
 def alloc_pages(m, order, gfp, cpu, owner):
-    """__alloc_pages(): fast path then slow path; returns the pfn or -1."""
-    m.cur[CUR_CPU] = cpu
+    """__alloc_pages(): fast path then slow path; returns the pfn or -1.
+    The request (owner, gfp, order) is the current context while it runs, for
+    the taint log; a nested request (a migration target) restores the outer one."""
+    cur = m.cur
+    cur[CUR_CPU] = cpu
+    outer_owner, outer_gfp, outer_order = cur[CUR_OWNER], cur[CUR_GFP], cur[CUR_ORDER]
+    cur[CUR_OWNER] = owner
+    cur[CUR_GFP] = gfp
+    cur[CUR_ORDER] = order
     m.sim[_SIM_REQ] += 1
     mt = gfp_migratetype(gfp)
     highest = gfp_zone(gfp)
@@ -374,6 +381,9 @@ def alloc_pages(m, order, gfp, cpu, owner):
     else:
         m.sim[_SIM_FAIL] += 1
         trace_event(m, EV_ALLOC, 0, order, gfp, mt, 1, 0)
+    cur[CUR_OWNER] = outer_owner
+    cur[CUR_GFP] = outer_gfp
+    cur[CUR_ORDER] = outer_order
     return page
 
 

@@ -7,7 +7,7 @@ from collections import namedtuple
 import numpy as np
 
 
-__all__ = ["Mem", "ZSTAT", "VMSTAT", "SIMSTAT", "CFG", "EV", "bytes_per_page"]
+__all__ = ["Mem", "ZSTAT", "VMSTAT", "SIMSTAT", "CFG", "EV", "TL", "bytes_per_page"]
 
 
 def _enum(names):
@@ -136,6 +136,21 @@ EV = _enum(EV_NAMES)
 #:       b=free_pfn, c=zone_end, d=status (end) and, in bit 8 up, the cc flags
 EV_WIDTH = 9
 
+#: the taint log (spbsim.mm.taint): one row per pageblock turning polluted or
+#: clean and per SPB turning tainted or clean.  Columns:
+TL_NAMES = ["t_ns", "event", "index", "zone", "owner", "gfp", "order",
+            "migratetype", "fallback_migratetype", "cause", "spb_pass"]
+TL = _enum(TL_NAMES)
+TL_WIDTH = len(TL_NAMES)
+#: rows the compiled code can hold before the engine drains them (then dropped)
+TL_CAPACITY = 1 << 16
+#: ``event`` values; ``index`` is a pageblock number or an SPB slot
+TL_EVENTS = ["pageblock_polluted", "pageblock_clean", "spb_tainted", "spb_untainted"]
+TL_PB_POLLUTED, TL_PB_CLEAN, TL_SPB_TAINTED, TL_SPB_UNTAINTED = range(4)
+#: ``cause`` values of pageblock events (-1 for SPB events, whose cause is spb_pass)
+TL_CAUSES = ["claim", "steal", "capture", "borrow", "freed"]
+TL_CLAIM, TL_STEAL, TL_CAPTURE, TL_BORROW, TL_FREED = range(5)
+
 #: per-node scalar state (pglist_data fields)
 NODE_NAMES = ["kswapd_order", "kswapd_highest_zoneidx", "kswapd_wait", "kswapd_failures",
               "kcompactd_max_order", "kcompactd_highest_zoneidx", "kcompactd_wait",
@@ -171,6 +186,11 @@ Mem = namedtuple("Mem", [
     # PCPBuddy: per pageblock the owning cpu + 1 (pbd->cpu, 0 = unowned) and the
     # links of pcp->owned_blocks (cpu_node); per zone per cpu that list's ends
     "pb_cpu", "pb_own_next", "pb_own_prev", "pcp_own_head", "pcp_own_tail",
+    # per pageblock: owner + 1 of the request whose fragmenting fallback first
+    # polluted the block since it was last wholly free (0: clean); the taint
+    # log: int64[TL_CAPACITY, TL_WIDTH], tl_n = [records, dropped] (shared
+    # with the SPB state, as is ``cur``)
+    "pb_taint", "tl", "tl_n",
     # per node: kswapd/kcompactd state; reclaim lists threaded through
     # pg_next/pg_prev of allocated blocks (as page->lru); owner tables
     "node", "lru_head", "lru_tail", "lru_pages", "owner_lru", "owner_pages", "obj_pfn",
@@ -203,13 +223,16 @@ CC_MAX = 8192
 PCP_COUNT, PCP_HIGH, PCP_BATCH, PCP_HIGH_MIN, PCP_HIGH_MAX, PCP_ALLOC_FACTOR, \
     PCP_FREE_COUNT, PCP_FLAGS = range(8)
 PCPF_PREV_FREE_HIGH_ORDER = 0x1
-CUR_CPU, CUR_CLOCK = 0, 1
+#: the "current" context: cpu, clock, and the allocation request in progress
+#: (owner, gfp, order; owner 0 outside any request), which the taint log records
+CUR_CPU, CUR_CLOCK, CUR_OWNER, CUR_GFP, CUR_ORDER = 0, 1, 2, 3, 4
+NR_CUR = 6
 CAPC_ZONE, CAPC_ORDER, CAPC_MT, CAPC_PAGE = range(4)
 
 
 def bytes_per_page():
     """State bytes per 4 KiB page (the per-pfn arrays; the per-pageblock arrays
-    add 17/512: pb_mt, pb_flags, pb_zone, pb_list, pb_cpu, pb_own_next/prev)."""
+    add 19/512: pb_mt, pb_flags, pb_zone, pb_list, pb_cpu, pb_own_next/prev, pb_taint)."""
     return 4 + 4 + 1 + 1 + 1 + 4
 
 

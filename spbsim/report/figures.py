@@ -1,6 +1,7 @@
 """Figures (matplotlib, Agg backend; each written as PNG and SVG).
 
 :func:`pageblock_map` (one row per superpageblock, one cell per pageblock),
+:func:`taint_map` (the same map coloured by the source that polluted a block),
 :func:`timeseries_figure` (1 GB / 2 MB free and obtainable, tainted SPBs,
 free memory), :func:`overlay_figure` (several policies, mean with a min/max
 band over seeds), :func:`claim_steal_bars` and :func:`pageblock_map_animation`
@@ -26,7 +27,7 @@ from ..mm.const import (MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_RECLAIMABLE
                         PB_has_reclaimable, PB_has_unmovable, SUPERPAGEBLOCK_NR_PAGEBLOCKS,
                         ZONE_NAMES)
 
-__all__ = ["PB_CLASSES", "classify_pageblocks", "spb_rows", "pageblock_map",
+__all__ = ["PB_CLASSES", "classify_pageblocks", "spb_rows", "pageblock_map", "taint_map",
            "timeseries_figure", "overlay_figure", "claim_steal_bars", "save_figure",
            "TS_PANELS", "pageblock_map_animation", "AnimationError", "ANIMATION_FORMATS"]
 
@@ -150,6 +151,54 @@ def pageblock_map(src, path, title=None, max_rows=None):
                for i, (name, c) in enumerate(PB_CLASSES)]
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
               frameon=False)
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def taint_map(data, owners, path, title=None, max_rows=None, top=9):
+    """The pageblock map coloured by the source that polluted each block
+    first since it was last wholly free (``data``: a pageblocks.npz mapping
+    with ``pb_taint`` = owner + 1, 0 = not polluted; ``owners``: {owner id:
+    name}, as summary.json ``taints.owners``).  The ``top`` sources by
+    blocks get their own colour, the rest share one."""
+    taint = np.asarray(data["pb_taint"]).astype(np.int64)
+    zone = np.asarray(data["pb_zone"])
+    per = SUPERPAGEBLOCK_NR_PAGEBLOCKS
+    vals, counts = np.unique(taint[(taint > 0) & (zone >= 0)], return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    keep = [int(vals[i]) for i in order[:top]]
+    other = int(counts[order[top:]].sum()) if len(order) > top else 0
+    # classes: 0 hole, 1 not polluted, 2.. the kept sources, last: other sources
+    cls = np.ones(taint.shape, np.int64)
+    cls[taint > 0] = 2 + len(keep)
+    for k, v in enumerate(keep):
+        cls[taint == v] = 2 + k
+    cls[zone < 0] = 0
+    n_all = (cls.size + per - 1) // per
+    cls = np.concatenate([cls, np.zeros(n_all * per - cls.size, np.int64)]).reshape(n_all, per)
+    if max_rows is not None and n_all > max_rows:
+        cls = cls[:max_rows]
+    n = cls.shape[0]
+    palette = ["#ffffff", "#e0e0e0"] + list(plt.get_cmap("tab10").colors)[:len(keep)] + ["#424242"]
+    fig, ax = plt.subplots(figsize=(12, min(2.0 + 0.28 * n, 60.0)))
+    ax.imshow(cls, cmap=ListedColormap(palette), vmin=-0.5, vmax=len(palette) - 0.5,
+              aspect="auto", interpolation="nearest")
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([f"SPB {i}" for i in range(n)], fontsize=7 if n > 30 else 9)
+    ax.set_xlabel(f"pageblock within the superpageblock (2 MiB each, {per} per 1 GiB)")
+    t = title or "who polluted it"
+    if n < n_all:
+        t += f" (first {n} of {n_all} superpageblocks)"
+    ax.set_title(t)
+    name = {int(k): v for k, v in owners.items()}
+    labels = [("not polluted", int(((taint == 0) & (zone >= 0)).sum()))]
+    labels += [(name.get(v - 1, f"owner {v - 1}"), int(counts[vals == v][0])) for v in keep]
+    if other:
+        labels.append(("other sources", other))
+    handles = [Patch(facecolor=palette[1 + i], edgecolor="black", linewidth=0.5,
+                     label=f"{lab} ({c:,})") for i, (lab, c) in enumerate(labels)]
+    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8,
+              frameon=False, title="first polluted by")
     fig.tight_layout()
     return save_figure(fig, path)
 

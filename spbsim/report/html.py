@@ -177,6 +177,14 @@ def _run_figures(fd, res, d, prefix="", animation=True):
         out.append((_pageblock_map(npz, os.path.join(fd, prefix + "pageblock_map"),
                                    f"pageblock map at the end: {name}"),
                     f"pageblock map: {name}"))
+        owners = (res.summary.get("taints") or {}).get("owners")
+        data = load_pageblocks(npz)
+        if owners is not None and "pb_taint" in data:
+            out.append((_png(F.taint_map(data, owners, os.path.join(fd, prefix + "taint_map"),
+                                         title=f"who polluted it (first fragmenting fallback "
+                                               f"since the block was last free): {name}",
+                                         max_rows=MAP_MAX_ROWS)),
+                        f"pageblocks by the source that polluted them: {name}"))
     if animation:
         gif = _animation(d, os.path.join(fd, prefix + "pageblock_map_anim.gif"),
                          f"pageblock map: {name}")
@@ -230,6 +238,19 @@ def _run_sections(res, level=2):
     vals = metric_values(s, metric_list([s]))
     parts.append(f"<{h}>Summary</{h}>" + _kv_table({k: (None if math.isnan(v) else v)
                                                      for k, v in vals.items()}))
+    tz = s.get("taints")
+    if tz and tz.get("pageblocks_polluted_by_source") is not None:
+        now = tz.get("polluted_now_by_source", {})
+        spbs = tz.get("spbs_tainted_by_source", {})
+        names = list(dict.fromkeys(list(tz["pageblocks_polluted_by_source"]) + list(now)
+                                   + list(spbs)))
+        parts.append(f"<{h}>Who polluted it</{h}>"
+                     "<p>Per source: pageblocks it polluted (first fragmenting fallback since "
+                     "the block was last free), of them still polluted at the end, and SPBs it "
+                     "tainted; every event is in taints.parquet.</p>"
+                     + _kv_table({k: f"{tz['pageblocks_polluted_by_source'].get(k, 0):,} polluted, "
+                                     f"{now.get(k, 0):,} now, {spbs.get(k, 0):,} SPB taints"
+                                  for k in names}))
     if not s.get("complete", False):
         parts.append("<p class=worse>This run did not complete (interrupted); numbers are "
                      "from the point where it stopped.</p>")

@@ -56,8 +56,8 @@ def load_pageblock_series(path):
 
 def load_pageblocks(path):
     """Read a run's final ``pageblocks.npz`` (written by save_pageblocks):
-    {"pb_mt", "pb_flags", "pb_zone"}; ResultsError naming the file when it is
-    unreadable or lacks an array."""
+    {"pb_mt", "pb_flags", "pb_zone"} and, when saved, "pb_taint"; ResultsError
+    naming the file when it is unreadable or lacks an array."""
     path = os.fspath(path)
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -72,4 +72,7 @@ def load_pageblocks(path):
         raise ResultsError(f"{path}: missing arrays {missing} (not written by this spbsim?)")
     if not data["pb_mt"].shape == data["pb_flags"].shape == data["pb_zone"].shape:
         raise ResultsError(f"{path}: pb_mt, pb_flags and pb_zone differ in shape")
-    return {k: data[k] for k in ("pb_mt", "pb_flags", "pb_zone")}
+    out = {k: data[k] for k in ("pb_mt", "pb_flags", "pb_zone")}
+    if "pb_taint" in data and data["pb_taint"].shape == data["pb_mt"].shape:
+        out["pb_taint"] = data["pb_taint"]      # the taint marks (owner + 1), when saved
+    return out

@@ -379,7 +379,8 @@ class PlacementReplay:
                             ("lru_pages", 0), ("owner_pages", 0), ("obj_pfn", -1), ("obj_pc", -1),
                             ("pc_pfn", -1),
                             ("cc_n", 0), ("capc", -1),
-                            ("pb_cpu", 0), ("pb_own_next", -1), ("pb_own_prev", -1),
+                            ("pb_cpu", 0), ("pb_taint", 0), ("tl_n", 0),
+                            ("pb_own_next", -1), ("pb_own_prev", -1),
                             ("pcp_own_head", -1), ("pcp_own_tail", -1)):
             if hasattr(m, name):
                 getattr(m, name)[...] = value

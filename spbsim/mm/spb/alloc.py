@@ -11,7 +11,8 @@ from ..const import (ALLOC_NOFRAGMENT, MAX_NR_ZONES, MAX_PAGE_ORDER,
                      NR_PAGE_ORDERS, pageblock_nr_pages, pageblock_order)
 from ..jit import njit, njit_inline
 from ..pbits import fallback_type
-from ..state import CUR_CLOCK, CUR_CPU, SIMSTAT
+from ..state import CUR_CLOCK, CUR_CPU, SIMSTAT, TL_BORROW, TL_CLAIM, TL_STEAL
+from ..taint import pageblock_taint
 from ..tracepoint import (EV_SPB_ALLOC_WALK, EV_SPB_CLAIM_REFUSED,
                           EV_SPB_FALL_THROUGH, EV_ZONE_LOCKED, EV_EXTFRAG,
                           trace_event)
@@ -360,6 +361,7 @@ def spb_pass_2b(m, z, order, mt):
                         continue
                     page = spb_try_to_claim_block(m, z, i, p, o, order, mt, MIGRATE_MOVABLE, True)
                     if page >= 0:
+                        pageblock_taint(m, p, mt, MIGRATE_MOVABLE, TL_CLAIM)
                         return page, i, visited
                     break      # refused: next SPB (the block's other buddies share its verdict)
             i = nxt
@@ -387,6 +389,7 @@ def _borrow(m, z, order, mt, src_mt):
                         continue
                     page_del_and_expand(m, z, p, order, o, src_mt)
                     pageblock_set_has(m, p, order, mt)
+                    pageblock_taint(m, p, mt, src_mt, TL_BORROW)
                     return p, i, visited
             i = nxt
     return -1, -1, visited
@@ -700,6 +703,10 @@ def spb_rmqueue_claim(m, z, order, start_mt, alloc_flags):
                 spb.outcome[SPB_OUTCOME_CLAIM] += 1
                 trace_event(m, EV_EXTFRAG, page, order, co, start_mt, fb,
                             1 if m.pb_mt[page >> pageblock_order] == start_mt else 0)
+                if co < pageblock_order:
+                    spb.cur_pass[0] = SPB_OUTCOME_CLAIM
+                    pageblock_taint(m, p, start_mt, fb, TL_CLAIM)
+                    spb.cur_pass[0] = 0
                 return page
     return -1
 
@@ -727,6 +734,8 @@ def spb_rmqueue_steal(m, z, order, start_mt, alloc_flags):
             spb.cur_pass[0] = SPB_OUTCOME_STEAL
             page_del_and_expand(m, z, p, order, co, fb)
             pageblock_set_has(m, p, order, start_mt)
+            if co < pageblock_order:
+                pageblock_taint(m, p, start_mt, fb, TL_STEAL)
             spb.cur_pass[0] = 0
             m.sim[_SIM_STEAL] += 1
             m.fb_stat[FB_STEAL, start_mt, fb] += 1

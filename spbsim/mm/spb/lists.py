@@ -8,7 +8,9 @@ from ..const import (MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
                      PB_all_free, PB_has_reclaimable,
                      PB_has_unmovable, PG_buddy, SUPERPAGEBLOCK_ORDER,
                      pageblock_nr_pages, pageblock_order)
-from ..state import CUR_CLOCK
+from ..state import (CUR_CLOCK, CUR_GFP, CUR_ORDER, CUR_OWNER, TL_SPB_TAINTED,
+                     TL_SPB_UNTAINTED)
+from ..taint import taint_log
 from ..tracepoint import EV_SPB_PB_TAINT, trace_event
 from ._jit import njit, njit_inline
 from .params import (PEND_DEFRAG, NR_SB_FULLNESS, SB_ALMOST_EMPTY, SB_CLEAN,
@@ -162,6 +164,15 @@ def spb_list_add_tail(spb, lid, i):
 
 # ================================================================ list update
 
+@njit_inline
+def _log_spb_move(spb, i, z, now_ns, event):
+    """The taint log's row for SPB slot i moving to or from the tainted lists,
+    with the request in progress (spb.req is the machine's ``cur``)."""
+    req = spb.req
+    taint_log(spb.tl, spb.tl_n, now_ns, event, i, z, req[CUR_OWNER], req[CUR_GFP],
+              req[CUR_ORDER], -1, -1, -1, spb.cur_pass[0])
+
+
 # Not inlined: every hook ends in one call, and each inlined copy costs about
 # a second of compile time (measured); a call passes the SPB arrays (~30).
 @njit
@@ -194,9 +205,11 @@ def spb_update_list(spb, i, now_ns):
             spb.nr_tainted_spbs[z] += 1
             spb.stat[z, ST_TAINT] += 1
             spb.taint_by[spb.cur_pass[0]] += 1
+            _log_spb_move(spb, i, z, now_ns, TL_SPB_TAINTED)
         elif was_t and not is_t:
             spb.nr_tainted_spbs[z] -= 1
             spb.stat[z, ST_UNTAINT] += 1
+            _log_spb_move(spb, i, z, now_ns, TL_SPB_UNTAINTED)
     elif s1:
         spb.stat[z, ST_REQUEUES] += 1
     if (moved or s1) and spb.cfg[SPB_CFG_DEFRAG] != SPB_DEFRAG_OFF:

@@ -10,6 +10,7 @@ from ..const import (MAX_NR_ZONES, SUPERPAGEBLOCK_NR_PAGES,
                      SUPERPAGEBLOCK_ORDER, pageblock_nr_pages, pageblock_order)
 from ..const import MIGRATE_PCPTYPES, NR_PAGE_ORDERS
 from ..list import list_add_tail
+from ..state import NR_CUR, TL_CAPACITY, TL_WIDTH
 from .params import (NR_PEND, NR_SPB_OUTCOMES, SPB_HINT_CPUS, SPB_VISIT_HIST, NR_SPB_CFG, NR_SPB_LISTS, NR_SPB_STATS, SB_FULL,
                      SB_TAINTED, NR_SB_FULLNESS, SPB_CFG_DEFRAG,
                      SPB_CFG_RESERVE, SPB_CFG_UNTAINT, SPB_CFG_UPDATE,
@@ -58,6 +59,9 @@ SPB = namedtuple("SPB", [
     "hint_cpu",            # int32[cpu, zone, order, PCPTYPES]: per-CPU hint slot, -1 none
     "pend",                # int64[NR_PEND]: pending background work (params.PEND_*)
     "scratch",             # int32[max(512, slots)]: work space of the defrag pick
+    # ---- shared with the machine state (mm_init.new_mem) ----
+    "tl", "tl_n",          # the taint log and its [records, dropped] (mm.state.TL_*)
+    "req",                 # the machine's "current" context (mm.state.CUR_*)
 ])
 
 
@@ -145,6 +149,9 @@ def new_spb(geometry, update=SPB_UPDATE_S1, untaint=SPB_UNTAINT_S1,
         hint_cpu=np.full((hint_cpus, Z, NR_PAGE_ORDERS, MIGRATE_PCPTYPES), -1, np.int32),
         pend=np.zeros(NR_PEND, np.int64),
         scratch=np.zeros(max(SUPERPAGEBLOCK_NR_PAGES >> pageblock_order, n), np.int32),
+        tl=np.zeros((TL_CAPACITY, TL_WIDTH), np.int64),
+        tl_n=np.zeros(2, np.int64),
+        req=np.zeros(NR_CUR, np.int64),
     )
     tainted_full = SB_TAINTED * NR_SB_FULLNESS + SB_FULL
     for i in range(n):
