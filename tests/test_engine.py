@@ -267,6 +267,44 @@ lifetime = "inf"
     m.check()
 
 
+def test_page_cache_large_folios_ask_with_noretry_and_fall_back_to_small_folios():
+    """A large page-cache folio is asked for with __GFP_NORETRY | __GFP_NOWARN
+    (readahead_gfp_mask(), __filemap_get_folio() above the minimum order);
+    when it fails, readahead reads the range as order-0 folios
+    (do_page_cache_ra()) with the source's own gfp.  Memory made of free
+    order-0 pages, no compaction: every order-4 folio falls back."""
+    sc = scenario("""
+[[source]]
+name = "files"
+kind = "pagecache"
+rate = 20
+orders = 4
+lifetime = "inf"
+""", memory="1G", duration="2s")
+    sim = Simulation(sc, machine_overrides=dict(compaction=False, swap=False, trace=True))
+    m = sim.machine
+    from spbsim.mm.craft import exhaust, zero_watermarks
+    from spbsim.mm.state import EV
+    zero_watermarks(m)
+    r = exhaust(m, G.GFP_KERNEL)
+    m.drain_pcp()
+    m.run_ops(np.zeros(r.size // 2, np.int64), 0, pfns=np.sort(r)[::2])
+    assert m.mem.nr_free[:, 1:].sum() == 0
+    start = int(m.mem.ev_n[0])
+    s = sim.run()
+    src = s["sources"]["files"]
+    assert src["fails"] == src["requests"] == src["fallbacks"] > 0
+    assert src["fallback_pages"] == 16 * src["fallbacks"] and src["pages_allocated"] == 0
+    ev = m.mem.ev[start:int(m.mem.ev_n[0])]
+    allocs = ev[ev[:, 0] == EV["mm_page_alloc"]]
+    large, small = allocs[allocs[:, 4] == 4], allocs[allocs[:, 4] == 0]
+    assert len(large) == src["requests"] and len(small) == src["fallback_pages"]
+    noretry = G.__GFP_NORETRY | G.__GFP_NOWARN
+    assert ((large[:, 5] & noretry) == noretry).all()
+    assert (small[:, 5] == G.GFP_HIGHUSER_MOVABLE).all()
+    m.check()
+
+
 def test_interrupt_leaves_a_loadable_results_directory(tmp_path):
     from spbsim.results import ResultsWriter, load
     sc = scenario(PRESSURE, duration="5s")
@@ -298,7 +336,7 @@ def test_movable_order_census_is_consistent():
 
 
 @pytest.mark.parametrize("name", ["devvm-256g", "kbuild", "webserver", "fragment-then-1g",
-                                  "oracle-mixed"])
+                                  "oracle-mixed", "small-vm"])
 def test_every_builtin_scenario_runs(name):
     """Each built-in, shortened to 3 simulated seconds on a 4 GB machine (the
     full runs are measured in docs/findings.md), runs and leaves a consistent machine."""

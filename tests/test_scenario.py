@@ -113,11 +113,13 @@ def test_kinds_are_declared_once():
     assert E.KIND_CODES is K.KIND_CODES
     assert sorted(E.KIND_CODES.values()) == list(range(len(KINDS)))
     for name, info in KINDS.items():
-        assert S.fallback_gfp(name) == info.fallback_gfp
+        own = info.fallback_gfp == K.FALLBACK_OWN_GFP
+        assert S.fallback_gfp(name, 0x1234) == (0x1234 if own else info.fallback_gfp)
         assert info.handler in (K.TIMED, K.HUGETLB)
     assert K.kind_keys() == {"objects_per_slab": ["slab_reclaimable"],
                              "interval": ["hugetlb_1g"]}
     assert E.K_THP == KINDS["thp"].code and E.K_KVMALLOC == KINDS["kvmalloc"].code
+    assert E.K_PAGECACHE == KINDS["pagecache"].code
 
 
 def test_kind_table():

@@ -96,9 +96,10 @@ class Simulation:
             info = KINDS[s.kind]
             m.owner_lru[o] = kind_lru(info)
             e.src_gfp[o] = s.gfp
+            e.src_large_gfp[o] = s.gfp | info.large_gfp
             e.src_kind[o] = KIND_CODES[s.kind]
             e.src_pinned_ppm[o] = int(round(s.pinned * 1e6))
-            e.src_fallback_gfp[o] = fallback_gfp(s.kind)
+            e.src_fallback_gfp[o] = fallback_gfp(s.kind, s.gfp)
             if s.limit_fraction is not None:
                 e.src_limit[o] = int(s.limit_fraction * managed)
             elif s.limit_bytes is not None:

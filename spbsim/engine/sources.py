@@ -8,7 +8,7 @@ are skipped and counted), which keeps the stream itself state-independent.
 import numpy as np
 
 from ..mm.state import LRU_ANON, LRU_FILE, LRU_SLAB
-from ..workload.kinds import KINDS, TIMED
+from ..workload.kinds import FALLBACK_OWN_GFP, KINDS, TIMED
 
 __all__ = ["FIRST_SOURCE_OWNER", "RequestStream", "kind_lru", "fallback_gfp"]
 
@@ -23,9 +23,11 @@ def kind_lru(kind_info):
     return _LRU[kind_info.lru]
 
 
-def fallback_gfp(kind):
-    """The gfp of the caller's order-0 fallback (0: none; workload.kinds)."""
-    return KINDS[kind].fallback_gfp
+def fallback_gfp(kind, gfp):
+    """The gfp of the caller's order-0 fallback for a source of ``kind``
+    asking with ``gfp`` (0: none; workload.kinds)."""
+    fb = KINDS[kind].fallback_gfp
+    return gfp if fb == FALLBACK_OWN_GFP else fb
 
 
 class RequestStream:

@@ -9,9 +9,11 @@ from ..workload.kinds import KIND_CODES
 __all__ = ["Eng", "new_eng", "KIND_CODES", "SRC_STATS", "ES"]
 
 #: kinds compiled code treats apart: THP faults count thp_fault_*, and a
-#: kvmalloc falls back only from orders above 0 (spbsim.workload.kinds)
+#: kvmalloc or a page cache large folio falls back only from orders above 0
+#: (spbsim.workload.kinds)
 K_THP = KIND_CODES["thp"]
 K_KVMALLOC = KIND_CODES["kvmalloc"]
+K_PAGECACHE = KIND_CODES["pagecache"]
 
 #: per-source counters
 SRC_STATS = ["requests", "allocs", "fails", "fallbacks", "fallback_pages", "expired",
@@ -23,6 +25,7 @@ Eng = namedtuple("Eng", [
     "obj_free", "obj_top",            # stack of free object ids
     # per owner id (pg_owner): 256 entries
     "src_gfp", "src_kind", "src_pinned_ppm", "src_fallback_gfp", "src_limit",
+    "src_large_gfp",                  # the gfp of requests of order > 0 (kinds.large_gfp)
     "src_stat",                       # int64[256, len(SRC_STATS)]
     "misc",                           # [last_bg_ns, requests_done]
 ])
@@ -39,6 +42,7 @@ def new_eng(obj_capacity):
         src_gfp=np.zeros(256, np.int64), src_kind=np.full(256, -1, np.int64),
         src_pinned_ppm=np.zeros(256, np.int64), src_fallback_gfp=np.zeros(256, np.int64),
         src_limit=np.full(256, 1 << 62, np.int64),
+        src_large_gfp=np.zeros(256, np.int64),
         src_stat=np.zeros((256, len(SRC_STATS)), np.int64),
         misc=np.zeros(4, np.int64),
     )

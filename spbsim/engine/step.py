@@ -15,7 +15,7 @@ from ..mm.page_free import free_pages_call
 from ..mm.split import free_object_pieces
 from ..mm.state import CUR_CLOCK, VMSTAT
 from ..mm.vmscan import next_random
-from .state import ES, K_KVMALLOC, K_THP
+from .state import ES, K_KVMALLOC, K_PAGECACHE, K_THP
 
 _VM_THP_ALLOC = VMSTAT["thp_fault_alloc"]
 _VM_THP_FALLBACK = VMSTAT["thp_fault_fallback"]
@@ -112,7 +112,8 @@ def place(m, e, pfn, src, life_ns, now):
 @njit
 def fallback_base_pages(m, e, src, order, cpu, life_ns, now):
     """The caller's fallback after a failed high-order attempt: a THP fault maps
-    base pages, kvmalloc uses vmalloc: 2^order order-0 allocations."""
+    base pages, kvmalloc uses vmalloc, readahead reads small folios
+    (do_page_cache_ra()): 2^order order-0 allocations."""
     gfp = e.src_fallback_gfp[src]
     got = 0
     for _ in range(1 << order):
@@ -141,7 +142,7 @@ def run_requests(m, e, t_ns, src, order, cpu, life_ns, ncpu):
         if m.owner_pages[s] >= e.src_limit[s]:
             e.src_stat[s, _S_THR] += 1
             continue
-        pfn = alloc_pages_call(m, o, e.src_gfp[s], c, s)
+        pfn = alloc_pages_call(m, o, e.src_gfp[s] if o == 0 else e.src_large_gfp[s], c, s)
         kind = e.src_kind[s]
         if pfn >= 0:
             place(m, e, pfn, s, life_ns[i], now)
@@ -154,7 +155,7 @@ def run_requests(m, e, t_ns, src, order, cpu, life_ns, ncpu):
             if kind == K_THP:
                 m.vm[_VM_THP_FALLBACK] += 1
                 fallback_base_pages(m, e, s, o, c, life_ns[i], now)
-            elif kind == K_KVMALLOC and o > 0:
+            elif (kind == K_KVMALLOC or kind == K_PAGECACHE) and o > 0:
                 fallback_base_pages(m, e, s, o, c, life_ns[i], now)
         if background_due(m, now):
             background(m, now, c)

@@ -10,12 +10,14 @@ from ..mm import gfp as G
 from ..mm.const import SUPERPAGEBLOCK_ORDER
 
 __all__ = ["KindInfo", "KINDS", "KIND_CODES", "TIMED", "HUGETLB", "HUGETLB_1G_ORDER",
-           "kind_keys"]
+           "FALLBACK_OWN_GFP", "kind_keys"]
 
 #: handlers: "timed" sources go through the request stream and the engine's
 #: timed objects; "hugetlb" sources make one 1 GiB allocation attempt per
 #: interval (alloc_contig_pages), run by the engine between ticks
 TIMED, HUGETLB = "timed", "hugetlb"
+#: ``fallback_gfp`` value: the fallback pages take the source's own gfp
+FALLBACK_OWN_GFP = -1
 HUGETLB_1G_ORDER = SUPERPAGEBLOCK_ORDER   # 18: one PUD-sized (1 GiB) page
 
 
@@ -31,7 +33,9 @@ class KindInfo:
     the scenario has swap, "always", "objects": through the slab shrinker,
     None: never).  ``fallback_gfp``: a failed request of order > 0 is retried
     as order-0 pages with this gfp (THP fault fallback, kvmalloc's vmalloc
-    fallback; 0: no fallback).  ``handler``: TIMED or HUGETLB.  ``keys``:
+    fallback, page cache readahead's small folios; 0: no fallback,
+    FALLBACK_OWN_GFP: the source's own gfp).  ``large_gfp``: gfp bits the
+    caller adds to requests of order > 0 (page cache large folios).  ``handler``: TIMED or HUGETLB.  ``keys``:
     source keys that only this kind takes.
     """
     code: int
@@ -40,6 +44,7 @@ class KindInfo:
     default_orders: dict
     reclaim: str | None = None
     fallback_gfp: int = 0
+    large_gfp: int = 0
     handler: str = TIMED
     keys: tuple = ()
     description: str = ""
@@ -53,9 +58,15 @@ KINDS: dict[str, KindInfo] = {
         1, G.GFP_TRANSHUGE_LIGHT, "anon", {9: 1.0}, "swap",
         fallback_gfp=G.GFP_HIGHUSER_MOVABLE,
         description="transparent huge page faults; a failure falls back to order-0 pages"),
+    # A large folio (order > 0) is asked for with __GFP_NORETRY | __GFP_NOWARN
+    # (readahead_gfp_mask() in page_cache_ra_order(); __filemap_get_folio()
+    # for orders above the mapping's minimum); when it fails, readahead reads
+    # the range as small folios instead (do_page_cache_ra()).
     "pagecache": KindInfo(
         2, G.GFP_HIGHUSER_MOVABLE, "file", {0: 1.0}, "always",
-        description="file pages (read, written, mmapped)"),
+        fallback_gfp=FALLBACK_OWN_GFP, large_gfp=G.__GFP_NORETRY | G.__GFP_NOWARN,
+        description="file pages (read, written, mmapped); a failed large folio falls "
+                    "back to order-0 pages"),
     "slab_reclaimable": KindInfo(
         3, G.GFP_KERNEL | G.__GFP_RECLAIMABLE, "slab", {0: 0.6, 2: 0.1, 3: 0.3}, "objects",
         keys=("objects_per_slab",),
