@@ -544,11 +544,14 @@ class Machine:
         return self.mem.ev[: int(self.mem.ev_n[0])].copy()
 
     def state_bytes(self):
-        total = 0
+        """Bytes of every state array, each counted once (the SPB state shares
+        the taint log and the current context with the machine's)."""
+        seen = {}
         for f in self.mem._fields:
             a = getattr(self.mem, f)
-            total += sum(x.nbytes for x in a) if f == "spb" else a.nbytes
-        return total
+            for x in (a if f == "spb" else (a,)):
+                seen[id(x)] = x.nbytes
+        return sum(seen.values())
 
     def summary(self):
         """A dict a kernel developer reads first."""

@@ -242,6 +242,19 @@ def test_alloc_contig_1g_refuses_ranges_with_unmovable_pages():
     assert heads.all(), "the unmovable pages were not moved"
 
 
+def order0_free_memory(sim):
+    """Fill the simulation's machine with unmovable pages and free every other
+    one: its free memory is order-0 pages only (watermarks zeroed)."""
+    from spbsim.mm.craft import exhaust, zero_watermarks
+    m = sim.machine
+    zero_watermarks(m)
+    r = exhaust(m, G.GFP_KERNEL)
+    m.drain_pcp()
+    m.run_ops(np.zeros(r.size // 2, np.int64), 0, pfns=np.sort(r)[::2])
+    assert m.mem.nr_free[:, 1:].sum() == 0
+    return m
+
+
 def test_thp_faults_fall_back_to_base_pages():
     """A failed order-9 THP fault maps 512 base pages instead (counted): memory
     made of free pages no larger than order 0, no compaction."""
@@ -253,13 +266,7 @@ rate = 20
 lifetime = "inf"
 """, memory="1G", duration="2s")
     sim = Simulation(sc, machine_overrides=dict(compaction=False, swap=False))
-    m = sim.machine
-    from spbsim.mm.craft import exhaust, zero_watermarks
-    zero_watermarks(m)
-    r = exhaust(m, G.GFP_KERNEL)
-    m.drain_pcp()
-    m.run_ops(np.zeros(r.size // 2, np.int64), 0, pfns=np.sort(r)[::2])
-    assert m.mem.nr_free[:, 9:].sum() == 0
+    m = order0_free_memory(sim)
     s = sim.run()
     src = s["sources"]["thp"]
     assert s["vmstat"]["thp_fault_fallback"] == src["fails"] == src["requests"] > 0
@@ -281,15 +288,9 @@ rate = 20
 orders = 4
 lifetime = "inf"
 """, memory="1G", duration="2s")
-    sim = Simulation(sc, machine_overrides=dict(compaction=False, swap=False, trace=True))
-    m = sim.machine
-    from spbsim.mm.craft import exhaust, zero_watermarks
     from spbsim.mm.state import EV
-    zero_watermarks(m)
-    r = exhaust(m, G.GFP_KERNEL)
-    m.drain_pcp()
-    m.run_ops(np.zeros(r.size // 2, np.int64), 0, pfns=np.sort(r)[::2])
-    assert m.mem.nr_free[:, 1:].sum() == 0
+    sim = Simulation(sc, machine_overrides=dict(compaction=False, swap=False, trace=True))
+    m = order0_free_memory(sim)
     start = int(m.mem.ev_n[0])
     s = sim.run()
     src = s["sources"]["files"]

@@ -10,7 +10,7 @@ from spbsim.mm import gfp as G
 from spbsim.mm.const import (MIGRATE_MOVABLE, MIGRATE_UNMOVABLE, pageblock_nr_pages,
                              pageblock_order)
 from spbsim.mm.spb.lists import spb_list_is_tainted
-from spbsim.mm.state import (ZS_MANAGED, TL, TL_PB_CLEAN, TL_PB_POLLUTED, TL_SPB_TAINTED,
+from spbsim.mm.state import (CUR_GFP, CUR_ORDER, CUR_OWNER, ZS_MANAGED, TL, TL_PB_CLEAN, TL_PB_POLLUTED, TL_SPB_TAINTED,
                              TL_SPB_UNTAINTED, TL_STEAL)
 from spbsim.observe.taints import TaintLog
 from spbsim.policy import Policy
@@ -83,11 +83,21 @@ def test_a_steal_pollutes_the_block_in_the_requests_name_and_a_whole_block_clean
     assert s["polluted_now_by_source"] == ({"kmalloc": len(pol) - 1} if len(pol) > 1 else {})
 
 
-def test_a_nested_migration_target_does_not_take_over_the_request():
-    """alloc_pages() restores the outer request's context when it returns."""
-    m = Machine(memory="1G", cpus=1)
-    m.alloc(0, MOVABLE, owner=11)
-    assert m.mem.cur[2] == 0 and m.mem.cur[3] == 0
+def test_a_migration_target_does_not_take_over_the_request_it_serves():
+    """alloc_contig_range() allocates migration targets inside the caller's
+    request (each in the migrated page's owner's name) and then restores the
+    caller's context, so what the caller does next is still the caller's."""
+    m = Machine(memory="4G", cpus=1, reclaim=False, migrate_untracked=True)
+    n = int(m.mem.zstat[:, ZS_MANAGED].sum())
+    pfns = m.run_ops(np.zeros(n, np.int64), G.GFP_HIGHUSER_MOVABLE, owner=21)
+    pfns = pfns[pfns >= 0]
+    drop = pfns[np.random.default_rng(1).random(pfns.size) < 0.8]
+    assert (m.run_ops(np.zeros(drop.size, np.int64), 0, pfns=drop) == 0).all()
+    m.mem.cur[CUR_OWNER], m.mem.cur[CUR_GFP], m.mem.cur[CUR_ORDER] = 13, 0x40, 3
+    got = m.alloc_contig_1g(owner=13)
+    assert got is not None and got[1] > 0           # pages of owner 21 migrated
+    assert list(m.mem.cur[[CUR_OWNER, CUR_GFP, CUR_ORDER]]) == [13, 0x40, 3]
+    m.check()
 
 
 @pytest.mark.parametrize("policy", ["spb:v1", "spb:s1"])

@@ -13,7 +13,7 @@ from ..mm.lru import lru_add, lru_del
 from ..mm.page_alloc import alloc_pages_call
 from ..mm.page_free import free_pages_call
 from ..mm.split import free_object_pieces
-from ..mm.state import CUR_CLOCK, VMSTAT
+from ..mm.state import CUR_CLOCK, CUR_OWNER, VMSTAT
 from ..mm.vmscan import next_random
 from .state import ES, K_KVMALLOC, K_PAGECACHE, K_THP
 
@@ -157,6 +157,7 @@ def run_requests(m, e, t_ns, src, order, cpu, life_ns, ncpu):
                 fallback_base_pages(m, e, s, o, c, life_ns[i], now)
             elif (kind == K_KVMALLOC or kind == K_PAGECACHE) and o > 0:
                 fallback_base_pages(m, e, s, o, c, life_ns[i], now)
+        m.cur[CUR_OWNER] = 0            # work until the next request is nobody's
         if background_due(m, now):
             background(m, now, c)
     return n

@@ -12,7 +12,7 @@ from .page_free import free_pages_call
 from .gfp import GFP_TRANSHUGE, __GFP_RECLAIM
 from .pcp import drain_all_pages
 from .split import split_isolated_block
-from .state import CFG, VMSTAT
+from .state import CFG, CUR_GFP, CUR_ORDER, CUR_OWNER, VMSTAT
 
 _CFG_SPLIT = CFG["migrate_split_large"]
 _VM_THP_MIGRATION_SPLIT = VMSTAT["thp_migration_split"]
@@ -154,7 +154,13 @@ def alloc_contig_range(m, start, nr, owner, cpu, migrate_gfp):
             continue
         if (f & PG_head) and (f & PG_lru) == 0:
             o = m.pg_order[p]
+            # the target is allocated inside the caller's request: keep its context
+            cur = m.cur
+            outer_owner, outer_gfp, outer_order = cur[CUR_OWNER], cur[CUR_GFP], cur[CUR_ORDER]
             dst = alloc_pages_call(m, o, migration_target_gfp(migrate_gfp, o), cpu, m.pg_owner[p])
+            cur[CUR_OWNER] = outer_owner
+            cur[CUR_GFP] = outer_gfp
+            cur[CUR_ORDER] = outer_order
             if dst < 0:
                 if o > 0 and m.cfg[_CFG_SPLIT] != 0 and split_isolated_block(m, p):
                     if o == pageblock_order:

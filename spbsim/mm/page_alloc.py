@@ -356,11 +356,11 @@ def prep_new_page(m, pfn, order, mt, owner):
 @njit_inline
 def alloc_pages(m, order, gfp, cpu, owner):
     """__alloc_pages(): fast path then slow path; returns the pfn or -1.
-    The request (owner, gfp, order) is the current context while it runs, for
-    the taint log; a nested request (a migration target) restores the outer one."""
+    The request (owner, gfp, order) becomes the current context, for the
+    taint log; a caller that allocates inside another request (a migration
+    target) restores the outer one (contig.py)."""
     cur = m.cur
     cur[CUR_CPU] = cpu
-    outer_owner, outer_gfp, outer_order = cur[CUR_OWNER], cur[CUR_GFP], cur[CUR_ORDER]
     cur[CUR_OWNER] = owner
     cur[CUR_GFP] = gfp
     cur[CUR_ORDER] = order
@@ -381,9 +381,6 @@ def alloc_pages(m, order, gfp, cpu, owner):
     else:
         m.sim[_SIM_FAIL] += 1
         trace_event(m, EV_ALLOC, 0, order, gfp, mt, 1, 0)
-    cur[CUR_OWNER] = outer_owner
-    cur[CUR_GFP] = outer_gfp
-    cur[CUR_ORDER] = outer_order
     return page
 
 

@@ -161,7 +161,6 @@ def pcpbuddy_rmqueue_bulk(m, z, cpu, order, count, mt, alloc_flags):
                     if m.pg_flags[p] & PG_buddy:
                         o = m.pg_order[p]
                         del_page_from_free_list(m, p, z, o, mt)
-                        m.pg_order[p] = o
                         _pcp_add(m, z, cpu, MIGRATE_PCPTYPES * o + mt, p, True)
                         m.pg_flags[p] |= PG_pcpbuddy
                         refilled += 1 << o

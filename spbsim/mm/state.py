@@ -142,8 +142,9 @@ TL_NAMES = ["t_ns", "event", "index", "zone", "owner", "gfp", "order",
             "migratetype", "fallback_migratetype", "cause", "spb_pass"]
 TL = _enum(TL_NAMES)
 TL_WIDTH = len(TL_NAMES)
-#: rows the compiled code can hold before the engine drains them (then dropped)
-TL_CAPACITY = 1 << 16
+#: rows the compiled code can hold before the engine drains them (then dropped);
+#: 352 KiB, and the engine drains it every tick it is half full
+TL_CAPACITY = 1 << 12
 #: ``event`` values; ``index`` is a pageblock number or an SPB slot
 TL_EVENTS = ["pageblock_polluted", "pageblock_clean", "spb_tainted", "spb_untainted"]
 TL_PB_POLLUTED, TL_PB_CLEAN, TL_SPB_TAINTED, TL_SPB_UNTAINTED = range(4)
