@@ -154,7 +154,11 @@ def test_single_run_report(cmp_dir):
         assert png_size(figs / f"{stem}.png")[0] > 0
     assert png_size(figs / "timeseries.png") == (1000, 960)
     assert (figs / "pageblock_map_anim.gif").is_file()
-    assert page.count("<img ") == 4 and page.count("data:image/gif;base64,") == 1
+    # the map by polluting source only when a block is marked polluted at the end
+    with np.load(run / "pageblocks.npz") as z:
+        polluted = bool(z["pb_taint"].any())
+    assert (figs / "taint_map.png").is_file() == polluted
+    assert page.count("<img ") == 4 + polluted and page.count("data:image/gif;base64,") == 1
     assert "http://" not in page and "https://" not in page
     assert "<table class=kv>" in page and "request checksum" in page
 

@@ -112,6 +112,12 @@ def _png_size(path):
     return struct.unpack(">II", head[16:24])
 
 
+def _names_polluters(summary):
+    t = summary.get("taints") or {}
+    return int(any(t.get(k) for k in ("pageblocks_polluted_by_source",
+                                      "polluted_now_by_source", "spbs_tainted_by_source")))
+
+
 @pytest.mark.parametrize("which", ["compare", "run"])
 def test_report_in_headless_chromium(reports, driver, which, tmp_path):
     d, page = reports[which]
@@ -147,11 +153,15 @@ def test_report_in_headless_chromium(reports, driver, which, tmp_path):
         assert kinds[0] == "compare"
         meta = json.loads((d / "compare.json").read_text())
         assert tables[0]["data_rows"] >= 10
-        # one summary and one parameter table per run
+        # one summary and one parameter table per run, and a "who polluted
+        # it" table for each run whose taint log names a source
         n_runs = sum(len(v) for v in meta["runs"].values())
-        assert kinds.count("kv") == 2 * n_runs
+        summaries = [json.loads(p.read_text()) for p in d.glob("*/seed*/summary.json")]
+        assert len(summaries) == n_runs
+        assert kinds.count("kv") == 2 * n_runs + sum(map(_names_polluters, summaries))
     else:
-        assert kinds.count("kv") == 2
+        s = json.loads((d / "summary.json").read_text())
+        assert kinds.count("kv") == 2 + _names_polluters(s)
 
     # no console errors, and no request but the page itself
     severe = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]

@@ -179,7 +179,7 @@ def _run_figures(fd, res, d, prefix="", animation=True):
                     f"pageblock map: {name}"))
         owners = (res.summary.get("taints") or {}).get("owners")
         data = load_pageblocks(npz)
-        if owners is not None and "pb_taint" in data:
+        if owners is not None and "pb_taint" in data and data["pb_taint"].any():
             out.append((_png(F.taint_map(data, owners, os.path.join(fd, prefix + "taint_map"),
                                          title=f"who polluted it (first fragmenting fallback "
                                                f"since the block was last free): {name}",
@@ -239,11 +239,13 @@ def _run_sections(res, level=2):
     parts.append(f"<{h}>Summary</{h}>" + _kv_table({k: (None if math.isnan(v) else v)
                                                      for k, v in vals.items()}))
     tz = s.get("taints")
+    names = []
     if tz and tz.get("pageblocks_polluted_by_source") is not None:
         now = tz.get("polluted_now_by_source", {})
         spbs = tz.get("spbs_tainted_by_source", {})
         names = list(dict.fromkeys(list(tz["pageblocks_polluted_by_source"]) + list(now)
                                    + list(spbs)))
+    if names:
         parts.append(f"<{h}>Who polluted it</{h}>"
                      "<p>Per source: pageblocks it polluted (first fragmenting fallback since "
                      "the block was last free), of them still polluted at the end, and SPBs it "
