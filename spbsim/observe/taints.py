@@ -78,8 +78,7 @@ class TaintLog:
         oname = [("-" if o < 0 else self._owner(o)) for o in owners]
         ocode = np.searchsorted(owners, r[:, TL["owner"]])
         mt = r[:, TL["migratetype"]].copy()
-        req_mt = np.array([gfp_migratetype(int(g)) for g in gfp], np.int64) if len(gfp) else mt
-        mt = np.where((mt < 0) & (ev >= 2), req_mt, mt)
+        mt = np.where((mt < 0) & (ev >= 2), gfp_migratetype(gfp), mt)   # SPB rows: the request's
         mt_names = list(MIGRATETYPE_NAMES) + ["-"]
         fb = r[:, TL["fallback_migratetype"]]
         cause = r[:, TL["cause"]]
