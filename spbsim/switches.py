@@ -16,10 +16,10 @@ MACHINE_SWITCHES = {
                            "fallback into other types' pageblocks before reclaim and "
                            "compaction), kswapd woken for at least pageblock order"),
     "swap": (True, "anonymous memory can be swapped out (reclaim scans the anon LRU)"),
-    "migrate_split_large": (True, "alloc_contig_range() splits a large block whose migration "
-                                  "target cannot be allocated and migrates its base pages "
-                                  "(migrate_pages() on -ENOMEM, as the kernel); false: the "
-                                  "attempt fails"),
+    "migrate_split_large": (True, "a migration (alloc_contig_range(), compaction, the SPB "
+                                  "evacuation) splits a large block whose target cannot be "
+                                  "allocated and migrates its base pages (migrate_pages() on "
+                                  "-ENOMEM, as the kernel); false: the attempt stops there"),
 }
 
 SWITCH_DEFAULTS = {k: d for k, (d, _) in MACHINE_SWITCHES.items()}

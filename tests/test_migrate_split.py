@@ -238,3 +238,82 @@ def test_scenario_key_migrate_split_large_is_validated():
     from spbsim.scenario import ScenarioError, scenario_from_text
     with pytest.raises(ScenarioError, match="scenario.migrate_split_large"):
         scenario_from_text('[scenario]\nmigrate_split_large = "maybe"\n', "s.toml")
+
+
+# ---- the other migration paths: compaction and the SPB evacuation split too
+# (migrate_pages_batch() splits on -ENOMEM for every reason but
+# MR_NUMA_MISPLACED)
+
+def _block_with_large_object(order, split, memory="1G", **kw):
+    """Every page allocated; then a pageblock in the middle of the top zone
+    holds a movable order-``order`` timed object at its start, and the zone's last
+    pageblock 256 free order-0 pages (never two buddies): no free block of
+    ``order`` exists anywhere.  Returns (machine, zone, object pfn)."""
+    m = _machine(memory, migrate_split_large=split, **kw)
+    mem = m.mem
+    zero_watermarks(m)
+    pfns = np.sort(exhaust(m))
+    z = int(mem.pb_zone[pfns[-1] >> 9])
+    zs, ze = int(mem.zone_start[z]), int(mem.zone_end[z])
+    first = ((zs + ze) // 2) & ~511
+    room = pfns[(pfns >= first) & (pfns < first + (1 << order))]
+    assert room.size == 1 << order
+    m.run_ops(np.zeros(room.size, np.int64), 0, pfns=room)
+    p = m.alloc(order, "GFP_HIGHUSER_MOVABLE", owner=OWNER_HUGE)
+    assert p == first
+    _as_object(mem, p, 0)
+    last = first + 16 * 512
+    targets = pfns[(pfns >= last) & (pfns < last + 512)][::2]
+    assert targets.size == 256
+    m.run_ops(np.zeros(targets.size, np.int64), 0, pfns=targets)
+    assert int(mem.nr_free[:, 1:].sum()) == 0
+    m.check()
+    return m, z, p
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_compaction_splits_a_large_folio_it_finds_no_target_for(split):
+    """compact_memory (order -1) meets an order-4 folio with only order-0 free
+    pages isolated: without the split nothing moves; with it the base pages
+    move to the isolated pages above."""
+    from spbsim.mm import compaction as C
+    from spbsim.mm.const import MIGRATE_MOVABLE
+    m, z, p = _block_with_large_object(4, split)
+    mem = m.mem
+    C.compact_zone(mem, z, -1, MIGRATE_MOVABLE, C.CC_SYNC | C.CC_WHOLE_ZONE | C.CC_IGNORE_SKIP,
+                   0, -1)
+    v = m.vmstat_counters()
+    if not split:
+        assert int(mem.pg_order[p]) == 4 and int(mem.obj_pfn[0]) == p
+        assert v["pgmigrate_success"] == 0
+        assert int(mem.sim[SIMSTAT["sim_migrate_split"]]) == 0
+    else:
+        assert int(mem.sim[SIMSTAT["sim_migrate_split"]]) == 1
+        assert v["pgmigrate_success"] == 16
+        assert v["thp_migration_split"] == 0                # not PMD-sized
+        where = [int(mem.obj_pfn[0])] + [int(q) for q in mem.pc_pfn if q >= 0]
+        assert len(where) == 16 and all(q >= p + 512 for q in where)
+    m.check()
+    assert _free_object(m, 0) == (16 if split else 1)      # blocks freed
+    m.check()
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_spb_evacuation_splits_a_thp_it_finds_no_target_for(split):
+    """evacuate_pageblock() (the SPB defrag worker, spb_evacuate_for_order):
+    a THP filling the pageblock, only order-0 free pages elsewhere."""
+    from spbsim.mm.spb.work import evacuate_pageblock
+    m, z, p = _block_with_large_object(9, split)
+    mem = m.mem
+    moved = int(evacuate_pageblock(mem, p, 0))
+    v = m.vmstat_counters()
+    if not split:
+        assert moved == 0 and int(mem.pg_order[p]) == 9 and int(mem.obj_pfn[0]) == p
+        assert v["thp_migration_split"] == 0
+    else:
+        assert moved == 256                                 # as many as there were targets
+        assert v["thp_migration_split"] == 1 and v["thp_split_page"] == 1
+        assert v["pgmigrate_success"] == 256
+    m.check()
+    assert _free_object(m, 0) == (512 if split else 1)     # blocks freed
+    m.check()

@@ -15,7 +15,7 @@ from .lru import lru_replace
 from .page_free import free_pages_call
 from .fallback import fallback_type, should_try_claim_block
 from .pcp import drain_zone_pages
-from .split import piece_index
+from .split import piece_index, split_lru_block
 from .tracepoint import EV_COMPACTION_BEGIN, EV_COMPACTION_END, EV_KCOMPACTD_WAKE, trace_event
 from .state import (CAPC_MT, CAPC_ORDER, CAPC_PAGE, CAPC_ZONE, CC_MAX, CFG, NODE, VMSTAT,
                     ZS_NR_FREE, ZS_WMARK_MIN, ZSTAT)
@@ -55,6 +55,7 @@ _CFG_EXTFRAG = CFG["extfrag_threshold"]
 _CFG_PROACTIVE = CFG["compaction_proactiveness"]
 _CFG_MIGRATE_UNTRACKED = CFG["migrate_untracked"]
 _CFG_SPB = CFG["spb"]
+_CFG_SPLIT = CFG["migrate_split_large"]
 _Z_PRESENT = ZSTAT["present"]
 _Z_CONSIDERED = ZSTAT["compact_considered"]
 _Z_SHIFT = ZSTAT["compact_defer_shift"]
@@ -525,6 +526,10 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                     fpfn -= pageblock_nr_pages
                     dst = compaction_alloc(m, z, o)
                 if dst < 0:
+                    # migrate_pages_batch(): -ENOMEM splits a large folio and
+                    # migrates its base pages (MR_COMPACTION may split)
+                    if o > 0 and m.cfg[_CFG_SPLIT] != 0 and split_lru_block(m, p):
+                        continue
                     m.vm[_VM_MIGRATE_FAIL] += 1 << o
                     break
                 migrate_block(m, p, dst, cpu)

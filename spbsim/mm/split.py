@@ -4,14 +4,15 @@ timed objects that it leaves behind.
 Details: docs/model.md ("Module notes", `spbsim.mm.split`).
 """
 from .jit import njit, njit_inline
-from .lru import lru_del
+from .lru import lru_add, lru_del
 from .page_free import free_pages_call
-from .const import pageblock_order
+from .const import PG_lru, pageblock_order
 from .state import SIMSTAT, VMSTAT
 
-__all__ = ["piece_index", "split_isolated_block", "free_object_pieces"]
+__all__ = ["piece_index", "split_isolated_block", "split_lru_block", "free_object_pieces"]
 
 _VM_THP_SPLIT_PAGE = VMSTAT["thp_split_page"]
+_VM_THP_MIGRATION_SPLIT = VMSTAT["thp_migration_split"]
 _SIM_SPLIT = SIMSTAT["sim_migrate_split"]
 
 
@@ -60,6 +61,30 @@ def split_isolated_block(m, p):
     if o == pageblock_order:        # HPAGE_PMD_ORDER
         m.vm[_VM_THP_SPLIT_PAGE] += 1
     return True
+
+
+@njit
+def split_lru_block(m, p):
+    """migrate_pages_batch() on -ENOMEM for a large folio (every reason but
+    MR_NUMA_MISPLACED: compaction, SPB evacuation): try_split_folio() takes
+    the block off its LRU, splits it into base pages and puts each back, so
+    the caller migrates them one by one.  thp_migration_split counts a
+    PMD-sized split.  Returns True, or False with the block unchanged."""
+    o = m.pg_order[p]
+    lru = m.owner_lru[m.pg_owner[p]]
+    if lru >= 0:
+        lru_del(m, p, lru)
+    m.pg_flags[p] &= 0xFF ^ PG_lru
+    ok = split_isolated_block(m, p)
+    n = (1 << o) if ok else 1
+    for k in range(n):
+        q = p + n - 1 - k           # to the LRU head, base page p first in line
+        m.pg_flags[q] |= PG_lru
+        if lru >= 0:
+            lru_add(m, q, lru)
+    if ok and o == pageblock_order:
+        m.vm[_VM_THP_MIGRATION_SPLIT] += 1
+    return ok
 
 
 @njit

@@ -19,8 +19,9 @@ from ..jit import njit, njit_inline
 from ..const import ALLOC_KSWAPD, ALLOC_WMARK_MIN, ZONE_NORMAL
 from ..freelist import get_page_from_freelist_call
 from ..tracepoint import EV_SPB_EVAC_DONE, trace_event
+from ..split import split_lru_block
 from ..vmscan import shrink_slab
-from ..state import LRU_SLAB
+from ..state import CFG, LRU_SLAB
 from .lists import (spb_defrag_begin, spb_defrag_end, spb_defrag_should_stop,
                     spb_list_is_tainted)
 from .params import (NR_SB_FULLNESS, PEND_DEFRAG, PEND_EVAC_LAST_NS, PEND_EVAC_MT,
@@ -33,6 +34,7 @@ from .params import (NR_SB_FULLNESS, PEND_DEFRAG, PEND_EVAC_LAST_NS, PEND_EVAC_M
 __all__ = ["evacuate_pageblock", "spb_defrag_run", "spb_slab_shrink_run",
            "spb_evacuate_for_order", "spb_run_pending"]
 
+_CFG_SPLIT = CFG["migrate_split_large"]
 _BIG = 1 << 30
 #: claimed blocks sort after every MOVABLE block that can be emptied
 _CLAIMED = 1 << 20
@@ -48,8 +50,9 @@ def evacuate_pageblock(m, start, cpu):
     """evacuate_pageblock() [S1 §4, S v2 15]: migrate every movable block out
     of one pageblock.  Destinations are ordinary MOVABLE allocations (so they
     follow the SPB steering); the block is isolated meanwhile so none lands in
-    it ([SIM]: the kernel relies on the allocator's choice).  Stops at the
-    first failed migration.  Returns pages migrated."""
+    it ([SIM]: the kernel relies on the allocator's choice).  A large block
+    without a target is split and its base pages migrated (``split_lru_block``);
+    stops at the first failed migration.  Returns pages migrated."""
     pb = start >> pageblock_order
     z = m.pb_zone[pb]
     old = m.pb_mt[pb]
@@ -68,6 +71,9 @@ def evacuate_pageblock(m, start, cpu):
             o = m.pg_order[p]
             dst = get_page_from_freelist_call(m, o, _DST_FLAGS, _DST_ZONE, MIGRATE_MOVABLE, cpu)
             if dst < 0:
+                # migrate_pages() splits a large folio it found no target for
+                if o > 0 and m.cfg[_CFG_SPLIT] != 0 and split_lru_block(m, p):
+                    continue
                 break
             migrate_block(m, p, dst, cpu)
             migrated += 1 << o
