@@ -20,9 +20,7 @@ from .jit import njit, njit_inline
 from .pbits import fallback_type
 from .state import (CFG, SIMSTAT, ZS_BOOST, ZS_FLAGS, ZS_MANAGED,
                     ZS_RESERVED_HIGHATOMIC, ZS_WMARK_HIGH)
-from .state import TL_CLAIM, TL_STEAL
-from .taint import pageblock_taint
-from .tracepoint import EV_EXTFRAG, trace_event
+from .tracepoint import trace_mm_page_alloc_extfrag
 
 _CFG_VERSION = CFG["version"]
 _CFG_SPB = CFG["spb"]
@@ -129,17 +127,6 @@ def try_to_claim_block(m, z, pfn, current_order, order, start_type, block_type, 
 
 
 @njit
-def _trace_extfrag(m, pfn, block_pfn, order, current_order, start_mt, fb):
-    """trace_mm_page_alloc_extfrag(); a fragmenting fallback (below pageblock
-    order) also pollutes ``block_pfn``'s block in the taint log."""
-    own = 1 if m.pb_mt[pfn >> pageblock_order] == start_mt else 0
-    trace_event(m, EV_EXTFRAG, pfn, order, current_order, start_mt, fb, own)
-    if current_order < pageblock_order:
-        pageblock_taint(m, block_pfn, start_mt, fb,
-                        TL_CLAIM if m.pb_mt[block_pfn >> pageblock_order] == start_mt else TL_STEAL)
-
-
-@njit
 def rmqueue_claim(m, z, order, start_mt, alloc_flags):
     """__rmqueue_claim(): largest fallback buddy first; one candidate per order."""
     min_order = order
@@ -157,7 +144,7 @@ def rmqueue_claim(m, z, order, start_mt, alloc_flags):
         if page >= 0:
             m.sim[_SIM_CLAIM_SUCCESS] += 1
             m.fb_stat[FB_CLAIM, start_mt, fb] += 1
-            _trace_extfrag(m, page, pfn, order, current_order, start_mt, fb)
+            trace_mm_page_alloc_extfrag(m, page, pfn, order, current_order, start_mt, fb)
             return page
     return -1
 
@@ -174,7 +161,7 @@ def rmqueue_steal(m, z, order, start_mt):
         pageblock_set_has(m, pfn, order, start_mt)
         m.sim[_SIM_STEAL] += 1
         m.fb_stat[FB_STEAL, start_mt, fb] += 1
-        _trace_extfrag(m, pfn, pfn, order, current_order, start_mt, fb)
+        trace_mm_page_alloc_extfrag(m, pfn, pfn, order, current_order, start_mt, fb)
         return pfn
     return -1
 
@@ -240,7 +227,7 @@ def rmqueue_fallback_v61(m, z, order, start_mt, alloc_flags):
     pfn = m.fa_head[z, found, fb]
     page = steal_suitable_fallback(m, z, pfn, found, order, start_mt, alloc_flags, can_steal)
     if page >= 0:
-        _trace_extfrag(m, page, pfn, order, found, start_mt, fb)
+        trace_mm_page_alloc_extfrag(m, page, pfn, order, found, start_mt, fb)
     return page
 
 

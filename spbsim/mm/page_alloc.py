@@ -9,7 +9,8 @@ from .buddy import (pageblock_set_has, split_large_buddy)
 from .const import (ALLOC_HIGHATOMIC, ALLOC_KSWAPD, ALLOC_MIN_RESERVE,
                     ALLOC_NOFRAGMENT, ALLOC_NON_BLOCK,
                     ALLOC_WMARK_LOW, ALLOC_WMARK_MIN, ALLOC_WMARK_HIGH, ALLOC_CPUSET, ALLOC_CMA,
-                    MIGRATE_MOVABLE, PAGE_ALLOC_COSTLY_ORDER, PG_head,
+                    MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
+                    PAGE_ALLOC_COSTLY_ORDER, PG_head,
                     PG_lru, PG_MT_SHIFT,
                     ZONE_NORMAL,
                     pageblock_order)
@@ -35,7 +36,8 @@ from .compaction import (COMPACT_DEFERRED, COMPACT_PRIO_ASYNC, COMPACT_PRIO_SYNC
                          compaction_defer_reset, try_to_compact_pages)
 from .page_free import free_pages_call
 from .spb.relax import spb_gfp_alloc_flags
-from .spb.params import SPB_CFG_EVAC_FOR_ORDER
+from .spb.compact import sb_try_alloc_contig_order
+from .spb.params import SPB_CFG_COMPACT_HOOK, SPB_CFG_CONTIG, SPB_CFG_EVAC_FOR_ORDER
 from .spb.work import spb_evacuate_for_order
 from .vmscan import try_to_free_pages, zone_reclaimable_pages
 from .watermark import (MAX_RECLAIM_RETRIES, gfp_migratetype, gfp_zone, populated_zone,
@@ -281,8 +283,10 @@ def alloc_pages_slowpath(m, order, gfp, highest_zoneidx, mt, cpu):
         # "Reclaim/compaction failed to prevent the fallback": reached only by
         # a request that direct-reclaimed and exhausted its retries, never by
         # a non-blocking, __GFP_NORETRY or costly one (those go to nopage)
-        if (alloc_flags & ALLOC_NOFRAGMENT) and m.cfg[_CFG_SPB] != 0 and mt != MIGRATE_MOVABLE:
-            # SPB v1 24/45: two-phase targeted evacuation before the NOFRAGMENT drop
+        if (alloc_flags & ALLOC_NOFRAGMENT) and m.cfg[_CFG_SPB] != 0 and mt != MIGRATE_MOVABLE \
+                and m.spb.cfg[SPB_CFG_COMPACT_HOOK] == 0:
+            # SPB v1 24/45: two-phase targeted evacuation before the NOFRAGMENT
+            # drop (v2 17 moved it into __alloc_pages_direct_compact)
             if spb_slowpath_evacuate(m, order, mt, highest_zoneidx, cpu):
                 page = get_page_from_freelist_call(m, order, alloc_flags, highest_zoneidx,
                                                    mt, cpu)
@@ -312,6 +316,10 @@ def direct_compact(m, order, gfp, alloc_flags, highest_zoneidx, mt, prio, cpu):
     (compact_result, pfn or -1)."""
     if order == 0:
         return COMPACT_SKIPPED, -1
+    if m.cfg[_CFG_SPB] != 0 and m.spb.cfg[SPB_CFG_COMPACT_HOOK] != 0:
+        page = spb_direct_compact_hook(m, order, mt, highest_zoneidx, cpu)
+        if page >= 0:
+            return COMPACT_SUCCESS, page
     res = try_to_compact_pages(m, order, gfp, alloc_flags, highest_zoneidx, prio, cpu)
     page = m.capc[CAPC_PAGE]
     m.capc[CAPC_PAGE] = -1
@@ -420,6 +428,37 @@ def batch_alloc_free(m, ops_order, ops_gfp, ops_pfn, ops_cpu, ops_owner, out):
             out[i] = alloc_pages_call(m, ops_order[i], ops_gfp[i], ops_cpu[i], ops_owner[i])
         else:
             out[i] = free_pages_call(m, ops_pfn[i], ops_order[i], ops_cpu[i])
+
+
+@njit_inline
+def spb_direct_compact_hook(m, order, mt, highest_zoneidx, cpu):
+    """The SPB hook at the top of __alloc_pages_direct_compact() [S v2 17/40]
+    (``direct_compact_hook``): a movable request of order >= pageblock_order
+    tries sb_try_alloc_contig() on clean SPBs (with ``contig``), zone by
+    zone from the preferred one; an
+    unmovable or reclaimable one runs spb_evacuate_for_order() (with
+    ``evacuate_for_order``); both then fall back to normal compaction.
+    Returns the pfn taken for the request, or -1."""
+    if mt == MIGRATE_MOVABLE:
+        if order < pageblock_order or m.spb.cfg[SPB_CFG_CONTIG] == 0:
+            return -1
+        # the zonelist from the preferred zone down ([SIM]: a zone must keep
+        # its MIN mark and lowmem_reserve once the block is taken)
+        for k in range(highest_zoneidx + 1):
+            z = highest_zoneidx - k
+            if m.spb.zone_count[z] == 0 or not zone_watermark_ok(
+                    m, z, 0, wmark_pages(m, z, 0) + (1 << order), highest_zoneidx, 0,
+                    m.zstat[z, ZS_NR_FREE]):
+                continue
+            page = sb_try_alloc_contig_order(m, z, order, cpu)
+            if page >= 0:
+                # prep_new_page(): rmqueue's PB_has_<type> mark, as for a capture
+                pageblock_set_has(m, page, order, mt)
+                return page
+        return -1
+    if mt == MIGRATE_UNMOVABLE or mt == MIGRATE_RECLAIMABLE:
+        spb_slowpath_evacuate(m, order, mt, highest_zoneidx, cpu)
+    return -1
 
 
 @njit

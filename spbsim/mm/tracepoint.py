@@ -3,8 +3,10 @@
 Mirrors the ``trace_mm_page_*`` calls of mm/page_alloc.c; rendering to
 ftrace text is done outside compiled code (spbsim.trace.tracefmt).
 """
-from .jit import njit_inline
-from .state import CFG, CUR_CLOCK, CUR_CPU, EV
+from .const import pageblock_order
+from .jit import njit, njit_inline
+from .state import CFG, CUR_CLOCK, CUR_CPU, EV, TL_CLAIM, TL_STEAL
+from .taint import pageblock_taint
 
 _CFG_TRACE = CFG["trace"]
 EV_ALLOC = EV["mm_page_alloc"]
@@ -46,3 +48,17 @@ def trace_event(m, kind, pfn, order, a, b, c, d):
     row[7] = c
     row[8] = d
     m.ev_n[0] = n + 1
+
+
+@njit
+def trace_mm_page_alloc_extfrag(m, pfn, block_pfn, order, current_order, start_mt, fb):
+    """trace_mm_page_alloc_extfrag() at a claim or steal of __rmqueue_claim /
+    __rmqueue_steal (stock and SPB forms): ``change_ownership`` is whether the
+    page's block now has the request's type; a fragmenting fallback (below
+    pageblock order) also pollutes ``block_pfn``'s block in the taint log,
+    as a claim if the block took the request's type, else a steal."""
+    own = 1 if m.pb_mt[pfn >> pageblock_order] == start_mt else 0
+    trace_event(m, EV_EXTFRAG, pfn, order, current_order, start_mt, fb, own)
+    if current_order < pageblock_order:
+        pageblock_taint(m, block_pfn, start_mt, fb,
+                        TL_CLAIM if m.pb_mt[block_pfn >> pageblock_order] == start_mt else TL_STEAL)

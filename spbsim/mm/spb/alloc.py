@@ -11,11 +11,11 @@ from ..const import (ALLOC_NOFRAGMENT, MAX_NR_ZONES, MAX_PAGE_ORDER,
                      NR_PAGE_ORDERS, pageblock_nr_pages, pageblock_order)
 from ..jit import njit, njit_inline
 from ..pbits import fallback_type
-from ..state import CUR_CLOCK, CUR_CPU, SIMSTAT, TL_BORROW, TL_CLAIM, TL_STEAL
+from ..state import CUR_CLOCK, CUR_CPU, SIMSTAT, TL_BORROW, TL_CLAIM
 from ..taint import pageblock_taint
 from ..tracepoint import (EV_SPB_ALLOC_WALK, EV_SPB_CLAIM_REFUSED,
-                          EV_SPB_FALL_THROUGH, EV_ZONE_LOCKED, EV_EXTFRAG,
-                          trace_event)
+                          EV_SPB_FALL_THROUGH, EV_ZONE_LOCKED,
+                          trace_event, trace_mm_page_alloc_extfrag)
 from .lists import (spb_below_shrink_high_water, spb_maybe_start_defrag,
                     spb_tainted_reserve, spb_update_list, __spb_set_has_type)
 from ..const import ALLOC_NOFRAG_TAINTED_OK, ALLOC_SPB_CHEAP
@@ -29,7 +29,7 @@ from .params import (NR_SB_FULLNESS,
                      SPB_ALLOC_OUTCOME_PASS_3, SPB_ALLOC_OUTCOME_PASS_4,
                      SPB_CFG_AGGRESSIVE, SPB_CFG_CHEAP_REFUSE, SPB_CFG_DEFERRED_EVAC,
                      SPB_CFG_MOVABLE_RESERVE,
-                     SPB_CFG_HINT, SPB_CFG_LAST_CHANCE, SPB_CFG_MOVABLE_STEER,
+                     SPB_CFG_HIGHATOMIC_PASS_2, SPB_CFG_HINT, SPB_CFG_LAST_CHANCE, SPB_CFG_MOVABLE_STEER,
                      SPB_CFG_NO_CROSS_MIX, SPB_CFG_PASS3_CLAIM, SPB_CFG_PASS_2B,
                      SPB_CFG_PASS_2C, SPB_CFG_PASS_2D, SPB_CFG_REACT,
                      SPB_CFG_SLAB_SHRINK, SPB_CFG_TAINTED_OK_GATE,
@@ -39,7 +39,7 @@ from .params import (NR_SB_FULLNESS,
                      SPB_LIST_EMPTY, SPB_OUTCOME_CLAIM, SPB_OUTCOME_HINT,
                      SPB_OUTCOME_STEAL, SPB_VISIT_HIST, ST_ALLOC_WALKS,
                      ST_CHEAP_REFUSALS, ST_CLAIM_ATTEMPTS, ST_CLAIM_REFUSED,
-                     ST_CLAIM_SUCCESS, ST_FREELISTS_VISITED, ST_HINT_HITS,
+                     ST_CLAIM_SUCCESS, ST_FREELISTS_VISITED, ST_HIGHATOMIC_CLAIMS, ST_HINT_HITS,
                      ST_HINT_MISSES, ST_LAST_CHANCE_KICKS, ST_REACT_KICKS,
                      ST_SPBS_VISITED)
 
@@ -701,12 +701,9 @@ def spb_rmqueue_claim(m, z, order, start_mt, alloc_flags):
                 m.sim[_SIM_CLAIM_SUCCESS] += 1
                 m.fb_stat[FB_CLAIM, start_mt, fb] += 1
                 spb.outcome[SPB_OUTCOME_CLAIM] += 1
-                trace_event(m, EV_EXTFRAG, page, order, co, start_mt, fb,
-                            1 if m.pb_mt[page >> pageblock_order] == start_mt else 0)
-                if co < pageblock_order:
-                    spb.cur_pass[0] = SPB_OUTCOME_CLAIM
-                    pageblock_taint(m, p, start_mt, fb, TL_CLAIM)
-                    spb.cur_pass[0] = 0
+                spb.cur_pass[0] = SPB_OUTCOME_CLAIM
+                trace_mm_page_alloc_extfrag(m, page, p, order, co, start_mt, fb)
+                spb.cur_pass[0] = 0
                 return page
     return -1
 
@@ -734,13 +731,11 @@ def spb_rmqueue_steal(m, z, order, start_mt, alloc_flags):
             spb.cur_pass[0] = SPB_OUTCOME_STEAL
             page_del_and_expand(m, z, p, order, co, fb)
             pageblock_set_has(m, p, order, start_mt)
-            if co < pageblock_order:
-                pageblock_taint(m, p, start_mt, fb, TL_STEAL)
+            trace_mm_page_alloc_extfrag(m, p, p, order, co, start_mt, fb)
             spb.cur_pass[0] = 0
             m.sim[_SIM_STEAL] += 1
             m.fb_stat[FB_STEAL, start_mt, fb] += 1
             spb.outcome[SPB_OUTCOME_STEAL] += 1
-            trace_event(m, EV_EXTFRAG, p, order, co, start_mt, fb, 0)
             return p
     return -1
 
@@ -773,14 +768,25 @@ def spb_rmqueue_after_hint(m, z, order, mt, alloc_flags, mode):
 
 @njit
 def spb_rmqueue_highatomic(m, z, order):
-    """__rmqueue_smallest(MIGRATE_HIGHATOMIC) under SPBs: HIGHATOMIC blocks
-    sit in tainted SPBs; walk every SPB of the zone (the reserve is small and
-    this path is rare)."""
+    """__rmqueue_smallest(MIGRATE_HIGHATOMIC) under SPBs.  PASS_1: HIGHATOMIC
+    blocks sit in tainted SPBs (the type sets PB_has_unmovable); walk every SPB
+    of the zone (the reserve is small and this path is rare).  PASS_2 (with
+    ``highatomic_pass_2``): the pass runs for every non-movable, non-CMA type
+    (S1 §3.1), so it claims a whole free MOVABLE pageblock of a tainted SPB
+    and relabels it HIGHATOMIC; like the kernel's claim_whole_block() it does
+    not count the block in nr_reserved_highatomic.  A PASS_2 success reacts
+    as PASS_2's other successes do (spb_react_to_tainted_alloc)."""
     spb = m.spb
     first = spb.zone_first[z]
     for k in range(spb.zone_count[z]):
         i = first + k
         p = sb_take(m, z, i, order, MIGRATE_HIGHATOMIC, order, NR_PAGE_ORDERS)
         if p >= 0:
+            return p
+    if spb.cfg[SPB_CFG_HIGHATOMIC_PASS_2] != 0:
+        p, i, _v = spb_pass_2(m, z, order, MIGRATE_HIGHATOMIC)
+        if p >= 0:
+            spb.stat[z, ST_HIGHATOMIC_CLAIMS] += 1
+            spb_react_to_tainted_alloc(m, i)
             return p
     return -1

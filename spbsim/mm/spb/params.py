@@ -105,7 +105,14 @@ SPB_CFG_PCPBUDDY = 34            # PCPBuddy under the SPB allocator (sets the ma
                                  #   cfg "pcpbuddy"; the mechanism is in mm/pcp.py) [S v1 02]
 PCPBUDDY_OFF = 0                 #   stock per-cpu lists
 PCPBUDDY_S1 = 1                  #   S1's PCPBuddy: phases 0, 1, 3 (no phase 2) [S1 code]
-NR_SPB_CFG = 35
+SPB_CFG_HIGHATOMIC_PASS_2 = 35   # __rmqueue_smallest(MIGRATE_HIGHATOMIC) also runs PASS_2
+                                 #   (claim a whole free MOVABLE block of a tainted SPB) [S1 §3.1]
+SPB_CFG_COMPACT_HOOK = 36        # the __alloc_pages_direct_compact() hook [S v2 17/40, S2]:
+                                 #   THP/mTHP try sb_try_alloc_contig(), high-order UNMOV/RECL
+                                 #   spb_evacuate_for_order(), before compaction; off: v1 24's
+                                 #   evacuation before the NOFRAGMENT drop
+SPB_CFG_CONTIG_CAP = 37          # sb_try_alloc_contig_order(): candidate clean SPBs per call [U]
+NR_SPB_CFG = 38
 
 #: the switch names users write (``--set spb.NAME=value``): name -> (index, kind)
 #: kind: a dict of allowed words -> value, or "bool", or "int"
@@ -147,6 +154,9 @@ SPB_SWITCHES = {
     "defrag_stop_extra_pb": (SPB_CFG_STOP_EXTRA_PB, ("int", 0, 512)),
     "defrag_progress_cooldown_ms": (SPB_CFG_PROGRESS_COOLDOWN_MS, ("int", 0, 3_600_000)),
     "pcpbuddy": (SPB_CFG_PCPBUDDY, {"off": PCPBUDDY_OFF, "s1": PCPBUDDY_S1}),
+    "highatomic_pass_2": (SPB_CFG_HIGHATOMIC_PASS_2, "bool"),
+    "direct_compact_hook": (SPB_CFG_COMPACT_HOOK, "bool"),
+    "contig_cap": (SPB_CFG_CONTIG_CAP, ("int", 1, 1 << 20)),
 }
 
 _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="reserve",
@@ -160,7 +170,8 @@ _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="re
            defrag_claimed_blocks=True,
            slab_shrink_div=8, evacuate_for_order_cap=8, evacuate_phase_blocks=8,
            deferred_evacuation_throttle_ms=100, defrag_progress_min_free=1,
-           defrag_stop_extra_pb=1, defrag_progress_cooldown_ms=0, pcpbuddy="off")
+           defrag_stop_extra_pb=1, defrag_progress_cooldown_ms=0, pcpbuddy="off",
+           highatomic_pass_2=True, direct_compact_hook=False, contig_cap=4)
 #: presets: s1 = the source snapshot S1; v1 = final v1 (patch 43 on);
 #: v1-pre43 = v1 without patch 43's two hot-path triggers; v2 = the v2 changes
 SPB_PRESETS = {
@@ -173,7 +184,7 @@ SPB_PRESETS = {
     "v1": dict(_V1),
     "v1-pre43": dict(_V1, react_tainted_alloc=False, last_chance_defrag=False),
     "v2": dict(_V1, relax_sequence=True, best_effort_refusal=True,
-               compaction_skip_tainted=True),
+               compaction_skip_tainted=True, direct_compact_hook=True),
 }
 SPB_PRESETS[""] = SPB_PRESETS["v1"]
 
@@ -216,6 +227,8 @@ SPB_DEFRAG_V2_STOP_FREE_PB = 3
 #   defrag_progress_cooldown_ms = 0: other defrag cooldowns (after progress) [U]: none;
 #   evacuate_for_order_cap = 8, evacuate_phase_blocks = 8: the "per-call
 #     budget caps" of spb_evacuate_for_order() (S2, values [U]);
+#   contig_cap = 4: clean SPBs the direct-compaction hook's sb_try_alloc_contig()
+#     tries per call (v2 17: smaller than spb_evacuate_for_order's cap; value [U]);
 #   deferred_evacuation_throttle_ms = 100: queue_spb_evacuate() throttle [U];
 #   slab_shrink_div = 8: one SPB slab-shrink run frees 1/8 of reclaimable slab [U].
 #: [U] pageblock pick order of the defrag worker.  [SIM] fewest movable pages
@@ -255,6 +268,10 @@ SPB_STAT_NAMES = [
     "spb_freelists_visited",   # per-SPB free list heads probed (sum)
     "spb_contig_success", "spb_contig_fail", "spb_contig_migrated",
     "spb_compact_skips",       # v2 38/40 skips
+    "spb_thp_contig_success",  # the direct-compaction hook's sb_try_alloc_contig() gave the page
+    "spb_thp_contig_fail",     # ... found no range it could empty
+    "spb_thp_contig_migrated", # pages it migrated
+    "spb_highatomic_claims",   # PASS_2 claims of __rmqueue_smallest(MIGRATE_HIGHATOMIC)
 ]
 SPB_STAT = {n: i for i, n in enumerate(SPB_STAT_NAMES)}
 ST_UPDATE_CALLS = 0
@@ -271,7 +288,8 @@ ST_DEFRAG_PB, ST_DEFRAG_MIGRATED, ST_REACT_KICKS, ST_LAST_CHANCE_KICKS, ST_SLAB_
     ST_BEST_EFFORT, ST_RELAX_TAINTED_OK, ST_RELAX_DROP_NOFRAG, ST_RELAX_NORETRY_SKIP, \
     ST_DEFERRED_EVAC, ST_EVAC_FOR_ORDER, ST_EVAC_MIGRATED, ST_HINT_HITS, ST_HINT_MISSES, \
     ST_ALLOC_WALKS, ST_SPBS_VISITED, ST_FREELISTS_VISITED, ST_CONTIG_SUCCESS, ST_CONTIG_FAIL, \
-    ST_CONTIG_MIGRATED, ST_COMPACT_SKIPS = range(9, 35)
+    ST_CONTIG_MIGRATED, ST_COMPACT_SKIPS, ST_THP_CONTIG_SUCCESS, ST_THP_CONTIG_FAIL, \
+    ST_THP_CONTIG_MIGRATED, ST_HIGHATOMIC_CLAIMS = range(9, 39)
 NR_SPB_STATS = len(SPB_STAT_NAMES)
 
 # ------------------------------------------------------------ defrag state per SPB
