@@ -18,8 +18,9 @@ from ..tracepoint import (EV_SPB_ALLOC_WALK, EV_SPB_CLAIM_REFUSED,
                           trace_event, trace_mm_page_alloc_extfrag)
 from .lists import (spb_below_shrink_high_water, spb_maybe_start_defrag,
                     spb_tainted_reserve, spb_update_list, __spb_set_has_type)
-from ..const import ALLOC_NOFRAG_TAINTED_OK, ALLOC_SPB_CHEAP
-from .params import (NR_SB_FULLNESS,
+from ..const import ALLOC_NOFRAG_TAINTED_OK, ALLOC_SPB_CHEAP, PB_has_movable
+from .params import (NR_EVACUATE_ITEMS, NR_SB_FULLNESS, PEND_KEVAC_N, PEND_KEVAC_Q,
+                     SPB_CFG_KEVACUATE, ST_KEVAC_DROPPED, ST_KEVAC_QUEUED,
                      PEND_EVAC_LAST_NS, PEND_EVAC_MT, PEND_EVAC_ORDER,
                      PEND_EVACUATE, PEND_SLAB_SHRINK, SB_CLEAN, SB_TAINTED,
                      SB_FULL_75, SPB_AGGRESSIVE_THRESHOLD,
@@ -48,7 +49,8 @@ __all__ = ["spb_rmqueue", "spb_rmqueue_hint", "spb_rmqueue_after_hint", "spb_rmq
            "spb_pass_1", "spb_pass_2", "spb_pass_2b", "spb_pass_2c", "spb_pass_2d",
            "spb_pass_3", "spb_pass_4", "spb_last_chance", "spb_hint",
            "spb_react_to_tainted_alloc", "sb_preferred_for_movable",
-           "queue_spb_slab_shrink", "queue_spb_evacuate", "spb_tainted_has_evacuable"]
+           "queue_spb_slab_shrink", "queue_spb_evacuate", "queue_pageblock_evacuate",
+           "spb_tainted_has_evacuable"]
 
 B = MAX_NR_ZONES               # free-list owner of SPB slot i is B + i
 _SIM_VISITED = SIMSTAT["sim_freelists_visited"]
@@ -152,6 +154,21 @@ def queue_spb_evacuate(m, z, order, mt):
     spb.pend[PEND_EVAC_MT] = mt
 
 
+@njit_inline
+def queue_pageblock_evacuate(m, z, start):
+    """queue_pageblock_evacuate() [S1 §4]: take an item of the pool of
+    NR_EVACUATE_ITEMS for the kevacuate work (spb_run_pending runs it:
+    work.kevacuate_work); with the pool empty the request is dropped."""
+    spb = m.spb
+    n = spb.pend[PEND_KEVAC_N]
+    if n >= NR_EVACUATE_ITEMS:
+        spb.stat[z, ST_KEVAC_DROPPED] += 1
+        return
+    spb.pend[PEND_KEVAC_Q + n] = start
+    spb.pend[PEND_KEVAC_N] = n + 1
+    spb.stat[z, ST_KEVAC_QUEUED] += 1
+
+
 @njit
 def spb_react_to_tainted_alloc(m, i):
     """After a successful allocation from a tainted SPB (PASS_1 tainted, 2, 2B,
@@ -227,6 +244,12 @@ def spb_try_to_claim_block(m, z, i, pfn, current_order, order, start_type, block
         __spb_set_has_type(spb, m, start, block_type)
     spb_update_list(spb, i, m.cur[CUR_CLOCK])
     spb.stat[z, ST_CLAIM_SUCCESS] += 1
+    if spb.cfg[SPB_CFG_KEVACUATE] != 0 and (start_type == MIGRATE_UNMOVABLE or
+                                            start_type == MIGRATE_RECLAIMABLE) \
+            and (m.pb_flags[start >> pageblock_order] & PB_has_movable):
+        # S1: a sub-pageblock claim for UNMOV/RECL of a block that still
+        # holds movable pages queues their evacuation
+        queue_pageblock_evacuate(m, z, start)
     return sb_take(m, z, i, order, start_type, order, NR_PAGE_ORDERS)
 
 

@@ -7,7 +7,7 @@ codes into messages (``format_spb_violation``).
 """
 import numpy as np
 
-from ..const import SUPERPAGEBLOCK_ORDER, ZONE_NAMES
+from ..const import SUPERPAGEBLOCK_ORDER, ZONE_NAMES, pageblock_nr_pages
 from ..state import CUR_CLOCK
 from ._jit import njit
 from .lists import (__spb_clear_has_type, __spb_set_has_type,
@@ -17,7 +17,8 @@ from .lists import (__spb_clear_has_type, __spb_set_has_type,
                     superpageblock_clear_has_movable,
                     superpageblock_range_now_used,
                     superpageblock_set_has_movable, page_superpageblock)
-from .params import (NR_SB_FULLNESS, NR_SPB_LISTS, SB_CATEGORY_NAMES,
+from .params import (NR_EVACUATE_ITEMS, NR_SB_FULLNESS, NR_SPB_LISTS, PEND_KEVAC_N,
+                     PEND_KEVAC_Q, SB_CATEGORY_NAMES,
                      SB_FULLNESS_NAMES, SPB_LIST_EMPTY, SPB_LIST_ISOLATED,
                      spb_list_name)
 from .recount import spb_recount
@@ -46,6 +47,8 @@ SPB_VIOLATIONS = {
     18: "cached category/fullness is stale (expected cat*8+full {a}, cached {b})",
     19: "nr_tainted_spbs differs from the SPBs on tainted lists (counted {a}, recorded {b})",
     20: "debugfs invariant 1 fails: unmov + recl + mov + free < total - rsv ({a} < {b})",
+    21: "kevacuate items in flight out of the pool (in flight {a}, pool {b})",
+    22: "a kevacuate item is not a pageblock of a zone (pfn {a:#x}, item {b})",
 }
 
 _FIELDS = ("nr_free", "nr_unmovable", "nr_reclaimable", "nr_movable", "nr_reserved",
@@ -165,7 +168,23 @@ def spb_debug_check(spb, mem, check_free_pages=True, invariant1=False):
     r = _check_slots(spb, mem, bool(check_free_pages), bool(invariant1))
     if r[0] == 0:
         r = _check_lists(spb)
+    if r[0] == 0:
+        r = _check_kevacuate(spb, mem)
     return tuple(int(x) for x in r)
+
+
+def _check_kevacuate(spb, mem):
+    """S1 §4's evacuate_item pool: at most NR_EVACUATE_ITEMS in flight, each
+    the first pfn of a pageblock some zone owns."""
+    n = int(spb.pend[PEND_KEVAC_N])
+    if not 0 <= n <= NR_EVACUATE_ITEMS:
+        return 21, -1, n, NR_EVACUATE_ITEMS
+    for k in range(n):
+        pfn = int(spb.pend[PEND_KEVAC_Q + k])
+        if pfn < 0 or pfn % pageblock_nr_pages or pfn >= mem.pg_flags.shape[0] \
+                or mem.pb_zone[pfn // pageblock_nr_pages] < 0:
+            return 22, -1, pfn, k
+    return 0, -1, 0, 0
 
 
 def format_spb_violation(result):

@@ -112,7 +112,9 @@ SPB_CFG_COMPACT_HOOK = 36        # the __alloc_pages_direct_compact() hook [S v2
                                  #   spb_evacuate_for_order(), before compaction; off: v1 24's
                                  #   evacuation before the NOFRAGMENT drop
 SPB_CFG_CONTIG_CAP = 37          # sb_try_alloc_contig_order(): candidate clean SPBs per call [U]
-NR_SPB_CFG = 38
+SPB_CFG_KEVACUATE = 38           # S1's claim-time pageblock evacuation: queue_pageblock_evacuate()
+                                 #   and the kevacuate workqueue [S1 §4, v1 07 / v2 06; v2 15 removes it]
+NR_SPB_CFG = 39
 
 #: the switch names users write (``--set spb.NAME=value``): name -> (index, kind)
 #: kind: a dict of allowed words -> value, or "bool", or "int"
@@ -157,6 +159,7 @@ SPB_SWITCHES = {
     "highatomic_pass_2": (SPB_CFG_HIGHATOMIC_PASS_2, "bool"),
     "direct_compact_hook": (SPB_CFG_COMPACT_HOOK, "bool"),
     "contig_cap": (SPB_CFG_CONTIG_CAP, ("int", 1, 1 << 20)),
+    "kevacuate": (SPB_CFG_KEVACUATE, "bool"),
 }
 
 _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="reserve",
@@ -171,7 +174,7 @@ _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="re
            slab_shrink_div=8, evacuate_for_order_cap=8, evacuate_phase_blocks=8,
            deferred_evacuation_throttle_ms=100, defrag_progress_min_free=1,
            defrag_stop_extra_pb=1, defrag_progress_cooldown_ms=0, pcpbuddy="off",
-           highatomic_pass_2=True, direct_compact_hook=False, contig_cap=4)
+           highatomic_pass_2=True, direct_compact_hook=False, contig_cap=4, kevacuate=False)
 #: presets: s1 = the source snapshot S1; v1 = final v1 (patch 43 on);
 #: v1-pre43 = v1 without patch 43's two hot-path triggers; v2 = the v2 changes
 SPB_PRESETS = {
@@ -180,7 +183,7 @@ SPB_PRESETS = {
                react_tainted_alloc=False, last_chance_defrag=False, slab_shrink=False,
                aggressive=False, cheap_fallback_refusal=False, deferred_evacuation=False,
                evacuate_for_order=False, contig=False, clean_compaction=False,
-               defrag_claimed_blocks=False),
+               defrag_claimed_blocks=False, kevacuate=True),
     "v1": dict(_V1),
     "v1-pre43": dict(_V1, react_tainted_alloc=False, last_chance_defrag=False),
     "v2": dict(_V1, relax_sequence=True, best_effort_refusal=True,
@@ -272,6 +275,10 @@ SPB_STAT_NAMES = [
     "spb_thp_contig_fail",     # ... found no range it could empty
     "spb_thp_contig_migrated", # pages it migrated
     "spb_highatomic_claims",   # PASS_2 claims of __rmqueue_smallest(MIGRATE_HIGHATOMIC)
+    "spb_kevacuate_queued",    # queue_pageblock_evacuate() items queued
+    "spb_kevacuate_dropped",   # ... dropped, the pool of NR_EVACUATE_ITEMS empty
+    "spb_kevacuate_runs",      # pageblocks the kevacuate work evacuated
+    "spb_kevacuate_migrated",  # pages it migrated
 ]
 SPB_STAT = {n: i for i, n in enumerate(SPB_STAT_NAMES)}
 ST_UPDATE_CALLS = 0
@@ -289,7 +296,8 @@ ST_DEFRAG_PB, ST_DEFRAG_MIGRATED, ST_REACT_KICKS, ST_LAST_CHANCE_KICKS, ST_SLAB_
     ST_DEFERRED_EVAC, ST_EVAC_FOR_ORDER, ST_EVAC_MIGRATED, ST_HINT_HITS, ST_HINT_MISSES, \
     ST_ALLOC_WALKS, ST_SPBS_VISITED, ST_FREELISTS_VISITED, ST_CONTIG_SUCCESS, ST_CONTIG_FAIL, \
     ST_CONTIG_MIGRATED, ST_COMPACT_SKIPS, ST_THP_CONTIG_SUCCESS, ST_THP_CONTIG_FAIL, \
-    ST_THP_CONTIG_MIGRATED, ST_HIGHATOMIC_CLAIMS = range(9, 39)
+    ST_THP_CONTIG_MIGRATED, ST_HIGHATOMIC_CLAIMS, ST_KEVAC_QUEUED, ST_KEVAC_DROPPED, \
+    ST_KEVAC_RUNS, ST_KEVAC_MIGRATED = range(9, 43)
 NR_SPB_STATS = len(SPB_STAT_NAMES)
 
 # ------------------------------------------------------------ defrag state per SPB
@@ -341,6 +349,8 @@ PEND_EVACUATE = 2      # queue_spb_evacuate() pending (single-flight)
 PEND_EVAC_ORDER = 3    # its order
 PEND_EVAC_MT = 4       # its migratetype
 PEND_EVAC_LAST_NS = 5  # last run (throttle)
-NR_PEND = 8
+PEND_KEVAC_N = 8       # kevacuate items in flight (queue_pageblock_evacuate) [S1 §4]
+PEND_KEVAC_Q = 9       # their pageblock start pfns, NR_EVACUATE_ITEMS slots, in queue order
+NR_PEND = PEND_KEVAC_Q + NR_EVACUATE_ITEMS
 #: hint cache width: [zone or cpu, zone, order, mt < PCPTYPES]
 SPB_HINT_CPUS = 256

@@ -1,6 +1,6 @@
 """The SPB series' background work: the per-SPB defrag worker, pageblock
-evacuation, the SPB slab shrink and the (deferred or slowpath) targeted
-evacuation ``spb_evacuate_for_order``.
+evacuation, S1's kevacuate work, the SPB slab shrink and the (deferred or
+slowpath) targeted evacuation ``spb_evacuate_for_order``.
 
 The kernel runs these from workqueues (per-SPB ``defrag_work`` plus an
 irq_work kick, a per-pgdat slab-shrink work, the evacuate work).  Queuing is
@@ -23,8 +23,9 @@ from ..split import split_lru_block
 from ..vmscan import shrink_slab
 from ..state import CFG, LRU_SLAB
 from .lists import (spb_defrag_begin, spb_defrag_end, spb_defrag_should_stop,
-                    spb_list_is_tainted)
+                    spb_list_is_tainted, superpageblock_clear_has_movable_call)
 from .params import (NR_SB_FULLNESS, PEND_DEFRAG, PEND_EVAC_LAST_NS, PEND_EVAC_MT,
+                     PEND_KEVAC_N, PEND_KEVAC_Q, ST_KEVAC_MIGRATED, ST_KEVAC_RUNS,
                      PEND_EVAC_ORDER, PEND_EVACUATE, PEND_SLAB_SHRINK, SB_TAINTED,
                      SPB_CFG_DEFRAG_BUDGET, SPB_CFG_DEFRAG_CLAIMED, SPB_DEFRAG_QUEUED, SPB_CFG_EVAC_CAP,
                      SPB_CFG_EVAC_PHASE_BLOCKS, SPB_CFG_SLAB_SHRINK_DIV, ST_DEFERRED_EVAC, ST_DEFRAG_MIGRATED,
@@ -32,7 +33,7 @@ from .params import (NR_SB_FULLNESS, PEND_DEFRAG, PEND_EVAC_LAST_NS, PEND_EVAC_M
                      ST_SLAB_SHRUNK)
 
 __all__ = ["evacuate_pageblock", "spb_defrag_run", "spb_slab_shrink_run",
-           "spb_evacuate_for_order", "spb_run_pending"]
+           "spb_evacuate_for_order", "kevacuate_work", "spb_run_pending"]
 
 _CFG_SPLIT = CFG["migrate_split_large"]
 _BIG = 1 << 30
@@ -250,13 +251,50 @@ def spb_evacuate_for_order(m, z, order, mt, cpu):
     return migrated
 
 
+@njit_inline
+def kevacuate_work(m, cpu):
+    """The kevacuate/%d work [S1 §4] (one per node, max_active 1): each
+    queued pageblock in turn.  evacuate_pageblock() returns at once if the
+    block is labelled MOVABLE again, otherwise migrates its movable pages
+    out (stopping at the first failed migration), then rescans the block so
+    that compaction's end-of-block rule clears PB_has_movable: only when no
+    allocated block is left to isolate or skip (S1 §9.1), and not while free
+    MOVABLE fragments remain.  Returns items run."""
+    spb = m.spb
+    k = 0
+    while k < spb.pend[PEND_KEVAC_N]:     # items queued meanwhile run too
+        start = spb.pend[PEND_KEVAC_Q + k]
+        k += 1
+        pb = start >> pageblock_order
+        z = m.pb_zone[pb]
+        if z < 0 or m.pb_mt[pb] == MIGRATE_MOVABLE:
+            continue
+        moved = evacuate_pageblock(m, start, cpu)
+        spb.stat[z, ST_KEVAC_RUNS] += 1
+        spb.stat[z, ST_KEVAC_MIGRATED] += moved
+        p = start
+        end = start + pageblock_nr_pages
+        occupied = False
+        while p < end:
+            f = m.pg_flags[p]
+            if f & PG_head:
+                occupied = True
+                break
+            p += (1 << m.pg_order[p]) if (f & PG_buddy) else 1
+        if not occupied:
+            superpageblock_clear_has_movable_call(spb, m, start)
+    spb.pend[PEND_KEVAC_N] = 0
+    return k
+
+
 @njit
 def spb_run_pending(m, now, cpu):
     # (the work functions above are inlined here and into the slow path's
     # spb_evacuate_for_order call: each separately compiled function that
     # reaches the allocation path costs a full LLVM pass over it)
     """Run the queued SPB work: defrag of every QUEUED SPB (slot order), the
-    slab shrink, the deferred evacuation.  Returns items run."""
+    slab shrink, S1's kevacuate items, the deferred evacuation.  Returns
+    items run."""
     spb = m.spb
     ran = 0
     if spb.pend[PEND_DEFRAG] > 0:
@@ -269,6 +307,8 @@ def spb_run_pending(m, now, cpu):
         spb.pend[PEND_SLAB_SHRINK] = 0
         spb_slab_shrink_run(m, cpu)
         ran += 1
+    if spb.pend[PEND_KEVAC_N] > 0:
+        ran += kevacuate_work(m, cpu)
     if spb.pend[PEND_EVACUATE] != 0:
         spb.pend[PEND_EVACUATE] = 0
         spb.pend[PEND_EVAC_LAST_NS] = now
