@@ -99,3 +99,8 @@ def test_spb_stuck_scenario_pre43_stuck_v1_not():
     assert sa["late"] >= 2 and sb["late"] >= 1     # the growth needs fresh SPBs in both
     assert b["nr_tainted_spbs"] < a["nr_tainted_spbs"]
     assert b["stats"]["spb_defrag_runs"] > 4 * a["stats"]["spb_defrag_runs"]
+    # the harm itself, from the taint log: a fresh SPB tainted while another
+    # SPB of its zone was stuck (the 424 s PASS_3 taint) under v1-pre43 only
+    fresh = a["fresh_taints_while_stuck"]
+    assert fresh and all(f["t_s"] > 400 and f["stuck_spbs"] for f in fresh)
+    assert b["fresh_taints_while_stuck"] == []

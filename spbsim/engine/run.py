@@ -11,8 +11,8 @@ import numpy as np
 
 from ..observe.spb_report import spb_sample_columns
 from ..observe.taints import TaintLog
-from ..mm.state import SIMSTAT, VM_PGALLOC, VMSTAT
-from ..mm.const import MAX_NR_ZONES
+from ..mm.state import SIMSTAT, TL, VM_PGALLOC, VMSTAT
+from ..mm.const import MAX_NR_ZONES, ZONE_NAMES
 from ..policy import Policy
 from ..machine import Machine
 from ..mm.const import (MIGRATE_TYPES, MIGRATETYPE_NAMES, NR_PAGE_ORDERS)
@@ -25,6 +25,8 @@ from .sources import FIRST_SOURCE_OWNER, RequestStream, fallback_gfp, kind_lru
 from .state import ES, KIND_CODES, SRC_STATS, new_eng
 from ..mm.workqueue import VMSTAT_INTERVAL_NS, WQ_VMSTAT_UPDATE, queue_work
 from .step import advance_to, run_requests
+
+_TL_T, _TL_EVENT, _TL_INDEX, _TL_ZONE = TL["t_ns"], TL["event"], TL["index"], TL["zone"]
 
 __all__ = ["Simulation", "SLAB_OBJECT_RECLAIM"]
 
@@ -122,6 +124,11 @@ class Simulation:
         self.t_s = 0.0
         self._alloc_hist_t = []
         self._alloc_hist = []
+        # fresh_taints_while_stuck: SPB taints while another SPB of the zone
+        # was stuck (stuck as of the previous sample)
+        self.fresh_taints = []
+        self._stuck_prev = None
+        self._taint_chunk = 0
 
     # ------------------------------------------------------------------ run
     def run(self):
@@ -200,12 +207,35 @@ class Simulation:
             return 0
         return int(m.vm[VM_PGALLOC + z] - self._alloc_hist[k][z])
 
+    def _fresh_taints_while_stuck(self, t_s):
+        """The harm patch 43 fixes, measured directly: each SPB turning
+        tainted since the last sample (the taint log) while another tainted
+        SPB of its zone was stuck at that sample (stuck_spbs, sample
+        resolution) is recorded with its time."""
+        from ..mm.state import TL_SPB_TAINTED
+        from ..observe.spb_report import stuck_spbs
+        spb = self.machine.mem.spb
+        chunks = self.taints.chunks[self._taint_chunk:]
+        self._taint_chunk = len(self.taints.chunks)
+        stuck = self._stuck_prev
+        if stuck is not None and stuck.size:
+            for c in chunks:
+                for r in c[c[:, _TL_EVENT] == TL_SPB_TAINTED]:
+                    i, z = int(r[_TL_INDEX]), int(r[_TL_ZONE])
+                    others = [int(j) for j in stuck if j != i and spb.zone[j] == z]
+                    if others:
+                        self.fresh_taints.append({"t_s": round(int(r[_TL_T]) / 1e9, 3), "spb": i,
+                                                  "zone": ZONE_NAMES[z], "stuck_spbs": others})
+        self._stuck_prev = stuck_spbs(spb, int(round(t_s * 1e9)), self.zone_alloc_since)
+
     def _sample(self, t_s):
         # per-zone pgalloc history: "allocations keep arriving" in stuck_spbs()
         m = self.machine.mem
         self.taints.drain()
         self._alloc_hist_t.append(int(round(t_s * 1e9)))
         self._alloc_hist.append(m.vm[VM_PGALLOC:VM_PGALLOC + MAX_NR_ZONES].copy())
+        if self.machine.spb_enabled:
+            self._fresh_taints_while_stuck(t_s)
         if self.writer is None:
             return
         self.writer.append_sample(self.sample_row(t_s))
@@ -277,6 +307,7 @@ class Simulation:
             from ..observe.spb_report import spb_allocator_summary
             s["spb_allocator"] = sa = spb_allocator_summary(mach, int(round(self.t_s * 1e9)),
                                                              self.zone_alloc_since)
+            sa["fresh_taints_while_stuck"] = list(self.fresh_taints)
             s["stuck_spbs"] = sa["stuck_spbs"]
             s["spb_passes"] = sa["outcomes"]
         thp_a, thp_f = s["vmstat"]["thp_fault_alloc"], s["vmstat"]["thp_fault_fallback"]
