@@ -5,21 +5,17 @@ SPB hook in __alloc_pages_direct_compact() [S v2 17/40] (mm/page_alloc.py
 Details: docs/spb.md ("The direct-compaction hook").
 """
 from ..buddy import del_page_from_free_list, move_freepages_block
-from ..compaction import migrate_block, page_migratable
+from ..compaction import page_migratable
 from ..const import (MAX_NR_ZONES, MIGRATE_ISOLATE, MIGRATE_MOVABLE, NR_PAGE_ORDERS,
                      PG_buddy, PG_head,
                      SUPERPAGEBLOCK_NR_PAGES, pageblock_nr_pages, pageblock_order)
-from ..freelist import get_page_from_freelist_call
-from ..split import split_lru_block
-from ..state import CFG
 from ._jit import njit_inline
 from .params import (NR_SB_FULLNESS, SB_CLEAN, SPB_CFG_CONTIG_CAP, ST_THP_CONTIG_FAIL,
                      ST_THP_CONTIG_MIGRATED, ST_THP_CONTIG_SUCCESS)
-from .work import _DST_FLAGS, _DST_ZONE
+from .work import migrate_range_out
 
 __all__ = ["sb_try_alloc_contig_order"]
 
-_CFG_SPLIT = CFG["migrate_split_large"]
 _B = MAX_NR_ZONES           # free-list owner of SPB slot i is _B + i
 
 
@@ -64,30 +60,7 @@ def _empty_range(m, z, start, nr, cpu):
     npb = nr >> pageblock_order
     for k in range(npb):
         move_freepages_block(m, z, start + k * pageblock_nr_pages, MIGRATE_MOVABLE, MIGRATE_ISOLATE)
-    migrated = 0
-    ok = True
-    p = start
-    end = start + nr
-    while p < end:
-        f = m.pg_flags[p]
-        if f & PG_buddy:
-            p += 1 << m.pg_order[p]
-            continue
-        if (f & PG_head) and page_migratable(m, p):
-            o = m.pg_order[p]
-            dst = get_page_from_freelist_call(m, o, _DST_FLAGS, _DST_ZONE, MIGRATE_MOVABLE, cpu)
-            if dst < 0:
-                if o > 0 and m.cfg[_CFG_SPLIT] != 0 and split_lru_block(m, p):
-                    continue
-                ok = False
-                break
-            migrate_block(m, p, dst, cpu)
-            migrated += 1 << o
-            p += 1 << o
-            continue
-        # inside a buddy its freed blocks merged into (the range was checked
-        # by _range_candidate; the final test below decides)
-        p += 1
+    migrated, ok = migrate_range_out(m, start, start + nr, cpu)
     order = 0
     while (1 << order) < nr:
         order += 1

@@ -32,7 +32,7 @@ from .params import (NR_SB_FULLNESS, PEND_DEFRAG, PEND_EVAC_LAST_NS, PEND_EVAC_M
                      ST_DEFRAG_PB, ST_EVAC_FOR_ORDER, ST_EVAC_MIGRATED, ST_SLAB_SHRINKS,
                      ST_SLAB_SHRUNK)
 
-__all__ = ["evacuate_pageblock", "spb_defrag_run", "spb_slab_shrink_run",
+__all__ = ["migrate_range_out", "evacuate_pageblock", "spb_defrag_run", "spb_slab_shrink_run",
            "spb_evacuate_for_order", "kevacuate_work", "spb_run_pending"]
 
 _CFG_SPLIT = CFG["migrate_split_large"]
@@ -44,6 +44,39 @@ _CLAIMED = 1 << 20
 #: evacuation, and the allocator is not re-entered through its slow path)
 _DST_FLAGS = ALLOC_WMARK_MIN | ALLOC_KSWAPD
 _DST_ZONE = ZONE_NORMAL
+
+
+@njit_inline
+def migrate_range_out(m, start, end, cpu):
+    """migrate_pages() of every movable block of [start, end) (isolated by
+    the caller) to targets from the free lists at the MIN watermark, as the
+    SPB evacuation takes them; a large block without a target is split and
+    its base pages migrated (``split_lru_block``); stops at the first failed
+    migration.  Returns (pages migrated, whether none failed)."""
+    migrated = 0
+    p = start
+    while p < end:
+        f = m.pg_flags[p]
+        if f & PG_buddy:
+            p += 1 << m.pg_order[p]
+            continue
+        if (f & PG_head) and page_migratable(m, p):
+            o = m.pg_order[p]
+            dst = get_page_from_freelist_call(m, o, _DST_FLAGS, _DST_ZONE, MIGRATE_MOVABLE, cpu)
+            if dst < 0:
+                # migrate_pages() splits a large folio it found no target for
+                if o > 0 and m.cfg[_CFG_SPLIT] != 0 and split_lru_block(m, p):
+                    continue
+                return migrated, False
+            migrate_block(m, p, dst, cpu)
+            migrated += 1 << o
+            p += 1 << o
+            continue
+        if f & PG_head:
+            p += 1 << m.pg_order[p]
+        else:
+            p += 1          # a tail, or inside a buddy freed blocks merged into
+    return migrated, True
 
 
 @njit_inline
@@ -60,30 +93,7 @@ def evacuate_pageblock(m, start, cpu):
     if old == MIGRATE_ISOLATE or z < 0:
         return 0
     move_freepages_block(m, z, start, old, MIGRATE_ISOLATE)
-    migrated = 0
-    p = start
-    end = start + pageblock_nr_pages
-    while p < end:
-        f = m.pg_flags[p]
-        if f & PG_buddy:
-            p += 1 << m.pg_order[p]
-            continue
-        if (f & PG_head) and page_migratable(m, p):
-            o = m.pg_order[p]
-            dst = get_page_from_freelist_call(m, o, _DST_FLAGS, _DST_ZONE, MIGRATE_MOVABLE, cpu)
-            if dst < 0:
-                # migrate_pages() splits a large folio it found no target for
-                if o > 0 and m.cfg[_CFG_SPLIT] != 0 and split_lru_block(m, p):
-                    continue
-                break
-            migrate_block(m, p, dst, cpu)
-            migrated += 1 << o
-            p += 1 << o
-            continue
-        if f & PG_head:
-            p += 1 << m.pg_order[p]
-        else:
-            p += 1
+    migrated, _ok = migrate_range_out(m, start, start + pageblock_nr_pages, cpu)
     # undo the isolation: the block keeps its label (a fully free block was
     # relabelled by mark_pageblock_free only if it was UNMOV/RECL/HIGHATOMIC)
     back = old
