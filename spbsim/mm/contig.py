@@ -12,10 +12,9 @@ from .page_free import free_pages_call
 from .gfp import GFP_TRANSHUGE, __GFP_RECLAIM
 from .pcp import drain_all_pages
 from .split import split_isolated_block
-from .state import CFG, CUR_GFP, CUR_ORDER, CUR_OWNER, VMSTAT
+from .state import CFG, CUR_GFP, CUR_ORDER, CUR_OWNER
 
 _CFG_SPLIT = CFG["migrate_split_large"]
-_VM_THP_MIGRATION_SPLIT = VMSTAT["thp_migration_split"]
 
 __all__ = ["contig_range_movable", "alloc_contig_range", "find_contig_1g", "free_contig_range"]
 
@@ -163,8 +162,6 @@ def alloc_contig_range(m, start, nr, owner, cpu, migrate_gfp):
             cur[CUR_ORDER] = outer_order
             if dst < 0:
                 if o > 0 and m.cfg[_CFG_SPLIT] != 0 and split_isolated_block(m, p):
-                    if o == pageblock_order:
-                        m.vm[_VM_THP_MIGRATION_SPLIT] += 1
                     continue        # the base pages, from p on
                 ok = False
                 break

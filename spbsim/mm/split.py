@@ -26,8 +26,9 @@ def piece_index(v):
 @njit
 def split_isolated_block(m, p):
     """Split the isolated (off-LRU) allocated block at ``p`` into order-0
-    blocks.  Returns True, or False with nothing changed when the block is
-    order 0 or its object's pieces cannot be had."""
+    blocks for migrate_pages() (thp_split_page and thp_migration_split
+    count a PMD-sized one).  Returns True, or False with nothing changed
+    when the block is order 0 or its object's pieces cannot be had."""
     o = m.pg_order[p]
     if o <= 0:
         return False
@@ -58,8 +59,9 @@ def split_isolated_block(m, p):
         else:
             m.pg_obj[q] = -1
     m.sim[_SIM_SPLIT] += 1
-    if o == pageblock_order:        # HPAGE_PMD_ORDER
+    if o == pageblock_order:        # HPAGE_PMD_ORDER; every caller splits for migrate_pages()
         m.vm[_VM_THP_SPLIT_PAGE] += 1
+        m.vm[_VM_THP_MIGRATION_SPLIT] += 1
     return True
 
 
@@ -68,8 +70,8 @@ def split_lru_block(m, p):
     """migrate_pages_batch() on -ENOMEM for a large folio (every reason but
     MR_NUMA_MISPLACED: compaction, SPB evacuation): try_split_folio() takes
     the block off its LRU, splits it into base pages and puts each back, so
-    the caller migrates them one by one.  thp_migration_split counts a
-    PMD-sized split.  Returns True, or False with the block unchanged."""
+    the caller migrates them one by one.  Returns True, or False with the
+    block unchanged."""
     o = m.pg_order[p]
     lru = m.owner_lru[m.pg_owner[p]]
     if lru >= 0:
@@ -82,8 +84,6 @@ def split_lru_block(m, p):
         m.pg_flags[q] |= PG_lru
         if lru >= 0:
             lru_add(m, q, lru)
-    if ok and o == pageblock_order:
-        m.vm[_VM_THP_MIGRATION_SPLIT] += 1
     return ok
 
 

@@ -51,19 +51,16 @@ def _range_candidate(m, i, nr):
 
 
 @njit_inline
-def _empty_range(m, z, start, nr, cpu):
+def _empty_range(m, z, start, order, cpu):
     """alloc_contig_range() of one THP-sized range, its targets taken from the
     free lists as the SPB evacuation takes them (no reentry into the slow
     path): isolate the blocks, migrate every movable block out (a large one
     without a target is split), and if the range is then one free buddy,
     take it.  Returns (pfn or -1, pages migrated)."""
-    npb = nr >> pageblock_order
+    npb = (1 << order) >> pageblock_order
     for k in range(npb):
         move_freepages_block(m, z, start + k * pageblock_nr_pages, MIGRATE_MOVABLE, MIGRATE_ISOLATE)
-    migrated, ok = migrate_range_out(m, start, start + nr, cpu)
-    order = 0
-    while (1 << order) < nr:
-        order += 1
+    migrated, ok = migrate_range_out(m, start, start + (1 << order), cpu)
     if ok and (m.pg_flags[start] & PG_buddy) and m.pg_order[start] == order:
         del_page_from_free_list(m, start, z, order, MIGRATE_ISOLATE)
         for k in range(npb):
@@ -110,7 +107,7 @@ def sb_try_alloc_contig_order(m, z, order, cpu):
         start = _range_candidate(m, best, nr)
         if start < 0:
             continue
-        pfn, moved = _empty_range(m, z, start, nr, cpu)
+        pfn, moved = _empty_range(m, z, start, order, cpu)
         spb.stat[z, ST_THP_CONTIG_MIGRATED] += moved
         if pfn >= 0:
             spb.stat[z, ST_THP_CONTIG_SUCCESS] += 1
