@@ -154,9 +154,14 @@ def compact_finished(m, z, order, mt):
     """__compact_finished()'s page test: a free block of at least the order on
     the requester's list, or on a fallback list the request may steal from
     (find_suitable_fallback(only_stealable): any order for unmovable and
-    reclaimable requests, pageblock_order / 2 and up for movable ones)."""
+    reclaimable requests, pageblock_order / 2 and up for movable ones).
+    Under the SPB allocator these are the zone's shadow counts (S1's own
+    __compact_finished() reads the zone lists, which SPBs leave empty); the
+    [SIM] what-if compaction_order_check=usable asks spb_movable_usable_block()."""
     if order < 0:
         return False
+    if spb_compact_check_usable(m, order, mt):
+        return spb_movable_usable_block(m, z)
     for o in range(order, NR_PAGE_ORDERS):
         if m.fa_nr[z, o, mt] > 0:
             return True
@@ -605,8 +610,8 @@ def try_to_compact_pages(m, order, gfp, alloc_flags, highest_zoneidx, prio, cpu)
         if prio > COMPACT_PRIO_SYNC_FULL and compaction_deferred(m, z, order):
             rc = max(rc, COMPACT_DEFERRED)
             continue
-        if zone_watermark_ok(m, z, order, wmark_pages(m, z, alloc_flags & 3), highest_zoneidx,
-                             alloc_flags, m.zstat[z, ZS_NR_FREE]):
+        if compaction_wmark_ok(m, z, order, mt, wmark_pages(m, z, alloc_flags & 3),
+                               highest_zoneidx, alloc_flags):
             rc = max(rc, COMPACT_SUCCESS)
             break
         if not compaction_suitable(m, z, order, highest_zoneidx):
@@ -655,7 +660,9 @@ def kcompactd_do_work(m, cpu):
             continue
         if compaction_deferred(m, z, order):
             continue
-        if zone_watermark_ok(m, z, order, wmark_pages(m, z, 0), idx, 0, m.zstat[z, ZS_NR_FREE]):
+        # (kcompactd is woken for the order of a failed request; the [SIM]
+        # what-if below reads it as a THP-sized movable one)
+        if compaction_wmark_ok(m, z, order, MIGRATE_MOVABLE, wmark_pages(m, z, 0), idx, 0):
             continue
         if not compaction_suitable(m, z, order, idx):
             continue
@@ -668,6 +675,52 @@ def kcompactd_do_work(m, cpu):
     return 1
 
 
+
+
+@njit_inline
+def spb_compact_check_usable(m, order, mt):
+    """The [SIM] what-if compaction_order_check=usable applies: SPB allocator,
+    a movable request of pageblock order."""
+    return (m.cfg[_CFG_SPB] != 0 and order == pageblock_order and mt == MIGRATE_MOVABLE
+            and m.spb.cfg[SPB_CFG_COMPACT_ORDER_CHECK] == COMPACT_CHECK_USABLE)
+
+
+@njit
+def spb_movable_usable_block(m, z):
+    """[SIM] what-if: a free pageblock (PB_all_free) of zone z in an SPB that a
+    movable request may take: clean or empty, or tainted above its tainted
+    reserve (PASS_4 and __rmqueue_sb_find_fallback() skip the others when
+    movable_reserve_skip is on), and not isolated whole by alloc_contig_range()
+    (its first pageblock MIGRATE_ISOLATE)."""
+    spb = m.spb
+    skip_reserve = spb.cfg[SPB_CFG_MOVABLE_RESERVE] != 0
+    first = spb.zone_first[z]
+    for i in range(first, first + spb.zone_count[z]):
+        if spb.nr_free[i] == 0:
+            continue
+        pb = spb.start_pfn[i] >> pageblock_order
+        if 0 <= pb < m.pb_mt.shape[0] and m.pb_mt[pb] == MIGRATE_ISOLATE:
+            continue
+        if skip_reserve and spb_list_is_tainted(spb.list_id[i]) \
+                and spb.nr_free[i] <= spb_tainted_reserve(spb, i):
+            continue
+        return True
+    return False
+
+
+@njit_inline
+def compaction_wmark_ok(m, z, order, mt, mark, highest_zoneidx, alloc_flags):
+    """compaction_suit_allocation_order()'s first test (and kcompactd's): the
+    order's watermark is already met, so compaction returns COMPACT_SUCCESS
+    without scanning.  Under the SPB allocator __zone_watermark_ok() reads the
+    zone's shadow counts, which include free blocks a movable request may not
+    take (a tainted SPB's reserve), as S1 does; the [SIM] what-if
+    compaction_order_check=usable also asks spb_movable_usable_block()."""
+    ok = zone_watermark_ok(m, z, order, mark, highest_zoneidx, alloc_flags,
+                           m.zstat[z, ZS_NR_FREE])
+    if ok and spb_compact_check_usable(m, order, mt):
+        return spb_movable_usable_block(m, z)
+    return ok
 
 
 @njit
@@ -684,7 +737,8 @@ def spb_compaction_skip(m, pfn):
     return True
 
 
-from .spb.lists import (page_superpageblock, spb_list_is_tainted,  # noqa: E402
+from .spb.lists import (page_superpageblock, spb_list_is_tainted, spb_tainted_reserve,  # noqa: E402
                         superpageblock_clear_has_movable_call,
                         superpageblock_range_now_used_call)
-from .spb.params import SPB_CFG_COMPACT_SKIP, ST_COMPACT_SKIPS  # noqa: E402
+from .spb.params import (COMPACT_CHECK_USABLE, SPB_CFG_COMPACT_ORDER_CHECK,  # noqa: E402
+                         SPB_CFG_COMPACT_SKIP, SPB_CFG_MOVABLE_RESERVE, ST_COMPACT_SKIPS)

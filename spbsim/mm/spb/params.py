@@ -114,7 +114,12 @@ SPB_CFG_COMPACT_HOOK = 36        # the __alloc_pages_direct_compact() hook [S v2
 SPB_CFG_CONTIG_CAP = 37          # sb_try_alloc_contig_order(): candidate clean SPBs per call [U]
 SPB_CFG_KEVACUATE = 38           # S1's claim-time pageblock evacuation: queue_pageblock_evacuate()
                                  #   and the kevacuate workqueue [S1 §4, v1 07 / v2 06; v2 15 removes it]
-NR_SPB_CFG = 39
+SPB_CFG_COMPACT_ORDER_CHECK = 39  # compaction's "order already free?" tests (the watermark
+                                 #   shortcut of compaction_suit_allocation_order(), kcompactd's,
+                                 #   __compact_finished()) for a movable pageblock-order request
+COMPACT_CHECK_SHADOW = 0         #   the zone's shadow counts, as S1 (spb-source-facts §10)
+COMPACT_CHECK_USABLE = 1         #   [SIM] what-if: a free pageblock the movable passes may take
+NR_SPB_CFG = 40
 
 #: the switch names users write (``--set spb.NAME=value``): name -> (index, kind)
 #: kind: a dict of allowed words -> value, or "bool", or "int"
@@ -160,6 +165,8 @@ SPB_SWITCHES = {
     "direct_compact_hook": (SPB_CFG_COMPACT_HOOK, "bool"),
     "contig_cap": (SPB_CFG_CONTIG_CAP, ("int", 1, 1 << 20)),
     "kevacuate": (SPB_CFG_KEVACUATE, "bool"),
+    "compaction_order_check": (SPB_CFG_COMPACT_ORDER_CHECK, {"shadow": COMPACT_CHECK_SHADOW,
+                                                             "usable": COMPACT_CHECK_USABLE}),
 }
 
 _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="reserve",
@@ -174,7 +181,8 @@ _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="re
            slab_shrink_div=8, evacuate_for_order_cap=8, evacuate_phase_blocks=8,
            deferred_evacuation_throttle_ms=100, defrag_progress_min_free=1,
            defrag_stop_extra_pb=1, defrag_progress_cooldown_ms=0, pcpbuddy="off",
-           highatomic_pass_2=True, direct_compact_hook=False, contig_cap=4, kevacuate=False)
+           highatomic_pass_2=True, direct_compact_hook=False, contig_cap=4, kevacuate=False,
+           compaction_order_check="shadow")
 #: presets: s1 = the source snapshot S1; v1 = final v1 (patch 43 on);
 #: v1-pre43 = v1 without patch 43's two hot-path triggers; v2 = the v2 changes
 SPB_PRESETS = {
