@@ -72,7 +72,8 @@ def run(scenario, policy, memory, seed, duration, sets, out_dir, check, list_onl
     Policy.parse(sc.policy)           # a bad policy fails before the compile banner
     _note_first_compile()
     sim = Simulation(sc, check=check)
-    click.echo(f"spbsim: {sc.name}: {sc.memory}, {sc.cpus} cpus, policy {sim.policy}, "
+    mm = f" (memory map {sc.memory_map.name})" if sc.memory_map is not None else ""
+    click.echo(f"spbsim: {sc.name}: {sc.memory}{mm}, {sc.cpus} cpus, policy {sim.policy}, "
                f"kernel {sc.kernel_version}, {sc.duration_s:g} s simulated, seed {sc.seed}",
                err=True)
     text = open(sc.path).read() if sc.path else None

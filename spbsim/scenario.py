@@ -22,6 +22,7 @@ import numpy as np
 
 from .errors import ConfigError, SpbsimError  # noqa: F401  (SpbsimError re-exported)
 from .mm import gfp as G
+from .memmap import MemoryMap, load_memory_map, parse_limit
 from .mm.geometry import MAX_MEMORY, MIN_MEMORY, format_size, parse_size
 from .policy import Policy, PolicyError
 from .switches import MACHINE_SWITCHES, SWITCH_DEFAULTS
@@ -205,6 +206,9 @@ class Scenario:
     #: (name, value) of every machine switch (spbsim.switches.MACHINE_SWITCHES),
     #: read as attributes: ``sc.swap``
     switches: tuple = tuple(SWITCH_DEFAULTS.items())
+    #: scenario.memory_map: the spbsim.memmap.MemoryMap that lays the machine
+    #: out (memory, low memory, holes, reserved ranges), or None
+    memory_map: MemoryMap | None = None
     _by_name: dict = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
@@ -279,8 +283,10 @@ class Scenario:
 
     def describe(self) -> str:
         """A short human-readable table of the scenario."""
-        lines = [f"scenario {self.name}: {self.memory}, {self.cpus} cpus, policy {self.policy}, "
-                 f"kernel {self.kernel_version}, duration {self.duration_s:g}s"]
+        mm = f" (memory map {self.memory_map.name})" if self.memory_map is not None else ""
+        lines = [f"scenario {self.name}: {self.memory}{mm}, {self.cpus} cpus, "
+                 f"policy {self.policy}, kernel {self.kernel_version}, "
+                 f"duration {self.duration_s:g}s"]
         exp = self.expected_requests()
         for s in self.sources:
             orders = ",".join(f"{o}:{p:.2f}" for o, p in zip(s.orders, s.order_probs))
@@ -428,9 +434,9 @@ def _pfx(where):
 # Validation
 # ---------------------------------------------------------------------------
 
-SCENARIO_KEYS = ("name", "description", "memory", "cpus", "policy", "kernel_version",
-                 "duration", "seed", "sample_interval", "tick", "early_unmovable",
-                 *MACHINE_SWITCHES)
+SCENARIO_KEYS = ("name", "description", "memory", "memory_map", "memory_map_limit", "cpus",
+                 "policy", "kernel_version", "duration", "seed", "sample_interval", "tick",
+                 "early_unmovable", *MACHINE_SWITCHES)
 SOURCE_KEYS = ("name", "kind", "rate", "orders", "lifetime", "gfp", "start", "stop", "limit",
                "burst", "objects_per_slab", "pinned", "interval")
 PHASE_KEYS = ("name", "start", "stop", "scale")
@@ -441,9 +447,10 @@ TOP_KEYS = ("scenario", "source", "phase", "spb")
 class _Ctx:
     """Where we are: the file label and which key paths came from overrides."""
 
-    def __init__(self, file, overridden=None):
+    def __init__(self, file, overridden=None, base_dir=None):
         self.file = file
         self.overridden = overridden or {}
+        self.base_dir = base_dir          # relative paths in the file resolve here
 
     def err(self, key, msg):
         note = ""
@@ -764,20 +771,62 @@ def _parse_phase(ctx, i, raw, sc, source_names):
     return Phase(name=name, start_s=start, stop_s=stop, scale=scale)
 
 
+def _parse_memory_map(ctx, raw):
+    """scenario.memory_map (a built-in map's name or an e820 file) and
+    scenario.memory_map_limit -> spbsim.memmap.MemoryMap, or None."""
+    if "memory_map" not in raw:
+        if "memory_map_limit" in raw:
+            raise ctx.err("scenario.memory_map_limit", "needs memory_map (a built-in map's name "
+                                                       "or an e820 file)")
+        return None
+    name = ctx.string("scenario.memory_map", raw["memory_map"])
+    if not name.strip():
+        raise ctx.err("scenario.memory_map", "empty: give a built-in map's name or an e820 file")
+    limit = raw.get("memory_map_limit")
+    if limit is not None:
+        try:
+            parse_limit(limit)
+        except ConfigError:
+            raise ctx.err("scenario.memory_map_limit", f"expected an address like 0x4080000000, "
+                                                       f"a size like 258G or 'none', got "
+                                                       f"{limit!r}") from None
+    # a path from the file is relative to the file, one from --set to the current directory
+    base_dir = None if "scenario.memory_map" in ctx.overridden else ctx.base_dir
+    try:
+        return load_memory_map(name.strip(), limit, base_dir)
+    except ConfigError as e:
+        raise ctx.err("scenario.memory_map", str(e)) from None
+
+
 def _parse_scenario_table(ctx, raw, default_name):
     key = "scenario"
     ctx.table(key, raw, SCENARIO_KEYS)
     sc = {}
     sc["name"] = _check_name(ctx, "scenario.name", raw.get("name", default_name))
     sc["description"] = ctx.string("scenario.description", raw.get("description", ""))
+    mm = _parse_memory_map(ctx, raw)
     mem = raw.get("memory", "16G")
-    nbytes = ctx.size("scenario.memory", mem)
-    if not MIN_MEMORY <= nbytes <= MAX_MEMORY:
-        raise ctx.err("scenario.memory", f"{mem!r} out of range 1G..4T")
-    if nbytes % (2 << 20):
-        raise ctx.err("scenario.memory", f"{mem!r} must be a multiple of 2M (a pageblock)")
-    sc["memory"] = mem.strip() if isinstance(mem, str) else format_size(nbytes)
+    if mm is None or "memory" in raw:
+        nbytes = ctx.size("scenario.memory", mem)
+    if mm is not None:
+        # an override wins over the file: a map set by --set replaces the file's memory
+        file_memory = "scenario.memory" not in ctx.overridden
+        map_overridden = "scenario.memory_map" in ctx.overridden
+        if "memory" in raw and nbytes != mm.memory and not (map_overridden and file_memory):
+            raise ctx.err("scenario.memory", f"{mem!r} differs from the {format_size(mm.memory)} "
+                                             f"({mm.memory:#x} bytes) that memory_map "
+                                             f"{mm.name!r} gives: with a memory map, leave "
+                                             f"memory out (--memory cannot resize a map)")
+        nbytes = mm.memory
+        sc["memory"] = format_size(nbytes)
+    else:
+        if not MIN_MEMORY <= nbytes <= MAX_MEMORY:
+            raise ctx.err("scenario.memory", f"{mem!r} out of range 1G..4T")
+        if nbytes % (2 << 20):
+            raise ctx.err("scenario.memory", f"{mem!r} must be a multiple of 2M (a pageblock)")
+        sc["memory"] = mem.strip() if isinstance(mem, str) else format_size(nbytes)
     sc["memory_bytes"] = nbytes
+    sc["memory_map"] = mm
     sc["cpus"] = ctx.integer("scenario.cpus", raw.get("cpus", 4), 1, MAX_CPUS)
     pol = ctx.string("scenario.policy", raw.get("policy", "stock"))
     try:
@@ -822,7 +871,8 @@ def _parse_scenario_table(ctx, raw, default_name):
 
 
 def _build(data, file_label, default_name, path, overridden):
-    ctx = _Ctx(file_label, overridden)
+    where = path or (file_label if file_label and not file_label.startswith("<") else None)
+    ctx = _Ctx(file_label, overridden, os.path.dirname(os.path.abspath(where)) if where else None)
     if not isinstance(data, dict):
         raise ctx.err("(top)", "expected a TOML document")
     for k in data:

@@ -83,6 +83,17 @@ class Simulation:
                                   f"need an spb policy, not {self.policy!r}")
             kw["spb_set"] = dict(sc.spb_set) | dict(kw.get("spb_set") or {})
         kw.update(machine_overrides or {})
+        if sc.memory_map is not None:
+            # the map lays the machine out: memory, low memory, holes, reserved ranges
+            from ..errors import ConfigError
+            clash = [k for k in ("memory", "low_memory", "holes", "reserved")
+                     if k in (machine_overrides or {})]
+            if clash:
+                raise ConfigError(f"{sc.name}: memory_map {sc.memory_map.name!r} sets "
+                                  f"{', '.join(clash)}; the machine overrides cannot")
+            kw.update(sc.memory_map.machine_kwargs(
+                **{k: kw[k] for k in ("firmware_reserved", "kernel_image",
+                                      "memmap_bytes_per_page") if k in kw}))
         self.machine = Machine(**kw)
         m = self.machine.mem
         self.eng = e = new_eng(cap)

@@ -127,7 +127,10 @@ def finish_run_directory(w, machine, rec, out_dir, summary, taints=None):
 
 def run_into(sim, out_dir, params, scenario_text=None):
     """Run ``sim`` (an engine.run.Simulation) to its end, or to Ctrl-C, writing
-    its results directory ``out_dir`` as it goes; returns the summary."""
+    its results directory ``out_dir`` as it goes; returns the summary.
+    A scenario with a memory map adds it to ``params`` (``memory_map``)."""
+    if sim.sc.memory_map is not None and "memory_map" not in params:
+        params = {**params, "memory_map": sim.sc.memory_map.describe()}
     with ResultsWriter(out_dir, params, scenario_text) as w:
         rec = PageblockRecorder(w, sim.machine, expected_samples(sim.sc))
         sim.writer = rec
