@@ -805,6 +805,11 @@ def _parse_scenario_table(ctx, raw, default_name):
     sc["name"] = _check_name(ctx, "scenario.name", raw.get("name", default_name))
     sc["description"] = ctx.string("scenario.description", raw.get("description", ""))
     mm = _parse_memory_map(ctx, raw)
+    if mm is not None and "scenario.memory" in ctx.overridden \
+            and "scenario.memory_map" not in ctx.overridden:
+        # --memory (or a sweep's memory axis) resizes the machine: the file's
+        # map describes one machine of one size, so the plain layout is used
+        mm = None
     mem = raw.get("memory", "16G")
     if mm is None or "memory" in raw:
         nbytes = ctx.size("scenario.memory", mem)
@@ -816,7 +821,7 @@ def _parse_scenario_table(ctx, raw, default_name):
             raise ctx.err("scenario.memory", f"{mem!r} differs from the {format_size(mm.memory)} "
                                              f"({mm.memory:#x} bytes) that memory_map "
                                              f"{mm.name!r} gives: with a memory map, leave "
-                                             f"memory out (--memory cannot resize a map)")
+                                             f"memory out")
         nbytes = mm.memory
         sc["memory"] = format_size(nbytes)
     else:
