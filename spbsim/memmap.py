@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .mm.geometry import MAX_MEMORY, MIN_MEMORY, build_geometry, format_size, parse_size
+from .mm.zone_setup import _subtract      # range minus ranges, as for the zones' reservations
 
 __all__ = ["MemoryMap", "parse_e820", "load_memory_map", "builtin_memory_maps",
            "parse_limit", "MEMMAP_DIR"]
@@ -122,22 +123,6 @@ class MemoryMap:
                 reserved.append((a, b - a))
         return {"memory": self.memory, "low_memory": self.low_memory,
                 "holes": self.holes, "reserved": tuple(reserved)}
-
-
-def _subtract(ranges, cuts):
-    out = list(ranges)
-    for cs, ce in cuts:
-        nxt = []
-        for s, e in out:
-            if ce <= s or cs >= e:
-                nxt.append((s, e))
-                continue
-            if s < cs:
-                nxt.append((s, cs))
-            if ce < e:
-                nxt.append((ce, e))
-        out = nxt
-    return out
 
 
 def _merge(ranges):
