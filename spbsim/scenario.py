@@ -774,6 +774,11 @@ def _parse_phase(ctx, i, raw, sc, source_names):
 def _parse_memory_map(ctx, raw):
     """scenario.memory_map (a built-in map's name or an e820 file) and
     scenario.memory_map_limit -> spbsim.memmap.MemoryMap, or None."""
+    if "memory_map" in raw and "scenario.memory" in ctx.overridden \
+            and "scenario.memory_map" not in ctx.overridden:
+        # --memory (or a sweep's memory axis) resizes the machine: the file's
+        # map describes one machine of one size, so the plain layout is used
+        return None
     if "memory_map" not in raw:
         if "memory_map_limit" in raw:
             raise ctx.err("scenario.memory_map_limit", "needs memory_map (a built-in map's name "
@@ -805,11 +810,6 @@ def _parse_scenario_table(ctx, raw, default_name):
     sc["name"] = _check_name(ctx, "scenario.name", raw.get("name", default_name))
     sc["description"] = ctx.string("scenario.description", raw.get("description", ""))
     mm = _parse_memory_map(ctx, raw)
-    if mm is not None and "scenario.memory" in ctx.overridden \
-            and "scenario.memory_map" not in ctx.overridden:
-        # --memory (or a sweep's memory axis) resizes the machine: the file's
-        # map describes one machine of one size, so the plain layout is used
-        mm = None
     mem = raw.get("memory", "16G")
     if mm is None or "memory" in raw:
         nbytes = ctx.size("scenario.memory", mem)

@@ -8,6 +8,7 @@ request fails.  This is the series' rule as S1 has it, not a rule fix: the
 test pins the behaviour that docs/findings.md reports, and the [SIM]
 what-if compaction_order_check=usable that measures what it costs."""
 import numpy as np
+import pytest
 
 from spbsim import Machine
 from spbsim.mm.const import MIGRATE_MOVABLE, SUPERPAGEBLOCK_ORDER
@@ -102,3 +103,26 @@ def test_presets_keep_s1s_shadow_counts():
     from spbsim.mm.spb.params import SPB_PRESETS
     assert all(SPB_PRESETS[p]["compaction_order_check"] == "shadow"
                for p in ("s1", "v1", "v1-pre43", "v2"))
+
+
+@pytest.mark.parametrize("check", ["shadow", "usable"])
+def test_kcompactd_woken_for_a_thp_is_blind_under_shadow_counts(check):
+    """kcompactd_do_work() for order 9: with the reserve's free pageblock its
+    watermark test says the order is there, so it compacts nothing (S1);
+    the what-if has it compact, its stop test reading the order as movable."""
+    from spbsim.mm.compaction import kcompactd_do_work
+    from spbsim.mm.state import NODE
+    m = _state(reserve_block_free=True, check=check)
+    mem = m.mem
+    z = int(mem.pb_zone[(2 << SUPERPAGEBLOCK_ORDER) >> 9])
+    mem.node[NODE["kcompactd_max_order"]] = 9
+    mem.node[NODE["kcompactd_highest_zoneidx"]] = z
+    v0 = m.vmstat_counters()
+    assert kcompactd_do_work(mem, 0) == 1
+    v = m.vmstat_counters()
+    scanned = v["compact_daemon_migrate_scanned"] - v0["compact_daemon_migrate_scanned"]
+    if check == "shadow":
+        assert _compaction_begins(m) == 0 and scanned == 0
+    else:
+        assert _compaction_begins(m) >= 1 and scanned > 0
+    m.check()

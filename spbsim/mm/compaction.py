@@ -460,6 +460,12 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
     ignore_skip = (flags & CC_IGNORE_SKIP) != 0
     ignore_block = (flags & CC_IGNORE_BLOCK) != 0
     kcompactd = (flags & CC_KCOMPACTD) != 0
+    # kcompactd compacts for the order of a failed request as GFP_KERNEL; the
+    # [SIM] what-if compaction_order_check=usable reads that order as the
+    # THP-sized movable request it was woken for, in its stop test too
+    fin_mt = mt
+    if kcompactd and spb_compact_check_usable(m, order, MIGRATE_MOVABLE):
+        fin_mt = MIGRATE_MOVABLE
     zs = m.zone_start[z]
     ze = m.zone_end[z]
     mpfn = m.zstat[z, _Z_MIGRATE_PFN]
@@ -492,7 +498,7 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
             if zone_frag_score(m, z) <= proactive_low:
                 result = COMPACT_SUCCESS
                 break
-        elif compact_finished(m, z, order, mt):
+        elif compact_finished(m, z, order, fin_mt):
             result = COMPACT_SUCCESS
             break
         pb = mpfn >> pageblock_order

@@ -117,7 +117,9 @@ SPB_CFG_KEVACUATE = 38           # S1's claim-time pageblock evacuation: queue_p
 SPB_CFG_COMPACT_ORDER_CHECK = 39  # compaction's "order already free?" tests (the watermark
                                  #   shortcut of compaction_suit_allocation_order(), kcompactd's,
                                  #   __compact_finished()) for a movable pageblock-order request
-COMPACT_CHECK_SHADOW = 0         #   the zone's shadow counts, as S1 (spb-source-facts §10)
+COMPACT_CHECK_SHADOW = 0         #   the zone's counts: S1's shadow counts for the watermark
+                                 #   shortcuts (spb-source-facts §10); for __compact_finished()
+                                 #   the model's per-type counts (S1 reads the empty zone lists)
 COMPACT_CHECK_USABLE = 1         #   [SIM] what-if: a free pageblock the movable passes may take
 NR_SPB_CFG = 40
 
