@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .errors import ConfigError
 from .mm.geometry import MAX_MEMORY, MIN_MEMORY, build_geometry, format_size, parse_size
-from .mm.zone_setup import _subtract      # range minus ranges, as for the zones' reservations
+from .mm.zone_setup import _subtract      # ranges minus ranges (zones' reservations, map gaps)
 
 __all__ = ["MemoryMap", "parse_e820", "load_memory_map", "builtin_memory_maps",
            "parse_limit", "MEMMAP_DIR"]
@@ -135,21 +135,6 @@ def _merge(ranges):
     return out
 
 
-def _complement(ranges, lo, hi):
-    """Gaps of the sorted, merged ``ranges`` inside [lo, hi)."""
-    out, pos = [], lo
-    for s, e in ranges:
-        s, e = max(s, lo), min(e, hi)
-        if s >= e:
-            continue
-        if s > pos:
-            out.append((pos, s))
-        pos = max(pos, e)
-    if pos < hi:
-        out.append((pos, hi))
-    return out
-
-
 def parse_e820(text, label="<e820>", limit=None, name=None):
     """Parse e820 text into a :class:`MemoryMap`.
 
@@ -218,9 +203,9 @@ def parse_e820(text, label="<e820>", limit=None, name=None):
     if not MIN_MEMORY <= memory <= MAX_MEMORY:
         raise ConfigError(f"{where}: the map gives {format_size(memory)} of memory "
                           f"({memory:#x} bytes); allowed 1G to 4T")
-    gaps = _complement(low_ranges, 0, low)
+    gaps = _subtract([(0, low)], low_ranges)
     if high_ranges:
-        gaps += _complement(high_ranges, FOUR_G, end)
+        gaps += _subtract([(FOUR_G, end)], high_ranges)
     holes, reserved = [], []
     for a, b in gaps:
         ha, hb = _up(a, PAGEBLOCK), _down(b, PAGEBLOCK)
