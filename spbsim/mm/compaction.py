@@ -699,7 +699,6 @@ def spb_movable_usable_block(m, z):
     movable_reserve_skip is on), and not isolated whole by alloc_contig_range()
     (its first pageblock MIGRATE_ISOLATE)."""
     spb = m.spb
-    skip_reserve = spb.cfg[SPB_CFG_MOVABLE_RESERVE] != 0
     first = spb.zone_first[z]
     for i in range(first, first + spb.zone_count[z]):
         if spb.nr_free[i] == 0:
@@ -707,8 +706,7 @@ def spb_movable_usable_block(m, z):
         pb = spb.start_pfn[i] >> pageblock_order
         if 0 <= pb < m.pb_mt.shape[0] and m.pb_mt[pb] == MIGRATE_ISOLATE:
             continue
-        if skip_reserve and spb_list_is_tainted(spb.list_id[i]) \
-                and spb.nr_free[i] <= spb_tainted_reserve(spb, i):
+        if spb_list_is_tainted(spb.list_id[i]) and spb_movable_skips(spb, i):
             continue
         return True
     return False
@@ -743,8 +741,8 @@ def spb_compaction_skip(m, pfn):
     return True
 
 
-from .spb.lists import (page_superpageblock, spb_list_is_tainted, spb_tainted_reserve,  # noqa: E402
+from .spb.lists import (page_superpageblock, spb_list_is_tainted, spb_movable_skips,  # noqa: E402
                         superpageblock_clear_has_movable_call,
                         superpageblock_range_now_used_call)
 from .spb.params import (COMPACT_CHECK_USABLE, SPB_CFG_COMPACT_ORDER_CHECK,  # noqa: E402
-                         SPB_CFG_COMPACT_SKIP, SPB_CFG_MOVABLE_RESERVE, ST_COMPACT_SKIPS)
+                         SPB_CFG_COMPACT_SKIP, ST_COMPACT_SKIPS)

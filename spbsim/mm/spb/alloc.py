@@ -17,7 +17,8 @@ from ..tracepoint import (EV_SPB_ALLOC_WALK, EV_SPB_CLAIM_REFUSED,
                           EV_SPB_FALL_THROUGH, EV_ZONE_LOCKED,
                           trace_event, trace_mm_page_alloc_extfrag)
 from .lists import (spb_below_shrink_high_water, spb_maybe_start_defrag,
-                    spb_tainted_reserve, spb_update_list, __spb_set_has_type)
+                    spb_movable_skips, spb_tainted_reserve, spb_update_list,
+                    __spb_set_has_type)
 from ..const import ALLOC_NOFRAG_TAINTED_OK, ALLOC_SPB_CHEAP, PB_has_movable
 from .params import (NR_EVACUATE_ITEMS, NR_SB_FULLNESS, PEND_KEVAC_N, PEND_KEVAC_Q,
                      SPB_CFG_KEVACUATE, ST_KEVAC_DROPPED, ST_KEVAC_QUEUED,
@@ -29,7 +30,6 @@ from .params import (NR_EVACUATE_ITEMS, NR_SB_FULLNESS, PEND_KEVAC_N, PEND_KEVAC
                      SPB_ALLOC_OUTCOME_PASS_2C, SPB_ALLOC_OUTCOME_PASS_2D,
                      SPB_ALLOC_OUTCOME_PASS_3, SPB_ALLOC_OUTCOME_PASS_4,
                      SPB_CFG_AGGRESSIVE, SPB_CFG_CHEAP_REFUSE, SPB_CFG_DEFERRED_EVAC,
-                     SPB_CFG_MOVABLE_RESERVE,
                      SPB_CFG_HIGHATOMIC_PASS_2, SPB_CFG_HINT, SPB_CFG_LAST_CHANCE, SPB_CFG_MOVABLE_STEER,
                      SPB_CFG_NO_CROSS_MIX, SPB_CFG_PASS3_CLAIM, SPB_CFG_PASS_2B,
                      SPB_CFG_PASS_2C, SPB_CFG_PASS_2D, SPB_CFG_REACT,
@@ -103,13 +103,6 @@ def _is_cross_type(a, b):
 @njit_inline
 def _first_list(cat):
     return cat * NR_SB_FULLNESS
-
-
-@njit_inline
-def _movable_skips(spb, i):
-    """A movable request skips tainted SPB i at or below its tainted reserve
-    (PASS_4 and the claim/steal search) [S1 §3.1-3.2]; switch movable_reserve_skip."""
-    return spb.cfg[SPB_CFG_MOVABLE_RESERVE] != 0 and spb.nr_free[i] <= spb_tainted_reserve(spb, i)
 
 
 @njit
@@ -529,7 +522,7 @@ def spb_pass_4(m, z, order, mt):
         while i >= 0:
             nxt = spb.list_next[i]
             visited += 1
-            if spb.nr_free_pages[i] != 0 and not _movable_skips(spb, i):
+            if spb.nr_free_pages[i] != 0 and not spb_movable_skips(spb, i):
                 p = sb_take(m, z, i, order, mt, order, NR_PAGE_ORDERS)
                 if p >= 0:
                     return p, i, visited
@@ -656,7 +649,7 @@ def _find_fallback(m, z, order, start_mt, cat_list_lo, cat_list_hi, movable_rese
     for lid in range(cat_list_lo, cat_list_hi):
         i = spb.list_head[z, lid]
         while i >= 0:
-            if not (movable_reserve and _movable_skips(spb, i)):
+            if not (movable_reserve and spb_movable_skips(spb, i)):
                 for k in range(2):
                     fb = fallback_type(start_mt, k)
                     _probe(m, z, 1)

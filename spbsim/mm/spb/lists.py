@@ -30,7 +30,8 @@ from .params import (PEND_DEFRAG, NR_SB_FULLNESS, SB_ALMOST_EMPTY, SB_CLEAN,
                      SPB_UNTAINT_WHEN_EMPTY, SPB_UPDATE_S1, ST_DEFRAG_KICKS,
                      ST_DEFRAG_NO_PROGRESS, ST_DEFRAG_RUNS, ST_LIST_MOVES,
                      ST_REQUEUES, ST_TAINT, ST_UNDERFLOW, ST_UNTAINT,
-                     ST_UPDATE_CALLS)
+                     ST_UPDATE_CALLS,
+                     SPB_CFG_MOVABLE_RESERVE)
 
 __all__ = [
     "pfn_to_superpageblock", "page_superpageblock",
@@ -45,7 +46,7 @@ __all__ = [
     "spb_mark_pageblock_free", "superpageblock_set_has_movable",
     "spb_pageblock_has_free_movable_fragments", "superpageblock_clear_has_movable",
     "spb_account_free_pages", "spb_set_contig_allocated",
-    "spb_tainted_reserve", "spb_below_shrink_high_water", "spb_defrag_start_cond",
+    "spb_movable_skips", "spb_tainted_reserve", "spb_below_shrink_high_water", "spb_defrag_start_cond",
     "spb_defrag_should_stop", "spb_needs_defrag", "spb_maybe_start_defrag",
     "spb_defrag_begin", "spb_defrag_end",
     "spb_pageblock_set_has_call", "spb_mark_pageblock_free_call",
@@ -462,6 +463,13 @@ def spb_set_contig_allocated(spb, i, on, now_ns):
 
 
 # ================================================================ reserve and defrag gates
+
+@njit_inline
+def spb_movable_skips(spb, i):
+    """A movable request skips tainted SPB i at or below its tainted reserve
+    (PASS_4 and the claim/steal search) [S1 §3.1-3.2]; switch movable_reserve_skip."""
+    return spb.cfg[SPB_CFG_MOVABLE_RESERVE] != 0 and spb.nr_free[i] <= spb_tainted_reserve(spb, i)
+
 
 @njit_inline
 def spb_tainted_reserve(spb, i):
