@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import ConfigError, FreeError
 from .mm import gfp as gfpmod
-from .mm.const import (KERNEL_VERSIONS, KV_6_1, MAX_NR_ZONES, MAX_PAGE_ORDER,
+from .mm.const import (KERNEL_VERSIONS, KV_6_1, MAX_NR_ZONES, MAX_PAGE_ORDER, PCPBUDDY_RFC,
                        MIGRATE_TYPES, MIGRATETYPE_NAMES, NR_PAGE_ORDERS,
                        PB_all_free, PB_compact_skip, PB_has_movable,
                        PB_has_reclaimable, PB_has_unmovable, PG_buddy, PG_head,
@@ -84,7 +84,8 @@ class Machine:
       second), compaction_capture (a direct compactor takes the page its frees
       make, compaction_capture(); False: it retries the free lists instead).
       pcpbuddy: PCPBuddy, per-cpu owned pageblocks that merge on the pcp lists
-      (docs/spb.md "PCPBuddy"; the SPB switch spb.pcpbuddy=s1 sets it too).
+      (docs/spb.md "PCPBuddy"): True is Johannes' RFC, phases 0-3; the SPB
+      switch spb.pcpbuddy=s1 (no phase 2) or v2_21 sets it too.
       watermarks: {zone name: (min, low, high[, promo])} taken as
       they are instead of __setup_per_zone_wmarks()'s (a recording's zoneinfo:
       the kernel computed them from the managed pages of the moment
@@ -144,9 +145,10 @@ class Machine:
             self.spb_preset, self.spb_switches, spb_state = make_spb(
                 self.geometry, spb, spb_set, self.cpus)
             relabel_free_pageblocks = True
-            from .mm.spb.params import PCPBUDDY_OFF, SPB_CFG_PCPBUDDY
-            if int(spb_state.cfg[SPB_CFG_PCPBUDDY]) != PCPBUDDY_OFF:
-                pcpbuddy = True
+            from .mm.spb.params import PCPBUDDY_MODE, SPB_CFG_PCPBUDDY
+            mode = PCPBUDDY_MODE[int(spb_state.cfg[SPB_CFG_PCPBUDDY])]
+            if mode:
+                pcpbuddy = mode
         elif spb_set:
             raise ConfigError("spb_set given without spb: the stock allocator has no SPB switches")
         if piece_capacity is None:
@@ -167,7 +169,9 @@ class Machine:
         m.cfg[CFG["reclaim"]] = 1 if reclaim else 0
         m.cfg[CFG["compaction"]] = 1 if compaction else 0
         m.cfg[CFG["compaction_capture"]] = 1 if compaction_capture else 0
-        m.cfg[CFG["pcpbuddy"]] = 1 if pcpbuddy else 0
+        # True: Johannes' RFC as it stands alone (phase 2 from the zone's lists)
+        m.cfg[CFG["pcpbuddy"]] = (PCPBUDDY_RFC if pcpbuddy is True else int(pcpbuddy)) \
+            if pcpbuddy else 0
         m.cfg[CFG["slab_free_ppm"]] = int(slab_free_ppm)
         m.cfg[CFG["compaction_proactiveness"]] = int(compaction_proactiveness)
         m.cfg[CFG["extfrag_threshold"]] = int(extfrag_threshold)

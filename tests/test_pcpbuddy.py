@@ -1,13 +1,14 @@
-"""PCPBuddy (per-cpu owned pageblocks, Johannes Weiner's RFC as the SPB series'
-S1 snapshot has it): owner routing of frees, the merge pass, phases 0/1/3 of
-rmqueue_bulk, ownership ending when a block is whole again, and the
+"""PCPBuddy (per-cpu owned pageblocks, Johannes Weiner's RFC and the SPB
+series' S1 and v2 21 forms): owner routing of frees, the merge pass, phases
+0-3 of rmqueue_bulk, ownership ending when a block is whole again, and the
 DEBUG_VM checker over random streams with the switch on."""
 import numpy as np
 import pytest
 
 from spbsim import Machine
 from spbsim.errors import ConfigError
-from spbsim.mm.const import (MIGRATE_MOVABLE, MIGRATE_PCPTYPES, PG_pcp, PG_pcpbuddy,
+from spbsim.mm.const import (MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_UNMOVABLE,
+                             PCPBUDDY_ADOPT, PCPBUDDY_RFC, PCPBUDDY_S1, PG_pcp, PG_pcpbuddy,
                              pageblock_nr_pages, pageblock_order)
 from spbsim.mm.state import CFG
 from spbsim.policy import Policy
@@ -133,14 +134,88 @@ def test_a_free_of_an_owned_page_after_the_owner_drained_still_goes_to_the_owner
     m.check()
 
 
-@pytest.mark.parametrize("policy", ["stock:pcpbuddy", "spb:v1,pcpbuddy=s1", "spb:s1,pcpbuddy=s1"])
+def _fragments_then_pcpbuddy(mode, **kw):
+    """One order-0 GFP_KERNEL allocation with the pcp lists off claims a
+    pageblock for UNMOVABLE and leaves its other 511 pages in the buddy as
+    one free chunk of each order 0-8, unowned; then PCPBuddy ``mode`` and the
+    pcp lists go on."""
+    m = machine(pcpbuddy=False, pcp=False, **kw)
+    first = m.alloc(0, "GFP_KERNEL", cpu=0)
+    m.mem.cfg[CFG["pcp_enabled"]] = 1
+    m.mem.cfg[CFG["pcpbuddy"]] = mode
+    return m, first
+
+
+def _cpu_entries(m, cpu):
+    """(pindex, pfn) of every entry on ``cpu``'s lists, every zone."""
+    return [(pi, p) for pi in range(m.mem.pcp_head.shape[2]) for _, p in pcp_entries(m, cpu, pi)]
+
+
+def test_rfc_phase_2_takes_chunks_of_the_type_whole_without_owning_them():
+    """Johannes' RFC: an order-0 unmovable refill smaller than a pageblock
+    takes the largest chunks of the UNMOVABLE lists that fit the need, whole
+    (lists of their own order), with no owner and no PagePCPBuddy; no steal;
+    phase 3 fills what no free chunk fits.
+    S1's form (no phase 2) fills the same refill with order-0 pages."""
+    m, first = _fragments_then_pcpbuddy(PCPBUDDY_RFC)
+    c0 = m.sim_counters()
+    page = m.alloc(0, "GFP_KERNEL", cpu=1)
+    c1 = m.sim_counters()
+    got = c1["sim_pcpbuddy_phase2_pages"] - c0["sim_pcpbuddy_phase2_pages"]
+    entries = _cpu_entries(m, 1)
+    plain = c1["sim_pcpbuddy_phase3_pages"] - c0["sim_pcpbuddy_phase3_pages"]
+    assert got > plain      # phase 3 splits a larger chunk for what no chunk fits
+    assert sum(1 << (pi // MIGRATE_PCPTYPES) for pi, _ in entries) == got + plain - 1
+    assert max(pi // MIGRATE_PCPTYPES for pi, _ in entries) > 0     # chunks, not pages
+    assert all(pi % MIGRATE_PCPTYPES == MIGRATE_UNMOVABLE for pi, _ in entries)
+    assert all(not m.mem.pg_flags[p] & PG_pcpbuddy for _, p in entries)
+    assert not m.mem.pb_cpu.any()
+    assert page >> pageblock_order == first >> pageblock_order
+    assert c1["sim_steal"] == c0["sim_steal"]
+    m.check()
+    s1, _ = _fragments_then_pcpbuddy(PCPBUDDY_S1)
+    s1.alloc(0, "GFP_KERNEL", cpu=1)
+    assert s1.sim_counters()["sim_pcpbuddy_phase2_pages"] == 0
+    assert {pi // MIGRATE_PCPTYPES for pi, _ in _cpu_entries(s1, 1)} == {0}
+
+
+def test_v2_21_phase_2_adopts_the_partly_free_block_of_a_tainted_spb():
+    """v2 21/40 under SPBs: the unmovable refill on cpu 1 takes the chunks of
+    the partly free UNMOVABLE block in the tainted SPB, takes the block into
+    cpu 1's ownership and marks the chunks PagePCPBuddy; a movable refill
+    does not run phase 2."""
+    m, first = _fragments_then_pcpbuddy(PCPBUDDY_ADOPT, memory="4G", spb="v1")
+    pb = first >> pageblock_order
+    assert m.mem.pb_cpu[pb] == 0
+    c0 = m.sim_counters()
+    m.alloc(0, "GFP_KERNEL", cpu=1)
+    c1 = m.sim_counters()
+    assert c1["sim_pcpbuddy_phase2_pages"] - c0["sim_pcpbuddy_phase2_pages"] > 1
+    assert c1["sim_pcpbuddy_phase2_adopted"] - c0["sim_pcpbuddy_phase2_adopted"] >= 1
+    assert m.mem.pb_cpu[pb] == 2                          # cpu 1 + 1
+    entries = _cpu_entries(m, 1)
+    assert any(p >> pageblock_order == pb for _, p in entries)
+    chunks = [p for pi, p in entries if pi // MIGRATE_PCPTYPES > 0]     # phase 3 adds order 0
+    assert chunks
+    for p in chunks:
+        assert m.mem.pg_flags[p] & PG_pcpbuddy
+        assert m.mem.pb_cpu[p >> pageblock_order] == 2
+    m.check()
+    c2 = m.sim_counters()
+    m.alloc(0, MOVABLE, cpu=0)
+    assert m.sim_counters()["sim_pcpbuddy_phase2_pages"] == c2["sim_pcpbuddy_phase2_pages"]
+    m.check()
+
+
+@pytest.mark.parametrize("policy", ["stock:pcpbuddy", "spb:v1,pcpbuddy=s1", "spb:s1,pcpbuddy=s1",
+                                    "spb:v2,pcpbuddy=v2_21"])
 def test_random_streams_keep_every_invariant(policy):
     """Random allocations (orders 0-9, three types) and frees from 4 cpus,
     with frees on other cpus than the allocation; DEBUG_VM every 2,000
     operations and at the end, after a full drain."""
     kw = Policy.parse(policy).machine_kwargs()
     m = machine(memory="2G", cpus=4, **kw)
-    assert m.mem.cfg[CFG["pcpbuddy"]] == 1
+    assert m.mem.cfg[CFG["pcpbuddy"]] != 0
     rng = np.random.default_rng(7)
     gfps = ["GFP_KERNEL", MOVABLE, "GFP_KERNEL_ACCOUNT", MOVABLE, "GFP_NOFS"]
     live = []
@@ -158,6 +233,8 @@ def test_random_streams_keep_every_invariant(policy):
     c = m.sim_counters()
     assert c["sim_pcpbuddy_phase1_blocks"] > 0 and c["sim_pcp_merges"] > 0
     assert c["sim_pcp_remote_owner_frees"] > 0
+    if m.mem.cfg[CFG["pcpbuddy"]] != PCPBUDDY_S1:
+        assert c["sim_pcpbuddy_phase2_pages"] > 0
     m.check()
     m.drain_pcp()
     m.check()
@@ -165,8 +242,11 @@ def test_random_streams_keep_every_invariant(policy):
 
 def test_policies_and_switch_values():
     assert Policy.parse("stock:pcpbuddy").machine_kwargs() == {"pcpbuddy": True}
+    assert Machine(memory="1G", cpus=2, pcpbuddy=True).mem.cfg[CFG["pcpbuddy"]] == PCPBUDDY_RFC
     m = Machine(memory="1G", cpus=2, spb="v1", spb_set={"pcpbuddy": "s1"})
-    assert m.mem.cfg[CFG["pcpbuddy"]] == 1
+    assert m.mem.cfg[CFG["pcpbuddy"]] == PCPBUDDY_S1
+    m = Machine(memory="1G", cpus=2, spb="v1", spb_set={"pcpbuddy": "v2_21"})
+    assert m.mem.cfg[CFG["pcpbuddy"]] == PCPBUDDY_ADOPT
     assert Machine(memory="1G", cpus=2, spb="v1").mem.cfg[CFG["pcpbuddy"]] == 0
     with pytest.raises(ConfigError, match="pcpbuddy"):
         Policy.parse("spb:v1,pcpbuddy=v9")

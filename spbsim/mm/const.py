@@ -104,3 +104,9 @@ KV_6_1 = 2      # v6.1 LTS: __rmqueue_fallback + steal_suitable_fallback,
 #                 nr_reserved_highatomic in the watermark
 KERNEL_VERSIONS = {"recent": KV_RECENT, "6.19": KV_RECENT, "7.0": KV_RECENT,
                    "6.12": KV_6_12, "6.1": KV_6_1}
+
+# PCPBuddy variants (machine cfg "pcpbuddy"; 0: off): which rmqueue_bulk() phases run
+PCPBUDDY_S1 = 1       # phases 0, 1, 3: the SPB series' S1 snapshot (phase 2 removed there)
+PCPBUDDY_RFC = 2      # phases 0-3, phase 2 from the zone's lists: Johannes' RFC (v1 02)
+PCPBUDDY_ADOPT = 3    # phases 0-3, phase 2 adopts partly free pageblocks of tainted SPBs
+                      #   for UNMOV/RECL refills (v2 21/40)

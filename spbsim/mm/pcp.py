@@ -7,20 +7,21 @@ Modelled: batch/high/high_min/high_max, alloc_factor batch scaling, the
 free_count drain sizing and free_high (v6.12 rule), and PCPBuddy (per-cpu
 owned pageblocks, the ``pcpbuddy`` switch; docs/spb.md "PCPBuddy").
 """
-from .buddy import (del_page_from_free_list, free_one_page_merge, pcpblock_owned_add,
-                    pcpblock_owned_del, set_pcpblock_owner)
+from .buddy import (del_page_from_free_list, free_one_page_merge, pageblock_set_has,
+                    pcpblock_owned_add, pcpblock_owned_del, set_pcpblock_owner)
 from .const import (CONFIG_PCP_BATCH_SCALE_MAX, KV_6_1, KV_RECENT, MIGRATE_MOVABLE,
-                    MIGRATE_PCPTYPES,
+                    MIGRATE_PCPTYPES, PCPBUDDY_ADOPT, PCPBUDDY_RFC,
                     NR_LOWORDER_PCP_LISTS, NR_PCP_LISTS,
                     PAGE_ALLOC_COSTLY_ORDER, PG_buddy, PG_pcp, PG_pcpbuddy, RMQUEUE_NORMAL,
                     ZONE_BELOW_HIGH, ZONE_RECLAIM_ACTIVE, pageblock_nr_pages, pageblock_order)
 from .fallback import rmqueue
+from .spb.alloc import spb_adopt_partial_pageblock
 from .jit import njit, njit_inline
 from .list import list_add, list_add_tail, list_del
 from .state import (CFG, PCP_ALLOC_FACTOR, PCP_BATCH, PCP_COUNT, PCP_FLAGS,
                     PCP_FREE_COUNT, PCP_HIGH, PCP_HIGH_MAX, PCP_HIGH_MIN,
                     PCPF_PREV_FREE_HIGH_ORDER, SIMSTAT, ZS_FLAGS)
-from .tracepoint import EV_PCPU_DRAIN, trace_event
+from .tracepoint import EV_PCPU_DRAIN, EV_ZONE_LOCKED, trace_event
 
 _CFG_VERSION = CFG["version"]
 _CFG_PCPBUDDY = CFG["pcpbuddy"]
@@ -28,6 +29,8 @@ _SIM_REFILL = SIMSTAT["sim_pcp_refill"]
 _SIM_DRAIN = SIMSTAT["sim_pcp_drain_blocks"]
 _SIM_PHASE0 = SIMSTAT["sim_pcpbuddy_phase0_pages"]
 _SIM_PHASE1 = SIMSTAT["sim_pcpbuddy_phase1_blocks"]
+_SIM_PHASE2 = SIMSTAT["sim_pcpbuddy_phase2_pages"]
+_SIM_PHASE2_ADOPT = SIMSTAT["sim_pcpbuddy_phase2_adopted"]
 _SIM_PHASE3 = SIMSTAT["sim_pcpbuddy_phase3_pages"]
 _SIM_MERGES = SIMSTAT["sim_pcp_merges"]
 _SIM_FRAG_DRAINS = SIMSTAT["sim_pcpbuddy_frag_drains"]
@@ -139,14 +142,69 @@ def rmqueue_bulk(m, z, cpu, order, count, pindex, mt, alloc_flags):
 
 
 @njit
+def pcpbuddy_rmqueue_chunks(m, z, cpu, order, mt, refilled, pages_needed):
+    """rmqueue_bulk() phase 2: sub-pageblock buddies of ``mt`` (never another
+    type's: no stealing), each whole onto the pcp list of its order, the
+    largest that fits the remaining need first ([SIM] order; one of
+    ``order`` when none fits), until the need is met.
+
+    Johannes' RFC (``PCPBUDDY_RFC``): from the zone's lists, cached for
+    batching only, no owner, no PagePCPBuddy.  v2 21/40 (``PCPBUDDY_ADOPT``,
+    under SPBs, where the zone's lists are empty): UNMOV/RECL refills only,
+    from the tainted SPBs (spb_adopt_partial_pageblock()); an unowned block
+    (pbd->cpu == 0) becomes this cpu's and the entry PagePCPBuddy, and phase
+    0 later recovers the rest of the block; an entry of a block another cpu
+    owns is still taken, as a plain entry ([SIM]: the patch follows such
+    blocks rather than skipping them).  Returns ``refilled``."""
+    adopt = m.cfg[_CFG_PCPBUDDY] == PCPBUDDY_ADOPT
+    if adopt and mt == MIGRATE_MOVABLE:
+        return refilled
+    got = 0
+    while refilled < pages_needed:
+        hi = pageblock_order
+        while hi - 1 > order and (1 << (hi - 1)) > pages_needed - refilled:
+            hi -= 1
+        if adopt:
+            pfn, o = spb_adopt_partial_pageblock(m, z, order, hi, mt)
+        else:
+            pfn = -1
+            o = -1
+            for c in range(hi - 1, order - 1, -1):
+                h = m.fa_head[z, c, mt]
+                if h >= 0:
+                    pfn = h
+                    o = c
+                    del_page_from_free_list(m, h, z, c, mt)
+                    pageblock_set_has(m, h, c, mt)
+                    trace_event(m, EV_ZONE_LOCKED, h, c, mt, 1, 0, 0)
+                    break
+        if pfn < 0:
+            break
+        m.pg_order[pfn] = o
+        _pcp_add(m, z, cpu, MIGRATE_PCPTYPES * o + mt, pfn, True)
+        if adopt:
+            pb = pfn >> pageblock_order
+            if m.pb_cpu[pb] == 0:
+                set_pcpblock_owner(m, pb, cpu)
+                m.sim[_SIM_PHASE2_ADOPT] += 1
+            if m.pb_cpu[pb] == cpu + 1:
+                m.pg_flags[pfn] |= PG_pcpbuddy
+        refilled += 1 << o
+        got += 1 << o
+    m.sim[_SIM_PHASE2] += got
+    return refilled
+
+
+@njit
 def pcpbuddy_rmqueue_bulk(m, z, cpu, order, count, mt, alloc_flags):
     """rmqueue_bulk() of PCPBuddy: ``count`` blocks of ``order`` as pages, in
     phases.  0: recover this cpu's owned fragments (owned_blocks, newest first,
     blocks of type ``mt``, every free buddy of a block).  1: whole pageblocks,
-    owned and PagePCPBuddy, while a whole block still fits the need.  3: plain
-    __rmqueue() blocks of ``order``, no owner.  One rmqueue mode across phases
-    1 and 3; a refill of one block (count <= 1) runs phase 3 only.  Returns
-    the pages added."""
+    owned and PagePCPBuddy, while a whole block still fits the need.  2 (not
+    in S1): sub-pageblock chunks of ``mt`` without stealing
+    (pcpbuddy_rmqueue_chunks()).  3: plain __rmqueue() blocks of ``order``,
+    no owner.  One rmqueue mode across phases 1 and 3; a refill of one block
+    (count <= 1) runs phase 3 only.  Returns the pages added."""
     pages_needed = count << order
     refilled = 0
     mode = RMQUEUE_NORMAL
@@ -180,6 +238,8 @@ def pcpbuddy_rmqueue_bulk(m, z, cpu, order, count, mt, alloc_flags):
             m.pg_flags[pfn] |= PG_pcpbuddy
             refilled += pageblock_nr_pages
             m.sim[_SIM_PHASE1] += 1
+        if m.cfg[_CFG_PCPBUDDY] >= PCPBUDDY_RFC and refilled < pages_needed:
+            refilled = pcpbuddy_rmqueue_chunks(m, z, cpu, order, mt, refilled, pages_needed)
     plain = 0
     while refilled < pages_needed:
         pfn, mode = rmqueue(m, z, order, mt, alloc_flags, mode)

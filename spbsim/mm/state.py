@@ -81,6 +81,8 @@ SIMSTAT_NAMES = [
     "sim_pcpbuddy_disown",         # blocks whose ownership ended (clear_pcpblock_owner)
     "sim_pcpbuddy_frag_drains",    # owned blocks put on owned_blocks by a partial drain
     "sim_pcp_remote_owner_frees",  # frees sent to the owner cpu's list from another cpu
+    "sim_pcpbuddy_phase2_pages",   # rmqueue_bulk phase 2: sub-pageblock chunks, no stealing (pages)
+    "sim_pcpbuddy_phase2_adopted", # phase 2 under SPBs: partly free blocks newly owned (v2 21)
 ]
 SIMSTAT = _enum(SIMSTAT_NAMES)
 

@@ -50,7 +50,7 @@ __all__ = ["spb_rmqueue", "spb_rmqueue_hint", "spb_rmqueue_after_hint", "spb_rmq
            "spb_pass_3", "spb_pass_4", "spb_last_chance", "spb_hint",
            "spb_react_to_tainted_alloc", "sb_preferred_for_movable",
            "queue_spb_slab_shrink", "queue_spb_evacuate", "queue_pageblock_evacuate",
-           "spb_tainted_has_evacuable"]
+           "spb_tainted_has_evacuable", "spb_adopt_partial_pageblock"]
 
 B = MAX_NR_ZONES               # free-list owner of SPB slot i is B + i
 _SIM_VISITED = SIMSTAT["sim_freelists_visited"]
@@ -329,6 +329,34 @@ def spb_pass_1(m, z, order, mt, pref):
                     return p, i, visited
             i = nxt
     return -1, -1, visited
+
+
+@njit
+def spb_adopt_partial_pageblock(m, z, lo, hi, mt):
+    """rmqueue_bulk() phase 2 under SPBs (v2 21/40 "adopt partial pageblocks
+    from tainted superpageblocks"), the search: tainted SPBs in PASS_1's
+    order (fullest bucket first, each list from its head), in each SPB the
+    largest free buddy of ``mt`` of order hi-1 down to lo ([SIM]: the
+    largest that fits the refill's need, as the RFC's phase 2 pulls chunks
+    larger than the request); the entry leaves the free list whole.  The
+    caller takes the ownership and puts it on its pcp.  Returns (pfn, order)
+    or (-1, -1)."""
+    spb = m.spb
+    for full in range(NR_SB_FULLNESS):
+        i = spb.list_head[z, SB_TAINTED * NR_SB_FULLNESS + full]
+        while i >= 0:
+            if spb.nr_free_pages[i] != 0:
+                L = B + i
+                for o in range(hi - 1, lo - 1, -1):
+                    _probe(m, z, 1)
+                    h = m.fa_head[L, o, mt]
+                    if h >= 0:
+                        del_page_from_free_list(m, h, z, o, mt)
+                        pageblock_set_has(m, h, o, mt)
+                        trace_event(m, EV_ZONE_LOCKED, h, o, mt, 1, 0, 0)
+                        return h, o
+            i = spb.list_next[i]
+    return -1, -1
 
 
 @njit

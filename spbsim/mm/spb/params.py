@@ -6,7 +6,7 @@ Provenance tags as in the specs: [S1] read in source snapshot S1
 Every [U] item of spb-series.md Appendix B (and of §5.1) that this layer or
 the next ones need is a named constant here, with the spec's [SIM] value.
 """
-from ..const import SUPERPAGEBLOCK_NR_PAGEBLOCKS
+from ..const import PCPBUDDY_ADOPT, PCPBUDDY_S1 as _MODE_S1, SUPERPAGEBLOCK_NR_PAGEBLOCKS
 
 # ------------------------------------------------------------ enums [S1 mmzone.h]
 #: enum sb_category
@@ -105,6 +105,10 @@ SPB_CFG_PCPBUDDY = 34            # PCPBuddy under the SPB allocator (sets the ma
                                  #   cfg "pcpbuddy"; the mechanism is in mm/pcp.py) [S v1 02]
 PCPBUDDY_OFF = 0                 #   stock per-cpu lists
 PCPBUDDY_S1 = 1                  #   S1's PCPBuddy: phases 0, 1, 3 (no phase 2) [S1 code]
+PCPBUDDY_V2_21 = 2               #   + phase 2: UNMOV/RECL refills adopt partly free
+                                 #   pageblocks of tainted SPBs [S v2 21/40]
+#: the switch value -> the machine's cfg "pcpbuddy" (mm/const.py PCPBUDDY_*)
+PCPBUDDY_MODE = {PCPBUDDY_OFF: 0, PCPBUDDY_S1: _MODE_S1, PCPBUDDY_V2_21: PCPBUDDY_ADOPT}
 SPB_CFG_HIGHATOMIC_PASS_2 = 35   # __rmqueue_smallest(MIGRATE_HIGHATOMIC) also runs PASS_2
                                  #   (claim a whole free MOVABLE block of a tainted SPB) [S1 §3.1]
 SPB_CFG_COMPACT_HOOK = 36        # the __alloc_pages_direct_compact() hook [S v2 17/40, S2]:
@@ -162,7 +166,8 @@ SPB_SWITCHES = {
     "defrag_progress_min_free": (SPB_CFG_PROGRESS_MIN_FREE, ("int", 1, 512)),
     "defrag_stop_extra_pb": (SPB_CFG_STOP_EXTRA_PB, ("int", 0, 512)),
     "defrag_progress_cooldown_ms": (SPB_CFG_PROGRESS_COOLDOWN_MS, ("int", 0, 3_600_000)),
-    "pcpbuddy": (SPB_CFG_PCPBUDDY, {"off": PCPBUDDY_OFF, "s1": PCPBUDDY_S1}),
+    "pcpbuddy": (SPB_CFG_PCPBUDDY, {"off": PCPBUDDY_OFF, "s1": PCPBUDDY_S1,
+                                    "v2_21": PCPBUDDY_V2_21}),
     "highatomic_pass_2": (SPB_CFG_HIGHATOMIC_PASS_2, "bool"),
     "direct_compact_hook": (SPB_CFG_COMPACT_HOOK, "bool"),
     "contig_cap": (SPB_CFG_CONTIG_CAP, ("int", 1, 1 << 20)),
