@@ -13,8 +13,8 @@ from spbsim.mm.spb.work import spb_run_pending
 from spbsim.policy import Policy
 
 PRESETS = ["stock", "stock:6.12", "stock:6.1", "stock:defrag", "stock:pcpbuddy", "spb:s1",
-           "spb:v1", "spb:v1-pre43", "spb:v2", "spb:v1,pcpbuddy=s1", "spb:v2,pcpbuddy=s1",
-           "spb:v2,pcpbuddy=v2_21"]
+           "spb:v1", "spb:v1-pre43", "spb:v2", "spb:v1,pcpbuddy=off", "spb:v2,pcpbuddy=off",
+           "spb:v2,pcpbuddy=s1", "spb:v1,pcpbuddy=v2_21"]
 GFPS = np.array([G.GFP_KERNEL, G.GFP_HIGHUSER_MOVABLE, G.GFP_KERNEL_ACCOUNT,
                  G.GFP_HIGHUSER_MOVABLE, G.GFP_NOFS, G.GFP_ATOMIC | G.__GFP_NOWARN,
                  G.GFP_KERNEL | G.__GFP_RECLAIMABLE], np.int64)

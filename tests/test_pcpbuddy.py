@@ -247,6 +247,12 @@ def test_policies_and_switch_values():
     assert m.mem.cfg[CFG["pcpbuddy"]] == PCPBUDDY_S1
     m = Machine(memory="1G", cpus=2, spb="v1", spb_set={"pcpbuddy": "v2_21"})
     assert m.mem.cfg[CFG["pcpbuddy"]] == PCPBUDDY_ADOPT
-    assert Machine(memory="1G", cpus=2, spb="v1").mem.cfg[CFG["pcpbuddy"]] == 0
+    # every SPB preset runs PCPBuddy: S1's form, v2 with v2 21's phase 2; off ablates it
+    for preset, mode in (("s1", PCPBUDDY_S1), ("v1", PCPBUDDY_S1), ("v1-pre43", PCPBUDDY_S1),
+                         ("v2", PCPBUDDY_ADOPT)):
+        assert Machine(memory="1G", cpus=2, spb=preset).mem.cfg[CFG["pcpbuddy"]] == mode
+    m = Machine(memory="1G", cpus=2, spb="v2", spb_set={"pcpbuddy": "off"})
+    assert m.mem.cfg[CFG["pcpbuddy"]] == 0
+    assert Machine(memory="1G", cpus=2).mem.cfg[CFG["pcpbuddy"]] == 0       # stock
     with pytest.raises(ConfigError, match="pcpbuddy"):
         Policy.parse("spb:v1,pcpbuddy=v9")

@@ -187,7 +187,7 @@ _V1 = dict(update_list="transition", untaint="s1", reserve="dynamic", defrag="re
            defrag_claimed_blocks=True,
            slab_shrink_div=8, evacuate_for_order_cap=8, evacuate_phase_blocks=8,
            deferred_evacuation_throttle_ms=100, defrag_progress_min_free=1,
-           defrag_stop_extra_pb=1, defrag_progress_cooldown_ms=0, pcpbuddy="off",
+           defrag_stop_extra_pb=1, defrag_progress_cooldown_ms=0, pcpbuddy="s1",
            highatomic_pass_2=True, direct_compact_hook=False, contig_cap=4, kevacuate=False,
            compaction_order_check="shadow")
 #: presets: s1 = the source snapshot S1; v1 = final v1 (patch 43 on);
@@ -202,7 +202,7 @@ SPB_PRESETS = {
     "v1": dict(_V1),
     "v1-pre43": dict(_V1, react_tainted_alloc=False, last_chance_defrag=False),
     "v2": dict(_V1, relax_sequence=True, best_effort_refusal=True,
-               compaction_skip_tainted=True, direct_compact_hook=True),
+               compaction_skip_tainted=True, direct_compact_hook=True, pcpbuddy="v2_21"),
 }
 SPB_PRESETS[""] = SPB_PRESETS["v1"]
 
