@@ -65,7 +65,7 @@ def _run_scenario(preset):
     """The built-in scenario under one preset without PCPBuddy, counting
     PASS_3 taints made after the boot phase (t >= 250 s) and those made while
     some SPB of the machine was stuck.  With PCPBuddy (the presets' default)
-    the fresh SPBs are tainted while no SPB is stuck, under both presets
+    seed 1 taints its fresh SPBs while no SPB is stuck, under both presets
     (docs/findings.md, "The bug patch 43 fixed"), so the mechanism is shown
     without it."""
     from spbsim.engine.run import Simulation
