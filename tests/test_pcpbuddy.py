@@ -88,8 +88,12 @@ def test_a_remote_free_goes_to_the_owner_and_the_drain_merges_the_block_back():
     assert m.sim_counters()["sim_pcp_remote_owner_frees"] - c0["sim_pcp_remote_owner_frees"] == 1
     assert (z, page) in pcp_entries(m, 0, MIGRATE_MOVABLE)          # cpu 0's order-0 list
     assert m.mem.pg_flags[page] & (PG_pcp | PG_pcpbuddy) == PG_pcp | PG_pcpbuddy
+    # the merge pass's work, counted: the freed page and its order-0 buddy;
+    # the split's upper halves have no buddy on the list
+    assert m.mem.pcp_pairs[z, 0].tolist() == [1] + [0] * (pageblock_order - 1)
     m.check()
     m.drain_pcp()
+    assert not m.mem.pcp_pairs.any()
     c1 = m.sim_counters()
     assert c1["sim_pcp_merges"] - c0["sim_pcp_merges"] >= pageblock_order
     assert m.mem.pb_cpu[block >> pageblock_order] == 0

@@ -6,7 +6,7 @@ consistent.  ``VIOLATIONS`` turns codes into messages.
 """
 
 from .buddy import migratetype_to_has_bit
-from .const import (MAX_NR_ZONES, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_TYPES,
+from .const import (MAX_NR_ZONES, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_PCPTYPES, MIGRATE_TYPES,
                     NR_PAGE_ORDERS, NR_PCP_LISTS, PB_all_free, PB_has_mask,
                     PG_buddy, PG_head, PG_MT_SHIFT, PG_pcp, PG_pcpbuddy, PG_reserved,
                     pageblock_nr_pages, pageblock_order)
@@ -58,6 +58,7 @@ VIOLATIONS = {
     33: "PagePCPBuddy without PCPBuddy, or on a page not on a pcp list (flags {a})",
     34: "a pageblock whole in the buddy is still marked polluted in the taint log (by owner {a})",
     35: "taint log count outside its capacity (records {a}, capacity {b})",
+    36: "pcp_pairs differs from the pairs of PagePCPBuddy buddies of one order on a cpu's lists (counted {a}, recorded {b})",
 }
 
 
@@ -155,6 +156,22 @@ def _check_lists(m):
                 b = m.pb_own_next[b]
             if m.pcp_own_tail[z, cpu] != prev:
                 return 31, -1, z, cpu
+            # PCPBuddy: pcp_pairs counts the pairs of PagePCPBuddy buddies per order
+            for o in range(pageblock_order):
+                pairs = 0
+                for pi in range(MIGRATE_PCPTYPES * o, MIGRATE_PCPTYPES * (o + 1)):
+                    if m.cfg[_CFG_PCPBUDDY] == 0:
+                        break
+                    p = m.pcp_head[z, cpu, pi]
+                    while p >= 0:
+                        b = p ^ (1 << o)
+                        if (m.pg_flags[p] & PG_pcpbuddy) and b > p \
+                                and (m.pg_flags[b] & (PG_pcp | PG_pcpbuddy)) == (PG_pcp | PG_pcpbuddy) \
+                                and m.pg_order[b] == o:
+                            pairs += 1
+                        p = m.pg_next[p]
+                if pairs != m.pcp_pairs[z, cpu, o]:
+                    return 36, -1, pairs, m.pcp_pairs[z, cpu, o]
     return 0, -1, 0, 0
 
 

@@ -51,6 +51,7 @@ def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1, spb=None, piece_cap
         pb_own_prev=np.full(nr_pb, -1, np.int32),
         pcp_own_head=np.full((Z, nr_cpus), -1, np.int64),
         pcp_own_tail=np.full((Z, nr_cpus), -1, np.int64),
+        pcp_pairs=np.zeros((Z, nr_cpus, pageblock_order), np.int32),
         pb_taint=np.zeros(nr_pb, np.int16),
         tl=spb.tl,
         tl_n=spb.tl_n,

@@ -78,8 +78,36 @@ def _pcp_add(m, z, cpu, pindex, pfn, tail):
 
 
 @njit_inline
+def _pcpbuddy_pair(m, pfn):
+    """The order of ``pfn``'s PagePCPBuddy entry if its buddy is one too, of
+    the same order (a pair pcp_merge_pass() merges), else -1."""
+    o = m.pg_order[pfn]
+    if o < pageblock_order:
+        b = pfn ^ (1 << o)
+        if (m.pg_flags[b] & (PG_pcp | PG_pcpbuddy)) == (PG_pcp | PG_pcpbuddy) \
+                and m.pg_order[b] == o:
+            return o
+    return -1
+
+
+@njit_inline
+def _pcpbuddy_mark(m, z, cpu, pfn):
+    """SetPagePCPBuddy() on an entry just put on ``cpu``'s list, counting the
+    pair it makes (pcp_pairs)."""
+    o = _pcpbuddy_pair(m, pfn)
+    if o >= 0:
+        m.pcp_pairs[z, cpu, o] += 1
+    m.pg_flags[pfn] |= PG_pcpbuddy
+
+
+@njit_inline
 def _pcp_del(m, z, cpu, pindex, pfn):
-    """pcp_dequeue(): off the list; PagePCPBuddy goes with it."""
+    """pcp_dequeue(): off the list; PagePCPBuddy goes with it (and the pair it
+    made)."""
+    if m.pg_flags[pfn] & PG_pcpbuddy:
+        o = _pcpbuddy_pair(m, pfn)
+        if o >= 0:
+            m.pcp_pairs[z, cpu, o] -= 1
     list_del(m.pg_next, m.pg_prev, m.pcp_head, m.pcp_tail, (z, cpu, pindex), pfn)
     m.pg_flags[pfn] &= 0xFF ^ (PG_pcp | PG_pcpbuddy)
 
@@ -188,7 +216,7 @@ def pcpbuddy_rmqueue_chunks(m, z, cpu, order, mt, refilled, pages_needed):
                 set_pcpblock_owner(m, pb, cpu)
                 m.sim[_SIM_PHASE2_ADOPT] += 1
             if m.pb_cpu[pb] == cpu + 1:
-                m.pg_flags[pfn] |= PG_pcpbuddy
+                _pcpbuddy_mark(m, z, cpu, pfn)
         refilled += 1 << o
         got += 1 << o
     m.sim[_SIM_PHASE2] += got
@@ -220,7 +248,7 @@ def pcpbuddy_rmqueue_bulk(m, z, cpu, order, count, mt, alloc_flags):
                         o = m.pg_order[p]
                         del_page_from_free_list(m, p, z, o, mt)
                         _pcp_add(m, z, cpu, MIGRATE_PCPTYPES * o + mt, p, True)
-                        m.pg_flags[p] |= PG_pcpbuddy
+                        _pcpbuddy_mark(m, z, cpu, p)
                         refilled += 1 << o
                         p += 1 << o
                     else:
@@ -235,7 +263,7 @@ def pcpbuddy_rmqueue_bulk(m, z, cpu, order, count, mt, alloc_flags):
             set_pcpblock_owner(m, pfn >> pageblock_order, cpu)
             m.pg_order[pfn] = pageblock_order
             _pcp_add(m, z, cpu, MIGRATE_PCPTYPES * pageblock_order + mt, pfn, True)
-            m.pg_flags[pfn] |= PG_pcpbuddy
+            _pcpbuddy_mark(m, z, cpu, pfn)
             refilled += pageblock_nr_pages
             m.sim[_SIM_PHASE1] += 1
         if m.cfg[_CFG_PCPBUDDY] >= PCPBUDDY_RFC and refilled < pages_needed:
@@ -272,7 +300,8 @@ def pcp_rmqueue_smallest(m, z, cpu, mt, order):
             size >>= 1
             m.pg_order[pfn + size] = high
             _pcp_add(m, z, cpu, MIGRATE_PCPTYPES * high + mt, pfn + size, False)
-            m.pg_flags[pfn + size] |= flag
+            if flag:
+                _pcpbuddy_mark(m, z, cpu, pfn + size)
         m.pg_order[pfn] = order
         return pfn
     return -1
@@ -328,12 +357,19 @@ def pcp_merge_pass(m, z, cpu):
     0..pageblock_order-1, each type's list from the head; a PagePCPBuddy entry
     whose buddy is a PagePCPBuddy entry of the same order (on any type's list
     of this cpu: ownership keeps it here) merges with it, to the tail of the
-    walked type's list one order up, where the pass meets it again."""
+    walked type's list one order up, where the pass meets it again.
+    An order without a pair (pcp_pairs, kept exact by every list change) is
+    not walked, and the walk of an order stops at its last pair: the rest
+    would merge nothing (a merge makes pairs only one order up)."""
     for order in range(pageblock_order):
+        if m.pcp_pairs[z, cpu, order] == 0:
+            continue
         for mt in range(MIGRATE_PCPTYPES):
+            if m.pcp_pairs[z, cpu, order] == 0:
+                break
             pi = MIGRATE_PCPTYPES * order + mt
             p = m.pcp_head[z, cpu, pi]
-            while p >= 0:
+            while p >= 0 and m.pcp_pairs[z, cpu, order] > 0:
                 nxt = m.pg_next[p]
                 if m.pg_flags[p] & PG_pcpbuddy:
                     b = p ^ (1 << order)
@@ -347,7 +383,7 @@ def pcp_merge_pass(m, z, cpu):
                         h = p & b
                         m.pg_order[h] = order + 1
                         _pcp_add(m, z, cpu, pi + MIGRATE_PCPTYPES, h, True)
-                        m.pg_flags[h] |= PG_pcpbuddy
+                        _pcpbuddy_mark(m, z, cpu, h)
                         m.sim[_SIM_MERGES] += 1
                 p = nxt
 
@@ -498,7 +534,7 @@ def free_unref_page_commit(m, z, cpu, pfn, order, mt, owned):
     m.pg_order[pfn] = order
     _pcp_add(m, z, cpu, pindex, pfn, False)
     if owned:
-        m.pg_flags[pfn] |= PG_pcpbuddy
+        _pcpbuddy_mark(m, z, cpu, pfn)
     pcp[PCP_COUNT] += 1 << order
     if m.cfg[_CFG_VERSION] == KV_6_1:
         return free_unref_page_commit_v61(m, z, cpu, pindex, order)

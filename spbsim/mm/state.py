@@ -189,6 +189,9 @@ Mem = namedtuple("Mem", [
     # PCPBuddy: per pageblock the owning cpu + 1 (pbd->cpu, 0 = unowned) and the
     # links of pcp->owned_blocks (cpu_node); per zone per cpu that list's ends
     "pb_cpu", "pb_own_next", "pb_own_prev", "pcp_own_head", "pcp_own_tail",
+    # PCPBuddy: per zone per cpu per order below pageblock_order, the pairs of
+    # PagePCPBuddy buddies on the pcp lists (the merge pass's work; ours)
+    "pcp_pairs",
     # per pageblock: owner + 1 of the request whose fragmenting fallback first
     # polluted the block since it was last wholly free (0: clean); the taint
     # log: int64[TL_CAPACITY, TL_WIDTH], tl_n = [records, dropped] (shared

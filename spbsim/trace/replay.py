@@ -381,7 +381,7 @@ class PlacementReplay:
                             ("cc_n", 0), ("capc", -1),
                             ("pb_cpu", 0), ("pb_taint", 0), ("tl_n", 0),
                             ("pb_own_next", -1), ("pb_own_prev", -1),
-                            ("pcp_own_head", -1), ("pcp_own_tail", -1)):
+                            ("pcp_own_head", -1), ("pcp_own_tail", -1), ("pcp_pairs", 0)):
             if hasattr(m, name):
                 getattr(m, name)[...] = value
         if hasattr(m, "pc_next"):           # the split-piece pool: all free again
