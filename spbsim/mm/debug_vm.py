@@ -11,7 +11,7 @@ from .const import (MAX_NR_ZONES, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_P
                     PG_buddy, PG_head, PG_MT_SHIFT, PG_pcp, PG_pcpbuddy, PG_reserved,
                     pageblock_nr_pages, pageblock_order)
 from .jit import njit
-from .pcp import pcp_pindex_to_order
+from .pcp import pcp_pindex_to_order, pcpbuddy_pair_order
 from .split import piece_index
 from .state import (CAPC_PAGE, CAPC_ZONE, CFG, PCP_COUNT, ZS_FREE_HIGHATOMIC, ZS_NR_FREE,
                     ZS_NR_FREE_BLOCKS)
@@ -160,14 +160,11 @@ def _check_lists(m):
             for o in range(pageblock_order):
                 pairs = 0
                 for pi in range(MIGRATE_PCPTYPES * o, MIGRATE_PCPTYPES * (o + 1)):
-                    if m.cfg[_CFG_PCPBUDDY] == 0:
-                        break
                     p = m.pcp_head[z, cpu, pi]
                     while p >= 0:
-                        b = p ^ (1 << o)
-                        if (m.pg_flags[p] & PG_pcpbuddy) and b > p \
-                                and (m.pg_flags[b] & (PG_pcp | PG_pcpbuddy)) == (PG_pcp | PG_pcpbuddy) \
-                                and m.pg_order[b] == o:
+                        # each pair once, from its lower half
+                        if (m.pg_flags[p] & PG_pcpbuddy) and (p ^ (1 << o)) > p \
+                                and pcpbuddy_pair_order(m, p) == o:
                             pairs += 1
                         p = m.pg_next[p]
                 if pairs != m.pcp_pairs[z, cpu, o]:

@@ -78,7 +78,7 @@ def _pcp_add(m, z, cpu, pindex, pfn, tail):
 
 
 @njit_inline
-def _pcpbuddy_pair(m, pfn):
+def pcpbuddy_pair_order(m, pfn):
     """The order of ``pfn``'s PagePCPBuddy entry if its buddy is one too, of
     the same order (a pair pcp_merge_pass() merges), else -1."""
     o = m.pg_order[pfn]
@@ -94,20 +94,25 @@ def _pcpbuddy_pair(m, pfn):
 def _pcpbuddy_mark(m, z, cpu, pfn):
     """SetPagePCPBuddy() on an entry just put on ``cpu``'s list, counting the
     pair it makes (pcp_pairs)."""
-    o = _pcpbuddy_pair(m, pfn)
+    o = pcpbuddy_pair_order(m, pfn)
     if o >= 0:
         m.pcp_pairs[z, cpu, o] += 1
     m.pg_flags[pfn] |= PG_pcpbuddy
 
 
 @njit_inline
+def _pcpbuddy_unmark(m, z, cpu, pfn):
+    """Before a PagePCPBuddy entry leaves ``cpu``'s list: the pair it made is
+    gone (pcp_pairs); _pcp_del() clears the flag."""
+    o = pcpbuddy_pair_order(m, pfn)
+    if o >= 0:
+        m.pcp_pairs[z, cpu, o] -= 1
+
+
+@njit_inline
 def _pcp_del(m, z, cpu, pindex, pfn):
-    """pcp_dequeue(): off the list; PagePCPBuddy goes with it (and the pair it
-    made)."""
-    if m.pg_flags[pfn] & PG_pcpbuddy:
-        o = _pcpbuddy_pair(m, pfn)
-        if o >= 0:
-            m.pcp_pairs[z, cpu, o] -= 1
+    """pcp_dequeue(): off the list; PagePCPBuddy goes with it (a PagePCPBuddy
+    entry's caller runs _pcpbuddy_unmark() first)."""
     list_del(m.pg_next, m.pg_prev, m.pcp_head, m.pcp_tail, (z, cpu, pindex), pfn)
     m.pg_flags[pfn] &= 0xFF ^ (PG_pcp | PG_pcpbuddy)
 
@@ -293,6 +298,8 @@ def pcp_rmqueue_smallest(m, z, cpu, mt, order):
         if pfn < 0:
             continue
         flag = m.pg_flags[pfn] & PG_pcpbuddy
+        if flag:
+            _pcpbuddy_unmark(m, z, cpu, pfn)
         _pcp_del(m, z, cpu, MIGRATE_PCPTYPES * high + mt, pfn)
         size = 1 << high
         while high > order:
@@ -362,29 +369,24 @@ def pcp_merge_pass(m, z, cpu):
     not walked, and the walk of an order stops at its last pair: the rest
     would merge nothing (a merge makes pairs only one order up)."""
     for order in range(pageblock_order):
-        if m.pcp_pairs[z, cpu, order] == 0:
-            continue
         for mt in range(MIGRATE_PCPTYPES):
-            if m.pcp_pairs[z, cpu, order] == 0:
-                break
             pi = MIGRATE_PCPTYPES * order + mt
             p = m.pcp_head[z, cpu, pi]
             while p >= 0 and m.pcp_pairs[z, cpu, order] > 0:
                 nxt = m.pg_next[p]
-                if m.pg_flags[p] & PG_pcpbuddy:
+                if (m.pg_flags[p] & PG_pcpbuddy) and pcpbuddy_pair_order(m, p) == order:
                     b = p ^ (1 << order)
-                    if (m.pg_flags[b] & (PG_pcp | PG_pcpbuddy)) == (PG_pcp | PG_pcpbuddy) \
-                            and m.pg_order[b] == order:
-                        if nxt == b:
-                            nxt = m.pg_next[b]
-                        _pcp_del(m, z, cpu, pi, p)
-                        # (after p's removal, which can make b an end of its list)
-                        _pcp_del(m, z, cpu, _pcp_list_of(m, z, cpu, order, b), b)
-                        h = p & b
-                        m.pg_order[h] = order + 1
-                        _pcp_add(m, z, cpu, pi + MIGRATE_PCPTYPES, h, True)
-                        _pcpbuddy_mark(m, z, cpu, h)
-                        m.sim[_SIM_MERGES] += 1
+                    if nxt == b:
+                        nxt = m.pg_next[b]
+                    m.pcp_pairs[z, cpu, order] -= 1        # the pair (p, b) goes
+                    _pcp_del(m, z, cpu, pi, p)
+                    # (after p's removal, which can make b an end of its list)
+                    _pcp_del(m, z, cpu, _pcp_list_of(m, z, cpu, order, b), b)
+                    h = p & b
+                    m.pg_order[h] = order + 1
+                    _pcp_add(m, z, cpu, pi + MIGRATE_PCPTYPES, h, True)
+                    _pcpbuddy_mark(m, z, cpu, h)
+                    m.sim[_SIM_MERGES] += 1
                 p = nxt
 
 
@@ -416,6 +418,7 @@ def free_pcppages_bulk(m, z, cpu, count, pindex):
             mt = m.pb_mt[pfn >> pageblock_order]
             to_tail = False
             if pcpbuddy and order < pageblock_order and (m.pg_flags[pfn] & PG_pcpbuddy):
+                _pcpbuddy_unmark(m, z, cpu, pfn)
                 pcpblock_owned_add(m, z, cpu, pfn >> pageblock_order)
                 m.sim[_SIM_FRAG_DRAINS] += 1
                 to_tail = True
