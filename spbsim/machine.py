@@ -86,6 +86,10 @@ class Machine:
       pcpbuddy: PCPBuddy, per-cpu owned pageblocks that merge on the pcp lists
       (docs/spb.md "PCPBuddy"): True is Johannes' RFC, phases 0-3; the SPB
       switch spb.pcpbuddy=s1 (no phase 2) or v2_21 sets it too.
+      per_cpu_data_slice_size: [SIM] each cpu's share of its last-level
+      cache (cacheinfo's per_cpu_data_slice_size, default 1M); where it
+      exceeds 3 pcp batches, PCPF_FREE_HIGH_BATCH makes free_high wait until
+      the pcp list holds a batch (0: never, the model before this rule).
       watermarks: {zone name: (min, low, high[, promo])} taken as
       they are instead of __setup_per_zone_wmarks()'s (a recording's zoneinfo:
       the kernel computed them from the managed pages of the moment
@@ -117,7 +121,8 @@ class Machine:
                  kswapd_rate="4G", migrate_untracked=False, spb=None, spb_set=None,
                  kswapd_replay_run_ms=10, watermarks=None,
                  migrate_split_large=SWITCH_DEFAULTS["migrate_split_large"],
-                 piece_capacity=None, compaction_capture=True, pcpbuddy=False):
+                 piece_capacity=None, compaction_capture=True, pcpbuddy=False,
+                 per_cpu_data_slice_size="1M"):
         if not isinstance(cpus, (int, np.integer)) or not 1 <= cpus <= 256:
             raise ConfigError(f"cpus={cpus!r}: allowed 1 to 256")
         if str(version) not in KERNEL_VERSIONS:
@@ -196,7 +201,9 @@ class Machine:
         if watermarks:
             self._set_watermarks(watermarks)
         setup_per_zone_lowmem_reserve(m)
-        setup_pcp(m, self.cpus, static_high=KERNEL_VERSIONS[str(version)] == KV_6_1)
+        setup_pcp(m, self.cpus, static_high=KERNEL_VERSIONS[str(version)] == KV_6_1,
+                  data_slice_pages=parse_size(per_cpu_data_slice_size,
+                                              "per_cpu_data_slice_size") >> 12)
         for z in range(MAX_NR_ZONES):
             for s, e in free_ranges(self.geometry, z):
                 free_pages_memory(m, z, s, e)

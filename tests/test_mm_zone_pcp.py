@@ -8,10 +8,13 @@ import pytest
 
 from spbsim import Machine
 from spbsim.mm import gfp as G
-from spbsim.mm.const import MIGRATE_MOVABLE, NR_STOCK_PCP_LISTS, ZONE_DMA32
+from spbsim.mm.const import (CONFIG_PCP_BATCH_SCALE_MAX, MIGRATE_MOVABLE, NR_STOCK_PCP_LISTS,
+                             ZONE_DMA32)
 from spbsim.mm.pcp import order_to_pindex
 from spbsim.mm.mm_init import new_mem
-from spbsim.mm.state import PCP_BATCH, PCP_COUNT, PCP_HIGH, PCP_HIGH_MAX, PCP_HIGH_MIN, ZSTAT
+from spbsim.mm.state import (PCP_BATCH, PCP_COUNT, PCP_FLAGS, PCP_FREE_COUNT, PCP_HIGH,
+                             PCP_HIGH_MAX, PCP_HIGH_MIN, PCPF_FREE_HIGH_BATCH,
+                             PCPF_PREV_FREE_HIGH_ORDER, ZSTAT)
 from spbsim.mm.zone_setup import (setup_pcp, setup_per_zone_lowmem_reserve,
                                   setup_per_zone_wmarks, zone_batchsize)
 
@@ -163,3 +166,48 @@ def test_v61_pcp_high_is_static_and_free_high_drains_everything():
     assert before > 0 and after == 0
     m612, before, after = fill_then_free("6.12")
     assert before > 0 and after > 0
+
+
+@pytest.mark.parametrize("version", ["6.12", "recent"])
+def test_free_high_waits_for_a_batch_where_the_cache_slice_is_large(version):
+    """free_unref_page_commit() since v6.9: with PCPF_FREE_HIGH_BATCH (set by
+    zone_pcp_update_cacheinfo() where the cpu's per_cpu_data_slice_size
+    exceeds 3 batches) an order-1..3 free that would be free_high keeps the
+    list while it holds less than a batch; without the flag it drains it."""
+    def run(slice_size):
+        # a low LOW mark keeps high_min at 4 batches, so recent kernels'
+        # threshold (batch + high_min / 2) lies under free_count's cap
+        m = Machine("1G", cpus=2, early_unmovable=0, watermark_boost_factor=0,
+                    min_free_kbytes=1024, version=version, per_cpu_data_slice_size=slice_size)
+        z = ZONE_DMA32
+        pcp = m.mem.pcp[z, 1]
+        assert pcp[PCP_HIGH_MIN] == 4 * pcp[PCP_BATCH]
+        pfns = m.run_ops(np.zeros(8, np.int64), G.GFP_HIGHUSER_MOVABLE, cpu=0)
+        two = m.alloc(1, G.GFP_KERNEL, cpu=0)
+        m.run_ops(np.zeros(len(pfns), np.int64), 0, pfns=pfns, cpu=1)
+        # the state of a run of high-order frees: free_count at its cap,
+        # the previous free of high order
+        pcp[PCP_FREE_COUNT] = pcp[PCP_BATCH] << CONFIG_PCP_BATCH_SCALE_MAX
+        pcp[PCP_FLAGS] |= PCPF_PREV_FREE_HIGH_ORDER
+        before = int(pcp[PCP_COUNT])
+        assert 0 < before < pcp[PCP_BATCH]
+        m.free(two, 1, cpu=1)
+        m.check()
+        return bool(pcp[PCP_FLAGS] & PCPF_FREE_HIGH_BATCH), before, int(pcp[PCP_COUNT])
+
+    flag, before, after = run("1M")
+    assert flag and after == before + 2
+    flag, before, after = run(0)
+    assert not flag and after == 0
+
+
+def test_free_high_batch_flag_follows_the_cache_slice():
+    """zone_pcp_update_cacheinfo(): PCPF_FREE_HIGH_BATCH where the slice in
+    pages is more than 3 * batch, per zone."""
+    m = mem_with_managed([4000, 200_000])
+    setup_pcp(m, 2)
+    batch = int(m.pcp[1, 0, PCP_BATCH])
+    setup_pcp(m, 2, data_slice_pages=3 * batch)
+    assert not m.pcp[1, :, PCP_FLAGS].any()
+    setup_pcp(m, 2, data_slice_pages=3 * batch + 1)
+    assert (m.pcp[1, :, PCP_FLAGS] & PCPF_FREE_HIGH_BATCH).all()

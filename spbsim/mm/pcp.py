@@ -20,7 +20,7 @@ from .jit import njit, njit_inline
 from .list import list_add, list_add_tail, list_del
 from .state import (CFG, PCP_ALLOC_FACTOR, PCP_BATCH, PCP_COUNT, PCP_FLAGS,
                     PCP_FREE_COUNT, PCP_HIGH, PCP_HIGH_MAX, PCP_HIGH_MIN,
-                    PCPF_PREV_FREE_HIGH_ORDER, SIMSTAT, ZS_FLAGS)
+                    PCPF_FREE_HIGH_BATCH, PCPF_PREV_FREE_HIGH_ORDER, SIMSTAT, ZS_FLAGS)
 from .tracepoint import EV_PCPU_DRAIN, EV_ZONE_LOCKED, trace_event
 
 _CFG_VERSION = CFG["version"]
@@ -548,7 +548,8 @@ def free_unref_page_commit(m, z, cpu, pfn, order, mt, owned):
             thresh = batch
         else:
             thresh = batch + pcp[PCP_HIGH_MIN] // 2
-        free_high = pcp[PCP_FREE_COUNT] >= thresh and (pcp[PCP_FLAGS] & PCPF_PREV_FREE_HIGH_ORDER) != 0
+        free_high = pcp[PCP_FREE_COUNT] >= thresh and (pcp[PCP_FLAGS] & PCPF_PREV_FREE_HIGH_ORDER) != 0 \
+            and ((pcp[PCP_FLAGS] & PCPF_FREE_HIGH_BATCH) == 0 or pcp[PCP_COUNT] >= batch)
         pcp[PCP_FLAGS] |= PCPF_PREV_FREE_HIGH_ORDER
     elif pcp[PCP_FLAGS] & PCPF_PREV_FREE_HIGH_ORDER:
         pcp[PCP_FLAGS] &= ~PCPF_PREV_FREE_HIGH_ORDER

@@ -229,6 +229,9 @@ CC_MAX = 8192
 PCP_COUNT, PCP_HIGH, PCP_BATCH, PCP_HIGH_MIN, PCP_HIGH_MAX, PCP_ALLOC_FACTOR, \
     PCP_FREE_COUNT, PCP_FLAGS = range(8)
 PCPF_PREV_FREE_HIGH_ORDER = 0x1
+#: zone_pcp_update_cacheinfo(): the cpu's share of its last-level cache holds more
+#: than 3 batches, so free_high waits until the list holds a batch
+PCPF_FREE_HIGH_BATCH = 0x2
 #: the "current" context: cpu, clock, and the allocation request in progress
 #: (owner, gfp, order; owner 0 outside any request), which the taint log records
 CUR_CPU, CUR_CLOCK, CUR_OWNER, CUR_GFP, CUR_ORDER = 0, 1, 2, 3, 4

@@ -6,8 +6,8 @@ import math
 from .const import (MAX_NR_ZONES, MIGRATE_MOVABLE, MIGRATE_PCPTYPES,
                     PB_has_movable, PG_reserved, ZONE_NORMAL, pageblock_nr_pages,
                     pageblock_order)
-from .state import (PCP_BATCH, PCP_HIGH, PCP_HIGH_MAX, PCP_HIGH_MIN, ZSTAT,
-                    ZS_MANAGED, ZS_WMARK_LOW, ZS_WMARK_MIN)
+from .state import (PCP_BATCH, PCP_FLAGS, PCP_HIGH, PCP_HIGH_MAX, PCP_HIGH_MIN,
+                    PCPF_FREE_HIGH_BATCH, ZSTAT, ZS_MANAGED, ZS_WMARK_LOW, ZS_WMARK_MIN)
 
 __all__ = ["init_zones", "free_ranges", "default_min_free_kbytes",
            "setup_per_zone_wmarks", "setup_per_zone_lowmem_reserve",
@@ -133,10 +133,13 @@ def zone_batchsize(managed):
     return max(1, _rounddown_pow_of_two(batch + batch // 2) - 1)
 
 
-def setup_pcp(m, nr_cpus, high_fraction=0, static_high=False):
+def setup_pcp(m, nr_cpus, high_fraction=0, static_high=False, data_slice_pages=0):
     """zone_set_pageset_high_and_batch(): batch, high_min (LOW mark split across
     cpus) and high_max (managed/8 split across cpus), both >= 4 * batch.
-    ``static_high`` (v6.1 zone_highsize(), no autotuning): high_max = high_min."""
+    ``static_high`` (v6.1 zone_highsize(), no autotuning): high_max = high_min.
+    ``data_slice_pages``: the cpu's per_cpu_data_slice_size in pages;
+    zone_pcp_update_cacheinfo() sets PCPF_FREE_HIGH_BATCH where it exceeds
+    3 * batch (v6.9 on; the 6.1 free path does not read it)."""
     for z in range(MAX_NR_ZONES):
         managed = int(m.zstat[z, ZS_MANAGED])
         batch = zone_batchsize(managed)
@@ -149,3 +152,7 @@ def setup_pcp(m, nr_cpus, high_fraction=0, static_high=False):
         m.pcp[z, :, PCP_HIGH_MIN] = hmin
         m.pcp[z, :, PCP_HIGH_MAX] = hmax
         m.pcp[z, :, PCP_HIGH] = hmin
+        if data_slice_pages > 3 * batch:
+            m.pcp[z, :, PCP_FLAGS] |= PCPF_FREE_HIGH_BATCH
+        else:
+            m.pcp[z, :, PCP_FLAGS] &= ~PCPF_FREE_HIGH_BATCH
