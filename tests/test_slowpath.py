@@ -1,10 +1,13 @@
 """The slow path's order of steps (mm/page_alloc.c __alloc_pages_slowpath,
 __alloc_pages_direct_reclaim, __alloc_pages_may_oom of v6.12), on states
 built by hand."""
+import numpy as np
+
 from spbsim.machine import Machine
 from spbsim.mm import craft
 from spbsim.mm import gfp as G
-from spbsim.mm.state import CFG, PCP_COUNT
+from spbsim.mm.const import CONFIG_PCP_BATCH_SCALE_MAX
+from spbsim.mm.state import CFG, PCP_ALLOC_FACTOR, PCP_BATCH, PCP_COUNT
 
 
 def _exhausted(cpus=2):
@@ -67,3 +70,26 @@ def test_replay_direct_reclaim_counts_the_streams_frees_as_progress():
     assert mach.alloc(0, "GFP_KERNEL", cpu=0) is not None
     assert int(m.pcp[:, 1, PCP_COUNT].sum()) == 0
     assert mach.vmstat_counters()["oom_kill"] == oom
+
+
+def test_replay_direct_reclaim_resets_the_reclaimers_refill_scaling():
+    """The kernel's direct reclaimer frees what it reclaimed on its own cpu
+    (free_unref_folios), and each free halves pcp->alloc_factor, so the
+    retry after reclaim refills one batch: the recorded 6.12 kernels' first
+    order-0 refill after a direct reclaim on the same cpu is one batch in
+    74 of 79 cases.  In a replay those frees are in the stream at the
+    kernel's moment, so the simulated reclaim resets the factor itself.  The
+    old rule kept a factor of CONFIG_PCP_BATCH_SCALE_MAX and refilled up to
+    32 batches at the MIN mark, taking the zone under it for every other cpu."""
+    mach = Machine(memory="1G", cpus=2, reclaim=True, compaction=False, early_unmovable=0,
+                   version="6.12")
+    m = mach.mem
+    pfns = craft.exhaust(mach, gfp=G.GFP_KERNEL, cpu=0)
+    m.cfg[CFG["reclaim_external"]] = 1
+    for p in pfns[-100:]:
+        mach.free(int(p), cpu=1)
+    assert int(m.pcp[:, 1, PCP_COUNT].sum()) == 100 and int(m.pcp[:, 0, PCP_COUNT].sum()) == 0
+    m.pcp[:, 0, PCP_ALLOC_FACTOR] = CONFIG_PCP_BATCH_SCALE_MAX
+    assert mach.alloc(0, "GFP_KERNEL", cpu=0) is not None    # after reclaim and the drain
+    z = int(np.flatnonzero(m.pcp[:, 0, PCP_COUNT])[0])
+    assert int(m.pcp[z, 0, PCP_COUNT]) == int(m.pcp[z, 0, PCP_BATCH]) - 1

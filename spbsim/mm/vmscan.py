@@ -15,8 +15,8 @@ from .page_free import free_pages_call
 from .tracepoint import EV_KSWAPD_SLEEP, trace_event
 from .split import piece_index
 from .const import ZONE_RECLAIM_ACTIVE
-from .state import (CFG, CUR_CLOCK, LRU_ANON, LRU_FILE, LRU_SLAB, NODE, VMSTAT, ZS_BOOST, ZS_FLAGS,
-                    ZS_WMARK_HIGH)
+from .state import (CFG, CUR_CLOCK, LRU_ANON, LRU_FILE, LRU_SLAB, NODE, PCP_ALLOC_FACTOR, VMSTAT,
+                    ZS_BOOST, ZS_FLAGS, ZS_WMARK_HIGH)
 from .watermark import pgdat_balanced, populated_zone, wakeup_kcompactd
 
 _CFG_SWAP = CFG["swap"]
@@ -151,6 +151,21 @@ def zone_reclaimable_pages(m):
     return r
 
 
+@njit_inline
+def reclaim_free_alloc_factor(m, highest_zoneidx, cpu):
+    """What the reclaimer's own frees do to its cpu's pcp lists, where the
+    reclaim is a replay's stream: shrink_folio_list() frees what it reclaimed
+    through free_unref_folios() on the reclaiming cpu, and every
+    free_unref_page_commit() halves pcp->alloc_factor, so after
+    SWAP_CLUSTER_MAX pages the retry refills one batch (nr_pcp_alloc).  The
+    stream holds those frees where the kernel's reclaim ran, not where the
+    simulated one does; which zone they came from it does not say, so every
+    zone the request may use is reset [SIM]."""
+    for z in range(highest_zoneidx + 1):
+        if populated_zone(m, z):
+            m.pcp[z, cpu, PCP_ALLOC_FACTOR] = 0
+
+
 @njit
 def try_to_free_pages(m, order, highest_zoneidx, cpu):
     """try_to_free_pages(): direct reclaim of at least SWAP_CLUSTER_MAX pages
@@ -160,7 +175,8 @@ def try_to_free_pages(m, order, highest_zoneidx, cpu):
     shows a traced allocation after its reclaim freed pages: the pages the
     stream freed since the last direct reclaim count as this one's progress
     (so a failed retry drains every pcp list, as
-    __alloc_pages_direct_reclaim does after progress) [SIM]."""
+    __alloc_pages_direct_reclaim does after progress) [SIM], and the
+    progress resets this cpu's refill scaling (reclaim_free_alloc_factor)."""
     if m.cfg[_CFG_RECLAIM] == 0:
         return 0
     m.node[_N_DIRECT] += 1
@@ -169,6 +185,7 @@ def try_to_free_pages(m, order, highest_zoneidx, cpu):
         m.node[_N_DIRECT_PGFREE] = m.vm[_VM_PGFREE]
         if freed > 0:
             m.node[_N_KSWAPD_FAILURES] = 0
+            reclaim_free_alloc_factor(m, highest_zoneidx, cpu)
         return freed
     target = SWAP_CLUSTER_MAX
     if order > 3:
