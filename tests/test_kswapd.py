@@ -133,6 +133,25 @@ def test_kswapd_windows_from_the_trace(tmp_path):
     assert len(_windows_of(tmp_path, lines, gap_ms=250)) == 1
 
 
+def test_kswapd_run_that_freed_nothing_is_a_window(tmp_path):
+    """A balance_pgdat() run that frees nothing leaves no kmem event, yet the
+    zones carried ZONE_RECLAIM_ACTIVE until it ended, a HZ/10 nap
+    (kswapd_try_to_sleep()) before the sleep tracepoint.  Recorded on
+    r612-4cpu-2g-thp-s3 (wake 22.932 s, sleep 23.466 s; the other cpus'
+    lists drained 63 pages at a time meanwhile, the 4-batch cap of
+    nr_pcp_high()) and twice on r612-compact-s5.  The old windows came
+    from kmem events only and had none for such a run."""
+    lines = [_KS_WAKE.format(ts=0.990)]
+    lines += [_KS_FREE.format(ts=1.0 + i * 0.001, pfn=0x100000 + i) for i in range(11)]
+    lines += [_KS_SLEEP.format(ts=1.11), _KS_WAKE.format(ts=2.0)]
+    lines += [_TASK_ALLOC.format(ts=2.0 + i * 0.05, pfn=0x100100 + i) for i in range(1, 9)]
+    lines += [_KS_SLEEP.format(ts=2.5), _KS_WAKE.format(ts=3.0), _KS_SLEEP.format(ts=3.05)]
+    w = _windows_of(tmp_path, lines)
+    assert w.tolist() == [[990_000_000, 1_010_000_000], [2_000_000_000, 2_400_000_000]]
+    # without kswapd kmem events at all, the quiet run alone
+    assert _windows_of(tmp_path, lines[12:]).tolist() == [[2_000_000_000, 2_400_000_000]]
+
+
 def test_kswapd_window_cuts():
     """Cuts for a chunk: on before the first op at or after the start, off
     after the last op at or before the end; windows reaching past the chunk

@@ -8,7 +8,7 @@ import numpy as np
 
 from spbsim.trace.ftrace import KMEM_KINDS, OTHER_EVENT
 
-__all__ = ["KswapdScan", "window_cuts", "active_at", "KSWAPD_GAP_MS"]
+__all__ = ["KSWAPD_GAP_MS", "KSWAPD_NAP_MS", "KswapdScan", "active_at", "window_cuts"]
 
 #: [SIM] a pause of the kswapd task's kmem events at least this long ends a
 #: window: inside one balance_pgdat() run the gaps stay below 20 ms on the
@@ -16,19 +16,28 @@ __all__ = ["KswapdScan", "window_cuts", "active_at", "KSWAPD_GAP_MS"]
 #: kswapd naps HZ/10 in kswapd_try_to_sleep() before it sleeps
 KSWAPD_GAP_MS = 50
 
+#: kswapd_try_to_sleep() naps schedule_timeout(HZ/10) once the node is
+#: balanced, then traces mm_vmscan_kswapd_sleep: balance_pgdat() ended that
+#: long before the sleep tracepoint (the recordings: 99-254 ms after
+#: kswapd's last kmem event)
+KSWAPD_NAP_MS = 100
+
 _WAKE = "mm_vmscan_kswapd_wake"
+_SLEEP = "mm_vmscan_kswapd_sleep"
 
 
 class KswapdScan:
     """Collects, batch by batch, the times of the kmem events of kswapd tasks
     (``kswapdN`` in the task name; the pages they free are kswapd's reclaim)
     and of the ``mm_vmscan_kswapd_wake`` tracepoints (the start of each
-    balance_pgdat() run) when the recording has them."""
+    balance_pgdat() run) and ``mm_vmscan_kswapd_sleep`` tracepoints when the
+    recording has them."""
 
     def __init__(self):
         self._is_kswapd = []
         self._times = []
         self._wakes = []
+        self._sleeps = []
 
     def add(self, batch):
         ev = batch.events
@@ -41,18 +50,39 @@ class KswapdScan:
         self._times.append(ev["ts"][ks & kmem])
         for j in np.flatnonzero(ks & (ev["kind"] == OTHER_EVENT)).tolist():
             rec = batch.records[int(ev["aux"][j])]
-            if getattr(rec, "event", "") == _WAKE:
+            name = getattr(rec, "event", "")
+            if name == _WAKE:
                 self._wakes.append(float(rec.ts))
+            elif name == _SLEEP:
+                self._sleeps.append(float(rec.ts))
+
+    def _quiet_runs(self, t):
+        """(start, end) in s of the balance_pgdat() runs that freed nothing: a
+        wake followed by a sleep, no wake and no kswapd kmem event (in the
+        sorted times ``t``) between them; the run set ZONE_RECLAIM_ACTIVE all
+        the same and ended KSWAPD_NAP_MS before the sleep tracepoint."""
+        if not self._wakes or not self._sleeps:
+            return np.zeros((0, 2))
+        marks = sorted([(w, 0) for w in self._wakes] + [(s, 1) for s in self._sleeps])
+        out = []
+        for (a, ka), (b, kb) in zip(marks, marks[1:]):
+            end = b - KSWAPD_NAP_MS / 1000.0
+            if ka == 0 and kb == 1 and end > a and \
+                    np.searchsorted(t, a, "left") == np.searchsorted(t, b, "right"):
+                out.append((a, end))
+        return np.asarray(out, float).reshape(-1, 2)
 
     def windows(self, gap_ms=KSWAPD_GAP_MS) -> np.ndarray:
-        """[n, 2] int64 (start, end) in trace ns: maximal runs of kswapd kmem
-        events without a pause of ``gap_ms``; a window starts at the last
-        kswapd wake tracepoint between the previous window and its first
-        event, when there is one (balance_pgdat() scans before it frees)."""
+        """[n, 2] int64 (start, end) in trace ns, sorted: maximal runs of
+        kswapd kmem events without a pause of ``gap_ms``; a window starts at
+        the last kswapd wake tracepoint between the previous window and its
+        first event, when there is one (balance_pgdat() scans before it
+        frees); and the runs that freed nothing (_quiet_runs)."""
         t = np.concatenate(self._times) if self._times else np.zeros(0)
         t = np.sort(t[np.isfinite(t)])
+        quiet = self._quiet_runs(t)
         if not len(t):
-            return np.zeros((0, 2), np.int64)
+            return np.round(quiet * 1e9).astype(np.int64)
         brk = np.flatnonzero(np.diff(t) >= gap_ms / 1000.0)
         first = np.concatenate([[0], brk + 1])
         last = np.concatenate([brk, [len(t) - 1]])
@@ -64,7 +94,15 @@ class KswapdScan:
             ok = k >= 0
             ok[ok] = w[k[ok]] > prev_end[ok]
             start[ok] = w[k[ok]]
-        return np.stack([np.round(start * 1e9), np.round(end * 1e9)], 1).astype(np.int64)
+        win = np.concatenate([np.stack([start, end], 1), quiet])
+        win = win[np.argsort(win[:, 0], kind="stable")]
+        merged = [list(win[0])]
+        for a, b in win[1:].tolist():
+            if a <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        return np.round(np.asarray(merged) * 1e9).astype(np.int64)
 
 
 def active_at(windows, ts_ns) -> bool:
