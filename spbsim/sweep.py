@@ -431,7 +431,10 @@ def _start_client(workers, scheduler, dashboard, tls):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                host="127.0.0.1",
                                dashboard_address="127.0.0.1:8787" if dashboard else None,
-                               silence_logs=logging.ERROR)
+                               # a worker's heartbeat racing the cluster's close logs a
+                               # traceback at ERROR; a task's own error reaches the
+                               # client through its future
+                               silence_logs=logging.CRITICAL)
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
