@@ -112,6 +112,43 @@ def test_spread_by_hand():
     assert "sim failures               6 [0..300]" in text
 
 
+def _state(nr, unmovable=5):
+    return {"nr_free": nr, "pageblocks": {"Unmovable": unmovable, "Movable": 100}}
+
+
+def test_resolution_by_hand():
+    """A zone-snapshot is resolved for a target when every run meets it
+    against every other; 'met' counts the run as recorded against the kernel
+    there."""
+    same = [0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 20]
+    near = [0, 0, 0, 0, 0, 0, 0, 0, 2, 9, 20]          # 1,024 of 25,600 pages off: 4 %
+    far = [4000, 0, 0, 0, 0, 0, 0, 0, 0, 0, 20]        # L1 and 2 MB units far off
+    members = [_member(None, 1, 1, 6, True), _member(1, 0, 2, 300, False),
+               _member(2, 1, 1, 0, True)]
+    for m, two, pb in zip(members, (same, near, far), (5, 5, 30)):
+        m["zone_state"] = {"1:Normal": _state(same), "2:Normal": _state(two, pb)}
+    res = E.resolution(members)
+    # 1:Normal: identical runs resolve every target; the base meets all three
+    # 2:Normal: the third run is off in L1, 2 MB units and Unmovable blocks
+    assert res == {"ge9": {"resolved": 1, "met": 1, "of": 2},
+                   "l1": {"resolved": 1, "met": 1, "of": 2},
+                   "pb": {"resolved": 1, "met": 1, "of": 2}}
+    members[2]["zone_state"]["2:Normal"] = _state(near)
+    res = E.resolution(members)
+    # now 2:Normal is resolved too, and there the base misses L1 (zone_ok False)
+    assert res["l1"] == {"resolved": 2, "met": 1, "of": 2}
+    assert res["ge9"] == {"resolved": 2, "met": 2, "of": 2}
+    assert res["pb"] == {"resolved": 2, "met": 2, "of": 2}      # None: not missed
+    sp = E.spread(members)
+    assert sp["resolution"] == res
+    text = E.format_ensemble({"recording": "r", "label": "l", "policy": "p", "draws": 2,
+                              "spread": sp})
+    assert "met there as recorded: ge9 2/2 of 2; l1 2/1 of 2; pb 2/2 of 2" in text
+    assert E.resolution(members[:1]) is None
+    del members[1]["zone_state"]
+    assert E.resolution(members) is None
+
+
 def test_ensemble_on_a_local_cluster(rec, capsys):
     V.validate(rec)                 # compiled and cached before the workers load it
     code, out, err = _run(["validate", str(rec), "--ensemble", "2", "--workers", "2",
@@ -125,6 +162,10 @@ def test_ensemble_on_a_local_cluster(rec, capsys):
     assert ens["members"][0]["checksum"] == plain["whatif"]["checksum"]
     single = V.validate(rec, start_seed=2)
     assert ens["members"][2] == E.member_summary(single)
+    res = ens["spread"]["resolution"]
+    assert set(res) == {"ge9", "l1", "pb"}
+    assert all(0 <= v["met"] <= v["resolved"] <= v["of"] == ens["spread"]["zone_snapshots"]["l1"]["of"]
+               for v in res.values())
 
 
 @pytest.mark.parametrize("extra", [["--out", "x"], ["--start-seed", "3"], ["--start-seed", "0"],

@@ -1,7 +1,8 @@
 """``spbsim validate --ensemble N``: the fidelity check repeated over draws of
 the start state /proc does not show (spbsim.trace.start.draw_hidden_state),
 on dask.distributed, to tell a model's miss from the spread that state alone
-causes.  docs/validate.md explains the output.
+causes, and which zone-snapshots the recording resolves at all.
+docs/validate.md explains the output.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 
 from spbsim.errors import SpbsimError
 
-__all__ = ["validate_ensemble", "member_summary", "spread", "format_ensemble",
+__all__ = ["validate_ensemble", "member_summary", "spread", "resolution", "format_ensemble",
            "ENSEMBLE_TARGETS"]
 
 #: the per zone-snapshot targets an ensemble counts, as validate's row keys
@@ -37,6 +38,10 @@ def member_summary(out) -> dict:
         "zone_ok": {f"{r['seq']}:{z}": [m[k] for k in ENSEMBLE_TARGETS]
                     for r in rows for z, m in r["zones"].items()},
         "snapshot_ok": {str(r["seq"]): bool(r["ok"]) for r in rows},
+        # the simulated state per zone-snapshot, for the runs' distance to each other
+        "zone_state": {f"{r['seq']}:{z}": {"nr_free": list(m["nr_free_sim"]),
+                                           "pageblocks": m.get("pb_sim")}
+                       for r in rows for z, m in r["zones"].items()},
     }
 
 
@@ -98,6 +103,42 @@ def spread(members) -> dict:
     out["zone_snapshots"]["snapshots_within"] = {"all": sum(all(x) for x in met),
                                                  "any": sum(any(x) for x in met),
                                                  "of": len(snaps)}
+    out["resolution"] = resolution(members)
+    return out
+
+
+def resolution(members) -> dict | None:
+    """Which zone-snapshots the recording resolves, per target: those where
+    every run meets the target against every other run (each in turn taken
+    as the real side of spbsim.trace.validate.zone_metrics).  Where two runs
+    that differ only in state the recording cannot show end further apart
+    than the target, the kernel is one more such run, and the target cannot
+    tell the model from that state.  Per target: ``resolved`` zone-snapshots,
+    ``met`` (of those, the ones the run as recorded meets against the
+    kernel) and ``of``.  None with fewer than two runs or without the
+    runs' states."""
+    from spbsim.trace.validate import zone_metrics
+    if len(members) < 2 or any("zone_state" not in m for m in members):
+        return None
+    base = next((m for m in members if m["seed"] is None), members[0])
+    keys = list(base["zone_state"])
+    out = {t[3:]: {"resolved": 0, "met": 0, "of": len(keys)} for t in ENSEMBLE_TARGETS}
+    for k in keys:
+        st = [m["zone_state"][k] for m in members]
+        agree = dict.fromkeys(ENSEMBLE_TARGETS, True)
+        for a in range(len(st)):
+            for b in range(len(st)):
+                if a == b:
+                    continue
+                zm = zone_metrics(st[a]["nr_free"], st[b]["nr_free"],
+                                  st[a]["pageblocks"], st[b]["pageblocks"])
+                for t in ENSEMBLE_TARGETS:
+                    agree[t] = agree[t] and zm.get(t) is not False
+        for i, t in enumerate(ENSEMBLE_TARGETS):
+            if agree[t]:
+                out[t[3:]]["resolved"] += 1
+                ok = base["zone_ok"][k][i]
+                out[t[3:]]["met"] += bool(ok is not False if t == "ok_pb" else ok)
     return out
 
 
@@ -189,4 +230,9 @@ def format_ensemble(ens) -> str:
     zs = sp["zone_snapshots"]
     lines.append("  met by every run / by at least one: " + "; ".join(
         f"{k} {v['all']}/{v['any']} of {v['of']}" for k, v in zs.items()))
+    res = sp.get("resolution")
+    if res:
+        lines.append("  resolved (every run within the target of every other) / met there "
+                     "as recorded: " + "; ".join(
+                         f"{k} {v['resolved']}/{v['met']} of {v['of']}" for k, v in res.items()))
     return "\n".join(lines) + "\n"
