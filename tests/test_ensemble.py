@@ -10,7 +10,7 @@ from test_validate import _run
 from spbsim.machine import Machine
 from spbsim.mm.const import CONFIG_PCP_BATCH_SCALE_MAX
 from spbsim.mm.state import (PCP_ALLOC_FACTOR, PCP_BATCH, PCP_FLAGS, PCP_FREE_COUNT,
-                             PCPF_PREV_FREE_HIGH_ORDER)
+                             PCP_HIGH, PCPF_PREV_FREE_HIGH_ORDER)
 from spbsim.trace import ensemble as E
 from spbsim.trace import start as S
 from spbsim.trace import validate as V
@@ -64,6 +64,33 @@ def test_hidden_state_draw_is_seeded_and_keeps_the_lists_valid():
     for _ in range(3000):           # and the allocator runs on them
         a.alloc(0)
     a.check()
+
+
+def test_v61_draw_is_a_free_factor_within_its_range():
+    """The v6.1 model keeps pcp->free_factor (a shift count) in the
+    free_count slot and has no alloc_factor or PCPF_PREV_FREE_HIGH_ORDER: a
+    draw stays within the factors nr_pcp_free() reaches.  The old draw put
+    a 6.12 free_count (up to 2 batches) there: batch << 100 and free_high
+    armed on every list."""
+    assert S.free_factor_max(63, 378) == 3          # 63, 126, 252 < 315; 504 >= 315
+    assert S.free_factor_max(63, 100) == 0
+    m = Machine("1G", cpus=2, version="6.1")
+    flags = m.mem.pcp[:, :, PCP_FLAGS].copy()
+    d = S.draw_hidden_state(m, 5)
+    seen = set()
+    for z in m.populated_zones():
+        for cpu in range(m.mem.pcp.shape[1]):
+            row = m.mem.pcp[z, cpu]
+            fmax = S.free_factor_max(int(row[PCP_BATCH]), int(row[PCP_HIGH]))
+            assert 0 <= row[PCP_FREE_COUNT] <= fmax
+            assert row[PCP_ALLOC_FACTOR] == 0
+            assert d["pcp"][f"{z}/{cpu}"] == [int(row[PCP_FREE_COUNT]), 0, 0]
+            seen.add(int(row[PCP_FREE_COUNT]))
+    assert np.array_equal(m.mem.pcp[:, :, PCP_FLAGS], flags)
+    assert len(seen) > 1
+    for _ in range(3000):
+        m.free(m.alloc(0))
+    m.check()
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from spbsim.trace.kpageflags import KPF_COMPOUND_HEAD, KPF_COMPOUND_TAIL, KPF_RE
 
 __all__ = ["fill_types", "compound_orders", "reserved_ranges", "retile", "RETILE_COUNTERS",
            "first_touch", "pcp_list_order", "FILL_RESERVED", "draw_hidden_state",
-           "HIDDEN_FREE_COUNT_BATCHES"]
+           "HIDDEN_FREE_COUNT_BATCHES", "free_factor_max"]
 
 #: counters of :func:`retile`
 RETILE_COUNTERS = ("blocks", "blocks_overlap", "pcp_pages", "pcp_overlap", "fill_blocks",
@@ -437,22 +437,40 @@ def build_start_state(machine, snap, flags, blocks, pcp_rows, fill_owner, known=
     return out
 
 
+def free_factor_max(batch, high) -> int:
+    """The largest pcp->free_factor v6.1's nr_pcp_free() reaches: it grows
+    by one per drain while batch << free_factor < high - batch."""
+    f = 0
+    while batch > 0 and (batch << f) < high - batch:
+        f += 1
+    return f
+
+
 def draw_hidden_state(machine, seed) -> dict:
     """Draw the start state /proc does not show, with ``seed``: each cpu's
     pcp ``free_count`` (uniform in [0, HIDDEN_FREE_COUNT_BATCHES * batch]),
     ``alloc_factor`` (uniform in [0, CONFIG_PCP_BATCH_SCALE_MAX]) and
     PCPF_PREV_FREE_HIGH_ORDER (one chance in two), and the order of every
-    buddy free list (a uniform shuffle).  Without a draw these start at 0
-    and in the order the start state was built.  Returns what was drawn."""
-    from spbsim.mm.const import CONFIG_PCP_BATCH_SCALE_MAX
-    from spbsim.mm.state import (PCP_ALLOC_FACTOR, PCP_BATCH, PCP_FLAGS, PCP_FREE_COUNT,
-                                 PCPF_PREV_FREE_HIGH_ORDER)
+    buddy free list (a uniform shuffle).  The v6.1 model has neither
+    alloc_factor nor the flag: its free_count slot holds v6.1's
+    ``free_factor``, drawn uniform in [0, free_factor_max(batch, high)].
+    Without a draw these start at 0 and in the order the start state was
+    built.  Returns what was drawn."""
+    from spbsim.mm.const import CONFIG_PCP_BATCH_SCALE_MAX, KV_6_1
+    from spbsim.mm.state import (CFG, PCP_ALLOC_FACTOR, PCP_BATCH, PCP_FLAGS, PCP_FREE_COUNT,
+                                 PCP_HIGH, PCPF_PREV_FREE_HIGH_ORDER)
     m = machine.mem
     rng = np.random.default_rng(int(seed))
     pcp = {}
+    v61 = int(m.cfg[CFG["version"]]) == KV_6_1
     for z in machine.populated_zones():
         for c in range(m.pcp.shape[1]):
             row = m.pcp[z, c]
+            if v61:
+                row[PCP_FREE_COUNT] = rng.integers(
+                    0, free_factor_max(int(row[PCP_BATCH]), int(row[PCP_HIGH])) + 1)
+                pcp[f"{int(z)}/{c}"] = [int(row[PCP_FREE_COUNT]), 0, 0]
+                continue
             row[PCP_FREE_COUNT] = rng.integers(0, HIDDEN_FREE_COUNT_BATCHES * row[PCP_BATCH] + 1)
             row[PCP_ALLOC_FACTOR] = rng.integers(0, CONFIG_PCP_BATCH_SCALE_MAX + 1)
             prev = bool(rng.integers(0, 2))
