@@ -3,8 +3,8 @@ hand: suitable_migration_target (free pageblocks and non-MOVABLE blocks are
 no targets except for MIN-priority direct compaction),
 suitable_migration_source (async direct compaction scans blocks of the
 request's type), __compact_finished's stealable fallbacks, the check_drain
-of the compacting cpu's lists, and kcompactd draining only the zone it
-compacted."""
+of the compacting cpu's lists, kcompactd draining only the zone it
+compacted, and kcompactd asking each zone with the zone's own index."""
 import numpy as np
 
 from spbsim import Machine
@@ -170,3 +170,30 @@ def test_kcompactd_drains_only_the_zone_it_failed_to_compact():
     C.kcompactd_do_work(mem, 0)
     assert mem.pcp[ZONE_NORMAL, 0, PCP_COUNT] == 0
     assert int(mem.pcp[ZONE_DMA32, 0, PCP_COUNT]) == d_before
+
+
+def test_kcompactd_asks_each_zone_without_the_lowmem_reserve_of_higher_zones():
+    """kcompactd_do_work: whether a zone needs and suits compaction is asked
+    with highest_zoneidx = the zone's own index (v6.12
+    compaction_suit_allocation_order(zone, cc.order, zoneid, ...); v6.1
+    zone_watermark_ok / compaction_suitable with zoneid).  DMA32 here has
+    1,600 scattered free pages: enough for compaction's order-0 test on its
+    own (1,024 for order 9's compact_gap) but not with the 1,024 pages it
+    reserves against Normal requests.  The old code asked with kcompactd's
+    index (Normal) and skipped the zone."""
+    m, pfns = _full()
+    mem = m.mem
+    z = ZONE_DMA32
+    dma32 = pfns[(pfns >= mem.zone_start[z]) & (pfns < mem.zone_end[z])]
+    _free(m, dma32[:3200:2])                 # every other page of 3,200: no order >= 1
+    mem.lowmem_reserve[z, ZONE_NORMAL] = 1024
+    assert int(mem.zstat[z, C.ZS_NR_FREE]) == 1600
+    assert C.compaction_suitable(mem, z, pageblock_order, z)
+    assert not C.compaction_suitable(mem, z, pageblock_order, ZONE_NORMAL)
+    scanned = int(mem.vm[C._VM_DMSCAN])
+    mem.node[NODE["kcompactd_max_order"]] = pageblock_order
+    mem.node[NODE["kcompactd_highest_zoneidx"]] = ZONE_NORMAL
+    mem.node[NODE["kcompactd_wait"]] = 1
+    assert C.kcompactd_do_work(mem, 0) == 1
+    assert int(mem.vm[C._VM_DMSCAN]) > scanned
+    m.check()

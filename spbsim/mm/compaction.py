@@ -651,7 +651,12 @@ def kcompactd_do_work(m, cpu):
     """kcompactd_do_work(): SYNC_LIGHT compaction for the recorded order in
     each zone up to the recorded index that needs and suits it, as a
     GFP_KERNEL request (cc->migratetype UNMOVABLE); a zone it could not
-    finish has its pcp lists drained and its compaction deferred."""
+    finish has its pcp lists drained and its compaction deferred.  Whether a
+    zone needs and suits it is asked with the zone's own index as the
+    highest_zoneidx (compaction_suit_allocation_order(zone, cc.order,
+    zoneid, ALLOC_WMARK_MIN); in v6.1 zone_watermark_ok and
+    compaction_suitable with zoneid), so no lowmem_reserve enters; the
+    compaction itself runs for the recorded index."""
     order = m.node[_N_KCD_ORDER]
     idx = m.node[_N_KCD_IDX]
     m.node[_N_KCD_WAIT] = 0
@@ -668,9 +673,9 @@ def kcompactd_do_work(m, cpu):
             continue
         # (kcompactd is woken for the order of a failed request; the [SIM]
         # what-if below reads it as a THP-sized movable one)
-        if compaction_wmark_ok(m, z, order, MIGRATE_MOVABLE, wmark_pages(m, z, 0), idx, 0):
+        if compaction_wmark_ok(m, z, order, MIGRATE_MOVABLE, wmark_pages(m, z, 0), z, 0):
             continue
-        if not compaction_suitable(m, z, order, idx):
+        if not compaction_suitable(m, z, order, z):
             continue
         status = compact_zone(m, z, order, MIGRATE_UNMOVABLE, CC_SYNC | CC_KCOMPACTD, cpu, -1)
         if status == COMPACT_SUCCESS:
