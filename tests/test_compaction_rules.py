@@ -4,7 +4,8 @@ no targets except for MIN-priority direct compaction),
 suitable_migration_source (async direct compaction scans blocks of the
 request's type), __compact_finished's stealable fallbacks, the check_drain
 of the compacting cpu's lists, kcompactd draining only the zone it
-compacted, and kcompactd asking each zone with the zone's own index."""
+compacted, kcompactd asking each zone with the zone's own index, and
+proactive compaction yielding to a replay's recorded kswapd."""
 import numpy as np
 
 from spbsim import Machine
@@ -196,4 +197,32 @@ def test_kcompactd_asks_each_zone_without_the_lowmem_reserve_of_higher_zones():
     mem.node[NODE["kcompactd_wait"]] = 1
     assert C.kcompactd_do_work(mem, 0) == 1
     assert int(mem.vm[C._VM_DMSCAN]) > scanned
+    m.check()
+
+
+def test_proactive_compaction_yields_to_the_recorded_kswapd_in_replays():
+    """__compact_finished / should_proactive_compact_node: proactive
+    compaction stops (COMPACT_PARTIAL_SKIPPED) while kswapd_is_running().  A
+    replay that follows the recorded kswapd (reclaim_active_external) marks
+    that kswapd's reclaim windows with ZONE_RECLAIM_ACTIVE, and the model's
+    own kswapd stays asleep there; the old test read only the model's
+    kswapd, so the replay compacted through the recorded kswapd's runs."""
+    from spbsim.mm.const import ZONE_RECLAIM_ACTIVE
+    from spbsim.mm.state import CFG, ZS_FLAGS
+    m, pfns = _full()
+    mem = m.mem
+    z = ZONE_NORMAL
+    _free(m, pfns[pfns >= mem.zone_start[z]][1::2][:20000])   # every other page free
+    mem.cfg[CFG["reclaim_active_external"]] = 1
+    mem.zstat[z, ZS_FLAGS] |= ZONE_RECLAIM_ACTIVE
+    mem.node[NODE["kswapd_wait"]] = 0        # the model's own kswapd asleep
+    flags = C.CC_SYNC | C.CC_WHOLE_ZONE | C.CC_IGNORE_SKIP | C.CC_KCOMPACTD | C.CC_PROACTIVE
+    migrated = int(mem.vm[C._VM_MIGRATE_OK])
+    assert C.compact_zone(mem, z, -1, MIGRATE_UNMOVABLE, flags, 0, 0) == C.COMPACT_PARTIAL_SKIPPED
+    assert int(mem.vm[C._VM_MIGRATE_OK]) == migrated
+    assert C.kswapd_is_running(mem)
+    mem.zstat[z, ZS_FLAGS] &= ~ZONE_RECLAIM_ACTIVE        # the recorded kswapd sleeps
+    assert not C.kswapd_is_running(mem)
+    assert C.compact_zone(mem, z, -1, MIGRATE_UNMOVABLE, flags, 0, 0) != C.COMPACT_PARTIAL_SKIPPED
+    assert int(mem.vm[C._VM_MIGRATE_OK]) > migrated
     m.check()

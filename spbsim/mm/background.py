@@ -3,7 +3,8 @@ kcompactd (kcompactd_do_work and its proactive compaction), the delayed work
 items, and the SPB series' queued work.  Callers run :func:`background`
 whenever :func:`background_due` says something is pending at ``now``.
 """
-from .compaction import fragmentation_score_node, kcompactd_do_work, proactive_compact_node
+from .compaction import (fragmentation_score_node, kcompactd_do_work, kswapd_is_running,
+                         proactive_compact_node)
 from .jit import njit, njit_inline
 from .spb.work import spb_run_pending
 from .state import CFG, NODE
@@ -56,7 +57,7 @@ def background(m, now, cpu):
     # (not while kswapd runs: should_proactive_compact_node)
     if now >= m.node[_N_PROACTIVE_NEXT]:
         interval = 500_000_000
-        if m.node[_N_KSWAPD_WAIT] == 0:
+        if not kswapd_is_running(m):
             before = fragmentation_score_node(m)
             if proactive_compact_node(m, cpu) and fragmentation_score_node(m) >= before:
                 interval = 500_000_000 << 6

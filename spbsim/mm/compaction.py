@@ -4,6 +4,7 @@ Details: docs/model.md ("Module notes", `spbsim.mm.compaction`).
 """
 from .buddy import (del_page_from_free_list, free_one_page_merge,
                     move_freepages_block, pageblock_set_has)
+from .const import ZONE_RECLAIM_ACTIVE
 from .const import (SUPERPAGEBLOCK_ORDER, ALLOC_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE,
                     MIGRATE_PCPTYPES, MIGRATE_UNMOVABLE,
                     NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER, PB_all_free, PB_compact_skip,
@@ -56,6 +57,8 @@ _CFG_PROACTIVE = CFG["compaction_proactiveness"]
 _CFG_MIGRATE_UNTRACKED = CFG["migrate_untracked"]
 _CFG_SPB = CFG["spb"]
 _CFG_SPLIT = CFG["migrate_split_large"]
+_CFG_RA_EXTERNAL = CFG["reclaim_active_external"]
+_Z_FLAGS = ZSTAT["flags"]
 _Z_PRESENT = ZSTAT["present"]
 _Z_CONSIDERED = ZSTAT["compact_considered"]
 _Z_SHIFT = ZSTAT["compact_defer_shift"]
@@ -407,6 +410,21 @@ def fragmentation_score_node(m):
     return score
 
 
+@njit_inline
+def kswapd_is_running(m):
+    """kswapd_is_running(): the node's kswapd is awake.  A replay that
+    follows the recorded kswapd (reclaim_active_external) asks the recorded
+    one: awake while a zone is in ZONE_RECLAIM_ACTIVE, which the replay sets
+    over that kswapd's reclaim windows."""
+    if m.node[_N_KSWAPD_WAIT] != 0:
+        return True
+    if m.cfg[_CFG_RA_EXTERNAL] != 0:
+        for z in range(m.zstat.shape[0]):
+            if m.zstat[z, _Z_FLAGS] & ZONE_RECLAIM_ACTIVE:
+                return True
+    return False
+
+
 @njit
 def proactive_wmarks(m):
     """fragmentation_score_wmark(): (low, high) from compaction_proactiveness."""
@@ -492,7 +510,7 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                 m.zstat[z, _Z_BLOCKSKIP_FLUSH] = 1
             break
         if flags & CC_PROACTIVE:
-            if m.node[_N_KSWAPD_WAIT] != 0:
+            if kswapd_is_running(m):
                 result = COMPACT_PARTIAL_SKIPPED
                 break
             if zone_frag_score(m, z) <= proactive_low:
