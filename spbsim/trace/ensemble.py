@@ -64,6 +64,13 @@ def _range(values):
     return {"min": min(v), "median": statistics.median(v), "max": max(v)}
 
 
+def _met(target, value) -> bool:
+    """A zone-snapshot's target as validate's summary counts it: a pageblock
+    target without the kernel's counts (None) is not missed, the others need
+    a True."""
+    return value is not False if target == "ok_pb" else bool(value)
+
+
 def spread(members) -> dict:
     """The members' spread: for each summary count, failures and end value,
     min / median / max and the unperturbed member's value (seed None); for
@@ -91,10 +98,7 @@ def spread(members) -> dict:
         }
     keys = list(members[0]["zone_ok"])
     for i, t in enumerate(ENSEMBLE_TARGETS):
-        # as validate's summary counts them: a pageblock target without the
-        # kernel's counts is not missed, the others need a True
-        met = [[(m["zone_ok"][k][i] is not False) if t == "ok_pb" else bool(m["zone_ok"][k][i])
-                for m in members] for k in keys]
+        met = [[_met(t, m["zone_ok"][k][i]) for m in members] for k in keys]
         out["zone_snapshots"][t[3:]] = {"all": sum(all(x) for x in met),
                                         "any": sum(any(x) for x in met),
                                         "of": len(keys)}
@@ -133,12 +137,11 @@ def resolution(members) -> dict | None:
                 zm = zone_metrics(st[a]["nr_free"], st[b]["nr_free"],
                                   st[a]["pageblocks"], st[b]["pageblocks"])
                 for t in ENSEMBLE_TARGETS:
-                    agree[t] = agree[t] and zm.get(t) is not False
+                    agree[t] = agree[t] and _met(t, zm.get(t))
         for i, t in enumerate(ENSEMBLE_TARGETS):
             if agree[t]:
                 out[t[3:]]["resolved"] += 1
-                ok = base["zone_ok"][k][i]
-                out[t[3:]]["met"] += bool(ok is not False if t == "ok_pb" else ok)
+                out[t[3:]]["met"] += _met(t, base["zone_ok"][k][i])
     return out
 
 
