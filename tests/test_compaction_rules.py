@@ -4,13 +4,14 @@ no targets except for MIN-priority direct compaction),
 suitable_migration_source (async direct compaction scans blocks of the
 request's type), __compact_finished's stealable fallbacks, the check_drain
 of the compacting cpu's lists, kcompactd draining only the zone it
-compacted, kcompactd asking each zone with the zone's own index, and
-proactive compaction yielding to a replay's recorded kswapd."""
+compacted, kcompactd asking each zone with the zone's own index,
+proactive compaction yielding to a replay's recorded kswapd, and kcompactd
+woken only for a suitable node, else at its timeout."""
 import numpy as np
 
 from spbsim import Machine
 from spbsim.mm import compaction as C
-from spbsim.mm.const import (MIGRATE_MOVABLE, MIGRATE_UNMOVABLE, PG_buddy, PG_head,
+from spbsim.mm.const import (MAX_PAGE_ORDER, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE, PG_buddy, PG_head,
                              PG_pinned, ZONE_DMA32, ZONE_NORMAL, pageblock_nr_pages,
                              pageblock_order)
 from spbsim.mm.buddy import move_freepages_block
@@ -225,4 +226,48 @@ def test_proactive_compaction_yields_to_the_recorded_kswapd_in_replays():
     assert not C.kswapd_is_running(mem)
     assert C.compact_zone(mem, z, -1, MIGRATE_UNMOVABLE, flags, 0, 0) != C.COMPACT_PARTIAL_SKIPPED
     assert int(mem.vm[C._VM_MIGRATE_OK]) > migrated
+    m.check()
+
+
+def test_kcompactd_wakes_only_for_a_suitable_node_and_else_at_its_timeout():
+    """wakeup_kcompactd() wakes kcompactd only if kcompactd_node_suitable();
+    otherwise the order stays pending (kcompactd_work_requested()) and
+    kcompactd_do_work() runs when kcompactd's wait times out
+    (HPAGE_FRAG_CHECK_INTERVAL_MSEC after its last run), not before.  A run
+    moves that timeout, and with it the next proactive check, 500 ms on.
+    The old code ran kcompactd_do_work() at every wake-up: here it finds no
+    zone suitable, drops the order, and never compacts for it."""
+    from spbsim.mm.background import background
+    from spbsim.mm.watermark import wakeup_kcompactd
+    m, pfns = _full()
+    mem = m.mem
+    z = ZONE_NORMAL
+    holes = pfns[pfns >= mem.zone_start[z]][1::2]
+    _free(m, holes[:600])                    # 600 scattered free pages < compact_gap(9)
+    t0 = 10_000_000_000
+    mem.node[NODE["kcompactd_timeout_ns"]] = t0 + C.HPAGE_FRAG_CHECK_INTERVAL_NS
+    wakeup_kcompactd(mem, pageblock_order, z)
+    assert not C.kcompactd_node_suitable(mem)
+    v0 = m.vmstat_counters()
+    background(mem, t0, 0)
+    assert m.vmstat_counters()["compact_daemon_wake"] == v0["compact_daemon_wake"]
+    assert mem.node[NODE["kcompactd_max_order"]] == pageblock_order
+    _free(m, holes[600:20000])               # the stream frees memory: now suitable
+    assert C.kcompactd_node_suitable(mem)
+    background(mem, t0 + 400_000_000, 0)     # no wake-up: the wait goes on
+    assert m.vmstat_counters()["compact_daemon_wake"] == v0["compact_daemon_wake"]
+    background(mem, t0 + C.HPAGE_FRAG_CHECK_INTERVAL_NS, 0)   # timed out
+    v = m.vmstat_counters()
+    assert v["compact_daemon_wake"] == v0["compact_daemon_wake"] + 1
+    assert v["compact_daemon_migrate_scanned"] > v0["compact_daemon_migrate_scanned"]
+    assert mem.node[NODE["kcompactd_max_order"]] == 0
+    assert mem.node[NODE["kcompactd_timeout_ns"]] == t0 + 2 * C.HPAGE_FRAG_CHECK_INTERVAL_NS
+    # a wake-up the node suits (order 10: none free yet) runs at once and
+    # moves the timeout
+    wakeup_kcompactd(mem, MAX_PAGE_ORDER, z)
+    assert C.kcompactd_node_suitable(mem)
+    t1 = t0 + 700_000_000
+    background(mem, t1, 0)
+    assert m.vmstat_counters()["compact_daemon_wake"] == v0["compact_daemon_wake"] + 2
+    assert mem.node[NODE["kcompactd_timeout_ns"]] == t1 + C.HPAGE_FRAG_CHECK_INTERVAL_NS
     m.check()

@@ -39,6 +39,8 @@ COMPACT_PRIO_SYNC_LIGHT = 1
 COMPACT_PRIO_ASYNC = 2
 
 COMPACT_MAX_DEFER_SHIFT = 6
+#: kcompactd's wait between runs (HPAGE_FRAG_CHECK_INTERVAL_MSEC)
+HPAGE_FRAG_CHECK_INTERVAL_NS = 500_000_000
 COMPACT_CLUSTER_MAX = 32
 
 #: struct compact_control's switches, as a bit mask for compact_zone()
@@ -662,6 +664,28 @@ def drain_zone_all_cpus(m, z):
     """drain_all_pages(zone): every cpu's lists of one zone."""
     for cpu in range(m.pcp.shape[1]):
         drain_zone_pages(m, z, cpu)
+
+
+@njit
+def kcompactd_node_suitable(m):
+    """kcompactd_node_suitable(), wakeup_kcompactd()'s test: a zone up to
+    kcompactd's index needs compaction for its pending order (the MIN mark
+    not met for it) and suits it, both asked with kcompactd's index (v6.12
+    compaction_suit_allocation_order(zone, order, highest_zoneidx,
+    ALLOC_WMARK_MIN); v6.1 compaction_suitable(zone, order, 0,
+    highest_zoneidx) == COMPACT_CONTINUE)."""
+    order = m.node[_N_KCD_ORDER]
+    idx = m.node[_N_KCD_IDX]
+    if order <= 0:
+        return False
+    for z in range(idx + 1):
+        if not populated_zone(m, z):
+            continue
+        if compaction_wmark_ok(m, z, order, MIGRATE_MOVABLE, wmark_pages(m, z, 0), idx, 0):
+            continue
+        if compaction_suitable(m, z, order, idx):
+            return True
+    return False
 
 
 @njit

@@ -158,7 +158,8 @@ TL_CLAIM, TL_STEAL, TL_CAPTURE, TL_BORROW, TL_FREED = range(5)
 NODE_NAMES = ["kswapd_order", "kswapd_highest_zoneidx", "kswapd_wait", "kswapd_failures",
               "kcompactd_max_order", "kcompactd_highest_zoneidx", "kcompactd_wait",
               "kswapd_runs", "kcompactd_runs", "direct_reclaims", "kswapd_last_ns",
-              "kswapd_reclaimed", "proactive_next_ns",
+              "kswapd_reclaimed",
+              "kcompactd_timeout_ns",   # when kcompactd's wait times out (proactive check or pending order)
               "kswapd_reclaim_order",   # balance_pgdat's sc.order (alloc order until compact_gap)
               "kswapd_pgfree",          # pgfree when a reclaim_external kswapd last looked
               "kswapd_run_start_ns",    # when a reclaim_external kswapd's current run began

@@ -145,13 +145,16 @@ def pgdat_balanced(m, order, highest_zoneidx):
 
 @njit
 def wakeup_kcompactd(m, order, highest_zoneidx):
-    """wakeup_kcompactd(): no-op for order 0; records the max order/min zone."""
+    """wakeup_kcompactd(): no-op for order 0; raises kcompactd's pending
+    order, lowers its zone index (reset once kcompactd_do_work took them) and
+    asks for a wake-up, which background() grants only if
+    kcompactd_node_suitable()."""
     if order <= 0:
         return
+    if m.node[_N_KCD_ORDER] == 0 or highest_zoneidx < m.node[_N_KCD_IDX]:
+        m.node[_N_KCD_IDX] = highest_zoneidx
     if order > m.node[_N_KCD_ORDER]:
         m.node[_N_KCD_ORDER] = order
-    if m.node[_N_KCD_WAIT] == 0 or highest_zoneidx < m.node[_N_KCD_IDX]:
-        m.node[_N_KCD_IDX] = highest_zoneidx
     m.node[_N_KCD_WAIT] = 1
 
 

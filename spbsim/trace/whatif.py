@@ -24,6 +24,7 @@ from spbsim.mm.jit import njit
 from spbsim.mm.page_alloc import alloc_pages_call
 from spbsim.mm.page_free import free_pages
 from spbsim.mm.background import background, background_due
+from spbsim.mm.compaction import HPAGE_FRAG_CHECK_INTERVAL_NS
 from spbsim.mm.const import MAX_NR_ZONES
 from spbsim.mm.state import CFG, CUR_CLOCK, NODE, PCP_COUNT, SIMSTAT
 from spbsim.mm.vmscan import update_reclaim_active
@@ -1736,7 +1737,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             # (spbsim.mm.vmscan.balance_pgdat); vmstat_update decays pcp high
             machine.mem.cfg[CFG["reclaim_external"]] = 1
             machine.mem.node[NODE["kswapd_last_ns"]] = now
-            machine.mem.node[NODE["proactive_next_ns"]] = now + 500_000_000
+            machine.mem.node[NODE["kcompactd_timeout_ns"]] = now + HPAGE_FRAG_CHECK_INTERVAL_NS
             queue_work(machine.mem, WQ_VMSTAT_UPDATE, 0, now + VMSTAT_INTERVAL_NS)
             if windows is not None:
                 _follow_kswapd(machine, windows, now)
