@@ -5,9 +5,11 @@ suitable_migration_source (async direct compaction scans blocks of the
 request's type), __compact_finished's stealable fallbacks, the check_drain
 of the compacting cpu's lists, kcompactd draining only the zone it
 compacted, kcompactd asking each zone with the zone's own index,
-proactive compaction yielding to a replay's recorded kswapd, and kcompactd
-woken only for a suitable node, else at its timeout."""
+proactive compaction yielding to a replay's recorded kswapd, kcompactd
+woken only for a suitable node, else at its timeout, and the vmstat
+counters of compaction's scans."""
 import numpy as np
+import pytest
 
 from spbsim import Machine
 from spbsim.mm import compaction as C
@@ -270,4 +272,44 @@ def test_kcompactd_wakes_only_for_a_suitable_node_and_else_at_its_timeout():
     background(mem, t1, 0)
     assert m.vmstat_counters()["compact_daemon_wake"] == v0["compact_daemon_wake"] + 2
     assert mem.node[NODE["kcompactd_timeout_ns"]] == t1 + C.HPAGE_FRAG_CHECK_INTERVAL_NS
+    m.check()
+
+
+@pytest.mark.parametrize("version", ["recent", "6.1"])
+def test_compaction_scans_count_in_the_totals_and_kcompactds_in_the_daemon_counters(version):
+    """vmstat: isolate_migratepages_block() and isolate_freepages_block()
+    count every compaction's scans in compact_migrate_scanned and
+    compact_free_scanned; kcompactd_do_work() adds kcompactd's to
+    compact_daemon_*, and so does proactive compaction in v6.12
+    (compact_node(pgdat, true)) but not in v6.1 (proactive_compact_node()).
+    The old code counted kcompactd's scans in the daemon counters only, and
+    v6.1's proactive ones there as well."""
+    m = Machine("1536M", low_memory="512M", cpus=1, pcp=False, early_unmovable=0,
+                migrate_untracked=True, version=version)
+    zero_watermarks(m)
+    pfns = np.sort(exhaust(m))
+    mem = m.mem
+    z = ZONE_NORMAL
+    _free(m, pfns[pfns >= mem.zone_start[z]][1::2][:20000])   # every other page free
+    names = ("compact_migrate_scanned", "compact_free_scanned",
+             "compact_daemon_migrate_scanned", "compact_daemon_free_scanned")
+
+    def delta(v0):
+        v = m.vmstat_counters()
+        return [v[k] - v0[k] for k in names]
+
+    v0 = m.vmstat_counters()
+    mem.node[NODE["kcompactd_max_order"]] = pageblock_order
+    mem.node[NODE["kcompactd_highest_zoneidx"]] = z
+    assert C.kcompactd_do_work(mem, 0) == 1
+    mig, free, dmig, dfree = delta(v0)
+    assert mig > 0 and free > 0
+    assert (dmig, dfree) == (mig, free)
+    v0 = m.vmstat_counters()
+    mem.node[NODE["kswapd_wait"]] = 0        # (exhausting memory woke it)
+    flags = C.CC_SYNC | C.CC_WHOLE_ZONE | C.CC_IGNORE_SKIP | C.CC_KCOMPACTD | C.CC_PROACTIVE
+    assert C.compact_zone(mem, z, -1, MIGRATE_UNMOVABLE, flags, 0, 0) != C.COMPACT_PARTIAL_SKIPPED
+    mig, free, dmig, dfree = delta(v0)
+    assert mig > 0 and free > 0
+    assert (dmig, dfree) == ((0, 0) if version == "6.1" else (mig, free))
     m.check()

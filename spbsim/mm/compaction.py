@@ -4,7 +4,7 @@ Details: docs/model.md ("Module notes", `spbsim.mm.compaction`).
 """
 from .buddy import (del_page_from_free_list, free_one_page_merge,
                     move_freepages_block, pageblock_set_has)
-from .const import ZONE_RECLAIM_ACTIVE
+from .const import KV_6_1, ZONE_RECLAIM_ACTIVE
 from .const import (SUPERPAGEBLOCK_ORDER, ALLOC_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE,
                     MIGRATE_PCPTYPES, MIGRATE_UNMOVABLE,
                     NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER, PB_all_free, PB_compact_skip,
@@ -60,6 +60,7 @@ _CFG_MIGRATE_UNTRACKED = CFG["migrate_untracked"]
 _CFG_SPB = CFG["spb"]
 _CFG_SPLIT = CFG["migrate_split_large"]
 _CFG_RA_EXTERNAL = CFG["reclaim_active_external"]
+_CFG_VERSION = CFG["version"]
 _Z_FLAGS = ZSTAT["flags"]
 _Z_PRESENT = ZSTAT["present"]
 _Z_CONSIDERED = ZSTAT["compact_considered"]
@@ -595,12 +596,15 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
     trace_event(m, EV_COMPACTION_END, zs, sync, mpfn, fpfn, ze, result | (flags << 8))
     m.zstat[z, _Z_MIGRATE_PFN] = mpfn
     m.zstat[z, _Z_FREE_PFN] = fpfn
-    if kcompactd:
+    # isolate_migratepages_block() and isolate_freepages_block() count every
+    # compaction's scans; kcompactd_do_work() adds kcompactd's to the daemon
+    # counters, and so does v6.12's proactive compact_node() (v6.1's
+    # proactive_compact_node() does not)
+    m.vm[_VM_MSCAN] += mscanned
+    m.vm[_VM_FSCAN] += fscanned
+    if kcompactd and not ((flags & CC_PROACTIVE) != 0 and m.cfg[_CFG_VERSION] == KV_6_1):
         m.vm[_VM_DMSCAN] += mscanned
         m.vm[_VM_DFSCAN] += fscanned
-    else:
-        m.vm[_VM_MSCAN] += mscanned
-        m.vm[_VM_FSCAN] += fscanned
     return result
 
 
