@@ -16,7 +16,7 @@ __all__ = ["COMPILE_BUDGET", "install"]
 #: the default scenario needs (its 1 GB source included); the count shown while
 #: compiling, the limit of tests/test_compile_budget.py, quoted in
 #: docs/performance.md.  Raise it only on purpose.
-COMPILE_BUDGET = 142
+COMPILE_BUDGET = 143
 
 _EVERY_S = 10.0         # at most one line per this many seconds
 _QUIET_S = 20.0         # a line at the latest after this many seconds
