@@ -4,8 +4,8 @@ no targets except for MIN-priority direct compaction),
 suitable_migration_source (async direct compaction scans blocks of the
 request's type), __compact_finished's stealable fallbacks, the check_drain
 of the compacting cpu's lists, kcompactd draining only the zone it
-compacted, kcompactd asking each zone with the zone's own index,
-proactive compaction yielding to a replay's recorded kswapd, kcompactd
+compacted, kcompactd compacting a zone only where it suits kcompactd's
+index, proactive compaction yielding to a replay's recorded kswapd, kcompactd
 woken only for a suitable node, else at its timeout, and the vmstat
 counters of compaction's scans."""
 import numpy as np
@@ -176,15 +176,16 @@ def test_kcompactd_drains_only_the_zone_it_failed_to_compact():
     assert int(mem.pcp[ZONE_DMA32, 0, PCP_COUNT]) == d_before
 
 
-def test_kcompactd_asks_each_zone_without_the_lowmem_reserve_of_higher_zones():
-    """kcompactd_do_work: whether a zone needs and suits compaction is asked
-    with highest_zoneidx = the zone's own index (v6.12
-    compaction_suit_allocation_order(zone, cc.order, zoneid, ...); v6.1
-    zone_watermark_ok / compaction_suitable with zoneid).  DMA32 here has
-    1,600 scattered free pages: enough for compaction's order-0 test on its
-    own (1,024 for order 9's compact_gap) but not with the 1,024 pages it
-    reserves against Normal requests.  The old code asked with kcompactd's
-    index (Normal) and skipped the zone."""
+def test_kcompactd_compacts_a_zone_only_where_it_suits_kcompactds_index():
+    """kcompactd_do_work asks whether a zone needs compaction with the zone's
+    own index (v6.12 compaction_suit_allocation_order(zone, cc.order,
+    zoneid, ...)), but compact_zone() asks again with cc.highest_zoneidx,
+    kcompactd's recorded index, and returns COMPACT_SKIPPED (no scan, no
+    drain, no deferral) where the zone lacks the free pages above its
+    lowmem_reserve against that index.  DMA32 here has 1,600 scattered free
+    pages: enough for order 9's compact_gap on its own, not with the 1,024
+    it reserves against Normal requests.  The old code asked only with the
+    zone's own index and compacted DMA32."""
     m, pfns = _full()
     mem = m.mem
     z = ZONE_DMA32
@@ -194,12 +195,17 @@ def test_kcompactd_asks_each_zone_without_the_lowmem_reserve_of_higher_zones():
     assert int(mem.zstat[z, C.ZS_NR_FREE]) == 1600
     assert C.compaction_suitable(mem, z, pageblock_order, z)
     assert not C.compaction_suitable(mem, z, pageblock_order, ZONE_NORMAL)
-    scanned = int(mem.vm[C._VM_DMSCAN])
-    mem.node[NODE["kcompactd_max_order"]] = pageblock_order
-    mem.node[NODE["kcompactd_highest_zoneidx"]] = ZONE_NORMAL
-    mem.node[NODE["kcompactd_wait"]] = 1
-    assert C.kcompactd_do_work(mem, 0) == 1
-    assert int(mem.vm[C._VM_DMSCAN]) > scanned
+
+    def kcompactd(idx):
+        mem.node[NODE["kcompactd_max_order"]] = pageblock_order
+        mem.node[NODE["kcompactd_highest_zoneidx"]] = idx
+        scanned = int(mem.vm[C._VM_DMSCAN])
+        assert C.kcompactd_do_work(mem, 0) == 1
+        return int(mem.vm[C._VM_DMSCAN]) - scanned
+
+    assert kcompactd(ZONE_NORMAL) == 0                  # compact_zone(): COMPACT_SKIPPED
+    assert mem.zstat[z, C._Z_SHIFT] == 0                # not deferred
+    assert kcompactd(ZONE_DMA32) > 0                    # kcompactd woken for a DMA32 request
     m.check()
 
 
@@ -246,6 +252,7 @@ def test_kcompactd_wakes_only_for_a_suitable_node_and_else_at_its_timeout():
     z = ZONE_NORMAL
     holes = pfns[pfns >= mem.zone_start[z]][1::2]
     _free(m, holes[:600])                    # 600 scattered free pages < compact_gap(9)
+    mem.node[NODE["kswapd_wait"]] = 0        # (exhausting memory woke it)
     t0 = 10_000_000_000
     mem.node[NODE["kcompactd_timeout_ns"]] = t0 + C.HPAGE_FRAG_CHECK_INTERVAL_NS
     wakeup_kcompactd(mem, pageblock_order, z)

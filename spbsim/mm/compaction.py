@@ -698,11 +698,14 @@ def kcompactd_do_work(m, cpu):
     each zone up to the recorded index that needs and suits it, as a
     GFP_KERNEL request (cc->migratetype UNMOVABLE); a zone it could not
     finish has its pcp lists drained and its compaction deferred.  Whether a
-    zone needs and suits it is asked with the zone's own index as the
-    highest_zoneidx (compaction_suit_allocation_order(zone, cc.order,
-    zoneid, ALLOC_WMARK_MIN); in v6.1 zone_watermark_ok and
-    compaction_suitable with zoneid), so no lowmem_reserve enters; the
-    compaction itself runs for the recorded index."""
+    zone needs it is asked with the zone's own index
+    (compaction_suit_allocation_order(zone, cc.order, zoneid,
+    ALLOC_WMARK_MIN); v6.1 zone_watermark_ok with zoneid); whether it suits
+    it, with kcompactd's recorded index: compact_zone() asks again with
+    cc->highest_zoneidx and returns COMPACT_SKIPPED, without scanning,
+    draining or deferring, for a zone that lacks the free pages above the
+    lowmem_reserve against that index (v6.12 compaction_suit_allocation_order,
+    v6.1 compaction_suitable in compact_zone)."""
     order = m.node[_N_KCD_ORDER]
     idx = m.node[_N_KCD_IDX]
     m.node[_N_KCD_WAIT] = 0
@@ -721,7 +724,7 @@ def kcompactd_do_work(m, cpu):
         # what-if below reads it as a THP-sized movable one)
         if compaction_wmark_ok(m, z, order, MIGRATE_MOVABLE, wmark_pages(m, z, 0), z, 0):
             continue
-        if not compaction_suitable(m, z, order, z):
+        if not compaction_suitable(m, z, order, idx):     # compact_zone()'s test
             continue
         status = compact_zone(m, z, order, MIGRATE_UNMOVABLE, CC_SYNC | CC_KCOMPACTD, cpu, -1)
         if status == COMPACT_SUCCESS:
