@@ -284,9 +284,8 @@ def test_kcompactd_wakes_only_for_a_suitable_node_and_else_at_its_timeout():
 
 @pytest.mark.parametrize("version", ["recent", "6.1"])
 def test_compaction_scans_count_in_the_totals_and_kcompactds_in_the_daemon_counters(version):
-    """vmstat: isolate_migratepages_block() and isolate_freepages_block()
-    count every compaction's scans in compact_migrate_scanned and
-    compact_free_scanned; kcompactd_do_work() adds kcompactd's to
+    """vmstat: compact_zone() counts every compaction's scans in
+    compact_migrate_scanned and compact_free_scanned; kcompactd_do_work() adds kcompactd's to
     compact_daemon_*, and so does proactive compaction in v6.12
     (compact_node(pgdat, true)) but not in v6.1 (proactive_compact_node()).
     The old code counted kcompactd's scans in the daemon counters only, and

@@ -596,10 +596,10 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
     trace_event(m, EV_COMPACTION_END, zs, sync, mpfn, fpfn, ze, result | (flags << 8))
     m.zstat[z, _Z_MIGRATE_PFN] = mpfn
     m.zstat[z, _Z_FREE_PFN] = fpfn
-    # isolate_migratepages_block() and isolate_freepages_block() count every
-    # compaction's scans; kcompactd_do_work() adds kcompactd's to the daemon
-    # counters, and so does v6.12's proactive compact_node() (v6.1's
-    # proactive_compact_node() does not)
+    # compact_zone() counts every compaction's scans (cc->total_*_scanned);
+    # kcompactd_do_work() adds kcompactd's to the daemon counters, and so
+    # does v6.12's proactive compact_node() (v6.1's proactive_compact_node()
+    # does not)
     m.vm[_VM_MSCAN] += mscanned
     m.vm[_VM_FSCAN] += fscanned
     if kcompactd and not ((flags & CC_PROACTIVE) != 0 and m.cfg[_CFG_VERSION] == KV_6_1):
