@@ -6,8 +6,8 @@ request's type), __compact_finished's stealable fallbacks, the check_drain
 of the compacting cpu's lists, kcompactd draining only the zone it
 compacted, kcompactd compacting a zone only where it suits kcompactd's
 index, proactive compaction yielding to a replay's recorded kswapd, kcompactd
-woken only for a suitable node, else at its timeout, and the vmstat
-counters of compaction's scans."""
+woken only for a suitable node, else at its timeout, the vmstat
+counters of compaction's scans, and proactive compaction's watermarks."""
 import numpy as np
 import pytest
 
@@ -318,4 +318,30 @@ def test_compaction_scans_count_in_the_totals_and_kcompactds_in_the_daemon_count
     mig, free, dmig, dfree = delta(v0)
     assert mig > 0 and free > 0
     assert (dmig, dfree) == ((0, 0) if version == "6.1" else (mig, free))
+    m.check()
+
+
+def test_proactive_compaction_starts_above_fragmentation_score_wmark_high():
+    """should_proactive_compact_node(): the node is compacted proactively
+    only above fragmentation_score_wmark(false) = min(low + 10, 100), with
+    low = max(100 - compaction_proactiveness, 5) (both kernels).  At
+    proactiveness 95 that is 15; the old high mark, low + min(10, low // 2),
+    was 7, so a node scored 8 to 15 was compacted where the kernel leaves it."""
+    from spbsim.mm.state import CFG
+    m, pfns = _full()
+    mem = m.mem
+    z = ZONE_NORMAL
+    normal = pfns[pfns >= mem.zone_start[z]]
+    _free(m, normal[:9 * PB])                       # nine whole pageblocks
+    _free(m, normal[20 * PB:][1::2][:900])          # 900 single pages
+    mem.cfg[CFG["compaction_proactiveness"]] = 95
+    assert C.proactive_wmarks(mem) == (5, 15)
+    score = C.fragmentation_score_node(mem)
+    assert 7 < score <= 15
+    migrated = int(mem.vm[C._VM_MIGRATE_OK])
+    assert not C.proactive_compact_node(mem, 0)
+    assert int(mem.vm[C._VM_MIGRATE_OK]) == migrated
+    for proactiveness, marks in ((20, (80, 90)), (85, (15, 25)), (100, (5, 15))):
+        mem.cfg[CFG["compaction_proactiveness"]] = proactiveness
+        assert C.proactive_wmarks(mem) == marks
     m.check()

@@ -430,9 +430,10 @@ def kswapd_is_running(m):
 
 @njit
 def proactive_wmarks(m):
-    """fragmentation_score_wmark(): (low, high) from compaction_proactiveness."""
+    """fragmentation_score_wmark(): (low, high) from compaction_proactiveness;
+    the low mark is at least 5, the high one 10 above it, at most 100."""
     low = max(100 - m.cfg[_CFG_PROACTIVE], 5)
-    high = min(low + min(10, low // 2), 100)
+    high = min(low + 10, 100)
     return low, high
 
 
