@@ -1,14 +1,20 @@
-"""kswapd (mm/vmscan.c balance_pgdat, kswapd_try_to_sleep, v6.12) on states
-built by hand: the order kcompactd is woken for, ZONE_RECLAIM_ACTIVE while
-kswapd runs, and the replays' kswapd whose reclaim is in the request stream."""
+"""kswapd (mm/vmscan.c kswapd, balance_pgdat, kswapd_try_to_sleep,
+wakeup_kswapd; v6.12 and v6.1 alike) on states built by hand: the order
+kcompactd is woken for, the orders kswapd takes from wake-ups that did not
+wake it or came while it ran, ZONE_RECLAIM_ACTIVE while kswapd runs, the
+replays' kswapd whose reclaim is in the request stream, and the DEBUG_VM
+check of kswapd's node state."""
 import numpy as np
+import pytest
 
-from spbsim.machine import Machine
+from spbsim.machine import InvariantError, Machine
 from spbsim.mm import gfp as G
 from spbsim.mm.background import background
 from spbsim.mm.const import ZONE_NORMAL, ZONE_RECLAIM_ACTIVE
 from spbsim.mm.lru import lru_add
-from spbsim.mm.state import (CFG, LRU_FILE, NODE, PCP_BATCH, PCP_COUNT, ZS_BOOST, ZS_FLAGS)
+from spbsim.mm.craft import exhaust, zero_watermarks
+from spbsim.mm.state import (CFG, LRU_FILE, NODE, PCP_BATCH, PCP_COUNT, VMSTAT, ZS_BOOST, ZS_FLAGS,
+                             ZS_WMARK_MIN)
 from spbsim.mm.vmscan import balance_pgdat
 from spbsim.mm.watermark import wakeup_kswapd
 
@@ -30,6 +36,25 @@ def _full(reclaimable_every=2):
     return mach
 
 
+def _drained():
+    """``_full()`` with the pages below the MIN mark taken too (watermarks
+    zeroed and direct reclaim off meanwhile, then restored), so no free
+    block of pageblock order is left: kswapd is balanced at order 9 only
+    once it made one."""
+    mach = _full()
+    m = mach.mem
+    marks = m.zstat[:, ZS_WMARK_MIN:ZS_WMARK_MIN + 4].copy()
+    reserve = m.lowmem_reserve.copy()
+    zero_watermarks(mach)
+    m.cfg[CFG["reclaim"]] = 0                  # no direct reclaim of the file pages meanwhile
+    exhaust(mach, G.GFP_KERNEL)
+    m.cfg[CFG["reclaim"]] = 1
+    m.zstat[:, ZS_WMARK_MIN:ZS_WMARK_MIN + 4] = marks
+    m.lowmem_reserve[:] = reserve
+    assert int(m.nr_free[:, 9:].sum()) == 0
+    return mach
+
+
 def test_kcompactd_woken_for_the_order_kswapd_was_woken_for():
     """kswapd woken for order 2 reclaims compact_gap(2) pages, balances at
     order 0 (kswapd_shrink_node drops sc.order) and, going to sleep, wakes
@@ -42,6 +67,84 @@ def test_kcompactd_woken_for_the_order_kswapd_was_woken_for():
     balance_pgdat(m, 0, 1 << 20)
     assert m.node[NODE["kswapd_wait"]] == 0
     assert m.node[NODE["kcompactd_wait"]] == 1 and m.node[NODE["kcompactd_max_order"]] == 2
+
+
+def test_kswapd_runs_for_the_largest_order_asked_since_it_last_ran():
+    """wakeup_kswapd() raises the node's kswapd_order on every call, also on
+    one that leaves kswapd asleep (here: a hopeless node); kswapd, woken
+    later by an order-0 request, reads the largest order asked since it last
+    read it (kswapd(): alloc_order = kswapd_order), reclaims compact_gap(9)
+    and, going to sleep, wakes kcompactd for order 9.  The old rule kept the
+    waking call's order only: kswapd ran for order 0 and left kcompactd
+    asleep."""
+    mach = _drained()
+    m = mach.mem
+    balance_pgdat(m, 0, 1 << 20)                      # the fill woke kswapd: it balances, sleeps
+    assert m.node[NODE["kswapd_wait"]] == 0
+    m.node[NODE["kswapd_failures"]] = 16              # MAX_RECLAIM_RETRIES: hopeless
+    wakeup_kswapd(m, ZONE_NORMAL, G.GFP_KERNEL, 9, ZONE_NORMAL)
+    assert m.node[NODE["kswapd_wait"]] == 0 and m.node[NODE["kcompactd_wait"]] == 0
+    m.node[NODE["kswapd_failures"]] = 0               # direct reclaim made progress
+    for _ in range(2000):                             # order-0 requests until one wakes kswapd
+        mach.run_ops(np.zeros(64, np.int64), G.GFP_KERNEL, owner=OWNER)
+        if m.node[NODE["kswapd_wait"]]:
+            break
+    assert m.node[NODE["kswapd_wait"]] == 1 and m.node[NODE["kcompactd_wait"]] == 0
+    steal = int(m.vm[VMSTAT["pgsteal_kswapd"]])
+    balance_pgdat(m, 0, 1 << 20)
+    assert m.node[NODE["kswapd_wait"]] == 0
+    assert m.node[NODE["kcompactd_wait"]] == 1 and m.node[NODE["kcompactd_max_order"]] == 9
+    assert int(m.vm[VMSTAT["pgsteal_kswapd"]]) - steal >= 2 << 9
+    mach.check()
+
+
+def test_an_order_asked_while_kswapd_runs_gets_its_own_run():
+    """An order-9 request while kswapd balances for order 0 only raises the
+    node's kswapd_order (kswapd is not on its wait queue).  When the run
+    ends balanced at order 0, kswapd's loop tries to sleep at the order
+    gathered meanwhile (kswapd_try_to_sleep(9, 9)): the node is not
+    balanced at order 9, so kswapd does not sleep and runs balance_pgdat()
+    again for order 9, then sleeps and wakes kcompactd for 9.  The old rule
+    merged the order into the running one and slept after the first run."""
+    mach = _drained()
+    m = mach.mem
+    wakeup_kswapd(m, ZONE_NORMAL, G.GFP_KERNEL, 0, ZONE_NORMAL)
+    balance_pgdat(m, 0, 64)                                  # cut short: stays awake
+    wakeup_kswapd(m, ZONE_NORMAL, G.GFP_KERNEL, 9, ZONE_NORMAL)
+    runs = int(m.node[NODE["kswapd_runs"]])
+    balance_pgdat(m, 0, 1 << 20)
+    assert int(m.node[NODE["kswapd_runs"]]) == runs + 1
+    assert m.node[NODE["kswapd_wait"]] == 1                  # a second run, for order 9
+    assert m.node[NODE["kswapd_alloc_order"]] == 9 and m.node[NODE["kswapd_order"]] == 0
+    assert m.node[NODE["kcompactd_wait"]] == 0
+    mach.check()
+    steal = int(m.vm[VMSTAT["pgsteal_kswapd"]])
+    balance_pgdat(m, 0, 1 << 20)
+    assert int(m.node[NODE["kswapd_runs"]]) == runs + 2
+    assert m.node[NODE["kswapd_wait"]] == 0
+    assert m.node[NODE["kcompactd_wait"]] == 1 and m.node[NODE["kcompactd_max_order"]] == 9
+    assert int(m.vm[VMSTAT["pgsteal_kswapd"]]) - steal >= 2 << 9
+    mach.check()
+
+
+def test_checker_reports_kswapd_state_out_of_range():
+    """The DEBUG_VM-style checker covers kswapd's node state: a run that
+    reclaims above the order it was woken for is a violation, as is a
+    sleeping kswapd that keeps a run order."""
+    mach = _full()
+    m = mach.mem
+    wakeup_kswapd(m, ZONE_NORMAL, G.GFP_KERNEL, 2, ZONE_NORMAL)
+    mach.check()
+    m.node[NODE["kswapd_reclaim_order"]] = 3
+    with pytest.raises(InvariantError, match="kswapd's node state"):
+        mach.check()
+    m.node[NODE["kswapd_reclaim_order"]] = 2
+    balance_pgdat(m, 0, 1 << 20)
+    assert m.node[NODE["kswapd_wait"]] == 0
+    mach.check()
+    m.node[NODE["kswapd_alloc_order"]] = 2
+    with pytest.raises(InvariantError, match="kswapd's node state"):
+        mach.check()
 
 
 def test_reclaim_active_caps_the_pcp_lists_while_kswapd_runs():

@@ -6,14 +6,14 @@ consistent.  ``VIOLATIONS`` turns codes into messages.
 """
 
 from .buddy import migratetype_to_has_bit
-from .const import (MAX_NR_ZONES, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_PCPTYPES, MIGRATE_TYPES,
+from .const import (MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_PCPTYPES, MIGRATE_TYPES,
                     NR_PAGE_ORDERS, NR_PCP_LISTS, PB_all_free, PB_has_mask,
                     PG_buddy, PG_head, PG_MT_SHIFT, PG_pcp, PG_pcpbuddy, PG_reserved,
                     pageblock_nr_pages, pageblock_order)
 from .jit import njit
 from .pcp import pcp_pindex_to_order, pcpbuddy_pair_order
 from .split import piece_index
-from .state import (CAPC_PAGE, CAPC_ZONE, CFG, PCP_COUNT, ZS_FREE_HIGHATOMIC, ZS_NR_FREE,
+from .state import (CAPC_PAGE, CAPC_ZONE, CFG, NODE, PCP_COUNT, ZS_FREE_HIGHATOMIC, ZS_NR_FREE,
                     ZS_NR_FREE_BLOCKS)
 
 __all__ = ["check_mem", "VIOLATIONS"]
@@ -21,6 +21,12 @@ __all__ = ["check_mem", "VIOLATIONS"]
 _CFG_PREP_BIT = CFG["prep_sets_request_bit"]
 _CFG_SPB = CFG["spb"]
 _CFG_PCPBUDDY = CFG["pcpbuddy"]
+_N_KSWAPD_ORDER = NODE["kswapd_order"]
+_N_KSWAPD_IDX = NODE["kswapd_highest_zoneidx"]
+_N_KSWAPD_WAIT = NODE["kswapd_wait"]
+_N_KSWAPD_ALLOC_ORDER = NODE["kswapd_alloc_order"]
+_N_KSWAPD_RECLAIM_ORDER = NODE["kswapd_reclaim_order"]
+_N_KSWAPD_RUN_IDX = NODE["kswapd_run_zoneidx"]
 
 VIOLATIONS = {
     1: "free list entry is not a free buddy head of the list's order (zone {a}, order/type {b})",
@@ -59,6 +65,9 @@ VIOLATIONS = {
     34: "a pageblock whole in the buddy is still marked polluted in the taint log (by owner {a})",
     35: "taint log count outside its capacity (records {a}, capacity {b})",
     36: "pcp_pairs differs from the pairs of PagePCPBuddy buddies of one order on a cpu's lists (counted {a}, recorded {b})",
+    37: "kswapd's node state is out of range: an order above MAX_PAGE_ORDER, a run reclaiming above "
+        "its alloc order or a sleeping kswapd with a run order, or a zone index past the zones "
+        "(node field {a}, value {b})",
 }
 
 
@@ -318,12 +327,37 @@ def _check_owners(m):
 
 
 @njit
+def _check_kswapd(m):
+    """kswapd's pglist_data fields (kswapd_order, kswapd_highest_zoneidx) and
+    its current run (alloc/reclaim order, zone index)."""
+    order = m.node[_N_KSWAPD_ORDER]
+    if order < 0 or order > MAX_PAGE_ORDER:
+        return (37, -1, _N_KSWAPD_ORDER, order)
+    idx = m.node[_N_KSWAPD_IDX]
+    if idx < 0 or idx > MAX_NR_ZONES:
+        return (37, -1, _N_KSWAPD_IDX, idx)
+    run_idx = m.node[_N_KSWAPD_RUN_IDX]
+    if run_idx < 0 or run_idx >= MAX_NR_ZONES:
+        return (37, -1, _N_KSWAPD_RUN_IDX, run_idx)
+    alloc = m.node[_N_KSWAPD_ALLOC_ORDER]
+    reclaim = m.node[_N_KSWAPD_RECLAIM_ORDER]
+    if alloc < 0 or alloc > MAX_PAGE_ORDER or (m.node[_N_KSWAPD_WAIT] == 0 and alloc != 0):
+        return (37, -1, _N_KSWAPD_ALLOC_ORDER, alloc)
+    if reclaim < 0 or reclaim > alloc:
+        return (37, -1, _N_KSWAPD_RECLAIM_ORDER, reclaim)
+    return (0, -1, 0, 0)
+
+
+@njit
 def check_mem(m):
     """Run all checks; (0, -1, 0, 0) if the state is consistent."""
     if m.capc[CAPC_ZONE] != -1 or m.capc[CAPC_PAGE] != -1:
         return (29, -1, m.capc[CAPC_ZONE], m.capc[CAPC_PAGE])
     if m.tl_n[0] < 0 or m.tl_n[0] > m.tl.shape[0] or m.tl_n[1] < 0:
         return (35, -1, m.tl_n[0], m.tl.shape[0])
+    r = _check_kswapd(m)
+    if r[0] != 0:
+        return r
     r = _check_lists(m)
     if r[0] != 0:
         return r

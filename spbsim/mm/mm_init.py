@@ -4,10 +4,19 @@ import numpy as np
 
 from .const import MAX_NR_ZONES, MIGRATE_TYPES, NR_PAGE_ORDERS, NR_PCP_LISTS, pageblock_order
 from .spb.state import dummy_spb
-from .state import (CC_MAX, CFG_NAMES, EV_WIDTH, NODE_NAMES, NR_LRU, SIMSTAT_NAMES, VMSTAT_NAMES,
+from .state import (CC_MAX, CFG_NAMES, EV_WIDTH, NODE, NODE_NAMES, NR_LRU, SIMSTAT_NAMES, VMSTAT_NAMES,
                     ZSTAT_NAMES, Mem, _piece_chain)
 
 __all__ = ["new_mem"]
+
+
+def _new_node():
+    """The node's scalars as kswapd() starts: no zone index asked
+    (kswapd_highest_zoneidx = MAX_NR_ZONES), its own index the top zone."""
+    node = np.zeros(len(NODE_NAMES), np.int64)
+    node[NODE["kswapd_highest_zoneidx"]] = MAX_NR_ZONES
+    node[NODE["kswapd_run_zoneidx"]] = MAX_NR_ZONES - 1
+    return node
 
 
 def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1, spb=None, piece_capacity=0):
@@ -55,7 +64,7 @@ def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1, spb=None, piece_cap
         pb_taint=np.zeros(nr_pb, np.int16),
         tl=spb.tl,
         tl_n=spb.tl_n,
-        node=np.zeros(len(NODE_NAMES), np.int64),
+        node=_new_node(),
         lru_head=np.full(NR_LRU, -1, np.int64),
         lru_tail=np.full(NR_LRU, -1, np.int64),
         lru_pages=np.zeros(NR_LRU, np.int64),

@@ -155,6 +155,10 @@ TL_CAUSES = ["claim", "steal", "capture", "borrow", "freed"]
 TL_CLAIM, TL_STEAL, TL_CAPTURE, TL_BORROW, TL_FREED = range(5)
 
 #: per-node scalar state (pglist_data fields)
+#: kswapd_order / kswapd_highest_zoneidx are pglist_data's: what wakeup_kswapd()
+#: asked for since kswapd last read them (MAX_NR_ZONES: no index asked);
+#: kswapd_alloc_order / kswapd_run_zoneidx are kswapd()'s alloc_order and
+#: highest_zoneidx, the order and zone index of the current balance_pgdat() run
 NODE_NAMES = ["kswapd_order", "kswapd_highest_zoneidx", "kswapd_wait", "kswapd_failures",
               "kcompactd_max_order", "kcompactd_highest_zoneidx", "kcompactd_wait",
               "kswapd_runs", "kcompactd_runs", "direct_reclaims", "kswapd_last_ns",
@@ -163,7 +167,8 @@ NODE_NAMES = ["kswapd_order", "kswapd_highest_zoneidx", "kswapd_wait", "kswapd_f
               "kswapd_reclaim_order",   # balance_pgdat's sc.order (alloc order until compact_gap)
               "kswapd_pgfree",          # pgfree when a reclaim_external kswapd last looked
               "kswapd_run_start_ns",    # when a reclaim_external kswapd's current run began
-              "direct_pgfree"]          # pgfree when a reclaim_external direct reclaim last looked
+              "direct_pgfree",          # pgfree when a reclaim_external direct reclaim last looked
+              "kswapd_alloc_order", "kswapd_run_zoneidx"]
 NODE = _enum(NODE_NAMES)
 
 #: reclaim lists (our stand-in for the node's LRU lists and the slab caches)

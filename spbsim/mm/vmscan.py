@@ -17,7 +17,8 @@ from .split import piece_index
 from .const import ZONE_RECLAIM_ACTIVE
 from .state import (CFG, CUR_CLOCK, LRU_ANON, LRU_FILE, LRU_SLAB, NODE, PCP_ALLOC_FACTOR, VMSTAT,
                     ZS_BOOST, ZS_FLAGS, ZS_WMARK_HIGH)
-from .watermark import pgdat_balanced, populated_zone, wakeup_kcompactd
+from .watermark import (MAX_RECLAIM_RETRIES, kswapd_balance_begin, kswapd_highest_zoneidx,
+                        pgdat_balanced, populated_zone, wakeup_kcompactd)
 
 _CFG_SWAP = CFG["swap"]
 _CFG_SLAB_PPM = CFG["slab_free_ppm"]
@@ -29,7 +30,6 @@ _VM_PGSTEAL_DIRECT = VMSTAT["pgsteal_direct"]
 _VM_SLABS_SCANNED = VMSTAT["slabs_scanned"]
 _VM_PAGEOUTRUN = VMSTAT["pageoutrun"]
 _N_KSWAPD_ORDER = NODE["kswapd_order"]
-_N_KSWAPD_IDX = NODE["kswapd_highest_zoneidx"]
 _N_KSWAPD_WAIT = NODE["kswapd_wait"]
 _N_KSWAPD_FAILURES = NODE["kswapd_failures"]
 _N_KSWAPD_RUNS = NODE["kswapd_runs"]
@@ -41,6 +41,8 @@ _CFG_RECLAIM_EXTERNAL = CFG["reclaim_external"]
 _CFG_RA_EXTERNAL = CFG["reclaim_active_external"]
 _CFG_KSWAPD_REPLAY_RUN_NS = CFG["kswapd_replay_run_ns"]
 _N_KSWAPD_RUN_START = NODE["kswapd_run_start_ns"]
+_N_KSWAPD_ALLOC_ORDER = NODE["kswapd_alloc_order"]
+_N_KSWAPD_RUN_IDX = NODE["kswapd_run_zoneidx"]
 _VM_PGFREE = VMSTAT["pgfree"]
 _N_DIRECT_PGFREE = NODE["direct_pgfree"]
 
@@ -234,20 +236,49 @@ def balance_pgdat_out(m, idx, boosted):
     m.vm[_VM_PAGEOUTRUN] += 1
 
 
-@njit
-def kswapd_sleep(m, alloc_order, reclaim_order, idx):
-    """kswapd_try_to_sleep() once the node is balanced at ``reclaim_order``:
-    the skip bits of zones asking for it are cleared, kcompactd is woken for
-    the order kswapd was woken for if it had to balance at a lower one, and
-    kswapd sleeps."""
+@njit_inline
+def prepare_kswapd_sleep(m, order, highest_zoneidx):
+    """prepare_kswapd_sleep(): kswapd may sleep on a hopeless node or one
+    balanced at ``order``."""
+    if m.node[_N_KSWAPD_FAILURES] >= MAX_RECLAIM_RETRIES:
+        return True
+    return pgdat_balanced(m, order, highest_zoneidx)
+
+
+@njit_inline
+def kswapd_try_to_sleep(m, alloc_order, reclaim_order, highest_zoneidx):
+    """kswapd_try_to_sleep(): if prepare_kswapd_sleep() at ``reclaim_order``,
+    clear the skip bits of zones asking for it, wake kcompactd for
+    ``alloc_order`` and sleep; the HZ/10 nap before the full sleep is not
+    modelled [SIM].  Returns whether kswapd sleeps."""
+    if not prepare_kswapd_sleep(m, reclaim_order, highest_zoneidx):
+        return False
     reset_isolation_suitable(m)
-    if reclaim_order < alloc_order:
-        wakeup_kcompactd(m, alloc_order, idx)
+    wakeup_kcompactd(m, alloc_order, highest_zoneidx)
     m.node[_N_KSWAPD_WAIT] = 0
     trace_event(m, EV_KSWAPD_SLEEP, 0, 0, 0, 0, 0, 0)
-    m.node[_N_KSWAPD_ORDER] = 0
+    m.node[_N_KSWAPD_ALLOC_ORDER] = 0
     m.node[_N_KSWAPD_RECLAIM_ORDER] = 0
     m.node[_N_KSWAPD_RECLAIMED] = 0
+    return True
+
+
+@njit
+def kswapd_run_done(m, alloc_order, reclaim_order, highest_zoneidx):
+    """kswapd()'s loop once balance_pgdat() returned ``reclaim_order``: below
+    ``alloc_order`` it tries to sleep with the run's orders; else with the
+    order the node's kswapd_order gathered during the run (kcompactd is woken
+    for that one).  If the node is not balanced at the order tried, kswapd
+    does not sleep and begins another run for the gathered order."""
+    if reclaim_order < alloc_order:
+        slept = kswapd_try_to_sleep(m, alloc_order, reclaim_order, highest_zoneidx)
+    else:
+        order = m.node[_N_KSWAPD_ORDER]
+        idx = kswapd_highest_zoneidx(m, highest_zoneidx)
+        m.node[_N_KSWAPD_RUN_IDX] = idx
+        slept = kswapd_try_to_sleep(m, order, order, idx)
+    if not slept:
+        kswapd_balance_begin(m)
 
 
 @njit
@@ -255,18 +286,19 @@ def balance_pgdat(m, cpu, budget):
     """kswapd's balance_pgdat() and kswapd_try_to_sleep(): reclaim until the
     node is balanced (a zone <= idx meets its HIGH mark incl. boost) at the
     order kswapd reclaims for, which drops to 0 once compact_gap(order) pages
-    were reclaimed (kswapd_shrink_node); then sleep (kswapd_sleep).  At most
+    were reclaimed (kswapd_shrink_node); then kswapd_run_done.  At most
     ``budget`` pages per call (kswapd's throughput is the [SIM] parameter
     kswapd_rate); a run cut short stays awake.  A run that reclaims nothing
-    counts a kswapd failure and sleeps.  With ``reclaim_external`` (a replay,
+    counts a kswapd failure; after MAX_RECLAIM_RETRIES of them in a row
+    kswapd sleeps on an unbalanced node (prepare_kswapd_sleep).  With ``reclaim_external`` (a replay,
     whose stream holds the real kernel's reclaim) kswapd reclaims nothing
     itself: the pages freed while it is awake count as its reclaim, and it
     stays awake until the node is balanced, ending a run (and so dropping
     the boosts) every ``kswapd_replay_run_ns`` of trace time [SIM].
     Returns pages reclaimed."""
-    alloc_order = m.node[_N_KSWAPD_ORDER]
+    alloc_order = m.node[_N_KSWAPD_ALLOC_ORDER]
     order = m.node[_N_KSWAPD_RECLAIM_ORDER]
-    idx = m.node[_N_KSWAPD_IDX]
+    idx = m.node[_N_KSWAPD_RUN_IDX]
     external = m.cfg[_CFG_RECLAIM_EXTERNAL] != 0
     set_reclaim_active(m, idx, True)
     per_round = 0
@@ -290,7 +322,7 @@ def balance_pgdat(m, cpu, budget):
             balance_pgdat_out(m, idx, boosted)
             m.node[_N_KSWAPD_RUN_START] = m.cur[CUR_CLOCK]
         if balanced:
-            kswapd_sleep(m, alloc_order, order, idx)
+            kswapd_run_done(m, alloc_order, order, idx)
         return 0
     while reclaimed < budget:
         if pgdat_balanced(m, order, idx):
@@ -309,5 +341,5 @@ def balance_pgdat(m, cpu, budget):
     if reclaimed > 0:
         m.node[_N_KSWAPD_FAILURES] = 0
     balance_pgdat_out(m, idx, boosted)
-    kswapd_sleep(m, alloc_order, order, idx)
+    kswapd_run_done(m, alloc_order, order, idx)
     return reclaimed

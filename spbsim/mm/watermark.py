@@ -3,7 +3,7 @@ that decide whether a zone may serve a request, and the wakeups of kswapd
 and kcompactd they lead to."""
 from .const import (ALLOC_HIGHATOMIC, ALLOC_MIN_RESERVE, ALLOC_OOM,
                     ALLOC_NON_BLOCK, ALLOC_RESERVES, ALLOC_WMARK_MASK,
-                    ALLOC_WMARK_MIN, KV_6_1, MIGRATE_HIGHATOMIC,
+                    ALLOC_WMARK_MIN, KV_6_1, MAX_NR_ZONES, MIGRATE_HIGHATOMIC,
                     MIGRATE_PCPTYPES, NR_PAGE_ORDERS, ZONE_DMA, ZONE_DMA32,
                     ZONE_NORMAL)
 from .gfp import (__GFP_DMA as _GFP_DMA,
@@ -26,6 +26,8 @@ _N_KSWAPD_RECLAIM_ORDER = NODE["kswapd_reclaim_order"]
 _N_KSWAPD_RECLAIMED = NODE["kswapd_reclaimed"]
 _N_KSWAPD_PGFREE = NODE["kswapd_pgfree"]
 _N_KSWAPD_RUN_START = NODE["kswapd_run_start_ns"]
+_N_KSWAPD_ALLOC_ORDER = NODE["kswapd_alloc_order"]
+_N_KSWAPD_RUN_IDX = NODE["kswapd_run_zoneidx"]
 _VM_PGFREE = VMSTAT["pgfree"]
 _N_KCD_ORDER = NODE["kcompactd_max_order"]
 _N_KCD_IDX = NODE["kcompactd_highest_zoneidx"]
@@ -158,16 +160,48 @@ def wakeup_kcompactd(m, order, highest_zoneidx):
     m.node[_N_KCD_WAIT] = 1
 
 
+@njit_inline
+def kswapd_highest_zoneidx(m, prev):
+    """kswapd_highest_zoneidx(): the zone index wakeups asked for since
+    kswapd last read it, else ``prev`` (kswapd's own)."""
+    curr = m.node[_N_KSWAPD_IDX]
+    return prev if curr == MAX_NR_ZONES else curr
+
+
+@njit_inline
+def kswapd_balance_begin(m):
+    """kswapd() after kswapd_try_to_sleep() returns: read the node's
+    kswapd_order and zone index, reset them, and begin balance_pgdat() for
+    them (mm_vmscan_kswapd_wake).  Orders asked while it runs gather again
+    in the node's fields."""
+    order = m.node[_N_KSWAPD_ORDER]
+    idx = kswapd_highest_zoneidx(m, m.node[_N_KSWAPD_RUN_IDX])
+    m.node[_N_KSWAPD_ORDER] = 0
+    m.node[_N_KSWAPD_IDX] = MAX_NR_ZONES
+    m.node[_N_KSWAPD_WAIT] = 1
+    m.node[_N_KSWAPD_ALLOC_ORDER] = order
+    m.node[_N_KSWAPD_RECLAIM_ORDER] = order
+    m.node[_N_KSWAPD_RUN_IDX] = idx
+    trace_event(m, EV_KSWAPD_WAKE, 0, order, 0, 0, 0, 0)
+    m.node[_N_KSWAPD_RECLAIMED] = 0
+    m.node[_N_KSWAPD_PGFREE] = m.vm[_VM_PGFREE]
+    m.node[_N_KSWAPD_RUN_START] = m.cur[CUR_CLOCK]
+
+
 @njit
 def wakeup_kswapd(m, z, gfp, order, highest_zoneidx):
-    """wakeup_kswapd(): raise kswapd's order/zone; if the node is hopeless or
-    already balanced without boost, wake kcompactd instead (for requests that
-    cannot direct-reclaim) and leave kswapd asleep."""
+    """wakeup_kswapd(): raise the node's kswapd_order and zone index (on
+    every call, also while kswapd runs or when it is not woken: kswapd takes
+    the largest order asked since it last read them); if kswapd sleeps and
+    the node is hopeless or balanced at ``order`` without boost, wake
+    kcompactd instead (for requests that cannot direct-reclaim) and leave
+    kswapd asleep."""
     m.zstat[z, ZS_KSWAPD_WAKE] += 1
-    if m.node[_N_KSWAPD_WAIT] == 0 or order > m.node[_N_KSWAPD_ORDER]:
-        m.node[_N_KSWAPD_ORDER] = max(order, m.node[_N_KSWAPD_ORDER]) if m.node[_N_KSWAPD_WAIT] else order
-    if m.node[_N_KSWAPD_WAIT] == 0 or highest_zoneidx > m.node[_N_KSWAPD_IDX]:
+    curr_idx = m.node[_N_KSWAPD_IDX]
+    if curr_idx == MAX_NR_ZONES or curr_idx < highest_zoneidx:
         m.node[_N_KSWAPD_IDX] = highest_zoneidx
+    if m.node[_N_KSWAPD_ORDER] < order:
+        m.node[_N_KSWAPD_ORDER] = order
     if m.node[_N_KSWAPD_WAIT]:
         return
     boosted = False
@@ -179,11 +213,4 @@ def wakeup_kswapd(m, z, gfp, order, highest_zoneidx):
         if (gfp & _GFP_DIRECT_RECLAIM) == 0:
             wakeup_kcompactd(m, order, highest_zoneidx)
         return
-    m.node[_N_KSWAPD_WAIT] = 1
-    trace_event(m, EV_KSWAPD_WAKE, 0, m.node[_N_KSWAPD_ORDER], 0, 0, 0, 0)
-    m.node[_N_KSWAPD_RECLAIM_ORDER] = m.node[_N_KSWAPD_ORDER]
-    m.node[_N_KSWAPD_RECLAIMED] = 0
-    m.node[_N_KSWAPD_PGFREE] = m.vm[_VM_PGFREE]
-    m.node[_N_KSWAPD_RUN_START] = m.cur[CUR_CLOCK]
-
-
+    kswapd_balance_begin(m)
