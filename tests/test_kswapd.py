@@ -10,7 +10,7 @@ import pytest
 from spbsim.machine import InvariantError, Machine
 from spbsim.mm import gfp as G
 from spbsim.mm.background import background
-from spbsim.mm.const import ZONE_NORMAL, ZONE_RECLAIM_ACTIVE
+from spbsim.mm.const import MAX_NR_ZONES, ZONE_NORMAL, ZONE_RECLAIM_ACTIVE
 from spbsim.mm.lru import lru_add
 from spbsim.mm.craft import exhaust, zero_watermarks
 from spbsim.mm.state import (CFG, LRU_FILE, NODE, PCP_BATCH, PCP_COUNT, VMSTAT, ZS_BOOST, ZS_FLAGS,
@@ -55,6 +55,16 @@ def _drained():
     return mach
 
 
+def _asleep(m):
+    """kswapd asleep with nothing asked, as at boot (the fills above leave it
+    awake: their requests woke it and nothing ran it)."""
+    m.node[NODE["kswapd_wait"]] = 0
+    m.node[NODE["kswapd_order"]] = 0
+    m.node[NODE["kswapd_highest_zoneidx"]] = MAX_NR_ZONES
+    m.node[NODE["kswapd_alloc_order"]] = 0
+    m.node[NODE["kswapd_reclaim_order"]] = 0
+
+
 def test_kcompactd_woken_for_the_order_kswapd_was_woken_for():
     """kswapd woken for order 2 reclaims compact_gap(2) pages, balances at
     order 0 (kswapd_shrink_node drops sc.order) and, going to sleep, wakes
@@ -62,11 +72,16 @@ def test_kcompactd_woken_for_the_order_kswapd_was_woken_for():
     The old rule woke kcompactd only if the node was balanced at order 2."""
     mach = _full()
     m = mach.mem
+    _asleep(m)
+    mach.check()
     wakeup_kswapd(m, ZONE_NORMAL, G.GFP_KERNEL, 2, ZONE_NORMAL)
-    assert m.node[NODE["kswapd_wait"]] == 1
+    assert m.node[NODE["kswapd_wait"]] == 1 and m.node[NODE["kswapd_alloc_order"]] == 2
+    steal = int(m.vm[VMSTAT["pgsteal_kswapd"]])
     balance_pgdat(m, 0, 1 << 20)
     assert m.node[NODE["kswapd_wait"]] == 0
+    assert int(m.vm[VMSTAT["pgsteal_kswapd"]]) - steal >= 2 << 2
     assert m.node[NODE["kcompactd_wait"]] == 1 and m.node[NODE["kcompactd_max_order"]] == 2
+    mach.check()
 
 
 def test_kswapd_runs_for_the_largest_order_asked_since_it_last_ran():
@@ -133,7 +148,9 @@ def test_checker_reports_kswapd_state_out_of_range():
     sleeping kswapd that keeps a run order."""
     mach = _full()
     m = mach.mem
+    _asleep(m)
     wakeup_kswapd(m, ZONE_NORMAL, G.GFP_KERNEL, 2, ZONE_NORMAL)
+    assert m.node[NODE["kswapd_alloc_order"]] == 2
     mach.check()
     m.node[NODE["kswapd_reclaim_order"]] = 3
     with pytest.raises(InvariantError, match="kswapd's node state"):
