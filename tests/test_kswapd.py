@@ -2,8 +2,8 @@
 wakeup_kswapd; v6.12 and v6.1 alike) on states built by hand: the order
 kcompactd is woken for, the orders kswapd takes from wake-ups that did not
 wake it or came while it ran, ZONE_RECLAIM_ACTIVE while kswapd runs, the
-replays' kswapd whose reclaim is in the request stream, and the DEBUG_VM
-check of kswapd's node state."""
+replays' kswapd whose reclaim is in the request stream, the reclaim of
+watermark boosts, and the DEBUG_VM check of kswapd's node state."""
 import numpy as np
 import pytest
 
@@ -13,8 +13,10 @@ from spbsim.mm.background import background
 from spbsim.mm.const import MAX_NR_ZONES, ZONE_NORMAL, ZONE_RECLAIM_ACTIVE
 from spbsim.mm.lru import lru_add
 from spbsim.mm.craft import exhaust, zero_watermarks
-from spbsim.mm.state import (CFG, LRU_FILE, NODE, PCP_BATCH, PCP_COUNT, VMSTAT, ZS_BOOST, ZS_FLAGS,
-                             ZS_WMARK_MIN)
+from spbsim.mm.const import pageblock_nr_pages
+from spbsim.mm.fallback import boost_watermark
+from spbsim.mm.state import (CFG, LRU_ANON, LRU_FILE, NODE, PCP_BATCH, PCP_COUNT, VMSTAT, ZS_BOOST,
+                             ZS_FLAGS, ZS_KSWAPD_BOOST, ZS_WMARK_MIN)
 from spbsim.mm.vmscan import balance_pgdat
 from spbsim.mm.watermark import wakeup_kswapd
 
@@ -63,6 +65,108 @@ def _asleep(m):
     m.node[NODE["kswapd_highest_zoneidx"]] = MAX_NR_ZONES
     m.node[NODE["kswapd_alloc_order"]] = 0
     m.node[NODE["kswapd_reclaim_order"]] = 0
+    m.node[NODE["kswapd_nr_boost_reclaim"]] = 0
+    m.zstat[:, ZS_KSWAPD_BOOST] = 0
+
+
+def _roomy(anon_owner=None):
+    """A 1.5 GB machine with 100 k pages on the file LRU (and, with
+    ``anon_owner``, 20 k anonymous pages, swap on), the rest free: the node
+    is balanced, even with a few pageblocks of boost on its marks; kswapd
+    asleep, no boost."""
+    mach = Machine(memory="1536M", low_memory="512M", cpus=1, early_unmovable=0, swap=True)
+    m = mach.mem
+    m.owner_lru[OWNER] = LRU_FILE
+    for p in mach.run_ops(np.zeros(100_000, np.int64), G.GFP_HIGHUSER_MOVABLE, owner=OWNER):
+        lru_add(m, np.int64(p), np.int64(LRU_FILE))
+    if anon_owner is not None:
+        m.owner_lru[anon_owner] = LRU_ANON
+        for p in mach.run_ops(np.zeros(20_000, np.int64), G.GFP_HIGHUSER_MOVABLE, owner=anon_owner):
+            lru_add(m, np.int64(p), np.int64(LRU_ANON))
+    _asleep(m)
+    m.zstat[:, ZS_BOOST] = 0
+    m.zstat[:, ZS_FLAGS] &= ~ZONE_RECLAIM_ACTIVE
+    m.node[NODE["kcompactd_wait"]] = 0
+    mach.check()
+    return mach
+
+
+def test_boosted_kswapd_reclaims_the_boost_on_a_balanced_node():
+    """A fallback's watermark boost wakes kswapd on a balanced node
+    (wakeup_kswapd: pgdat_watermark_boosted); balance_pgdat() then reclaims
+    nr_boost_reclaim pages, the boost it began with, without swapping
+    (sc.may_swap = !nr_boost_reclaim), drops the boost and wakes kcompactd
+    for pageblock_order.  The old rule ended the run at once: balanced,
+    nothing reclaimed."""
+    anon = OWNER + 1
+    mach = _roomy(anon_owner=anon)
+    m = mach.mem
+    assert boost_watermark(m, ZONE_NORMAL) and boost_watermark(m, ZONE_NORMAL)
+    boost = int(m.zstat[ZONE_NORMAL, ZS_BOOST])
+    assert boost == 2 * pageblock_nr_pages
+    wakeup_kswapd(m, ZONE_NORMAL, 0, 0, ZONE_NORMAL)
+    assert m.node[NODE["kswapd_wait"]] == 1
+    assert m.node[NODE["kswapd_nr_boost_reclaim"]] == boost
+    mach.check()
+    steal = int(m.vm[VMSTAT["pgsteal_kswapd"]])
+    anon_pages = int(m.lru_pages[LRU_ANON])
+    balance_pgdat(m, 0, 1 << 20)
+    assert int(m.vm[VMSTAT["pgsteal_kswapd"]]) - steal >= boost
+    assert int(m.lru_pages[LRU_ANON]) == anon_pages              # no swapping for a boost
+    assert m.zstat[ZONE_NORMAL, ZS_BOOST] == 0
+    assert m.node[NODE["kswapd_wait"]] == 0
+    assert m.node[NODE["kcompactd_wait"]] == 1
+    assert m.node[NODE["kcompactd_max_order"]] == 9
+    mach.check()
+
+
+def test_a_boost_raised_while_kswapd_runs_outlasts_the_run():
+    """balance_pgdat() subtracts at its end the boosts it saw when it began
+    (zone_boosts[]); a fallback that boosts the zone again while kswapd
+    reclaims leaves that boost in place after the run.  The old rule zeroed
+    every boost at the run's end."""
+    mach = _roomy()
+    m = mach.mem
+    boost_watermark(m, ZONE_NORMAL)
+    wakeup_kswapd(m, ZONE_NORMAL, 0, 0, ZONE_NORMAL)
+    balance_pgdat(m, 0, 64)                                  # cut short: stays awake
+    assert m.node[NODE["kswapd_wait"]] == 1
+    assert 0 < m.node[NODE["kswapd_nr_boost_reclaim"]] < pageblock_nr_pages
+    boost_watermark(m, ZONE_NORMAL)                          # a fallback meanwhile
+    mach.check()
+    balance_pgdat(m, 0, 1 << 20)
+    assert m.node[NODE["kswapd_wait"]] == 0                  # balanced with the boost left
+    assert m.zstat[ZONE_NORMAL, ZS_BOOST] == pageblock_nr_pages
+    mach.check()
+
+
+def test_replay_kswapd_counts_the_streams_frees_against_the_boost():
+    """With reclaim_external a boosted kswapd on a balanced node stays awake
+    until the stream has freed the boost it began with (the kernel's kswapd
+    was reclaiming it: nr_boost_reclaim), then drops the boost and sleeps.
+    The old rule slept at once."""
+    mach = _roomy()
+    m = mach.mem
+    m.cfg[CFG["reclaim_external"]] = 1
+    pfns = mach.run_ops(np.zeros(2 * pageblock_nr_pages, np.int64), G.GFP_HIGHUSER_MOVABLE,
+                        owner=OWNER + 1)
+    _asleep(m)
+    m.zstat[:, ZS_BOOST] = 0
+    boost_watermark(m, ZONE_NORMAL)
+    wakeup_kswapd(m, ZONE_NORMAL, 0, 0, ZONE_NORMAL)
+    background(m, np.int64(m.cur[1]), np.int64(0))
+    assert m.node[NODE["kswapd_wait"]] == 1
+    for p in pfns[:pageblock_nr_pages // 2]:
+        mach.free(int(p), cpu=0)
+    background(m, np.int64(m.cur[1]), np.int64(0))          # within the run's 10 ms
+    assert m.node[NODE["kswapd_wait"]] == 1
+    assert m.zstat[ZONE_NORMAL, ZS_BOOST] == pageblock_nr_pages
+    for p in pfns[pageblock_nr_pages // 2:pageblock_nr_pages]:
+        mach.free(int(p), cpu=0)
+    background(m, np.int64(m.cur[1]), np.int64(0))
+    assert m.node[NODE["kswapd_wait"]] == 0
+    assert m.zstat[ZONE_NORMAL, ZS_BOOST] == 0
+    mach.check()
 
 
 def test_kcompactd_woken_for_the_order_kswapd_was_woken_for():
@@ -195,6 +299,7 @@ def test_replay_kswapd_waits_for_the_streams_reclaim():
     and after 16 gave up for good, so later boosts were never dropped."""
     mach = _full(reclaimable_every=1 << 30)      # nothing on the LRU
     m = mach.mem
+    _asleep(m)
     m.cfg[CFG["reclaim_external"]] = 1
     m.zstat[ZONE_NORMAL, ZS_BOOST] = 1000
     wakeup_kswapd(m, ZONE_NORMAL, G.GFP_KERNEL, 0, ZONE_NORMAL)
@@ -205,7 +310,8 @@ def test_replay_kswapd_waits_for_the_streams_reclaim():
         if k == 20:
             m.zstat[ZONE_NORMAL, ZS_BOOST] = 500                # a later fallback boosts again
         background(m, np.int64(m.cur[1]), np.int64(0))
-        assert m.zstat[ZONE_NORMAL, ZS_BOOST] == 0
+        # a boost raised during a run is dropped at the end of the next one
+        assert m.zstat[ZONE_NORMAL, ZS_BOOST] == (500 if k == 20 else 0)
     assert m.node[NODE["kswapd_wait"]] == 1 and m.node[NODE["kswapd_failures"]] == 0
     # kcompactd was woken (for pageblock_order) and ran in the same pass
     assert mach.vmstat_counters()["compact_daemon_wake"] >= 2

@@ -13,8 +13,8 @@ from .const import (MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_IS
 from .jit import njit
 from .pcp import pcp_pindex_to_order, pcpbuddy_pair_order
 from .split import piece_index
-from .state import (CAPC_PAGE, CAPC_ZONE, CFG, NODE, PCP_COUNT, ZS_FREE_HIGHATOMIC, ZS_NR_FREE,
-                    ZS_NR_FREE_BLOCKS)
+from .state import (CAPC_PAGE, CAPC_ZONE, CFG, NODE, PCP_COUNT, ZS_FREE_HIGHATOMIC,
+                    ZS_KSWAPD_BOOST, ZS_NR_FREE, ZS_NR_FREE_BLOCKS)
 
 __all__ = ["check_mem", "VIOLATIONS"]
 
@@ -27,6 +27,7 @@ _N_KSWAPD_WAIT = NODE["kswapd_wait"]
 _N_KSWAPD_ALLOC_ORDER = NODE["kswapd_alloc_order"]
 _N_KSWAPD_RECLAIM_ORDER = NODE["kswapd_reclaim_order"]
 _N_KSWAPD_RUN_IDX = NODE["kswapd_run_zoneidx"]
+_N_KSWAPD_NR_BOOST = NODE["kswapd_nr_boost_reclaim"]
 
 VIOLATIONS = {
     1: "free list entry is not a free buddy head of the list's order (zone {a}, order/type {b})",
@@ -68,6 +69,9 @@ VIOLATIONS = {
     37: "kswapd's node state is out of range: an order above MAX_PAGE_ORDER, a run reclaiming above "
         "its alloc order or a sleeping kswapd with a run order, or a zone index past the zones "
         "(node field {a}, value {b})",
+    38: "kswapd's boost accounting is off: a run's zone_boosts[] below 0 or kept while kswapd "
+        "sleeps, or nr_boost_reclaim outside 0..their sum (zone, -1 for nr_boost_reclaim, {a}; "
+        "value {b})",
 }
 
 
@@ -329,7 +333,8 @@ def _check_owners(m):
 @njit
 def _check_kswapd(m):
     """kswapd's pglist_data fields (kswapd_order, kswapd_highest_zoneidx) and
-    its current run (alloc/reclaim order, zone index)."""
+    its current run (alloc/reclaim order, zone index, the boosts it began
+    with and the boost left to reclaim)."""
     order = m.node[_N_KSWAPD_ORDER]
     if order < 0 or order > MAX_PAGE_ORDER:
         return (37, -1, _N_KSWAPD_ORDER, order)
@@ -345,6 +350,15 @@ def _check_kswapd(m):
         return (37, -1, _N_KSWAPD_ALLOC_ORDER, alloc)
     if reclaim < 0 or reclaim > alloc:
         return (37, -1, _N_KSWAPD_RECLAIM_ORDER, reclaim)
+    total = 0
+    for z in range(m.zstat.shape[0]):
+        b = m.zstat[z, ZS_KSWAPD_BOOST]
+        if b < 0 or (m.node[_N_KSWAPD_WAIT] == 0 and b != 0):
+            return (38, -1, z, b)
+        total += b
+    nr_boost = m.node[_N_KSWAPD_NR_BOOST]
+    if nr_boost < 0 or nr_boost > total:
+        return (38, -1, -1, nr_boost)
     return (0, -1, 0, 0)
 
 

@@ -28,6 +28,7 @@ ZSTAT_NAMES = [
     "compact_considered", "compact_defer_shift", "compact_order_failed",
     "compact_cached_migrate_pfn", "compact_cached_free_pfn",
     "compact_blockskip_flush",  # clear the skip bits when kswapd next sleeps
+    "kswapd_zone_boost",        # balance_pgdat()'s zone_boosts[]: the boost when kswapd's run began
 ]
 ZSTAT = _enum(ZSTAT_NAMES)
 ZS_NR_FREE = ZSTAT["nr_free_pages"]
@@ -41,6 +42,7 @@ ZS_BOOST = ZSTAT["watermark_boost"]
 ZS_MANAGED = ZSTAT["managed"]
 ZS_FLAGS = ZSTAT["flags"]
 ZS_KSWAPD_WAKE = ZSTAT["kswapd_wakeups"]
+ZS_KSWAPD_BOOST = ZSTAT["kswapd_zone_boost"]
 
 #: /proc/vmstat counters that are modelled, with the kernel's names
 VMSTAT_NAMES = [
@@ -168,7 +170,8 @@ NODE_NAMES = ["kswapd_order", "kswapd_highest_zoneidx", "kswapd_wait", "kswapd_f
               "kswapd_pgfree",          # pgfree when a reclaim_external kswapd last looked
               "kswapd_run_start_ns",    # when a reclaim_external kswapd's current run began
               "direct_pgfree",          # pgfree when a reclaim_external direct reclaim last looked
-              "kswapd_alloc_order", "kswapd_run_zoneidx"]
+              "kswapd_alloc_order", "kswapd_run_zoneidx",
+              "kswapd_nr_boost_reclaim"]  # balance_pgdat's nr_boost_reclaim: boost left to reclaim
 NODE = _enum(NODE_NAMES)
 
 #: reclaim lists (our stand-in for the node's LRU lists and the slab caches)

@@ -16,9 +16,10 @@ from .tracepoint import EV_KSWAPD_SLEEP, trace_event
 from .split import piece_index
 from .const import ZONE_RECLAIM_ACTIVE
 from .state import (CFG, CUR_CLOCK, LRU_ANON, LRU_FILE, LRU_SLAB, NODE, PCP_ALLOC_FACTOR, VMSTAT,
-                    ZS_BOOST, ZS_FLAGS, ZS_WMARK_HIGH)
-from .watermark import (MAX_RECLAIM_RETRIES, kswapd_balance_begin, kswapd_highest_zoneidx,
-                        pgdat_balanced, populated_zone, wakeup_kcompactd)
+                    ZS_BOOST, ZS_FLAGS, ZS_KSWAPD_BOOST)
+from .watermark import (MAX_RECLAIM_RETRIES, balance_pgdat_boosts, kswapd_balance_begin,
+                        kswapd_highest_zoneidx, pgdat_balanced, populated_zone, wakeup_kcompactd,
+                        wmark_pages)
 
 _CFG_SWAP = CFG["swap"]
 _CFG_SLAB_PPM = CFG["slab_free_ppm"]
@@ -43,6 +44,7 @@ _CFG_KSWAPD_REPLAY_RUN_NS = CFG["kswapd_replay_run_ns"]
 _N_KSWAPD_RUN_START = NODE["kswapd_run_start_ns"]
 _N_KSWAPD_ALLOC_ORDER = NODE["kswapd_alloc_order"]
 _N_KSWAPD_RUN_IDX = NODE["kswapd_run_zoneidx"]
+_N_KSWAPD_NR_BOOST = NODE["kswapd_nr_boost_reclaim"]
 _VM_PGFREE = VMSTAT["pgfree"]
 _N_DIRECT_PGFREE = NODE["direct_pgfree"]
 
@@ -120,15 +122,16 @@ def shrink_slab(m, nr_to_scan, cpu):
 
 
 @njit
-def shrink_node(m, nr_to_reclaim, cpu, kswapd):
-    """shrink_node(): file LRU first, then anon (swap), then slab, until
+def shrink_node(m, nr_to_reclaim, cpu, kswapd, may_swap):
+    """shrink_node(): file LRU first, then anon (swap, unless ``may_swap`` is
+    off: sc.may_swap, as in kswapd's boosted reclaim), then slab, until
     ``nr_to_reclaim`` pages are freed.  Returns pages reclaimed."""
     total_scanned = 0
     total = 0
     sc, rc = shrink_lru(m, LRU_FILE, nr_to_reclaim, cpu)
     total_scanned += sc
     total += rc
-    if total < nr_to_reclaim and m.cfg[_CFG_SWAP] != 0:
+    if total < nr_to_reclaim and m.cfg[_CFG_SWAP] != 0 and may_swap:
         sc, rc = shrink_lru(m, LRU_ANON, nr_to_reclaim - total, cpu)
         total_scanned += sc
         total += rc
@@ -192,7 +195,7 @@ def try_to_free_pages(m, order, highest_zoneidx, cpu):
     target = SWAP_CLUSTER_MAX
     if order > 3:
         target = max(target, 2 << order)
-    got = shrink_node(m, target, cpu, False)
+    got = shrink_node(m, target, cpu, False, True)
     if got > 0:
         m.node[_N_KSWAPD_FAILURES] = 0
     return got
@@ -223,13 +226,20 @@ def set_reclaim_active(m, highest_zoneidx, on):
 
 
 @njit
-def balance_pgdat_out(m, idx, boosted):
+def balance_pgdat_out(m, idx):
     """The end of every balance_pgdat() run (label ``out``): the zones leave
-    ZONE_RECLAIM_ACTIVE and drop their watermark boosts, and a boosted run
-    wakes kcompactd for pageblock_order."""
+    ZONE_RECLAIM_ACTIVE; a run that began boosted subtracts from each zone
+    the boost it had when the run began (zone_boosts[]: a boost raised
+    since stays for the next run) and wakes kcompactd for pageblock_order."""
     set_reclaim_active(m, idx, False)
-    for z in range(idx + 1):
-        m.zstat[z, ZS_BOOST] = 0
+    boosted = False
+    for z in range(m.zstat.shape[0]):
+        b = m.zstat[z, ZS_KSWAPD_BOOST]
+        if b > 0:
+            boosted = True
+            m.zstat[z, ZS_BOOST] -= min(m.zstat[z, ZS_BOOST], b)
+            m.zstat[z, ZS_KSWAPD_BOOST] = 0
+    m.node[_N_KSWAPD_NR_BOOST] = 0
     if boosted:
         wakeup_kcompactd(m, pageblock_order, idx)
     m.node[_N_KSWAPD_RUNS] += 1
@@ -281,33 +291,45 @@ def kswapd_run_done(m, alloc_order, reclaim_order, highest_zoneidx):
         kswapd_balance_begin(m)
 
 
+@njit_inline
+def balance_pgdat_boost_left(m, balanced, reclaimed):
+    """balance_pgdat()'s nr_boost_reclaim after ``reclaimed`` pages: on an
+    unbalanced node the boost is ignored (``goto restart``: plain reclaim to
+    the marks, boosts still in place); else what is left to reclaim for it."""
+    nr_boost = m.node[_N_KSWAPD_NR_BOOST]
+    if not balanced:
+        nr_boost = 0
+    nr_boost -= min(nr_boost, reclaimed)
+    m.node[_N_KSWAPD_NR_BOOST] = nr_boost
+    return nr_boost
+
+
 @njit
 def balance_pgdat(m, cpu, budget):
     """kswapd's balance_pgdat() and kswapd_try_to_sleep(): reclaim until the
     node is balanced (a zone <= idx meets its HIGH mark incl. boost) at the
     order kswapd reclaims for, which drops to 0 once compact_gap(order) pages
-    were reclaimed (kswapd_shrink_node); then kswapd_run_done.  At most
+    were reclaimed (kswapd_shrink_node), and, on a balanced node, until the
+    boosts the run began with are reclaimed too (nr_boost_reclaim, without
+    swapping); then kswapd_run_done.  At most
     ``budget`` pages per call (kswapd's throughput is the [SIM] parameter
     kswapd_rate); a run cut short stays awake.  A run that reclaims nothing
     counts a kswapd failure; after MAX_RECLAIM_RETRIES of them in a row
-    kswapd sleeps on an unbalanced node (prepare_kswapd_sleep).  With ``reclaim_external`` (a replay,
-    whose stream holds the real kernel's reclaim) kswapd reclaims nothing
-    itself: the pages freed while it is awake count as its reclaim, and it
-    stays awake until the node is balanced, ending a run (and so dropping
-    the boosts) every ``kswapd_replay_run_ns`` of trace time [SIM].
-    Returns pages reclaimed."""
+    kswapd sleeps on an unbalanced node (prepare_kswapd_sleep).
+    With ``reclaim_external`` (a replay, whose stream holds the real
+    kernel's reclaim) kswapd reclaims nothing itself: the pages freed while
+    it is awake count as its reclaim, and it stays awake until the node is
+    balanced, ending a run (and so dropping the boosts it began with) every
+    ``kswapd_replay_run_ns`` of trace time [SIM].  Returns pages reclaimed."""
     alloc_order = m.node[_N_KSWAPD_ALLOC_ORDER]
     order = m.node[_N_KSWAPD_RECLAIM_ORDER]
     idx = m.node[_N_KSWAPD_RUN_IDX]
     external = m.cfg[_CFG_RECLAIM_EXTERNAL] != 0
     set_reclaim_active(m, idx, True)
     per_round = 0
-    boosted = False
     for z in range(idx + 1):
         if populated_zone(m, z):
-            if m.zstat[z, ZS_BOOST] > 0:
-                boosted = True
-            per_round += max(m.zstat[z, ZS_WMARK_HIGH], SWAP_CLUSTER_MAX)
+            per_round += max(wmark_pages(m, z, 2), SWAP_CLUSTER_MAX)
     reclaimed = 0
     if external:
         freed = m.vm[_VM_PGFREE] - m.node[_N_KSWAPD_PGFREE]
@@ -317,17 +339,24 @@ def balance_pgdat(m, cpu, budget):
             order = 0
             m.node[_N_KSWAPD_RECLAIM_ORDER] = 0
         balanced = pgdat_balanced(m, order, idx)
-        if balanced or m.cur[CUR_CLOCK] - m.node[_N_KSWAPD_RUN_START] \
+        nr_boost = balance_pgdat_boost_left(m, balanced, freed)
+        done = balanced and nr_boost == 0
+        if done or m.cur[CUR_CLOCK] - m.node[_N_KSWAPD_RUN_START] \
                 >= m.cfg[_CFG_KSWAPD_REPLAY_RUN_NS]:
-            balance_pgdat_out(m, idx, boosted)
+            balance_pgdat_out(m, idx)
             m.node[_N_KSWAPD_RUN_START] = m.cur[CUR_CLOCK]
-        if balanced:
+            if not done:
+                balance_pgdat_boosts(m, idx)        # the next run begins
+        if done:
             kswapd_run_done(m, alloc_order, order, idx)
         return 0
     while reclaimed < budget:
-        if pgdat_balanced(m, order, idx):
+        balanced = pgdat_balanced(m, order, idx)
+        nr_boost = balance_pgdat_boost_left(m, balanced, 0)
+        if balanced and nr_boost == 0:
             break
-        got = shrink_node(m, min(per_round, budget - reclaimed), cpu, True)
+        got = shrink_node(m, min(per_round, budget - reclaimed), cpu, True, nr_boost == 0)
+        balance_pgdat_boost_left(m, True, got)
         reclaimed += got
         m.node[_N_KSWAPD_RECLAIMED] += got
         if order > 0 and m.node[_N_KSWAPD_RECLAIMED] >= (2 << order):
@@ -340,6 +369,6 @@ def balance_pgdat(m, cpu, budget):
         return reclaimed            # the budget ran out first: stay awake
     if reclaimed > 0:
         m.node[_N_KSWAPD_FAILURES] = 0
-    balance_pgdat_out(m, idx, boosted)
+    balance_pgdat_out(m, idx)
     kswapd_run_done(m, alloc_order, order, idx)
     return reclaimed

@@ -13,8 +13,8 @@ from .gfp import (__GFP_DMA as _GFP_DMA,
                    __GFP_DIRECT_RECLAIM as _GFP_DIRECT_RECLAIM)
 from .jit import njit, njit_inline
 from .tracepoint import EV_KSWAPD_WAKE, trace_event
-from .state import (CFG, CUR_CLOCK, NODE, VMSTAT, ZS_BOOST, ZS_FREE_HIGHATOMIC, ZS_KSWAPD_WAKE,
-                    ZS_MANAGED, ZS_NR_FREE, ZS_RESERVED_HIGHATOMIC,
+from .state import (CFG, CUR_CLOCK, NODE, VMSTAT, ZS_BOOST, ZS_FREE_HIGHATOMIC, ZS_KSWAPD_BOOST,
+                    ZS_KSWAPD_WAKE, ZS_MANAGED, ZS_NR_FREE, ZS_RESERVED_HIGHATOMIC,
                     ZS_WMARK_MIN)
 
 _CFG_VERSION = CFG["version"]
@@ -28,6 +28,7 @@ _N_KSWAPD_PGFREE = NODE["kswapd_pgfree"]
 _N_KSWAPD_RUN_START = NODE["kswapd_run_start_ns"]
 _N_KSWAPD_ALLOC_ORDER = NODE["kswapd_alloc_order"]
 _N_KSWAPD_RUN_IDX = NODE["kswapd_run_zoneidx"]
+_N_KSWAPD_NR_BOOST = NODE["kswapd_nr_boost_reclaim"]
 _VM_PGFREE = VMSTAT["pgfree"]
 _N_KCD_ORDER = NODE["kcompactd_max_order"]
 _N_KCD_IDX = NODE["kcompactd_highest_zoneidx"]
@@ -169,6 +170,20 @@ def kswapd_highest_zoneidx(m, prev):
 
 
 @njit_inline
+def balance_pgdat_boosts(m, idx):
+    """The start of balance_pgdat(): nr_boost_reclaim and zone_boosts[] take
+    the watermark boosts of the zones <= ``idx``; the boosts stay in place
+    (allocations near the marks still stall until the run ends), and the
+    run's end subtracts what they were now, not what they have become."""
+    total = 0
+    for z in range(m.zstat.shape[0]):
+        b = m.zstat[z, ZS_BOOST] if z <= idx and populated_zone(m, z) else 0
+        m.zstat[z, ZS_KSWAPD_BOOST] = b
+        total += b
+    m.node[_N_KSWAPD_NR_BOOST] = total
+
+
+@njit_inline
 def kswapd_balance_begin(m):
     """kswapd() after kswapd_try_to_sleep() returns: read the node's
     kswapd_order and zone index, reset them, and begin balance_pgdat() for
@@ -186,6 +201,7 @@ def kswapd_balance_begin(m):
     m.node[_N_KSWAPD_RECLAIMED] = 0
     m.node[_N_KSWAPD_PGFREE] = m.vm[_VM_PGFREE]
     m.node[_N_KSWAPD_RUN_START] = m.cur[CUR_CLOCK]
+    balance_pgdat_boosts(m, idx)
 
 
 @njit
