@@ -95,7 +95,7 @@ class Machine:
       the kernel computed them from the managed pages of the moment
       min_free_kbytes was last written); pcp high_min follows the LOW mark.  kswapd_replay_run_ms: [SIM] in a replay (reclaim in the
       stream), how long one balance_pgdat() run of kswapd lasts (it drops the
-      watermark boosts when it ends).  migrate_untracked: let compaction move movable blocks
+      watermark boosts it began with when it ends).  migrate_untracked: let compaction move movable blocks
       allocated through this API (their pfns then change under you).
       piece_capacity: base pages of split timed objects that can be live at
       once (default 1/8 of the pfns when objects are tracked, else 0: API

@@ -69,15 +69,15 @@ def _asleep(m):
     m.zstat[:, ZS_KSWAPD_BOOST] = 0
 
 
-def _roomy(anon_owner=None):
-    """A 1.5 GB machine with 100 k pages on the file LRU (and, with
+def _roomy(anon_owner=None, file_pages=100_000):
+    """A 1.5 GB machine with ``file_pages`` on the file LRU (and, with
     ``anon_owner``, 20 k anonymous pages, swap on), the rest free: the node
     is balanced, even with a few pageblocks of boost on its marks; kswapd
     asleep, no boost."""
     mach = Machine(memory="1536M", low_memory="512M", cpus=1, early_unmovable=0, swap=True)
     m = mach.mem
     m.owner_lru[OWNER] = LRU_FILE
-    for p in mach.run_ops(np.zeros(100_000, np.int64), G.GFP_HIGHUSER_MOVABLE, owner=OWNER):
+    for p in mach.run_ops(np.zeros(file_pages, np.int64), G.GFP_HIGHUSER_MOVABLE, owner=OWNER):
         lru_add(m, np.int64(p), np.int64(LRU_FILE))
     if anon_owner is not None:
         m.owner_lru[anon_owner] = LRU_ANON
@@ -98,8 +98,7 @@ def test_boosted_kswapd_reclaims_the_boost_on_a_balanced_node():
     (sc.may_swap = !nr_boost_reclaim), drops the boost and wakes kcompactd
     for pageblock_order.  The old rule ended the run at once: balanced,
     nothing reclaimed."""
-    anon = OWNER + 1
-    mach = _roomy(anon_owner=anon)
+    mach = _roomy()
     m = mach.mem
     assert boost_watermark(m, ZONE_NORMAL) and boost_watermark(m, ZONE_NORMAL)
     boost = int(m.zstat[ZONE_NORMAL, ZS_BOOST])
@@ -109,14 +108,39 @@ def test_boosted_kswapd_reclaims_the_boost_on_a_balanced_node():
     assert m.node[NODE["kswapd_nr_boost_reclaim"]] == boost
     mach.check()
     steal = int(m.vm[VMSTAT["pgsteal_kswapd"]])
-    anon_pages = int(m.lru_pages[LRU_ANON])
     balance_pgdat(m, 0, 1 << 20)
     assert int(m.vm[VMSTAT["pgsteal_kswapd"]]) - steal >= boost
-    assert int(m.lru_pages[LRU_ANON]) == anon_pages              # no swapping for a boost
     assert m.zstat[ZONE_NORMAL, ZS_BOOST] == 0
     assert m.node[NODE["kswapd_wait"]] == 0
     assert m.node[NODE["kcompactd_wait"]] == 1
     assert m.node[NODE["kcompactd_max_order"]] == 9
+    mach.check()
+
+
+def test_boost_reclaim_does_not_swap_and_counts_no_failure_after_progress():
+    """Boosted reclaim does not swap (sc.may_swap = !nr_boost_reclaim): with
+    200 file pages against a boost of two pageblocks, kswapd reclaims the
+    file pages, leaves the anonymous ones, stops when a round reclaims
+    nothing (``nr_boost_reclaim && !nr_reclaimed``) and, having reclaimed in
+    the run, counts no kswapd failure (``if (!sc.nr_reclaimed)``).  The same
+    holds for a run cut into budgeted calls: a call whose first round finds
+    nothing after an earlier call of the run reclaimed is not a failure.
+    The old rule reclaimed nothing here, and counted a failure per call."""
+    anon = OWNER + 1
+    mach = _roomy(anon_owner=anon, file_pages=200)
+    m = mach.mem
+    boost_watermark(m, ZONE_NORMAL)
+    boost_watermark(m, ZONE_NORMAL)
+    wakeup_kswapd(m, ZONE_NORMAL, 0, 0, ZONE_NORMAL)
+    steal = int(m.vm[VMSTAT["pgsteal_kswapd"]])
+    anon_pages = int(m.lru_pages[LRU_ANON])
+    balance_pgdat(m, 0, 200)                                 # the budget ends with the file pages
+    assert int(m.vm[VMSTAT["pgsteal_kswapd"]]) - steal == 200
+    assert m.node[NODE["kswapd_wait"]] == 1
+    balance_pgdat(m, 0, 1 << 20)                             # nothing left but anon
+    assert int(m.lru_pages[LRU_ANON]) == anon_pages
+    assert m.node[NODE["kswapd_failures"]] == 0
+    assert m.node[NODE["kswapd_wait"]] == 0 and m.zstat[ZONE_NORMAL, ZS_BOOST] == 0
     mach.check()
 
 
@@ -294,7 +318,7 @@ def test_replay_kswapd_waits_for_the_streams_reclaim():
     no failure while the node is unbalanced (the kernel's kswapd was
     reclaiming: its frees are in the stream); each of its balance_pgdat()
     runs (kswapd_replay_run_ms of trace time) ends by dropping the watermark
-    boosts and waking kcompactd for pageblock_order; once the stream's frees
+    boosts it began with and waking kcompactd for pageblock_order; once the stream's frees
     balance the node it sleeps.  The old kswapd counted a failure per pass
     and after 16 gave up for good, so later boosts were never dropped."""
     mach = _full(reclaimable_every=1 << 30)      # nothing on the LRU

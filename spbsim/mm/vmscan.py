@@ -314,7 +314,7 @@ def balance_pgdat(m, cpu, budget):
     swapping); then kswapd_run_done.  At most
     ``budget`` pages per call (kswapd's throughput is the [SIM] parameter
     kswapd_rate); a run cut short stays awake.  A run that reclaims nothing
-    counts a kswapd failure; after MAX_RECLAIM_RETRIES of them in a row
+    (in all its calls) counts a kswapd failure; after MAX_RECLAIM_RETRIES of them in a row
     kswapd sleeps on an unbalanced node (prepare_kswapd_sleep).
     With ``reclaim_external`` (a replay, whose stream holds the real
     kernel's reclaim) kswapd reclaims nothing itself: the pages freed while
@@ -363,7 +363,8 @@ def balance_pgdat(m, cpu, budget):
             order = 0
             m.node[_N_KSWAPD_RECLAIM_ORDER] = 0
         if got == 0:
-            m.node[_N_KSWAPD_FAILURES] += 1
+            if m.node[_N_KSWAPD_RECLAIMED] == 0:      # the whole run reclaimed nothing
+                m.node[_N_KSWAPD_FAILURES] += 1
             break
     else:
         return reclaimed            # the budget ran out first: stay awake
