@@ -292,6 +292,27 @@ def test_checker_reports_kswapd_state_out_of_range():
         mach.check()
 
 
+def test_checker_reports_kswapd_boost_accounting_out_of_range():
+    """The checker covers balance_pgdat()'s boost accounting: nr_boost_reclaim
+    above the boosts the run began with, or a sleeping kswapd that keeps
+    them, is a violation."""
+    mach = _roomy()
+    m = mach.mem
+    boost_watermark(m, ZONE_NORMAL)
+    wakeup_kswapd(m, ZONE_NORMAL, 0, 0, ZONE_NORMAL)
+    mach.check()
+    m.node[NODE["kswapd_nr_boost_reclaim"]] += 1
+    with pytest.raises(InvariantError, match="boost accounting"):
+        mach.check()
+    m.node[NODE["kswapd_nr_boost_reclaim"]] -= 1
+    balance_pgdat(m, 0, 1 << 20)
+    assert m.node[NODE["kswapd_wait"]] == 0
+    mach.check()
+    m.zstat[ZONE_NORMAL, ZS_KSWAPD_BOOST] = pageblock_nr_pages
+    with pytest.raises(InvariantError, match="boost accounting"):
+        mach.check()
+
+
 def test_reclaim_active_caps_the_pcp_lists_while_kswapd_runs():
     """While kswapd balances a zone it is ZONE_RECLAIM_ACTIVE and a cpu's
     pcp list keeps at most 4 batches (nr_pcp_high); the flag goes with kswapd."""
