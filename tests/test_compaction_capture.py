@@ -19,10 +19,12 @@ PB = pageblock_nr_pages
 
 
 def _fragmented(capture, trace=False, version="recent"):
-    """1.5 GB, all pages allocated movable, then: the highest fully used
-    Normal pageblock gets 256 order-0 holes (migration targets) and a low
-    one every odd page free (each hole is alone: no order-1 buddy).  The
-    migrate scanner is pointed at the low block."""
+    """1.5 GB, all pages allocated movable, then: the two highest fully used
+    Normal pageblocks get 256 order-0 holes each (migration targets, at even
+    pfns: the free scanner's stride, COMPACT_CLUSTER_MAX by the first, finds
+    16 there and every one in the second) and a low one every odd page free
+    (each hole is alone: no order-1 buddy).  The migrate scanner is pointed
+    at the low block."""
     m = Machine("1536M", low_memory="512M", cpus=1, pcp=False, early_unmovable=0,
                 migrate_untracked=True, reclaim=False, compaction_capture=capture,
                 trace=trace, version=version)
@@ -30,10 +32,11 @@ def _fragmented(capture, trace=False, version="recent"):
     exhaust(m)
     mem = m.mem
     z = ZONE_NORMAL
-    top, = _top_blocks(m, z, 1)
+    tops = _top_blocks(m, z, 2)
     low = (int(mem.zone_start[z]) >> pageblock_order) + 1
     assert _allocated(m, low) == PB
-    _free(m, np.concatenate([_block_pages(m, top)[0::2], _block_pages(m, low)[1::2]]))
+    _free(m, np.concatenate([_block_pages(m, t)[0::2] for t in tops]
+                            + [_block_pages(m, low)[1::2]]))
     assert mem.fa_nr[z, 1:, :].sum() == 0
     mem.zstat[z, ZSTAT["compact_cached_migrate_pfn"]] = low << pageblock_order
     return m, low

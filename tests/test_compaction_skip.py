@@ -55,13 +55,15 @@ def test_free_scanner_marks_a_fully_scanned_block_and_skips_it_next_time(pinned_
     start = int(pb) << pageblock_order
     free_before = int(((mem.pg_flags[start:start + (1 << pageblock_order)] & PG_buddy) != 0).sum())
     assert free_before == 256
-    scanned = C.isolate_freepages_block(mem, z, start, 9, False, False)
+    # this block only (low_pfn = its start), for more pages than it has
+    scan = lambda flags: C.isolate_freepages(mem, z, start, start, 9, 1 << 20, flags)[1]  # noqa: E731
+    scanned = scan(SYNC_DIRECT)
     assert scanned > 0 and mem.cc_n[0] == free_before
     assert mem.pb_flags[pb] & PB_compact_skip                  # update_pageblock_skip
     C.cc_release(mem, z)
-    assert C.isolate_freepages_block(mem, z, start, 9, False, False) == 0   # isolation_suitable
+    assert scan(SYNC_DIRECT) == 0                              # isolation_suitable
     assert mem.cc_n[0] == 0
-    assert C.isolate_freepages_block(mem, z, start, 9, True, False) > 0     # ignore_skip_hint
+    assert scan(SYNC_DIRECT | C.CC_IGNORE_SKIP) > 0            # ignore_skip_hint
     C.cc_release(mem, z)
     m.check()
 

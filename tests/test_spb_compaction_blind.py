@@ -18,8 +18,9 @@ from spbsim.mm.craft import exhaust, zero_watermarks
 def _state(reserve_block_free, check="shadow"):
     """Every page allocated movable; SPB 2 tainted by one unmovable page and
     (optionally) one wholly free pageblock in it: inside the tainted reserve;
-    in SPB 1 four pageblocks with every other page free, which compaction
-    can make into a free pageblock."""
+    in SPB 1 four pageblocks with their first half free (order-8 buddies,
+    which the free scanner's stride finds), which compaction can make into a
+    free pageblock."""
     m = Machine("3G", cpus=1, spb="v1", pcp=False, early_unmovable=0,
                 watermark_boost_factor=0, reclaim=False, compaction=True,
                 migrate_untracked=True, memmap_bytes_per_page=0, trace=True,
@@ -38,7 +39,8 @@ def _state(reserve_block_free, check="shadow"):
         m.run_ops(np.zeros(512, np.int64), 0, pfns=np.arange(fb, fb + 512, dtype=np.int64))
     spb1 = 1 << SUPERPAGEBLOCK_ORDER
     c = spb1 + 20 * 512
-    m.run_ops(np.zeros(1024, np.int64), 0, pfns=np.arange(c, c + 4 * 512, 2, dtype=np.int64))
+    halves = np.concatenate([np.arange(c + k * 512, c + k * 512 + 256) for k in range(4)])
+    m.run_ops(np.zeros(1024, np.int64), 0, pfns=halves.astype(np.int64))
     m.check()
     mem.ev_n[:] = 0             # the log holds only what the test's request does
     return m

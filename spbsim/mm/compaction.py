@@ -8,7 +8,7 @@ from .const import KV_6_1, ZONE_RECLAIM_ACTIVE
 from .const import (SUPERPAGEBLOCK_ORDER, ALLOC_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE,
                     MIGRATE_PCPTYPES, MIGRATE_UNMOVABLE,
                     NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER, PB_all_free, PB_compact_skip,
-                    PG_buddy, PG_head, PG_lru, PG_MT_SHIFT, PG_pcp, PG_pinned,
+                    PG_buddy, PG_head, PG_lru, PG_MT_SHIFT, PG_pinned,
                     pageblock_nr_pages, pageblock_order)
 from .gfp import __GFP_IO as _GFP_IO
 from .jit import njit, njit_inline
@@ -182,11 +182,33 @@ def compact_finished(m, z, order, mt):
 
 @njit
 def cc_release(m, z):
-    """release_free_list(): give back the isolated free pages."""
+    """release_free_list() (v6.1 release_freepages()): give back the isolated
+    free pages; the cached free pfn moves up to the block of the highest
+    page given back ("only go back, not forward")."""
+    high = -1
     for i in range(m.cc_n[0]):
         pfn = m.cc_pfn[i]
-        free_one_page_merge(m, pfn, z, m.cc_order[i], m.pb_mt[pfn >> pageblock_order], False)
+        o = m.cc_order[i]
+        # v6.12 keeps a buddy whole (its head's pfn); v6.1 split it into
+        # order-0 pages (its last page's pfn)
+        last = pfn + (1 << o) - 1 if m.cfg[_CFG_VERSION] == KV_6_1 else pfn
+        if last > high:
+            high = last
+        free_one_page_merge(m, pfn, z, o, m.pb_mt[pfn >> pageblock_order], False)
     m.cc_n[0] = 0
+    if high >= 0:
+        high &= ~(pageblock_nr_pages - 1)
+        if high > m.zstat[z, _Z_FREE_PFN]:
+            m.zstat[z, _Z_FREE_PFN] = high
+
+
+@njit_inline
+def cc_nr_freepages(m):
+    """cc->nr_freepages: pages on the isolated free list."""
+    n = 0
+    for i in range(m.cc_n[0]):
+        n += 1 << m.cc_order[i]
+    return n
 
 
 @njit
@@ -239,43 +261,95 @@ def suitable_migration_target(m, start, cc_order, ignore_block):
     return m.pb_mt[start >> pageblock_order] == MIGRATE_MOVABLE
 
 
-@njit
-def isolate_freepages_block(m, z, start, cc_order, ignore_skip, ignore_block):
-    """One pageblock of isolate_freepages(): skipped unless it is a
-    suitable_migration_target and isolation_suitable (no skip bit, or skip
-    hints ignored); else every free buddy is isolated, and a block scanned
-    to its end gets the skip bit (update_pageblock_skip).  Returns pages
-    scanned."""
-    pb = start >> pageblock_order
-    if m.pb_zone[pb] != z:
-        return 0
-    if not suitable_migration_target(m, start, cc_order, ignore_block):
-        return 0
-    if not ignore_skip and (m.pb_flags[pb] & PB_compact_skip):
-        return 0
-    end = start + pageblock_nr_pages
+@njit_inline
+def isolate_freepages_block(m, z, start, end, stride, need, nr_free):
+    """isolate_freepages_block() from ``start`` to the block's ``end``, one
+    page in ``stride``: a compound head is stepped over whole, a free buddy
+    is isolated whole, and the scan stops after the isolation that makes the
+    isolated pages (``nr_free`` before) cover the migrate batch (``need``,
+    cc->nr_migratepages), or at a buddy the watermark keeps.  Returns (pfn
+    reached, pages scanned, pages isolated)."""
     p = start
     scanned = 0
+    isolated = 0
     while p < end:
+        scanned += 1
         f = m.pg_flags[p]
-        if f & PG_buddy:
-            scanned += 1
+        if f & PG_head:
+            n = 1 << m.pg_order[p] if m.pg_order[p] > 0 else 1
+            if p + n <= end:
+                p += n - 1
+                scanned += n - 1
+        elif f & PG_buddy:
             o = m.pg_order[p]
             if not isolate_free_page(m, z, p, o):
                 break
-            p += 1 << o
-        elif f & (PG_head | PG_pcp):
-            # a compound (or pcp) block: skipped whole, its pages counted as
-            # scanned (isolate_freepages_block's PageCompound step)
-            n = min(1 << m.pg_order[p], end - p)
-            scanned += n
-            p += n
-        else:
-            scanned += 1
-            p += 1
-    if p >= end:
-        m.pb_flags[pb] |= PB_compact_skip
-    return scanned
+            n = 1 << o
+            scanned += n - 1
+            isolated += n
+            if need <= nr_free + isolated:
+                p += n
+                break
+            p += n - 1
+        p += stride
+    if p > end:
+        p = end
+    if isolated:
+        m.vm[_VM_ISOLATED] += isolated          # COMPACTISOLATED
+    return p, scanned, isolated
+
+
+@njit
+def isolate_freepages(m, z, free_pfn, low_pfn, cc_order, need, flags):
+    """isolate_freepages() (fast_isolate_freepages() not modelled): from
+    ``free_pfn`` (cc->free_pfn, possibly inside a block) down to the block at
+    ``low_pfn``, each suitable_migration_target block that isolation_suitable
+    allows is scanned until the isolated pages cover ``need``.  The stride
+    starts at 1 for sync compaction and COMPACT_CLUSTER_MAX for async, is 1
+    again after a block that gave pages and doubles (up to
+    COMPACT_CLUSTER_MAX) after one that gave none.  A block scanned to its
+    end gets the skip bit and pulls the zone's cached free pfn below it
+    (update_pageblock_skip).  Returns (new cc->free_pfn, pages scanned)."""
+    ignore_skip = (flags & CC_IGNORE_SKIP) != 0
+    ignore_block = (flags & CC_IGNORE_BLOCK) != 0
+    stride = 1 if (flags & CC_SYNC) != 0 else COMPACT_CLUSTER_MAX
+    v61 = m.cfg[_CFG_VERSION] == KV_6_1
+    nr_free = cc_nr_freepages(m)
+    isolate_start = free_pfn
+    block_start = free_pfn & ~(pageblock_nr_pages - 1)
+    block_end = min(block_start + pageblock_nr_pages, m.zone_end[z])
+    scanned = 0
+    while block_start >= low_pfn:
+        pb = block_start >> pageblock_order
+        if m.pb_zone[pb] == z and suitable_migration_target(m, block_start, cc_order, ignore_block) \
+                and (ignore_skip or (m.pb_flags[pb] & PB_compact_skip) == 0):
+            pos, sc, iso = isolate_freepages_block(m, z, isolate_start, block_end, stride,
+                                                   need, nr_free)
+            scanned += sc
+            nr_free += iso
+            isolate_start = pos
+            if pos == block_end:
+                # update_pageblock_skip(): the cached free pfn goes below the
+                # block (v6.1: to the block itself, skipped next time)
+                m.pb_flags[pb] |= PB_compact_skip
+                cached = block_start if v61 else block_start - pageblock_nr_pages
+                if cached < m.zstat[z, _Z_FREE_PFN]:
+                    m.zstat[z, _Z_FREE_PFN] = cached
+            if nr_free >= need:
+                if pos >= block_end:
+                    # restart at the next block down if more can be had
+                    isolate_start = block_start - pageblock_nr_pages
+                break
+            elif pos < block_end:
+                break                           # isolation failed early
+            if iso:
+                stride = 1
+            else:
+                stride = min(COMPACT_CLUSTER_MAX, stride << 1)
+        block_end = block_start
+        block_start -= pageblock_nr_pages
+        isolate_start = block_start
+    return isolate_start, scanned
 
 
 @njit
@@ -311,25 +385,35 @@ def compaction_restarting(m, z, order):
 
 @njit
 def compaction_alloc(m, z, order):
-    """compaction_alloc(): the smallest isolated free page of >= order, split;
-    returns a pfn or -1."""
+    """compaction_alloc(): the first isolated free page on the list of the
+    smallest order >= ``order`` (v6.1: the first page of the list, whose
+    buddies were split to order-0 pages in pfn order), split, the upper
+    halves put at the heads of their lists (list_add); returns a pfn or -1.
+    The list keeps isolation order (list_add_tail)."""
     best = -1
+    v61 = m.cfg[_CFG_VERSION] == KV_6_1
     for i in range(m.cc_n[0]):
         if m.cc_order[i] >= order and (best < 0 or m.cc_order[i] < m.cc_order[best]):
             best = i
+            if v61:
+                break
     if best < 0:
         return -1
     pfn = m.cc_pfn[best]
     o = m.cc_order[best]
     n = m.cc_n[0] - 1
-    m.cc_pfn[best] = m.cc_pfn[n]
-    m.cc_order[best] = m.cc_order[n]
+    for i in range(best, n):
+        m.cc_pfn[i] = m.cc_pfn[i + 1]
+        m.cc_order[i] = m.cc_order[i + 1]
     m.cc_n[0] = n
-    while o > order:             # split, keep the upper halves isolated
+    while o > order:             # split, the upper halves stay isolated
         o -= 1
         if m.cc_n[0] < CC_MAX:
-            m.cc_pfn[m.cc_n[0]] = pfn + (1 << o)
-            m.cc_order[m.cc_n[0]] = o
+            for i in range(m.cc_n[0], 0, -1):
+                m.cc_pfn[i] = m.cc_pfn[i - 1]
+                m.cc_order[i] = m.cc_order[i - 1]
+            m.cc_pfn[0] = pfn + (1 << o)
+            m.cc_order[0] = o
             m.cc_n[0] += 1
         else:
             free_one_page_merge(m, pfn + (1 << o), z, o, m.pb_mt[pfn >> pageblock_order], False)
@@ -467,6 +551,31 @@ def suitable_migration_source(m, pb, mt, flags):
     return m.pb_mt[pb] == mt
 
 
+@njit_inline
+def migrate_batch_left(m, p, end, cc_order, in_batch):
+    """cc->nr_migratepages while the folio at ``p`` waits for a target: the
+    pages of the batch isolate_migratepages_block() took, from ``p`` on (a
+    batch closes at COMPACT_CLUSTER_MAX pages or at the block's ``end``;
+    ``in_batch`` of it are migrated).  Returns (pages, pfn the batch ends at)."""
+    need = 0
+    q = p
+    while q < end:
+        f = m.pg_flags[q]
+        n = 1
+        if f & PG_head:
+            if m.pg_order[q] > 0:
+                n = 1 << m.pg_order[q]
+            if migratable(m, q, cc_order):
+                need += n
+                if in_batch + need >= COMPACT_CLUSTER_MAX:
+                    q += n
+                    break
+        elif (f & PG_buddy) and m.pg_order[q] > 0:
+            n = 1 << m.pg_order[q]
+        q += n
+    return need, min(q, end)
+
+
 @njit
 def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
     """compact_zone() with the compact_control switches ``flags`` (CC_*):
@@ -480,7 +589,6 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
         reset_isolation_suitable_zone(m, z)
     whole_zone = (flags & CC_WHOLE_ZONE) != 0
     ignore_skip = (flags & CC_IGNORE_SKIP) != 0
-    ignore_block = (flags & CC_IGNORE_BLOCK) != 0
     kcompactd = (flags & CC_KCOMPACTD) != 0
     # kcompactd compacts for the order of a failed request as GFP_KERNEL; the
     # [SIM] what-if compaction_order_check=usable reads that order as the
@@ -494,8 +602,10 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
     fpfn = m.zstat[z, _Z_FREE_PFN]
     if whole_zone or mpfn < zs or mpfn >= ze:
         mpfn = zs & ~(pageblock_nr_pages - 1)
-    if whole_zone or fpfn <= zs or fpfn > ze:
+    if whole_zone or fpfn < zs or fpfn >= ze:
         fpfn = (ze - 1) & ~(pageblock_nr_pages - 1)
+        if not whole_zone:
+            m.zstat[z, _Z_FREE_PFN] = fpfn
     m.cc_n[0] = 0
     result = COMPACT_CONTINUE
     mscanned = 0
@@ -509,7 +619,7 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
             # a direct compaction asks kswapd to clear the skip bits when it
             # next sleeps (compact_blockskip_flush)
             mpfn = zs
-            fpfn = ze
+            m.zstat[z, _Z_FREE_PFN] = (ze - 1) & ~(pageblock_nr_pages - 1)
             if flags & CC_DIRECT:
                 m.zstat[z, _Z_BLOCKSKIP_FLUSH] = 1
             break
@@ -541,6 +651,8 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
         end = mpfn
         isolated_any = False
         skipped_any = False
+        enomem = False
+        bend = end
         in_batch = 0
         while p < end:
             mscanned += 1
@@ -553,10 +665,14 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                 skipped_any = True
             if f & PG_head and migratable(m, p, order):
                 dst = compaction_alloc(m, z, o)
-                while dst < 0 and (fpfn >> pageblock_order) > (start >> pageblock_order):
-                    fscanned += isolate_freepages_block(m, z, fpfn, order, ignore_skip,
-                                                        ignore_block)
-                    fpfn -= pageblock_nr_pages
+                if dst < 0:
+                    # the list holds no page this large: one isolate_freepages()
+                    # for what is left of the batch, down to the block after
+                    # the migrate scanner's (pageblock_end_pfn(cc->migrate_pfn))
+                    need, bend = migrate_batch_left(m, p, end, order, in_batch)
+                    low = end if bend < end else end + pageblock_nr_pages
+                    fpfn, sc = isolate_freepages(m, z, fpfn, low, order, need, flags)
+                    fscanned += sc
                     dst = compaction_alloc(m, z, o)
                 if dst < 0:
                     # migrate_pages_batch(): -ENOMEM splits a large folio and
@@ -564,6 +680,7 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                     if o > 0 and m.cfg[_CFG_SPLIT] != 0 and split_lru_block(m, p):
                         continue
                     m.vm[_VM_MIGRATE_FAIL] += 1 << o
+                    enomem = True
                     break
                 migrate_block(m, p, dst, cpu)
                 m.vm[_VM_ISOLATED] += 1 << o
@@ -577,6 +694,12 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                         p += 1 << o
                         break
             p += 1 << o
+        if enomem and (fpfn >> pageblock_order) > (bend >> pageblock_order):
+            # migrate_pages() -ENOMEM before the scanners met: compact_zone()
+            # gives up (the batch's block is rescanned next time)
+            mpfn = start
+            result = COMPACT_CONTENDED
+            break
         if not isolated_any:
             m.pb_flags[pb] |= PB_compact_skip
             if p >= end and not skipped_any and m.cfg[_CFG_SPB] != 0:
@@ -596,7 +719,6 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
     cc_release(m, z)
     trace_event(m, EV_COMPACTION_END, zs, sync, mpfn, fpfn, ze, result | (flags << 8))
     m.zstat[z, _Z_MIGRATE_PFN] = mpfn
-    m.zstat[z, _Z_FREE_PFN] = fpfn
     # compact_zone() counts every compaction's scans (cc->total_*_scanned);
     # kcompactd_do_work() adds kcompactd's to the daemon counters, and so
     # does v6.12's proactive compact_node() (v6.1's proactive_compact_node()
