@@ -129,6 +129,8 @@ def test_free_page_kept_by_the_watermark_ends_compaction_contended(full):
     m.mem.zstat[z, ZS_WMARK_MIN] = 1 << 20
     res, fscanned, isolated = _compact(m, z, src, top, KCOMPACTD)
     assert res == C.COMPACT_CONTENDED
+    # (the kernel's COMPACTISOLATED also counts the batch's 8 pages,
+    # isolated before migration; the model counts migrated pages)
     assert fscanned == 2 and isolated == 0
     assert _count(m, "pgmigrate_success") == 0
     assert m.mem.zstat[z, FREE_PFN] == top * NB
@@ -173,10 +175,11 @@ def test_compaction_alloc_keeps_isolation_order_within_an_order():
     assert _alloc_order0("6.12", [(100, 0), (200, 0), (300, 0)], 3) == [100, 200, 300]
 
 
-def test_compaction_alloc_smallest_order_first_in_6_12_pfn_order_in_6_1():
+def test_compaction_alloc_smallest_order_first_in_6_12_isolation_order_in_6_1():
     """v6.12 takes the smallest order first and puts a split's upper halves
-    at the heads of their lists; v6.1 split every isolated buddy into
-    order-0 pages and takes them in isolation order."""
+    at the heads of their lists.  v6.1 split every isolated buddy into
+    order-0 pages; the model takes them in isolation order (the kernel's
+    split_map_pages() reverses it: docs/model.md lists the difference)."""
     base = 1 << 12
     entries = [(base, 2), (3, 0)]
     assert _alloc_order0("6.12", entries, 5) == [3, base, base + 1, base + 2, base + 3]
