@@ -4,7 +4,8 @@ as the migrate batch needs and remembers where it stopped inside the block;
 it samples a block with a stride that starts at 1 for sync compaction and at
 COMPACT_CLUSTER_MAX for async, doubles after a block that gave nothing and
 is 1 again after one that gave pages; a buddy the watermark keeps stops it,
-and compact_zone() then gives up with COMPACT_CONTENDED."""
+and compact_zone() then gives up with COMPACT_CONTENDED.  The free-list
+search that runs before it is kept out of the way here."""
 import numpy as np
 import pytest
 
@@ -15,6 +16,7 @@ from spbsim.mm.craft import exhaust, zero_watermarks
 from spbsim.mm.state import ZS_WMARK_MIN, ZSTAT
 
 FREE_PFN = ZSTAT["compact_cached_free_pfn"]
+INIT_FREE_PFN = ZSTAT["compact_init_free_pfn"]
 MIGRATE_PFN = ZSTAT["compact_cached_migrate_pfn"]
 KCOMPACTD = C.CC_SYNC | C.CC_KCOMPACTD
 ASYNC_DIRECT = C.CC_DIRECT
@@ -53,6 +55,22 @@ def _source(m, b, keep=8):
     _free(m, np.arange(b * NB + keep, (b + 1) * NB))
 
 
+def _search_sees_low_pages_only(m, z, src):
+    """Keep fast_isolate_freepages() (the free-list search before the linear
+    scan; tests/test_compaction_fast_search.py) away from the linear
+    scanner's pages: the scan does not start at compact_init_free_pfn, so
+    the search looks at 16 entries of each list ((COMPACT_CLUSTER_MAX + 1)
+    >> 1), and the order-0 list's last 16 are free pages of a low block,
+    freed before the test's own.  The search then costs SEARCH pages
+    scanned: one entry on each list of orders 8..3 (the source block's free
+    buddies) and the 16 low pages."""
+    m.mem.zstat[z, INIT_FREE_PFN] = m.mem.zone_end[z]
+    _free(m, np.arange((src + 4) * NB + 1, (src + 4) * NB + 33, 2))
+
+
+SEARCH = 6 + 16
+
+
 def _count(m, name):
     return m.vmstat_counters()[name]
 
@@ -72,16 +90,33 @@ def test_free_scanner_stops_at_the_migrate_batch(full):
     the target block and stops there, without marking the block."""
     m, z, src, top = full
     _source(m, src)
+    _search_sees_low_pages_only(m, z, src)
     _free(m, np.arange(top * NB + 1, (top + 1) * NB, 2))     # every other page free
     res, fscanned, isolated = _compact(m, z, src, top, KCOMPACTD)
     assert res == C.COMPACT_SUCCESS
     assert _count(m, "pgmigrate_success") == 8
-    assert fscanned == 16                  # offsets 0..15: the 8th free page is at 15
+    assert fscanned == SEARCH + 16         # offsets 0..15: the 8th free page is at 15
     assert isolated == 8 + 8               # COMPACTISOLATED counts both scanners' pages
     assert not m.mem.pb_flags[top] & PB_compact_skip
     # nothing was given back: the cached free pfn stays in the block
     assert m.mem.zstat[z, FREE_PFN] == top * NB
     m.check()
+
+
+def _linear(m, z, src, top, flags, need=8):
+    """One isolate_freepages() from ``top`` down to the migrate scanner's
+    block ``src``, for ``need`` pages, with a full compaction's order (-1:
+    no free-list search before the linear scan; the targets are the same,
+    as no free block at a block start is of order 9).  Returns (pages
+    scanned, pages isolated); the isolated pages are then given back."""
+    mem = m.mem
+    mem.zstat[z, FREE_PFN] = top * NB
+    i0 = _count(m, "compact_isolated")
+    _, scanned, _, _ = C.isolate_freepages(mem, z, top * NB, (src + 1) * NB, (src + 1) * NB,
+                                           -1, need, flags, 0, 0)
+    isolated = _count(m, "compact_isolated") - i0
+    C.cc_release(mem, z)
+    return scanned, isolated
 
 
 def test_sync_free_scanner_stride_doubles_over_blocks_without_free_pages(full):
@@ -92,13 +127,12 @@ def test_sync_free_scanner_stride_doubles_over_blocks_without_free_pages(full):
     _source(m, src)
     target = top - 8
     _free(m, np.arange(target * NB + 1, (target + 1) * NB))   # free but page 0
-    res, fscanned, isolated = _compact(m, z, src, top, KCOMPACTD)
-    assert res == C.COMPACT_SUCCESS
+    fscanned, isolated = _linear(m, z, src, top, KCOMPACTD)
     # 512 + 256 + 128 + 64 + 32 + 3 * 16, then page 0 and the order-5 buddy at 32
     assert fscanned == 512 + 256 + 128 + 64 + 32 + 3 * 16 + 1 + 32
-    assert isolated == 8 + 32
+    assert isolated == 32
     assert all(m.mem.pb_flags[b] & PB_compact_skip for b in range(target + 1, top + 1))
-    # the leftover 24 pages went back: the cached free pfn is their block
+    # the 32 pages went back: the cached free pfn is their block
     assert m.mem.zstat[z, FREE_PFN] == target * NB
     m.check()
 
@@ -110,10 +144,9 @@ def test_async_free_scanner_samples_one_page_in_cluster_max(full):
     _source(m, src)
     _free(m, np.arange(top * NB + 1, (top + 1) * NB, 2))
     _free(m, np.arange((top - 1) * NB + 1, top * NB))
-    res, fscanned, isolated = _compact(m, z, src, top, ASYNC_DIRECT)
-    assert res == C.COMPACT_SUCCESS
+    fscanned, isolated = _linear(m, z, src, top, ASYNC_DIRECT)
     assert fscanned == 16 + 1 + 32
-    assert isolated == 8 + 32
+    assert isolated == 32
     assert m.mem.pb_flags[top] & PB_compact_skip
     m.check()
 
@@ -125,13 +158,14 @@ def test_free_page_kept_by_the_watermark_ends_compaction_contended(full):
     positions for the next attempt."""
     m, z, src, top = full
     _source(m, src)
+    _search_sees_low_pages_only(m, z, src)
     _free(m, np.arange(top * NB + 1, (top + 1) * NB, 2))
     m.mem.zstat[z, ZS_WMARK_MIN] = 1 << 20
     res, fscanned, isolated = _compact(m, z, src, top, KCOMPACTD)
     assert res == C.COMPACT_CONTENDED
     # (the kernel's COMPACTISOLATED also counts the batch's 8 pages,
     # isolated before migration; the model counts migrated pages)
-    assert fscanned == 2 and isolated == 0
+    assert fscanned == SEARCH + 2 and isolated == 0
     assert _count(m, "pgmigrate_success") == 0
     assert m.mem.zstat[z, FREE_PFN] == top * NB
     assert m.mem.zstat[z, MIGRATE_PFN] == src * NB
@@ -146,7 +180,9 @@ def test_a_fully_scanned_block_moves_the_cached_free_pfn(version, below):
     m, z, src, top = _full(version)
     mem = m.mem
     mem.zstat[z, FREE_PFN] = (top + 1) * NB
-    free_pfn, scanned = C.isolate_freepages(mem, z, top * NB, top * NB, 9, 8, KCOMPACTD)
+    # no free page anywhere: the free-list search finds nothing
+    free_pfn, scanned, _, _ = C.isolate_freepages(mem, z, top * NB, top * NB, 0, 9, 8,
+                                                  KCOMPACTD, 0, 9)
     assert scanned == NB and mem.cc_n[0] == 0
     assert mem.pb_flags[top] & PB_compact_skip
     assert mem.zstat[z, FREE_PFN] == (top - below) * NB

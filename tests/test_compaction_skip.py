@@ -2,15 +2,17 @@
 set by the free scanner on a block it scanned to the end
 (isolate_freepages -> update_pageblock_skip), honoured by the next pass, kept
 after the scanners meet, and cleared only by __reset_isolation_suitable()
-(kswapd going to sleep after compact_blockskip_flush, or
-compaction_restarting after maximal deferral)."""
+(kswapd going to sleep, or compaction_restarting after maximal deferral;
+both only after compact_blockskip_flush), where a sample of the block's
+pages allows it."""
 import numpy as np
 import pytest
 
 from spbsim import Machine
 from spbsim.mm import compaction as C
 from spbsim.mm import vmscan
-from spbsim.mm.const import MIGRATE_MOVABLE, PB_compact_skip, PG_buddy, PG_pinned, pageblock_order
+from spbsim.mm.const import (MIGRATE_MOVABLE, PB_compact_skip, PG_buddy, PG_lru, PG_pinned,
+                             pageblock_order)
 from spbsim.mm.craft import exhaust, zero_watermarks
 from spbsim.mm.state import ZSTAT
 
@@ -55,8 +57,10 @@ def test_free_scanner_marks_a_fully_scanned_block_and_skips_it_next_time(pinned_
     start = int(pb) << pageblock_order
     free_before = int(((mem.pg_flags[start:start + (1 << pageblock_order)] & PG_buddy) != 0).sum())
     assert free_before == 256
-    # this block only (low_pfn = its start), for more pages than it has
-    scan = lambda flags: C.isolate_freepages(mem, z, start, start, 9, 1 << 20, flags)[1]  # noqa: E731
+    # this block only (low_pfn = its start), for more pages than it has; a
+    # full compaction's order (-1), so no free-list search comes first
+    scan = lambda flags: C.isolate_freepages(mem, z, start, start, 0, -1, 1 << 20, flags,  # noqa: E731
+                                             0, 0)[1]
     scanned = scan(SYNC_DIRECT)
     assert scanned > 0 and mem.cc_n[0] == free_before
     assert mem.pb_flags[pb] & PB_compact_skip                  # update_pageblock_skip
@@ -68,30 +72,67 @@ def test_free_scanner_marks_a_fully_scanned_block_and_skips_it_next_time(pinned_
     m.check()
 
 
+def _halves(m, z):
+    """The zone's pageblocks below and above its middle (one block left out
+    on each side): where __reset_isolation_suitable()'s migrate and free
+    walks go."""
+    pbs = _zone_pbs(m, z)
+    mid = (int(m.mem.zone_start[z]) + int(m.mem.zone_end[z])) // 2 >> pageblock_order
+    return pbs[pbs < mid - 1], pbs[pbs > mid + 1]
+
+
+def _skip_bits(m, pbs):
+    return (m.mem.pb_flags[pbs] & PB_compact_skip) != 0
+
+
+def _with_lru_pages(m, pbs):
+    """The blocks that hold LRU pages (the others, the kernel image's
+    reserved blocks here, are never cleared)."""
+    return np.array([b for b in pbs
+                     if (m.mem.pg_flags[b << pageblock_order:(b + 1) << pageblock_order]
+                         & PG_lru).any()])
+
+
 def test_skip_bits_outlive_the_scanners_meeting_until_kswapd_sleeps(pinned_half_free):
+    """The blocks the scanners marked keep their bits after the scanners met
+    and through the next compaction.  kswapd going to sleep then runs
+    __reset_isolation_suitable(): the lower half's blocks whose sampled
+    pages (one in eight) include LRU pages are cleared; the upper half's
+    keep any they have, as no free buddy starts at a sampled page (every
+    free page here is at an odd pfn)."""
     m, z = pinned_half_free
     mem = m.mem
     fscan = lambda: m.vmstat_counters()["compact_free_scanned"]   # noqa: E731
     f0 = fscan()
     res = C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0, -1)
-    first = fscan() - f0
     assert res == C.COMPACT_PARTIAL_SKIPPED                     # the scanners met
-    assert first > 0
+    assert fscan() - f0 > 0
     marked = _skipped(m, z)
     assert marked > 0                                           # kept, not cleared at the meeting
     assert mem.zstat[z, FLUSH] == 1                             # compact_blockskip_flush
     m.check()
-    # the next direct compaction skips the marked blocks
-    f1 = fscan()
     C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0, -1)
-    assert fscan() - f1 < first
-    # kswapd going to sleep (balanced node) clears them
+    assert _skipped(m, z) >= marked
+    lower, upper = _halves(m, z)
+    lower = _with_lru_pages(m, lower)
+    upper_bits = _skip_bits(m, upper)
+    assert _skip_bits(m, lower).any()
+    # kswapd going to sleep (balanced node) runs the reset
     vmscan.balance_pgdat(mem, 0, 1 << 20)
-    assert _skipped(m, z) == 0 and mem.zstat[z, FLUSH] == 0
+    assert mem.zstat[z, FLUSH] == 0
+    assert not _skip_bits(m, lower).any()
+    assert (_skip_bits(m, upper) == upper_bits).all()
     m.check()
 
 
 def test_compaction_restarting_clears_skip_bits(pinned_half_free):
+    """compaction_restarting() (maximal deferral, due again) runs
+    __reset_isolation_suitable() before the compaction, which clears bits
+    only after a direct compaction's scanners met (compact_blockskip_flush).
+    Here the free walk finds no block to restart from (no free buddy at a
+    sampled page), so both scanners are left where the walks met
+    ("Leave no distance"): that compaction ends at once, and the next one
+    starts from the zone's ends and scans the cleared lower half again."""
     m, z = pinned_half_free
     mem = m.mem
     mscan = lambda: m.vmstat_counters()["compact_migrate_scanned"]   # noqa: E731
@@ -106,9 +147,21 @@ def test_compaction_restarting_clears_skip_bits(pinned_half_free):
     mem.zstat[z, ZSTAT["compact_order_failed"]] = 9
     assert C.compaction_restarting(mem, z, 9)
     assert not C.compaction_restarting(mem, z, 8)             # below compact_order_failed
+    lower = _with_lru_pages(m, _halves(m, z)[0])
+    bits = _skipped(m, z)
+    mem.zstat[z, FLUSH] = 0                                   # no flush asked: nothing cleared
     s0 = mscan()
     C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0, -1)
-    assert mscan() - s0 > done[2]          # __reset_isolation_suitable: every block scanned again
+    assert _skipped(m, z) >= bits and _skip_bits(m, lower).any()
+    mem.zstat[z, FLUSH] = 1
+    s0 = mscan()
+    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0, -1)
+    assert mscan() - s0 == 0                                  # the scanners start met
+    assert not _skip_bits(m, lower).any()
+    mem.zstat[z, ZSTAT["compact_defer_shift"]] = 0             # no longer restarting
+    s0 = mscan()
+    C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, SYNC_DIRECT, 0, -1)
+    assert mscan() - s0 > done[2]          # the cleared blocks are scanned again
     m.check()
 
 

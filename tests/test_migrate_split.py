@@ -203,11 +203,12 @@ lifetime = {{dist = "fixed", value = "3s"}}
 
 
 def test_engine_1g_attempts_split_thps_and_expire_their_pieces():
-    """Memory full of THPs (some long-lived) and churning anon pages: no free
-    order-9 block is left for a THP's migration target, so without the split
-    a 1 GB attempt fails after migrating much of its range; with it every
-    attempt succeeds for fewer migrations, and split THPs that expire free
-    all their base pages (the checker verifies the piece table)."""
+    """Memory full of THPs (some long-lived) and churning anon pages: a THP
+    in a 1 GB range often finds no free order-9 block for its migration
+    target, so without the split an attempt migrates much more of memory
+    (and can fail); with it every attempt succeeds for fewer migrations,
+    and split THPs that expire free all their base pages (the checker
+    verifies the piece table)."""
     from spbsim.engine.run import Simulation
     from spbsim.scenario import scenario_from_text
     out = {}
@@ -225,8 +226,8 @@ def test_engine_1g_attempts_split_thps_and_expire_their_pieces():
     # every split block here is a THP (order 9), so the vmstat counter agrees
     assert g1["splits"] > 0 and g1["splits"] == r1["vmstat"]["thp_migration_split"]
     assert g1["splits"] == r1["sim"]["sim_migrate_split"]
-    assert g1["success"] > g0["success"]
-    assert g1["attempt_migrated_pages"] < g0["attempt_migrated_pages"]
+    assert g1["success"] == g1["attempts"] >= g0["success"]
+    assert g1["attempt_migrated_pages"] < 0.75 * g0["attempt_migrated_pages"]
     for g in (g0, g1):
         assert g["attempt_migrated_pages"] >= g["migrated_pages"] > 0
         assert g["splits_refused"] == 0

@@ -8,10 +8,11 @@ from .const import KV_6_1, ZONE_RECLAIM_ACTIVE
 from .const import (SUPERPAGEBLOCK_ORDER, ALLOC_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE,
                     MIGRATE_PCPTYPES, MIGRATE_UNMOVABLE,
                     NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER, PB_all_free, PB_compact_skip,
-                    PG_buddy, PG_head, PG_lru, PG_MT_SHIFT, PG_pinned,
+                    PG_buddy, PG_head, PG_lru, PG_MT_SHIFT, PG_pcp, PG_pinned,
                     pageblock_nr_pages, pageblock_order)
 from .gfp import __GFP_IO as _GFP_IO
 from .jit import njit, njit_inline
+from .list import list_rotate_to_front
 from .lru import lru_replace
 from .page_free import free_pages_call
 from .fallback import fallback_type, should_try_claim_block
@@ -19,7 +20,7 @@ from .pcp import drain_zone_pages
 from .split import piece_index, split_lru_block
 from .tracepoint import EV_COMPACTION_BEGIN, EV_COMPACTION_END, EV_KCOMPACTD_WAKE, trace_event
 from .state import (CAPC_MT, CAPC_ORDER, CAPC_PAGE, CAPC_ZONE, CC_MAX, CFG, NODE, VMSTAT,
-                    ZS_NR_FREE, ZS_WMARK_MIN, ZSTAT)
+                    ZS_INIT_FREE_PFN, ZS_NR_FREE, ZS_WMARK_MIN, ZSTAT)
 from .watermark import gfp_migratetype, populated_zone, wmark_pages, zone_watermark_ok
 
 # enum compact_result (ordered)
@@ -68,6 +69,7 @@ _Z_SHIFT = ZSTAT["compact_defer_shift"]
 _Z_FAILED = ZSTAT["compact_order_failed"]
 _Z_MIGRATE_PFN = ZSTAT["compact_cached_migrate_pfn"]
 _Z_FREE_PFN = ZSTAT["compact_cached_free_pfn"]
+_Z_INIT_FREE_PFN = ZS_INIT_FREE_PFN
 _Z_BLOCKSKIP_FLUSH = ZSTAT["compact_blockskip_flush"]
 _VM_MSCAN = VMSTAT["compact_migrate_scanned"]
 _VM_FSCAN = VMSTAT["compact_free_scanned"]
@@ -299,26 +301,176 @@ def isolate_freepages_block(m, z, start, end, stride, need, nr_free):
     return p, scanned, isolated
 
 
+@njit_inline
+def freelist_scan_limit(fast_search_fail):
+    """freelist_scan_limit(): list entries a fast search may look at."""
+    return (COMPACT_CLUSTER_MAX >> min(63, fast_search_fail)) + 1
+
+
+@njit_inline
+def next_search_order(cc_order, order, search_order):
+    """next_search_order(): the orders below cc->order round-robin; -1 (and
+    cc->search_order one lower) once the search wrapped.  Returns (order,
+    search_order)."""
+    order -= 1
+    if order < 0:
+        order = cc_order - 1
+    if order == search_order:
+        search_order -= 1
+        if search_order < 0:
+            search_order = cc_order - 1
+        return -1, search_order
+    return order, search_order
+
+
+@njit_inline
+def fast_isolate_around(m, z, pfn, need, flags):
+    """fast_isolate_around(): unless the isolated pages already cover the
+    batch or this is async direct compaction, isolate from ``pfn``'s whole
+    block at stride 1 and set its skip bit (v6.12: if scanned to its end;
+    v6.1: if the batch is still not covered).  Returns pages scanned."""
+    nr_free = cc_nr_freepages(m)
+    if nr_free >= need:
+        return 0
+    if (flags & CC_DIRECT) != 0 and (flags & CC_SYNC) == 0:
+        return 0
+    start = max(pfn & ~(pageblock_nr_pages - 1), m.zone_start[z])
+    end = min((pfn | (pageblock_nr_pages - 1)) + 1, m.zone_end[z])
+    pb = start >> pageblock_order
+    if m.pb_zone[pb] != z:
+        return 0
+    pos, sc, iso = isolate_freepages_block(m, z, start, end, 1, need, nr_free)
+    if m.cfg[_CFG_VERSION] == KV_6_1:
+        if nr_free + iso < need:
+            m.pb_flags[pb] |= PB_compact_skip
+    elif pos == end:
+        m.pb_flags[pb] |= PB_compact_skip
+    return sc
+
+
+@njit_inline
+def fast_isolate_freepages(m, z, free_pfn, migrate_pfn, cc_order, need, flags,
+                           fast_search_fail, search_order):
+    """fast_isolate_freepages(): for cc->order > 0, look at the MOVABLE free
+    lists of the orders below it (from cc->search_order, round-robin), each
+    from its tail and at most a limit of entries, for a page in the top
+    quarter of the scanners' distance (else the highest in the top half),
+    rotate the list so that the page (or the last looked at) is first
+    (move_freelist_head), isolate it, then its block (fast_isolate_around).
+    When a search from the scan start (cc->free_pfn at or above
+    compact_init_free_pfn) finds nothing, the free scanner jumps to the
+    highest free block seen, or for direct compaction to the half-way
+    block.  Returns (cc->free_pfn, pages scanned, cc->fast_search_fail,
+    cc->search_order)."""
+    if cc_order <= 0:
+        return free_pfn, 0, fast_search_fail, search_order
+    v61 = m.cfg[_CFG_VERSION] == KV_6_1
+    limit = max(1, freelist_scan_limit(fast_search_fail) >> 1)
+    scan_start = free_pfn >= m.zstat[z, _Z_INIT_FREE_PFN]
+    if scan_start:
+        limit = pageblock_nr_pages >> 1
+    distance = free_pfn - migrate_pfn
+    low_pfn = (free_pfn - (distance >> 2)) & ~(pageblock_nr_pages - 1)
+    min_pfn = (free_pfn - (distance >> 1)) & ~(pageblock_nr_pages - 1)
+    low_pfn = max(low_pfn, min_pfn)
+    search_order = min(cc_order - 1, search_order)
+    page = -1
+    highest = 0
+    nr_scanned = 0
+    order = search_order
+    while page < 0 and order >= 0:
+        if m.nr_free[z, order] != 0:
+            order_scanned = 0
+            high_pfn = 0
+            h = (z, order, MIGRATE_MOVABLE)
+            freepage = m.fa_tail[h]
+            last = -1                       # the entry the walk stopped at
+            while freepage >= 0:
+                order_scanned += 1
+                nr_scanned += 1
+                pfn = freepage
+                if pfn >= highest:
+                    highest = max(pfn & ~(pageblock_nr_pages - 1), m.zone_start[z])
+                if pfn >= low_pfn:
+                    fast_search_fail = 0
+                    search_order = order
+                    page = pfn
+                    last = pfn
+                    break
+                if pfn >= min_pfn and pfn > high_pfn:
+                    high_pfn = pfn
+                    limit >>= 1             # shorten the scan once a candidate is found
+                if order_scanned >= limit:
+                    last = pfn
+                    break
+                freepage = m.pg_prev[freepage]
+            if page < 0 and high_pfn:
+                page = high_pfn
+                last = high_pfn
+            if last >= 0:
+                # move_freelist_head(): a future search skips the recent pages
+                list_rotate_to_front(m.pg_next, m.pg_prev, m.fa_head, m.fa_tail, h, last)
+            if page >= 0:
+                if isolate_free_page(m, z, page, order):
+                    nr_scanned += (1 << order) - 1
+                    m.vm[_VM_ISOLATED] += 1 << order        # COMPACTISOLATED
+                else:
+                    order = search_order + 1                # abort the search
+                    page = -1
+            if not v61 and cc_nr_freepages(m) >= need:
+                break
+            if order_scanned >= limit:
+                limit = max(1, limit >> 1)
+        order, search_order = next_search_order(cc_order, order, search_order)
+    if page < 0:
+        fast_search_fail += 1
+        if scan_start:
+            if highest >= min_pfn:
+                page = highest
+                free_pfn = highest
+            elif (flags & CC_DIRECT) != 0 and m.zone_start[z] <= min_pfn < m.zone_end[z]:
+                page = min_pfn
+                if m.pb_zone[min_pfn >> pageblock_order] != z:
+                    page = -1                       # pageblock_pfn_to_page()
+                elif not v61 and not suitable_migration_target(
+                        m, min_pfn, cc_order, (flags & CC_IGNORE_BLOCK) != 0):
+                    page = -1
+                free_pfn = min_pfn
+    if highest and highest >= m.zstat[z, _Z_FREE_PFN]:
+        m.zstat[z, _Z_FREE_PFN] = highest - pageblock_nr_pages
+    if page >= 0:
+        nr_scanned += fast_isolate_around(m, z, page, need, flags)
+    return free_pfn, nr_scanned, fast_search_fail, search_order
+
+
 @njit
-def isolate_freepages(m, z, free_pfn, low_pfn, cc_order, need, flags):
-    """isolate_freepages() (fast_isolate_freepages() not modelled): from
-    ``free_pfn`` (cc->free_pfn, possibly inside a block) down to the block at
-    ``low_pfn``, each suitable_migration_target block that isolation_suitable
-    allows is scanned until the isolated pages cover ``need``.  The stride
-    starts at 1 for sync compaction and COMPACT_CLUSTER_MAX for async, is 1
-    again after a block that gave pages and doubles (up to
+def isolate_freepages(m, z, free_pfn, low_pfn, migrate_pfn, cc_order, need, flags,
+                      fast_search_fail, search_order):
+    """isolate_freepages(): fast_isolate_freepages() first; if the isolated
+    list then holds any page, that is all.  Else from ``free_pfn``
+    (cc->free_pfn, possibly inside a block) down to the block at ``low_pfn``,
+    each suitable_migration_target block that isolation_suitable allows is
+    scanned until the isolated pages cover ``need`` (cc->nr_migratepages).
+    The stride starts at 1 for sync compaction and COMPACT_CLUSTER_MAX for
+    async, is 1 again after a block that gave pages and doubles (up to
     COMPACT_CLUSTER_MAX) after one that gave none.  A block scanned to its
     end gets the skip bit and pulls the zone's cached free pfn below it
-    (update_pageblock_skip).  Returns (new cc->free_pfn, pages scanned)."""
+    (update_pageblock_skip).  ``migrate_pfn`` is cc->migrate_pfn; the fast
+    search's cc->fast_search_fail and cc->search_order are passed in and
+    returned.  Returns (new cc->free_pfn, pages scanned, fast_search_fail,
+    search_order)."""
+    free_pfn, scanned, fast_search_fail, search_order = fast_isolate_freepages(
+        m, z, free_pfn, migrate_pfn, cc_order, need, flags, fast_search_fail, search_order)
+    if cc_nr_freepages(m) > 0:
+        return free_pfn, scanned, fast_search_fail, search_order
     ignore_skip = (flags & CC_IGNORE_SKIP) != 0
     ignore_block = (flags & CC_IGNORE_BLOCK) != 0
     stride = 1 if (flags & CC_SYNC) != 0 else COMPACT_CLUSTER_MAX
     v61 = m.cfg[_CFG_VERSION] == KV_6_1
-    nr_free = cc_nr_freepages(m)
+    nr_free = 0
     isolate_start = free_pfn
     block_start = free_pfn & ~(pageblock_nr_pages - 1)
     block_end = min(block_start + pageblock_nr_pages, m.zone_end[z])
-    scanned = 0
     while block_start >= low_pfn:
         pb = block_start >> pageblock_order
         if m.pb_zone[pb] == z and suitable_migration_target(m, block_start, cc_order, ignore_block) \
@@ -349,20 +501,88 @@ def isolate_freepages(m, z, free_pfn, low_pfn, cc_order, need, flags):
         block_end = block_start
         block_start -= pageblock_nr_pages
         isolate_start = block_start
-    return isolate_start, scanned
+    return isolate_start, scanned, fast_search_fail, search_order
+
+
+@njit_inline
+def pageblock_skip_persistent(m, pfn):
+    """pageblock_skip_persistent(): ``pfn`` lies in an allocated compound page
+    of pageblock order or more (neither a source nor a target)."""
+    for o in range(pageblock_order, SUPERPAGEBLOCK_ORDER + 1):
+        h = pfn & ~((1 << o) - 1)
+        if (m.pg_flags[h] & PG_head) != 0 and m.pg_order[h] >= pageblock_order \
+                and h + (1 << m.pg_order[h]) > pfn:
+            return True
+    return False
+
+
+@njit_inline
+def reset_isolation_pfn(m, z, pfn, check_source, check_target):
+    """__reset_isolation_pfn(): clear the skip bit of ``pfn``'s block if one of
+    its pages sampled every 1 << PAGE_ALLOC_COSTLY_ORDER is an LRU page
+    (``check_source``; any page of the folio) or a free buddy's first page
+    (``check_target``).  A block already clear counts once both are asked;
+    for the target side alone only a MOVABLE block can count.  True if the
+    block can be a scanner's starting point."""
+    pb = pfn >> pageblock_order
+    if m.pb_zone[pb] != z or pageblock_skip_persistent(m, pfn):
+        return False
+    if check_source and check_target and (m.pb_flags[pb] & PB_compact_skip) == 0:
+        return True
+    if not check_source and check_target and m.pb_mt[pb] != MIGRATE_MOVABLE:
+        return False
+    start = max(pb << pageblock_order, m.zone_start[z])
+    end = min(((pb + 1) << pageblock_order) - 1, m.zone_end[z] - 1)
+    step = 1 << PAGE_ALLOC_COSTLY_ORDER
+    q = start
+    while q <= end:
+        f = m.pg_flags[q]
+        n = 1
+        if (f & (PG_head | PG_buddy | PG_pcp)) != 0 and m.pg_order[q] > 0:
+            n = 1 << m.pg_order[q]
+        sample = start + (q - start + step - 1) // step * step   # first sample in [q, q+n)
+        if sample < q + n and sample <= end and (
+                (check_source and (f & PG_head) != 0 and (f & PG_lru) != 0)
+                or (check_target and (f & PG_buddy) != 0 and sample == q)):
+            m.pb_flags[pb] &= 0xFF ^ PB_compact_skip
+            return True
+        q += n
+    return False
 
 
 @njit
 def reset_isolation_suitable_zone(m, z):
-    """__reset_isolation_suitable(): clear every skip bit of the zone; both
-    scanners restart from the zone ends."""
-    zs = m.zone_start[z]
-    ze = m.zone_end[z]
-    for pb in range(zs >> pageblock_order, (ze + pageblock_nr_pages - 1) >> pageblock_order):
-        m.pb_flags[pb] &= 0xFF ^ PB_compact_skip
+    """__reset_isolation_suitable(): only after a direct compaction's scanners
+    met (compact_blockskip_flush).  The migrate side walks up from the zone
+    start and the free side down from its end until they meet, clearing the
+    skip bits reset_isolation_pfn() allows; each scanner restarts at the
+    first block that qualified (the free side also sets
+    compact_init_free_pfn), or both where the walks met if none did."""
+    if m.zstat[z, _Z_BLOCKSKIP_FLUSH] == 0:
+        return
     m.zstat[z, _Z_BLOCKSKIP_FLUSH] = 0
-    m.zstat[z, _Z_MIGRATE_PFN] = zs
-    m.zstat[z, _Z_FREE_PFN] = ze
+    migrate_pfn = m.zone_start[z]
+    free_pfn = m.zone_end[z] - 1
+    reset_migrate = free_pfn
+    reset_free = migrate_pfn
+    source_set = False
+    free_set = False
+    while migrate_pfn < free_pfn:
+        if reset_isolation_pfn(m, z, migrate_pfn, True, source_set) and migrate_pfn < reset_migrate:
+            source_set = True
+            reset_migrate = migrate_pfn
+            m.zstat[z, _Z_MIGRATE_PFN] = reset_migrate
+        if reset_isolation_pfn(m, z, free_pfn, free_set, True) and free_pfn > reset_free:
+            free_set = True
+            reset_free = free_pfn
+            m.zstat[z, _Z_INIT_FREE_PFN] = reset_free
+            m.zstat[z, _Z_FREE_PFN] = reset_free
+        migrate_pfn += pageblock_nr_pages
+        free_pfn -= pageblock_nr_pages
+    if reset_migrate >= reset_free:
+        # "Leave no distance if no suitable block was reset"
+        m.zstat[z, _Z_MIGRATE_PFN] = migrate_pfn
+        m.zstat[z, _Z_FREE_PFN] = free_pfn
 
 
 @njit
@@ -607,6 +827,8 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
         if not whole_zone:
             m.zstat[z, _Z_FREE_PFN] = fpfn
     m.cc_n[0] = 0
+    fast_fail = 0           # cc->fast_search_fail
+    search_order = order    # cc->search_order
     result = COMPACT_CONTINUE
     mscanned = 0
     fscanned = 0
@@ -671,7 +893,8 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                     # the migrate scanner's (pageblock_end_pfn(cc->migrate_pfn))
                     need, bend = migrate_batch_left(m, p, end, order, in_batch)
                     low = end if bend < end else end + pageblock_nr_pages
-                    fpfn, sc = isolate_freepages(m, z, fpfn, low, order, need, flags)
+                    fpfn, sc, fast_fail, search_order = isolate_freepages(
+                        m, z, fpfn, low, bend, order, need, flags, fast_fail, search_order)
                     fscanned += sc
                     dst = compaction_alloc(m, z, o)
                 if dst < 0:

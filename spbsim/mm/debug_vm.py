@@ -14,7 +14,7 @@ from .jit import njit
 from .pcp import pcp_pindex_to_order, pcpbuddy_pair_order
 from .split import piece_index
 from .state import (CAPC_PAGE, CAPC_ZONE, CFG, NODE, PCP_COUNT, ZS_FREE_HIGHATOMIC,
-                    ZS_KSWAPD_BOOST, ZS_NR_FREE, ZS_NR_FREE_BLOCKS)
+                    ZS_INIT_FREE_PFN, ZS_KSWAPD_BOOST, ZS_NR_FREE, ZS_NR_FREE_BLOCKS)
 
 __all__ = ["check_mem", "VIOLATIONS"]
 
@@ -72,6 +72,9 @@ VIOLATIONS = {
     38: "kswapd's boost accounting is off: a run's zone_boosts[] below 0 or kept while kswapd "
         "sleeps, or nr_boost_reclaim outside 0..their sum (zone, -1 for nr_boost_reclaim, {a}; "
         "value {b})",
+    39: "compaction state out of range: isolated free pages left outside a compaction, or a "
+        "zone's compact_init_free_pfn outside the zone (0 before any reset) (zone, -1 for the "
+        "isolated list, {a}; value {b})",
 }
 
 
@@ -363,6 +366,19 @@ def _check_kswapd(m):
 
 
 @njit
+def _check_compaction(m):
+    """compact_control's isolated list is empty between compactions;
+    compact_init_free_pfn is 0 or a pfn of its zone."""
+    if m.cc_n[0] != 0:
+        return (39, -1, -1, m.cc_n[0])
+    for z in range(m.zstat.shape[0]):
+        v = m.zstat[z, ZS_INIT_FREE_PFN]
+        if v != 0 and (v < m.zone_start[z] or v >= m.zone_end[z]):
+            return (39, -1, z, v)
+    return (0, -1, 0, 0)
+
+
+@njit
 def check_mem(m):
     """Run all checks; (0, -1, 0, 0) if the state is consistent."""
     if m.capc[CAPC_ZONE] != -1 or m.capc[CAPC_PAGE] != -1:
@@ -370,6 +386,9 @@ def check_mem(m):
     if m.tl_n[0] < 0 or m.tl_n[0] > m.tl.shape[0] or m.tl_n[1] < 0:
         return (35, -1, m.tl_n[0], m.tl.shape[0])
     r = _check_kswapd(m)
+    if r[0] != 0:
+        return r
+    r = _check_compaction(m)
     if r[0] != 0:
         return r
     r = _check_lists(m)

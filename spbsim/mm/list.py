@@ -6,7 +6,7 @@ ends a list), ``head``/``tail`` each list's ends, indexed by the list's key
 free lists, the pcp lists, the LRU lists and the SPB lists all use these."""
 from .jit import njit_inline
 
-__all__ = ["list_add", "list_add_tail", "list_del", "list_replace"]
+__all__ = ["list_add", "list_add_tail", "list_del", "list_replace", "list_rotate_to_front"]
 
 
 @njit_inline
@@ -69,3 +69,22 @@ def list_replace(nxt, prv, head, tail, h, old, new):
         tail[h] = new
     nxt[old] = -1
     prv[old] = -1
+
+
+@njit_inline
+def list_rotate_to_front(nxt, prv, head, tail, h, i):
+    """list_rotate_to_front(): rotate list ``h`` so that ``i`` is its first
+    entry (the entries before ``i`` move, in order, behind the old tail), as
+    compaction's move_freelist_head() does with list_cut_before() and
+    list_splice_tail()."""
+    first = head[h]
+    if first == i:
+        return
+    last = tail[h]
+    p = prv[i]
+    nxt[last] = first
+    prv[first] = last
+    nxt[p] = -1
+    prv[i] = -1
+    head[h] = i
+    tail[h] = p

@@ -29,6 +29,7 @@ ZSTAT_NAMES = [
     "compact_cached_migrate_pfn", "compact_cached_free_pfn",
     "compact_blockskip_flush",  # clear the skip bits when kswapd next sleeps
     "kswapd_zone_boost",        # balance_pgdat()'s zone_boosts[]: the boost when kswapd's run began
+    "compact_init_free_pfn",    # where __reset_isolation_suitable() restarted the free scanner
 ]
 ZSTAT = _enum(ZSTAT_NAMES)
 ZS_NR_FREE = ZSTAT["nr_free_pages"]
@@ -43,6 +44,7 @@ ZS_MANAGED = ZSTAT["managed"]
 ZS_FLAGS = ZSTAT["flags"]
 ZS_KSWAPD_WAKE = ZSTAT["kswapd_wakeups"]
 ZS_KSWAPD_BOOST = ZSTAT["kswapd_zone_boost"]
+ZS_INIT_FREE_PFN = ZSTAT["compact_init_free_pfn"]
 
 #: /proc/vmstat counters that are modelled, with the kernel's names
 VMSTAT_NAMES = [
