@@ -32,6 +32,14 @@ def _allocated(m, pfns):
     return not (m.mem.pg_flags[np.asarray(pfns)] & PG_buddy).any()
 
 
+def _free_odd(m, block):
+    """Free the pages at odd offsets of ``block`` (order-0 buddies, freed
+    in pfn order: the first is the list's tail); returns their pfns."""
+    odd = np.arange(block * NB + 1, (block + 1) * NB, 2)
+    _free(m, odd)
+    return odd
+
+
 def _compact(m, z, src, top, flags):
     mem = m.mem
     mem.zstat[z, MIGRATE_PFN] = src * NB
@@ -52,10 +60,8 @@ def test_fast_search_takes_a_top_quarter_page_from_the_list_tail(version):
     m, z, src, top = _full(version)
     _source(m, src)
     low = (src + 10) * NB + 5
-    target = top - 2
     _free(m, [low])                                       # first freed: the tail
-    odd = np.arange(target * NB + 1, (target + 1) * NB, 2)
-    _free(m, odd)
+    odd = _free_odd(m, top - 2)
     res, fscanned = _compact(m, z, src, top, KCOMPACTD)
     assert res == C.COMPACT_SUCCESS
     assert _count(m, "pgmigrate_success") == 8
@@ -79,8 +85,7 @@ def test_async_direct_compaction_does_not_isolate_around_the_page():
     m, z, src, top = _full()
     _source(m, src, keep=2)
     target = top - 2
-    odd = np.arange(target * NB + 1, (target + 1) * NB, 2)
-    _free(m, odd)
+    odd = _free_odd(m, target)
     res, _ = _compact(m, z, src, top, ASYNC_DIRECT)
     assert res == C.COMPACT_SUCCESS
     assert _count(m, "pgmigrate_success") == 2
