@@ -156,6 +156,23 @@ def test_direct_compaction_from_the_scan_start_jumps_to_the_half_way_block():
         m.check()
 
 
+def test_no_search_once_the_free_scanner_is_below_the_migrate_scanner():
+    """Within a batch the free scanner can end below the migrate scanner's
+    position; the kernel's distance (unsigned) then wraps, both bounds lie
+    above every pfn, and the search takes nothing and leaves cc->free_pfn,
+    though free MOVABLE pages lie above it."""
+    m, z, src, _ = _full()
+    _source(m, src)
+    odd = _free_odd(m, src + 2)
+    mem = m.mem
+    free_pfn = src * NB
+    got, _, fail, _ = C.isolate_freepages(mem, z, free_pfn, (src + 1) * NB, (src + 1) * NB,
+                                          9, 8, C.CC_SYNC | C.CC_DIRECT, 0, 9)
+    assert mem.cc_n[0] == 0 and got <= free_pfn and fail == 1
+    assert not _allocated(m, odd[:1])
+    m.check()
+
+
 def _block_sets(m, z):
     zs, ze = int(m.mem.zone_start[z]), int(m.mem.zone_end[z])
     return range(-(-zs // NB), ze // NB)

@@ -370,9 +370,15 @@ def fast_isolate_freepages(m, z, free_pfn, migrate_pfn, cc_order, need, flags,
     if scan_start:
         limit = pageblock_nr_pages >> 1
     distance = free_pfn - migrate_pfn
-    low_pfn = (free_pfn - (distance >> 2)) & ~(pageblock_nr_pages - 1)
-    min_pfn = (free_pfn - (distance >> 1)) & ~(pageblock_nr_pages - 1)
-    low_pfn = max(low_pfn, min_pfn)
+    if distance < 0:
+        # the free scanner went below the migrate scanner in this batch: the
+        # kernel's unsigned distance wraps, both bounds lie above every pfn,
+        # so no page qualifies and cc->free_pfn stays
+        low_pfn = min_pfn = 1 << 62
+    else:
+        low_pfn = (free_pfn - (distance >> 2)) & ~(pageblock_nr_pages - 1)
+        min_pfn = (free_pfn - (distance >> 1)) & ~(pageblock_nr_pages - 1)
+        low_pfn = max(low_pfn, min_pfn)
     search_order = min(cc_order - 1, search_order)
     page = -1
     highest = 0
