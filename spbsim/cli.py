@@ -356,8 +356,12 @@ def replay(path, mode, lenient, max_lines, json_out, memory, low_memory, cpus, v
               help="with --ensemble: local worker processes (default: the core count)")
 @click.option("--scheduler", default=None,
               help="with --ensemble: a running dask scheduler (tcp://HOST:PORT) instead")
+@click.option("--compaction-cost", default=None, metavar="US,NS|recorded",
+              help="kcompactd's [SIM] cost: microseconds per migrated page and "
+                   "nanoseconds per scanned page (default 50,100), or 'recorded' for "
+                   "the medians of the recording's own compactions")
 def validate(recording, policy, out_dir, as_json, check, max_lines, fail_on_miss, memory,
-             low_memory, cpus, start_seed, ensemble, workers, scheduler):
+             low_memory, cpus, start_seed, ensemble, workers, scheduler, compaction_cost):
     """Replay RECORDING's request stream through the simulated allocator and
     compare it with the kernel's snapshots, per zone, against the fidelity
     targets (docs/validate.md).
@@ -373,6 +377,9 @@ def validate(recording, policy, out_dir, as_json, check, max_lines, fail_on_miss
     from .trace import validate as V
     if policy is not None:
         Policy.parse(policy)
+    cost = _compaction_cost_arg(compaction_cost)
+    if ensemble is not None and cost is not None:
+        raise SpbsimError("--ensemble: --compaction-cost takes a single validation")
     if ensemble is not None:
         bad = [n for n, v in (("--out", out_dir), ("--check", check),
                               ("--start-seed", start_seed), ("--fail-on-miss", fail_on_miss))
@@ -398,7 +405,8 @@ def validate(recording, policy, out_dir, as_json, check, max_lines, fail_on_miss
     _note_first_compile()
     out = V.validate(recording, policy=policy, memory=memory, low_memory=low_memory, cpus=cpus,
                      max_lines=max_lines, progress=sys.stderr.isatty(), check=check,
-                     detail=out_dir is not None, start_seed=start_seed)
+                     detail=out_dir is not None, start_seed=start_seed,
+                     compaction_cost=cost)
     for line in out["notes"]:
         click.echo(line, err=True)
     summary = V.format_summary(out)
@@ -415,6 +423,21 @@ def validate(recording, policy, out_dir, as_json, check, max_lines, fail_on_miss
                    err=True)
     if fail_on_miss and out["summary"]["within_targets"] < out["summary"]["snapshots"]:
         sys.exit(1)
+
+
+def _compaction_cost_arg(text):
+    """--compaction-cost: None, "recorded" or (us per migrated page, ns per
+    scanned page)."""
+    if text is None or text == "recorded":
+        return text
+    try:
+        us, ns = (float(v) for v in text.split(","))
+    except ValueError:
+        raise SpbsimError(f"--compaction-cost {text!r}: expected US,NS (e.g. 50,100) "
+                          f"or 'recorded'") from None
+    if not (0 <= us <= 1_000_000 and 0 <= ns <= 1_000_000):
+        raise SpbsimError(f"--compaction-cost {text!r}: each value 0 to 1000000")
+    return us, ns
 
 
 @cli.command(context_settings={"ignore_unknown_options": True,

@@ -16,7 +16,7 @@ import numpy as np
 from .errors import ConfigError, FreeError
 from .mm import gfp as gfpmod
 from .mm.const import (KERNEL_VERSIONS, KV_6_1, MAX_NR_ZONES, MAX_PAGE_ORDER, PCPBUDDY_RFC,
-                       MIGRATE_TYPES, MIGRATETYPE_NAMES, NR_PAGE_ORDERS,
+                       NEVER_NS, MIGRATE_TYPES, MIGRATETYPE_NAMES, NR_PAGE_ORDERS,
                        PB_all_free, PB_compact_skip, PB_has_movable,
                        PB_has_reclaimable, PB_has_unmovable, PG_buddy, PG_head,
                        PG_MT_SHIFT, PG_pcp, PG_reserved, ZONE_NAMES,
@@ -27,7 +27,7 @@ from .mm.page_alloc import batch_alloc_free, free_pages_memory
 from .mm.page_free import EFREE_NOT_ALLOCATED, EFREE_ORDER, EFREE_RANGE
 from .mm.pcp import drain_all_pages
 from .mm.mm_init import new_mem
-from .mm.state import (CFG, SIMSTAT_NAMES, VMSTAT_NAMES, ZSTAT,
+from .mm.state import (CFG, NODE, SIMSTAT_NAMES, VMSTAT_NAMES, ZSTAT,
                        ZS_MANAGED, PCP_BATCH,
                        PCP_COUNT, PCP_HIGH)
 from .mm.zone_setup import (default_min_free_kbytes, free_ranges, init_zones,
@@ -90,6 +90,9 @@ class Machine:
       cache (cacheinfo's per_cpu_data_slice_size, default 1M); where it
       exceeds 3 pcp batches, PCPF_FREE_HIGH_BATCH makes free_high wait until
       the pcp list holds a batch (0: never, the model before this rule).
+      compaction_migrate_us / compaction_scan_ns: [SIM] the time kcompactd
+      takes per page it migrates / per page its scanners look at
+      (kcompactd_cost_ns; docs/model.md "Compaction's duration").
       watermarks: {zone name: (min, low, high[, promo])} taken as
       they are instead of __setup_per_zone_wmarks()'s (a recording's zoneinfo:
       the kernel computed them from the managed pages of the moment
@@ -122,7 +125,7 @@ class Machine:
                  kswapd_replay_run_ms=10, watermarks=None,
                  migrate_split_large=SWITCH_DEFAULTS["migrate_split_large"],
                  piece_capacity=None, compaction_capture=True, pcpbuddy=False,
-                 per_cpu_data_slice_size="1M"):
+                 per_cpu_data_slice_size="1M", compaction_migrate_us=50, compaction_scan_ns=100):
         if not isinstance(cpus, (int, np.integer)) or not 1 <= cpus <= 256:
             raise ConfigError(f"cpus={cpus!r}: allowed 1 to 256")
         if str(version) not in KERNEL_VERSIONS:
@@ -179,11 +182,20 @@ class Machine:
             if pcpbuddy else 0
         m.cfg[CFG["slab_free_ppm"]] = int(slab_free_ppm)
         m.cfg[CFG["compaction_proactiveness"]] = int(compaction_proactiveness)
+        if not compaction_proactiveness:
+            # kcompactd(): MAX_SCHEDULE_TIMEOUT, it waits for a wake-up
+            m.node[NODE["kcompactd_timeout_ns"]] = NEVER_NS
         m.cfg[CFG["extfrag_threshold"]] = int(extfrag_threshold)
         m.cfg[CFG["kswapd_rate"]] = parse_size(kswapd_rate, "kswapd_rate") >> 12
         if not 0 < float(kswapd_replay_run_ms) <= 10_000:
             raise ConfigError(f"kswapd_replay_run_ms={kswapd_replay_run_ms!r}: allowed (0, 10000]")
         m.cfg[CFG["kswapd_replay_run_ns"]] = int(float(kswapd_replay_run_ms) * 1e6)
+        if not 0 <= float(compaction_migrate_us) <= 1_000_000:
+            raise ConfigError(f"compaction_migrate_us={compaction_migrate_us!r}: allowed 0 to 1000000")
+        if not 0 <= float(compaction_scan_ns) <= 1_000_000:
+            raise ConfigError(f"compaction_scan_ns={compaction_scan_ns!r}: allowed 0 to 1000000")
+        m.cfg[CFG["compaction_migrate_ns"]] = int(round(float(compaction_migrate_us) * 1000))
+        m.cfg[CFG["compaction_scan_ns"]] = int(round(float(compaction_scan_ns)))
         m.cfg[CFG["migrate_untracked"]] = 1 if migrate_untracked else 0
         m.cfg[CFG["migrate_split_large"]] = 1 if migrate_split_large else 0
         m.cfg[CFG["spb"]] = 1 if spb_state is not None else 0

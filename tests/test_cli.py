@@ -72,6 +72,8 @@ def test_run_a_scenario_writes_a_loadable_results_directory(tmp_path):
     (["churn", "--cpus", "0"], "cpus"),
     (["bench", "--sizes", "4Q"], "invalid --sizes entry"),
     (["bench", "--engine", "--engine-duration", "soon"], "--engine-duration: expected a time"),
+    (["validate", ".", "--compaction-cost", "5x,1"], "--compaction-cost '5x,1': expected US,NS"),
+    (["validate", ".", "--compaction-cost", "-1,1"], "each value 0 to 1000000"),
 ])
 def test_bad_input_is_one_clear_line(args, msg):
     r = run_cli(*args)

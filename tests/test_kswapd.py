@@ -427,14 +427,23 @@ def test_kswapd_window_cuts():
     """Cuts for a chunk: on before the first op at or after the start, off
     after the last op at or before the end; windows reaching past the chunk
     leave their state for the next one."""
-    from spbsim.trace.kswapd_windows import active_at, window_cuts
+    from spbsim.trace.kswapd_windows import NEVER_NS, active_at, next_wake, window_cuts
     w = np.array([[100, 200], [300, 450], [600, 700]], np.int64)
     ts = np.array([50, 100, 150, 250, 350, 500], np.int64)
-    assert window_cuts(w, ts) == [(1, {"reclaim_active": True}), (3, {"reclaim_active": False}),
-                                  (4, {"reclaim_active": True}), (5, {"reclaim_active": False})]
+    assert window_cuts(w, ts) == [
+        (1, {"reclaim_active": True, "next_wake": 100}),
+        (3, {"reclaim_active": False, "next_wake": 300}),
+        (4, {"reclaim_active": True, "next_wake": 300}),
+        (5, {"reclaim_active": False, "next_wake": 600})]
     assert window_cuts(w, np.array([420, 650], np.int64)) == [
-        (1, {"reclaim_active": False}), (1, {"reclaim_active": True})]
+        (1, {"reclaim_active": False, "next_wake": 600}),
+        (1, {"reclaim_active": True, "next_wake": 600})]
+    # the last window's end: no further wake
+    assert window_cuts(w, np.array([650, 800], np.int64)) == [
+        (1, {"reclaim_active": False, "next_wake": NEVER_NS})]
     assert active_at(w, 650) and active_at(w, 100) and not active_at(w, 250)
+    assert next_wake(w, 50) == 100 and next_wake(w, 150) == 100
+    assert next_wake(w, 250) == 300 and next_wake(w, 701) == NEVER_NS
 
 
 def test_stream_owned_reclaim_active_is_left_alone():

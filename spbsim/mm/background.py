@@ -5,7 +5,8 @@ whenever :func:`background_due` says something is pending at ``now``.
 """
 from .compaction import (COMPACT_MAX_DEFER_SHIFT, HPAGE_FRAG_CHECK_INTERVAL_NS,
                          fragmentation_score_node, kcompactd_do_work, kcompactd_node_suitable,
-                         kswapd_is_running, proactive_compact_node)
+                         kswapd_is_running, kswapd_woke_by, proactive_compact_node)
+from .const import NEVER_NS
 from .jit import njit, njit_inline
 from .spb.work import spb_run_pending
 from .state import CFG, NODE
@@ -19,6 +20,8 @@ _N_KCD_WAIT = NODE["kcompactd_wait"]
 _N_KCD_ORDER = NODE["kcompactd_max_order"]
 _N_KSWAPD_LAST = NODE["kswapd_last_ns"]
 _N_KCD_TIMEOUT = NODE["kcompactd_timeout_ns"]
+_N_KCD_CLOCK = NODE["kcompactd_clock_ns"]
+_N_KCD_RUN_ORDER = NODE["kcompactd_run_order"]
 _CFG_SPB = CFG["spb"]
 _CFG_KSWAPD_RATE = CFG["kswapd_rate"]
 _CFG_RECLAIM_EXTERNAL = CFG["reclaim_external"]
@@ -30,6 +33,13 @@ def background_due(m, now):
     """Is kswapd or kcompactd awake, or timed work due at ``now``?"""
     return m.node[_N_KSWAPD_WAIT] != 0 or m.node[_N_KCD_WAIT] != 0 \
         or now >= m.node[_N_KCD_TIMEOUT] or now >= m.wq_n[2]
+
+
+@njit_inline
+def kcompactd_timeout(m):
+    """kcompactd()'s default wait: HPAGE_FRAG_CHECK_INTERVAL_MSEC, or
+    MAX_SCHEDULE_TIMEOUT with compaction_proactiveness 0."""
+    return HPAGE_FRAG_CHECK_INTERVAL_NS if m.cfg[_CFG_PROACTIVE] != 0 else NEVER_NS
 
 
 @njit
@@ -53,9 +63,21 @@ def background(m, now, cpu):
         # (asked here, before the next request); otherwise the order stays
         # pending until kcompactd's wait times out
         m.node[_N_KCD_WAIT] = 0
-        if kcompactd_node_suitable(m):
+        if now < m.node[_N_KCD_CLOCK]:
+            # still in its last run (no sleeper on kcompactd_wait): the order
+            # stays recorded, and kcompactd_work_requested() runs it when
+            # that run ends, unless kcompactd_do_work() drops it there as no
+            # higher than the order it ran for
+            if m.node[_N_KCD_ORDER] <= m.node[_N_KCD_RUN_ORDER]:
+                m.node[_N_KCD_ORDER] = 0
+            else:
+                m.node[_N_KCD_TIMEOUT] = min(m.node[_N_KCD_TIMEOUT], m.node[_N_KCD_CLOCK])
+        elif kcompactd_node_suitable(m):
+            # kcompactd's clock runs from here through the run's [SIM]
+            # duration; its next wait starts where the run ended
+            m.node[_N_KCD_CLOCK] = now
             kcompactd_do_work(m, cpu)
-            m.node[_N_KCD_TIMEOUT] = now + HPAGE_FRAG_CHECK_INTERVAL_NS
+            m.node[_N_KCD_TIMEOUT] = m.node[_N_KCD_CLOCK] + kcompactd_timeout(m)
     if now >= m.wq_n[2]:
         run_due_work(m, now)
     # the SPB series' queued work (defrag workers, slab shrink, evacuation)
@@ -65,16 +87,18 @@ def background(m, now, cpu):
     # after its last run, << COMPACT_MAX_DEFER_SHIFT after a proactive run
     # that did not lower the node's score): a pending order is
     # kcompactd_work_requested(), so kcompactd_do_work(); else proactive
-    # compaction (not while kswapd runs: should_proactive_compact_node).
+    # compaction (not while kswapd runs: should_proactive_compact_node; in
+    # a replay, also not once the recorded kswapd woke: kswapd_woke_by).
+    # The wait restarts when the run ends (kcompactd_cost_ns).
     # With compaction_proactiveness 0 kcompactd waits for a wake-up only.
     if now >= m.node[_N_KCD_TIMEOUT]:
-        interval = HPAGE_FRAG_CHECK_INTERVAL_NS
-        if m.cfg[_CFG_PROACTIVE] == 0:
-            interval = 1 << 62              # MAX_SCHEDULE_TIMEOUT
-        elif m.node[_N_KCD_ORDER] > 0:
+        interval = kcompactd_timeout(m)
+        m.node[_N_KCD_CLOCK] = now
+        if m.node[_N_KCD_ORDER] > 0:
             kcompactd_do_work(m, cpu)
-        elif not kswapd_is_running(m):
+        elif m.cfg[_CFG_PROACTIVE] != 0 and not kswapd_is_running(m) \
+                and not kswapd_woke_by(m, now):
             before = fragmentation_score_node(m)
             if proactive_compact_node(m, cpu) and fragmentation_score_node(m) >= before:
                 interval = HPAGE_FRAG_CHECK_INTERVAL_NS << COMPACT_MAX_DEFER_SHIFT
-        m.node[_N_KCD_TIMEOUT] = now + interval
+        m.node[_N_KCD_TIMEOUT] = m.node[_N_KCD_CLOCK] + interval

@@ -62,6 +62,8 @@ _CFG_SPB = CFG["spb"]
 _CFG_SPLIT = CFG["migrate_split_large"]
 _CFG_RA_EXTERNAL = CFG["reclaim_active_external"]
 _CFG_VERSION = CFG["version"]
+_CFG_MIGRATE_NS = CFG["compaction_migrate_ns"]
+_CFG_SCAN_NS = CFG["compaction_scan_ns"]
 _Z_FLAGS = ZSTAT["flags"]
 _Z_PRESENT = ZSTAT["present"]
 _Z_CONSIDERED = ZSTAT["compact_considered"]
@@ -84,6 +86,9 @@ _N_KCD_IDX = NODE["kcompactd_highest_zoneidx"]
 _N_KCD_WAIT = NODE["kcompactd_wait"]
 _N_KCD_RUNS = NODE["kcompactd_runs"]
 _N_KSWAPD_WAIT = NODE["kswapd_wait"]
+_N_KCD_CLOCK = NODE["kcompactd_clock_ns"]
+_N_KCD_RUN_ORDER = NODE["kcompactd_run_order"]
+_N_KSWAPD_NEXT_WAKE = NODE["kswapd_next_wake_ns"]
 
 
 # ---------------------------------------------------------------- deferral
@@ -738,6 +743,22 @@ def kswapd_is_running(m):
     return False
 
 
+@njit_inline
+def kswapd_woke_by(m, t):
+    """A replay that follows the recorded kswapd: has it woken, since the
+    compaction began, by time ``t`` (the start of its next reclaim window)?
+    kcompactd runs beside the requests, so a wake inside its run is one
+    __compact_finished() sees at its next check."""
+    return m.cfg[_CFG_RA_EXTERNAL] != 0 and t >= m.node[_N_KSWAPD_NEXT_WAKE]
+
+
+@njit_inline
+def kcompactd_cost_ns(m, scanned, migrated):
+    """[SIM] the time kcompactd takes to scan ``scanned`` pages (both
+    scanners) and migrate ``migrated`` (compaction_scan_ns, compaction_migrate_ns)."""
+    return scanned * m.cfg[_CFG_SCAN_NS] + migrated * m.cfg[_CFG_MIGRATE_NS]
+
+
 @njit
 def proactive_wmarks(m):
     """fragmentation_score_wmark(): (low, high) from compaction_proactiveness;
@@ -757,6 +778,7 @@ def proactive_compact_node(m, cpu):
     low, high = proactive_wmarks(m)
     if fragmentation_score_node(m) <= high:
         return False
+    m.node[_N_KCD_RUN_ORDER] = 0
     for z in range(m.zstat.shape[0]):
         if populated_zone(m, z) and zone_frag_score(m, z) > low:
             compact_zone(m, z, -1, MIGRATE_UNMOVABLE,
@@ -838,6 +860,10 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
     result = COMPACT_CONTINUE
     mscanned = 0
     fscanned = 0
+    # kcompactd's run takes [SIM] time (kcompactd_cost_ns): its clock moves
+    # on with the pages scanned and migrated
+    kclock0 = m.node[_N_KCD_CLOCK]
+    migrated0 = m.vm[_VM_MIGRATE_OK]
     sync = 1 if (flags & CC_SYNC) != 0 else 0
     trace_event(m, EV_COMPACTION_BEGIN, zs, sync, mpfn, fpfn, ze, flags << 8)
     while True:
@@ -851,8 +877,11 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
             if flags & CC_DIRECT:
                 m.zstat[z, _Z_BLOCKSKIP_FLUSH] = 1
             break
+        if kcompactd:
+            m.node[_N_KCD_CLOCK] = kclock0 + kcompactd_cost_ns(
+                m, mscanned + fscanned, m.vm[_VM_MIGRATE_OK] - migrated0)
         if flags & CC_PROACTIVE:
-            if kswapd_is_running(m):
+            if kswapd_is_running(m) or kswapd_woke_by(m, m.node[_N_KCD_CLOCK]):
                 result = COMPACT_PARTIAL_SKIPPED
                 break
             if zone_frag_score(m, z) <= proactive_low:
@@ -946,6 +975,9 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                 mpfn = start
             break
     cc_release(m, z)
+    if kcompactd:
+        m.node[_N_KCD_CLOCK] = kclock0 + kcompactd_cost_ns(
+            m, mscanned + fscanned, m.vm[_VM_MIGRATE_OK] - migrated0)
     trace_event(m, EV_COMPACTION_END, zs, sync, mpfn, fpfn, ze, result | (flags << 8))
     m.zstat[z, _Z_MIGRATE_PFN] = mpfn
     # compact_zone() counts every compaction's scans (cc->total_*_scanned);
@@ -1065,6 +1097,7 @@ def kcompactd_do_work(m, cpu):
     if m.cfg[_CFG_COMPACTION] == 0 or order <= 0:
         return 0
     m.node[_N_KCD_RUNS] += 1
+    m.node[_N_KCD_RUN_ORDER] = order
     m.vm[_VM_DWAKE] += 1
     trace_event(m, EV_KCOMPACTD_WAKE, 0, order, idx, 0, 0, 0)
     for z in range(idx + 1):

@@ -110,3 +110,6 @@ PCPBUDDY_S1 = 1       # phases 0, 1, 3: the SPB series' S1 snapshot (phase 2 rem
 PCPBUDDY_RFC = 2      # phases 0-3, phase 2 from the zone's lists: Johannes' RFC (v1 02)
 PCPBUDDY_ADOPT = 3    # phases 0-3, phase 2 adopts partly free pageblocks of tainted SPBs
                       #   for UNMOV/RECL refills (v2 21/40)
+
+#: a time (ns) that never comes: MAX_SCHEDULE_TIMEOUT, no further recorded wake
+NEVER_NS = 1 << 62

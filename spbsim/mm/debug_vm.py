@@ -7,6 +7,7 @@ consistent.  ``VIOLATIONS`` turns codes into messages.
 
 from .buddy import migratetype_to_has_bit
 from .const import (MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_PCPTYPES, MIGRATE_TYPES,
+                    NEVER_NS,
                     NR_PAGE_ORDERS, NR_PCP_LISTS, PB_all_free, PB_has_mask,
                     PG_buddy, PG_head, PG_MT_SHIFT, PG_pcp, PG_pcpbuddy, PG_reserved,
                     pageblock_nr_pages, pageblock_order)
@@ -28,6 +29,9 @@ _N_KSWAPD_ALLOC_ORDER = NODE["kswapd_alloc_order"]
 _N_KSWAPD_RECLAIM_ORDER = NODE["kswapd_reclaim_order"]
 _N_KSWAPD_RUN_IDX = NODE["kswapd_run_zoneidx"]
 _N_KSWAPD_NR_BOOST = NODE["kswapd_nr_boost_reclaim"]
+_N_KCD_CLOCK = NODE["kcompactd_clock_ns"]
+_N_KSWAPD_NEXT_WAKE = NODE["kswapd_next_wake_ns"]
+_N_KCD_RUN_ORDER = NODE["kcompactd_run_order"]
 
 VIOLATIONS = {
     1: "free list entry is not a free buddy head of the list's order (zone {a}, order/type {b})",
@@ -75,6 +79,8 @@ VIOLATIONS = {
     39: "compaction state out of range: isolated free pages left outside a compaction, or a "
         "zone's compact_init_free_pfn outside the zone (0 before any reset) (zone, -1 for the "
         "isolated list, {a}; value {b})",
+    40: "kcompactd's clock or the recorded kswapd's next wake is out of range (negative or "
+        "past NEVER_NS), or its run's order is (node field {a}, value {b})",
 }
 
 
@@ -379,6 +385,19 @@ def _check_compaction(m):
 
 
 @njit
+def _check_kcompactd(m):
+    """kcompactd's clock (where its run got to in time, kcompactd_cost_ns)
+    and the recorded kswapd's next wake are times, 0 to NEVER_NS; its run's
+    order is an order (0 for a proactive run)."""
+    for f in (_N_KCD_CLOCK, _N_KSWAPD_NEXT_WAKE):
+        if m.node[f] < 0 or m.node[f] > NEVER_NS:
+            return (40, -1, f, m.node[f])
+    if m.node[_N_KCD_RUN_ORDER] < 0 or m.node[_N_KCD_RUN_ORDER] > MAX_PAGE_ORDER:
+        return (40, -1, _N_KCD_RUN_ORDER, m.node[_N_KCD_RUN_ORDER])
+    return (0, -1, 0, 0)
+
+
+@njit
 def check_mem(m):
     """Run all checks; (0, -1, 0, 0) if the state is consistent."""
     if m.capc[CAPC_ZONE] != -1 or m.capc[CAPC_PAGE] != -1:
@@ -389,6 +408,9 @@ def check_mem(m):
     if r[0] != 0:
         return r
     r = _check_compaction(m)
+    if r[0] != 0:
+        return r
+    r = _check_kcompactd(m)
     if r[0] != 0:
         return r
     r = _check_lists(m)

@@ -2,7 +2,8 @@
 per-zone structures): :func:`new_mem` returns an empty :class:`Mem`."""
 import numpy as np
 
-from .const import MAX_NR_ZONES, MIGRATE_TYPES, NR_PAGE_ORDERS, NR_PCP_LISTS, pageblock_order
+from .const import (MAX_NR_ZONES, MIGRATE_TYPES, NEVER_NS, NR_PAGE_ORDERS, NR_PCP_LISTS,
+                    pageblock_order)
 from .spb.state import dummy_spb
 from .state import (CC_MAX, CFG_NAMES, EV_WIDTH, NODE, NODE_NAMES, NR_LRU, SIMSTAT_NAMES, VMSTAT_NAMES,
                     ZSTAT_NAMES, Mem, _piece_chain)
@@ -12,10 +13,12 @@ __all__ = ["new_mem"]
 
 def _new_node():
     """The node's scalars as kswapd() starts: no zone index asked
-    (kswapd_highest_zoneidx = MAX_NR_ZONES), its own index the top zone."""
+    (kswapd_highest_zoneidx = MAX_NR_ZONES), its own index the top zone;
+    no recorded kswapd wake ahead."""
     node = np.zeros(len(NODE_NAMES), np.int64)
     node[NODE["kswapd_highest_zoneidx"]] = MAX_NR_ZONES
     node[NODE["kswapd_run_zoneidx"]] = MAX_NR_ZONES - 1
+    node[NODE["kswapd_next_wake_ns"]] = NEVER_NS      # no recorded kswapd to follow
     return node
 
 

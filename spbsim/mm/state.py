@@ -117,6 +117,8 @@ CFG_NAMES = [
     "reclaim_active_external",  # replays: ZONE_RECLAIM_ACTIVE follows the stream's kswapd windows
     "compaction_capture",       # a direct compactor takes the page its frees make (compaction_capture)
     "pcpbuddy",                 # PCPBuddy: per-cpu owned pageblocks, merging on the pcp (30 lists)
+    "compaction_migrate_ns",    # [SIM] kcompactd's time per page it migrates
+    "compaction_scan_ns",       # [SIM] kcompactd's time per page its scanners look at
 ]
 CFG = _enum(CFG_NAMES)
 
@@ -173,7 +175,10 @@ NODE_NAMES = ["kswapd_order", "kswapd_highest_zoneidx", "kswapd_wait", "kswapd_f
               "kswapd_run_start_ns",    # when a reclaim_external kswapd's current run began
               "direct_pgfree",          # pgfree when a reclaim_external direct reclaim last looked
               "kswapd_alloc_order", "kswapd_run_zoneidx",
-              "kswapd_nr_boost_reclaim"]  # balance_pgdat's nr_boost_reclaim: boost left to reclaim
+              "kswapd_nr_boost_reclaim",  # balance_pgdat's nr_boost_reclaim: boost left to reclaim
+              "kcompactd_clock_ns",     # how far kcompactd's current (or last) run has got in time
+              "kcompactd_run_order",    # the order that run compacts for (0: a proactive run)
+              "kswapd_next_wake_ns"]    # replays: when the recorded kswapd next wakes (its next window)
 NODE = _enum(NODE_NAMES)
 
 #: reclaim lists (our stand-in for the node's LRU lists and the slab caches)

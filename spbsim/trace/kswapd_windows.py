@@ -6,9 +6,11 @@ per-cpu lists (nr_pcp_high()) exactly while the kernel's kswapd ran.
 """
 import numpy as np
 
+from spbsim.mm.const import NEVER_NS
 from spbsim.trace.ftrace import KMEM_KINDS, OTHER_EVENT
 
-__all__ = ["KSWAPD_GAP_MS", "KSWAPD_NAP_MS", "KswapdScan", "active_at", "window_cuts"]
+__all__ = ["KSWAPD_GAP_MS", "KSWAPD_NAP_MS", "NEVER_NS", "KswapdScan", "active_at", "next_wake",
+           "window_cuts"]
 
 #: [SIM] a pause of the kswapd task's kmem events at least this long ends a
 #: window: inside one balance_pgdat() run the gaps stay below 20 ms on the
@@ -105,6 +107,13 @@ class KswapdScan:
         return np.round(np.asarray(merged) * 1e9).astype(np.int64)
 
 
+def next_wake(windows, ts_ns) -> int:
+    """When the recorded kswapd is (or was, if reclaiming at ``ts_ns``) woken
+    next: the start of the first window that has not ended by ``ts_ns``."""
+    i = int(np.searchsorted(windows[:, 1], ts_ns, "left"))
+    return int(windows[i, 0]) if i < len(windows) else NEVER_NS
+
+
 def active_at(windows, ts_ns) -> bool:
     """Was kswapd reclaiming at trace time ``ts_ns``?"""
     i = int(np.searchsorted(windows[:, 0], ts_ns, "right")) - 1
@@ -112,16 +121,22 @@ def active_at(windows, ts_ns) -> bool:
 
 
 def window_cuts(windows, ts) -> list:
-    """Cuts [(op index, {"reclaim_active": bool})] for a chunk whose ops have
-    the (non-decreasing) trace times ``ts`` in ns: on before the first op at
-    or after a window's start, off after the last op at or before its end."""
+    """Cuts [(op index, {"reclaim_active": bool, "next_wake": ns})] for a
+    chunk whose ops have the (non-decreasing) trace times ``ts`` in ns: on
+    before the first op at or after a window's start, off after the last op
+    at or before its end; ``next_wake`` is that window's start (on) or the
+    next window's (off)."""
     if not len(ts) or not len(windows):
         return []
     lo, hi = int(ts[0]), int(ts[-1])
     out = []
-    for s, e in windows[(windows[:, 1] >= lo) & (windows[:, 0] <= hi)].tolist():
+    starts = windows[:, 0].tolist() + [NEVER_NS]
+    for i in np.flatnonzero((windows[:, 1] >= lo) & (windows[:, 0] <= hi)).tolist():
+        s, e = int(windows[i, 0]), int(windows[i, 1])
         if s >= lo:
-            out.append((int(np.searchsorted(ts, s, "left")), {"reclaim_active": True}))
+            out.append((int(np.searchsorted(ts, s, "left")),
+                        {"reclaim_active": True, "next_wake": s}))
         if e <= hi:
-            out.append((int(np.searchsorted(ts, e, "right")), {"reclaim_active": False}))
+            out.append((int(np.searchsorted(ts, e, "right")),
+                        {"reclaim_active": False, "next_wake": int(starts[i + 1])}))
     return out

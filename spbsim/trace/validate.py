@@ -773,21 +773,49 @@ def compare(result: dict, rec: Recording, rm: RecordedMachine, targets=TARGETS) 
 
 # ---------------------------------------------------------------- the command
 
+def _compaction_cost(rm, rec, cost):
+    """Set kcompactd's [SIM] cost in the recorded machine's kwargs; notes."""
+    if cost is None:
+        return []
+    if cost == "recorded":
+        from spbsim.trace.compaction_cost import compactions, costs
+        runs = compactions(rec.trace)
+        scan_ns, mig_us, n_idle, n_busy = costs(runs)
+        if mig_us is None:
+            return [f"note: compaction cost: {len(runs)} compactions in the trace, no "
+                    f"kcompactd one migrated 100 pages; the defaults stay"]
+        rm.machine_kwargs["compaction_migrate_us"] = max(0.0, round(mig_us, 3))
+        if scan_ns is not None:
+            rm.machine_kwargs["compaction_scan_ns"] = round(scan_ns, 1)
+        scan = "default" if scan_ns is None else f"{scan_ns:.0f} ns per scanned page ({n_idle})"
+        return [f"note: compaction cost from the trace: {mig_us:.1f} us per migrated page "
+                f"(median of {n_busy} kcompactd compactions), scan {scan}"]
+    mig_us, scan_ns = cost
+    rm.machine_kwargs["compaction_migrate_us"] = mig_us
+    rm.machine_kwargs["compaction_scan_ns"] = scan_ns
+    return []
+
+
 def validate(path, *, policy=None, memory=None, low_memory=None, cpus=None, max_lines=None,
-             progress=False, check=False, detail=False, start_seed=None) -> dict:
+             progress=False, check=False, detail=False, start_seed=None,
+             compaction_cost=None) -> dict:
     """Validate a recording: returns {recording, machine, notes, rows, summary,
     whatif, ...} (see docs/validate.md).  ``detail``: keep the simulated /proc
     files of every snapshot (for ``--out``).  ``start_seed``: draw the start
     state /proc does not show with this seed
-    (spbsim.trace.start.draw_hidden_state)."""
+    (spbsim.trace.start.draw_hidden_state).  ``compaction_cost``: kcompactd's
+    [SIM] cost, (us per migrated page, ns per scanned page), or "recorded"
+    for the medians of the recording's own kcompactd compactions (the
+    Machine defaults where it has too few)."""
     from spbsim.machine import Machine
     from spbsim.trace.whatif import replay_whatif
     rec = open_recording(path)
     rm = recorded_machine(rec, policy=policy, memory=memory, low_memory=low_memory, cpus=cpus)
     for s in rec.index:         # every snapshot's files parse, before the replay
         _real_side(s, rm.zones)
+    cost_notes = _compaction_cost(rm, rec, compaction_cost)
     machine = Machine(**rm.machine_kwargs)
-    diffs = machine_differences(rm, machine)
+    diffs = machine_differences(rm, machine) + cost_notes
     r = replay_whatif(rec.trace, machine, progress=progress, max_lines=max_lines,
                       snapshots_dir=rec.snapshots_dir, pfn_ranges=rm.pfn_ranges(),
                       snapshot_detail=detail, check=check, trace_cpus=rm.cpu_ids,

@@ -32,7 +32,8 @@ from spbsim.mm.workqueue import VMSTAT_INTERVAL_NS, WQ_VMSTAT_UPDATE, queue_work
 from spbsim.trace.ftrace import (MM_PAGE_ALLOC, MM_PAGE_FREE, OTHER_EVENT,
                                    TRACING_MARK_WRITE, TraceReader, TracingMarkWrite)
 from spbsim.trace.placement import MAX_CPUS
-from spbsim.trace.kswapd_windows import KSWAPD_GAP_MS, KswapdScan, active_at, window_cuts
+from spbsim.trace.kswapd_windows import (KSWAPD_GAP_MS, NEVER_NS, KswapdScan, active_at,
+                                         next_wake, window_cuts)
 
 __all__ = ["replay_whatif", "request_stream", "compare_snapshots", "format_table", "main",
            "OP_DTYPE", "OP_ALLOC", "OP_FREE", "OP_SPLIT", "OP_UNPAIRED",
@@ -957,6 +958,14 @@ def _follow_kswapd(machine, windows, now):
     reclaim windows (the model's kswapd leaves the flag alone)."""
     machine.mem.cfg[CFG["reclaim_active_external"]] = 1
     update_reclaim_active(machine.mem, _TOP_ZONE, active_at(windows, int(now)))
+    machine.mem.node[NODE["kswapd_next_wake_ns"]] = next_wake(windows, int(now))
+
+
+def _kswapd_cut(machine, info):
+    """A window cut: ZONE_RECLAIM_ACTIVE on or off, and when the recorded
+    kswapd wakes next (proactive compaction stops there: kswapd_woke_by)."""
+    update_reclaim_active(machine.mem, _TOP_ZONE, info["reclaim_active"])
+    machine.mem.node[NODE["kswapd_next_wake_ns"]] = info["next_wake"]
 
 
 def _user_compaction(machine, info, stats):
@@ -1460,7 +1469,9 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     def run_chunk(machine, chunk, id_off, nprefill):
         ops = chunk.ops
         lo = 0
-        if extra["windows"] is not None and len(ops) and not extra["following"]:
+        if extra["windows"] is not None and len(ops):
+            # each chunk starts in step with the recorded kswapd: a window
+            # that began and ended between two chunks' ops has no cut
             extra["following"] = True
             _follow_kswapd(machine, extra["windows"], ops["ts"][0])
         cuts = _with_window_cuts(chunk.cuts, extra["windows"], ops["ts"])
@@ -1471,7 +1482,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                             OWNER_TRACE, res, fail_by_order, bool(daemons))
                 lo = cut
             if info is not None and "reclaim_active" in info:
-                update_reclaim_active(machine.mem, _TOP_ZONE, info["reclaim_active"])
+                _kswapd_cut(machine, info)
                 continue
             if info is not None and "daemons" in info:
                 _background(machine.mem, np.int64(info["daemons"] * 1e9), np.int64(0))
@@ -1737,7 +1748,10 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             # (spbsim.mm.vmscan.balance_pgdat); vmstat_update decays pcp high
             machine.mem.cfg[CFG["reclaim_external"]] = 1
             machine.mem.node[NODE["kswapd_last_ns"]] = now
-            machine.mem.node[NODE["kcompactd_timeout_ns"]] = now + HPAGE_FRAG_CHECK_INTERVAL_NS
+            # kcompactd(): with compaction_proactiveness 0 it sleeps until woken
+            machine.mem.node[NODE["kcompactd_timeout_ns"]] = now + (
+                HPAGE_FRAG_CHECK_INTERVAL_NS if machine.mem.cfg[CFG["compaction_proactiveness"]]
+                else NEVER_NS)
             queue_work(machine.mem, WQ_VMSTAT_UPDATE, 0, now + VMSTAT_INTERVAL_NS)
             if windows is not None:
                 _follow_kswapd(machine, windows, now)
@@ -1753,6 +1767,10 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             return
         if ci == sc:
             lo = scut
+        elif daemons and windows is not None and len(ops):
+            # in step with the recorded kswapd: a window that began and
+            # ended between two chunks' ops has no cut
+            _follow_kswapd(machine, windows, ops["ts"][0])
         for cut, info in _with_window_cuts(chunk.cuts, windows, ops["ts"]) + [(len(ops), None)]:
             if ci == sc and cut < scut:
                 continue
@@ -1764,7 +1782,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                             OWNER_TRACE, res, fail_by_order, daemons)
                 lo = cut
             if info is not None and "reclaim_active" in info:
-                update_reclaim_active(machine.mem, _TOP_ZONE, info["reclaim_active"])
+                _kswapd_cut(machine, info)
             elif info is not None and "user_compaction" in info:
                 # one that began before the start snapshot is in its state
                 if info["ts"] >= start_cut[2]["ts"]:

@@ -1,0 +1,217 @@
+"""kcompactd's runs take [SIM] simulated time (kcompactd_cost_ns: the pages
+its scanners look at and the pages it migrates): proactive compaction stops
+once a replay's recorded kswapd wakes during it (__compact_finished's
+kswapd_is_running(), asked batch by batch while the requests go on), and
+kcompactd's next wait starts when a run ends, so a wake-up during a run
+waits for its end (kcompactd_work_requested()), or is dropped there if no
+higher than the order the run compacted for (kcompactd_do_work())."""
+import numpy as np
+
+from spbsim import Machine
+from spbsim.mm import compaction as C
+from spbsim.mm.background import background
+from spbsim.mm.const import (MAX_PAGE_ORDER, MIGRATE_UNMOVABLE, NEVER_NS, ZONE_DMA32,
+                             ZONE_NORMAL, pageblock_order)
+from spbsim.mm.craft import exhaust, zero_watermarks
+from spbsim.mm.state import CFG, NODE
+from spbsim.mm.watermark import wakeup_kcompactd
+
+PROACTIVE = C.CC_SYNC | C.CC_WHOLE_ZONE | C.CC_IGNORE_SKIP | C.CC_KCOMPACTD | C.CC_PROACTIVE
+T0 = 10_000_000_000
+
+
+def _holey(nfree=20000):
+    """1.5 GB (1 GB in Normal), every page allocated movable, then every
+    other page of Normal freed: compaction has much to migrate."""
+    m = Machine("1536M", low_memory="512M", cpus=1, pcp=False, early_unmovable=0,
+                migrate_untracked=True)
+    zero_watermarks(m)
+    pfns = np.sort(exhaust(m))
+    normal = pfns[pfns >= m.mem.zone_start[ZONE_NORMAL]]
+    holes = normal[0::2][:nfree]
+    m.run_ops(np.zeros(len(holes), np.int64), 0, pfns=np.asarray(holes, np.int64), cpu=0)
+    m.mem.node[NODE["kswapd_wait"]] = 0      # (exhausting memory woke it)
+    return m
+
+
+def _cost(mem, scanned, migrated):
+    return scanned * int(mem.cfg[CFG["compaction_scan_ns"]]) + \
+        migrated * int(mem.cfg[CFG["compaction_migrate_ns"]])
+
+
+def _proactive_run(next_wake):
+    m = _holey()
+    mem = m.mem
+    mem.cfg[CFG["reclaim_active_external"]] = 1      # a replay following its kswapd
+    mem.node[NODE["kswapd_next_wake_ns"]] = next_wake
+    mem.node[NODE["kcompactd_clock_ns"]] = T0
+    v0 = m.vmstat_counters()
+    rc = C.compact_zone(mem, ZONE_NORMAL, -1, MIGRATE_UNMOVABLE, PROACTIVE, 0, 0)
+    v = m.vmstat_counters()
+    migrated = v["pgmigrate_success"] - v0["pgmigrate_success"]
+    scanned = sum(v[k] - v0[k] for k in ("compact_migrate_scanned", "compact_free_scanned"))
+    return m, rc, migrated, scanned
+
+
+def test_proactive_compaction_stops_when_the_recorded_kswapd_wakes_during_it():
+    """The recorded kswapd wakes 2 ms into the run: at 50 us a page the run
+    has migrated about 40 pages by then, and stops (PARTIAL_SKIPPED) at the
+    next check, within the pageblock it was in.  Without that wake the same
+    run migrates thousands of pages.  The old code ran compaction in no time
+    and asked only whether kswapd ran when it began."""
+    m, rc, migrated, scanned = _proactive_run(NEVER_NS)
+    assert rc != C.COMPACT_PARTIAL_SKIPPED and migrated > 5000
+    assert m.mem.node[NODE["kcompactd_clock_ns"]] == T0 + _cost(m.mem, scanned, migrated)
+    m.check()
+    m, rc, migrated, scanned = _proactive_run(T0 + 2_000_000)
+    assert rc == C.COMPACT_PARTIAL_SKIPPED
+    per_page = int(m.mem.cfg[CFG["compaction_migrate_ns"]])
+    assert 2_000_000 // per_page // 2 <= migrated <= 2_000_000 // per_page + (1 << pageblock_order)
+    clock = int(m.mem.node[NODE["kcompactd_clock_ns"]])
+    assert clock == T0 + _cost(m.mem, scanned, migrated) and clock >= T0 + 2_000_000
+    m.check()
+
+
+def test_kcompactd_waits_from_the_end_of_its_run_and_a_wake_during_it_waits_for_that_end():
+    """kcompactd(): the 500 ms wait starts when kcompactd_do_work() returns,
+    not when it began; wakeup_kcompactd() during a run finds no sleeper, so
+    the order stays recorded and runs when the run ends, unless the run's
+    end drops it as no higher than the run's own order."""
+    m = _holey()
+    mem = m.mem
+    mem.node[NODE["kcompactd_timeout_ns"]] = T0 + C.HPAGE_FRAG_CHECK_INTERVAL_NS
+    wakeup_kcompactd(mem, pageblock_order, ZONE_NORMAL)
+    assert C.kcompactd_node_suitable(mem)
+    v0 = m.vmstat_counters()
+    background(mem, T0, 0)
+    v = m.vmstat_counters()
+    assert v["compact_daemon_wake"] == v0["compact_daemon_wake"] + 1
+    migrated = v["pgmigrate_success"] - v0["pgmigrate_success"]
+    scanned = sum(v[k] - v0[k] for k in ("compact_daemon_migrate_scanned",
+                                         "compact_daemon_free_scanned"))
+    assert migrated > 0
+    end = T0 + _cost(mem, scanned, migrated)
+    assert mem.node[NODE["kcompactd_clock_ns"]] == end
+    assert mem.node[NODE["kcompactd_timeout_ns"]] == end + C.HPAGE_FRAG_CHECK_INTERVAL_NS
+    m.check()
+    assert mem.node[NODE["kcompactd_run_order"]] == pageblock_order
+    # woken again before the run's end for the same order: kcompactd_do_work()
+    # drops it at its end (kcompactd_max_order <= cc.order), nothing runs
+    wakeup_kcompactd(mem, pageblock_order, ZONE_NORMAL)
+    background(mem, (T0 + end) // 2, 0)
+    assert mem.node[NODE["kcompactd_max_order"]] == 0
+    assert mem.node[NODE["kcompactd_timeout_ns"]] == end + C.HPAGE_FRAG_CHECK_INTERVAL_NS
+    # for a higher order: it stays recorded and runs when the run ends
+    wakeup_kcompactd(mem, MAX_PAGE_ORDER, ZONE_NORMAL)
+    background(mem, (T0 + end) // 2 + 1, 0)
+    assert m.vmstat_counters()["compact_daemon_wake"] == v["compact_daemon_wake"]
+    assert mem.node[NODE["kcompactd_max_order"]] == MAX_PAGE_ORDER
+    assert mem.node[NODE["kcompactd_timeout_ns"]] == end
+    m.check()
+    background(mem, end, 0)
+    assert m.vmstat_counters()["compact_daemon_wake"] == v["compact_daemon_wake"] + 1
+    assert mem.node[NODE["kcompactd_max_order"]] == 0
+    assert mem.node[NODE["kcompactd_run_order"]] == MAX_PAGE_ORDER
+    m.check()
+
+
+def test_debug_vm_checks_kcompactds_clock_and_the_recorded_kswapds_next_wake():
+    import pytest
+
+    from spbsim.machine import InvariantError
+    m = Machine("1G", cpus=1)
+    assert m.mem.node[NODE["kswapd_next_wake_ns"]] == NEVER_NS    # no recording followed
+    m.check()
+    for field in ("kcompactd_clock_ns", "kswapd_next_wake_ns"):
+        keep = int(m.mem.node[NODE[field]])
+        m.mem.node[NODE[field]] = -1
+        with pytest.raises(InvariantError, match="kcompactd's clock"):
+            m.check()
+        m.mem.node[NODE[field]] = keep
+    m.check()
+
+
+def test_the_replay_follows_the_recorded_kswapds_next_wake():
+    """_follow_kswapd (each chunk's first op, the start) and the window cuts
+    keep ZONE_RECLAIM_ACTIVE and kswapd_next_wake_ns in step with the
+    recorded kswapd: a resync after a window that began and ended between
+    two chunks' ops turns the flag off and moves the next wake on."""
+    from spbsim.mm.const import ZONE_RECLAIM_ACTIVE
+    from spbsim.mm.state import ZS_FLAGS
+    from spbsim.trace.whatif import _follow_kswapd, _kswapd_cut
+    m = Machine("1G", cpus=1)
+    mem = m.mem
+    w = np.array([[100, 200], [300, 450], [600, 700]], np.int64)
+
+    def state():
+        return (bool(mem.zstat[ZONE_DMA32, ZS_FLAGS] & ZONE_RECLAIM_ACTIVE),
+                int(mem.node[NODE["kswapd_next_wake_ns"]]))
+
+    _follow_kswapd(m, w, 150)
+    assert mem.cfg[CFG["reclaim_active_external"]] == 1
+    assert state() == (True, 100)
+    _kswapd_cut(m, {"reclaim_active": False, "next_wake": 300})
+    assert state() == (False, 300)
+    _kswapd_cut(m, {"reclaim_active": True, "next_wake": 300})
+    assert state() == (True, 300)
+    _follow_kswapd(m, w, 500)            # the window ended in a gap: no off cut
+    assert state() == (False, 600)
+    _follow_kswapd(m, w, 800)
+    assert state() == (False, NEVER_NS)
+    m.check()
+
+
+def test_proactive_compaction_does_not_start_once_the_recorded_kswapd_woke():
+    """should_proactive_compact_node(): no proactive run while kswapd runs.
+    A daemon tick can come after the recorded kswapd woke but before the
+    window's cut set ZONE_RECLAIM_ACTIVE: the run must not start (and then
+    stop at once, be deferred 32 s for a score it had no time to lower)."""
+    m = _holey()
+    mem = m.mem
+    assert C.fragmentation_score_node(mem) > C.proactive_wmarks(mem)[1]
+    mem.cfg[CFG["reclaim_active_external"]] = 1
+    mem.node[NODE["kswapd_next_wake_ns"]] = T0 - 1
+    mem.node[NODE["kcompactd_timeout_ns"]] = T0
+    mem.node[NODE["kcompactd_max_order"]] = 0          # no order pending
+    mem.node[NODE["kcompactd_wait"]] = 0
+    v0 = m.vmstat_counters()
+    background(mem, T0, 0)
+    assert m.vmstat_counters()["pgmigrate_success"] == v0["pgmigrate_success"]
+    assert mem.node[NODE["kcompactd_timeout_ns"]] == T0 + C.HPAGE_FRAG_CHECK_INTERVAL_NS
+    # once the recorded kswapd's next wake is ahead, it runs
+    mem.node[NODE["kswapd_next_wake_ns"]] = NEVER_NS
+    background(mem, T0 + C.HPAGE_FRAG_CHECK_INTERVAL_NS, 0)
+    assert m.vmstat_counters()["pgmigrate_success"] > v0["pgmigrate_success"]
+    m.check()
+
+
+def test_without_proactiveness_kcompactd_sleeps_until_woken():
+    """kcompactd() with compaction_proactiveness 0 waits with
+    MAX_SCHEDULE_TIMEOUT: an order a wake-up left pending (the node did
+    not suit it) waits for the next wake-up, also after a run; an order
+    asked during a run still runs when the run ends."""
+    m = _holey()
+    mem = m.mem
+    mem.cfg[CFG["compaction_proactiveness"]] = 0
+    mem.node[NODE["kcompactd_timeout_ns"]] = NEVER_NS
+    assert Machine("1G", cpus=1, compaction_proactiveness=0).mem.node[
+        NODE["kcompactd_timeout_ns"]] == NEVER_NS
+    wakeup_kcompactd(mem, pageblock_order, ZONE_NORMAL)
+    v0 = m.vmstat_counters()
+    background(mem, T0, 0)                  # suitable: runs at once
+    assert m.vmstat_counters()["compact_daemon_wake"] == v0["compact_daemon_wake"] + 1
+    end = int(mem.node[NODE["kcompactd_clock_ns"]])
+    assert end > T0 and mem.node[NODE["kcompactd_timeout_ns"]] == end + NEVER_NS
+    # asked for more during the run: runs at its end, then sleeps again
+    wakeup_kcompactd(mem, MAX_PAGE_ORDER, ZONE_NORMAL)
+    background(mem, (T0 + end) // 2, 0)
+    assert mem.node[NODE["kcompactd_timeout_ns"]] == end
+    background(mem, end, 0)
+    assert m.vmstat_counters()["compact_daemon_wake"] == v0["compact_daemon_wake"] + 2
+    end2 = int(mem.node[NODE["kcompactd_clock_ns"]])
+    assert mem.node[NODE["kcompactd_timeout_ns"]] == end2 + NEVER_NS
+    # a pending order the node does not suit is not run at any later time
+    mem.node[NODE["kcompactd_max_order"]] = pageblock_order
+    background(mem, end2 + 100 * C.HPAGE_FRAG_CHECK_INTERVAL_NS, 0)
+    assert m.vmstat_counters()["compact_daemon_wake"] == v0["compact_daemon_wake"] + 2
+    m.check()
