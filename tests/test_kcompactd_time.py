@@ -168,6 +168,7 @@ def test_proactive_compaction_does_not_start_once_the_recorded_kswapd_woke():
     stop at once, be deferred 32 s for a score it had no time to lower)."""
     m = _holey()
     mem = m.mem
+    mem.cfg[CFG["compaction_proactiveness"]] = 95     # marks 5 and 15
     assert C.fragmentation_score_node(mem) > C.proactive_wmarks(mem)[1]
     mem.cfg[CFG["reclaim_active_external"]] = 1
     mem.node[NODE["kswapd_next_wake_ns"]] = T0 - 1
