@@ -32,8 +32,8 @@ from spbsim.mm.workqueue import VMSTAT_INTERVAL_NS, WQ_VMSTAT_UPDATE, queue_work
 from spbsim.trace.ftrace import (MM_PAGE_ALLOC, MM_PAGE_FREE, OTHER_EVENT,
                                    TRACING_MARK_WRITE, TraceReader, TracingMarkWrite)
 from spbsim.trace.placement import MAX_CPUS
-from spbsim.trace.kswapd_windows import (KSWAPD_GAP_MS, NEVER_NS, KswapdScan, active_at,
-                                         next_wake, window_cuts)
+from spbsim.trace.kswapd_windows import (KSWAPD_GAP_MS, KswapdScan, active_at, next_wake,
+                                         window_cuts)
 
 __all__ = ["replay_whatif", "request_stream", "compare_snapshots", "format_table", "main",
            "OP_DTYPE", "OP_ALLOC", "OP_FREE", "OP_SPLIT", "OP_UNPAIRED",
@@ -1452,7 +1452,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     stream = _Stream(trace_path, kswapd_scan=scan, **skw)
     _background = background
     # the recorded kswapd's windows, whether pass 2 follows them yet, the draw
-    extra = {"windows": None, "following": False, "hidden": None,
+    extra = {"windows": None, "hidden": None,
              "user": {"zones": 0, "unmatched": 0}}
 
     fill_state = {"pending": None, "at": None, "zones": {}}
@@ -1472,7 +1472,6 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         if extra["windows"] is not None and len(ops):
             # each chunk starts in step with the recorded kswapd: a window
             # that began and ended between two chunks' ops has no cut
-            extra["following"] = True
             _follow_kswapd(machine, extra["windows"], ops["ts"][0])
         cuts = _with_window_cuts(chunk.cuts, extra["windows"], ops["ts"])
         for cut, info in cuts + [(len(ops), None)]:
@@ -1748,10 +1747,10 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             # (spbsim.mm.vmscan.balance_pgdat); vmstat_update decays pcp high
             machine.mem.cfg[CFG["reclaim_external"]] = 1
             machine.mem.node[NODE["kswapd_last_ns"]] = now
-            # kcompactd(): with compaction_proactiveness 0 it sleeps until woken
-            machine.mem.node[NODE["kcompactd_timeout_ns"]] = now + (
-                HPAGE_FRAG_CHECK_INTERVAL_NS if machine.mem.cfg[CFG["compaction_proactiveness"]]
-                else NEVER_NS)
+            # (with compaction_proactiveness 0 the Machine's kcompactd sleeps
+            # until woken: its timeout stays MAX_SCHEDULE_TIMEOUT)
+            if machine.mem.cfg[CFG["compaction_proactiveness"]]:
+                machine.mem.node[NODE["kcompactd_timeout_ns"]] = now + HPAGE_FRAG_CHECK_INTERVAL_NS
             queue_work(machine.mem, WQ_VMSTAT_UPDATE, 0, now + VMSTAT_INTERVAL_NS)
             if windows is not None:
                 _follow_kswapd(machine, windows, now)
