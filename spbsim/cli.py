@@ -274,8 +274,10 @@ def _print_summary(mach, s, out_dir):
 @click.option("--memory", default="1536M", show_default=True, help="what-if: machine size")
 @click.option("--low-memory", default="512M", show_default=True, help="what-if: RAM below 4G")
 @click.option("--cpus", default=2, show_default=True, type=int, help="what-if: cpus")
-@click.option("--kernel-version", "version", default="6.12", show_default=True,
-              type=click.Choice(["recent", "6.12", "6.1"]), help="what-if: allocator variant")
+@click.option("--kernel-version", "version", default=None,
+              type=click.Choice(["recent", "6.12", "6.1"]),
+              help="allocator variant: what-if's model (default 6.12), agreement's peek "
+                   "(default: the recording's kernel, from its manifest)")
 @click.option("--defrag-mode/--no-defrag-mode", default=False, help="what-if: vm.defrag_mode")
 def replay(path, mode, lenient, max_lines, json_out, memory, low_memory, cpus, version,
            defrag_mode):
@@ -310,6 +312,8 @@ def replay(path, mode, lenient, max_lines, json_out, memory, low_memory, cpus, v
         click.echo(format_table(r), nl=False)
     elif mode == "agreement":
         from .trace import agreement
+        if version is None:
+            version = agreement.version_for_recording(snaps.parent / "manifest.json")
         r = agreement.replay_agreement(trace, snaps, version=version, lenient=lenient,
                                        progress=True, max_lines=max_lines)
         click.echo(agreement.format_table(r), nl=False)
@@ -318,7 +322,8 @@ def replay(path, mode, lenient, max_lines, json_out, memory, low_memory, cpus, v
         snaps = (p if p.is_dir() else p.parent) / "snapshots"
         snaps = snaps if snaps.is_dir() else None
         r = whatif.replay_whatif(trace, dict(memory=memory, low_memory=low_memory, cpus=cpus,
-                                             version=version, defrag_mode=defrag_mode),
+                                             version=version or "6.12",
+                                             defrag_mode=defrag_mode),
                                  lenient=lenient, progress=True, max_lines=max_lines,
                                  snapshots_dir=snaps)
         click.echo(whatif.format_table(r, snaps), nl=False)

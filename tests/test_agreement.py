@@ -69,7 +69,7 @@ def drain(pfn, order=0, mt=MIGRATE_MOVABLE, cpu=0):
     return ("drain", dict(pfn=pfn, order=order, mt=mt), cpu)
 
 
-def recording(root, free, events, lru=()):
+def recording(root, free, events, lru=(), manifest=MANIFEST):
     """A recording in ``root``: at the start snapshot the blocks ``free``
     [(pfn, order)] are free and the ranges ``lru`` [(pfn, n)] are on LRU lists,
     everything else is allocated; then ``events`` after the start markers."""
@@ -85,7 +85,7 @@ def recording(root, free, events, lru=()):
     flags.astype("<u8").tofile(d / "kpageflags.bin")
     (root / "snapshots" / "index.tsv").write_text(
         "seq\ttag\tmono_ns_first_file\tdir\tfiles\n1\tstart\t10000000000\t0001-start\tkpageflags\n")
-    (root / "manifest.json").write_text(json.dumps(MANIFEST))
+    (root / "manifest.json").write_text(json.dumps(manifest))
     lines = ["# tracer: nop", "#"]
     ts = 10.0
     for kind, kw, cpu in [("mark", {"text": "oracle_snap_begin seq=1 tag=start"}, 1),
@@ -205,6 +205,45 @@ def test_claim_pairs_zone_locked_with_extfrag_and_counts_movable_pages(tmp_path)
     assert row(agreement(root, version="6.1"))["peek_kind"] == peek.PK_STEAL
 
 
+MANIFEST_61 = dict(MANIFEST, kernel={"release": "6.1.0-57-amd64"})
+
+
+def test_v61_fallback_is_one_decision_at_the_zone_locked_line_after_its_extfrag(tmp_path):
+    """On a v6.1 recording the extfrag line comes first (__rmqueue_fallback),
+    then the zone_locked line of __rmqueue's retry: one claim, recorded at
+    the page the retry took, with the fallback's list and order."""
+    C = N + 0x3000
+    events = [extfrag(C + 8, 0, 3, MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, 1),
+              zl(C + 1, 0, MIGRATE_UNMOVABLE), alloc(C + 1, 0, "GFP_KERNEL")]
+    root = recording(tmp_path, [(C + 1, 0), (C + 2, 1), (C + 4, 2), (C + 8, 3)], events,
+                     manifest=MANIFEST_61)
+    r = agreement(root, version="6.1", lru=False)
+    assert r["events"] == 1 and r["counted"] == 1 and r["skipped"] == {}
+    x = row(r)
+    assert x["real_kind"] == peek.PK_CLAIM and x["real_list"] == MIGRATE_MOVABLE
+    assert x["real_fallback_order"] == 3 and x["real_pfn"] == C + 1 and x["real_order"] == 0
+    assert x["peek_kind"] == peek.PK_CLAIM and x["peek_pfn"] == C + 1 and x["peek_order"] == 0
+    assert r["overall"]["all"] == 1 and r["decisions"] == {"claim": {"claim": 1}}
+    assert r["placement"]["counters"]["extfrag_before_zone_locked"] == 1
+
+
+def test_v61_steal_keeps_the_stolen_buddys_order_and_block(tmp_path):
+    """A v6.1 steal: extfrag names the UNMOVABLE order-7 buddy, the retry's
+    zone_locked line takes its first page: one steal of an order-7 buddy."""
+    A = N + 0x1000
+    root = recording(tmp_path, [(A, 0), (A + 128, 7)], [
+        zl(A, 0, MIGRATE_UNMOVABLE), alloc(A, 0, "GFP_KERNEL"),
+        extfrag(A + 128, 0, 7, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE), zl(A + 128), alloc(A + 128)],
+        manifest=MANIFEST_61)
+    r = agreement(root, version="6.1")
+    assert r["events"] == 2 and r["counted"] == 1 and r["skipped"] == {"list_type": 1}
+    x = row(r, 1)
+    assert x["real_kind"] == peek.PK_STEAL and x["real_order"] == 7
+    assert x["real_list"] == MIGRATE_UNMOVABLE and x["block_mt"] == MIGRATE_UNMOVABLE
+    assert x["peek_kind"] == peek.PK_STEAL and x["peek_pfn"] == A + 128
+    assert r["overall"]["all"] == 1 and r["decisions"] == {"steal": {"steal": 1}}
+
+
 def test_skips_name_the_state_mismatch(tmp_path):
     B = N + 0x800
     H = N + 0x1000
@@ -243,6 +282,15 @@ def test_cli_agreement_mode(tmp_path, capsys):
     assert "decision-level agreement" in text and "overall" in text
     j = json.loads(out.read_text())
     assert j["overall"]["all"] == 1 and "rows" not in j and set(j["classes"]) == set(BREAKDOWN_KEYS)
+    assert j["version"] == "6.12"
+    # a recording of a 6.1 kernel is peeked with the 6.1 variant unless told otherwise
+    r61 = recording(tmp_path / "r61", [(B, 3)], [zl(B), alloc(B)], manifest=MANIFEST_61)
+    main(["replay", str(r61), "--mode", "agreement", "--json", str(out)])
+    assert json.loads(out.read_text())["rule"] == "rmqueue_fallback"
+    main(["replay", str(r61), "--mode", "agreement", "--kernel-version", "6.12",
+          "--json", str(out)])
+    assert json.loads(out.read_text())["rule"] == "claim-steal"
+    capsys.readouterr()
     (tmp_path / "bare").mkdir()
     (tmp_path / "bare" / "trace.txt").write_text((root / "trace.txt").read_text())
     with pytest.raises(SystemExit) as e:

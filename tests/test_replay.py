@@ -233,6 +233,53 @@ def test_extfrag_whole_block_steal_and_claim(rep):
     assert (p + 2, 1) in free_blocks(rep)
 
 
+def _xf(pfn, fo, mt, fmt, chown, order=0, cpu=1):
+    return {"kind": "mm_page_alloc_extfrag", "pfn": pfn, "order": order, "migratetype": mt,
+            "fallback_order": fo, "fallback_migratetype": fmt, "change_ownership": chown,
+            "cpu": cpu}
+
+
+def test_v61_extfrag_comes_before_the_zone_locked_line_of_its_page(rep):
+    """v6.1's __rmqueue_fallback traces the fallback buddy, then __rmqueue's
+    retry of __rmqueue_smallest prints the page taken.  A claim: the block
+    changes type and the page comes from the moved buddies, not from the
+    fallback buddy the extfrag names.  A steal: the stolen buddy is taken and
+    its block keeps the fallback type although the retry prints the
+    requested one."""
+    m = rep.mem
+    rep.extfrag_first = True
+    p = B + 512
+    rep.insert_free([p + 3, p + 32], [0, 5])
+    run(rep, _xf(p + 32, 5, MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, 1),
+        zl(p + 3, 0, MIGRATE_UNMOVABLE, cpu=1))
+    assert m.pb_mt[p // 512] == MIGRATE_UNMOVABLE
+    assert free_blocks(rep, p, p + 512) == {(p + 32, 5)}
+    c = rep.counters()
+    assert c["extfrag_before_zone_locked"] == 1 and c["extfrag_claim"] == 1
+    assert res(rep, "zone_locked", "exact")[0] == 1
+    assert sum(sum(res(rep, "extfrag", o)) for o in pl.OUTCOMES) == 0
+    s = B + 1024
+    m.pb_mt[s // 512] = MIGRATE_UNMOVABLE
+    rep.insert_free([s], [5])
+    run(rep, _xf(s, 5, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE, 0),
+        zl(s, 0, MIGRATE_MOVABLE, cpu=1))
+    assert m.pb_mt[s // 512] == MIGRATE_UNMOVABLE
+    assert free_blocks(rep, s, s + 512) == {(s + 1, 0), (s + 2, 1), (s + 4, 2), (s + 8, 3),
+                                            (s + 16, 4)}
+    assert rep.counters()["extfrag_steal"] == 1
+    assert res(rep, "zone_locked", "expand")[0] == 1
+    rep.machine.check()
+
+
+def test_extfrag_first_follows_the_recorded_kernel():
+    from spbsim.trace.replay import extfrag_first
+    assert extfrag_first({"kernel": {"release": "6.1.0-57-amd64"}})
+    assert not extfrag_first({"kernel": {"release": "6.12.117+deb12-amd64"}})
+    assert extfrag_first({"kernel": {"release": "6.14.2"}})
+    assert not extfrag_first({"kernel": {"release": "6.16.0"}})
+    assert not extfrag_first({}) and not extfrag_first({"kernel": {}})
+
+
 def test_isolate_freepages_infers_the_stride(rep):
     x = 0x6000
     singles = [x, x + 5, x + 32, x + 64]

@@ -9,7 +9,9 @@ order.  ``replay_agreement(trace, snapshots_dir)``, ``format_table(result)``;
 """
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -106,7 +108,7 @@ class AgreementReplay(PlacementReplay):
         core.agreement_ops(self.mem, ops, int(lo), int(hi), int(mode), self.res, self.stats,
                            self.revealed, self.last_zl, self.scratch, self.log, self.rule,
                            self.heal, self.pend, self.npend, self.gkey, self.lru, self.ascratch,
-                           self.rows, self.astats)
+                           self.rows, self.astats, self.extfrag_first)
         self._collect()
 
     def finish(self) -> np.ndarray:
@@ -228,6 +230,22 @@ def lowest_classes(summary, n=None, min_events=1):
                 items.append((key, label, cnt))
     items.sort(key=lambda t: (t[2]["all"] / t[2]["events"], -t[2]["events"]))
     return items[:n] if n else items
+
+
+def version_for_recording(manifest_path) -> str:
+    """The peek's allocator variant for a recording: its kernel release
+    (manifest.json) as spbsim.trace.validate.policy_for_kernel maps it; 6.12
+    when the manifest names none."""
+    from .validate import policy_for_kernel
+    try:
+        k = json.loads(Path(manifest_path).read_text()).get("kernel")
+    except (OSError, ValueError):
+        return "6.12"
+    release = k.get("release") if isinstance(k, dict) else None
+    if not release:
+        return "6.12"
+    policy = policy_for_kernel(str(release))[0]
+    return {"stock:6.1": "6.1", "stock": "recent"}.get(policy, "6.12")
 
 
 def replay_agreement(trace_path, snapshots_dir, *, version="6.12", rule=None, lru=True,

@@ -233,12 +233,14 @@ def _peek_variants(m, e, z, order, mt, rule, lru):
 
 @njit
 def agreement_ops(m, ops, lo, hi, mode, res, stats_pl, revealed, last_zl, scratch_pl, log,
-                  rule, heal, pend, npend, gkey, lru, scratch, rows, stats):
+                  rule, heal, pend, npend, gkey, lru, scratch, rows, stats, extfrag_first=False):
     """Apply ops[lo:hi] (spbsim.trace.placement.apply_ops, one op at a time) and
     record the real and the peeked decision of every buddy-level allocation
     (rows appended to ``rows``, count in stats[0]).  ``ops`` needs the
     ``C_GFP`` column (spbsim.trace.replay).  ``heal``: take phantom buddies
-    (SK_PHANTOM) off the free lists."""
+    (SK_PHANTOM) off the free lists.  ``extfrag_first``: the v6.1 trace order
+    (spbsim.trace.placement.apply_ops); the fallback's decision is then
+    recorded at the zone_locked line that follows its extfrag."""
     npfn = m.pg_flags.shape[0]
     ncpu = npend.shape[0]
     has_lru = lru.shape[0] >= npfn
@@ -256,9 +258,22 @@ def agreement_ops(m, ops, lo, hi, mode, res, stats_pl, revealed, last_zl, scratc
             lc = ops[i, pl.C_CPU]
             if lc < 0 or lc >= last_zl.shape[0]:
                 lc = last_zl.shape[0] - 1
+            if extfrag_first and kind == pl.K_EXTFRAG:
+                # v6.1: waits (placement) for the zone_locked line of its page
+                pl.apply_ops(m, ops, i, i + 1, mode, res, stats_pl, revealed, last_zl,
+                             scratch_pl, log, extfrag_first)
+                continue
+            paired = extfrag_first and pl.deferred_pairs(last_zl, lc, ops[i])
             matched = last_zl[lc, 0] == pfn and last_zl[lc, 1] == order
             fo = ops[i, pl.C_FB_ORDER]
             fmt = ops[i, pl.C_FB_MT]
+            xkind = PK_NONE
+            if paired:
+                # the fallback this zone_locked line is the retry of
+                fo = last_zl[lc, pl.LZ_DEFER + pl.C_FB_ORDER]
+                fmt = last_zl[lc, pl.LZ_DEFER + pl.C_FB_MT]
+                xkind = PK_CLAIM_WHOLE if fo >= pageblock_order else \
+                    (PK_CLAIM if last_zl[lc, pl.LZ_DEFER + pl.C_CHOWN] > 0 else PK_STEAL)
             if kind == pl.K_EXTFRAG and matched:
                 # the claim's zone_locked line came just before: its entry
                 if npend[c] > 0 and pend[c, npend[c] - 1, R_REAL_PFN] == pfn:
@@ -279,7 +294,11 @@ def agreement_ops(m, ops, lo, hi, mode, res, stats_pl, revealed, last_zl, scratc
                 j = _new_entry(m, pend, npend, gkey, c, ops[i, pl.C_LINE], z, pfn, order, mt,
                                ev, rows, stats)
                 e = pend[c, j]
-                if kind == pl.K_ZL:
+                if paired:
+                    e[R_REAL_KIND] = xkind
+                    e[R_REAL_LIST] = fmt
+                    e[R_REAL_FB_ORDER] = fo
+                elif kind == pl.K_ZL:
                     e[R_REAL_KIND] = PK_HIGHATOMIC if mt == MIGRATE_HIGHATOMIC else PK_SMALLEST
                     e[R_REAL_LIST] = mt
                 else:
@@ -292,11 +311,14 @@ def agreement_ops(m, ops, lo, hi, mode, res, stats_pl, revealed, last_zl, scratc
                     e[R_SKIP] = SK_RANGE
                 else:
                     _real_state(m, e, pfn, order)
-                    if kind == pl.K_EXTFRAG and e[R_SKIP] == SK_NONE and e[R_REAL_ORDER] != fo:
+                    taken_whole = kind == pl.K_EXTFRAG or xkind == PK_STEAL \
+                        or xkind == PK_CLAIM_WHOLE
+                    if taken_whole and e[R_SKIP] == SK_NONE and e[R_REAL_ORDER] != fo:
                         e[R_SKIP] = SK_BUDDY_ORDER
                     if heal and e[R_SKIP] == SK_NONE and mt < MIGRATE_HIGHATOMIC:
-                        # a steal or whole-block claim: the kernel's own lists were empty
-                        below = e[R_REAL_ORDER] if kind == pl.K_ZL else MAX_PAGE_ORDER + 1
+                        # a fallback: the kernel's own lists were empty
+                        below = e[R_REAL_ORDER] if (kind == pl.K_ZL and not paired) \
+                            else MAX_PAGE_ORDER + 1
                         _heal(m, e, z, order, mt, below, scratch_pl, stats)
                     _peek_variants(m, e, z, order, mt, rule, lru)
         elif kind == 0:
@@ -321,12 +343,13 @@ def agreement_ops(m, ops, lo, hi, mode, res, stats_pl, revealed, last_zl, scratc
                     h = free_buddy_containing(m, p, 0)[0]
                     scratch[p - pfn] = 1 if h >= 0 else 0
                 pl.apply_ops(m, ops, i, i + 1, mode, res, stats_pl, revealed, last_zl,
-                             scratch_pl, log)
+                             scratch_pl, log, extfrag_first)
                 # compaction's migration targets: movable pages from now on
                 for p in range(pfn, end):
                     if scratch[p - pfn] != 0 and (m.pg_flags[p] & PG_buddy) == 0 \
                             and free_buddy_containing(m, p, 0)[0] < 0:
                         lru[p] = 1
                 continue
-        pl.apply_ops(m, ops, i, i + 1, mode, res, stats_pl, revealed, last_zl, scratch_pl, log)
+        pl.apply_ops(m, ops, i, i + 1, mode, res, stats_pl, revealed, last_zl, scratch_pl, log,
+                     extfrag_first)
     return stats[_ST_ROWS]

@@ -20,7 +20,7 @@ from spbsim.mm.const import (MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE
                              pageblock_nr_pages, pageblock_order)
 from spbsim.mm.jit import njit, njit_inline
 
-__all__ = ["apply_ops", "new_counters", "NCOL", "OP", "SLOTS", "OUTCOMES", "STATS",
+__all__ = ["apply_ops", "deferred_pairs", "new_counters", "NCOL", "OP", "SLOTS", "OUTCOMES", "STATS",
            "MODE_STRICT", "MODE_CONSISTENT", "SCRATCH_PAGES"]
 
 # ---------------------------------------------------------------- op table
@@ -84,6 +84,7 @@ STATS = (
     "extfrag_steal",               # sub-pageblock steal, no zone_locked line
     "retype_init",
     "log_records",                 # residue log entries written (may exceed its capacity)
+    "extfrag_before_zone_locked",  # v6.1 order: the extfrag paired with the line after it
 )
 ST = {n: i for i, n in enumerate(STATS)}
 _ST_IGN = ST["pcp_order_frees_ignored"]
@@ -98,6 +99,7 @@ _ST_X_CLAIM = ST["extfrag_claim"]
 _ST_X_STEAL = ST["extfrag_steal"]
 _ST_RT_INIT = ST["retype_init"]
 _ST_LOG = ST["log_records"]
+_ST_X_PAIRED = ST["extfrag_before_zone_locked"]
 LOG_WIDTH = 5      # line, slot, outcome, pfn, order
 
 #: reveal state per pageblock (``revealed`` array)
@@ -105,6 +107,11 @@ REV_NONE, REV_AGREED, REV_CORRECTED, REV_CHANGED = 0, 1, 2, 3
 
 SCRATCH_PAGES = 1 << MAX_PAGE_ORDER
 MAX_CPUS = 4096
+#: ``last_zl`` columns: the cpu's last zone_locked (pfn, order), then an
+#: extfrag op row waiting for its zone_locked line (v6.1 order; kind -1: none),
+#: then room for that row while it is applied
+LZ_DEFER = 2
+LZ_TAKEN = LZ_DEFER + NCOL
 
 
 def new_counters(nr_pageblocks, log_capacity=1 << 16):
@@ -112,7 +119,7 @@ def new_counters(nr_pageblocks, log_capacity=1 << 16):
     res = np.zeros((len(SLOTS), len(OUTCOMES), NR_PAGE_ORDERS), np.int64)
     stats = np.zeros(len(STATS), np.int64)
     revealed = np.zeros(nr_pageblocks, np.int8)
-    last_zl = np.full((MAX_CPUS, 2), -1, np.int64)
+    last_zl = np.full((MAX_CPUS, LZ_TAKEN + NCOL), -1, np.int64)
     scratch = np.zeros(SCRATCH_PAGES, np.int8)
     log = np.zeros((max(log_capacity, 1), LOG_WIDTH), np.int64)
     return res, stats, revealed, last_zl, scratch, log
@@ -395,156 +402,222 @@ def _log(log, stats, line, slot, out, pfn, order):
 # ---------------------------------------------------------------- entry point
 
 @njit
-def apply_ops(m, ops, lo, hi, mode, res, stats, revealed, last_zl, scratch, log):
+def _apply_one(m, op, cpu, matched, zl_mt, mode, res, stats, revealed, last_zl, scratch, log):
+    """Apply one op row on cpu slot ``cpu``.  ``matched``: an extfrag follows
+    the zone_locked line of its page (1), does not (0), or as ``last_zl``
+    says (-1).  ``zl_mt`` >= 0: a zone_locked line's block keeps that type
+    (a v6.1 steal's retry, which prints the requested type)."""
+    npfn = m.pg_flags.shape[0]
+    kind = op[C_KIND]
+    pfn = op[C_PFN]
+    order = op[C_ORDER]
+    mt = op[C_MT]
+    if kind != K_FREE and kind != K_ZL and kind != K_DRAIN and kind != K_EXTFRAG \
+            and kind != K_INIT_FREE and kind != K_SET_TYPE and kind != K_ISOLATE:
+        last_zl[cpu, 0] = -1
+        return
+    if kind == K_ISOLATE:
+        last_zl[cpu, 0] = -1
+        end = op[C_END]
+        if pfn < 0 or end > npfn or end <= pfn:
+            stats[_ST_ZONE] += 1
+            return
+        z = m.pb_zone[pfn >> pageblock_order]
+        if z < 0 or pfn < m.zone_start[z] or end > m.zone_end[z]:
+            stats[_ST_ZONE] += 1
+            return
+        if mode == MODE_CONSISTENT:
+            res[S_ISOLATE, O_SKIPPED, 0] += 1
+            return
+        out, last_o = isolate_range(m, z, pfn, end, op[C_COUNT], op[C_FB_ORDER])
+        res[S_ISOLATE, out, last_o] += 1
+        if out != O_EXACT:
+            _log(log, stats, op[C_LINE], S_ISOLATE, out, pfn, last_o)
+        return
+    if kind == K_FREE and (order <= 3 or order == pageblock_order):
+        stats[_ST_IGN] += 1          # to a pcp list: back via mm_page_pcpu_drain
+        last_zl[cpu, 0] = -1
+        return
+    if order < 0 or order > MAX_PAGE_ORDER:
+        stats[_ST_ORDER] += 1
+        return
+    n = 1 << order
+    if pfn < 0 or pfn + n > npfn or (pfn & (n - 1)) != 0:
+        stats[_ST_ZONE] += 1
+        return
+    z = m.pb_zone[pfn >> pageblock_order]
+    if z < 0 or m.pb_zone[(pfn + n - 1) >> pageblock_order] != z \
+            or pfn + n > m.zone_end[z] or pfn < m.zone_start[z]:
+        stats[_ST_ZONE] += 1
+        return
+
+    # what to do: retype blocks first (pre), then remove/free, then retype (post)
+    pre_pfn = pfn
+    pre_n = 0
+    pre_mt = mt
+    pre_slot = _ST_RT_ZL          # stats index of the retype counter
+    act = 0                       # 1 remove, 2 free
+    act_mt = mt
+    slot = S_ZL
+    to_tail = False
+    post_n = 0
+    post_mt = mt
+    if matched < 0:
+        matched = 1 if (last_zl[cpu, 0] == pfn and last_zl[cpu, 1] == order) else 0
+    last_zl[cpu, 0] = -1
+    if kind == K_ZL:
+        pre_n = 1
+        if zl_mt >= 0:
+            pre_mt = zl_mt
+        act = 1
+        slot = S_ZL
+        last_zl[cpu, 0] = pfn
+        last_zl[cpu, 1] = order
+    elif kind == K_DRAIN:
+        pre_n = 1
+        pre_slot = _ST_RT_ZL + 1
+        act = 2
+        slot = S_DRAIN
+    elif kind == K_FREE:
+        act = 2
+        slot = S_FREE
+    elif kind == K_INIT_FREE:
+        act = 2
+        slot = S_INIT
+        to_tail = True
+    elif kind == K_SET_TYPE:
+        pre_n = 1
+        pre_slot = _ST_RT_INIT
+    else:   # K_EXTFRAG: order = alloc_order, mt = alloc_migratetype
+        fo = op[C_FB_ORDER]
+        fmt = op[C_FB_MT]
+        chown = op[C_CHOWN]
+        slot = S_EXTFRAG
+        pre_slot = _ST_RT_EXT
+        if fo >= pageblock_order and fo <= MAX_PAGE_ORDER:
+            # whole-block steal: the fallback buddy's blocks become mt
+            stats[_ST_X_WHOLE] += 1
+            pre_pfn = pfn & ~((1 << fo) - 1)
+            pre_n = 1 << (fo - pageblock_order)
+            if pre_pfn < m.zone_start[z] or pre_pfn + (pre_n << pageblock_order) > m.zone_end[z]:
+                pre_pfn = pfn & ~(pageblock_nr_pages - 1)
+                pre_n = 1
+            if not matched:
+                act = 1
+        elif matched and chown > 0:
+            # claim: __rmqueue_smallest already took the page (its zone_locked line)
+            stats[_ST_X_CLAIM] += 1
+            pre_n = 1
+        elif matched:
+            # a v6.1 steal: its zone_locked line took the moved buddy; the
+            # block keeps its type
+            stats[_ST_X_STEAL] += 1
+        else:
+            # steal: the page comes off the fallback type's list, block unchanged
+            stats[_ST_X_STEAL] += 1
+            if fmt >= 0 and fmt < MIGRATE_TYPES:
+                pre_n = 1
+                pre_mt = fmt
+            act = 1
+            act_mt = fmt if (fmt >= 0 and fmt < MIGRATE_TYPES) else mt
+            if chown > 0:
+                post_n = 1
+
+    for ph in range(2):
+        nb = pre_n if ph == 0 else post_n
+        tmt = pre_mt if ph == 0 else post_mt
+        for j in range(nb):
+            bp = pre_pfn + j * pageblock_nr_pages if ph == 0 else pfn
+            pb = bp >> pageblock_order
+            old = m.pb_mt[pb]
+            changed = set_block_type(m, z, bp, tmt)
+            if changed:
+                stats[pre_slot] += 1
+            if kind == K_SET_TYPE:
+                return
+            if revealed[pb] == REV_NONE:
+                if kind == K_EXTFRAG:
+                    revealed[pb] = REV_CHANGED
+                else:
+                    stats[_ST_FIRST] += 1
+                    if changed:
+                        stats[_ST_FIRST_WRONG] += 1
+                        revealed[pb] = REV_CORRECTED
+                    else:
+                        revealed[pb] = REV_AGREED
+            elif old != tmt and kind != K_EXTFRAG and revealed[pb] != REV_CHANGED:
+                revealed[pb] = REV_CHANGED
+        if ph == 0 and act != 0:
+            if act == 1:
+                out = remove_range(m, z, pfn, order, act_mt, mode, scratch)
+            else:
+                out = free_range(m, z, pfn, order, mode, to_tail, scratch)
+            res[slot, out, order] += 1
+            if out >= O_FIRST_RESIDUE:
+                _log(log, stats, op[C_LINE], slot, out, pfn, order)
+
+
+@njit_inline
+def _pairs(x, op):
+    """True if the deferred extfrag row ``x`` belongs to the zone_locked op
+    ``op``: same order and type, a page of the fallback buddy's pageblock (or
+    of the buddy, when it spans pageblocks)."""
+    if x[C_KIND] != K_EXTFRAG or op[C_KIND] != K_ZL:
+        return False
+    if op[C_ORDER] != x[C_ORDER] or op[C_MT] != x[C_MT]:
+        return False
+    fo = x[C_FB_ORDER]
+    sh = fo if fo > pageblock_order else pageblock_order
+    if sh > MAX_PAGE_ORDER:
+        return False
+    return (op[C_PFN] >> sh) == (x[C_PFN] >> sh)
+
+
+@njit
+def deferred_pairs(last_zl, cpu, op):
+    """The extfrag waiting on ``cpu`` (``apply_ops(extfrag_first=True)``)
+    belongs to the zone_locked op ``op``."""
+    return _pairs(last_zl[cpu, LZ_DEFER:LZ_DEFER + NCOL], op)
+
+
+@njit
+def apply_ops(m, ops, lo, hi, mode, res, stats, revealed, last_zl, scratch, log,
+              extfrag_first=False):
     """Apply ops[lo:hi] (see the module docstring) to the machine state ``m``.
 
     Every residue outcome (inner and after, see OUTCOMES) is appended to
     ``log`` as (line, slot, outcome, pfn, order) while it has room;
-    ``stats[log_records]`` counts them all."""
-    npfn = m.pg_flags.shape[0]
+    ``stats[log_records]`` counts them all.  ``extfrag_first``: the trace
+    prints ``mm_page_alloc_extfrag`` before the zone_locked line of the page
+    the fallback gave (v6.1 ``__rmqueue_fallback`` and ``__rmqueue``'s retry;
+    v6.12 LTS and later print it after, or without one for a steal): the
+    extfrag waits on its cpu (``last_zl[cpu, LZ_DEFER:]``) for that line."""
+    d0 = LZ_DEFER
     for i in range(lo, hi):
-        kind = ops[i, C_KIND]
-        pfn = ops[i, C_PFN]
-        order = ops[i, C_ORDER]
-        mt = ops[i, C_MT]
-        cpu = ops[i, C_CPU]
+        op = ops[i]
+        cpu = op[C_CPU]
         if cpu < 0 or cpu >= last_zl.shape[0]:
             cpu = last_zl.shape[0] - 1
-        if kind != K_FREE and kind != K_ZL and kind != K_DRAIN and kind != K_EXTFRAG \
-                and kind != K_INIT_FREE and kind != K_SET_TYPE and kind != K_ISOLATE:
-            last_zl[cpu, 0] = -1
-            continue
-        if kind == K_ISOLATE:
-            last_zl[cpu, 0] = -1
-            end = ops[i, C_END]
-            if pfn < 0 or end > npfn or end <= pfn:
-                stats[_ST_ZONE] += 1
-                continue
-            z = m.pb_zone[pfn >> pageblock_order]
-            if z < 0 or pfn < m.zone_start[z] or end > m.zone_end[z]:
-                stats[_ST_ZONE] += 1
-                continue
-            if mode == MODE_CONSISTENT:
-                res[S_ISOLATE, O_SKIPPED, 0] += 1
-                continue
-            out, last_o = isolate_range(m, z, pfn, end, ops[i, C_COUNT], ops[i, C_FB_ORDER])
-            res[S_ISOLATE, out, last_o] += 1
-            if out != O_EXACT:
-                _log(log, stats, ops[i, C_LINE], S_ISOLATE, out, pfn, last_o)
-            continue
-        if kind == K_FREE and (order <= 3 or order == pageblock_order):
-            stats[_ST_IGN] += 1          # to a pcp list: back via mm_page_pcpu_drain
-            last_zl[cpu, 0] = -1
-            continue
-        if order < 0 or order > MAX_PAGE_ORDER:
-            stats[_ST_ORDER] += 1
-            continue
-        n = 1 << order
-        if pfn < 0 or pfn + n > npfn or (pfn & (n - 1)) != 0:
-            stats[_ST_ZONE] += 1
-            continue
-        z = m.pb_zone[pfn >> pageblock_order]
-        if z < 0 or m.pb_zone[(pfn + n - 1) >> pageblock_order] != z \
-                or pfn + n > m.zone_end[z] or pfn < m.zone_start[z]:
-            stats[_ST_ZONE] += 1
-            continue
-
-        # what to do: retype blocks first (pre), then remove/free, then retype (post)
-        pre_pfn = pfn
-        pre_n = 0
-        pre_mt = mt
-        pre_slot = _ST_RT_ZL          # stats index of the retype counter
-        act = 0                       # 1 remove, 2 free
-        act_mt = mt
-        slot = S_ZL
-        to_tail = False
-        post_n = 0
-        post_mt = mt
-        matched = last_zl[cpu, 0] == pfn and last_zl[cpu, 1] == order
-        last_zl[cpu, 0] = -1
-        if kind == K_ZL:
-            pre_n = 1
-            act = 1
-            slot = S_ZL
-            last_zl[cpu, 0] = pfn
-            last_zl[cpu, 1] = order
-        elif kind == K_DRAIN:
-            pre_n = 1
-            pre_slot = _ST_RT_ZL + 1
-            act = 2
-            slot = S_DRAIN
-        elif kind == K_FREE:
-            act = 2
-            slot = S_FREE
-        elif kind == K_INIT_FREE:
-            act = 2
-            slot = S_INIT
-            to_tail = True
-        elif kind == K_SET_TYPE:
-            pre_n = 1
-            pre_slot = _ST_RT_INIT
-        else:   # K_EXTFRAG: order = alloc_order, mt = alloc_migratetype
-            fo = ops[i, C_FB_ORDER]
-            fmt = ops[i, C_FB_MT]
-            chown = ops[i, C_CHOWN]
-            slot = S_EXTFRAG
-            pre_slot = _ST_RT_EXT
-            if fo >= pageblock_order and fo <= MAX_PAGE_ORDER:
-                # whole-block steal: the fallback buddy's blocks become mt
-                stats[_ST_X_WHOLE] += 1
-                pre_pfn = pfn & ~((1 << fo) - 1)
-                pre_n = 1 << (fo - pageblock_order)
-                if pre_pfn < m.zone_start[z] or pre_pfn + (pre_n << pageblock_order) > m.zone_end[z]:
-                    pre_pfn = pfn & ~(pageblock_nr_pages - 1)
-                    pre_n = 1
-                if not matched:
-                    act = 1
-            elif matched:
-                # claim: __rmqueue_smallest already took the page (its zone_locked line)
-                stats[_ST_X_CLAIM] += 1
-                if chown > 0:
-                    pre_n = 1
-            else:
-                # steal: the page comes off the fallback type's list, block unchanged
-                stats[_ST_X_STEAL] += 1
-                if fmt >= 0 and fmt < MIGRATE_TYPES:
-                    pre_n = 1
-                    pre_mt = fmt
-                act = 1
-                act_mt = fmt if (fmt >= 0 and fmt < MIGRATE_TYPES) else mt
-                if chown > 0:
-                    post_n = 1
-
-        for ph in range(2):
-            nb = pre_n if ph == 0 else post_n
-            tmt = pre_mt if ph == 0 else post_mt
-            for j in range(nb):
-                bp = pre_pfn + j * pageblock_nr_pages if ph == 0 else pfn
-                pb = bp >> pageblock_order
-                old = m.pb_mt[pb]
-                changed = set_block_type(m, z, bp, tmt)
-                if changed:
-                    stats[pre_slot] += 1
-                if kind == K_SET_TYPE:
+        if extfrag_first:
+            if last_zl[cpu, d0 + C_KIND] == K_EXTFRAG:
+                for j in range(NCOL):
+                    last_zl[cpu, LZ_TAKEN + j] = last_zl[cpu, d0 + j]
+                x = last_zl[cpu, LZ_TAKEN:LZ_TAKEN + NCOL]
+                last_zl[cpu, d0 + C_KIND] = -1
+                if _pairs(x, op):
+                    stats[_ST_X_PAIRED] += 1
+                    steal = x[C_FB_ORDER] < pageblock_order and x[C_CHOWN] <= 0
+                    _apply_one(m, op, cpu, 0, x[C_FB_MT] if steal else -1, mode, res, stats,
+                               revealed, last_zl, scratch, log)
+                    _apply_one(m, x, cpu, 1, -1, mode, res, stats, revealed, last_zl,
+                               scratch, log)
                     continue
-                if revealed[pb] == REV_NONE:
-                    if kind == K_EXTFRAG:
-                        revealed[pb] = REV_CHANGED
-                    else:
-                        stats[_ST_FIRST] += 1
-                        if changed:
-                            stats[_ST_FIRST_WRONG] += 1
-                            revealed[pb] = REV_CORRECTED
-                        else:
-                            revealed[pb] = REV_AGREED
-                elif old != tmt and kind != K_EXTFRAG and revealed[pb] != REV_CHANGED:
-                    revealed[pb] = REV_CHANGED
-            if ph == 0 and act != 0:
-                if act == 1:
-                    out = remove_range(m, z, pfn, order, act_mt, mode, scratch)
-                else:
-                    out = free_range(m, z, pfn, order, mode, to_tail, scratch)
-                res[slot, out, order] += 1
-                if out >= O_FIRST_RESIDUE:
-                    _log(log, stats, ops[i, C_LINE], slot, out, pfn, order)
+                # no zone_locked line took its page: the extfrag alone
+                _apply_one(m, x, cpu, 0, -1, mode, res, stats, revealed, last_zl, scratch, log)
+            if op[C_KIND] == K_EXTFRAG:
+                for j in range(NCOL):
+                    last_zl[cpu, d0 + j] = op[j]
+                last_zl[cpu, 0] = -1
+                continue
+        _apply_one(m, op, cpu, -1, -1, mode, res, stats, revealed, last_zl, scratch, log)
     return 0

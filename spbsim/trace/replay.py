@@ -346,6 +346,8 @@ class PlacementReplay:
         m = machine.mem
         (self.res, self.stats, self.revealed, self.last_zl,
          self.scratch, self.log) = pl.new_counters(m.pb_mt.size)
+        #: the trace prints extfrag before the fallback's zone_locked line (v6.1)
+        self.extfrag_first = False
 
     @property
     def mem(self):
@@ -417,7 +419,8 @@ class PlacementReplay:
         hi = len(ops) if hi is None else hi
         if hi > lo:
             pl.apply_ops(self.mem, ops, int(lo), int(hi), int(mode), self.res, self.stats,
-                         self.revealed, self.last_zl, self.scratch, self.log)
+                         self.revealed, self.last_zl, self.scratch, self.log,
+                         self.extfrag_first)
 
     def buddyinfo(self):
         """nr_free of the populated zones: (zone names, int64[zone, order])."""
@@ -477,6 +480,23 @@ def buddyinfo_distance(sim_names, sim, real_names, real) -> dict:
 
 
 # ---------------------------------------------------------------- trace -> ops
+
+def extfrag_first(manifest) -> bool:
+    """True if the recorded kernel prints ``mm_page_alloc_extfrag`` before the
+    zone_locked line of the page its fallback gave.  ``__rmqueue_fallback``
+    (before v6.15) traces the fallback, then ``__rmqueue`` retries
+    ``__rmqueue_smallest``; ``__rmqueue_claim`` (v6.15, and the 6.12 LTS
+    backport Debian's 6.12.117 carries, which spbsim's 6.12 variant models)
+    traces a claim after that line and a steal without one.  From the
+    manifest's kernel release; False when it has none."""
+    k = (manifest or {}).get("kernel")
+    release = k.get("release") if isinstance(k, dict) else None
+    m = re.match(r"(\d+)\.(\d+)", str(release or ""))
+    if not m:
+        return False
+    ver = (int(m.group(1)), int(m.group(2)))
+    return ver < (6, 12) or (6, 13) <= ver < (6, 15)
+
 
 def make_ops(events) -> np.ndarray:
     """An op table from dicts: ``kind`` (an OP name such as
@@ -614,6 +634,7 @@ def replay_placement(trace_path, snapshots_dir, lenient=False, progress=False, *
     start = starts[0]
     machine = oracle_machine(manifest)
     rep = (replay_factory or PlacementReplay)(machine)
+    rep.extfrag_first = extfrag_first(manifest)
     m = machine.mem
     zone_ranges = [(z, int(m.zone_start[z]), int(m.zone_end[z]))
                    for z in machine.populated_zones()]
