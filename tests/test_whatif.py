@@ -445,6 +445,29 @@ def test_replay_counts_and_state(tmp_path):
     assert r["passes"] == 1 and r["machine"].mem.obj_pfn.size >= 100
 
 
+def test_replay_without_start_snapshot_counts_the_streams_frees_as_reclaim(tmp_path):
+    """The stream holds the kernel's reclaim in every what-if replay, also
+    one without a start snapshot (pre-fill, or none): a direct reclaim
+    counts the stream's frees as progress, so the failed retry drains every
+    cpu's lists and the request is served (spbsim.mm.vmscan,
+    ``reclaim_external``).  Before, only the start-state replay did; this
+    one reclaimed from the model's empty LRU lists, made no progress and
+    failed the request with an OOM kill (run1 from its first line: 2,407)."""
+    from spbsim.mm import craft
+    from spbsim.mm.state import PCP_COUNT
+    m = Machine(**SMALL, reclaim=True, compaction=False, early_unmovable=0)
+    pfns = craft.exhaust(m, gfp=GFP_KERNEL, cpu=0)
+    for p in pfns[-100:]:
+        m.free(int(p), cpu=1)                   # parked on cpu 1's lists
+    assert int(m.mem.pcp[:, 1, PCP_COUNT].sum()) == 100
+    oom = m.vmstat_counters()["oom_kill"]
+    t = write_trace(tmp_path / "t.txt", [("a", 0x10000, 0, "GFP_KERNEL", 0)])
+    r = replay_whatif(t, m, prefill=False, check=True)
+    assert r["sim_failures_by_order"] == [0] * 11 and r["alloc_ok"] == 1
+    assert m.vmstat_counters()["oom_kill"] == oom
+    assert int(m.mem.pcp[:, 1, PCP_COUNT].sum()) == 0
+
+
 def test_given_machine_and_bad_pfn(tmp_path):
     """A pfn outside the machine's zones stops the replay naming file, line and
     field; with pfn_ranges=None it is only counted."""

@@ -1305,6 +1305,14 @@ def _ensure_obj_capacity(machine, n):
     machine.mem = machine.mem._replace(obj_pfn=new, obj_pc=pc)
 
 
+def _stream_holds_reclaim(machine):
+    """The stream holds the kernel's reclaim (its frees): a direct reclaim
+    counts the stream's frees since the last one as its progress and kswapd
+    only balances (spbsim.mm.vmscan, ``reclaim_external``), as in the
+    start-state replay."""
+    machine.mem.cfg[CFG["reclaim_external"]] = 1
+
+
 def _make_machine(machine_kwargs, obj_capacity):
     from spbsim.machine import Machine
     if isinstance(machine_kwargs, Machine):
@@ -1338,10 +1346,11 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     allocate never-freed pages until the simulated free memory matches it,
     see the module docstring) or None.  ``daemons_every_s``: run the simulated
     kswapd/kcompactd/proactive compaction (spbsim.engine.step.background)
-    every that many seconds of trace time (default None: never; the real
-    daemons' reclaim is in the stream, their compaction is not).
-    Experimental: on the oracle run the proactive compaction in the working
-    tree currently leaves inconsistent free-list counts (DEBUG_VM check 5).
+    every that many seconds of trace time as well (default None: only as
+    ``daemons`` has them).  ``daemons`` (default True): the clock follows
+    the trace and the simulated kswapd (which only balances: the stream
+    holds the kernel's reclaim), kcompactd and proactive compaction run
+    whenever due; False: none of them.
     ``cache_bytes``: with pre-fill, keep the first pass's ops in memory up to
     this size instead of parsing the trace twice.  ``check``: run the
     DEBUG_VM checker at every snapshot and at the end (raises on a violation).
@@ -1388,6 +1397,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     Machine), ``vmstat`` and ``sim`` (its counters).
     """
     t0 = time.monotonic()
+    daemons = True if daemons is None else bool(daemons)
     if start not in START_MODES:
         raise SpbsimError(f"start={start!r}: allowed {', '.join(map(repr, START_MODES))}")
     if migrations not in MIGRATION_MODES:
@@ -1406,7 +1416,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                                   max_lines=max_lines, snapshot_every_s=snapshot_every_s,
                                   snapshots_dir=snapshots_dir, migrations=migrations,
                                   cache_bytes=cache_bytes, check=check,
-                                  daemons=True if daemons is None else bool(daemons),
+                                  daemons=daemons,
                                   manifest=manifest, pfn_ranges=pfn_ranges,
                                   snapshot_detail=snapshot_detail, trace_cpus=trace_cpus,
                                   t0=t0, kswapd_windows=kswapd_windows,
@@ -1478,7 +1488,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
             if cut > lo:
                 _replay_ops(machine.mem, ops["kind"], ops["order"], ops["gfp"], ops["cpu"],
                             ops["id"], ops["aux"], ops["ts"], lo, cut, id_off, nprefill,
-                            OWNER_TRACE, res, fail_by_order, bool(daemons))
+                            OWNER_TRACE, res, fail_by_order, daemons)
                 lo = cut
             if info is not None and "reclaim_active" in info:
                 _kswapd_cut(machine, info)
@@ -1501,6 +1511,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                     "failed_by_order": [0] * NR_PAGE_ORDERS}
     if prefill is None:
         machine = _make_machine(machine_kwargs, 1 << 16)
+        _stream_holds_reclaim(machine)
         if start_seed is not None:
             from spbsim.trace.start import draw_hidden_state
             extra["hidden"] = draw_hidden_state(machine, start_seed)
@@ -1544,6 +1555,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         _replay_ops(machine.mem, pre["kind"], pre["order"], pre["gfp"], pre["cpu"], pre["id"],
                     pre["aux"], pre["ts"], 0, len(pre), 0, 0, OWNER_PREFILL, pre_res, pre_fail,
                     False)
+        _stream_holds_reclaim(machine)
         prefill_info = {"mode": desc, "blocks": int(len(pre)),
                         "pages": int((1 << pre["order"].astype(np.int64)).sum()),
                         "not_prefilled": int(nprefill - len(pre)),
