@@ -6,7 +6,7 @@ import numpy as np
 
 from spbsim import Machine
 from spbsim.mm import gfp as G
-from spbsim.mm.buddy import move_freepages_block
+from spbsim.mm.buddy import move_freepages_block, prep_move_freepages_block
 from spbsim.mm.const import (MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE,
                              PB_has_unmovable, ZONE_DMA32, ZONE_NORMAL,
                              pageblock_nr_pages)
@@ -155,6 +155,38 @@ def test_movable_request_claims_with_lru_pages_as_alike():
     m.alloc(0, MOVABLE)
     assert m.mem.pb_mt[b >> 9] == MIGRATE_MOVABLE
     m.check()
+
+
+def test_movable_request_counts_every_page_of_an_lru_folio_as_alike():
+    """PageLRU() answers for a folio's head on each of its pages (PF_HEAD),
+    so prep_move_freepages_block() counts every page of a large LRU folio:
+    200 free pages and 39 movable order-3 folios (312 pages) make the whole
+    block, and a MOVABLE request claims the UNMOVABLE block.  The old count
+    took each folio once (200 + 39 < 256): a steal, the block kept its type."""
+    m = full_machine()
+    b = block(m)
+    free_pages_range(m, b, pageblock_nr_pages)
+    mov = m.run_ops(np.full(39, 3, np.int64), MOVABLE)
+    assert (mov >= b).all() and (mov < b + 512).all()
+    move_freepages_block(m.mem, Z, b, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE)
+    assert prep_move_freepages_block(m.mem, Z, b)[1:] == (200, 312)
+    m.alloc(0, MOVABLE)
+    assert m.mem.pb_mt[b >> 9] == MIGRATE_MOVABLE
+    assert m.sim_counters()["sim_steal"] == 0
+    m.check()
+
+
+def test_an_lru_folio_from_an_earlier_pageblock_counts_in_the_next():
+    """An order-10 LRU folio's second pageblock holds only tail pages; each
+    still reads PageLRU() through its head."""
+    m = full_machine()
+    b = block(m)
+    free_pages_range(m, b, 2 * pageblock_nr_pages)
+    pfn = m.alloc(10, MOVABLE)
+    assert pfn == b
+    assert prep_move_freepages_block(m.mem, Z, b + pageblock_nr_pages) == \
+        (b + pageblock_nr_pages, 0, pageblock_nr_pages)
+    assert prep_move_freepages_block(m.mem, Z, b) == (b, 0, pageblock_nr_pages)
 
 
 def test_movable_request_never_claims_from_small_buddies():

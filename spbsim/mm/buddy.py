@@ -5,11 +5,13 @@ Free lists are intrusive doubly linked lists threaded through ``pg_next`` /
 with head and tail, so LIFO allocation from the head, tail insertion for
 likely merges, and ``list_first_entry`` victim choice are all as in the kernel.
 """
+import numpy as np
+
 from .const import (KV_6_1, KV_RECENT, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC,
                     MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_RECLAIMABLE,
                     MIGRATE_UNMOVABLE, NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER,
                     PB_all_free, PB_has_mask, PB_has_movable,
-                    PB_has_reclaimable, PB_has_unmovable, PG_buddy, PG_lru,
+                    PB_has_reclaimable, PB_has_unmovable, PG_buddy, PG_head, PG_lru,
                     HPAGE_PMD_ORDER, pageblock_nr_pages, pageblock_order)
 from .jit import njit, njit_inline
 from .list import list_add, list_add_tail, list_del
@@ -415,8 +417,10 @@ def prep_move_freepages_block(m, z, pfn):
     """prep_move_freepages_block(): count free and movable pages of pfn's block.
 
     Returns (start_pfn, free_pages, movable_pages), start_pfn = -1 if the block
-    straddles the zone boundary.  Movable pages count once per allocated
-    LRU head (tail pages do not carry PageLRU).
+    straddles the zone boundary.  Movable pages: every page of the block that
+    belongs to an allocated LRU folio, as the kernel's per-page PageLRU()
+    answers for the folio's head (PF_HEAD), also where the folio began in an
+    earlier pageblock.
     """
     start = pfn & ~(pageblock_nr_pages - 1)
     end = start + pageblock_nr_pages
@@ -425,6 +429,15 @@ def prep_move_freepages_block(m, z, pfn):
     free_pages = 0
     movable = 0
     p = start
+    for o in range(pageblock_order + 1, MAX_PAGE_ORDER + 1):
+        h = start & ~((np.int64(1) << o) - 1)
+        if h != start and (m.pg_flags[h] & PG_head) != 0 and (m.pg_flags[h] & PG_buddy) == 0 \
+                and np.int64(m.pg_order[h]) >= o:
+            e = min(h + (np.int64(1) << np.int64(m.pg_order[h])), end)
+            if m.pg_flags[h] & PG_lru:
+                movable += e - start
+            p = e
+            break
     while p < end:
         f = m.pg_flags[p]
         if f & PG_buddy:
@@ -433,7 +446,13 @@ def prep_move_freepages_block(m, z, pfn):
             p += n
             continue
         if f & PG_lru:
-            movable += 1
+            o = np.int64(m.pg_order[p])
+            n = (np.int64(1) << o) if o > 0 else np.int64(1)
+            if n > end - p:
+                n = end - p
+            movable += n
+            p += n
+            continue
         p += 1
     return start, free_pages, movable
 

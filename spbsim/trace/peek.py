@@ -19,6 +19,7 @@ import numpy as np
 from spbsim.mm.const import (ALLOC_HIGHATOMIC, ALLOC_NOFRAGMENT, ALLOC_NON_BLOCK, ALLOC_OOM,
                              MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, NR_PAGE_ORDERS,
                              PG_buddy, PG_head, PG_lru, pageblock_nr_pages, pageblock_order)
+from spbsim.mm.buddy import prep_move_freepages_block as _model_prep_move_freepages_block
 from spbsim.mm.fallback import should_try_claim_block
 from spbsim.mm.jit import njit, njit_inline
 from spbsim.mm.page_alloc import rmqueue_buddy as model_rmqueue_buddy
@@ -109,12 +110,14 @@ def prep_move_freepages_block(m, z, pfn, lru):
     block; start = -1 if the block straddles the zone.  Movable pages: with an
     ``lru`` array (one flag per pfn) every flagged allocated pfn counts, as
     PageLRU() does for each page of a folio; with an empty one, the model's
-    rule (PG_lru on an allocated head counts once)."""
+    (spbsim.mm.buddy.prep_move_freepages_block): every page of a block whose
+    allocated head has PG_lru."""
+    if lru.shape[0] == 0:
+        return _model_prep_move_freepages_block(m, z, pfn)
     start = pfn & ~(pageblock_nr_pages - 1)
     end = start + pageblock_nr_pages
     if start < m.zone_start[z] or end > m.zone_end[z]:
         return -1, 0, 0
-    per_pfn = lru.shape[0] > 0
     free_pages = 0
     movable = 0
     p = start
@@ -125,10 +128,7 @@ def prep_move_freepages_block(m, z, pfn, lru):
             free_pages += n
             p += n
             continue
-        if per_pfn:
-            if lru[p] != 0:
-                movable += 1
-        elif f & PG_lru:
+        if lru[p] != 0:
             movable += 1
         p += 1
     return start, free_pages, movable
