@@ -291,6 +291,12 @@ def test_cli_agreement_mode(tmp_path, capsys):
           "--json", str(out)])
     assert json.loads(out.read_text())["rule"] == "claim-steal"
     capsys.readouterr()
+    (r61 / "manifest.json").write_text('{"kernel": {"release": ')
+    with pytest.raises(SystemExit) as e:
+        main(["replay", str(r61), "--mode", "agreement"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "manifest.json: unreadable JSON" in err and "Traceback" not in err
     (tmp_path / "bare").mkdir()
     (tmp_path / "bare" / "trace.txt").write_text((root / "trace.txt").read_text())
     with pytest.raises(SystemExit) as e:

@@ -9,9 +9,7 @@ order.  ``replay_agreement(trace, snapshots_dir)``, ``format_table(result)``;
 """
 from __future__ import annotations
 
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 
@@ -236,15 +234,11 @@ def version_for_recording(manifest_path) -> str:
     """The peek's allocator variant for a recording: its kernel release
     (manifest.json) as spbsim.trace.validate.policy_for_kernel maps it; 6.12
     when the manifest names none."""
-    from .validate import policy_for_kernel
-    try:
-        k = json.loads(Path(manifest_path).read_text()).get("kernel")
-    except (OSError, ValueError):
-        return "6.12"
-    release = k.get("release") if isinstance(k, dict) else None
+    from .validate import kernel_release, policy_for_kernel, read_manifest
+    release = kernel_release(read_manifest(manifest_path))
     if not release:
         return "6.12"
-    policy = policy_for_kernel(str(release))[0]
+    policy = policy_for_kernel(release)[0]
     return {"stock:6.1": "6.1", "stock": "recent"}.get(policy, "6.12")
 
 

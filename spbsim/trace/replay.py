@@ -489,9 +489,8 @@ def extfrag_first(manifest) -> bool:
     backport Debian's 6.12.117 carries, which spbsim's 6.12 variant models)
     traces a claim after that line and a steal without one.  From the
     manifest's kernel release; False when it has none."""
-    k = (manifest or {}).get("kernel")
-    release = k.get("release") if isinstance(k, dict) else None
-    m = re.match(r"(\d+)\.(\d+)", str(release or ""))
+    from spbsim.trace.validate import kernel_release
+    m = re.match(r"(\d+)\.(\d+)", kernel_release(manifest or {}) or "")
     if not m:
         return False
     ver = (int(m.group(1)), int(m.group(2)))
@@ -622,11 +621,10 @@ def replay_placement(trace_path, snapshots_dir, lenient=False, progress=False, *
     """
     t0 = time.monotonic()
     snapshots_dir = Path(snapshots_dir)
-    if manifest is None:
-        mp = snapshots_dir.parent / "manifest.json"
-        manifest = json.loads(mp.read_text()) if mp.exists() else {}
-    elif not isinstance(manifest, dict):
-        manifest = json.loads(Path(manifest).read_text())
+    if manifest is None or not isinstance(manifest, dict):
+        from spbsim.trace.validate import read_manifest
+        manifest = read_manifest(snapshots_dir.parent / "manifest.json" if manifest is None
+                                 else manifest)
     index = read_index(snapshots_dir)
     starts = [s for s in index if s["tag"] == start_tag]
     if not starts:

@@ -133,15 +133,7 @@ def open_recording(path) -> Recording:
         raise SpbsimError(f"{path}: no snapshots/ folder: validate compares the simulation "
                           f"with the kernel's snapshots (docs/validate.md)")
     index = _read_index(snapdir)
-    manifest = {}
-    mp = p / "manifest.json"
-    if mp.is_file():
-        try:
-            manifest = json.loads(mp.read_text())
-        except (ValueError, UnicodeDecodeError) as e:
-            raise SpbsimError(f"{mp}: unreadable JSON: {e}") from None
-        if not isinstance(manifest, dict):
-            raise SpbsimError(f"{mp}: expected a JSON object")
+    manifest = read_manifest(p / "manifest.json")
     facts = p / "facts" if (p / "facts").is_dir() else None
     name = str(manifest.get("run") or p.resolve().name)
     return Recording(p, name, trace, snapdir, index, manifest, facts)
@@ -213,10 +205,33 @@ class RecordedMachine:
                 for n, z in self.zones.items()]
 
 
+def read_manifest(path) -> dict:
+    """A recording's manifest.json as a dict ({} when there is none); one
+    line naming the file on unreadable JSON or another JSON value."""
+    mp = Path(path)
+    if not mp.is_file():
+        return {}
+    try:
+        manifest = json.loads(mp.read_text())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SpbsimError(f"{mp}: unreadable JSON: {e}") from None
+    if not isinstance(manifest, dict):
+        raise SpbsimError(f"{mp}: expected a JSON object")
+    return manifest
+
+
+def kernel_release(manifest: dict):
+    """The manifest's ``kernel.release`` (e.g. "6.12.117+deb12-amd64"), or None."""
+    k = manifest.get("kernel")
+    release = k.get("release") if isinstance(k, dict) else None
+    return str(release) if release else None
+
+
 def _kernel_release(rec: Recording):
+    release = kernel_release(rec.manifest)
+    if release:
+        return release
     k = rec.manifest.get("kernel", {}) if isinstance(rec.manifest.get("kernel"), dict) else {}
-    if k.get("release"):
-        return str(k["release"])
     v = _fact(rec, "version") or k.get("proc_version")
     if v:
         m = re.search(r"Linux version (\S+)", v)
