@@ -18,7 +18,7 @@ import numpy as np
 
 from spbsim.mm.const import (ALLOC_HIGHATOMIC, ALLOC_NOFRAGMENT, ALLOC_NON_BLOCK, ALLOC_OOM,
                              MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE, NR_PAGE_ORDERS,
-                             PG_buddy, PG_head, PG_lru, pageblock_nr_pages, pageblock_order)
+                             PG_buddy, PG_head, pageblock_nr_pages, pageblock_order)
 from spbsim.mm.buddy import prep_move_freepages_block as _model_prep_move_freepages_block
 from spbsim.mm.fallback import should_try_claim_block
 from spbsim.mm.jit import njit, njit_inline

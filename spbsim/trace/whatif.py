@@ -1757,7 +1757,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
         if daemons:
             # the stream holds the kernel's reclaim: kswapd only balances
             # (spbsim.mm.vmscan.balance_pgdat); vmstat_update decays pcp high
-            machine.mem.cfg[CFG["reclaim_external"]] = 1
+            _stream_holds_reclaim(machine)
             machine.mem.node[NODE["kswapd_last_ns"]] = now
             # (with compaction_proactiveness 0 the Machine's kcompactd sleeps
             # until woken: its timeout stays MAX_SCHEDULE_TIMEOUT)
