@@ -232,9 +232,9 @@ def lowest_classes(summary, n=None, min_events=1):
 
 def version_for_recording(manifest_path) -> str:
     """The peek's allocator variant for a recording: its kernel release
-    (manifest.json) as spbsim.trace.validate.policy_for_kernel maps it; 6.12
+    (manifest.json) as spbsim.trace.manifest.policy_for_kernel maps it; 6.12
     when the manifest names none."""
-    from .validate import kernel_release, policy_for_kernel, read_manifest
+    from .manifest import kernel_release, policy_for_kernel, read_manifest
     release = kernel_release(read_manifest(manifest_path))
     if not release:
         return "6.12"

@@ -489,7 +489,7 @@ def extfrag_first(manifest) -> bool:
     backport Debian's 6.12.117 carries, which spbsim's 6.12 variant models)
     traces a claim after that line and a steal without one.  From the
     manifest's kernel release; False when it has none."""
-    from spbsim.trace.validate import kernel_release
+    from spbsim.trace.manifest import kernel_release
     m = re.match(r"(\d+)\.(\d+)", kernel_release(manifest or {}) or "")
     if not m:
         return False
@@ -622,7 +622,7 @@ def replay_placement(trace_path, snapshots_dir, lenient=False, progress=False, *
     t0 = time.monotonic()
     snapshots_dir = Path(snapshots_dir)
     if manifest is None or not isinstance(manifest, dict):
-        from spbsim.trace.validate import read_manifest
+        from spbsim.trace.manifest import read_manifest
         manifest = read_manifest(snapshots_dir.parent / "manifest.json" if manifest is None
                                  else manifest)
     index = read_index(snapshots_dir)
