@@ -11,7 +11,6 @@ with the fidelity targets.  docs/validate.md describes recording and output.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
 import re
