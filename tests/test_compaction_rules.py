@@ -353,3 +353,34 @@ def test_proactive_compaction_starts_above_fragmentation_score_wmark_high():
         mem.cfg[CFG["compaction_proactiveness"]] = proactiveness
         assert C.proactive_wmarks(mem) == marks
     m.check()
+
+
+def test_compaction_end_prints_where_the_scanners_met_not_the_reset_cached_pfn():
+    """compact_zone(): __compact_finished() runs reset_cached_positions() when
+    the scanners meet, which resets the zone's cached pfns but not
+    cc->migrate_pfn; mm_compaction_end prints cc->migrate_pfn (run1's kcompactd:
+    "zone_start=0x1000 migrate_pfn=0x1600 free_pfn=0x1600 ... status=complete"),
+    while the next compaction starts again from the zone's start."""
+    from spbsim.mm.state import EV_NAMES
+    m = Machine("1536M", low_memory="512M", cpus=1, pcp=False, early_unmovable=0,
+                migrate_untracked=True, trace=True, trace_capacity=1 << 16)
+    zero_watermarks(m)
+    pfns = np.sort(exhaust(m))
+    zs, ze = int(m.mem.zone_start[ZONE_NORMAL]), int(m.mem.zone_end[ZONE_NORMAL])
+    normal = pfns[(pfns >= zs) & (pfns < ze)]
+    _free(m, normal[::2])                 # every other page free: order-0 holes
+    m.mem.ev_n[:] = 0
+    m.compact_memory(zones=[ZONE_NORMAL])
+    ev = m.trace_records()
+    assert int(m.mem.ev_n[1]) == 0
+    end = ev[ev[:, 0] == EV_NAMES.index("mm_compaction_end")]
+    assert len(end) == 1
+    kind, ts, cpu, pfn, order, mpfn, fpfn, zend, d = (int(x) for x in end[0])
+    assert d & 0xff == C.COMPACT_COMPLETE and pfn == zs and zend == ze
+    # the scanners met halfway up the zone, where the end event says
+    assert mpfn >> pageblock_order >= fpfn >> pageblock_order
+    assert zs + (ze - zs) // 4 < mpfn < ze
+    # reset_cached_positions(): the next compaction begins at the zone's ends
+    assert int(m.mem.zstat[ZONE_NORMAL, C._Z_MIGRATE_PFN]) == zs
+    assert int(m.mem.zstat[ZONE_NORMAL, C._Z_FREE_PFN]) == (ze - 1) & ~(PB - 1)
+    m.check()

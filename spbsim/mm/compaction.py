@@ -858,6 +858,7 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
     fast_fail = 0           # cc->fast_search_fail
     search_order = order    # cc->search_order
     result = COMPACT_CONTINUE
+    next_mpfn = -1          # the cached migrate pfn when reset_cached_positions() ran
     mscanned = 0
     fscanned = 0
     # kcompactd's run takes [SIM] time (kcompactd_cost_ns): its clock moves
@@ -869,10 +870,11 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
     while True:
         if (fpfn >> pageblock_order) <= (mpfn >> pageblock_order):
             result = COMPACT_COMPLETE if whole_zone else COMPACT_PARTIAL_SKIPPED
-            # reset_cached_positions(): restart from the zone ends next time;
-            # a direct compaction asks kswapd to clear the skip bits when it
-            # next sleeps (compact_blockskip_flush)
-            mpfn = zs
+            # reset_cached_positions(): restart from the zone ends next time
+            # (cc->migrate_pfn, which mm_compaction_end prints, stays where
+            # the scanners met); a direct compaction asks kswapd to clear the
+            # skip bits when it next sleeps (compact_blockskip_flush)
+            next_mpfn = zs
             m.zstat[z, _Z_FREE_PFN] = (ze - 1) & ~(pageblock_nr_pages - 1)
             if flags & CC_DIRECT:
                 m.zstat[z, _Z_BLOCKSKIP_FLUSH] = 1
@@ -979,7 +981,7 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
         m.node[_N_KCD_CLOCK] = kclock0 + kcompactd_cost_ns(
             m, mscanned + fscanned, m.vm[_VM_MIGRATE_OK] - migrated0)
     trace_event(m, EV_COMPACTION_END, zs, sync, mpfn, fpfn, ze, result | (flags << 8))
-    m.zstat[z, _Z_MIGRATE_PFN] = mpfn
+    m.zstat[z, _Z_MIGRATE_PFN] = next_mpfn if next_mpfn >= 0 else mpfn
     # compact_zone() counts every compaction's scans (cc->total_*_scanned);
     # kcompactd_do_work() adds kcompactd's to the daemon counters, and so
     # does v6.12's proactive compact_node() (v6.1's proactive_compact_node()
