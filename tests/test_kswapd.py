@@ -490,3 +490,73 @@ def test_prefill_replay_follows_the_kswapd_windows_too(tmp_path):
     pcp_on = on["machine"].mem.pcp[ZONE_NORMAL, 0]
     pcp_off = off["machine"].mem.pcp[ZONE_NORMAL, 0]
     assert pcp_on[PCP_COUNT] <= 4 * pcp_on[PCP_BATCH] < pcp_off[PCP_COUNT]
+
+
+_KS_WAKE_O = "         kswapd0-45      [000] .....    {ts:.6f}: mm_vmscan_kswapd_wake: nid=0 order={order}"
+
+
+def _naps_of(tmp_path, lines):
+    from spbsim.trace.ftrace import TraceReader
+    from spbsim.trace.kswapd_windows import KswapdScan
+    p = tmp_path / "trace.txt"
+    p.write_text("\n".join(lines) + "\n")
+    scan = KswapdScan()
+    for b in TraceReader(p, batch_size=4).batches():
+        scan.add(b)
+    return scan.naps()
+
+
+def test_kswapd_naps_from_the_trace(tmp_path):
+    """kswapd_try_to_sleep() wakes kcompactd for the order kswapd was woken
+    for (wakeup_kcompactd(pgdat, alloc_order, ...)) as it begins its HZ/10
+    nap, a nap before the sleep tracepoint; order 0 wakes nothing."""
+    lines = [_KS_WAKE_O.format(ts=0.990, order=3)]
+    lines += [_KS_FREE.format(ts=1.0 + i * 0.001, pfn=0x100000 + i) for i in range(11)]
+    lines += [_KS_SLEEP.format(ts=1.11)]
+    lines += [_KS_WAKE_O.format(ts=2.0, order=0), _KS_SLEEP.format(ts=2.5)]
+    # woken again during a run: the last wake's order; a sleep 50 ms after it
+    lines += [_KS_WAKE_O.format(ts=3.0, order=3), _KS_WAKE_O.format(ts=3.2, order=2),
+              _KS_SLEEP.format(ts=3.25)]
+    lines += [_KS_SLEEP.format(ts=4.0)]                 # no wake since the last sleep
+    assert _naps_of(tmp_path, lines).tolist() == [[1_010_000_000, 3], [3_200_000_000, 2]]
+    assert _naps_of(tmp_path, lines[:1]).shape == (0, 2)
+
+
+def test_nap_cursor_cuts_each_nap_once_in_trace_order():
+    from spbsim.trace.kswapd_windows import NapCursor
+    cur = NapCursor(np.array([[100, 3], [250, 2], [600, 3]], np.int64))
+    assert cur.cuts(np.array([50, 100, 150, 200], np.int64)) == [(2, {"kcompactd_wake": 3})]
+    # a nap between two chunks comes before the next chunk's first op
+    assert cur.cuts(np.array([300, 400], np.int64)) == [(0, {"kcompactd_wake": 2})]
+    assert cur.cuts(np.array([500, 700], np.int64)) == [(1, {"kcompactd_wake": 3})]
+    assert cur.cuts(np.array([800], np.int64)) == []
+
+
+def test_replay_wakes_kcompactd_where_the_recorded_kswapd_naps(tmp_path):
+    """In a replay the recorded kswapd is the node's kswapd: its reclaim is
+    in the stream, and as it naps (kswapd_try_to_sleep()) it asks kcompactd
+    to compact for the order it was woken for.  The simulator's kcompactd
+    does its own work then (kcompactd_do_work(): which zones, what to
+    migrate), at once or, where no zone suits it, at its next timeout,
+    which also ends a proactive compaction's deferral (kcompactd()).  The
+    old replay woke kcompactd only where the simulator's own kswapd slept,
+    and a stream that keeps the simulated zones above their LOW marks never
+    woke that one."""
+    from spbsim.machine import Machine
+    from spbsim.trace.whatif import replay_whatif
+    n = 1500
+    lines = [_INIT_ALLOC.format(ts=1.0 + i * 1e-5, pfn=0x100000 + i) for i in range(n)]
+    lines += [_KS_WAKE_O.format(ts=2.0, order=3)]
+    lines += [_KS_FREE.format(ts=2.001 + i * 1e-5, pfn=0x100000 + i) for i in range(n // 2)]
+    lines += [_KS_SLEEP.format(ts=2.2)]
+    lines += [_INIT_ALLOC.format(ts=2.3 + i * 1e-3, pfn=0x120000 + i) for i in range(1000)]
+    p = tmp_path / "trace.txt"
+    p.write_text("\n".join(lines) + "\n")
+    kw = dict(memory="1G", low_memory="512M", cpus=2, version="6.12")
+    on = replay_whatif(p, Machine(**kw), prefill="movable")
+    off = replay_whatif(p, Machine(**kw), prefill="movable", kswapd_windows=False)
+    assert on["checksum"] == off["checksum"]
+    assert on["kswapd_windows"]["naps"] == 1 and on["kswapd_windows"]["kcompactd_wakes"] == 1
+    assert on["machine"].vmstat_counters()["compact_daemon_wake"] == 1
+    assert off["machine"].vmstat_counters()["compact_daemon_wake"] == 0
+    on["machine"].check()

@@ -2,15 +2,16 @@
 zones carried ZONE_RECLAIM_ACTIVE (mm/vmscan.c set_reclaim_active() at the
 start of balance_pgdat(), clear_reclaim_active() at its end), read from a
 trace so that a what-if replay, whose reclaim is the stream's, caps the
-per-cpu lists (nr_pcp_high()) exactly while the kernel's kswapd ran.
+per-cpu lists (nr_pcp_high()) exactly while the kernel's kswapd ran; and
+the naps before its sleeps, where kswapd_try_to_sleep() wakes kcompactd.
 """
 import numpy as np
 
 from spbsim.mm.const import NEVER_NS
 from spbsim.trace.ftrace import KMEM_KINDS, OTHER_EVENT
 
-__all__ = ["KSWAPD_GAP_MS", "KSWAPD_NAP_MS", "NEVER_NS", "KswapdScan", "active_at", "next_wake",
-           "window_cuts"]
+__all__ = ["KSWAPD_GAP_MS", "KSWAPD_NAP_MS", "NEVER_NS", "KswapdScan", "NapCursor", "active_at",
+           "next_wake", "window_cuts"]
 
 #: [SIM] a pause of the kswapd task's kmem events at least this long ends a
 #: window: inside one balance_pgdat() run the gaps stay below 20 ms on the
@@ -39,6 +40,7 @@ class KswapdScan:
         self._is_kswapd = []
         self._times = []
         self._wakes = []
+        self._wake_orders = []
         self._sleeps = []
 
     def add(self, batch):
@@ -55,6 +57,8 @@ class KswapdScan:
             name = getattr(rec, "event", "")
             if name == _WAKE:
                 self._wakes.append(float(rec.ts))
+                order = rec.args.get("order", 0)
+                self._wake_orders.append(order if isinstance(order, int) else 0)
             elif name == _SLEEP:
                 self._sleeps.append(float(rec.ts))
 
@@ -73,6 +77,35 @@ class KswapdScan:
                     np.searchsorted(t, a, "left") == np.searchsorted(t, b, "right"):
                 out.append((a, end))
         return np.asarray(out, float).reshape(-1, 2)
+
+    def naps(self) -> np.ndarray:
+        """[n, 2] int64 (trace ns, order), sorted: where the recorded kswapd
+        asked kcompactd to compact for the order it was woken for.
+        kswapd_try_to_sleep() calls wakeup_kcompactd(pgdat, alloc_order,
+        highest_zoneidx) once the node is balanced, then naps HZ/10 and
+        traces mm_vmscan_kswapd_sleep: so one per sleep tracepoint, at
+        KSWAPD_NAP_MS before it (not before the run's wake), for the order
+        of the last wake tracepoint since the previous sleep; order 0
+        (wakeup_kcompactd() returns at once) and sleeps without such a wake
+        give none.  A nap cut short by a new wake-up leaves no sleep
+        tracepoint and is not counted."""
+        if not self._wakes or not self._sleeps:
+            return np.zeros((0, 2), np.int64)
+        marks = sorted([(w, 0, o) for w, o in zip(self._wakes, self._wake_orders)]
+                       + [(s, 1, 0) for s in self._sleeps])
+        out = []
+        last = None                         # (ts, order) of the last wake since a sleep
+        for t, kind, order in marks:
+            if kind == 0:
+                last = (t, order)
+                continue
+            if last is not None and last[1] > 0:
+                out.append((max(last[0], t - KSWAPD_NAP_MS / 1000.0), last[1]))
+            last = None
+        if not out:
+            return np.zeros((0, 2), np.int64)
+        a = np.asarray(out, float)
+        return np.stack([np.round(a[:, 0] * 1e9), a[:, 1]], 1).astype(np.int64)
 
     def windows(self, gap_ms=KSWAPD_GAP_MS) -> np.ndarray:
         """[n, 2] int64 (start, end) in trace ns, sorted: maximal runs of
@@ -140,3 +173,25 @@ def window_cuts(windows, ts) -> list:
             out.append((int(np.searchsorted(ts, e, "right")),
                         {"reclaim_active": False, "next_wake": int(starts[i + 1])}))
     return out
+
+
+class NapCursor:
+    """Cuts for the recorded kswapd's naps (KswapdScan.naps), chunk after
+    chunk in trace order: each nap once, in the first chunk whose last op is
+    at or after it, before the first op after it (index 0 when it fell
+    between two chunks)."""
+
+    def __init__(self, naps):
+        self.naps = naps
+        self.i = 0
+
+    def cuts(self, ts) -> list:
+        """[(op index, {"kcompactd_wake": order})] for a chunk whose ops have
+        the (non-decreasing) trace times ``ts`` in ns."""
+        if not len(ts):
+            return []
+        j = int(np.searchsorted(self.naps[:, 0], int(ts[-1]), "right"))
+        out = [(int(np.searchsorted(ts, t, "right")), {"kcompactd_wake": int(o)})
+               for t, o in self.naps[self.i:j].tolist()]
+        self.i = max(self.i, j)
+        return out

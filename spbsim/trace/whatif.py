@@ -28,12 +28,13 @@ from spbsim.mm.compaction import HPAGE_FRAG_CHECK_INTERVAL_NS
 from spbsim.mm.const import MAX_NR_ZONES
 from spbsim.mm.state import CFG, CUR_CLOCK, NODE, PCP_COUNT, SIMSTAT
 from spbsim.mm.vmscan import update_reclaim_active
+from spbsim.mm.watermark import wakeup_kcompactd
 from spbsim.mm.workqueue import VMSTAT_INTERVAL_NS, WQ_VMSTAT_UPDATE, queue_work
 from spbsim.trace.ftrace import (MM_PAGE_ALLOC, MM_PAGE_FREE, OTHER_EVENT,
                                    TRACING_MARK_WRITE, TraceReader, TracingMarkWrite)
 from spbsim.trace.placement import MAX_CPUS
-from spbsim.trace.kswapd_windows import (KSWAPD_GAP_MS, KswapdScan, active_at, next_wake,
-                                         window_cuts)
+from spbsim.trace.kswapd_windows import (KSWAPD_GAP_MS, KswapdScan, NapCursor, active_at,
+                                         next_wake, window_cuts)
 
 __all__ = ["replay_whatif", "request_stream", "compare_snapshots", "format_table", "main",
            "OP_DTYPE", "OP_ALLOC", "OP_FREE", "OP_SPLIT", "OP_UNPAIRED",
@@ -983,18 +984,36 @@ def _user_compaction(machine, info, stats):
     stats["unmatched"] += 1
 
 
-def _with_window_cuts(cuts, windows, ts):
-    """A chunk's cuts plus its kswapd-window cuts ({"reclaim_active": bool})."""
+def _kswapd_nap(machine, info, stats):
+    """The recorded kswapd's nap (kswapd_try_to_sleep()): wakeup_kcompactd()
+    for the order it was woken for; whether kcompactd runs, where and what it
+    migrates stay the simulator's (kcompactd_node_suitable(),
+    kcompactd_do_work())."""
+    wakeup_kcompactd(machine.mem, np.int64(info["kcompactd_wake"]), np.int64(_TOP_ZONE))
+    stats["kcompactd_wakes"] += 1
+
+
+def _with_window_cuts(cuts, windows, ts, naps=None):
+    """A chunk's cuts plus its kswapd-window cuts ({"reclaim_active": bool})
+    and, from the NapCursor ``naps``, the recorded kswapd's naps
+    ({"kcompactd_wake": order})."""
     if windows is None:
         return cuts
-    return sorted(cuts + window_cuts(windows, ts), key=lambda c: c[0])
+    extra = window_cuts(windows, ts) + (naps.cuts(ts) if naps is not None else [])
+    return sorted(cuts + extra, key=lambda c: c[0])
 
 
-def _windows_summary(windows):
-    """How many kswapd reclaim windows a replay followed, and their total ms."""
+def _windows_summary(windows, naps=None, stats=None):
+    """How many kswapd reclaim windows a replay followed, their total ms, and
+    how many of the recorded kswapd's naps woke kcompactd for an order."""
     if windows is None:
         return None
-    return {"n": int(len(windows)), "ms": round(float((windows[:, 1] - windows[:, 0]).sum()) / 1e6, 1)}
+    out = {"n": int(len(windows)),
+           "ms": round(float((windows[:, 1] - windows[:, 0]).sum()) / 1e6, 1)}
+    if naps is not None:
+        out["naps"] = int(len(naps.naps))
+        out["kcompactd_wakes"] = int(stats["kcompactd_wakes"]) if stats else 0
+    return out
 
 
 def _checksum_update(h, ops):
@@ -1462,8 +1481,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     stream = _Stream(trace_path, kswapd_scan=scan, **skw)
     _background = background
     # the recorded kswapd's windows, whether pass 2 follows them yet, the draw
-    extra = {"windows": None, "hidden": None,
-             "user": {"zones": 0, "unmatched": 0}}
+    extra = {"windows": None, "naps": None, "hidden": None,
+             "user": {"zones": 0, "unmatched": 0}, "nap_stats": {"kcompactd_wakes": 0}}
 
     fill_state = {"pending": None, "at": None, "zones": {}}
 
@@ -1483,7 +1502,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
             # each chunk starts in step with the recorded kswapd: a window
             # that began and ended between two chunks' ops has no cut
             _follow_kswapd(machine, extra["windows"], ops["ts"][0])
-        cuts = _with_window_cuts(chunk.cuts, extra["windows"], ops["ts"])
+        cuts = _with_window_cuts(chunk.cuts, extra["windows"], ops["ts"], extra["naps"])
         for cut, info in cuts + [(len(ops), None)]:
             if cut > lo:
                 _replay_ops(machine.mem, ops["kind"], ops["order"], ops["gfp"], ops["cpu"],
@@ -1492,6 +1511,9 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                 lo = cut
             if info is not None and "reclaim_active" in info:
                 _kswapd_cut(machine, info)
+                continue
+            if info is not None and "kcompactd_wake" in info:
+                _kswapd_nap(machine, info, extra["nap_stats"])
                 continue
             if info is not None and "daemons" in info:
                 _background(machine.mem, np.int64(info["daemons"] * 1e9), np.int64(0))
@@ -1573,6 +1595,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
             w = scan.windows(kswapd_gap_ms)
             if len(w):         # followed from pass 2's first op (run_chunk)
                 extra["windows"] = w
+                extra["naps"] = NapCursor(scan.naps())
         # pass 2: replay
         if cache is None:
             passes = 2
@@ -1612,7 +1635,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         "prefill": prefill_info,
         "fill": {"at": fill_state["at"], "zones": fill_state["zones"]},
         "hidden": extra["hidden"],
-        "kswapd_windows": _windows_summary(extra["windows"]),
+        "kswapd_windows": _windows_summary(extra["windows"], extra["naps"], extra["nap_stats"]),
         "user_compactions": (dict(extra["user"], direct_traced=stream.direct_traced)
                              if user_compactions else None),
         "pairing": pc,
@@ -1704,6 +1727,8 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
     windows = scan.windows(kswapd_gap_ms) if scan is not None else None
     if windows is not None and not len(windows):
         windows = None          # no kswapd events recorded: the model's kswapd decides
+    naps = NapCursor(scan.naps()) if windows is not None else None
+    nap_stats = {"kcompactd_wakes": 0}
     if start_cut is None:
         raise SpbsimError(f"{trace_path}: no 'oracle_snap_end ... tag=start' marker: "
                           f"the start state cannot be placed in the stream")
@@ -1782,7 +1807,8 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             # in step with the recorded kswapd: a window that began and
             # ended between two chunks' ops has no cut
             _follow_kswapd(machine, windows, ops["ts"][0])
-        for cut, info in _with_window_cuts(chunk.cuts, windows, ops["ts"]) + [(len(ops), None)]:
+        for cut, info in _with_window_cuts(chunk.cuts, windows, ops["ts"], naps) + \
+                [(len(ops), None)]:
             if ci == sc and cut < scut:
                 continue
             if state["built"] is None:
@@ -1794,6 +1820,8 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                 lo = cut
             if info is not None and "reclaim_active" in info:
                 _kswapd_cut(machine, info)
+            elif info is not None and "kcompactd_wake" in info:
+                _kswapd_nap(machine, info, nap_stats)
             elif info is not None and "user_compaction" in info:
                 # one that began before the start snapshot is in its state
                 if info["ts"] >= start_cut[2]["ts"]:
@@ -1849,7 +1877,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                     "failed_by_order": [0] * NR_PAGE_ORDERS},
         "fill": {"at": built.get("at"), "zones": {}},
         "hidden": state["hidden"],
-        "kswapd_windows": _windows_summary(windows),
+        "kswapd_windows": _windows_summary(windows, naps, nap_stats),
         "user_compactions": (dict(user, direct_traced=stream.direct_traced)
                              if user_compactions else None),
         "pairing": pc,
