@@ -509,7 +509,9 @@ def _naps_of(tmp_path, lines):
 def test_kswapd_naps_from_the_trace(tmp_path):
     """kswapd_try_to_sleep() wakes kcompactd for the order kswapd was woken
     for (wakeup_kcompactd(pgdat, alloc_order, ...)) as it begins its HZ/10
-    nap, a nap before the sleep tracepoint; order 0 wakes nothing."""
+    nap, a nap before the sleep tracepoint, also with order 0 (for which
+    wakeup_kcompactd() returns at once: the nap still clears the skip bits
+    a direct compaction asked for, reset_isolation_suitable())."""
     lines = [_KS_WAKE_O.format(ts=0.990, order=3)]
     lines += [_KS_FREE.format(ts=1.0 + i * 0.001, pfn=0x100000 + i) for i in range(11)]
     lines += [_KS_SLEEP.format(ts=1.11)]
@@ -518,7 +520,8 @@ def test_kswapd_naps_from_the_trace(tmp_path):
     lines += [_KS_WAKE_O.format(ts=3.0, order=3), _KS_WAKE_O.format(ts=3.2, order=2),
               _KS_SLEEP.format(ts=3.25)]
     lines += [_KS_SLEEP.format(ts=4.0)]                 # no wake since the last sleep
-    assert _naps_of(tmp_path, lines).tolist() == [[1_010_000_000, 3], [3_200_000_000, 2]]
+    assert _naps_of(tmp_path, lines).tolist() == [[1_010_000_000, 3], [2_400_000_000, 0],
+                                                  [3_200_000_000, 2]]
     assert _naps_of(tmp_path, lines[:1]).shape == (0, 2)
 
 
@@ -560,3 +563,26 @@ def test_replay_wakes_kcompactd_where_the_recorded_kswapd_naps(tmp_path):
     assert on["machine"].vmstat_counters()["compact_daemon_wake"] == 1
     assert off["machine"].vmstat_counters()["compact_daemon_wake"] == 0
     on["machine"].check()
+
+
+def test_a_recorded_kswapd_nap_clears_the_skip_bits_a_direct_compaction_asked_for():
+    """kswapd_try_to_sleep() calls reset_isolation_suitable(pgdat) as it
+    begins its nap, whatever the order: a replay does it at the recorded
+    kswapd's naps too (before, only where the simulator's own kswapd slept)."""
+    from spbsim.mm import compaction as C
+    from spbsim.mm.const import PB_compact_skip
+    from spbsim.trace.whatif import _kswapd_nap
+    mach = Machine(memory="1G", low_memory="512M", cpus=1)
+    m = mach.mem
+    pb = (int(m.zone_start[ZONE_NORMAL]) >> 9) + 3
+    m.pb_flags[pb] |= PB_compact_skip
+    stats = {"kcompactd_wakes": 0}
+    _kswapd_nap(mach, {"kcompactd_wake": 0}, stats)
+    assert m.pb_flags[pb] & PB_compact_skip             # no flush asked: the bits stay
+    m.zstat[ZONE_NORMAL, C._Z_BLOCKSKIP_FLUSH] = 1      # a direct compaction's scanners met
+    _kswapd_nap(mach, {"kcompactd_wake": 0}, stats)
+    assert not m.pb_flags[pb] & PB_compact_skip
+    assert m.zstat[ZONE_NORMAL, C._Z_BLOCKSKIP_FLUSH] == 0
+    assert stats["kcompactd_wakes"] == 0 and m.node[NODE["kcompactd_max_order"]] == 0
+    _kswapd_nap(mach, {"kcompactd_wake": 2}, stats)
+    assert stats["kcompactd_wakes"] == 1 and m.node[NODE["kcompactd_max_order"]] == 2

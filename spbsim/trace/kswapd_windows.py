@@ -80,15 +80,18 @@ class KswapdScan:
 
     def naps(self) -> np.ndarray:
         """[n, 2] int64 (trace ns, order), sorted: where the recorded kswapd
-        asked kcompactd to compact for the order it was woken for.
-        kswapd_try_to_sleep() calls wakeup_kcompactd(pgdat, alloc_order,
-        highest_zoneidx) once the node is balanced, then naps HZ/10 and
-        traces mm_vmscan_kswapd_sleep: so one per sleep tracepoint, at
-        KSWAPD_NAP_MS before it (not before the run's wake), for the order
-        of the last wake tracepoint since the previous sleep; order 0
-        (wakeup_kcompactd() returns at once) and sleeps without such a wake
-        give none.  A nap cut short by a new wake-up leaves no sleep
-        tracepoint and is not counted."""
+        began its nap.  kswapd_try_to_sleep(), once the node is balanced,
+        clears the compaction skip bits a direct compaction asked it to
+        (reset_isolation_suitable()) and calls wakeup_kcompactd(pgdat,
+        alloc_order, highest_zoneidx), then naps HZ/10 and traces
+        mm_vmscan_kswapd_sleep: so one per sleep tracepoint, at
+        KSWAPD_NAP_MS before it (not before the run's wake), with the order
+        of the last wake tracepoint since the previous sleep (alloc_order:
+        balance_pgdat() drops a run's order to 0 once it reclaimed
+        compact_gap(), so kswapd tries to sleep with the order it was woken
+        for [SIM] where it reclaimed less); a sleep without such a wake gives
+        none.  A nap cut short by a new wake-up leaves no sleep tracepoint
+        and is not counted."""
         if not self._wakes or not self._sleeps:
             return np.zeros((0, 2), np.int64)
         marks = sorted([(w, 0, o) for w, o in zip(self._wakes, self._wake_orders)]
@@ -99,7 +102,7 @@ class KswapdScan:
             if kind == 0:
                 last = (t, order)
                 continue
-            if last is not None and last[1] > 0:
+            if last is not None:
                 out.append((max(last[0], t - KSWAPD_NAP_MS / 1000.0), last[1]))
             last = None
         if not out:

@@ -24,7 +24,7 @@ from spbsim.mm.jit import njit
 from spbsim.mm.page_alloc import alloc_pages_call
 from spbsim.mm.page_free import free_pages
 from spbsim.mm.background import background, background_due
-from spbsim.mm.compaction import HPAGE_FRAG_CHECK_INTERVAL_NS
+from spbsim.mm.compaction import HPAGE_FRAG_CHECK_INTERVAL_NS, reset_isolation_suitable
 from spbsim.mm.const import MAX_NR_ZONES
 from spbsim.mm.state import CFG, CUR_CLOCK, NODE, PCP_COUNT, SIMSTAT
 from spbsim.mm.vmscan import update_reclaim_active
@@ -985,12 +985,15 @@ def _user_compaction(machine, info, stats):
 
 
 def _kswapd_nap(machine, info, stats):
-    """The recorded kswapd's nap (kswapd_try_to_sleep()): wakeup_kcompactd()
-    for the order it was woken for; whether kcompactd runs, where and what it
-    migrates stay the simulator's (kcompactd_node_suitable(),
-    kcompactd_do_work())."""
-    wakeup_kcompactd(machine.mem, np.int64(info["kcompactd_wake"]), np.int64(_TOP_ZONE))
-    stats["kcompactd_wakes"] += 1
+    """The recorded kswapd's nap (kswapd_try_to_sleep()): the skip bits a
+    direct compaction asked kswapd to clear (reset_isolation_suitable()),
+    and wakeup_kcompactd() for the order kswapd was woken for; whether
+    kcompactd runs, where and what it migrates stay the simulator's
+    (kcompactd_node_suitable(), kcompactd_do_work())."""
+    reset_isolation_suitable(machine.mem)
+    order = info["kcompactd_wake"]
+    wakeup_kcompactd(machine.mem, np.int64(order), np.int64(_TOP_ZONE))
+    stats["kcompactd_wakes"] += order > 0
 
 
 def _with_window_cuts(cuts, windows, ts, naps=None):
