@@ -552,7 +552,7 @@ def test_replay_wakes_kcompactd_where_the_recorded_kswapd_naps(tmp_path):
     lines += [_KS_WAKE_O.format(ts=2.0, order=3)]
     lines += [_KS_FREE.format(ts=2.001 + i * 1e-5, pfn=0x100000 + i) for i in range(n // 2)]
     lines += [_KS_SLEEP.format(ts=2.2)]
-    lines += [_INIT_ALLOC.format(ts=2.3 + i * 1e-3, pfn=0x120000 + i) for i in range(1000)]
+    lines += [_INIT_ALLOC.format(ts=2.3 + i * 1e-3, pfn=0x110000 + i) for i in range(1000)]
     p = tmp_path / "trace.txt"
     p.write_text("\n".join(lines) + "\n")
     kw = dict(memory="1G", low_memory="512M", cpus=2, version="6.12")
@@ -570,11 +570,14 @@ def test_a_recorded_kswapd_nap_clears_the_skip_bits_a_direct_compaction_asked_fo
     begins its nap, whatever the order: a replay does it at the recorded
     kswapd's naps too (before, only where the simulator's own kswapd slept)."""
     from spbsim.mm import compaction as C
-    from spbsim.mm.const import PB_compact_skip
+    from spbsim.mm.const import PB_compact_skip, PG_buddy
     from spbsim.trace.whatif import _kswapd_nap
     mach = Machine(memory="1G", low_memory="512M", cpus=1)
     m = mach.mem
-    pb = (int(m.zone_start[ZONE_NORMAL]) >> 9) + 3
+    # a free-scanner block (upper half of the zone) that starts a free buddy:
+    # __reset_isolation_pfn()'s sample finds PageBuddy there
+    lo, hi = int(m.zone_start[ZONE_NORMAL]) >> 9, int(m.zone_end[ZONE_NORMAL]) >> 9
+    pb = next(b for b in range(hi - 1, (lo + hi) // 2, -1) if m.pg_flags[b << 9] & PG_buddy)
     m.pb_flags[pb] |= PB_compact_skip
     stats = {"kcompactd_wakes": 0}
     _kswapd_nap(mach, {"kcompactd_wake": 0}, stats)
