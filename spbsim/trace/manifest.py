@@ -8,7 +8,7 @@ from pathlib import Path
 
 from spbsim.errors import SpbsimError
 
-__all__ = ["read_manifest", "kernel_release", "policy_for_kernel"]
+__all__ = ["read_manifest", "kernel_release", "release_version", "policy_for_kernel"]
 
 
 def read_manifest(path) -> dict:
@@ -33,17 +33,22 @@ def kernel_release(manifest: dict):
     return str(release) if release else None
 
 
+def release_version(release):
+    """(major, minor) of a kernel release string ("6.12.117+deb12-amd64" ->
+    (6, 12)), or None."""
+    m = re.match(r"(\d+)\.(\d+)", release or "")
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
 
 def policy_for_kernel(release):
     """(policy, note or None) for a kernel release string: 6.12 -> stock:6.12,
     6.13 and newer -> stock (the v6.19/7.0 model), 6.1 -> stock:6.1 when that
     variant exists (else stock:6.12, said in the note)."""
     from spbsim.policy import STOCK_PRESETS
-    m = re.match(r"(\d+)\.(\d+)", release or "")
-    if not m:
+    ver = release_version(release)
+    if ver is None:
         return "stock", "kernel version unknown: policy stock (the recent kernel model); " \
                         "pass --policy to choose"
-    ver = (int(m.group(1)), int(m.group(2)))
     if ver >= (6, 13):
         return "stock", None
     if ver == (6, 12):

@@ -489,12 +489,9 @@ def extfrag_first(manifest) -> bool:
     backport Debian's 6.12.117 carries, which spbsim's 6.12 variant models)
     traces a claim after that line and a steal without one.  From the
     manifest's kernel release; False when it has none."""
-    from spbsim.trace.manifest import kernel_release
-    m = re.match(r"(\d+)\.(\d+)", kernel_release(manifest or {}) or "")
-    if not m:
-        return False
-    ver = (int(m.group(1)), int(m.group(2)))
-    return ver < (6, 12) or (6, 13) <= ver < (6, 15)
+    from spbsim.trace.manifest import kernel_release, release_version
+    ver = release_version(kernel_release(manifest or {}))
+    return ver is not None and (ver < (6, 12) or (6, 13) <= ver < (6, 15))
 
 
 def make_ops(events) -> np.ndarray:
