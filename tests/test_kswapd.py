@@ -500,7 +500,7 @@ def _naps_of(tmp_path, lines):
     from spbsim.trace.kswapd_windows import KswapdScan
     p = tmp_path / "trace.txt"
     p.write_text("\n".join(lines) + "\n")
-    scan = KswapdScan()
+    scan = KswapdScan(p)
     for b in TraceReader(p, batch_size=4).batches():
         scan.add(b)
     return scan.naps()
@@ -571,6 +571,7 @@ def test_a_recorded_kswapd_nap_clears_the_skip_bits_a_direct_compaction_asked_fo
     kswapd's naps too (before, only where the simulator's own kswapd slept)."""
     from spbsim.mm import compaction as C
     from spbsim.mm.const import PB_compact_skip, PG_buddy
+    from spbsim.trace.kswapd_windows import NapCursor
     from spbsim.trace.whatif import _kswapd_nap
     mach = Machine(memory="1G", low_memory="512M", cpus=1)
     m = mach.mem
@@ -579,13 +580,32 @@ def test_a_recorded_kswapd_nap_clears_the_skip_bits_a_direct_compaction_asked_fo
     lo, hi = int(m.zone_start[ZONE_NORMAL]) >> 9, int(m.zone_end[ZONE_NORMAL]) >> 9
     pb = next(b for b in range(hi - 1, (lo + hi) // 2, -1) if m.pg_flags[b << 9] & PG_buddy)
     m.pb_flags[pb] |= PB_compact_skip
-    stats = {"kcompactd_wakes": 0}
-    _kswapd_nap(mach, {"kcompactd_wake": 0}, stats)
+    naps = NapCursor(np.zeros((0, 2), np.int64))
+    _kswapd_nap(mach, {"kcompactd_wake": 0}, naps)
     assert m.pb_flags[pb] & PB_compact_skip             # no flush asked: the bits stay
     m.zstat[ZONE_NORMAL, C._Z_BLOCKSKIP_FLUSH] = 1      # a direct compaction's scanners met
-    _kswapd_nap(mach, {"kcompactd_wake": 0}, stats)
+    _kswapd_nap(mach, {"kcompactd_wake": 0}, naps)
     assert not m.pb_flags[pb] & PB_compact_skip
     assert m.zstat[ZONE_NORMAL, C._Z_BLOCKSKIP_FLUSH] == 0
-    assert stats["kcompactd_wakes"] == 0 and m.node[NODE["kcompactd_max_order"]] == 0
-    _kswapd_nap(mach, {"kcompactd_wake": 2}, stats)
-    assert stats["kcompactd_wakes"] == 1 and m.node[NODE["kcompactd_max_order"]] == 2
+    assert naps.kcompactd_wakes == 0 and m.node[NODE["kcompactd_max_order"]] == 0
+    _kswapd_nap(mach, {"kcompactd_wake": 2}, naps)
+    assert naps.kcompactd_wakes == 1 and m.node[NODE["kcompactd_max_order"]] == 2
+
+
+def test_a_wake_tracepoint_with_a_bad_order_is_one_line_naming_file_line_and_field(tmp_path):
+    """The naps read kswapd's wake order: a malformed one stops the replay
+    with the trace's file, line and field (lenient: read as order 0)."""
+    from spbsim.trace.ftrace import TraceFormatError
+    lines = [_KS_WAKE_O.format(ts=0.990, order=3), _KS_SLEEP.format(ts=1.11),
+             _KS_WAKE_O.format(ts=2.0, order="zz"), _KS_SLEEP.format(ts=2.5)]
+    with pytest.raises(TraceFormatError) as e:
+        _naps_of(tmp_path, lines)
+    msg = str(e.value)
+    assert "trace.txt:3:" in msg and "mm_vmscan_kswapd_wake" in msg and "'order'" in msg
+    assert "\n" not in msg
+    from spbsim.trace.ftrace import TraceReader
+    from spbsim.trace.kswapd_windows import KswapdScan
+    scan = KswapdScan(tmp_path / "trace.txt", lenient=True)
+    for b in TraceReader(tmp_path / "trace.txt", batch_size=4).batches():
+        scan.add(b)
+    assert scan.naps().tolist() == [[1_010_000_000, 3], [2_400_000_000, 0]]

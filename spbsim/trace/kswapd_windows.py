@@ -7,8 +7,8 @@ the naps before its sleeps, where kswapd_try_to_sleep() wakes kcompactd.
 """
 import numpy as np
 
-from spbsim.mm.const import NEVER_NS
-from spbsim.trace.ftrace import KMEM_KINDS, OTHER_EVENT
+from spbsim.mm.const import MAX_PAGE_ORDER, NEVER_NS
+from spbsim.trace.ftrace import KMEM_KINDS, OTHER_EVENT, TraceFormatError
 
 __all__ = ["KSWAPD_GAP_MS", "KSWAPD_NAP_MS", "NEVER_NS", "KswapdScan", "NapCursor", "active_at",
            "next_wake", "window_cuts"]
@@ -34,9 +34,12 @@ class KswapdScan:
     (``kswapdN`` in the task name; the pages they free are kswapd's reclaim)
     and of the ``mm_vmscan_kswapd_wake`` tracepoints (the start of each
     balance_pgdat() run) and ``mm_vmscan_kswapd_sleep`` tracepoints when the
-    recording has them."""
+    recording has them.  ``filename`` names the trace in the one-line error
+    for a wake tracepoint whose ``order`` is not an order (with ``lenient``,
+    that wake counts as order 0)."""
 
-    def __init__(self):
+    def __init__(self, filename="<trace>", lenient=False):
+        self.filename, self.lenient = str(filename), lenient
         self._is_kswapd = []
         self._times = []
         self._wakes = []
@@ -57,10 +60,24 @@ class KswapdScan:
             name = getattr(rec, "event", "")
             if name == _WAKE:
                 self._wakes.append(float(rec.ts))
-                order = rec.args.get("order", 0)
-                self._wake_orders.append(order if isinstance(order, int) else 0)
+                self._wake_orders.append(self._wake_order(rec))
             elif name == _SLEEP:
                 self._sleeps.append(float(rec.ts))
+
+    def _wake_order(self, rec):
+        order = rec.args.get("order", 0)
+        if isinstance(order, int) and 0 <= order <= MAX_PAGE_ORDER:
+            return order
+        if self.lenient:
+            return 0
+        raise TraceFormatError(self.filename, rec.line, _WAKE, "order",
+                               f"{order!r} is not an order 0..{MAX_PAGE_ORDER}")
+
+    def _marks(self):
+        """The wake (kind 0, with its order) and sleep (kind 1) tracepoints,
+        as (s, kind, order) in time order."""
+        return sorted([(w, 0, o) for w, o in zip(self._wakes, self._wake_orders)]
+                      + [(s, 1, 0) for s in self._sleeps])
 
     def _quiet_runs(self, t):
         """(start, end) in s of the balance_pgdat() runs that freed nothing: a
@@ -69,9 +86,9 @@ class KswapdScan:
         the same and ended KSWAPD_NAP_MS before the sleep tracepoint."""
         if not self._wakes or not self._sleeps:
             return np.zeros((0, 2))
-        marks = sorted([(w, 0) for w in self._wakes] + [(s, 1) for s in self._sleeps])
+        marks = self._marks()
         out = []
-        for (a, ka), (b, kb) in zip(marks, marks[1:]):
+        for (a, ka, _), (b, kb, _) in zip(marks, marks[1:]):
             end = b - KSWAPD_NAP_MS / 1000.0
             if ka == 0 and kb == 1 and end > a and \
                     np.searchsorted(t, a, "left") == np.searchsorted(t, b, "right"):
@@ -92,13 +109,9 @@ class KswapdScan:
         for [SIM] where it reclaimed less); a sleep without such a wake gives
         none.  A nap cut short by a new wake-up leaves no sleep tracepoint
         and is not counted."""
-        if not self._wakes or not self._sleeps:
-            return np.zeros((0, 2), np.int64)
-        marks = sorted([(w, 0, o) for w, o in zip(self._wakes, self._wake_orders)]
-                       + [(s, 1, 0) for s in self._sleeps])
         out = []
         last = None                         # (ts, order) of the last wake since a sleep
-        for t, kind, order in marks:
+        for t, kind, order in self._marks():
             if kind == 0:
                 last = (t, order)
                 continue
@@ -182,11 +195,13 @@ class NapCursor:
     """Cuts for the recorded kswapd's naps (KswapdScan.naps), chunk after
     chunk in trace order: each nap once, in the first chunk whose last op is
     at or after it, before the first op after it (index 0 when it fell
-    between two chunks)."""
+    between two chunks).  ``kcompactd_wakes`` counts the naps the replay
+    applied with an order above 0."""
 
     def __init__(self, naps):
         self.naps = naps
         self.i = 0
+        self.kcompactd_wakes = 0
 
     def cuts(self, ts) -> list:
         """[(op index, {"kcompactd_wake": order})] for a chunk whose ops have

@@ -984,7 +984,7 @@ def _user_compaction(machine, info, stats):
     stats["unmatched"] += 1
 
 
-def _kswapd_nap(machine, info, stats):
+def _kswapd_nap(machine, info, naps):
     """The recorded kswapd's nap (kswapd_try_to_sleep()): the skip bits a
     direct compaction asked kswapd to clear (reset_isolation_suitable()),
     and wakeup_kcompactd() for the order kswapd was woken for; whether
@@ -993,7 +993,7 @@ def _kswapd_nap(machine, info, stats):
     reset_isolation_suitable(machine.mem)
     order = info["kcompactd_wake"]
     wakeup_kcompactd(machine.mem, np.int64(order), np.int64(_TOP_ZONE))
-    stats["kcompactd_wakes"] += order > 0
+    naps.kcompactd_wakes += order > 0
 
 
 def _with_window_cuts(cuts, windows, ts, naps=None):
@@ -1006,7 +1006,7 @@ def _with_window_cuts(cuts, windows, ts, naps=None):
     return sorted(cuts + extra, key=lambda c: c[0])
 
 
-def _windows_summary(windows, naps=None, stats=None):
+def _windows_summary(windows, naps=None):
     """How many kswapd reclaim windows a replay followed, their total ms, and
     how many of the recorded kswapd's naps woke kcompactd for an order."""
     if windows is None:
@@ -1015,7 +1015,7 @@ def _windows_summary(windows, naps=None, stats=None):
            "ms": round(float((windows[:, 1] - windows[:, 0]).sum()) / 1e6, 1)}
     if naps is not None:
         out["naps"] = int(len(naps.naps))
-        out["kcompactd_wakes"] = int(stats["kcompactd_wakes"]) if stats else 0
+        out["kcompactd_wakes"] = naps.kcompactd_wakes
     return out
 
 
@@ -1480,12 +1480,12 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                            else pfn_ranges), trace_cpus=trace_cpus,
                user_compactions=user_compactions)
     # kswapd's reclaim windows need the whole trace: only with pass 1 (pre-fill)
-    scan = KswapdScan() if (kswapd_windows and prefill is not None) else None
+    scan = KswapdScan(trace_path, lenient) if (kswapd_windows and prefill is not None) else None
     stream = _Stream(trace_path, kswapd_scan=scan, **skw)
     _background = background
     # the recorded kswapd's windows, whether pass 2 follows them yet, the draw
     extra = {"windows": None, "naps": None, "hidden": None,
-             "user": {"zones": 0, "unmatched": 0}, "nap_stats": {"kcompactd_wakes": 0}}
+             "user": {"zones": 0, "unmatched": 0}}
 
     fill_state = {"pending": None, "at": None, "zones": {}}
 
@@ -1516,7 +1516,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                 _kswapd_cut(machine, info)
                 continue
             if info is not None and "kcompactd_wake" in info:
-                _kswapd_nap(machine, info, extra["nap_stats"])
+                _kswapd_nap(machine, info, extra["naps"])
                 continue
             if info is not None and "daemons" in info:
                 _background(machine.mem, np.int64(info["daemons"] * 1e9), np.int64(0))
@@ -1638,7 +1638,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         "prefill": prefill_info,
         "fill": {"at": fill_state["at"], "zones": fill_state["zones"]},
         "hidden": extra["hidden"],
-        "kswapd_windows": _windows_summary(extra["windows"], extra["naps"], extra["nap_stats"]),
+        "kswapd_windows": _windows_summary(extra["windows"], extra["naps"]),
         "user_compactions": (dict(extra["user"], direct_traced=stream.direct_traced)
                              if user_compactions else None),
         "pairing": pc,
@@ -1704,7 +1704,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                pfn_ranges=pfn_ranges, trace_cpus=trace_cpus,
                user_compactions=user_compactions)
     user = {"zones": 0, "unmatched": 0}
-    scan = KswapdScan() if (kswapd_windows and daemons) else None
+    scan = KswapdScan(trace_path, lenient) if (kswapd_windows and daemons) else None
     stream = _Stream(trace_path, touch=touch, kswapd_scan=scan, **skw)
 
     # pass 1: the stream, the start cut, what is live there, its unpaired frees
@@ -1731,7 +1731,6 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
     if windows is not None and not len(windows):
         windows = None          # no kswapd events recorded: the model's kswapd decides
     naps = NapCursor(scan.naps()) if windows is not None else None
-    nap_stats = {"kcompactd_wakes": 0}
     if start_cut is None:
         raise SpbsimError(f"{trace_path}: no 'oracle_snap_end ... tag=start' marker: "
                           f"the start state cannot be placed in the stream")
@@ -1824,7 +1823,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             if info is not None and "reclaim_active" in info:
                 _kswapd_cut(machine, info)
             elif info is not None and "kcompactd_wake" in info:
-                _kswapd_nap(machine, info, nap_stats)
+                _kswapd_nap(machine, info, naps)
             elif info is not None and "user_compaction" in info:
                 # one that began before the start snapshot is in its state
                 if info["ts"] >= start_cut[2]["ts"]:
@@ -1880,7 +1879,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                     "failed_by_order": [0] * NR_PAGE_ORDERS},
         "fill": {"at": built.get("at"), "zones": {}},
         "hidden": state["hidden"],
-        "kswapd_windows": _windows_summary(windows, naps, nap_stats),
+        "kswapd_windows": _windows_summary(windows, naps),
         "user_compactions": (dict(user, direct_traced=stream.direct_traced)
                              if user_compactions else None),
         "pairing": pc,
