@@ -38,7 +38,8 @@ def _fragmented(capture, trace=False, version="recent"):
     _free(m, np.concatenate([_block_pages(m, t)[0::2] for t in tops]
                             + [_block_pages(m, low)[1::2]]))
     assert mem.fa_nr[z, 1:, :].sum() == 0
-    mem.zstat[z, ZSTAT["compact_cached_migrate_pfn"]] = low << pageblock_order
+    mem.zstat[z, ZSTAT["compact_cached_migrate_pfn_async"]] = low << pageblock_order
+    mem.zstat[z, ZSTAT["compact_cached_migrate_pfn_sync"]] = low << pageblock_order
     return m, low
 
 
@@ -58,7 +59,8 @@ def test_direct_compaction_takes_the_block_its_migration_frees():
     assert pfn == low << pageblock_order
     assert vm["pgmigrate_success"] == C.COMPACT_CLUSTER_MAX
     # stopped inside the block: the next compaction scans it again
-    assert m.mem.zstat[ZONE_NORMAL, ZSTAT["compact_cached_migrate_pfn"]] == low << pageblock_order
+    for key in ("compact_cached_migrate_pfn_async", "compact_cached_migrate_pfn_sync"):
+        assert m.mem.zstat[ZONE_NORMAL, ZSTAT[key]] == low << pageblock_order
     assert vm["compact_stall"] == 1 and vm["compact_success"] == 1
     assert m.sim_counters()["sim_compact_capture"] == 1
     # the captured block never went through rmqueue: no zone_locked event for it

@@ -16,7 +16,8 @@ from spbsim.mm.const import MIGRATE_MOVABLE, PB_compact_skip, PG_buddy, PG_lru
 from spbsim.mm.state import ZSTAT
 
 FREE_PFN = ZSTAT["compact_cached_free_pfn"]
-MIGRATE_PFN = ZSTAT["compact_cached_migrate_pfn"]
+MIGRATE_PFN = ZSTAT["compact_cached_migrate_pfn_sync"]
+MIGRATE_PFN_ASYNC = ZSTAT["compact_cached_migrate_pfn_async"]
 INIT_FREE_PFN = ZSTAT["compact_init_free_pfn"]
 FLUSH = ZSTAT["compact_blockskip_flush"]
 KCOMPACTD = C.CC_SYNC | C.CC_KCOMPACTD
@@ -43,6 +44,7 @@ def _free_odd(m, block):
 def _compact(m, z, src, top, flags):
     mem = m.mem
     mem.zstat[z, MIGRATE_PFN] = src * NB
+    mem.zstat[z, MIGRATE_PFN_ASYNC] = src * NB
     mem.zstat[z, FREE_PFN] = top * NB
     f0 = _count(m, "compact_free_scanned")
     res = C.compact_zone(mem, z, 9, MIGRATE_MOVABLE, flags, 0, -1)
@@ -215,6 +217,8 @@ def test_reset_needs_the_flush_flag_and_a_sample(version):
     assert mem.zstat[z, INIT_FREE_PFN] == (hole + 1) * NB - 1
     assert mem.zstat[z, FREE_PFN] == (hole + 1) * NB - 1
     assert zs <= mem.zstat[z, MIGRATE_PFN] <= src * NB
+    assert mem.zstat[z, MIGRATE_PFN_ASYNC] == mem.zstat[z, MIGRATE_PFN]
+    assert mem.zstat[z, ZSTAT["compact_init_migrate_pfn"]] == mem.zstat[z, MIGRATE_PFN]
     mem.pg_flags[kern * NB:(kern + 1) * NB] |= lru
     m.check()
 

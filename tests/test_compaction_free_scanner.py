@@ -17,7 +17,8 @@ from spbsim.mm.state import ZS_WMARK_MIN, ZSTAT
 
 FREE_PFN = ZSTAT["compact_cached_free_pfn"]
 INIT_FREE_PFN = ZSTAT["compact_init_free_pfn"]
-MIGRATE_PFN = ZSTAT["compact_cached_migrate_pfn"]
+MIGRATE_PFN = ZSTAT["compact_cached_migrate_pfn_sync"]
+MIGRATE_PFN_ASYNC = ZSTAT["compact_cached_migrate_pfn_async"]
 KCOMPACTD = C.CC_SYNC | C.CC_KCOMPACTD
 ASYNC_DIRECT = C.CC_DIRECT
 NB = pageblock_nr_pages
@@ -78,6 +79,7 @@ def _count(m, name):
 def _compact(m, z, src, top, flags):
     mem = m.mem
     mem.zstat[z, MIGRATE_PFN] = src * NB
+    mem.zstat[z, MIGRATE_PFN_ASYNC] = src * NB
     mem.zstat[z, FREE_PFN] = top * NB
     f0 = _count(m, "compact_free_scanned")
     i0 = _count(m, "compact_isolated")

@@ -381,6 +381,7 @@ def test_compaction_end_prints_where_the_scanners_met_not_the_reset_cached_pfn()
     assert mpfn >> pageblock_order >= fpfn >> pageblock_order
     assert zs + (ze - zs) // 4 < mpfn < ze
     # reset_cached_positions(): the next compaction begins at the zone's ends
-    assert int(m.mem.zstat[ZONE_NORMAL, C._Z_MIGRATE_PFN]) == zs
+    assert int(m.mem.zstat[ZONE_NORMAL, C._Z_MIGRATE_PFN_ASYNC]) == zs
+    assert int(m.mem.zstat[ZONE_NORMAL, C._Z_MIGRATE_PFN_SYNC]) == zs
     assert int(m.mem.zstat[ZONE_NORMAL, C._Z_FREE_PFN]) == (ze - 1) & ~(PB - 1)
     m.check()

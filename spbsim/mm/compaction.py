@@ -69,7 +69,9 @@ _Z_PRESENT = ZSTAT["present"]
 _Z_CONSIDERED = ZSTAT["compact_considered"]
 _Z_SHIFT = ZSTAT["compact_defer_shift"]
 _Z_FAILED = ZSTAT["compact_order_failed"]
-_Z_MIGRATE_PFN = ZSTAT["compact_cached_migrate_pfn"]
+_Z_MIGRATE_PFN_ASYNC = ZSTAT["compact_cached_migrate_pfn_async"]
+_Z_MIGRATE_PFN_SYNC = ZSTAT["compact_cached_migrate_pfn_sync"]
+_Z_INIT_MIGRATE_PFN = ZSTAT["compact_init_migrate_pfn"]
 _Z_FREE_PFN = ZSTAT["compact_cached_free_pfn"]
 _Z_INIT_FREE_PFN = ZS_INIT_FREE_PFN
 _Z_BLOCKSKIP_FLUSH = ZSTAT["compact_blockskip_flush"]
@@ -567,7 +569,7 @@ def reset_isolation_suitable_zone(m, z):
     met (compact_blockskip_flush).  The migrate side walks up from the zone
     start and the free side down from its end until they meet, clearing the
     skip bits reset_isolation_pfn() allows; each scanner restarts at the
-    first block that qualified (the free side also sets
+    first block that qualified (and sets compact_init_migrate_pfn /
     compact_init_free_pfn), or both where the walks met if none did."""
     if m.zstat[z, _Z_BLOCKSKIP_FLUSH] == 0:
         return
@@ -582,7 +584,9 @@ def reset_isolation_suitable_zone(m, z):
         if reset_isolation_pfn(m, z, migrate_pfn, True, source_set) and migrate_pfn < reset_migrate:
             source_set = True
             reset_migrate = migrate_pfn
-            m.zstat[z, _Z_MIGRATE_PFN] = reset_migrate
+            m.zstat[z, _Z_INIT_MIGRATE_PFN] = reset_migrate
+            m.zstat[z, _Z_MIGRATE_PFN_ASYNC] = reset_migrate
+            m.zstat[z, _Z_MIGRATE_PFN_SYNC] = reset_migrate
         if reset_isolation_pfn(m, z, free_pfn, free_set, True) and free_pfn > reset_free:
             free_set = True
             reset_free = free_pfn
@@ -592,7 +596,8 @@ def reset_isolation_suitable_zone(m, z):
         free_pfn -= pageblock_nr_pages
     if reset_migrate >= reset_free:
         # "Leave no distance if no suitable block was reset"
-        m.zstat[z, _Z_MIGRATE_PFN] = migrate_pfn
+        m.zstat[z, _Z_MIGRATE_PFN_ASYNC] = migrate_pfn
+        m.zstat[z, _Z_MIGRATE_PFN_SYNC] = migrate_pfn
         m.zstat[z, _Z_FREE_PFN] = free_pfn
 
 
@@ -771,8 +776,10 @@ def proactive_wmarks(m):
 @njit
 def proactive_compact_node(m, cpu):
     """kcompactd's proactive compaction (every 500 ms): if the node score is
-    above the high mark, compact_node(order -1) zone by zone until each zone's
-    score is at most the low mark.  Returns whether it ran."""
+    above the high mark, compact_node(order -1) compacts every populated
+    zone until its score is at most the low mark (a zone already there ends
+    at once, COMPACT_SUCCESS, as its begin/end tracepoints show).  Returns
+    whether it ran."""
     if m.cfg[_CFG_PROACTIVE] == 0 or m.cfg[_CFG_COMPACTION] == 0:
         return False
     low, high = proactive_wmarks(m)
@@ -780,7 +787,7 @@ def proactive_compact_node(m, cpu):
         return False
     m.node[_N_KCD_RUN_ORDER] = 0
     for z in range(m.zstat.shape[0]):
-        if populated_zone(m, z) and zone_frag_score(m, z) > low:
+        if populated_zone(m, z):
             compact_zone(m, z, -1, MIGRATE_UNMOVABLE,
                          CC_SYNC | CC_WHOLE_ZONE | CC_IGNORE_SKIP | CC_KCOMPACTD | CC_PROACTIVE,
                          cpu, low)
@@ -824,6 +831,18 @@ def migrate_batch_left(m, p, end, cc_order, in_batch):
     return need, min(q, end)
 
 
+@njit_inline
+def update_cached_migrate(m, z, pfn, sync):
+    """update_cached_migrate(): where async (and, for a sync compaction,
+    sync) compactions restart, moved forward only, to pageblock_end_pfn(pfn)
+    (for the end of a block: the end of the next one, as the kernel's)."""
+    pfn = ((pfn >> pageblock_order) + 1) << pageblock_order
+    if pfn > m.zstat[z, _Z_MIGRATE_PFN_ASYNC]:
+        m.zstat[z, _Z_MIGRATE_PFN_ASYNC] = pfn
+    if sync and pfn > m.zstat[z, _Z_MIGRATE_PFN_SYNC]:
+        m.zstat[z, _Z_MIGRATE_PFN_SYNC] = pfn
+
+
 @njit
 def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
     """compact_zone() with the compact_control switches ``flags`` (CC_*):
@@ -846,26 +865,41 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
         fin_mt = MIGRATE_MOVABLE
     zs = m.zone_start[z]
     ze = m.zone_end[z]
-    mpfn = m.zstat[z, _Z_MIGRATE_PFN]
-    fpfn = m.zstat[z, _Z_FREE_PFN]
-    if whole_zone or mpfn < zs or mpfn >= ze:
+    sync = 1 if (flags & CC_SYNC) != 0 else 0
+    if whole_zone:
         mpfn = zs & ~(pageblock_nr_pages - 1)
-    if whole_zone or fpfn < zs or fpfn >= ze:
         fpfn = (ze - 1) & ~(pageblock_nr_pages - 1)
-        if not whole_zone:
+    else:
+        # compact_cached_migrate_pfn[sync]; out of the zone: both restart
+        # at its start.  A migrate scanner that restarts at or below where
+        # __reset_isolation_suitable() put it scans the whole zone
+        # (compact_init_migrate_pfn: scanners that meet then COMPLETE)
+        mpfn = m.zstat[z, _Z_MIGRATE_PFN_SYNC if sync else _Z_MIGRATE_PFN_ASYNC]
+        fpfn = m.zstat[z, _Z_FREE_PFN]
+        if fpfn < zs or fpfn >= ze:
+            fpfn = (ze - 1) & ~(pageblock_nr_pages - 1)
             m.zstat[z, _Z_FREE_PFN] = fpfn
+        if mpfn < zs or mpfn >= ze:
+            mpfn = zs
+            m.zstat[z, _Z_MIGRATE_PFN_ASYNC] = mpfn
+            m.zstat[z, _Z_MIGRATE_PFN_SYNC] = mpfn
+        init = m.zstat[z, _Z_INIT_MIGRATE_PFN]
+        if init != 0 and mpfn <= init:          # 0: never reset
+            whole_zone = True
+    # an async compaction keeps the sync cached pfn with its own while the
+    # blocks it scans isolate nothing, if the two were equal (update_cached)
+    update_cached = sync == 0 and \
+        m.zstat[z, _Z_MIGRATE_PFN_ASYNC] == m.zstat[z, _Z_MIGRATE_PFN_SYNC]
     m.cc_n[0] = 0
     fast_fail = 0           # cc->fast_search_fail
     search_order = order    # cc->search_order
     result = COMPACT_CONTINUE
-    next_mpfn = -1          # the cached migrate pfn when reset_cached_positions() ran
     mscanned = 0
     fscanned = 0
     # kcompactd's run takes [SIM] time (kcompactd_cost_ns): its clock moves
     # on with the pages scanned and migrated
     kclock0 = m.node[_N_KCD_CLOCK]
     migrated0 = m.vm[_VM_MIGRATE_OK]
-    sync = 1 if (flags & CC_SYNC) != 0 else 0
     trace_event(m, EV_COMPACTION_BEGIN, zs, sync, mpfn, fpfn, ze, flags << 8)
     while True:
         if (fpfn >> pageblock_order) <= (mpfn >> pageblock_order):
@@ -874,7 +908,8 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
             # (cc->migrate_pfn, which mm_compaction_end prints, stays where
             # the scanners met); a direct compaction asks kswapd to clear the
             # skip bits when it next sleeps (compact_blockskip_flush)
-            next_mpfn = zs
+            m.zstat[z, _Z_MIGRATE_PFN_ASYNC] = zs
+            m.zstat[z, _Z_MIGRATE_PFN_SYNC] = zs
             m.zstat[z, _Z_FREE_PFN] = (ze - 1) & ~(pageblock_nr_pages - 1)
             if flags & CC_DIRECT:
                 m.zstat[z, _Z_BLOCKSKIP_FLUSH] = 1
@@ -902,8 +937,11 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
             mpfn = ((start >> SUPERPAGEBLOCK_ORDER) + 1) << SUPERPAGEBLOCK_ORDER
             continue
         if not ignore_skip and (m.pb_flags[pb] & PB_compact_skip):
+            continue                    # isolation_suitable(): the cached pfn stays
+        if m.pb_mt[pb] == MIGRATE_ISOLATE:
             continue
-        if m.pb_mt[pb] == MIGRATE_ISOLATE or not suitable_migration_source(m, pb, mt, flags):
+        if not suitable_migration_source(m, pb, mt, flags):
+            update_cached_migrate(m, z, mpfn, sync)
             continue
         # isolate_migratepages_block + migrate_pages, COMPACT_CLUSTER_MAX at a time
         p = start
@@ -913,6 +951,11 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
         enomem = False
         bend = end
         in_batch = 0
+        # compact_zone()'s finish_pageblock: a batch closed inside the block
+        # and migrated, so the next isolate_migratepages_block() call
+        # finishes the block; last_isolated: that last call isolated pages
+        finish_pageblock = False
+        last_isolated = False
         while p < end:
             mscanned += 1
             f = m.pg_flags[p]
@@ -945,9 +988,13 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                 migrate_block(m, p, dst, cpu)
                 m.vm[_VM_ISOLATED] += 1 << o
                 isolated_any = True
+                last_isolated = True
                 in_batch += 1 << o
                 if in_batch >= COMPACT_CLUSTER_MAX:
                     in_batch = 0
+                    if p + (1 << o) < end:
+                        finish_pageblock = True
+                        last_isolated = False
                     if m.capc[CAPC_PAGE] >= 0:
                         # a free in this batch was captured: migrate_pages()
                         # finished the batch, and compaction stops after it
@@ -960,14 +1007,24 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
             mpfn = start
             result = COMPACT_CONTENDED
             break
-        if not isolated_any:
+        if p >= end and (not last_isolated or finish_pageblock):
+            # isolate_migratepages_block() scanned to the block's end with
+            # nothing isolated in its last call, or finishing the block:
+            # set_pageblock_skip() and update_cached_migrate(); a block whose
+            # one call isolated pages keeps neither
             m.pb_flags[pb] |= PB_compact_skip
+            update_cached_migrate(m, z, end, sync)
+        if not isolated_any:
+            if update_cached:           # ISOLATE_NONE
+                m.zstat[z, _Z_MIGRATE_PFN_SYNC] = m.zstat[z, _Z_MIGRATE_PFN_ASYNC]
             if p >= end and not skipped_any and m.cfg[_CFG_SPB] != 0:
                 # S1 §9.1: nothing movable left in the block: PB_has_movable off
                 # (kept while free MOVABLE fragments remain)
                 superpageblock_clear_has_movable_call(m.spb, m, start)
-        elif order > 0:
-            drain_zone_pages(m, z, cpu)         # check_drain
+        else:
+            update_cached = False       # ISOLATE_SUCCESS
+            if order > 0:
+                drain_zone_pages(m, z, cpu)     # check_drain
         if m.capc[CAPC_PAGE] >= 0:              # "Stop if a page has been captured"
             result = COMPACT_SUCCESS
             if p < end:
@@ -981,7 +1038,6 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
         m.node[_N_KCD_CLOCK] = kclock0 + kcompactd_cost_ns(
             m, mscanned + fscanned, m.vm[_VM_MIGRATE_OK] - migrated0)
     trace_event(m, EV_COMPACTION_END, zs, sync, mpfn, fpfn, ze, result | (flags << 8))
-    m.zstat[z, _Z_MIGRATE_PFN] = next_mpfn if next_mpfn >= 0 else mpfn
     # compact_zone() counts every compaction's scans (cc->total_*_scanned);
     # kcompactd_do_work() adds kcompactd's to the daemon counters, and so
     # does v6.12's proactive compact_node() (v6.1's proactive_compact_node()

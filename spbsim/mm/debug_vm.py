@@ -15,7 +15,8 @@ from .jit import njit
 from .pcp import pcp_pindex_to_order, pcpbuddy_pair_order
 from .split import piece_index
 from .state import (CAPC_PAGE, CAPC_ZONE, CFG, NODE, PCP_COUNT, ZS_FREE_HIGHATOMIC,
-                    ZS_INIT_FREE_PFN, ZS_KSWAPD_BOOST, ZS_NR_FREE, ZS_NR_FREE_BLOCKS)
+                    ZS_INIT_FREE_PFN, ZS_INIT_MIGRATE_PFN, ZS_KSWAPD_BOOST, ZS_MIGRATE_PFN_ASYNC,
+                    ZS_MIGRATE_PFN_SYNC, ZS_NR_FREE, ZS_NR_FREE_BLOCKS)
 
 __all__ = ["check_mem", "VIOLATIONS"]
 
@@ -76,9 +77,10 @@ VIOLATIONS = {
     38: "kswapd's boost accounting is off: a run's zone_boosts[] below 0 or kept while kswapd "
         "sleeps, or nr_boost_reclaim outside 0..their sum (zone, -1 for nr_boost_reclaim, {a}; "
         "value {b})",
-    39: "compaction state out of range: isolated free pages left outside a compaction, or a "
-        "zone's compact_init_free_pfn outside the zone (0 before any reset) (zone, -1 for the "
-        "isolated list, {a}; value {b})",
+    39: "compaction state out of range: isolated free pages left outside a compaction, a "
+        "zone's compact_init_free_pfn or compact_init_migrate_pfn outside the zone (0 before "
+        "any reset), or a cached migrate pfn outside the zone and the two blocks after it (0 "
+        "before any compaction) (zone, -1 for the isolated list, {a}; value {b})",
     40: "kcompactd's clock or the recorded kswapd's next wake is out of range (negative or "
         "past NEVER_NS), or its run's order is (node field {a}, value {b})",
 }
@@ -374,13 +376,23 @@ def _check_kswapd(m):
 @njit
 def _check_compaction(m):
     """compact_control's isolated list is empty between compactions;
-    compact_init_free_pfn is 0 or a pfn of its zone."""
+    compact_init_free_pfn and compact_init_migrate_pfn are 0 or a pfn of
+    their zone; the cached migrate pfns (update_cached_migrate() rounds up
+    past a block's end) are 0 or between the zone start and two blocks past
+    its last."""
     if m.cc_n[0] != 0:
         return (39, -1, -1, m.cc_n[0])
     for z in range(m.zstat.shape[0]):
-        v = m.zstat[z, ZS_INIT_FREE_PFN]
-        if v != 0 and (v < m.zone_start[z] or v >= m.zone_end[z]):
-            return (39, -1, z, v)
+        zs, ze = m.zone_start[z], m.zone_end[z]
+        for f in (ZS_INIT_FREE_PFN, ZS_INIT_MIGRATE_PFN):
+            v = m.zstat[z, f]
+            if v != 0 and (v < zs or v >= ze):
+                return (39, -1, z, v)
+        top = (((ze + pageblock_nr_pages - 1) >> pageblock_order) + 1) << pageblock_order
+        for f in (ZS_MIGRATE_PFN_ASYNC, ZS_MIGRATE_PFN_SYNC):
+            v = m.zstat[z, f]
+            if v != 0 and (v < zs or v > top):
+                return (39, -1, z, v)
     return (0, -1, 0, 0)
 
 

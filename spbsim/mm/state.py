@@ -26,10 +26,13 @@ ZSTAT_NAMES = [
     "flags",                    # ZONE_BOOSTED_WATERMARK | ZONE_RECLAIM_ACTIVE | ZONE_BELOW_HIGH
     "kswapd_wakeups",           # wakeup_kswapd() calls for this zone
     "compact_considered", "compact_defer_shift", "compact_order_failed",
-    "compact_cached_migrate_pfn", "compact_cached_free_pfn",
+    # compact_cached_migrate_pfn[0] (async) and [1] (sync), compact_cached_free_pfn
+    "compact_cached_migrate_pfn_async", "compact_cached_migrate_pfn_sync",
+    "compact_cached_free_pfn",
     "compact_blockskip_flush",  # clear the skip bits when kswapd next sleeps
     "kswapd_zone_boost",        # balance_pgdat()'s zone_boosts[]: the boost when kswapd's run began
     "compact_init_free_pfn",    # where __reset_isolation_suitable() restarted the free scanner
+    "compact_init_migrate_pfn",  # ... and the migrate scanner (0 before any reset)
 ]
 ZSTAT = _enum(ZSTAT_NAMES)
 ZS_NR_FREE = ZSTAT["nr_free_pages"]
@@ -45,6 +48,9 @@ ZS_FLAGS = ZSTAT["flags"]
 ZS_KSWAPD_WAKE = ZSTAT["kswapd_wakeups"]
 ZS_KSWAPD_BOOST = ZSTAT["kswapd_zone_boost"]
 ZS_INIT_FREE_PFN = ZSTAT["compact_init_free_pfn"]
+ZS_INIT_MIGRATE_PFN = ZSTAT["compact_init_migrate_pfn"]
+ZS_MIGRATE_PFN_ASYNC = ZSTAT["compact_cached_migrate_pfn_async"]
+ZS_MIGRATE_PFN_SYNC = ZSTAT["compact_cached_migrate_pfn_sync"]
 
 #: /proc/vmstat counters that are modelled, with the kernel's names
 VMSTAT_NAMES = [
