@@ -117,6 +117,29 @@ def test_boosted_kswapd_reclaims_the_boost_on_a_balanced_node():
     mach.check()
 
 
+def test_a_replay_following_the_recorded_kswapd_has_one_kswapd_waking_kcompactd():
+    """A replay that follows the recorded kswapd (reclaim_active_external)
+    keeps the simulated kswapd only to balance: the boost accounting and
+    sleep of the same boosted run as above, but neither balance_pgdat()'s
+    wake-up for pageblock_order nor kswapd_try_to_sleep()'s skip-bit reset
+    and wake-up, which come from the recorded kswapd's naps there
+    (spbsim.trace.kswapd_windows).  Before, both kswapds woke kcompactd:
+    on run1 the simulated one 17 times, the recorded one three times."""
+    from spbsim.mm.compaction import _Z_BLOCKSKIP_FLUSH
+    from spbsim.mm.state import CFG
+    mach = _roomy()
+    m = mach.mem
+    m.cfg[CFG["reclaim_active_external"]] = 1
+    m.zstat[ZONE_NORMAL, _Z_BLOCKSKIP_FLUSH] = 1
+    assert boost_watermark(m, ZONE_NORMAL)
+    wakeup_kswapd(m, ZONE_NORMAL, 0, 2, ZONE_NORMAL)
+    balance_pgdat(m, 0, 1 << 20)
+    assert m.zstat[ZONE_NORMAL, ZS_BOOST] == 0 and m.node[NODE["kswapd_wait"]] == 0
+    assert m.node[NODE["kcompactd_wait"]] == 0 and m.node[NODE["kcompactd_max_order"]] == 0
+    assert m.zstat[ZONE_NORMAL, _Z_BLOCKSKIP_FLUSH] == 1
+    mach.check()
+
+
 def test_boost_reclaim_does_not_swap_and_counts_no_failure_after_progress():
     """Boosted reclaim does not swap (sc.may_swap = !nr_boost_reclaim): with
     200 file pages against a boost of two pageblocks, kswapd reclaims the
@@ -520,18 +543,58 @@ def test_kswapd_naps_from_the_trace(tmp_path):
     lines += [_KS_WAKE_O.format(ts=3.0, order=3), _KS_WAKE_O.format(ts=3.2, order=2),
               _KS_SLEEP.format(ts=3.25)]
     lines += [_KS_SLEEP.format(ts=4.0)]                 # no wake since the last sleep
-    assert _naps_of(tmp_path, lines).tolist() == [[1_010_000_000, 3], [2_400_000_000, 0],
-                                                  [3_200_000_000, 2]]
-    assert _naps_of(tmp_path, lines[:1]).shape == (0, 2)
+    assert _naps_of(tmp_path, lines).tolist() == [[1_010_000_000, 3, 1], [2_400_000_000, 0, 1],
+                                                  [3_200_000_000, 2, 1]]
+    assert _naps_of(tmp_path, lines[:1]).shape == (0, 3)
+
+
+_KS_KCD = ("         kswapd0-45      [000] .....    {ts:.6f}: mm_compaction_wakeup_kcompactd: "
+           "nid=0 order={order} classzone_idx=Movable")
+_TASK_KCD = ("            init-1       [001] .....    {ts:.6f}: mm_compaction_wakeup_kcompactd: "
+             "nid=0 order={order} classzone_idx=Normal")
+
+
+def test_a_nap_wakes_kcompactd_for_the_order_kswapd_traced(tmp_path):
+    """kswapd_try_to_sleep() passes alloc_order, which is the wake's order
+    only where balance_pgdat() dropped to order 0; else kswapd() rereads
+    pgdat->kswapd_order, raised by wakeup_kswapd() while kswapd ran (no
+    tracepoint then), and a run that began with boosted watermarks wakes
+    kcompactd for pageblock_order as it ends.  run1: woken at order 0 at
+    49.51 s after a fragmenting fallback boosted a watermark, kswapd traced
+    mm_compaction_wakeup_kcompactd order=9 at 49.875 s and slept at 49.98 s;
+    the nap read order 0 and the simulator's kcompactd stayed asleep.  The
+    kcompactd wake-ups of other tasks (wakeup_kswapd() on a balanced node)
+    are the simulator's own decisions and are not read."""
+    lines = [_KS_WAKE_O.format(ts=0.5, order=0), _TASK_KCD.format(ts=0.6, order=3),
+             _KS_KCD.format(ts=0.9, order=9), _KS_SLEEP.format(ts=1.0)]
+    # two traced (the boost's at the run's end, the nap's): the larger
+    lines += [_KS_WAKE_O.format(ts=2.0, order=2), _KS_KCD.format(ts=2.38, order=9),
+              _KS_KCD.format(ts=2.4, order=2), _KS_SLEEP.format(ts=2.5)]
+    # none traced: the wake's order, as before
+    lines += [_KS_WAKE_O.format(ts=3.0, order=3), _KS_SLEEP.format(ts=3.25)]
+    assert _naps_of(tmp_path, lines).tolist() == [[900_000_000, 9, 1], [2_400_000_000, 9, 1],
+                                               [3_150_000_000, 3, 1]]
+
+
+def test_a_kcompactd_wake_up_in_a_run_without_sleep_is_a_row_of_its_own(tmp_path):
+    """A nap cut short by a new wake-up traces no sleep, but kcompactd was
+    woken as it began: that wake-up is applied at its own time, without
+    the nap's reset_isolation_suitable() (nap 0)."""
+    lines = [_KS_WAKE_O.format(ts=0.5, order=0), _KS_KCD.format(ts=0.9, order=9),
+             _KS_WAKE_O.format(ts=0.95, order=2), _KS_SLEEP.format(ts=1.4),
+             _KS_KCD.format(ts=5.0, order=4)]               # no sleep after it at all
+    assert _naps_of(tmp_path, lines).tolist() == [[900_000_000, 9, 0], [1_300_000_000, 2, 1],
+                                               [5_000_000_000, 4, 0]]
 
 
 def test_nap_cursor_cuts_each_nap_once_in_trace_order():
     from spbsim.trace.kswapd_windows import NapCursor
-    cur = NapCursor(np.array([[100, 3], [250, 2], [600, 3]], np.int64))
-    assert cur.cuts(np.array([50, 100, 150, 200], np.int64)) == [(2, {"kcompactd_wake": 3})]
+    cur = NapCursor(np.array([[100, 3, 1], [250, 2, 1], [600, 3, 0]], np.int64))
+    assert cur.cuts(np.array([50, 100, 150, 200], np.int64)) == [
+        (2, {"kcompactd_wake": 3, "nap": True})]
     # a nap between two chunks comes before the next chunk's first op
-    assert cur.cuts(np.array([300, 400], np.int64)) == [(0, {"kcompactd_wake": 2})]
-    assert cur.cuts(np.array([500, 700], np.int64)) == [(1, {"kcompactd_wake": 3})]
+    assert cur.cuts(np.array([300, 400], np.int64)) == [(0, {"kcompactd_wake": 2, "nap": True})]
+    assert cur.cuts(np.array([500, 700], np.int64)) == [(1, {"kcompactd_wake": 3, "nap": False})]
     assert cur.cuts(np.array([800], np.int64)) == []
 
 
@@ -580,11 +643,13 @@ def test_a_recorded_kswapd_nap_clears_the_skip_bits_a_direct_compaction_asked_fo
     lo, hi = int(m.zone_start[ZONE_NORMAL]) >> 9, int(m.zone_end[ZONE_NORMAL]) >> 9
     pb = next(b for b in range(hi - 1, (lo + hi) // 2, -1) if m.pg_flags[b << 9] & PG_buddy)
     m.pb_flags[pb] |= PB_compact_skip
-    naps = NapCursor(np.zeros((0, 2), np.int64))
-    _kswapd_nap(mach, {"kcompactd_wake": 0}, naps)
+    naps = NapCursor(np.zeros((0, 3), np.int64))
+    _kswapd_nap(mach, {"kcompactd_wake": 0, "nap": True}, naps)
     assert m.pb_flags[pb] & PB_compact_skip             # no flush asked: the bits stay
     m.zstat[ZONE_NORMAL, C._Z_BLOCKSKIP_FLUSH] = 1      # a direct compaction's scanners met
-    _kswapd_nap(mach, {"kcompactd_wake": 0}, naps)
+    _kswapd_nap(mach, {"kcompactd_wake": 0, "nap": False}, naps)
+    assert m.pb_flags[pb] & PB_compact_skip             # a wake-up outside a nap: no reset
+    _kswapd_nap(mach, {"kcompactd_wake": 0, "nap": True}, naps)
     assert not m.pb_flags[pb] & PB_compact_skip
     assert m.zstat[ZONE_NORMAL, C._Z_BLOCKSKIP_FLUSH] == 0
     assert naps.kcompactd_wakes == 0 and m.node[NODE["kcompactd_max_order"]] == 0
@@ -608,4 +673,4 @@ def test_a_wake_tracepoint_with_a_bad_order_is_one_line_naming_file_line_and_fie
     scan = KswapdScan(tmp_path / "trace.txt", lenient=True)
     for b in TraceReader(tmp_path / "trace.txt", batch_size=4).batches():
         scan.add(b)
-    assert scan.naps().tolist() == [[1_010_000_000, 3], [2_400_000_000, 0]]
+    assert scan.naps().tolist() == [[1_010_000_000, 3, 1], [2_400_000_000, 0, 1]]

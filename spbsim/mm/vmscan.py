@@ -230,7 +230,9 @@ def balance_pgdat_out(m, idx):
     """The end of every balance_pgdat() run (label ``out``): the zones leave
     ZONE_RECLAIM_ACTIVE; a run that began boosted subtracts from each zone
     the boost it had when the run began (zone_boosts[]: a boost raised
-    since stays for the next run) and wakes kcompactd for pageblock_order."""
+    since stays for the next run) and wakes kcompactd for pageblock_order
+    (not in a replay that follows the recorded kswapd: that kswapd's
+    wake-ups are the node's, spbsim.trace.kswapd_windows)."""
     set_reclaim_active(m, idx, False)
     boosted = False
     for z in range(m.zstat.shape[0]):
@@ -240,7 +242,7 @@ def balance_pgdat_out(m, idx):
             m.zstat[z, ZS_BOOST] -= min(m.zstat[z, ZS_BOOST], b)
             m.zstat[z, ZS_KSWAPD_BOOST] = 0
     m.node[_N_KSWAPD_NR_BOOST] = 0
-    if boosted:
+    if boosted and m.cfg[_CFG_RA_EXTERNAL] == 0:
         wakeup_kcompactd(m, pageblock_order, idx)
     m.node[_N_KSWAPD_RUNS] += 1
     m.vm[_VM_PAGEOUTRUN] += 1
@@ -260,11 +262,15 @@ def kswapd_try_to_sleep(m, alloc_order, reclaim_order, highest_zoneidx):
     """kswapd_try_to_sleep(): if prepare_kswapd_sleep() at ``reclaim_order``,
     clear the skip bits of zones asking for it, wake kcompactd for
     ``alloc_order`` and sleep; the HZ/10 nap before the full sleep is not
-    modelled [SIM].  Returns whether kswapd sleeps."""
+    modelled [SIM].  In a replay that follows the recorded kswapd
+    (reclaim_active_external) the node has one kswapd, the recorded one,
+    whose naps do both (spbsim.trace.kswapd_windows): the simulated kswapd,
+    which only balances there, does neither.  Returns whether kswapd sleeps."""
     if not prepare_kswapd_sleep(m, reclaim_order, highest_zoneidx):
         return False
-    reset_isolation_suitable(m)
-    wakeup_kcompactd(m, alloc_order, highest_zoneidx)
+    if m.cfg[_CFG_RA_EXTERNAL] == 0:
+        reset_isolation_suitable(m)
+        wakeup_kcompactd(m, alloc_order, highest_zoneidx)
     m.node[_N_KSWAPD_WAIT] = 0
     trace_event(m, EV_KSWAPD_SLEEP, 0, 0, 0, 0, 0, 0)
     m.node[_N_KSWAPD_ALLOC_ORDER] = 0

@@ -27,13 +27,15 @@ KSWAPD_NAP_MS = 100
 
 _WAKE = "mm_vmscan_kswapd_wake"
 _SLEEP = "mm_vmscan_kswapd_sleep"
+_KCD_WAKE = "mm_compaction_wakeup_kcompactd"
 
 
 class KswapdScan:
     """Collects, batch by batch, the times of the kmem events of kswapd tasks
     (``kswapdN`` in the task name; the pages they free are kswapd's reclaim)
     and of the ``mm_vmscan_kswapd_wake`` tracepoints (the start of each
-    balance_pgdat() run) and ``mm_vmscan_kswapd_sleep`` tracepoints when the
+    balance_pgdat() run), ``mm_vmscan_kswapd_sleep`` and, traced in kswapd's
+    context, ``mm_compaction_wakeup_kcompactd`` tracepoints when the
     recording has them.  ``filename`` names the trace in the one-line error
     for a wake tracepoint whose ``order`` is not an order (with ``lenient``,
     that wake counts as order 0)."""
@@ -45,6 +47,8 @@ class KswapdScan:
         self._wakes = []
         self._wake_orders = []
         self._sleeps = []
+        self._kcd_wakes = []
+        self._kcd_orders = []
 
     def add(self, batch):
         ev = batch.events
@@ -63,21 +67,26 @@ class KswapdScan:
                 self._wake_orders.append(self._wake_order(rec))
             elif name == _SLEEP:
                 self._sleeps.append(float(rec.ts))
+            elif name == _KCD_WAKE:
+                self._kcd_wakes.append(float(rec.ts))
+                self._kcd_orders.append(self._wake_order(rec, _KCD_WAKE))
 
-    def _wake_order(self, rec):
+    def _wake_order(self, rec, event=_WAKE):
         order = rec.args.get("order", 0)
         if isinstance(order, int) and 0 <= order <= MAX_PAGE_ORDER:
             return order
         if self.lenient:
             return 0
-        raise TraceFormatError(self.filename, rec.line, _WAKE, "order",
+        raise TraceFormatError(self.filename, rec.line, event, "order",
                                f"{order!r} is not an order 0..{MAX_PAGE_ORDER}")
 
     def _marks(self):
-        """The wake (kind 0, with its order) and sleep (kind 1) tracepoints,
-        as (s, kind, order) in time order."""
+        """The wake (kind 0, with its order), sleep (kind 1) and kcompactd
+        wake-up (kind 2, with its order) tracepoints, as (s, kind, order) in
+        time order."""
         return sorted([(w, 0, o) for w, o in zip(self._wakes, self._wake_orders)]
-                      + [(s, 1, 0) for s in self._sleeps])
+                      + [(s, 1, 0) for s in self._sleeps]
+                      + [(k, 2, o) for k, o in zip(self._kcd_wakes, self._kcd_orders)])
 
     def _quiet_runs(self, t):
         """(start, end) in s of the balance_pgdat() runs that freed nothing: a
@@ -86,7 +95,7 @@ class KswapdScan:
         the same and ended KSWAPD_NAP_MS before the sleep tracepoint."""
         if not self._wakes or not self._sleeps:
             return np.zeros((0, 2))
-        marks = self._marks()
+        marks = [mk for mk in self._marks() if mk[1] != 2]
         out = []
         for (a, ka, _), (b, kb, _) in zip(marks, marks[1:]):
             end = b - KSWAPD_NAP_MS / 1000.0
@@ -96,32 +105,51 @@ class KswapdScan:
         return np.asarray(out, float).reshape(-1, 2)
 
     def naps(self) -> np.ndarray:
-        """[n, 2] int64 (trace ns, order), sorted: where the recorded kswapd
-        began its nap.  kswapd_try_to_sleep(), once the node is balanced,
-        clears the compaction skip bits a direct compaction asked it to
+        """[n, 3] int64 (trace ns, order, nap), sorted: where the recorded
+        kswapd woke kcompactd and cleared the skip bits.
+        kswapd_try_to_sleep(), once the node is balanced, clears the
+        compaction skip bits a direct compaction asked it to
         (reset_isolation_suitable()) and calls wakeup_kcompactd(pgdat,
         alloc_order, highest_zoneidx), then naps HZ/10 and traces
-        mm_vmscan_kswapd_sleep: so one per sleep tracepoint, at
-        KSWAPD_NAP_MS before it (not before the run's wake), with the order
-        of the last wake tracepoint since the previous sleep (alloc_order:
-        balance_pgdat() drops a run's order to 0 once it reclaimed
-        compact_gap(), so kswapd tries to sleep with the order it was woken
-        for [SIM] where it reclaimed less); a sleep without such a wake gives
-        none.  A nap cut short by a new wake-up leaves no sleep tracepoint
+        mm_vmscan_kswapd_sleep: so one row with ``nap`` 1 per sleep
+        tracepoint, at KSWAPD_NAP_MS before it (not before the run's wake);
+        a sleep without a wake since the previous one gives none.  Its order
+        is the largest of the kcompactd wake-ups kswapd traced
+        (mm_compaction_wakeup_kcompactd) since the previous sleep, and, where
+        none was traced, that of the last wake tracepoint (the tracepoint
+        fires only where kcompactd sleeps and a zone suits it).  alloc_order
+        is the wake's order where balance_pgdat() dropped to order 0 after
+        compact_gap() pages; else the largest order wakeup_kswapd() asked
+        while kswapd ran, which no tracepoint shows; and a run that began
+        with boosted watermarks wakes kcompactd for pageblock_order as it
+        ends (balance_pgdat()), just before the nap.  A kcompactd wake-up
+        traced in a run that did not end in a sleep (woken again during the
+        nap, or not balanced) is a row of its own with ``nap`` 0, at its
+        time.  A nap cut short by a new wake-up leaves no sleep tracepoint
         and is not counted."""
         out = []
         last = None                         # (ts, order) of the last wake since a sleep
+        kcd = []                            # kcompactd wake-ups (ts, order) since then
         for t, kind, order in self._marks():
-            if kind == 0:
+            if kind == 2:
+                kcd.append((t, order))
+            elif kind == 0:
+                if last is not None:        # woken again: the run did not sleep
+                    out += [(k, o, 0) for k, o in kcd]
+                    kcd = []
                 last = (t, order)
-                continue
-            if last is not None:
-                out.append((max(last[0], t - KSWAPD_NAP_MS / 1000.0), last[1]))
-            last = None
+            elif last is not None:
+                o = max(o for _, o in kcd) if kcd else last[1]
+                out.append((max(last[0], t - KSWAPD_NAP_MS / 1000.0), o, 1))
+                last, kcd = None, []
+            else:
+                out += [(k, o, 0) for k, o in kcd]
+                kcd = []
+        out += [(k, o, 0) for k, o in kcd]
         if not out:
-            return np.zeros((0, 2), np.int64)
-        a = np.asarray(out, float)
-        return np.stack([np.round(a[:, 0] * 1e9), a[:, 1]], 1).astype(np.int64)
+            return np.zeros((0, 3), np.int64)
+        a = np.asarray(sorted(out), float)
+        return np.stack([np.round(a[:, 0] * 1e9), a[:, 1], a[:, 2]], 1).astype(np.int64)
 
     def windows(self, gap_ms=KSWAPD_GAP_MS) -> np.ndarray:
         """[n, 2] int64 (start, end) in trace ns, sorted: maximal runs of
@@ -195,7 +223,7 @@ class NapCursor:
     """Cuts for the recorded kswapd's naps (KswapdScan.naps), chunk after
     chunk in trace order: each nap once, in the first chunk whose last op is
     at or after it, before the first op after it (index 0 when it fell
-    between two chunks).  ``kcompactd_wakes`` counts the naps the replay
+    between two chunks).  ``kcompactd_wakes`` counts the rows the replay
     applied with an order above 0."""
 
     def __init__(self, naps):
@@ -204,12 +232,12 @@ class NapCursor:
         self.kcompactd_wakes = 0
 
     def cuts(self, ts) -> list:
-        """[(op index, {"kcompactd_wake": order})] for a chunk whose ops have
-        the (non-decreasing) trace times ``ts`` in ns."""
+        """[(op index, {"kcompactd_wake": order, "nap": bool})] for a chunk
+        whose ops have the (non-decreasing) trace times ``ts`` in ns."""
         if not len(ts):
             return []
         j = int(np.searchsorted(self.naps[:, 0], int(ts[-1]), "right"))
-        out = [(int(np.searchsorted(ts, t, "right")), {"kcompactd_wake": int(o)})
-               for t, o in self.naps[self.i:j].tolist()]
+        out = [(int(np.searchsorted(ts, t, "right")), {"kcompactd_wake": int(o), "nap": bool(n)})
+               for t, o, n in self.naps[self.i:j].tolist()]
         self.i = max(self.i, j)
         return out

@@ -987,10 +987,12 @@ def _user_compaction(machine, info, stats):
 def _kswapd_nap(machine, info, naps):
     """The recorded kswapd's nap (kswapd_try_to_sleep()): the skip bits a
     direct compaction asked kswapd to clear (reset_isolation_suitable()),
-    and wakeup_kcompactd() for the order kswapd was woken for; whether
-    kcompactd runs, where and what it migrates stay the simulator's
-    (kcompactd_node_suitable(), kcompactd_do_work())."""
-    reset_isolation_suitable(machine.mem)
+    and wakeup_kcompactd() for the order kswapd asked kcompactd for
+    (KswapdScan.naps); a kcompactd wake-up kswapd traced outside a nap only
+    wakes kcompactd.  Whether kcompactd runs, where and what it migrates
+    stay the simulator's (kcompactd_node_suitable(), kcompactd_do_work())."""
+    if info.get("nap", True):
+        reset_isolation_suitable(machine.mem)
     order = info["kcompactd_wake"]
     wakeup_kcompactd(machine.mem, np.int64(order), np.int64(_TOP_ZONE))
     naps.kcompactd_wakes += order > 0
