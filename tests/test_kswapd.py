@@ -653,7 +653,7 @@ def test_a_recorded_kswapd_nap_clears_the_skip_bits_a_direct_compaction_asked_fo
     assert not m.pb_flags[pb] & PB_compact_skip
     assert m.zstat[ZONE_NORMAL, C._Z_BLOCKSKIP_FLUSH] == 0
     assert naps.kcompactd_wakes == 0 and m.node[NODE["kcompactd_max_order"]] == 0
-    _kswapd_nap(mach, {"kcompactd_wake": 2}, naps)
+    _kswapd_nap(mach, {"kcompactd_wake": 2, "nap": True}, naps)
     assert naps.kcompactd_wakes == 1 and m.node[NODE["kcompactd_max_order"]] == 2
 
 
@@ -674,3 +674,10 @@ def test_a_wake_tracepoint_with_a_bad_order_is_one_line_naming_file_line_and_fie
     for b in TraceReader(tmp_path / "trace.txt", batch_size=4).batches():
         scan.add(b)
     assert scan.naps().tolist() == [[1_010_000_000, 3, 1], [2_400_000_000, 0, 1]]
+    # kswapd's kcompactd wake-up tracepoint is read the same way
+    with pytest.raises(TraceFormatError) as e:
+        _naps_of(tmp_path, [_KS_WAKE_O.format(ts=0.5, order=0),
+                            _KS_KCD.format(ts=0.9, order=12), _KS_SLEEP.format(ts=1.0)])
+    msg = str(e.value)
+    assert "trace.txt:2:" in msg and "mm_compaction_wakeup_kcompactd" in msg
+    assert "'order'" in msg and "\n" not in msg

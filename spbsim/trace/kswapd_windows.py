@@ -130,22 +130,17 @@ class KswapdScan:
         out = []
         last = None                         # (ts, order) of the last wake since a sleep
         kcd = []                            # kcompactd wake-ups (ts, order) since then
-        for t, kind, order in self._marks():
+        for t, kind, order in self._marks() + [(np.inf, 0, 0)]:
             if kind == 2:
                 kcd.append((t, order))
-            elif kind == 0:
-                if last is not None:        # woken again: the run did not sleep
-                    out += [(k, o, 0) for k, o in kcd]
-                    kcd = []
-                last = (t, order)
-            elif last is not None:
+                continue
+            if kind == 1 and last is not None:
                 o = max(o for _, o in kcd) if kcd else last[1]
                 out.append((max(last[0], t - KSWAPD_NAP_MS / 1000.0), o, 1))
-                last, kcd = None, []
-            else:
+            else:                           # no nap followed them: rows of their own
                 out += [(k, o, 0) for k, o in kcd]
-                kcd = []
-        out += [(k, o, 0) for k, o in kcd]
+            kcd = []
+            last = (t, order) if kind == 0 else None
         if not out:
             return np.zeros((0, 3), np.int64)
         a = np.asarray(sorted(out), float)

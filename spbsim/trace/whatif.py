@@ -991,7 +991,7 @@ def _kswapd_nap(machine, info, naps):
     (KswapdScan.naps); a kcompactd wake-up kswapd traced outside a nap only
     wakes kcompactd.  Whether kcompactd runs, where and what it migrates
     stay the simulator's (kcompactd_node_suitable(), kcompactd_do_work())."""
-    if info.get("nap", True):
+    if info["nap"]:
         reset_isolation_suitable(machine.mem)
     order = info["kcompactd_wake"]
     wakeup_kcompactd(machine.mem, np.int64(order), np.int64(_TOP_ZONE))
