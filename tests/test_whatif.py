@@ -84,6 +84,8 @@ _BARE = {"kce": _KC_END, "cb": _C_BEGIN, "ce": _C_END, "ucb": _U_BEGIN, "uce": _
 _AH_FREE = ("         anonhog-722     [000] .....    {ts:.6f}: mm_page_free: "
             "page=000000004a2ad7d2 pfn={pfn:#x} order={order}")
 _MARK = "           agent-219     [001] .....    {ts:.6f}: tracing_mark_write: {text}"
+_DRAIN = ("         kswapd0-52      [000] d..3.    {ts:.6f}: mm_page_pcpu_drain: "
+          "page=000000005de5eb40 pfn={pfn:#x} order={order} migratetype=1")
 _ZONE_LOCKED = ("            init-182 [001] d..3.    {ts:.6f}: mm_page_alloc_zone_locked: "
                 "page=000000008f37a059 pfn={pfn:#x} order=1 migratetype=0 percpu_refill=1")
 
@@ -94,7 +96,8 @@ _MT = {"GFP_KERNEL": 0, "GFP_HIGHUSER_MOVABLE": 1, "GFP_NOWAIT": 0,
 
 def write_trace(path, events, t0=10.0):
     """events: ("a", pfn, order[, gfp[, cpu]]), ("f", pfn, order[, cpu]),
-    ("fb", pfn), ("afail",), ("mark", text), ("zl", pfn), ("t", seconds);
+    ("fb", pfn), ("afail",), ("mark", text), ("zl", pfn), ("dr", pfn, order)
+    an mm_page_pcpu_drain, ("t", seconds);
     compaction: ("kf", pfn, order) a kcompactd free, ("cb",) / ("ce",)
     mm_compaction_begin / end of task anonhog-722, ("af", pfn, order) a
     free by that task; ("ucb",) / ("uce",) a whole-zone sync compaction of
@@ -121,6 +124,8 @@ def write_trace(path, events, t0=10.0):
             lines.append(_MARK.format(ts=ts, text=e[1]))
         elif k == "zl":
             lines.append(_ZONE_LOCKED.format(ts=ts, pfn=e[1]))
+        elif k == "dr":         # a per-cpu list drains a page to the buddy (pfn, order)
+            lines.append(_DRAIN.format(ts=ts, pfn=e[1], order=e[2]))
         elif k == "t":          # advance the clock
             ts += e[1]
         elif k == "kf":
@@ -309,7 +314,8 @@ def test_migration_targets_follow_isolated_free_pages(tmp_path):
     there (not the oldest migrated block)."""
     t = write_trace(tmp_path / "t.txt", [
         ("a", 0x100, 0, "GFP_HIGHUSER_MOVABLE"), ("a", 0x300, 0, "GFP_HIGHUSER_MOVABLE"),
-        ("a", 0x800, 0), ("a", 0x802, 0), ("f", 0x800, 0), ("f", 0x802, 0),   # known free
+        ("a", 0x800, 0), ("a", 0x802, 0), ("f", 0x800, 0), ("f", 0x802, 0),
+        ("dr", 0x800, 0), ("dr", 0x802, 0),                                  # in the buddy
         ("a", 0x801, 0),                                                      # in use
         ("kiso", 0x800, 0x804, 2),
         ("kf", 0x100, 0), ("kf", 0x300, 0), ("kce",),
@@ -325,6 +331,55 @@ def test_migration_targets_follow_isolated_free_pages(tmp_path):
     assert frees["id"][-2] == id_300 and frees["id"][-1] == id_100
     r = replay_whatif(t, SMALL, check=True)
     assert r["replay"]["migrated_kept"] == 2 and r["frees"]["done"] == 2 + 2
+
+
+def _migrated_sources(tmp_path, events, targets, **kw):
+    """kcompactd migrates three traced order-0 blocks (0x100, 0x200, 0x300)
+    after ``events``; then the pages ``targets`` are freed one by one.
+    Returns the source of each free that ended a migrated block, in order,
+    and the pairing counters."""
+    t = write_trace(tmp_path / "t.txt", [
+        ("a", 0x100, 0, "GFP_HIGHUSER_MOVABLE"), ("a", 0x200, 0, "GFP_HIGHUSER_MOVABLE"),
+        ("a", 0x300, 0, "GFP_HIGHUSER_MOVABLE"), *events,
+        ("kf", 0x100, 0), ("kf", 0x200, 0), ("kf", 0x300, 0), ("kce",),
+        *[("f", p, 0) for p in targets]])
+    ops, c = pairing(t, **kw)
+    src = {int(i): p for i, p in zip(ops["id"][:3], (0x100, 0x200, 0x300))}
+    frees = ops[ops["kind"] == OP_FREE]
+    return [src[int(i)] for i in frees["id"] if int(i) in src], c
+
+
+def test_migration_targets_are_pages_in_the_buddy_not_on_a_per_cpu_list(tmp_path):
+    """isolate_freepages_block() isolates PageBuddy pages only: 0x800, freed
+    to a per-cpu list and not drained, is no migration target; the pages
+    drained to the buddy are, and 0x900, drained and taken again by a
+    refill (mm_page_alloc_zone_locked), is not (before: every freed page
+    was a target)."""
+    got, c = _migrated_sources(tmp_path, [
+        ("a", 0x800, 0), ("a", 0x801, 0), ("a", 0x802, 0), ("a", 0x803, 0),
+        ("f", 0x800, 0), ("f", 0x801, 0), ("f", 0x802, 0), ("f", 0x803, 0),
+        ("dr", 0x801, 0), ("dr", 0x802, 0), ("dr", 0x803, 0),
+        ("a", 0x804, 0), ("f", 0x804, 0), ("dr", 0x804, 0), ("zl", 0x804),
+        ("kiso", 0x800, 0x806, 3)], [0x801, 0x802, 0x803])
+    assert got == [0x100, 0x200, 0x300]
+    assert c["migration_targets_placed"] == 3 and c["unpaired_untraced"] == 0
+
+
+def test_migration_targets_take_the_lowest_order_chunk_first(tmp_path):
+    """v6.12 (cc->freepages[order]): compaction_alloc() takes the head of the
+    lowest-order non-empty list, so the order-0 chunk 0x803, isolated after
+    the order-1 chunk 0x800-0x801, is used first, then that chunk in
+    ascending order (before: pfn order).  v6.1: split_map_pages()
+    list_add()s every isolated page to the head of cc->freepages, so the
+    last isolated is used first."""
+    ev = [("a", 0x800, 0), ("a", 0x801, 0), ("a", 0x802, 0), ("a", 0x803, 0),
+          ("f", 0x800, 0), ("f", 0x801, 0), ("f", 0x803, 0),
+          ("dr", 0x800, 0), ("dr", 0x801, 0), ("dr", 0x803, 0),
+          ("kiso", 0x800, 0x804, 3)]
+    got, _ = _migrated_sources(tmp_path, ev, [0x803, 0x800, 0x801])
+    assert got == [0x100, 0x200, 0x300]
+    got61, _ = _migrated_sources(tmp_path, ev, [0x803, 0x801, 0x800], version="6.1")
+    assert got61 == [0x100, 0x200, 0x300]
 
 
 def test_migration_in_direct_compaction_window(tmp_path):

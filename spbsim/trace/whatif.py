@@ -18,20 +18,21 @@ from pathlib import Path
 import numpy as np
 
 from spbsim.errors import SpbsimError
-from spbsim.mm.const import MAX_PAGE_ORDER, NR_PAGE_ORDERS, pageblock_order
+from spbsim.mm.const import MAX_PAGE_ORDER, NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER, pageblock_order
 from spbsim.mm.gfp import GFP_HIGHUSER_MOVABLE, GFP_KERNEL, __GFP_RECLAIMABLE, format_gfp
 from spbsim.mm.jit import njit
 from spbsim.mm.page_alloc import alloc_pages_call
 from spbsim.mm.page_free import free_pages
 from spbsim.mm.background import background, background_due
 from spbsim.mm.compaction import HPAGE_FRAG_CHECK_INTERVAL_NS, reset_isolation_suitable
-from spbsim.mm.const import MAX_NR_ZONES
+from spbsim.mm.const import KERNEL_VERSIONS, KV_6_1, MAX_NR_ZONES
 from spbsim.mm.state import CFG, CUR_CLOCK, NODE, PCP_COUNT, SIMSTAT
 from spbsim.mm.vmscan import update_reclaim_active
 from spbsim.mm.watermark import wakeup_kcompactd
 from spbsim.mm.workqueue import VMSTAT_INTERVAL_NS, WQ_VMSTAT_UPDATE, queue_work
-from spbsim.trace.ftrace import (MM_PAGE_ALLOC, MM_PAGE_FREE, OTHER_EVENT,
-                                   TRACING_MARK_WRITE, TraceReader, TracingMarkWrite)
+from spbsim.trace.ftrace import (MM_PAGE_ALLOC, MM_PAGE_ALLOC_ZONE_LOCKED, MM_PAGE_FREE,
+                                   MM_PAGE_PCPU_DRAIN, OTHER_EVENT, TRACING_MARK_WRITE,
+                                   TraceReader, TracingMarkWrite)
 from spbsim.trace.placement import MAX_CPUS
 from spbsim.trace.kswapd_windows import (KSWAPD_GAP_MS, KswapdScan, NapCursor, active_at,
                                          next_wake, window_cuts)
@@ -185,17 +186,35 @@ def _emit(o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops, kind, order, c
 @njit
 def _take_target(s, qhead, qtail, iso_next, cover):
     """compaction_alloc() for an order-0 migration of the task in slot ``s``:
-    the first page of its isolated free list (cc->freepages), or -1."""
+    the first page of its lowest-order non-empty isolated free list
+    (cc->freepages[order]; a chunk's pages are linked in ascending order, as
+    splitting it leaves them at the heads of the lower lists), or -1."""
     if s < 0:
         return -1
-    while qhead[s] >= 0:
-        t = qhead[s]
-        qhead[s] = iso_next[t]
-        if qhead[s] < 0:
-            qtail[s] = -1
-        if cover[t] < 0:
-            return t
+    for k in range(qhead.shape[1]):
+        while qhead[s, k] >= 0:
+            t = qhead[s, k]
+            qhead[s, k] = iso_next[t]
+            if qhead[s, k] < 0:
+                qtail[s, k] = -1
+            if cover[t] < 0:
+                return t
     return -1
+
+
+@njit
+def _isolated_chunk(q, freek, cover, max_order):
+    """The order of the free buddy chunk headed at ``q``: the largest aligned
+    run of pages free in the buddy as far as the trace tells (the buddy
+    merges free pages as far as it can)."""
+    k = 0
+    n = freek.shape[0]
+    while k < max_order and (q & ((2 << k) - 1)) == 0 and q + (2 << k) <= n:
+        for r in range(q + (1 << k), q + (2 << k)):
+            if freek[r] == 0 or cover[r] >= 0:
+                return k
+        k += 1
+    return k
 
 
 @njit
@@ -218,7 +237,8 @@ def _place_migrated(d, o, s, qhead, qtail, iso_next, cover, touched, id_rpfn, mi
 @njit
 def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, slot, i0, i_end, cover, touched,
                  start_free, freek, iso_next, qhead, qtail, id_rpfn, id_order, ids_free,
-                 mig_next, st, cnt, o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev, nops):
+                 mig_next, st, cnt, lifo, o_kind, o_order, o_cpu, o_id, o_aux, o_gfp, o_ev,
+                 nops):
     """Turn events [i0, i_end) into ops (see the module docstring).
 
     ``ctx[i]``: the event ran in compaction (a migration source if paired).
@@ -251,30 +271,55 @@ def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, slot, i0, i_end, cover
             cnt[_C_FREE_EV] += 1
         elif k == K_ISOLATE_FREE:
             # isolate_freepages_block(): the first nr_taken pages of the range
-            # that are free as far as the trace tells join the task's list
+            # that are in the buddy as far as the trace tells join the task's
+            # lists, chunk by chunk: v6.12 (cc->freepages[order]) appends each
+            # chunk to its order's list; v6.1 (``lifo``: split_map_pages()
+            # list_add()s every page to the head, compaction_alloc() takes
+            # the head) uses the last isolated page first
             s = slot[i]
             stop = min(np.int64(gfp[i]) & 0xFFFFFFFF, ncover)
             want = np.int64(gfp[i]) >> 32
             q = max(p, np.int64(0))
             while q < stop and want > 0 and s >= 0:
                 if freek[q] != 0 and cover[q] < 0:
-                    freek[q] = 0
-                    iso_next[q] = -1
-                    if qtail[s] >= 0:
-                        iso_next[qtail[s]] = q
-                    else:
-                        qhead[s] = q
-                    qtail[s] = q
-                    want -= 1
-                    cnt[_C_ISOLATED] += 1
-                q += 1
+                    ck = _isolated_chunk(q, freek, cover, MAX_PAGE_ORDER)
+                    li = 0 if lifo else ck
+                    for r in range(q, q + (1 << ck)):
+                        freek[r] = 0
+                        if lifo:
+                            iso_next[r] = qhead[s, 0]
+                            if qhead[s, 0] < 0:
+                                qtail[s, 0] = r
+                            qhead[s, 0] = r
+                        else:
+                            iso_next[r] = -1
+                            if qtail[s, li] >= 0:
+                                iso_next[qtail[s, li]] = r
+                            else:
+                                qhead[s, li] = r
+                            qtail[s, li] = r
+                        cnt[_C_ISOLATED] += 1
+                    want -= 1 << ck
+                    q += 1 << ck
+                else:
+                    q += 1
             i += 1
             continue
         elif k == K_COMPACTION_END:
             s = slot[i]
             if s >= 0:
-                qhead[s] = -1
-                qtail[s] = -1
+                qhead[s, :] = -1
+                qtail[s, :] = -1
+            i += 1
+            continue
+        elif k == MM_PAGE_PCPU_DRAIN or k == MM_PAGE_ALLOC_ZONE_LOCKED:
+            # the buddy as far as the trace tells, which is what the free
+            # scanner isolates from (PageBuddy): free_pcppages_bulk() puts a
+            # drained page in it, rmqueue() takes a page out of it
+            if 0 <= o <= MAX_PAGE_ORDER and 0 <= p and p + (1 << o) <= ncover:
+                v = 1 if k == MM_PAGE_PCPU_DRAIN else 0
+                for q in range(p, p + (1 << o)):
+                    freek[q] = v
             i += 1
             continue
         else:
@@ -309,9 +354,11 @@ def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, slot, i0, i_end, cover
                          OP_ALLOC, o, c, nid, -1, gfp[i], i)
             i += 1
             continue
-        # a free
-        for q in range(p, end):
-            freek[q] = 1
+        # a free: to the buddy at once where the order has no per-cpu list
+        # (pcp_allowed_order()), else on a per-cpu list until drained
+        if o > PAGE_ALLOC_COSTLY_ORDER and o != pageblock_order:
+            for q in range(p, end):
+                freek[q] = 1
         d = cover[p]
         if d >= 0 and id_order[d] > o and (p & ((1 << o) - 1)) == 0:
             # split d into blocks of order o, then free the piece at p
@@ -420,16 +467,20 @@ class _Pairer:
     """Pairing state across batches: traced pfn -> live id (``cover``, every
     page of a live traced allocation), pages touched by a traced event, id ->
     traced head pfn and order, recycled ids, queues of migrated ids; pages
-    free as far as the trace tells (``freek``) and each compacting task's
-    isolated free pages (a list linked through ``iso_next``, per slot)."""
+    in the buddy as far as the trace tells (``freek``: what a free scanner
+    can isolate) and each compacting task's isolated free pages (a list
+    linked through ``iso_next``, per slot)."""
 
-    def __init__(self, start_free=None):
+    def __init__(self, start_free=None, lifo=False):
+        #: v6.1's isolated free pages are used last-isolated first (else
+        #: v6.12's per-order lists)
+        self.lifo = bool(lifo)
         self.cover = np.full(1 << 16, -1, np.int32)
         self.touched = np.zeros(1 << 16, np.uint8)
         self.freek = np.zeros(1 << 16, np.uint8)
         self.iso_next = np.full(1 << 16, -1, np.int64)
-        self.qhead = np.full(64, -1, np.int64)
-        self.qtail = np.full(64, -1, np.int64)
+        self.qhead = np.full((64, NR_PAGE_ORDERS), -1, np.int64)
+        self.qtail = np.full((64, NR_PAGE_ORDERS), -1, np.int64)
         self.slots = {}
         self.start_free = (np.zeros(0, np.uint8) if start_free is None
                            else np.ascontiguousarray(start_free, np.uint8))
@@ -474,8 +525,8 @@ class _Pairer:
         sl = np.array([self.slots.setdefault(int(x), len(self.slots)) for x in u], np.int64)
         if len(self.slots) > len(self.qhead):
             n = 2 * len(self.slots)
-            self.qhead = np.concatenate([self.qhead, np.full(n, -1, np.int64)])
-            self.qtail = np.concatenate([self.qtail, np.full(n, -1, np.int64)])
+            self.qhead = np.concatenate([self.qhead, np.full((n, NR_PAGE_ORDERS), -1, np.int64)])
+            self.qtail = np.concatenate([self.qtail, np.full((n, NR_PAGE_ORDERS), -1, np.int64)])
         return sl[inv]
 
     def _grow_ids(self):
@@ -531,7 +582,7 @@ class _Pairer:
                     kind, pfn, order, gfp, cpu, failed, ctx, slot, i, i_end, self.cover,
                     self.touched, self.start_free, self.freek, self.iso_next, self.qhead,
                     self.qtail, self.id_rpfn, self.id_order, self.ids_free,
-                    self.mig_next, self.st, self.cnt, *bufs, nops)
+                    self.mig_next, self.st, self.cnt, self.lifo, *bufs, nops)
                 if status == 0:
                     break
                 if nops + _OPS_PER_EVENT > len(bufs[0]):
@@ -697,8 +748,9 @@ class _Stream:
     def __init__(self, trace_path, *, lenient, progress, max_lines, snapshot_every_s,
                  start_free=None, migrations="keep", daemons_every_s=None,
                  batch_size=1 << 16, pfn_ranges=None, trace_cpus=None, touch=None,
-                 kswapd_scan=None, user_compactions=True):
+                 kswapd_scan=None, user_compactions=True, isolation_lifo=False):
         self.trace_path = trace_path
+        self.isolation_lifo = isolation_lifo
         self.user_compactions = user_compactions
         #: the trace has mm_compaction_try_to_compact_pages events (else a
         #: direct compaction cannot be told from a compact_memory write)
@@ -806,6 +858,14 @@ class _Stream:
         return bool(np.any(hit))
 
     @staticmethod
+    def _buddy_rows(batch):
+        """Rows of mm_page_pcpu_drain and mm_page_alloc_zone_locked: where
+        pages enter and leave the buddy, which the pairing needs to know
+        which free pages a compaction could isolate."""
+        kinds = batch.events["kind"]
+        return np.flatnonzero((kinds == MM_PAGE_PCPU_DRAIN) | (kinds == MM_PAGE_ALLOC_ZONE_LOCKED))
+
+    @staticmethod
     def _compaction_rows(batch):
         """Rows of mm_compaction_isolate_freepages and mm_compaction_end."""
         ev = batch.events
@@ -872,7 +932,7 @@ class _Stream:
                         t["rev_last"])
 
     def chunks(self):
-        self.pairer = pairer = _Pairer(self.start_free)
+        self.pairer = pairer = _Pairer(self.start_free, self.isolation_lifo)
         self.reader = reader = TraceReader(self.trace_path, **self.kw)
         every = self.every
         next_tick = next_daemon = None
@@ -912,7 +972,7 @@ class _Stream:
                 cuts.extend(self._user_compactions(batch))
             rows = ev[sel]
             if self.migrations == "keep":
-                extra = self._compaction_rows(batch)
+                extra = np.concatenate([self._compaction_rows(batch), self._buddy_rows(batch)])
                 if len(extra):
                     sel = np.sort(np.concatenate([sel, extra]))
                     if start_at is not None:
@@ -1021,16 +1081,28 @@ def _windows_summary(windows, naps=None):
     return out
 
 
+def _isolation_lifo(machine_kwargs) -> bool:
+    """Does the kernel modelled use its isolated free pages last-isolated
+    first (v6.1's single cc->freepages list, split_map_pages())?"""
+    from spbsim.machine import Machine
+    if isinstance(machine_kwargs, Machine):
+        return int(machine_kwargs.mem.cfg[CFG["version"]]) == KV_6_1
+    return KERNEL_VERSIONS.get(str((machine_kwargs or {}).get("version", "recent"))) == KV_6_1
+
+
 def _checksum_update(h, ops):
     h.update(np.ascontiguousarray(ops).tobytes())
 
 
 def request_stream(trace_path, *, lenient=False, max_lines=None, start_free=None,
-                   migrations="keep"):
+                   migrations="keep", version="recent"):
     """The request stream of a trace as one OP_DTYPE array (for inspection and
-    tests; holds the whole stream in memory), plus the pairing counters."""
+    tests; holds the whole stream in memory), plus the pairing counters.
+    ``version``: the kernel whose compaction used the isolated free pages
+    (Machine's ``version``)."""
     s = _Stream(trace_path, lenient=lenient, progress=False, max_lines=max_lines,
-                snapshot_every_s=None, start_free=start_free, migrations=migrations)
+                snapshot_every_s=None, start_free=start_free, migrations=migrations,
+                isolation_lifo=_isolation_lifo({"version": version}))
     parts = [c.ops for c in s.chunks()]
     ops = np.concatenate(parts) if parts else np.empty(0, OP_DTYPE)
     return ops, {n: int(v) for n, v in zip(PAIR_COUNTERS, s.pairer.cnt)}
@@ -1480,7 +1552,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                daemons_every_s=daemons_every_s,
                pfn_ranges=(zone_pfn_ranges(machine_kwargs) if pfn_ranges == "machine"
                            else pfn_ranges), trace_cpus=trace_cpus,
-               user_compactions=user_compactions)
+               user_compactions=user_compactions,
+               isolation_lifo=_isolation_lifo(machine_kwargs))
     # kswapd's reclaim windows need the whole trace: only with pass 1 (pre-fill)
     scan = KswapdScan(trace_path, lenient) if (kswapd_windows and prefill is not None) else None
     stream = _Stream(trace_path, kswapd_scan=scan, **skw)
@@ -1704,7 +1777,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
     skw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
                snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations,
                pfn_ranges=pfn_ranges, trace_cpus=trace_cpus,
-               user_compactions=user_compactions)
+               user_compactions=user_compactions, isolation_lifo=_isolation_lifo(machine))
     user = {"zones": 0, "unmatched": 0}
     scan = KswapdScan(trace_path, lenient) if (kswapd_windows and daemons) else None
     stream = _Stream(trace_path, touch=touch, kswapd_scan=scan, **skw)
