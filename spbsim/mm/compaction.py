@@ -585,8 +585,7 @@ def reset_isolation_suitable_zone(m, z):
             source_set = True
             reset_migrate = migrate_pfn
             m.zstat[z, _Z_INIT_MIGRATE_PFN] = reset_migrate
-            m.zstat[z, _Z_MIGRATE_PFN_ASYNC] = reset_migrate
-            m.zstat[z, _Z_MIGRATE_PFN_SYNC] = reset_migrate
+            set_cached_migrate(m, z, reset_migrate)
         if reset_isolation_pfn(m, z, free_pfn, free_set, True) and free_pfn > reset_free:
             free_set = True
             reset_free = free_pfn
@@ -596,8 +595,7 @@ def reset_isolation_suitable_zone(m, z):
         free_pfn -= pageblock_nr_pages
     if reset_migrate >= reset_free:
         # "Leave no distance if no suitable block was reset"
-        m.zstat[z, _Z_MIGRATE_PFN_ASYNC] = migrate_pfn
-        m.zstat[z, _Z_MIGRATE_PFN_SYNC] = migrate_pfn
+        set_cached_migrate(m, z, migrate_pfn)
         m.zstat[z, _Z_FREE_PFN] = free_pfn
 
 
@@ -832,6 +830,15 @@ def migrate_batch_left(m, p, end, cc_order, in_batch):
 
 
 @njit_inline
+def set_cached_migrate(m, z, pfn):
+    """Both cached migrate pfns (zone->compact_cached_migrate_pfn[0] and
+    [1]) at ``pfn``, as reset_cached_positions() and
+    __reset_isolation_suitable() set them."""
+    m.zstat[z, _Z_MIGRATE_PFN_ASYNC] = pfn
+    m.zstat[z, _Z_MIGRATE_PFN_SYNC] = pfn
+
+
+@njit_inline
 def update_cached_migrate(m, z, pfn, sync):
     """update_cached_migrate(): where async (and, for a sync compaction,
     sync) compactions restart, moved forward only, to pageblock_end_pfn(pfn)
@@ -881,8 +888,7 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
             m.zstat[z, _Z_FREE_PFN] = fpfn
         if mpfn < zs or mpfn >= ze:
             mpfn = zs
-            m.zstat[z, _Z_MIGRATE_PFN_ASYNC] = mpfn
-            m.zstat[z, _Z_MIGRATE_PFN_SYNC] = mpfn
+            set_cached_migrate(m, z, mpfn)
         init = m.zstat[z, _Z_INIT_MIGRATE_PFN]
         if init != 0 and mpfn <= init:          # 0: never reset
             whole_zone = True
@@ -908,8 +914,7 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
             # (cc->migrate_pfn, which mm_compaction_end prints, stays where
             # the scanners met); a direct compaction asks kswapd to clear the
             # skip bits when it next sleeps (compact_blockskip_flush)
-            m.zstat[z, _Z_MIGRATE_PFN_ASYNC] = zs
-            m.zstat[z, _Z_MIGRATE_PFN_SYNC] = zs
+            set_cached_migrate(m, z, zs)
             m.zstat[z, _Z_FREE_PFN] = (ze - 1) & ~(pageblock_nr_pages - 1)
             if flags & CC_DIRECT:
                 m.zstat[z, _Z_BLOCKSKIP_FLUSH] = 1
