@@ -352,7 +352,7 @@ def _migrated_sources(tmp_path, events, targets, **kw):
 def test_migration_targets_are_pages_in_the_buddy_not_on_a_per_cpu_list(tmp_path):
     """isolate_freepages_block() isolates PageBuddy pages only: 0x800, freed
     to a per-cpu list and not drained, is no migration target; the pages
-    drained to the buddy are, and 0x900, drained and taken again by a
+    drained to the buddy are, and 0x804, drained and taken again by a
     refill (mm_page_alloc_zone_locked), is not (before: every freed page
     was a target)."""
     got, c = _migrated_sources(tmp_path, [

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from spbsim.errors import SpbsimError
-from spbsim.mm.const import MAX_PAGE_ORDER, NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER, pageblock_order
+from spbsim.mm.const import (HPAGE_PMD_ORDER, MAX_PAGE_ORDER, NR_PAGE_ORDERS,
+                             PAGE_ALLOC_COSTLY_ORDER, pageblock_order)
 from spbsim.mm.gfp import GFP_HIGHUSER_MOVABLE, GFP_KERNEL, __GFP_RECLAIMABLE, format_gfp
 from spbsim.mm.jit import njit
 from spbsim.mm.page_alloc import alloc_pages_call
@@ -203,18 +204,36 @@ def _take_target(s, qhead, qtail, iso_next, cover):
 
 
 @njit
-def _isolated_chunk(q, freek, cover, max_order):
+def _isolated_chunk(q, freek, cover):
     """The order of the free buddy chunk headed at ``q``: the largest aligned
     run of pages free in the buddy as far as the trace tells (the buddy
     merges free pages as far as it can)."""
     k = 0
     n = freek.shape[0]
-    while k < max_order and (q & ((2 << k) - 1)) == 0 and q + (2 << k) <= n:
+    while k < MAX_PAGE_ORDER and (q & ((2 << k) - 1)) == 0 and q + (2 << k) <= n:
         for r in range(q + (1 << k), q + (2 << k)):
             if freek[r] == 0 or cover[r] >= 0:
                 return k
         k += 1
     return k
+
+
+@njit
+def _isolate_page(r, s, li, lifo, qhead, qtail, iso_next):
+    """Put isolated page ``r`` on task slot ``s``'s list ``li``: at its head
+    (``lifo``, v6.1's list_add()) or its tail (v6.12's list_add_tail())."""
+    if lifo:
+        iso_next[r] = qhead[s, li]
+        if qhead[s, li] < 0:
+            qtail[s, li] = r
+        qhead[s, li] = r
+        return
+    iso_next[r] = -1
+    if qtail[s, li] >= 0:
+        iso_next[qtail[s, li]] = r
+    else:
+        qhead[s, li] = r
+    qtail[s, li] = r
 
 
 @njit
@@ -282,22 +301,11 @@ def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, slot, i0, i_end, cover
             q = max(p, np.int64(0))
             while q < stop and want > 0 and s >= 0:
                 if freek[q] != 0 and cover[q] < 0:
-                    ck = _isolated_chunk(q, freek, cover, MAX_PAGE_ORDER)
+                    ck = _isolated_chunk(q, freek, cover)
                     li = 0 if lifo else ck
                     for r in range(q, q + (1 << ck)):
                         freek[r] = 0
-                        if lifo:
-                            iso_next[r] = qhead[s, 0]
-                            if qhead[s, 0] < 0:
-                                qtail[s, 0] = r
-                            qhead[s, 0] = r
-                        else:
-                            iso_next[r] = -1
-                            if qtail[s, li] >= 0:
-                                iso_next[qtail[s, li]] = r
-                            else:
-                                qhead[s, li] = r
-                            qtail[s, li] = r
+                        _isolate_page(r, s, li, lifo, qhead, qtail, iso_next)
                         cnt[_C_ISOLATED] += 1
                     want -= 1 << ck
                     q += 1 << ck
@@ -356,7 +364,7 @@ def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, slot, i0, i_end, cover
             continue
         # a free: to the buddy at once where the order has no per-cpu list
         # (pcp_allowed_order()), else on a per-cpu list until drained
-        if o > PAGE_ALLOC_COSTLY_ORDER and o != pageblock_order:
+        if o > PAGE_ALLOC_COSTLY_ORDER and o != HPAGE_PMD_ORDER:
             for q in range(p, end):
                 freek[q] = 1
         d = cover[p]
