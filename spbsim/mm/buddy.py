@@ -254,12 +254,19 @@ def page_del_and_expand(m, z, pfn, order, high, mt):
 
 
 @njit_inline
+def stock_pcp_allowed_order(order):
+    """pcp_allowed_order() of the stock kernel: orders 0..PAGE_ALLOC_COSTLY_ORDER
+    and the THP order (also the rule a what-if replay reads a kernel's frees by)."""
+    return order <= PAGE_ALLOC_COSTLY_ORDER or order == HPAGE_PMD_ORDER
+
+
+@njit_inline
 def pcp_allowed_order(m, order):
-    """pcp_allowed_order(): orders 0..3 and the THP order; with PCPBuddy every
-    order up to pageblock_order."""
+    """pcp_allowed_order(): the stock rule; with PCPBuddy every order up to
+    pageblock_order."""
     if m.cfg[_CFG_PCPBUDDY] != 0:
         return order <= pageblock_order
-    return order <= PAGE_ALLOC_COSTLY_ORDER or order == HPAGE_PMD_ORDER
+    return stock_pcp_allowed_order(order)
 
 
 @njit_inline

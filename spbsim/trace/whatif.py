@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from spbsim.errors import SpbsimError
-from spbsim.mm.const import (HPAGE_PMD_ORDER, MAX_PAGE_ORDER, NR_PAGE_ORDERS,
-                             PAGE_ALLOC_COSTLY_ORDER, pageblock_order)
+from spbsim.mm.buddy import stock_pcp_allowed_order
+from spbsim.mm.const import MAX_PAGE_ORDER, NR_PAGE_ORDERS, pageblock_order
 from spbsim.mm.gfp import GFP_HIGHUSER_MOVABLE, GFP_KERNEL, __GFP_RECLAIMABLE, format_gfp
 from spbsim.mm.jit import njit
 from spbsim.mm.page_alloc import alloc_pages_call
@@ -364,7 +364,7 @@ def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, slot, i0, i_end, cover
             continue
         # a free: to the buddy at once where the order has no per-cpu list
         # (pcp_allowed_order()), else on a per-cpu list until drained
-        if o > PAGE_ALLOC_COSTLY_ORDER and o != HPAGE_PMD_ORDER:
+        if not stock_pcp_allowed_order(o):
             for q in range(p, end):
                 freek[q] = 1
         d = cover[p]
