@@ -66,3 +66,17 @@ def test_a_missing_recording_is_one_line_and_exit_2(tmp_path):
                        check=False)
     assert r.returncode == 2
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_malformed_trace_line_is_named_with_its_line_and_field(tmp_path):
+    rec = write_recording(tmp_path / "rec")
+    trace = rec / "trace.txt"
+    lines = trace.read_text().splitlines()
+    n = next(i for i, x in enumerate(lines) if "mm_page_alloc:" in x) + 1
+    lines[n - 1] = lines[n - 1].replace("pfn=0x", "pfn=0xzz")
+    trace.write_text("\n".join(lines) + "\n")
+    r = subprocess.run([sys.executable, str(TOOL), str(rec), "--from", "0", "--to", "1e6"],
+                       capture_output=True, text=True, timeout=1800, check=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1 and f"trace.txt:{n}: mm_page_alloc: field 'pfn'" in err[0], err
