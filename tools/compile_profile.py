@@ -6,7 +6,10 @@ Runs the command (default: a 5 s default run) with NUMBA_CACHE_DIR set to a
 new temporary directory, listening to numba's "numba:compile" events (real
 compiles only, never cache loads), and prints per function its signatures,
 own compile seconds (wall and cpu, callees' compiles excluded) and share;
-"entry s": compiled from Python, the time including its callees.
+"entry s": compiled from Python, the time including its callees.  A last
+line splits the compile's cpu time into LLVM's function passes, its module
+passes (after the callees are linked in), machine code, and the rest
+(numba's own work: bytecode, type inference, inlining, lowering to LLVM IR).
 """
 import argparse
 import json
@@ -71,6 +74,34 @@ class CompileProfile:
         return sorted(rows, key=lambda r: -r[2])
 
 
+class LLVMPhases:
+    """Cpu seconds in each LLVM phase of numba's CPUCodeLibrary."""
+
+    PHASES = (("CPUCodeLibrary", "_optimize_functions", "function passes"),
+              ("CPUCodeLibrary", "_optimize_final_module", "module passes"),
+              ("JITCodeLibrary", "_finalize_specific", "machine code"))
+
+    def __init__(self):
+        self.cpu = defaultdict(float)
+
+    def install(self):
+        from numba.core import codegen
+
+        for cls_name, meth, label in self.PHASES:
+            cls = getattr(codegen, cls_name)
+            orig = getattr(cls, meth)
+
+            def timed(lib, *a, _orig=orig, _label=label, **k):
+                c0 = time.process_time()
+                try:
+                    return _orig(lib, *a, **k)
+                finally:
+                    self.cpu[_label] += time.process_time() - c0
+
+            setattr(cls, meth, timed)
+        return self
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--top", type=int, default=0, help="print only the N slowest (0: all)")
@@ -85,6 +116,7 @@ def main(argv=None):
     if "numba" in sys.modules:
         sys.exit("compile_profile: numba was imported before NUMBA_CACHE_DIR was set")
     prof = CompileProfile().install()
+    phases = LLVMPhases().install()
     from spbsim.cli import main as spbsim_main
     t0 = time.perf_counter()
     rc = 0
@@ -107,9 +139,12 @@ def main(argv=None):
         e = f"{entry:8.1f}" if entry is not None else ""
         print(f"{name[:60]:60s} {nsig:4d} {t:8.2f} {c:7.2f} {100 * t / (total or 1):5.1f}% {e}",
               file=out)
+    llvm = dict(phases.cpu)
+    print("compile cpu: " + ", ".join(f"{k} {v:.1f} s" for k, v in llvm.items())
+          + f", the rest (numba) {cpu - sum(llvm.values()):.1f} s", file=out)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"argv": cmd, "wall_s": wall,
+            json.dump({"argv": cmd, "wall_s": wall, "llvm_cpu_s": llvm,
                        "loadavg": os.getloadavg(),
                        "records": [dict(zip(("function", "args", "self_s", "incl_s", "depth",
                                              "self_cpu_s"), r))
