@@ -40,8 +40,7 @@ def _caller(m, n):
 def _compile(module):
     """_caller and its inlined _helper as if they lived in ``module``."""
     global _helper_inline
-    h = _helper.__code__.replace()
-    helper = type(_helper)(h, globals(), "_helper")
+    helper = type(_helper)(_helper.__code__, globals(), "_helper")
     helper.__module__ = module
     _helper_inline = njit(inline="always", _nrt=False)(helper)
     caller = type(_caller)(_caller.__code__, globals(), "_caller")
