@@ -140,8 +140,9 @@ def main(argv=None):
         print(f"{name[:60]:60s} {nsig:4d} {t:8.2f} {c:7.2f} {100 * t / (total or 1):5.1f}% {e}",
               file=out)
     llvm = dict(phases.cpu)
-    print("compile cpu: " + ", ".join(f"{k} {v:.1f} s" for k, v in llvm.items())
-          + f", the rest (numba) {cpu - sum(llvm.values()):.1f} s", file=out)
+    if llvm:
+        print("compile cpu: " + ", ".join(f"{k} {v:.1f} s" for k, v in llvm.items())
+              + f", the rest (numba) {cpu - sum(llvm.values()):.1f} s", file=out)
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"argv": cmd, "wall_s": wall, "llvm_cpu_s": llvm,
