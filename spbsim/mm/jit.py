@@ -6,18 +6,14 @@ import ast
 import hashlib
 import os
 import sys
-from collections import defaultdict
 from functools import lru_cache
 from pathlib import Path
 
 import numba
 from numba import njit as _njit
-from numba.core import ir, lowering, types
-from numba.core.analysis import (
-    compute_cfg_from_blocks,
-    compute_use_defs,
-    must_use_alloca,
-)
+from numba.core import types
+
+from . import jit_numba
 
 __all__ = ["njit", "njit_inline", "cache_dir", "compiled_closure"]
 
@@ -25,9 +21,11 @@ _MM = Path(__file__).resolve().parent
 _PKG = _MM.parent
 
 
+
 @lru_cache(maxsize=None)
 def _source_hash(extra=frozenset()):
-    h = hashlib.sha1((numba.__version__ + "/opt" + str(numba.config.OPT)).encode())
+    h = hashlib.sha1((numba.__version__ + "/opt" + str(numba.config.OPT)
+                      + jit_numba.rules_key()).encode())
     for p in sorted(_MM.rglob("*.py")):
         if "__numba_cache__" in p.parts:
             continue
@@ -116,75 +114,21 @@ def cache_dir(extra=()):
 numba.config.CACHE_DIR = cache_dir()
 
 
-def _ssa_variables(lower):
-    """The variables of a function that can be kept as SSA values instead of
-    stack slots: assigned by one statement, not in a stack slot for another
-    reason, and read (or deleted) only in blocks that the assigning block
-    dominates, never in that block before the assignment (a loop)."""
-    blocks = lower.func_ir.blocks
-    ud = compute_use_defs(blocks)
-    def_blocks, use_blocks, assigns = defaultdict(set), defaultdict(set), defaultdict(int)
-    for b, names in ud.defmap.items():
-        for v in names:
-            def_blocks[v].add(b)
-    for b, names in ud.usemap.items():
-        for v in names:
-            use_blocks[v].add(b)
-    for b, blk in blocks.items():
-        for d in blk.find_insts(ir.Del):
-            use_blocks[d.value].add(b)
-        for a in blk.find_insts(ir.Assign):
-            assigns[a.target.name] += 1
-    stacked = must_use_alloca(blocks)
-    doms = compute_cfg_from_blocks(blocks).dominators()
-    out = set()
-    for v, bs in def_blocks.items():
-        if len(bs) != 1 or assigns[v] != 1 or v in stacked:
-            continue
-        (d,) = bs
-        if d not in use_blocks[v] and all(d in doms[u] for u in use_blocks[v]):
-            out.add(v)
-    return out
-
-
-_find_singly_assigned = lowering.Lower._find_singly_assigned_variable
-
-
-def _find_ssa_variables(self):
-    """numba's Lower._find_singly_assigned_variable, widened for spbsim's code.
-
-    numba keeps a variable out of a stack slot only when one block both
-    assigns and reads it.  Every other variable gets a slot, the machine
-    namedtuple ``m`` too: a struct of ~400 scalars, one slot per inlined
-    helper's ``m``, which LLVM's SROA pass then splits field by field: most of
-    a cold compile's time.  A variable assigned once in a block that
-    dominates its every use holds the same value wherever it is read, so for
-    spbsim's functions (compiled without reference counting) it is kept as
-    that value.  Same code semantics; docs/performance.md ("Where a cold
-    compile's time goes")."""
-    _find_singly_assigned(self)
-    fid = self.func_ir.func_id
-    module = getattr(fid.func, "__module__", None) or ""
-    if (module.split(".")[0] == "spbsim" and not fid.is_generator
-            and not self.context.enable_nrt and not self._disable_sroa_like_opt):
-        self._singly_assigned_vars |= _ssa_variables(self)
-
-
-lowering.Lower._find_singly_assigned_variable = _find_ssa_variables
-
-
 def _jit(fn, **options):
     """numba's njit with caching, the cache directory chosen by what the
     function's compiled code depends on (compiled_closure)."""
     mod = sys.modules.get(fn.__module__)
     path = getattr(mod, "__file__", None)
     extra = compiled_closure(path) if path else frozenset()
+    # no_cfunc_wrapper: no C-callable wrapper (for cfunc pointers and
+    # first-class function values; spbsim uses neither)
+    options = dict(cache=True, _nrt=False, no_cfunc_wrapper=True, **options)
     if not extra:
-        return _njit(cache=True, _nrt=False, **options)(fn)
+        return _njit(**options)(fn)
     was = numba.config.CACHE_DIR
     numba.config.CACHE_DIR = cache_dir(extra)
     try:
-        return _njit(cache=True, _nrt=False, **options)(fn)
+        return _njit(**options)(fn)
     finally:
         numba.config.CACHE_DIR = was
 
