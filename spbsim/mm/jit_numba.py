@@ -262,15 +262,42 @@ _inline_ir = getattr(inline_closurecall.InlineWorker, "inline_ir", None)
 
 
 def _inline_ir_scope_once(self, caller_ir, block, i, callee_ir, *args, **kwargs):
-    """numba's InlineWorker.inline_ir, copying a spbsim callee's scope once."""
+    """numba's InlineWorker.inline_ir, copying a spbsim callee's scope once
+    and its blocks once."""
     global _scope_copies
     if not _spbsim_function(callee_ir.func_id.func) or _scope_copies is not None:
         return _inline_ir(self, caller_ir, block, i, callee_ir, *args, **kwargs)
     _scope_copies = {}
+    _copy_once.made = set()
     try:
         return _inline_ir(self, caller_ir, block, i, callee_ir, *args, **kwargs)
     finally:
         _scope_copies = None
+        _copy_once.made = None
+
+
+class _CopyOnce:
+    """The ``copy`` module as inline_closurecall sees it.  inline_ir copies the
+    callee's blocks, then copies that copy again only to return it (numba's
+    inliner ignores it); during a spbsim inline_ir a block this inlining made
+    is not copied a second time."""
+
+    made = None                 # ids of the blocks copied by this inline_ir
+
+    def deepcopy(self, x, memo=None):
+        if self.made is None or not isinstance(x, ir.Block):
+            return copy.deepcopy(x, memo)
+        if id(x) in self.made:
+            return x
+        y = copy.deepcopy(x, memo)
+        self.made.add(id(y))
+        return y
+
+    def __getattr__(self, name):
+        return getattr(copy, name)
+
+
+_copy_once = _CopyOnce()
 
 
 
@@ -397,6 +424,7 @@ _RULES = [
      _run_untyped_passes_once),
     (ir.Var, "__deepcopy__", _var_deepcopy, _var_deepcopy_scope_once),
     (inline_closurecall.InlineWorker, "inline_ir", _inline_ir, _inline_ir_scope_once),
+    (inline_closurecall, "copy", getattr(inline_closurecall, "copy", None), _copy_once),
     (dispatcher._FunctionCompiler, "_customize_flags", _customize_flags,
      _customize_flags_wrapper),
     (dispatcher._DispatcherBase, "add_overload", _add_overload,
