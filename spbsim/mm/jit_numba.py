@@ -8,9 +8,11 @@ Details: docs/model.md ("Module notes", `spbsim.mm.jit`).
 import copy
 import hashlib
 import importlib
+import inspect
 import os
 import pickle
 import sys
+import uuid
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -192,7 +194,10 @@ def _unserialize_callees(cls, codegen_, state):
         return _unserialize(cls, codegen_, state)
     obj, bitcode, callees = data
     for sym, modname, qualname, argtypes in callees:
-        disp = _dispatcher(modname, qualname)
+        try:
+            disp = _dispatcher(modname, qualname)
+        except ImportError:
+            disp = None
         if disp is None:
             raise _StaleCallee(f"{modname}.{qualname}")
         disp.compile(argtypes)
@@ -318,8 +323,8 @@ _customize_flags = getattr(dispatcher._FunctionCompiler, "_customize_flags", Non
 
 def _customize_flags_wrapper(self, flags):
     flags = _customize_flags(self, flags)
-    if _spbsim_function(self.py_func) and not (
-            _python_compiles and _python_compiles[-1] is self.py_func):
+    if (_spbsim_function(self.py_func) and not inspect.isgeneratorfunction(self.py_func)
+            and not (_python_compiles and _python_compiles[-1] is self.py_func)):
         flags.no_cpython_wrapper = True
     return flags
 
@@ -327,8 +332,14 @@ def _customize_flags_wrapper(self, flags):
 
 
 def _has_python_wrapper(cres):
-    return cres.library.codegen._engine.is_symbol_defined(
-        cres.fndesc.llvm_cpython_wrapper_name)
+    """Whether the overload's own code has its wrapper (loaded from the
+    cache, a library holds its code in the module kept for linking)."""
+    lib = cres.library
+    mod = lib._shared_module if lib._shared_module is not None else lib._final_module
+    try:
+        return not mod.get_function(cres.fndesc.llvm_cpython_wrapper_name).is_declaration
+    except NameError:
+        return False
 
 
 _add_overload = getattr(dispatcher._DispatcherBase, "add_overload", None)
@@ -366,16 +377,16 @@ def _python_wrapper(disp, cres):
     if path is not None and path.is_file():
         try:
             lib = codegen_.unserialize_library(pickle.loads(path.read_bytes()))
-        except (OSError, EOFError, ValueError, RuntimeError, pickle.UnpicklingError,
-                _StaleCallee):  # a damaged or foreign file: build it anew
-            lib = None
+        except (OSError, EOFError, ValueError, RuntimeError, AttributeError, TypeError,
+                KeyError, ImportError, pickle.UnpicklingError, _StaleCallee):
+            lib = None          # a damaged or foreign file: built anew
     if lib is None:
         lib = codegen_.create_library(f"{fndesc.qualname}.python_wrapper")
         lib.enable_object_caching()
         ctx.create_cpython_wrapper(lib, fndesc, cres.environment, None)
         lib.finalize()
         if path is not None:
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
             try:
                 tmp.write_bytes(pickle.dumps(lib.serialize_using_object_code()))
                 os.replace(tmp, path)
@@ -406,7 +417,10 @@ def _compile_for_args_wrapper(self, *args, **kws):
     for cres in list(self.overloads.values()):
         if cres.entry_point is entry and not _has_python_wrapper(cres):
             with global_compiler_lock:
-                return _python_wrapper(self, cres)
+                made = getattr(self, "_spbsim_python_entries", {})
+                sig = tuple(cres.signature.args)
+                # built already (a miss in another thread meanwhile)
+                return made[sig] if sig in made else _python_wrapper(self, cres)
     return entry
 
 
