@@ -55,7 +55,7 @@ TOY = textwrap.dedent('''
 ''')
 
 RUN = textwrap.dedent('''
-    import json, sys
+    import json, pathlib, sys
     import numpy as np
     import linktoy as t
     a = np.arange(-20, 20, dtype=np.int64) % 11 - 5
@@ -89,8 +89,7 @@ RUN = textwrap.dedent('''
         # a second miss for the same overload (another thread's) gets the same entry
         calls.append(t.big._compile_for_args(a, 40) is t.big._spbsim_python_entries[sig])
         out["python_calls_agree"] = calls
-        out["wrapper_files"] = len(list(t.top._cache.cache_path and
-                                        __import__("pathlib").Path(t.top._cache.cache_path).glob("*.nbw")))
+        out["wrapper_files"] = len(list(pathlib.Path(t.top._cache.cache_path).glob("*.nbw")))
     print(json.dumps(out))
 ''')
 
@@ -153,3 +152,4 @@ def test_a_callee_gets_its_python_wrapper_when_python_calls_it(toy):
     assert again["top_hits"] == 1
     assert again["python_calls_agree"] == [True] * 7
     assert again["wrapper_files"] == 3
+

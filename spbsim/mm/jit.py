@@ -21,7 +21,6 @@ _MM = Path(__file__).resolve().parent
 _PKG = _MM.parent
 
 
-
 @lru_cache(maxsize=None)
 def _source_hash(extra=frozenset()):
     h = hashlib.sha1((numba.__version__ + "/opt" + str(numba.config.OPT)

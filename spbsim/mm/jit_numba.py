@@ -1,7 +1,7 @@
-"""How numba compiles spbsim's functions: four of numba's internals replaced
+"""How numba compiles spbsim's functions: some of numba's internals replaced
 for spbsim's code only (stack slots, calls between compiled functions,
 inlining at numba-IR level, wrappers for calls from Python).  The generated
-code computes what numba's would; a cold compile takes about half the time.
+code computes what numba's would; a cold compile takes a quarter of the cpu.
 
 Details: docs/model.md ("Module notes", `spbsim.mm.jit`).
 """
@@ -99,8 +99,6 @@ def _find_ssa_variables(self):
         self._singly_assigned_vars |= _ssa_variables(self)
 
 
-
-
 # -- Calls between compiled functions ---------------------------------------
 #
 # numba links the code of every compiled callee into each caller's module and
@@ -122,8 +120,10 @@ def _deps(library):
     return d
 
 
-def _dispatcher(modname, qualname):
-    obj = importlib.import_module(modname)
+def _dispatcher(modname, qualname, load=True):
+    """The dispatcher named modname.qualname (its module imported if ``load``,
+    else only if already imported), or None."""
+    obj = importlib.import_module(modname) if load else sys.modules.get(modname)
     for part in qualname.split("."):
         obj = getattr(obj, part, None)
     return obj if isinstance(obj, numba.core.dispatcher.Dispatcher) else None
@@ -131,12 +131,8 @@ def _dispatcher(modname, qualname):
 
 def _called_not_linked(fndesc, library):
     """Whether a call to this compiled callee stays a call to its loaded copy."""
-    if CALL_MIN_BLOCKS <= 0 or fndesc.modname.split(".")[0] not in PACKAGES:
-        return False
-    disp = sys.modules.get(fndesc.modname)
-    for part in fndesc.qualname.split("."):
-        disp = getattr(disp, part, None)
-    if not isinstance(disp, numba.core.dispatcher.Dispatcher):
+    if (CALL_MIN_BLOCKS <= 0 or fndesc.modname.split(".")[0] not in PACKAGES
+            or _dispatcher(fndesc.modname, fndesc.qualname, load=False) is None):
         return False
     fn = library._get_module_for_linking().get_function(fndesc.mangled_name)
     return sum(1 for _ in fn.blocks) >= CALL_MIN_BLOCKS
@@ -218,17 +214,16 @@ def _load_overload_or_recompile(self, sig, target_context):
         return None
 
 
-
-
 # -- Inlining at numba-IR level ----------------------------------------------
 #
 # numba's InlineWorker, for every call site of an ``inline="always"`` function,
 # translates the callee's bytecode and runs its untyped passes (its own
 # inlining included) again, then deep-copies the callee's blocks one by one;
 # each block's copy copies the whole variable scope, all of the callee's
-# variables, once per block.  For spbsim's callees the untyped IR is kept per
-# function and the scope copied once per inlining; the inlined code is the
-# same (each site still gets its own names).
+# variables, once per block, then copies that copy again.  For spbsim's callees
+# the untyped IR is kept per function and the blocks and their scope copied
+# once per inlining; the inlined code is the same (each site still gets its own
+# names).
 
 _untyped_ir = {}
 _run_untyped_passes = getattr(inline_closurecall.InlineWorker, "run_untyped_passes", None)
@@ -248,46 +243,15 @@ def _run_untyped_passes_once(self, func, enable_ssa=False):
     return out
 
 
-_var_deepcopy = getattr(ir.Var, "__deepcopy__", None)
-_scope_copies = None        # id(scope) -> its copy, during one spbsim inline_ir
-
-
-def _var_deepcopy_scope_once(self, memo):
-    if _scope_copies is None:
-        return _var_deepcopy(self, memo)
-    scope = _scope_copies.get(id(self.scope))
-    if scope is None:
-        scope = _scope_copies[id(self.scope)] = copy.deepcopy(self.scope, memo)
-    out = ir.Var(scope, self.name, self.loc)
-    memo[id(self)] = out
-    return out
-
-
-_inline_ir = getattr(inline_closurecall.InlineWorker, "inline_ir", None)
-
-
-def _inline_ir_scope_once(self, caller_ir, block, i, callee_ir, *args, **kwargs):
-    """numba's InlineWorker.inline_ir, copying a spbsim callee's scope once
-    and its blocks once."""
-    global _scope_copies
-    if not _spbsim_function(callee_ir.func_id.func) or _scope_copies is not None:
-        return _inline_ir(self, caller_ir, block, i, callee_ir, *args, **kwargs)
-    _scope_copies = {}
-    _copy_once.made = set()
-    try:
-        return _inline_ir(self, caller_ir, block, i, callee_ir, *args, **kwargs)
-    finally:
-        _scope_copies = None
-        _copy_once.made = None
-
-
 class _CopyOnce:
-    """The ``copy`` module as inline_closurecall sees it.  inline_ir copies the
-    callee's blocks, then copies that copy again only to return it (numba's
-    inliner ignores it); during a spbsim inline_ir a block this inlining made
-    is not copied a second time."""
+    """The ``copy`` module as inline_closurecall sees it.  During a spbsim
+    inline_ir, a variable's scope is copied once (numba's Var.__deepcopy__
+    copies it with every block), and a block this inlining copied is not
+    copied again (inline_ir copies its copy only to return it; numba's
+    inliner ignores it)."""
 
-    made = None                 # ids of the blocks copied by this inline_ir
+    made = None                 # during one spbsim inline_ir: ids of its block copies
+    scopes = None               # and id(scope) -> that scope's copy
 
     def deepcopy(self, x, memo=None):
         if self.made is None or not isinstance(x, ir.Block):
@@ -303,8 +267,34 @@ class _CopyOnce:
 
 
 _copy_once = _CopyOnce()
+_var_deepcopy = getattr(ir.Var, "__deepcopy__", None)
 
 
+def _var_deepcopy_scope_once(self, memo):
+    scopes = _copy_once.scopes
+    if scopes is None:
+        return _var_deepcopy(self, memo)
+    scope = scopes.get(id(self.scope))
+    if scope is None:
+        scope = scopes[id(self.scope)] = copy.deepcopy(self.scope, memo)
+    out = ir.Var(scope, self.name, self.loc)
+    memo[id(self)] = out
+    return out
+
+
+_inline_ir = getattr(inline_closurecall.InlineWorker, "inline_ir", None)
+
+
+def _inline_ir_copy_once(self, caller_ir, block, i, callee_ir, *args, **kwargs):
+    """numba's InlineWorker.inline_ir, copying a spbsim callee's blocks and
+    scope once."""
+    if not _spbsim_function(callee_ir.func_id.func) or _copy_once.made is not None:
+        return _inline_ir(self, caller_ir, block, i, callee_ir, *args, **kwargs)
+    _copy_once.made, _copy_once.scopes = set(), {}
+    try:
+        return _inline_ir(self, caller_ir, block, i, callee_ir, *args, **kwargs)
+    finally:
+        _copy_once.made = _copy_once.scopes = None
 
 
 # -- Wrappers for calls from Python -------------------------------------------
@@ -329,8 +319,6 @@ def _customize_flags_wrapper(self, flags):
     return flags
 
 
-
-
 def _has_python_wrapper(cres):
     """Whether the overload's own code has its wrapper (loaded from the
     cache, a library holds its code in the module kept for linking)."""
@@ -353,8 +341,6 @@ def _add_overload_without_wrapper(self, cres):
         self.overloads[tuple(cres.signature.args)] = cres
         return
     _add_overload(self, cres)
-
-
 
 
 def _wrapper_file(disp, cres):
@@ -437,7 +423,7 @@ _RULES = [
     (inline_closurecall.InlineWorker, "run_untyped_passes", _run_untyped_passes,
      _run_untyped_passes_once),
     (ir.Var, "__deepcopy__", _var_deepcopy, _var_deepcopy_scope_once),
-    (inline_closurecall.InlineWorker, "inline_ir", _inline_ir, _inline_ir_scope_once),
+    (inline_closurecall.InlineWorker, "inline_ir", _inline_ir, _inline_ir_copy_once),
     (inline_closurecall, "copy", getattr(inline_closurecall, "copy", None), _copy_once),
     (dispatcher._FunctionCompiler, "_customize_flags", _customize_flags,
      _customize_flags_wrapper),
