@@ -153,3 +153,13 @@ def test_a_callee_gets_its_python_wrapper_when_python_calls_it(toy):
     assert again["python_calls_agree"] == [True] * 7
     assert again["wrapper_files"] == 3
 
+
+def test_a_bad_call_min_blocks_is_one_line_and_exit_2():
+    import os
+    r = subprocess.run([sys.executable, "-c", "import spbsim.mm.jit"], check=False,
+                       capture_output=True, text=True,
+                       env=dict(os.environ, SPBSIM_CALL_MIN_BLOCKS="abc"))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        ("spbsim: SPBSIM_CALL_MIN_BLOCKS: expected a whole number of basic blocks "
+         "(0 = link every callee), got 'abc'")]

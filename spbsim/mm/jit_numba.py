@@ -35,10 +35,20 @@ from numba.core.analysis import (
 )
 from numba.core.compiler_lock import global_compiler_lock
 
+
 # A compiled spbsim callee with at least this many basic blocks is called
 # where it is loaded, not linked into each caller (_user_function); 0 links
 # every callee into every caller, as numba does.
-CALL_MIN_BLOCKS = int(os.environ.get("SPBSIM_CALL_MIN_BLOCKS", "16"))
+def _call_min_blocks(text):
+    """$SPBSIM_CALL_MIN_BLOCKS; bad input: one line on stderr, exit 2."""
+    if not text.strip().isdigit():
+        print(f"spbsim: SPBSIM_CALL_MIN_BLOCKS: expected a whole number of basic "
+              f"blocks (0 = link every callee), got {text!r}", file=sys.stderr)
+        sys.exit(2)
+    return int(text)
+
+
+CALL_MIN_BLOCKS = _call_min_blocks(os.environ.get("SPBSIM_CALL_MIN_BLOCKS", "16"))
 PACKAGES = {"spbsim"}       # the packages whose functions these rules compile
 
 
