@@ -74,6 +74,7 @@ def test_v61_draw_is_a_free_factor_within_its_range():
     armed on every list."""
     assert S.free_factor_max(63, 378) == 3          # 63, 126, 252 < 315; 504 >= 315
     assert S.free_factor_max(63, 100) == 0
+    assert S.free_factor_max(31, 9018) == 5         # 6.1.y: at most CONFIG_PCP_BATCH_SCALE_MAX
     m = Machine("1G", cpus=2, version="6.1")
     flags = m.mem.pcp[:, :, PCP_FLAGS].copy()
     d = S.draw_hidden_state(m, 5)

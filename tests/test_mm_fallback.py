@@ -3,6 +3,7 @@ set up by hand: whole-block claim, the half-pageblock rule with its asymmetric
 alike_pages, steal, should_try_claim_block, NOFRAGMENT, defrag_mode,
 highatomic reserve/unreserve, watermark boost, and the v6.12 variant."""
 import numpy as np
+import pytest
 
 from spbsim import Machine
 from spbsim.mm import gfp as G
@@ -264,9 +265,9 @@ def test_defrag_mode_fragments_only_as_last_resort():
     assert m.sim_counters()["sim_slowpath"] == before + 1
 
 
-def atomic_machine():
+def atomic_machine(**kw):
     """Fast path fails (LOW/HIGH marks huge), slow path's MIN mark passes."""
-    m = machine()
+    m = machine(**kw)
     m.mem.zstat[:, ZSTAT["wmark_min"]] = 0
     for k in ("wmark_low", "wmark_high", "wmark_promo"):
         m.mem.zstat[:, ZSTAT[k]] = 10 ** 9
@@ -287,10 +288,14 @@ def test_highatomic_reserve_after_high_order_atomic():
     m.check()
 
 
-def test_highatomic_reserve_is_capped_near_one_percent():
-    m = atomic_machine()
+@pytest.mark.parametrize("version", ["recent", "6.1"])
+def test_highatomic_reserve_is_capped_near_one_percent(version):
+    """v6.8 on: 1% of the zone rounded up to a block; v6.1: blocks are
+    reserved while fewer than 1% plus a block are."""
+    m = atomic_machine(version=version)
     managed = int(m.mem.zstat[Z, ZSTAT["managed"]])
-    cap = ((managed // 100) + 511) // 512 * 512
+    limit = managed // 100 + (pageblock_nr_pages if version == "6.1" else 0)
+    cap = -(-limit // pageblock_nr_pages) * pageblock_nr_pages
     for _ in range(2 * cap // 8):          # twice the cap in order-3 atomics
         assert m.alloc(3, G.GFP_ATOMIC) is not None
     assert m.mem.zstat[Z, ZSTAT["nr_reserved_highatomic"]] == cap

@@ -168,6 +168,58 @@ def test_v61_pcp_high_is_static_and_free_high_drains_everything():
     assert before > 0 and after > 0
 
 
+def test_v61_drains_grow_to_batch_times_32_and_no_further():
+    """v6.1.y nr_pcp_free(): each drain without an allocation in between
+    doubles the batch, while pcp->free_factor < CONFIG_PCP_BATCH_SCALE_MAX,
+    so a run of order-0 frees drains batch, 2 batch, ... 32 batch and then
+    32 batch again: the list never falls under high - 32 batch.  (Without
+    the cap the drains go on doubling to high - batch.)"""
+    m = Machine("1G", cpus=2, early_unmovable=0, watermark_boost_factor=0, version="6.1")
+    z = ZONE_DMA32
+    pcp = m.mem.pcp[z, 1]
+    batch = int(pcp[PCP_BATCH])
+    high = 80 * batch
+    pcp[PCP_HIGH] = pcp[PCP_HIGH_MIN] = pcp[PCP_HIGH_MAX] = high
+    pfns = m.run_ops(np.zeros(high + 200 * batch, np.int64), G.GFP_HIGHUSER_MOVABLE, cpu=0)
+    drains, prev = [], 0
+    for pfn in pfns:
+        m.free(int(pfn), 0, cpu=1)
+        now = int(pcp[PCP_COUNT])
+        if now < prev:
+            drains.append(prev + 1 - now)
+        prev = now
+    m.check()
+    scale = [batch << f for f in range(CONFIG_PCP_BATCH_SCALE_MAX + 1)]
+    assert drains[:len(scale)] == scale
+    assert len(drains) > len(scale) + 1
+    assert set(drains[len(scale):]) == {batch << CONFIG_PCP_BATCH_SCALE_MAX}
+
+
+def test_v61_vmstat_update_leaves_the_local_lists_alone():
+    """v6.1's refresh_cpu_vm_stats() never drains a zone local to the cpu
+    (decay_pcp_high() arrived in v6.7): a list above its high after a THP
+    refill keeps its pages through vmstat_update; 6.12 trims it."""
+    from spbsim.mm.workqueue import WQ_VMSTAT_UPDATE, queue_work, run_due_work
+
+    def refill_then_tick(version):
+        m = Machine("1G", cpus=2, early_unmovable=0, watermark_boost_factor=0, version=version)
+        z = ZONE_DMA32
+        m.alloc(9, G.GFP_TRANSHUGE, cpu=1)
+        pcp = m.mem.pcp[z, 1]
+        before = int(pcp[PCP_COUNT])
+        assert before >= 512
+        pcp[PCP_HIGH] = pcp[PCP_HIGH_MIN] = pcp[PCP_HIGH_MAX] = 4 * int(pcp[PCP_BATCH])
+        queue_work(m.mem, WQ_VMSTAT_UPDATE, 0, 1)
+        run_due_work(m.mem, 2)
+        m.check()
+        return before, int(pcp[PCP_COUNT])
+
+    before, after = refill_then_tick("6.1")
+    assert after == before
+    before, after = refill_then_tick("6.12")
+    assert after < before
+
+
 @pytest.mark.parametrize("version", ["6.12", "recent"])
 def test_free_high_waits_for_a_batch_where_the_cache_slice_is_large(version):
     """free_unref_page_commit() since v6.9: with PCPF_FREE_HIGH_BATCH (set by

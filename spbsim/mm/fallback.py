@@ -276,11 +276,16 @@ def rmqueue(m, z, order, mt, alloc_flags, mode):
 
 @njit
 def reserve_highatomic_pageblock(m, z, pfn, order):
-    """reserve_highatomic_pageblock(): up to ~1% of the zone as HIGHATOMIC blocks."""
+    """reserve_highatomic_pageblock(): up to ~1% of the zone as HIGHATOMIC
+    blocks (v6.8 on: none where 1% is under a block, else 1% rounded up to
+    a block; v6.1: 1% plus a block, so small zones too)."""
     managed = m.zstat[z, ZS_MANAGED]
-    if managed // 100 < pageblock_nr_pages:
+    if m.cfg[_CFG_VERSION] == KV_6_1:
+        max_managed = managed // 100 + pageblock_nr_pages
+    elif managed // 100 < pageblock_nr_pages:
         return
-    max_managed = ((managed // 100) + pageblock_nr_pages - 1) & ~(pageblock_nr_pages - 1)
+    else:
+        max_managed = ((managed // 100) + pageblock_nr_pages - 1) & ~(pageblock_nr_pages - 1)
     if m.zstat[z, ZS_RESERVED_HIGHATOMIC] >= max_managed:
         return
     mt = m.pb_mt[pfn >> pageblock_order]

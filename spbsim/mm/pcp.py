@@ -492,9 +492,11 @@ def nr_pcp_high_v61(m, z, cpu, batch, free_high):
 
 @njit_inline
 def nr_pcp_free_v61(m, z, cpu, batch, high, free_high):
-    """nr_pcp_free() of v6.1: everything for free_high; else the batch doubled
-    per drain without an allocation in between (pcp->free_factor, kept in
-    the free_count slot), between batch and high - batch."""
+    """nr_pcp_free() of v6.1.y: everything for free_high; else the batch
+    doubled per drain without an allocation in between (pcp->free_factor,
+    kept in the free_count slot, at most CONFIG_PCP_BATCH_SCALE_MAX: "mm:
+    restrict the pcp batch scale factor to avoid too long latency", in
+    6.1.y since 6.1.93), between batch and high - batch."""
     pcp = m.pcp[z, cpu]
     if free_high:
         return pcp[PCP_COUNT]
@@ -503,7 +505,7 @@ def nr_pcp_free_v61(m, z, cpu, batch, high, free_high):
     lo = batch
     hi = high - batch
     n = batch << pcp[PCP_FREE_COUNT]
-    if n < hi:
+    if n < hi and pcp[PCP_FREE_COUNT] < CONFIG_PCP_BATCH_SCALE_MAX:
         pcp[PCP_FREE_COUNT] += 1
     return min(max(n, lo), hi)
 

@@ -3,15 +3,17 @@ items are (due time, kind, argument); the engine runs the due ones between
 requests.  Kinds dispatch to compiled functions; later mechanisms (the SPB
 defrag worker, slab shrink work) add their kinds here.
 """
+from .const import KV_6_1
 from .jit import njit
 from .pcp import decay_pcp_high
-from .state import CUR_CLOCK
+from .state import CFG, CUR_CLOCK
 
 __all__ = ["queue_work", "run_due_work", "WQ_VMSTAT_UPDATE", "WQ_NAMES"]
 
 WQ_VMSTAT_UPDATE = 0          # vmstat_update(): per-cpu pcp decay, every second
 WQ_NAMES = ("vmstat_update",)
 VMSTAT_INTERVAL_NS = 1_000_000_000
+_CFG_VERSION = CFG["version"]
 
 
 @njit
@@ -33,6 +35,11 @@ def queue_work(m, kind, arg, due_ns):
 @njit
 def _run(m, kind, arg, now):
     if kind == WQ_VMSTAT_UPDATE:
+        # v6.1's refresh_cpu_vm_stats() drains only remote nodes' lists ("We
+        # never drain zones local to this processor"); decay_pcp_high() is v6.7's
+        if m.cfg[_CFG_VERSION] == KV_6_1:
+            queue_work(m, WQ_VMSTAT_UPDATE, 0, now + VMSTAT_INTERVAL_NS)
+            return
         for z in range(m.pcp.shape[0]):
             for cpu in range(m.pcp.shape[1]):
                 decay_pcp_high(m, z, cpu)

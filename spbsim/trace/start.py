@@ -439,9 +439,11 @@ def build_start_state(machine, snap, flags, blocks, pcp_rows, fill_owner, known=
 
 def free_factor_max(batch, high) -> int:
     """The largest pcp->free_factor v6.1's nr_pcp_free() reaches: it grows
-    by one per drain while batch << free_factor < high - batch."""
+    by one per drain while batch << free_factor < high - batch, up to
+    CONFIG_PCP_BATCH_SCALE_MAX."""
+    from spbsim.mm.const import CONFIG_PCP_BATCH_SCALE_MAX
     f = 0
-    while batch > 0 and (batch << f) < high - batch:
+    while batch > 0 and (batch << f) < high - batch and f < CONFIG_PCP_BATCH_SCALE_MAX:
         f += 1
     return f
 
