@@ -3,7 +3,8 @@ linking its code into each caller: the caller's module declares it, a cached
 caller loads its callees first, and a caller whose callee was recompiled
 since is compiled again.  A function compiled as a callee has no wrapper for
 calls from Python until Python calls it.  Each step runs in its own process on
-a fresh cache."""
+a fresh cache.  A process that misses a function another process is
+compiling waits for it and loads it."""
 import json
 import subprocess
 import sys
@@ -163,3 +164,46 @@ def test_a_bad_call_min_blocks_is_one_line_and_exit_2():
     assert r.stderr.strip().splitlines() == [
         ("spbsim: SPBSIM_CALL_MIN_BLOCKS: expected a whole number of basic blocks "
          "(0 = link every callee), got 'abc'")]
+
+
+def _cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])          # utime + stime
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_process_waits_for_one_compiling_the_function_and_loads_what_it_saved(toy, tmp_path):
+    """A cache miss takes the function's compile lock (flock on its index):
+    while another process holds it, the miss waits without compiling, and
+    then loads what that process saved."""
+    import fcntl
+    import os
+    import time
+    toy()
+    index = next(toy.cache.rglob("linktoy.top-*.nbi"))
+    saved = {p: p.read_bytes() for p in index.parent.glob(index.name.split(".nbi")[0] + "*")
+             if not p.name.endswith(".lock")}
+    for p in saved:
+        p.unlink()
+    with open(str(index) + ".lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)              # "another process" compiles top
+        e = dict(os.environ, NUMBA_CACHE_DIR=str(toy.cache))
+        e["PYTHONPATH"] = os.pathsep.join([str(tmp_path), e.get("PYTHONPATH", "")])
+        b = subprocess.Popen([sys.executable, str(tmp_path / "run.py")], env=e, cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # wait until b stops using cpu (blocked on the lock), or ends
+        last, still, deadline = -1, 0, time.monotonic() + 120
+        while b.poll() is None and still < 4 and time.monotonic() < deadline:
+            time.sleep(0.25)
+            now = _cpu_ticks(b.pid)
+            still = still + 1 if now == last else 0
+            last = now
+        assert b.poll() is None, b.communicate()
+        for p, data in saved.items():               # what "the other process" saved
+            p.write_bytes(data)
+    out, err = b.communicate(timeout=120)
+    assert b.returncode == 0, err
+    r = json.loads(out.splitlines()[-1])
+    assert r["got"] == r["want"]
+    assert r["top_hits"] == 1 and "declared" not in r      # loaded, not compiled

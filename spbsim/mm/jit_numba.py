@@ -12,6 +12,7 @@ import inspect
 import os
 import pickle
 import sys
+import time
 import uuid
 import warnings
 from collections import defaultdict
@@ -34,6 +35,11 @@ from numba.core.analysis import (
     must_use_alloca,
 )
 from numba.core.compiler_lock import global_compiler_lock
+
+try:
+    import fcntl
+except ImportError:         # not on Windows: no lock, each process compiles
+    fcntl = None
 
 
 # A compiled spbsim callee with at least this many basic blocks is called
@@ -215,6 +221,7 @@ def _unserialize_callees(cls, codegen_, state):
 
 
 _load_overload = getattr(caching.Cache, "load_overload", None)
+_save_overload = getattr(caching.Cache, "save_overload", None)
 
 
 def _load_overload_or_recompile(self, sig, target_context):
@@ -222,6 +229,82 @@ def _load_overload_or_recompile(self, sig, target_context):
         return _load_overload(self, sig, target_context)
     except _StaleCallee:
         return None
+
+
+# -- One compile per function across processes --------------------------------
+#
+# Processes that start cold on one cache (test workers, dask workers, a CLI
+# run beside them) each compiled every function they needed.  A miss now takes
+# an exclusive lock on the function's cache index (fcntl.flock, released by the
+# OS if the process dies) and looks again once it holds it: a function another
+# process was compiling is loaded, not compiled again.  A process waits at most
+# $SPBSIM_COMPILE_LOCK_WAIT seconds (then compiles it too).
+COMPILE_LOCK_WAIT = float(os.environ.get("SPBSIM_COMPILE_LOCK_WAIT", "900") or 0)
+_held = {}                  # lock path -> open file, for the compile under way
+
+
+def _compile_lock(self):
+    """Lock the function's cache index; returns the lock's path, or None
+    where there is nothing to lock or the lock cannot be had."""
+    if fcntl is None or not getattr(self, "_enabled", False) \
+            or not _spbsim_function(getattr(self, "_py_func", None)):
+        return None
+    path = self._cache_file._index_path + ".lock"
+    if path in _held:                       # this process compiles it already
+        return None
+    try:
+        self._impl.locator.ensure_cache_path()
+        f = open(path, "a+b")         # noqa: SIM115 (held open while compiling)
+    except OSError:
+        return None
+    deadline = time.monotonic() + COMPILE_LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                f.close()
+                return None
+            time.sleep(0.05)
+        except OSError:
+            f.close()
+            return None
+    _held[path] = f
+    return path
+
+
+def _compile_unlock(path):
+    f = _held.pop(path, None)
+    if f is not None:
+        f.close()                           # closing the file drops the flock
+
+
+def _load_overload_once(self, sig, target_context):
+    """A cache miss waits for any other process compiling the function, then
+    loads what it saved; still a miss: compiled here, the lock held until
+    save_overload (or the process's end)."""
+    cres = _load_overload_or_recompile(self, sig, target_context)
+    if cres is not None:
+        return cres
+    path = _compile_lock(self)
+    if path is None:
+        return None
+    cres = _load_overload_or_recompile(self, sig, target_context)
+    if cres is not None:
+        _compile_unlock(path)
+        return cres
+    self._spbsim_lock = path
+    return None
+
+
+def _save_overload_unlock(self, sig, data):
+    try:
+        _save_overload(self, sig, data)
+    finally:
+        path = self.__dict__.pop("_spbsim_lock", None)
+        if path is not None:
+            _compile_unlock(path)
 
 
 # -- Inlining at numba-IR level ----------------------------------------------
@@ -429,7 +512,8 @@ _RULES = [
      _add_linking_library_callees),
     (codegen.CPUCodeLibrary, "serialize_using_object_code", _serialize, _serialize_callees),
     (codegen.CPUCodeLibrary, "_unserialize", _unserialize, classmethod(_unserialize_callees)),
-    (caching.Cache, "load_overload", _load_overload, _load_overload_or_recompile),
+    (caching.Cache, "load_overload", _load_overload, _load_overload_once),
+    (caching.Cache, "save_overload", _save_overload, _save_overload_unlock),
     (inline_closurecall.InlineWorker, "run_untyped_passes", _run_untyped_passes,
      _run_untyped_passes_once),
     (ir.Var, "__deepcopy__", _var_deepcopy, _var_deepcopy_scope_once),
