@@ -28,7 +28,31 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: reads whole oracle files; run with --runslow")
 
 
+# Test files that call no compiled code, in this process or a subprocess.
+# Under pytest-xdist (--dist loadfile, one file per worker at a time) they
+# come right after the first file, so while one worker compiles the model
+# the other runs them instead of waiting for the compile
+# (spbsim.mm.jit_numba: one compile per function across processes).
+NO_COMPILE = {"test_docs.py", "test_kpageflags.py", "test_layout.py", "test_list.py",
+              "test_policy.py", "test_procfs.py", "test_results.py", "test_scenario.py",
+              "test_trace.py", "test_tracefmt.py"}
+
+
+def _file_order(items):
+    """The largest file first (it starts the compile), then NO_COMPILE, then
+    the rest largest first, as xdist's --loadscope-reorder would."""
+    count = {}
+    for item in items:
+        count[item.path.name] = count.get(item.path.name, 0) + 1
+    compiled = sorted((f for f in count if f not in NO_COMPILE), key=lambda f: -count[f])
+    order = compiled[:1] + sorted((f for f in count if f in NO_COMPILE),
+                                  key=lambda f: -count[f]) + compiled[1:]
+    rank = {f: i for i, f in enumerate(order)}
+    items.sort(key=lambda item: rank[item.path.name])
+
+
 def pytest_collection_modifyitems(config, items):
+    _file_order(items)
     if config.getoption("--runslow") or os.environ.get("SPBSIM_SLOW") == "1":
         return
     skip = pytest.mark.skip(reason="slow: use --runslow or SPBSIM_SLOW=1")

@@ -8,7 +8,7 @@ from spbsim.engine.run import Simulation
 from spbsim.engine.sources import RequestStream
 from spbsim.mm import gfp as G
 from spbsim.mm.const import PG_head, PG_MT_SHIFT, SUPERPAGEBLOCK_NR_PAGES
-from spbsim.mm.state import ZSTAT
+from spbsim.mm.state import PCP_COUNT, ZSTAT
 from spbsim.scenario import scenario_from_text
 
 BASE = """
@@ -208,7 +208,8 @@ lifetime = "inf"
             _relink_lru(mem, lru, [p for p in pfns if not start <= p < end] + inside)
     assert mem.lru_tail[LRU_FILE] == start             # the file LRU's oldest block
     mem.cfg[CFG["reclaim"]] = 0                       # take the free pages without reclaim
-    exhaust(mach)
+    free = int(mem.zstat[:, ZSTAT["nr_free_pages"]].sum() + mem.pcp[:, :, PCP_COUNT].sum())
+    exhaust(mach, tries=free + 64)
     mem.cfg[CFG["reclaim"]] = 1
     mach.check()
     heads = np.flatnonzero(mem.pg_flags[start:end] & PG_head) + start

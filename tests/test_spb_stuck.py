@@ -6,8 +6,8 @@ Two levels:
   idle after its cooldown under spb:v1-pre43 while allocations keep
   arriving, so ``stuck_spbs`` reports it; under spb:v1 the next allocation in
   that SPB re-runs its defrag (patch 43's hot-path trigger), so it is not stuck;
-- whole scenario (about 15 s a run): the built-in ``spb-stuck`` scenario,
-  same seed and request stream under both presets, PCPBuddy off.
+- whole scenario (slow, about 40 s a run): the built-in ``spb-stuck``
+  scenario, same seed and request stream under both presets, PCPBuddy off.
 """
 import pytest
 
@@ -87,6 +87,7 @@ def _run_scenario(preset):
     return sim.run(), seen
 
 
+@pytest.mark.slow           # two runs of the built-in scenario: ~80 s
 def test_spb_stuck_scenario_pre43_stuck_v1_not():
     """The built-in scenario (about 15 s a run), seed 1, same stream under
     both presets (measured: v1-pre43 stuck from t = 409 s, taints at 268 s by

@@ -19,14 +19,16 @@ def zero_watermarks(mach):
     m.lowmem_reserve[:] = 0
 
 
-def exhaust(mach, gfp=G.GFP_HIGHUSER_MOVABLE, order=0, cpu=0):
+def exhaust(mach, gfp=G.GFP_HIGHUSER_MOVABLE, order=0, cpu=0, tries=None):
     """Allocate ``order`` blocks until the allocator fails; return their pfns.
 
     Call ``zero_watermarks`` first to take every page; the pcp lists are
-    drained and emptied too.
+    drained and emptied too.  ``tries``: requests to make (default: one
+    per managed block, and 64 more); on a machine with little free memory
+    and no reclaim, the free pages and 64 save the failing rest.
     """
     managed = int(mach.mem.zstat[:, ZS_MANAGED].sum())
-    n = (managed >> order) + 64
+    n = (managed >> order) + 64 if tries is None else int(tries)
     out = mach.run_ops(np.full(n, order), gfp, cpu=cpu)
     out = out[out >= 0]
     # the pages the cpu lists still hold are taken too (a failed request
