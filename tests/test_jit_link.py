@@ -172,6 +172,15 @@ def _cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])          # utime + stime
 
 
+def _has_open(pid, path):
+    import os
+    fds = f"/proc/{pid}/fd"
+    try:
+        return any(os.readlink(os.path.join(fds, fd)) == path for fd in os.listdir(fds))
+    except OSError:
+        return False
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_a_process_waits_for_one_compiling_the_function_and_loads_what_it_saved(toy, tmp_path):
     """A cache miss takes the function's compile lock (flock on its index):
@@ -192,18 +201,59 @@ def test_a_process_waits_for_one_compiling_the_function_and_loads_what_it_saved(
         e["PYTHONPATH"] = os.pathsep.join([str(tmp_path), e.get("PYTHONPATH", "")])
         b = subprocess.Popen([sys.executable, str(tmp_path / "run.py")], env=e, cwd=tmp_path,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        # wait until b stops using cpu (blocked on the lock), or ends
-        last, still, deadline = -1, 0, time.monotonic() + 120
-        while b.poll() is None and still < 4 and time.monotonic() < deadline:
-            time.sleep(0.25)
-            now = _cpu_ticks(b.pid)
-            still = still + 1 if now == last else 0
-            last = now
-        assert b.poll() is None, b.communicate()
-        for p, data in saved.items():               # what "the other process" saved
-            p.write_bytes(data)
+        try:
+            # wait until b holds the lock file open and stops using cpu
+            # (blocked on the lock), or ends
+            last, still, deadline = -1, 0, time.monotonic() + 120
+            while b.poll() is None and still < 4 and time.monotonic() < deadline:
+                time.sleep(0.25)
+                now = _cpu_ticks(b.pid)
+                opened = _has_open(b.pid, str(index) + ".lock")
+                still = still + 1 if opened and now == last else 0
+                last = now
+            assert b.poll() is None, b.communicate()
+            for p, data in saved.items():           # what "the other process" saved
+                p.write_bytes(data)
+        except BaseException:
+            b.kill()
+            raise
     out, err = b.communicate(timeout=120)
     assert b.returncode == 0, err
     r = json.loads(out.splitlines()[-1])
     assert r["got"] == r["want"]
     assert r["top_hits"] == 1 and "declared" not in r      # loaded, not compiled
+
+
+def test_a_compile_that_fails_gives_its_lock_back(toy, tmp_path):
+    """A typing error unwinds Dispatcher.compile() before save_overload():
+    the function's compile lock is given back all the same."""
+    (tmp_path / "fail.py").write_text(textwrap.dedent('''
+        import json
+        import linktoy as t
+        from numba.core.errors import TypingError
+        from spbsim.mm import jit_numba
+        try:
+            t.small("x")
+            raised = False
+        except TypingError:
+            raised = True
+        print(json.dumps({"raised": raised, "held": len(jit_numba._held),
+                          "small": int(t.small(2))}))
+    '''))
+    import os
+    e = dict(os.environ, NUMBA_CACHE_DIR=str(toy.cache))
+    e["PYTHONPATH"] = os.pathsep.join([str(tmp_path), e.get("PYTHONPATH", "")])
+    r = subprocess.run([sys.executable, str(tmp_path / "fail.py")], check=False,
+                       capture_output=True, text=True, env=e, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1]) == {"raised": True, "held": 0, "small": 3}
+
+
+def test_a_bad_compile_lock_wait_is_one_line_and_exit_2():
+    import os
+    r = subprocess.run([sys.executable, "-c", "import spbsim.mm.jit"], check=False,
+                       capture_output=True, text=True,
+                       env=dict(os.environ, SPBSIM_COMPILE_LOCK_WAIT="soon"))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "spbsim: SPBSIM_COMPILE_LOCK_WAIT: expected a number of seconds, got 'soon'"]

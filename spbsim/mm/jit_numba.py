@@ -239,8 +239,22 @@ def _load_overload_or_recompile(self, sig, target_context):
 # OS if the process dies) and looks again once it holds it: a function another
 # process was compiling is loaded, not compiled again.  A process waits at most
 # $SPBSIM_COMPILE_LOCK_WAIT seconds (then compiles it too).
-COMPILE_LOCK_WAIT = float(os.environ.get("SPBSIM_COMPILE_LOCK_WAIT", "900") or 0)
-_held = {}                  # lock path -> open file, for the compile under way
+def _seconds(name, text):
+    """A number of seconds from the environment; bad input: one line on
+    stderr, exit 2."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        print(f"spbsim: {name}: expected a number of seconds, got {text!r}", file=sys.stderr)
+        sys.exit(2)
+    return value
+
+
+COMPILE_LOCK_WAIT = _seconds("SPBSIM_COMPILE_LOCK_WAIT",
+                             os.environ.get("SPBSIM_COMPILE_LOCK_WAIT", "900"))
+_held = {}                  # lock path -> file descriptor, for the compile under way
 
 
 def _compile_lock(self):
@@ -254,30 +268,30 @@ def _compile_lock(self):
         return None
     try:
         self._impl.locator.ensure_cache_path()
-        f = open(path, "a+b")         # noqa: SIM115 (held open while compiling)
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)    # flock needs no write access
     except OSError:
         return None
     deadline = time.monotonic() + COMPILE_LOCK_WAIT
     while True:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             break
         except BlockingIOError:
             if time.monotonic() >= deadline:
-                f.close()
+                os.close(fd)
                 return None
             time.sleep(0.05)
         except OSError:
-            f.close()
+            os.close(fd)
             return None
-    _held[path] = f
+    _held[path] = fd
     return path
 
 
 def _compile_unlock(path):
-    f = _held.pop(path, None)
-    if f is not None:
-        f.close()                           # closing the file drops the flock
+    fd = _held.pop(path, None)
+    if fd is not None:
+        os.close(fd)                        # closing the file drops the flock
 
 
 def _load_overload_once(self, sig, target_context):
@@ -290,12 +304,35 @@ def _load_overload_once(self, sig, target_context):
     path = _compile_lock(self)
     if path is None:
         return None
-    cres = _load_overload_or_recompile(self, sig, target_context)
+    try:
+        cres = _load_overload_or_recompile(self, sig, target_context)
+    except BaseException:
+        _compile_unlock(path)
+        raise
     if cres is not None:
         _compile_unlock(path)
         return cres
     self._spbsim_lock = path
     return None
+
+
+_dispatcher_compile = getattr(dispatcher.Dispatcher, "compile", None)
+
+
+def _compile_unlocking_on_error(self, sig):
+    """Dispatcher.compile(); a compile that raises (a typing error, say)
+    gives its lock back, which otherwise only save_overload() does.  A
+    callee's failure unwinds through its callers' compiles: each gives its
+    own back.  The call graph has no cycles (spbsim has no recursion), so
+    locks are taken caller before callee by every process."""
+    try:
+        return _dispatcher_compile(self, sig)
+    except BaseException:
+        cache = getattr(self, "_cache", None)
+        path = getattr(cache, "__dict__", {}).pop("_spbsim_lock", None)
+        if path is not None:
+            _compile_unlock(path)
+        raise
 
 
 def _save_overload_unlock(self, sig, data):
@@ -514,6 +551,7 @@ _RULES = [
     (codegen.CPUCodeLibrary, "_unserialize", _unserialize, classmethod(_unserialize_callees)),
     (caching.Cache, "load_overload", _load_overload, _load_overload_once),
     (caching.Cache, "save_overload", _save_overload, _save_overload_unlock),
+    (dispatcher.Dispatcher, "compile", _dispatcher_compile, _compile_unlocking_on_error),
     (inline_closurecall.InlineWorker, "run_untyped_passes", _run_untyped_passes,
      _run_untyped_passes_once),
     (ir.Var, "__deepcopy__", _var_deepcopy, _var_deepcopy_scope_once),
