@@ -155,15 +155,17 @@ def test_a_callee_gets_its_python_wrapper_when_python_calls_it(toy):
     assert again["wrapper_files"] == 3
 
 
-def test_a_bad_call_min_blocks_is_one_line_and_exit_2():
+@pytest.mark.parametrize("name, value, message", [
+    ("SPBSIM_CALL_MIN_BLOCKS", "abc",
+     "expected a whole number of basic blocks (0 = link every callee), got 'abc'"),
+    ("SPBSIM_COMPILE_LOCK_WAIT", "soon", "expected a number of seconds, got 'soon'"),
+])
+def test_a_bad_setting_in_the_environment_is_one_line_and_exit_2(name, value, message):
     import os
     r = subprocess.run([sys.executable, "-c", "import spbsim.mm.jit"], check=False,
-                       capture_output=True, text=True,
-                       env=dict(os.environ, SPBSIM_CALL_MIN_BLOCKS="abc"))
+                       capture_output=True, text=True, env=dict(os.environ, **{name: value}))
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [
-        ("spbsim: SPBSIM_CALL_MIN_BLOCKS: expected a whole number of basic blocks "
-         "(0 = link every callee), got 'abc'")]
+    assert r.stderr.strip().splitlines() == [f"spbsim: {name}: {message}"]
 
 
 def _cpu_ticks(pid):
@@ -247,13 +249,3 @@ def test_a_compile_that_fails_gives_its_lock_back(toy, tmp_path):
                        capture_output=True, text=True, env=e, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.splitlines()[-1]) == {"raised": True, "held": 0, "small": 3}
-
-
-def test_a_bad_compile_lock_wait_is_one_line_and_exit_2():
-    import os
-    r = subprocess.run([sys.executable, "-c", "import spbsim.mm.jit"], check=False,
-                       capture_output=True, text=True,
-                       env=dict(os.environ, SPBSIM_COMPILE_LOCK_WAIT="soon"))
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [
-        "spbsim: SPBSIM_COMPILE_LOCK_WAIT: expected a number of seconds, got 'soon'"]
