@@ -42,19 +42,25 @@ except ImportError:         # not on Windows: no lock, each process compiles
     fcntl = None
 
 
+def _setting(name, default, parse, expected):
+    """A number >= 0 from $name (``default`` if unset); bad input: one line
+    on stderr, exit 2."""
+    text = os.environ.get(name, default)
+    try:
+        value = parse(text)
+    except ValueError:
+        value = None
+    if value is None or not value >= 0:
+        print(f"spbsim: {name}: expected {expected}, got {text!r}", file=sys.stderr)
+        sys.exit(2)
+    return value
+
+
 # A compiled spbsim callee with at least this many basic blocks is called
 # where it is loaded, not linked into each caller (_user_function); 0 links
 # every callee into every caller, as numba does.
-def _call_min_blocks(text):
-    """$SPBSIM_CALL_MIN_BLOCKS; bad input: one line on stderr, exit 2."""
-    if not text.strip().isdigit():
-        print(f"spbsim: SPBSIM_CALL_MIN_BLOCKS: expected a whole number of basic "
-              f"blocks (0 = link every callee), got {text!r}", file=sys.stderr)
-        sys.exit(2)
-    return int(text)
-
-
-CALL_MIN_BLOCKS = _call_min_blocks(os.environ.get("SPBSIM_CALL_MIN_BLOCKS", "16"))
+CALL_MIN_BLOCKS = _setting("SPBSIM_CALL_MIN_BLOCKS", "16", int,
+                           "a whole number of basic blocks (0 = link every callee)")
 PACKAGES = {"spbsim"}       # the packages whose functions these rules compile
 
 
@@ -239,21 +245,7 @@ def _load_overload_or_recompile(self, sig, target_context):
 # OS if the process dies) and looks again once it holds it: a function another
 # process was compiling is loaded, not compiled again.  A process waits at most
 # $SPBSIM_COMPILE_LOCK_WAIT seconds (then compiles it too).
-def _seconds(name, text):
-    """A number of seconds from the environment; bad input: one line on
-    stderr, exit 2."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        print(f"spbsim: {name}: expected a number of seconds, got {text!r}", file=sys.stderr)
-        sys.exit(2)
-    return value
-
-
-COMPILE_LOCK_WAIT = _seconds("SPBSIM_COMPILE_LOCK_WAIT",
-                             os.environ.get("SPBSIM_COMPILE_LOCK_WAIT", "900"))
+COMPILE_LOCK_WAIT = _setting("SPBSIM_COMPILE_LOCK_WAIT", "900", float, "a number of seconds")
 _held = {}                  # lock path -> file descriptor, for the compile under way
 
 

@@ -37,12 +37,10 @@ def _run(m, kind, arg, now):
     if kind == WQ_VMSTAT_UPDATE:
         # v6.1's refresh_cpu_vm_stats() drains only remote nodes' lists ("We
         # never drain zones local to this processor"); decay_pcp_high() is v6.7's
-        if m.cfg[_CFG_VERSION] == KV_6_1:
-            queue_work(m, WQ_VMSTAT_UPDATE, 0, now + VMSTAT_INTERVAL_NS)
-            return
-        for z in range(m.pcp.shape[0]):
-            for cpu in range(m.pcp.shape[1]):
-                decay_pcp_high(m, z, cpu)
+        if m.cfg[_CFG_VERSION] != KV_6_1:
+            for z in range(m.pcp.shape[0]):
+                for cpu in range(m.pcp.shape[1]):
+                    decay_pcp_high(m, z, cpu)
         queue_work(m, WQ_VMSTAT_UPDATE, 0, now + VMSTAT_INTERVAL_NS)
 
 
