@@ -421,7 +421,8 @@ class Machine:
     def checksum(self):
         """SHA-256 over the whole allocator state (determinism checks)."""
         h = hashlib.sha256()
-        for name in ("pg_next", "pg_prev", "pg_order", "pg_flags", "pg_owner", "pg_obj", "pb_mt",
+        for name in ("pg_next", "pg_prev", "pg_order", "pg_flags", "pg_owner", "pg_obj",
+                     "pg_list_mt", "pb_mt",
                      "pb_flags", "fa_head", "fa_tail", "fa_nr", "nr_free", "zstat",
                      "pcp_head", "pcp_tail", "pcp", "vm", "sim", "node", "lru_head",
                      "lru_tail", "lru_pages", "owner_pages", "obj_pfn", "obj_pc", "pc_pfn",

@@ -98,14 +98,16 @@ def test_below_half_steals_the_smallest_buddy():
     m.check()
 
 
-def test_v61_splits_the_largest_fallback_buddy():
+def test_v61_falls_back_from_the_largest_buddy():
     """v6.1 __rmqueue_fallback: same state, but the first (largest) order with a
-    fallback is used and, failing the claim, that buddy (b+128, order 7) is split."""
+    fallback is used (b+128, order 7); failing the claim, the block's free
+    pages move to the UNMOVABLE lists and the retry takes the smallest, b+1
+    (tests/test_v61_freelists.py)."""
     m = full_machine(version="6.1")
     b = block(m)
     free_pages_range(m, b + 1, 255)
     pfn = m.alloc(0, KERNEL)
-    assert pfn == b + 128
+    assert pfn == b + 1
     assert m.mem.pb_mt[b >> 9] == MIGRATE_MOVABLE
     assert last_extfrag(m)["fallback_order"] == 7
     m.check()

@@ -188,6 +188,7 @@ def _link(m, pfn, z, order, mt, tail):
         list_add_tail(m.pg_next, m.pg_prev, m.fa_head, m.fa_tail, (L, order, mt), pfn)
     else:
         list_add(m.pg_next, m.pg_prev, m.fa_head, m.fa_tail, (L, order, mt), pfn)
+    m.pg_list_mt[pfn] = mt
     m.fl_nr[L, order, mt] += 1
     m.fa_nr[z, order, mt] += 1
     return L
@@ -371,8 +372,9 @@ def free_one_page_merge(m, pfn, z, order, mt, to_tail):
             if buddy_mt != mt and (not migratetype_is_mergeable(mt)
                                    or not migratetype_is_mergeable(buddy_mt)):
                 break
-        del_page_from_free_list(m, buddy_pfn, z, order, buddy_mt)
-        if buddy_mt != mt:
+        del_page_from_free_list(m, buddy_pfn, z, order, m.pg_list_mt[buddy_pfn])
+        if buddy_mt != mt and m.cfg[_CFG_VERSION] != KV_6_1:
+            # "Match buddy type" (v6.10 on); v6.1 leaves the buddy's block alone
             m.pb_mt[buddy_pfn >> pageblock_order] = mt
         pfn = buddy_pfn & pfn
         order += 1
@@ -465,18 +467,30 @@ def prep_move_freepages_block(m, z, pfn):
 
 
 @njit
-def move_freepages_block(m, z, start, old_mt, new_mt):
-    """__move_freepages_block(): move every free buddy of a block to new_mt and retype it."""
+def move_freepages(m, z, start, new_mt):
+    """move_freepages(): every free buddy of the block at ``start`` to the
+    tail of ``new_mt``'s lists, each from the list it is on (``old_mt`` of
+    __move_freepages_block() is every page's list type since v6.10; v6.1
+    also holds a block's free pages on other types' lists).  Returns the
+    pages moved; the block keeps its type."""
     end = start + pageblock_nr_pages
     p = start
     moved = 0
     while p < end:
         if m.pg_flags[p] & PG_buddy:
             o = m.pg_order[p]
-            move_to_free_list(m, p, z, o, old_mt, new_mt)
+            move_to_free_list(m, p, z, o, m.pg_list_mt[p], new_mt)
             moved += 1 << o
             p += 1 << o
         else:
             p += 1
+    return moved
+
+
+@njit
+def move_freepages_block(m, z, start, old_mt, new_mt):
+    """__move_freepages_block(): move every free buddy of a block to new_mt and
+    retype it (``old_mt``, the block's type, is what the caller read)."""
+    moved = move_freepages(m, z, start, new_mt)
     m.pb_mt[start >> pageblock_order] = new_mt
     return moved

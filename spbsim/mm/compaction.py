@@ -230,8 +230,7 @@ def isolate_free_page(m, z, pfn, order):
         return False
     if m.cc_n[0] >= CC_MAX:
         return False
-    mt = m.pb_mt[pfn >> pageblock_order]
-    del_page_from_free_list(m, pfn, z, order, mt)
+    del_page_from_free_list(m, pfn, z, order, m.pg_list_mt[pfn])
     if order >= pageblock_order:
         if m.cfg[_CFG_SPB] != 0:
             # S1 §9.5: superpageblock_range_now_used() (PB_all_free off, nr_free--)
@@ -242,13 +241,17 @@ def isolate_free_page(m, z, pfn, order):
                 m.pb_flags[(pfn >> pageblock_order) + i] &= 0xFF ^ PB_all_free
     if order >= pageblock_order - 1:
         # each covered mergeable pageblock becomes MOVABLE, with its other free
-        # pages (move_freepages_block keeps free lists == block types)
+        # pages (move_freepages_block keeps free lists == block types); v6.1
+        # retypes the block alone (set_pageblock_migratetype())
         nr = max(1, 1 << (order - pageblock_order)) if order >= pageblock_order else 1
         for i in range(nr):
             b = (pfn >> pageblock_order) + i
             bmt = m.pb_mt[b]
             if bmt < MIGRATE_PCPTYPES and bmt != MIGRATE_MOVABLE:
-                move_freepages_block(m, z, b << pageblock_order, bmt, MIGRATE_MOVABLE)
+                if m.cfg[_CFG_VERSION] == KV_6_1:
+                    m.pb_mt[b] = MIGRATE_MOVABLE
+                else:
+                    move_freepages_block(m, z, b << pageblock_order, bmt, MIGRATE_MOVABLE)
     m.cc_pfn[m.cc_n[0]] = pfn
     m.cc_order[m.cc_n[0]] = order
     m.cc_n[0] += 1

@@ -6,9 +6,9 @@ consistent.  ``VIOLATIONS`` turns codes into messages.
 """
 
 from .buddy import migratetype_to_has_bit
-from .const import (MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_PCPTYPES, MIGRATE_TYPES,
-                    NEVER_NS,
-                    NR_PAGE_ORDERS, NR_PCP_LISTS, PB_all_free, PB_has_mask,
+from .const import (KV_6_1, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE,
+                    MIGRATE_MOVABLE, MIGRATE_PCPTYPES, MIGRATE_TYPES, NEVER_NS,
+                    NR_LOWORDER_PCP_LISTS, NR_PAGE_ORDERS, NR_PCP_LISTS, PB_all_free, PB_has_mask,
                     PG_buddy, PG_head, PG_MT_SHIFT, PG_pcp, PG_pcpbuddy, PG_reserved,
                     pageblock_nr_pages, pageblock_order)
 from .jit import njit
@@ -23,6 +23,7 @@ __all__ = ["check_mem", "VIOLATIONS"]
 _CFG_PREP_BIT = CFG["prep_sets_request_bit"]
 _CFG_SPB = CFG["spb"]
 _CFG_PCPBUDDY = CFG["pcpbuddy"]
+_CFG_VERSION = CFG["version"]
 _N_KSWAPD_ORDER = NODE["kswapd_order"]
 _N_KSWAPD_IDX = NODE["kswapd_highest_zoneidx"]
 _N_KSWAPD_WAIT = NODE["kswapd_wait"]
@@ -83,12 +84,17 @@ VIOLATIONS = {
         "before any compaction) (zone, -1 for the isolated list, {a}; value {b})",
     40: "kcompactd's clock or the recorded kswapd's next wake is out of range (negative or "
         "past NEVER_NS), or its run's order is (node field {a}, value {b})",
+    41: "free list entry's recorded list type (pg_list_mt) is not the list's (list type {a}, "
+        "recorded {b})",
+    42: "v6.1 pcp entry's recorded type (get_pcppage_migratetype) does not fit its list "
+        "(pindex {a}, recorded {b})",
 }
 
 
 @njit
 def _check_lists(m):
     nz = MAX_NR_ZONES
+    v61 = m.cfg[_CFG_VERSION] == KV_6_1
     npfn = m.pg_flags.shape[0]
     for z in range(nz):
         free_total = 0
@@ -112,12 +118,20 @@ def _check_lists(m):
                             return 1, p, z, o * 16 + mt
                         if m.pb_zone[p >> pageblock_order] != z or m.pb_list[p >> pageblock_order] != L:
                             return 2, p, z, L
-                        if m.pb_mt[p >> pageblock_order] != mt:
+                        if m.pg_list_mt[p] != mt:
+                            return 41, p, mt, m.pg_list_mt[p]
+                        # v6.1 keeps free pages on other types' lists (steal_suitable_fallback()
+                        # moves a block's free pages without claiming it, a pcp drain goes to
+                        # the type the page entered with, merges do not retype the buddy)
+                        if v61:
+                            pass
+                        elif m.pb_mt[p >> pageblock_order] != mt:
                             return 3, p, mt, m.pb_mt[p >> pageblock_order]
-                        for b in range(1, 1 << max(o - pageblock_order, 0)):
-                            if m.pb_mt[(p >> pageblock_order) + b] != mt:
-                                return 3, p + (b << pageblock_order), mt, \
-                                    m.pb_mt[(p >> pageblock_order) + b]
+                        else:
+                            for b in range(1, 1 << max(o - pageblock_order, 0)):
+                                if m.pb_mt[(p >> pageblock_order) + b] != mt:
+                                    return 3, p + (b << pageblock_order), mt, \
+                                        m.pb_mt[(p >> pageblock_order) + b]
                         if m.pg_prev[p] != prev:
                             return 4, p, z, o * 16 + mt
                         prev = p
@@ -162,6 +176,11 @@ def _check_lists(m):
                         return 9, p, z, pi
                     if (m.pg_flags[p] & PG_pcpbuddy) and m.pb_cpu[p >> pageblock_order] != cpu + 1:
                         return 30, p, cpu, m.pb_cpu[p >> pageblock_order]
+                    if v61 and pi < NR_LOWORDER_PCP_LISTS:
+                        rmt = m.pg_list_mt[p]
+                        if rmt != pi % MIGRATE_PCPTYPES and not (
+                                rmt == MIGRATE_HIGHATOMIC and pi % MIGRATE_PCPTYPES == MIGRATE_MOVABLE):
+                            return 42, p, pi, rmt
                     cnt += 1 << o
                     prev = p
                     p = m.pg_next[p]

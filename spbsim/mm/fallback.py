@@ -8,7 +8,7 @@ older ``__rmqueue_fallback`` + ``steal_suitable_fallback``.
 """
 from .spb.alloc import spb_rmqueue_after_hint, spb_rmqueue_hint
 from .buddy import (change_pageblock_range, del_page_from_free_list, expand, first_free_pfn,
-                    move_freepages_block, move_to_free_list,
+                    move_freepages, move_freepages_block, move_to_free_list,
                     page_del_and_expand, pageblock_set_has,
                     prep_move_freepages_block, rmqueue_smallest)
 from .const import (ALLOC_NOFRAGMENT, KV_6_1, MAX_PAGE_ORDER,
@@ -169,39 +169,50 @@ def rmqueue_steal(m, z, order, start_mt):
 # ---------------------------------------------------------------- v6.1
 
 @njit
-def steal_suitable_fallback(m, z, pfn, current_order, order, start_type, alloc_flags, whole_block):
-    """steal_suitable_fallback() before the v6.15 rework (v6.1 - v6.14
-    mainline): claim the block or split this buddy."""
+def steal_suitable_fallback(m, z, pfn, current_order, start_type, alloc_flags, whole_block):
+    """steal_suitable_fallback() of v6.1 (before "mm: page_alloc: fix freelist
+    movement during block conversion", v6.10): a >= pageblock_order buddy takes
+    the request's type; else, allowed to steal the whole block, move every free
+    page of the block to ``start_type``'s lists and retype the block if at
+    least half of it is free or alike; otherwise move this buddy alone.  The
+    moved pages stay on ``start_type``'s lists whatever their block's type;
+    the caller's retry (__rmqueue_smallest()) takes the request from them."""
     block_type = m.pb_mt[pfn >> pageblock_order]
     if block_type != MIGRATE_HIGHATOMIC:
         if current_order >= pageblock_order:
+            change_pageblock_range(m, pfn, current_order, start_type)
+            move_to_free_list(m, pfn, z, current_order, m.pg_list_mt[pfn], start_type)
+            m.sim[_SIM_CLAIM_WHOLE] += 1
             m.sim[_SIM_CLAIM_SUCCESS] += 1
-            m.fb_stat[FB_CLAIM, start_type, block_type] += 1
-            return claim_whole_buddy(m, z, pfn, current_order, order, start_type, block_type)
+            m.fb_stat[FB_CLAIM_WHOLE, start_type, block_type] += 1
+            return
         if boost_watermark(m, z) and (alloc_flags & ALLOC_KSWAPD):
             m.zstat[z, ZS_FLAGS] |= ZONE_BOOSTED_WATERMARK
         if whole_block:
             m.sim[_SIM_CLAIM_ATTEMPTS] += 1
             start, free_pages, movable_pages = prep_move_freepages_block(m, z, pfn)
             if start >= 0:
+                move_freepages(m, z, start, start_type)
                 alike = _alike_pages(start_type, block_type, free_pages, movable_pages)
                 if free_pages + alike >= (1 << (pageblock_order - 1)):
-                    move_freepages_block(m, z, start, block_type, start_type)
+                    m.pb_mt[start >> pageblock_order] = start_type
                     pageblock_set_has(m, start, 0, block_type)
                     m.sim[_SIM_CLAIM_SUCCESS] += 1
                     m.fb_stat[FB_CLAIM, start_type, block_type] += 1
-                    return rmqueue_smallest(m, z, order, start_type)
-    page_del_and_expand(m, z, pfn, order, current_order, block_type)
-    pageblock_set_has(m, pfn, order, start_type)
+                else:
+                    m.sim[_SIM_STEAL] += 1
+                    m.fb_stat[FB_STEAL, start_type, block_type] += 1
+                return
+    move_to_free_list(m, pfn, z, current_order, m.pg_list_mt[pfn], start_type)
     m.sim[_SIM_STEAL] += 1
     m.fb_stat[FB_STEAL, start_type, block_type] += 1
-    return pfn
 
 
 @njit
 def rmqueue_fallback_v61(m, z, order, start_mt, alloc_flags):
     """__rmqueue_fallback() before the v6.15 rework: the first (largest) order
-    with any fallback."""
+    with any fallback; steal_suitable_fallback(), then __rmqueue()'s retry of
+    __rmqueue_smallest() takes the request from ``start_mt``'s lists."""
     min_order = order
     if order < pageblock_order and (alloc_flags & ALLOC_NOFRAGMENT):
         min_order = pageblock_order
@@ -225,10 +236,9 @@ def rmqueue_fallback_v61(m, z, order, start_mt, alloc_flags):
                 break
         can_steal = should_try_claim_block(found, start_mt)
     pfn = m.fa_head[z, found, fb]
-    page = steal_suitable_fallback(m, z, pfn, found, order, start_mt, alloc_flags, can_steal)
-    if page >= 0:
-        trace_mm_page_alloc_extfrag(m, page, pfn, order, found, start_mt, fb)
-    return page
+    steal_suitable_fallback(m, z, pfn, found, start_mt, alloc_flags, can_steal)
+    trace_mm_page_alloc_extfrag(m, pfn, pfn, order, found, start_mt, fb)
+    return rmqueue_smallest(m, z, order, start_mt)
 
 
 # ---------------------------------------------------------------- __rmqueue

@@ -42,6 +42,7 @@ def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1, spb=None, piece_cap
         pg_flags=np.zeros(nr_pfns, np.uint8),
         pg_owner=np.zeros(nr_pfns, np.uint8),
         pg_obj=np.full(nr_pfns, -1, np.int32),
+        pg_list_mt=np.zeros(nr_pfns, np.uint8),
         pb_mt=np.zeros(nr_pb, np.uint8),
         pb_flags=np.zeros(nr_pb, np.uint8),
         pb_zone=np.full(nr_pb, -1, np.int8),

@@ -54,6 +54,7 @@ def free_pages(m, pfn, order, cpu):
     z = m.pb_zone[pfn >> pageblock_order]
     mt = m.pb_mt[pfn >> pageblock_order]
     if m.cfg[_CFG_PCP] != 0 and pcp_allowed_order(m, order) and mt != MIGRATE_ISOLATE:
+        m.pg_list_mt[pfn] = mt      # set_pcppage_migratetype() (v6.1's drains read it)
         if mt >= MIGRATE_PCPTYPES:
             mt = MIGRATE_MOVABLE
         cache_cpu = cpu

@@ -9,8 +9,8 @@ owned pageblocks, the ``pcpbuddy`` switch; docs/spb.md "PCPBuddy").
 """
 from .buddy import (del_page_from_free_list, free_one_page_merge, pageblock_set_has,
                     pcpblock_owned_add, pcpblock_owned_del, set_pcpblock_owner)
-from .const import (CONFIG_PCP_BATCH_SCALE_MAX, KV_6_1, KV_RECENT, MIGRATE_MOVABLE,
-                    MIGRATE_PCPTYPES, PCPBUDDY_ADOPT, PCPBUDDY_RFC,
+from .const import (CONFIG_PCP_BATCH_SCALE_MAX, KV_6_1, KV_RECENT, MIGRATE_ISOLATE,
+                    MIGRATE_MOVABLE, MIGRATE_PCPTYPES, PCPBUDDY_ADOPT, PCPBUDDY_RFC,
                     NR_LOWORDER_PCP_LISTS, NR_PCP_LISTS,
                     PAGE_ALLOC_COSTLY_ORDER, PG_buddy, PG_pcp, PG_pcpbuddy, RMQUEUE_NORMAL,
                     ZONE_BELOW_HIGH, ZONE_RECLAIM_ACTIVE, pageblock_nr_pages, pageblock_order)
@@ -393,13 +393,16 @@ def pcp_merge_pass(m, z, cpu):
 @njit
 def free_pcppages_bulk(m, z, cpu, count, pindex):
     """free_pcppages_bulk(): round-robin over lists from ``pindex``, oldest (tail)
-    first.  PCPBuddy: the merge pass first, the round-robin from the
+    first, each page to its block's type's list (v6.1: to the type recorded
+    when it entered the pcp, get_pcppage_migratetype(), but an isolated
+    block's).  PCPBuddy: the merge pass first, the round-robin from the
     pageblock-order lists, and a PagePCPBuddy fragment (below pageblock order)
     goes to the tail of the buddy list and puts its block on owned_blocks."""
     pcp = m.pcp[z, cpu]
     if count > pcp[PCP_COUNT]:
         count = pcp[PCP_COUNT]
     pcpbuddy = m.cfg[_CFG_PCPBUDDY] != 0
+    v61 = m.cfg[_CFG_VERSION] == KV_6_1
     if pcpbuddy and count > 0:
         pcp_merge_pass(m, z, cpu)
         pindex = MIGRATE_PCPTYPES * pageblock_order
@@ -416,6 +419,8 @@ def free_pcppages_bulk(m, z, cpu, count, pindex):
         while True:
             pfn = m.pcp_tail[z, cpu, pindex]
             mt = m.pb_mt[pfn >> pageblock_order]
+            if v61 and mt != MIGRATE_ISOLATE:
+                mt = m.pg_list_mt[pfn]      # get_pcppage_migratetype(): the type it entered with
             to_tail = False
             if pcpbuddy and order < pageblock_order and (m.pg_flags[pfn] & PG_pcpbuddy):
                 _pcpbuddy_unmark(m, z, cpu, pfn)

@@ -193,8 +193,12 @@ NR_LRU = 3
 LRU_NAMES = ["anon", "file", "slab"]
 
 Mem = namedtuple("Mem", [
-    # per pfn; pg_obj: the timed object (engine) that owns an allocated block
-    "pg_next", "pg_prev", "pg_order", "pg_flags", "pg_owner", "pg_obj",
+    # per pfn; pg_obj: the timed object (engine) that owns an allocated block;
+    # pg_list_mt: the migratetype of the free list a free buddy head was put
+    # on (v6.1 keeps free pages on lists of another type than their block),
+    # and of a v6.1 pcp page the type its drain returns it to
+    # (get_pcppage_migratetype())
+    "pg_next", "pg_prev", "pg_order", "pg_flags", "pg_owner", "pg_obj", "pg_list_mt",
     # per pageblock
     "pb_mt", "pb_flags", "pb_zone",
     # per pageblock: the free-list owner its free pages are filed under: the
@@ -264,7 +268,7 @@ CAPC_ZONE, CAPC_ORDER, CAPC_MT, CAPC_PAGE = range(4)
 def bytes_per_page():
     """State bytes per 4 KiB page (the per-pfn arrays; the per-pageblock arrays
     add 19/512: pb_mt, pb_flags, pb_zone, pb_list, pb_cpu, pb_own_next/prev, pb_taint)."""
-    return 4 + 4 + 1 + 1 + 1 + 4
+    return 4 + 4 + 1 + 1 + 1 + 4 + 1
 
 
 def _piece_chain(n):

@@ -166,9 +166,9 @@ def _smallest_in_block(m, start, order):
 
 @njit_inline
 def _claim_block(m, z, pfn, current_order, order, start_type, block_type, lru):
-    """The sub-pageblock part of try_to_claim_block() / steal_suitable_fallback():
-    claim the block if at least half of it is free or alike; the decision, or
-    NONE if the block is not claimed."""
+    """The sub-pageblock part of try_to_claim_block(): claim the block if at
+    least half of it is free or alike; the decision, or NONE if the block is
+    not claimed."""
     start, free_pages, movable_pages = prep_move_freepages_block(m, z, pfn, lru)
     if start < 0:
         return NONE
@@ -222,17 +222,22 @@ def rmqueue_steal(m, z, order, start_mt):
 
 @njit_inline
 def steal_suitable_fallback(m, z, pfn, fb, current_order, order, start_type, whole_block, lru):
-    """steal_suitable_fallback() (v6.1 .. v6.14): take a >= pageblock_order buddy
-    whole, else claim the block (``whole_block``, half free or alike), else
-    split off this one buddy."""
+    """steal_suitable_fallback() of v6.1 and __rmqueue()'s retry: take a >=
+    pageblock_order buddy whole; else (``whole_block``) every free page of
+    the block moves to the request's lists, claimed with the block if half
+    of it is free or alike, and the retry takes the block's smallest buddy;
+    else this one buddy moves and is taken."""
     block_type = m.pb_mt[pfn >> pageblock_order]
     if block_type != MIGRATE_HIGHATOMIC:
         if current_order >= pageblock_order:
             return PK_CLAIM_WHOLE, fb, pfn, current_order, current_order
         if whole_block:
-            d = _claim_block(m, z, pfn, current_order, order, start_type, block_type, lru)
-            if d[D_KIND] != PK_NONE:
-                return PK_CLAIM, fb, d[D_PFN], d[D_ORDER], current_order
+            start, free_pages, movable_pages = prep_move_freepages_block(m, z, pfn, lru)
+            if start >= 0:
+                p, o = _smallest_in_block(m, start, order)
+                alike = _alike_pages(start_type, block_type, free_pages, movable_pages)
+                kind = PK_CLAIM if free_pages + alike >= (1 << (pageblock_order - 1)) else PK_STEAL
+                return kind, fb, p, o, current_order
     return PK_STEAL, fb, pfn, current_order, current_order
 
 
@@ -329,8 +334,9 @@ def peek_rmqueue(machine, zone: int, order: int, migratetype: int, alloc_flags: 
 # ---------------------------------------------------------------- the alternative
 
 #: the Mem fields the model's rmqueue_buddy() may write (stock allocator)
-SAVED_FIELDS = ("pg_next", "pg_prev", "pg_flags", "pg_order", "pb_mt", "pb_flags", "fa_head",
-                "fa_tail", "fl_nr", "fa_nr", "nr_free", "zstat", "sim", "fb_stat", "ev", "ev_n")
+SAVED_FIELDS = ("pg_next", "pg_prev", "pg_flags", "pg_order", "pg_list_mt", "pb_mt", "pb_flags",
+                "fa_head", "fa_tail", "fl_nr", "fa_nr", "nr_free", "zstat", "sim", "fb_stat", "ev",
+                "ev_n")
 _SIM_STEAL = SIMSTAT["sim_steal"]
 _SIM_CLAIM_WHOLE = SIMSTAT["sim_claim_whole_block"]
 _SIM_CLAIM_SUCCESS = SIMSTAT["sim_claim_success"]

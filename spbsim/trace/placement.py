@@ -180,7 +180,7 @@ def set_block_type(m, z, pfn, mt):
     for k in range(pageblock_order, NR_PAGE_ORDERS):
         h = pfn & ~((1 << k) - 1)
         if (m.pg_flags[h] & PG_buddy) != 0 and m.pg_order[h] == k:
-            move_to_free_list(m, h, z, k, m.pb_mt[h >> pageblock_order], mt)
+            move_to_free_list(m, h, z, k, m.pg_list_mt[h], mt)
             change_pageblock_range(m, h, k, mt)
             return True
     move_freepages_block(m, z, pb << pageblock_order, m.pb_mt[pb], mt)
@@ -193,7 +193,7 @@ def remove_range(m, z, pfn, order, mt, mode, scratch):
     n = 1 << order
     h, k = _container(m, pfn, order)
     if h >= 0 and (m.pg_flags[h] & PG_buddy) != 0:
-        lmt = m.pb_mt[h >> pageblock_order]
+        lmt = m.pg_list_mt[h]
         del_page_from_free_list(m, h, z, k, lmt)
         out = O_EXACT
         if k > order:
@@ -221,7 +221,7 @@ def remove_range(m, z, pfn, order, mt, mode, scratch):
         f = m.pg_flags[p]
         if (f & PG_buddy) != 0:
             o = m.pg_order[p]
-            del_page_from_free_list(m, p, z, o, m.pb_mt[p >> pageblock_order])
+            del_page_from_free_list(m, p, z, o, m.pg_list_mt[p])
             m.pg_flags[p] = 0
             p += 1 << o
             continue
@@ -310,7 +310,7 @@ def _isolate_scan(m, z, start, end, stride, compound, apply):
         if (f & PG_buddy) != 0:
             o = m.pg_order[p]
             if apply:
-                del_page_from_free_list(m, p, z, o, m.pb_mt[p >> pageblock_order])
+                del_page_from_free_list(m, p, z, o, m.pg_list_mt[p])
                 _set_head(m, p, o, MIGRATE_MOVABLE)
                 if o >= pageblock_order - 1:
                     pb = p >> pageblock_order

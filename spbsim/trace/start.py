@@ -177,6 +177,7 @@ def retile(m, free, fill_mt, comp, b_pfn, b_order, b_mt, b_owner, b_obj,
         if mt >= MIGRATE_PCPTYPES or mt < 0:
             mt = MIGRATE_MOVABLE
         m.pg_order[p] = o
+        m.pg_list_mt[p] = mt          # v6.1: the type a drain returns it to
         pageblock_set_has(m, p, o, mt)
         _pcp_add(m, z, p_cpu[i] % m.pcp.shape[1], pcp_order_to_pindex(m, mt, o), p, True)
         m.pcp[z, p_cpu[i] % m.pcp.shape[1], PCP_COUNT] += 1 << o
