@@ -213,7 +213,7 @@ def _error_text(e):
 #: what one run holds at its peak, measured through the engine
 #: (docs/performance.md: peak RSS 2,082 MiB at 256 GB, 7,768 MiB at 1 TB),
 #: with a margin: 32 bytes per 4 KiB page of the machine (the allocator's
-#: state is 15, the engine's object tables and samples the rest) plus the
+#: state is 16, the engine's object tables and samples the rest) plus the
 #: interpreter
 RUN_BYTES_PER_PAGE = 32
 RUN_BASE_BYTES = 300 << 20
