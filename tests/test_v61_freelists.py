@@ -7,8 +7,8 @@ isolation retypes a block alone.  Each case against the 6.12 variant, which
 keeps free lists == block types."""
 import numpy as np
 import pytest
+from test_mm_fallback import block, full_machine, machine
 
-from spbsim import Machine
 from spbsim.machine import InvariantError
 from spbsim.mm import gfp as G
 from spbsim.mm.buddy import move_freepages_block
@@ -20,31 +20,12 @@ from spbsim.mm.const import (
     PG_buddy,
     pageblock_nr_pages,
 )
-from spbsim.mm.craft import exhaust, free_pages_range, zero_watermarks
-from spbsim.mm.state import EV, ZSTAT
+from spbsim.mm.craft import free_pages_range
+from spbsim.mm.state import EV
 
 Z = ZONE_DMA32
 KERNEL = G.GFP_KERNEL
 MOVABLE = G.GFP_HIGHUSER_MOVABLE
-
-
-def machine(version, pcp=False, **kw):
-    return Machine("1G", cpus=1, version=version, pcp=pcp, early_unmovable=0,
-                   watermark_boost_factor=0, trace=True, **kw)
-
-
-def full_machine(version):
-    """Every page allocated as order-0 movable (LRU) pages; watermarks zero."""
-    m = machine(version)
-    zero_watermarks(m)
-    exhaust(m)
-    assert m.mem.zstat[:, ZSTAT["nr_free_pages"]].sum() == 0
-    return m
-
-
-def block(m, k=40):
-    """The k-th order-10-aligned pageblock of DMA32 (clear of reservations)."""
-    return int(m.mem.zone_start[Z]) + 16 * 1024 + k * 1024
 
 
 def extfrag_events(m):
@@ -85,7 +66,7 @@ def test_a_steal_that_does_not_claim(version):
     finds b+2's buddy on its own list, with no fallback.  6.12 steals the
     smallest buddy (b+1) alone; the rest stays MOVABLE and the next request
     falls back again."""
-    m = full_machine(version)
+    m = full_machine(version=version)
     b = block(m)
     free_pages_range(m, b + 1, 255)
     assert m.alloc(0, KERNEL) == b + 1
@@ -111,7 +92,7 @@ def test_a_drained_pcp_page_goes_to_the_type_it_entered_with(version, back):
     recorded when it entered the pcp (get_pcppage_migratetype()), so the
     merged block is free on a MOVABLE list inside an UNMOVABLE block; 6.12
     reads the block's type at the drain."""
-    m = machine(version, pcp=True)
+    m = machine(version=version, pcp=True)
     pfn = m.alloc(0, MOVABLE)
     m.free(pfn, 0)
     assert m.mem.pg_flags[pfn] & 0x04, "the page is on the pcp"
@@ -130,7 +111,7 @@ def test_a_merge_above_pageblock_order_retypes_the_buddy_only_on_6_12(version):
     """Two free pageblock-order buddies of two types merge into one order-10
     buddy on the freed page's type's list; since v6.10 __free_one_page() also
     retypes the buddy's block ("Match buddy type"), v6.1 leaves it."""
-    m = full_machine(version)
+    m = full_machine(version=version)
     b = block(m)
     free_pages_range(m, b + 512, 512)                     # upper block: one free order-9 buddy
     move_freepages_block(m.mem, Z, b + 512, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE)
@@ -148,7 +129,7 @@ def test_isolating_half_a_block_for_compaction_retypes_the_block(version, rest):
     """__isolate_free_page() of an order-8 buddy turns its UNMOVABLE block
     MOVABLE; 6.12 moves the block's other free pages with it
     (move_freepages_block()), v6.1 leaves them on the UNMOVABLE lists."""
-    m = full_machine(version)
+    m = full_machine(version=version)
     b = block(m)
     free_pages_range(m, b, 512)
     move_freepages_block(m.mem, Z, b, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE)
@@ -162,7 +143,7 @@ def test_isolating_half_a_block_for_compaction_retypes_the_block(version, rest):
 
 def test_the_checker_sees_a_wrong_recorded_list_type():
     """DEBUG_VM: a free list entry's pg_list_mt must be its list's type."""
-    m = machine("6.1")
+    m = machine(version="6.1")
     mt = MIGRATE_MOVABLE
     head = int(m.mem.fa_head[Z, 10, mt])
     m.mem.pg_list_mt[head] = MIGRATE_UNMOVABLE
