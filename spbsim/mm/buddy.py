@@ -466,7 +466,7 @@ def prep_move_freepages_block(m, z, pfn):
     return start, free_pages, movable
 
 
-@njit
+@njit_inline
 def move_freepages(m, z, start, new_mt):
     """move_freepages(): every free buddy of the block at ``start`` to the
     tail of ``new_mt``'s lists, each from the list it is on (``old_mt`` of

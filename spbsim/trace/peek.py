@@ -334,9 +334,9 @@ def peek_rmqueue(machine, zone: int, order: int, migratetype: int, alloc_flags: 
 # ---------------------------------------------------------------- the alternative
 
 #: the Mem fields the model's rmqueue_buddy() may write (stock allocator)
-SAVED_FIELDS = ("pg_next", "pg_prev", "pg_flags", "pg_order", "pg_list_mt", "pb_mt", "pb_flags",
-                "fa_head", "fa_tail", "fl_nr", "fa_nr", "nr_free", "zstat", "sim", "fb_stat", "ev",
-                "ev_n")
+SAVED_FIELDS = ("pg_next", "pg_prev", "pg_flags", "pg_order", "pb_mt", "pb_flags", "fa_head",
+                "fa_tail", "fl_nr", "fa_nr", "nr_free", "zstat", "sim", "fb_stat", "ev", "ev_n",
+                "pg_list_mt")
 _SIM_STEAL = SIMSTAT["sim_steal"]
 _SIM_CLAIM_WHOLE = SIMSTAT["sim_claim_whole_block"]
 _SIM_CLAIM_SUCCESS = SIMSTAT["sim_claim_success"]
@@ -389,6 +389,7 @@ def _save_restore(m, s, save):
         _cp3(s[13], m.fb_stat)
         _cp2(s[14], m.ev)
         _cp1(s[15], m.ev_n)
+        _cp1(s[16], m.pg_list_mt)
     else:
         _cp1(m.pg_next, s[0])
         _cp1(m.pg_prev, s[1])
@@ -406,6 +407,7 @@ def _save_restore(m, s, save):
         _cp3(m.fb_stat, s[13])
         _cp2(m.ev, s[14])
         _cp1(m.ev_n, s[15])
+        _cp1(m.pg_list_mt, s[16])
 
 
 @njit
