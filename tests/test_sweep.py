@@ -199,7 +199,10 @@ def test_ctrl_c_keeps_finished_runs(scen, tmp_path):
             assert p.poll() is None and time.monotonic() - t0 < 120, p.stdout.read()
             time.sleep(0.2)
         os.killpg(p.pid, signal.SIGINT)
-        text, _ = p.communicate(timeout=60)
+        # the cluster closes once its worker is between tasks: one that is
+        # compiling a function a later seed needs first (a cold cache, the
+        # other test processes compiling beside it) finishes that compile
+        text, _ = p.communicate(timeout=300)
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
