@@ -152,3 +152,12 @@ def test_the_checker_sees_a_wrong_recorded_list_type():
     m.mem.pg_list_mt[head] = mt
     m.check()
     assert np.all(m.mem.pg_list_mt[m.mem.fa_head[Z, :, mt][m.mem.fa_head[Z, :, mt] >= 0]] == mt)
+
+
+@pytest.mark.parametrize("version", ["6.1", "6.12"])
+def test_a_whole_buddy_fallback_counts_as_a_claim_and_a_whole_one(version):
+    """Machine.fallback_pairs(): ``claim`` counts every claim, ``claim_whole``
+    those of a >= pageblock_order buddy, on both fallback rules."""
+    m = machine(version=version)
+    m.alloc(0, KERNEL)                  # an UNMOVABLE request takes a MOVABLE order-10 buddy
+    assert m.fallback_pairs()["Unmovable->Movable"] == {"claim": 1, "steal": 0, "claim_whole": 1}

@@ -185,6 +185,7 @@ def steal_suitable_fallback(m, z, pfn, current_order, start_type, alloc_flags, w
             m.sim[_SIM_CLAIM_WHOLE] += 1
             m.sim[_SIM_CLAIM_SUCCESS] += 1
             m.fb_stat[FB_CLAIM_WHOLE, start_type, block_type] += 1
+            m.fb_stat[FB_CLAIM, start_type, block_type] += 1
             return
         if boost_watermark(m, z) and (alloc_flags & ALLOC_KSWAPD):
             m.zstat[z, ZS_FLAGS] |= ZONE_BOOSTED_WATERMARK
