@@ -123,15 +123,10 @@ def _check_lists(m):
                         # v6.1 keeps free pages on other types' lists (steal_suitable_fallback()
                         # moves a block's free pages without claiming it, a pcp drain goes to
                         # the type the page entered with, merges do not retype the buddy)
-                        if v61:
-                            pass
-                        elif m.pb_mt[p >> pageblock_order] != mt:
-                            return 3, p, mt, m.pb_mt[p >> pageblock_order]
-                        else:
-                            for b in range(1, 1 << max(o - pageblock_order, 0)):
-                                if m.pb_mt[(p >> pageblock_order) + b] != mt:
-                                    return 3, p + (b << pageblock_order), mt, \
-                                        m.pb_mt[(p >> pageblock_order) + b]
+                        for b in range(0 if v61 else 1 << max(o - pageblock_order, 0)):
+                            if m.pb_mt[(p >> pageblock_order) + b] != mt:
+                                return 3, p + (b << pageblock_order), mt, \
+                                    m.pb_mt[(p >> pageblock_order) + b]
                         if m.pg_prev[p] != prev:
                             return 4, p, z, o * 16 + mt
                         prev = p
