@@ -117,7 +117,7 @@ def _linear(m, z, src, top, flags, need=8):
     _, scanned, _, _ = C.isolate_freepages(mem, z, top * NB, (src + 1) * NB, (src + 1) * NB,
                                            -1, need, flags, 0, 0)
     isolated = _count(m, "compact_isolated") - i0
-    C.cc_release(mem, z)
+    C.cc_release(mem, z, 0)
     return scanned, isolated
 
 
@@ -215,10 +215,12 @@ def test_compaction_alloc_keeps_isolation_order_within_an_order():
 
 def test_compaction_alloc_smallest_order_first_in_6_12_isolation_order_in_6_1():
     """v6.12 takes the smallest order first and puts a split's upper halves
-    at the heads of their lists.  v6.1 split every isolated buddy into
-    order-0 pages; the model takes them in isolation order (the kernel's
-    split_map_pages() reverses it: docs/model.md lists the difference)."""
+    at the heads of their lists.  v6.1's split_map_pages() list_add()s every
+    order-0 page of every isolated buddy to the list's head, so the last
+    isolated buddy's highest page comes first."""
     base = 1 << 12
     entries = [(base, 2), (3, 0)]
     assert _alloc_order0("6.12", entries, 5) == [3, base, base + 1, base + 2, base + 3]
-    assert _alloc_order0("6.1", entries, 5) == [base, base + 1, base + 2, base + 3, 3]
+    assert _alloc_order0("6.1", entries, 5) == [3, base + 3, base + 2, base + 1, base]
+    assert _alloc_order0("6.1", [(base, 1), (base + 8, 1)], 4) == [base + 9, base + 8,
+                                                                    base + 1, base]

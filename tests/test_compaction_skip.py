@@ -64,11 +64,11 @@ def test_free_scanner_marks_a_fully_scanned_block_and_skips_it_next_time(pinned_
     scanned = scan(SYNC_DIRECT)
     assert scanned > 0 and mem.cc_n[0] == free_before
     assert mem.pb_flags[pb] & PB_compact_skip                  # update_pageblock_skip
-    C.cc_release(mem, z)
+    C.cc_release(mem, z, 0)
     assert scan(SYNC_DIRECT) == 0                              # isolation_suitable
     assert mem.cc_n[0] == 0
     assert scan(SYNC_DIRECT | C.CC_IGNORE_SKIP) > 0            # ignore_skip_hint
-    C.cc_release(mem, z)
+    C.cc_release(mem, z, 0)
     m.check()
 
 

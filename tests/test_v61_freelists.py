@@ -137,7 +137,7 @@ def test_isolating_half_a_block_for_compaction_retypes_the_block(version, rest):
     assert isolate_free_page(m.mem, Z, b + 256, 8)
     assert m.mem.pb_mt[b >> 9] == MIGRATE_MOVABLE
     assert {t for _, _, t in free_buddies(m, b, b + 256)} == {rest}
-    cc_release(m.mem, Z)
+    cc_release(m.mem, Z, 0)
     m.check()
 
 

@@ -189,22 +189,45 @@ def compact_finished(m, z, order, mt):
 
 # ---------------------------------------------------------------- isolation
 
+@njit_inline
+def _release_page(m, pfn, order, cpu):
+    """post_alloc_hook() then __free_pages(): an isolated free page goes back
+    through the free path, so pcp orders land on ``cpu``'s per-cpu lists."""
+    m.pg_flags[pfn] = PG_head
+    m.pg_order[pfn] = order
+    m.pg_owner[pfn] = 0
+    m.pg_obj[pfn] = -1
+    m.owner_pages[0] += 1 << order      # free_pages() takes it off again
+    free_pages_call(m, pfn, order, cpu)
+
+
 @njit
-def cc_release(m, z):
+def cc_release(m, z, cpu):
     """release_free_list() (v6.1 release_freepages()): give back the isolated
-    free pages; the cached free pfn moves up to the block of the highest
-    page given back ("only go back, not forward")."""
+    free pages through __free_pages() on the compacting ``cpu``: v6.12 order
+    by order from 0, each cc->freepages[order] list from its head; v6.1 every
+    order-0 page of the list split_map_pages() made, from its head: the last
+    page of the last isolated buddy first.  The cached free pfn moves up to
+    the block of the highest page given back ("only go back, not forward")."""
     high = -1
-    for i in range(m.cc_n[0]):
-        pfn = m.cc_pfn[i]
-        o = m.cc_order[i]
-        # v6.12 keeps a buddy whole (its head's pfn); v6.1 split it into
-        # order-0 pages (its last page's pfn)
-        last = pfn + (1 << o) - 1 if m.cfg[_CFG_VERSION] == KV_6_1 else pfn
-        if last > high:
-            high = last
-        free_one_page_merge(m, pfn, z, o, m.pb_mt[pfn >> pageblock_order], False)
+    n = m.cc_n[0]
     m.cc_n[0] = 0
+    if m.cfg[_CFG_VERSION] == KV_6_1:
+        for i in range(n - 1, -1, -1):
+            pfn = m.cc_pfn[i]
+            last = pfn + (1 << m.cc_order[i]) - 1
+            if last > high:
+                high = last
+            for p in range(last, pfn - 1, -1):
+                _release_page(m, p, 0, cpu)
+    else:
+        for o in range(NR_PAGE_ORDERS):
+            for i in range(n):
+                if m.cc_order[i] == o:
+                    pfn = m.cc_pfn[i]
+                    if pfn > high:
+                        high = pfn
+                    _release_page(m, pfn, o, cpu)
     if high >= 0:
         high &= ~(pageblock_nr_pages - 1)
         if high > m.zstat[z, _Z_FREE_PFN]:
@@ -622,23 +645,41 @@ def compaction_restarting(m, z, order):
 
 @njit
 def compaction_alloc(m, z, order):
-    """compaction_alloc(): the first isolated free page on the list of the
-    smallest order >= ``order`` (v6.1: the first page of the list, whose
-    buddies were split to order-0 pages in pfn order), split, the upper
-    halves put at the heads of their lists (list_add); returns a pfn or -1.
-    The list keeps isolation order (list_add_tail)."""
+    """compaction_alloc(): v6.12, the first isolated free page on the list of
+    the smallest order >= ``order``, split, the upper halves put at the heads
+    of their lists (list_add); the list keeps isolation order
+    (list_add_tail).  v6.1: the head of the order-0 list split_map_pages()
+    built with list_add(), i.e. the last page of the last isolated buddy (the
+    rest of that buddy stays as smaller buddies, lowest first).  Returns a
+    pfn or -1."""
+    n = m.cc_n[0]
+    if m.cfg[_CFG_VERSION] == KV_6_1:
+        if n == 0:
+            return -1
+        pfn = m.cc_pfn[n - 1]
+        o = m.cc_order[n - 1]
+        m.cc_n[0] = n - 1
+        # [pfn, pfn + 2^o - 1) as buddies of orders o-1 .. 0, in pfn order
+        start = pfn
+        while o > 0:
+            o -= 1
+            if m.cc_n[0] < CC_MAX:
+                m.cc_pfn[m.cc_n[0]] = start
+                m.cc_order[m.cc_n[0]] = o
+                m.cc_n[0] += 1
+            else:
+                free_one_page_merge(m, start, z, o, m.pb_mt[start >> pageblock_order], False)
+            start += 1 << o
+        return start
     best = -1
-    v61 = m.cfg[_CFG_VERSION] == KV_6_1
-    for i in range(m.cc_n[0]):
+    for i in range(n):
         if m.cc_order[i] >= order and (best < 0 or m.cc_order[i] < m.cc_order[best]):
             best = i
-            if v61:
-                break
     if best < 0:
         return -1
     pfn = m.cc_pfn[best]
     o = m.cc_order[best]
-    n = m.cc_n[0] - 1
+    n -= 1
     for i in range(best, n):
         m.cc_pfn[i] = m.cc_pfn[i + 1]
         m.cc_order[i] = m.cc_order[i + 1]
@@ -698,9 +739,15 @@ def page_migratable(m, pfn):
 
 @njit
 def migratable(m, pfn, cc_order):
+    """isolate_migratepages_block()'s compound-page test: v6.12
+    (skip_isolation_on_order()) takes a large folio below the target order
+    and pageblock_order; v6.1 skips every compound page (outside
+    alloc_contig)."""
     if not page_migratable(m, pfn):
         return False
     o = m.pg_order[pfn]
+    if m.cfg[_CFG_VERSION] == KV_6_1:
+        return o == 0
     return o < pageblock_order and (cc_order < 0 or o < cc_order)
 
 
@@ -1041,7 +1088,7 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                 # block up), so the next compaction scans it again
                 mpfn = start
             break
-    cc_release(m, z)
+    cc_release(m, z, cpu)
     if kcompactd:
         m.node[_N_KCD_CLOCK] = kclock0 + kcompactd_cost_ns(
             m, mscanned + fscanned, m.vm[_VM_MIGRATE_OK] - migrated0)
