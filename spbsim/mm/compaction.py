@@ -216,8 +216,7 @@ def cc_release(m, z, cpu):
         for i in range(n - 1, -1, -1):
             pfn = m.cc_pfn[i]
             last = pfn + (1 << m.cc_order[i]) - 1
-            if last > high:
-                high = last
+            high = max(high, last)
             for p in range(last, pfn - 1, -1):
                 _release_page(m, p, 0, cpu)
     else:
@@ -225,8 +224,7 @@ def cc_release(m, z, cpu):
             for i in range(n):
                 if m.cc_order[i] == o:
                     pfn = m.cc_pfn[i]
-                    if pfn > high:
-                        high = pfn
+                    high = max(high, pfn)
                     _release_page(m, pfn, o, cpu)
     if high >= 0:
         high &= ~(pageblock_nr_pages - 1)
