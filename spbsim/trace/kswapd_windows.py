@@ -104,9 +104,12 @@ class KswapdScan:
                 out.append((a, end))
         return np.asarray(out, float).reshape(-1, 2)
 
-    def naps(self) -> np.ndarray:
+    def naps(self, traced=False) -> np.ndarray:
         """[n, 3] int64 (trace ns, order, nap), sorted: where the recorded
-        kswapd woke kcompactd and cleared the skip bits.
+        kswapd woke kcompactd and cleared the skip bits; with ``traced`` a
+        fourth column, 1 where the row's order is that of a traced
+        mm_compaction_wakeup_kcompactd (the kernel woke kcompactd), 0 where
+        it is the last wake tracepoint's (it did not).
         kswapd_try_to_sleep(), once the node is balanced, clears the
         compaction skip bits a direct compaction asked it to
         (reset_isolation_suitable()) and calls wakeup_kcompactd(pgdat,
@@ -136,15 +139,17 @@ class KswapdScan:
                 continue
             if kind == 1 and last is not None:
                 o = max(o for _, o in kcd) if kcd else last[1]
-                out.append((max(last[0], t - KSWAPD_NAP_MS / 1000.0), o, 1))
+                out.append((max(last[0], t - KSWAPD_NAP_MS / 1000.0), o, 1, int(bool(kcd))))
             else:                           # no nap followed them: rows of their own
-                out += [(k, o, 0) for k, o in kcd]
+                out += [(k, o, 0, 1) for k, o in kcd]
             kcd = []
             last = (t, order) if kind == 0 else None
+        ncol = 4 if traced else 3
         if not out:
-            return np.zeros((0, 3), np.int64)
+            return np.zeros((0, ncol), np.int64)
         a = np.asarray(sorted(out), float)
-        return np.stack([np.round(a[:, 0] * 1e9), a[:, 1], a[:, 2]], 1).astype(np.int64)
+        return np.stack([np.round(a[:, 0] * 1e9), a[:, 1], a[:, 2], a[:, 3]][:ncol],
+                        1).astype(np.int64)
 
     def windows(self, gap_ms=KSWAPD_GAP_MS) -> np.ndarray:
         """[n, 2] int64 (start, end) in trace ns, sorted: maximal runs of

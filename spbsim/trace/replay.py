@@ -339,10 +339,14 @@ class PlacementReplay:
     ``reset_allocated(pb_mt)`` makes every pageblock one allocated block
     (empty free lists); ``insert_free(pfn, order)`` frees blocks into it;
     ``apply(ops, mode)`` runs compiled code (spbsim.trace.placement).
+    ``times``: the trace times (s) of the batch whose op table ``apply`` is
+    given, row for row (set by :func:`replay_placement`), for subclasses
+    that act at trace times.
     """
 
     def __init__(self, machine):
         self.machine = machine
+        self.times = np.zeros(0)
         m = machine.mem
         (self.res, self.stats, self.revealed, self.last_zl,
          self.scratch, self.log) = pl.new_counters(m.pb_mt.size)
@@ -707,6 +711,7 @@ def replay_placement(trace_path, snapshots_dir, lenient=False, progress=False, *
             continue
         ops = _ops_from_events(ev, batch.records)
         ts = ev["ts"]
+        rep.times = ts
         lines = ev["line"]
         marks = np.flatnonzero(ev["kind"] == TRACING_MARK_WRITE)
         i = 0
