@@ -55,5 +55,5 @@ def test_scattered_free_pages_want_kcompactd_for_order_9(tmp_path):
     out, _ = _tool().decisions(root)
     assert [(o, kernel, model) for _, o, _, kernel, model, _ in out] == [
         (2, False, True), (9, True, True)]
-    normal = [z for z in out[1][5] if z[0] == 2][0]
+    normal = next(z for z in out[1][5] if z[0] == 2)
     assert normal[1:3] == (False, True) and normal[3] == 100 * 256

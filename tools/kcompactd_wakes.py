@@ -50,7 +50,7 @@ def wake_rows(trace, lenient=False):
     for batch in TraceReader(trace, lenient=lenient, keep_other=True).batches():
         scan.add(batch)
     rows = scan.naps(traced=True)
-    return rows[rows[:, 1] > 0], len(scan._kcd_wakes)
+    return rows[rows[:, 1] > 0], scan.kcompactd_wakes_traced
 
 
 def decisions(path, lenient=False):

@@ -71,6 +71,11 @@ class KswapdScan:
                 self._kcd_wakes.append(float(rec.ts))
                 self._kcd_orders.append(self._wake_order(rec, _KCD_WAKE))
 
+    @property
+    def kcompactd_wakes_traced(self) -> int:
+        """How many mm_compaction_wakeup_kcompactd kswapd traced."""
+        return len(self._kcd_wakes)
+
     def _wake_order(self, rec, event=_WAKE):
         order = rec.args.get("order", 0)
         if isinstance(order, int) and 0 <= order <= MAX_PAGE_ORDER:
