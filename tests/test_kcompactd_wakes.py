@@ -57,3 +57,15 @@ def test_scattered_free_pages_want_kcompactd_for_order_9(tmp_path):
         (2, False, True), (9, True, True)]
     normal = next(z for z in out[1][5] if z[0] == 2)
     assert normal[1:3] == (False, True) and normal[3] == 100 * 256
+
+
+def test_cli_counts_agreement_and_names_a_bad_recording(tmp_path, capsys):
+    tool = _tool()
+    root = _with_kswapd(recording(tmp_path / "rec", [(N + (k << 10), 10) for k in range(40)], []))
+    assert tool.main([str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "2 kcompactd wake-up requests" in out and "agrees on 1" in out
+    assert "order 9  nap  kernel woke  model no wake" in out      # the disagreement's row
+    assert tool.main([str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kcompactd_wakes: ") and "missing" in err and "Traceback" not in err
