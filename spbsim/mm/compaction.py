@@ -192,11 +192,12 @@ def compact_finished(m, z, order, mt):
 @njit_inline
 def _release_page(m, pfn, order, cpu):
     """post_alloc_hook() then __free_pages(): an isolated free page goes back
-    through the free path, so pcp orders land on ``cpu``'s per-cpu lists."""
+    through the free path, so pcp orders land on ``cpu``'s per-cpu lists.
+    The head is made allocated as prep_new_page() does, without its
+    PB_has mark (the page holds nothing)."""
     m.pg_flags[pfn] = PG_head
     m.pg_order[pfn] = order
     m.pg_owner[pfn] = 0
-    m.pg_obj[pfn] = -1
     m.owner_pages[0] += 1 << order      # free_pages() takes it off again
     free_pages_call(m, pfn, order, cpu)
 
