@@ -15,7 +15,7 @@ import numpy as np
 
 from spbsim.errors import SpbsimError
 from spbsim.mm import compaction as C
-from spbsim.mm.const import MAX_NR_ZONES, MIGRATE_MOVABLE
+from spbsim.mm.const import MAX_NR_ZONES, MIGRATE_MOVABLE, ZONE_NAMES
 from spbsim.mm.state import NODE, ZS_NR_FREE
 from spbsim.mm.watermark import wmark_pages
 from spbsim.trace.ftrace import TraceReader
@@ -110,7 +110,6 @@ def main(argv=None):
     if not traced:
         print("note: the trace holds no mm_compaction_wakeup_kcompactd event (was the "
               "tracepoint enabled?): 'kernel' reads no wake-up everywhere")
-    names = ["DMA", "DMA32", "Normal", "Movable"]
     agree = sum(k == w for _, _, _, k, w, _ in out)
     print(f"{len(out)} kcompactd wake-up requests of order > 0 by the recorded kswapd; the "
           f"model's kcompactd_node_suitable() on the kernel's state agrees on {agree}")
@@ -120,7 +119,7 @@ def main(argv=None):
         f"{sum(oo == o for _, oo, *_ in out)}" for o in sorted({r[1] for r in out})))
     for t, order, nap, kernel, woke, zones in out:
         if a.all or kernel != woke:
-            cells = "  ".join(f"{names[z]} {'mark met' if ok else 'below mark'}, "
+            cells = "  ".join(f"{ZONE_NAMES[z]} {'mark met' if ok else 'below mark'}, "
                               f"{'suits' if su else 'does not suit'} ({free} free)"
                               for z, ok, su, free in zones)
             print(f"{t:10.3f} s  order {order}  {'nap' if nap else 'run'}  kernel "
