@@ -975,3 +975,39 @@ def test_oracle_start_state_is_the_start_snapshot():
     sim_pcp = sum(z["pcp_pages"] for z in s0["zones"].values())
     assert 0 < sim_pcp <= real_pcp
     assert sum(r["sim_failures_by_order"]) == 0
+
+
+def test_a_drawn_timer_phase_moves_kcompactds_first_proactive_check(tmp_path, monkeypatch):
+    """From the start snapshot: without a draw kcompactd's first wait ends a
+    whole HPAGE_FRAG_CHECK_INTERVAL_MSEC after the start state is built; a
+    start-seed draw (spbsim.trace.start.draw_timer_phases) ends it at the
+    drawn delay, where kcompactd checks the node and waits again."""
+    from spbsim.mm.compaction import HPAGE_FRAG_CHECK_INTERVAL_NS
+    from spbsim.mm.state import NODE
+    from spbsim.trace import start as S
+    from spbsim.trace.kpageflags import KPF_BUDDY
+    nr = Machine(**SMALL).geometry.nr_pfns
+    flags = np.full(nr, 1 << KPF_BUDDY, np.uint64)
+    flags[0x20000:0x100000] = 0
+    _snapshots_dir(tmp_path, flags)
+    ev = [("mark", "oracle_snap_end seq=1 tag=start")]
+    for i in range(100):                            # 100 ms of requests, 1 ms apart
+        ev.append(("a", 0x108000 + i, 0) if i % 2 == 0 else ("f", 0x108000 + i - 1, 0))
+    ev.append(("mark", "oracle_snap_end seq=2 tag=end"))
+    t = write_trace(tmp_path / "trace.txt", ev)
+
+    def timeout(seed):
+        r = replay_whatif(t, SMALL, start_seed=seed)
+        assert r["start"]["mode"] == "snapshot"
+        return int(r["machine"].mem.node[NODE["kcompactd_timeout_ns"]]), r
+    plain, _ = timeout(None)
+    built = round(10.001 * 1e9)                     # the start marker
+    assert plain == built + HPAGE_FRAG_CHECK_INTERVAL_NS
+    monkeypatch.setattr(S, "draw_timer_phases",
+                        lambda seed, k, v: {"kcompactd_ns": 40_000_000, "vmstat_update_ns": v})
+    drawn, r = timeout(1)
+    assert r["hidden"]["timers"] == {"kcompactd_ns": 40_000_000,
+                                     "vmstat_update_ns": W.VMSTAT_INTERVAL_NS}
+    # checked at the first request at or after 40 ms, then a whole wait
+    assert built + 40_000_000 + HPAGE_FRAG_CHECK_INTERVAL_NS <= drawn \
+        < built + 42_000_000 + HPAGE_FRAG_CHECK_INTERVAL_NS

@@ -449,6 +449,19 @@ def free_factor_max(batch, high) -> int:
     return f
 
 
+def draw_timer_phases(seed, kcompactd_interval_ns, vmstat_interval_ns) -> dict:
+    """Draw, with ``seed``, where in their periods the two timers the trace
+    does not show stand at the start marker: kcompactd()'s
+    wait_event_freezable_timeout() of HPAGE_FRAG_CHECK_INTERVAL_MSEC (its
+    next proactive check) and vmstat_update()'s delayed work (its next run),
+    each uniform in (0, period].  Without a draw both are a whole period
+    away.  The draw uses its own stream, so a seed's pcp and free-list draw
+    stay what draw_hidden_state() gives.  Returns the delays in ns."""
+    rng = np.random.default_rng([int(seed), 1])
+    return {"kcompactd_ns": int(rng.integers(1, int(kcompactd_interval_ns) + 1)),
+            "vmstat_update_ns": int(rng.integers(1, int(vmstat_interval_ns) + 1))}
+
+
 def draw_hidden_state(machine, seed) -> dict:
     """Draw the start state /proc does not show, with ``seed``: each cpu's
     pcp ``free_count`` (uniform in [0, HIDDEN_FREE_COUNT_BATCHES * batch]),

@@ -1860,8 +1860,13 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
         state["built"] = S.build_start_state(machine, snap, flags, blocks, pcp_rows,
                                              OWNER_FILL, known=touch["rev"])
         state["built"]["at"] = f"start marker (line {info['line']})"
+        kcd_in, vmstat_in = HPAGE_FRAG_CHECK_INTERVAL_NS, VMSTAT_INTERVAL_NS
         if start_seed is not None:
             state["hidden"] = S.draw_hidden_state(machine, start_seed)
+            if daemons:
+                phases = S.draw_timer_phases(start_seed, kcd_in, vmstat_in)
+                state["hidden"]["timers"] = phases
+                kcd_in, vmstat_in = phases["kcompactd_ns"], phases["vmstat_update_ns"]
         now = np.int64(info["ts"] * 1e9)
         machine.mem.cur[CUR_CLOCK] = now
         if daemons:
@@ -1872,8 +1877,8 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             # (with compaction_proactiveness 0 the Machine's kcompactd sleeps
             # until woken: its timeout stays MAX_SCHEDULE_TIMEOUT)
             if machine.mem.cfg[CFG["compaction_proactiveness"]]:
-                machine.mem.node[NODE["kcompactd_timeout_ns"]] = now + HPAGE_FRAG_CHECK_INTERVAL_NS
-            queue_work(machine.mem, WQ_VMSTAT_UPDATE, 0, now + VMSTAT_INTERVAL_NS)
+                machine.mem.node[NODE["kcompactd_timeout_ns"]] = now + kcd_in
+            queue_work(machine.mem, WQ_VMSTAT_UPDATE, 0, now + vmstat_in)
             if windows is not None:
                 _follow_kswapd(machine, windows, now)
         res[_R_UNPAIRED] = n_before
