@@ -378,17 +378,35 @@ class Machine:
         from .mm.spb.debug import spb_dump
         return spb_dump(self.mem.spb, self.mem, extended=extended)
 
-    def compact_memory(self, cpu=0, zones=None):
+    def compact_memory(self, cpu=0, zones=None, cpus=None):
         """/proc/sys/vm/compact_memory: full sync compaction of every zone
-        (``zones``: of these zone indices only)."""
+        (``zones``: of these zone indices only), written on ``cpu``.
+        ``cpus``: where the writing task runs meanwhile, as (pages, cpu)
+        pairs: the sources of a zone's first ``pages`` migrated pages are
+        freed on that ``cpu``, the next pair's up to its count, and so on;
+        past the last count, its cpu (at most CC_CPUS_MAX pairs)."""
         from .mm.compaction import CC_IGNORE_SKIP, CC_SYNC, CC_WHOLE_ZONE, compact_zone
         from .mm.const import MIGRATE_UNMOVABLE
+        from .mm.state import CC_CPUS_MAX
+        cpu = self._cpu(cpu)
+        sched = [] if cpus is None else [(int(n), self._cpu(c)) for n, c in cpus]
+        if len(sched) > CC_CPUS_MAX or any(n < 0 for n, _ in sched) \
+                or any(b[0] < a[0] for a, b in zip(sched, sched[1:])):
+            raise ConfigError(f"cpus={cpus!r}: at most {CC_CPUS_MAX} (pages, cpu) pairs, "
+                              f"pages not negative and not decreasing")
+        m = self.mem
         for z in self.populated_zones():
             if zones is not None and z not in zones:
                 continue
-            # compact_node(pgdat, false): MIGRATE_SYNC, whole zone, skip hints ignored
-            compact_zone(self.mem, z, -1, MIGRATE_UNMOVABLE, CC_SYNC | CC_WHOLE_ZONE | CC_IGNORE_SKIP,
-                         self._cpu(cpu), -1)
+            for i, (n, c) in enumerate(sched):
+                m.cc_cpus[i, 0], m.cc_cpus[i, 1] = n, c
+            m.cc_n[1] = len(sched)
+            try:
+                # compact_node(pgdat, false): MIGRATE_SYNC, whole zone, skip hints ignored
+                compact_zone(m, z, -1, MIGRATE_UNMOVABLE, CC_SYNC | CC_WHOLE_ZONE | CC_IGNORE_SKIP,
+                             cpu, -1)
+            finally:
+                m.cc_n[1] = 0
 
     def drain_pcp(self):
         """drain_all_pages(): return every per-cpu page to the buddy lists."""

@@ -385,3 +385,39 @@ def test_compaction_end_prints_where_the_scanners_met_not_the_reset_cached_pfn()
     assert int(m.mem.zstat[ZONE_NORMAL, C._Z_MIGRATE_PFN_SYNC]) == zs
     assert int(m.mem.zstat[ZONE_NORMAL, C._Z_FREE_PFN]) == (ze - 1) & ~(PB - 1)
     m.check()
+
+
+def test_compact_memory_frees_its_sources_on_the_cpus_its_task_runs_on():
+    """migrate_folio_done() frees a migrated source to the per-cpu list of
+    the cpu the compacting task runs on, and the task that wrote
+    compact_memory can be moved between cpus meanwhile: with a schedule
+    ``cpus`` the n-th migrated page's source is freed on the cpu the
+    schedule gives for n (free_count counts each free to a list, and no
+    allocation halves it here).  Without one every source goes to the
+    writer's cpu, as before."""
+    from spbsim.errors import ConfigError
+    from spbsim.mm.pcp import drain_all_pages
+    from spbsim.mm.state import PCP_FREE_COUNT
+    z = ZONE_NORMAL
+
+    def compacted(cpus):
+        m, pfns = _full(pcp=True, cpus=2)
+        zs, ze = int(m.mem.zone_start[z]), int(m.mem.zone_end[z])
+        _free(m, pfns[(pfns >= zs) & (pfns < ze)][::2])      # every other page free
+        drain_all_pages(m.mem)
+        m.mem.pcp[z, :, PCP_FREE_COUNT] = 0
+        before = int(m.mem.vm[C._VM_MIGRATE_OK])
+        m.compact_memory(cpu=0, zones=[z], cpus=cpus)
+        m.check()                   # the schedule is gone again
+        return m, int(m.mem.vm[C._VM_MIGRATE_OK]) - before, m.mem.pcp[z, :, PCP_FREE_COUNT]
+
+    m, migrated, fc = compacted([(64, 1), (128, 0), (192, 1)])
+    assert migrated > 2016 + 192
+    # pages 0-63 and 128.. on cpu 1 (its count stops at batch << 5), 64-127 on cpu 0
+    assert fc[0] == 64 and fc[1] == 2016
+    _, migrated0, fc0 = compacted(None)
+    assert migrated0 == migrated and fc0[0] == 2016 and fc0[1] == 0
+    with pytest.raises(ConfigError, match="cpus="):
+        m.compact_memory(cpus=[(128, 0), (64, 1)])
+    with pytest.raises(ConfigError, match="cpu="):
+        m.compact_memory(cpus=[(64, 2)])

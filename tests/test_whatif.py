@@ -77,6 +77,8 @@ _U_END = ("              sh-227     [001] .....    {ts:.6f}: mm_compaction_end: 
           "mode=sync status=complete")
 _U_ALLOC = ("              sh-227     [001] ..s1.    {ts:.6f}: mm_page_alloc: "
             "page=00000000af3f5202 pfn={pfn:#x} order={order} migratetype=0 gfp_flags=GFP_ATOMIC")
+_U_FREE = ("              sh-227     [{cpu:03d}] .....    {ts:.6f}: mm_page_free: "
+           "page=000000004a2ad7d2 pfn={pfn:#x} order={order}")
 _TTCP = ("              sh-227     [001] .....    {ts:.6f}: mm_compaction_try_to_compact_pages: "
          "order=9 gfp_mask=GFP_TRANSHUGE priority=1")
 _BARE = {"kce": _KC_END, "cb": _C_BEGIN, "ce": _C_END, "ucb": _U_BEGIN, "uce": _U_END,
@@ -103,7 +105,7 @@ def write_trace(path, events, t0=10.0):
     free by that task; ("ucb",) / ("uce",) a whole-zone sync compaction of
     Normal (0x100000) by task sh-227 begins / ends, ("ttcp",) that task's
     order-9 mm_compaction_try_to_compact_pages, ("ua", pfn, order) an
-    allocation logged under that task."""
+    allocation logged under that task, ("uf", pfn, order, cpu) a free."""
     lines = ["# tracer: nop", "#"]
     ts = t0
     for e in events:
@@ -136,6 +138,8 @@ def write_trace(path, events, t0=10.0):
             lines.append(_KC_ISOLATE.format(ts=ts, a=e[1], b=e[2], n=e[2] - e[1], taken=e[3]))
         elif k == "ua":         # an allocation logged under task sh-227 (pfn, order)
             lines.append(_U_ALLOC.format(ts=ts, pfn=e[1], order=e[2]))
+        elif k == "uf":         # a free logged under task sh-227 (pfn, order, cpu)
+            lines.append(_U_FREE.format(ts=ts, pfn=e[1], order=e[2], cpu=e[3]))
         elif k in _BARE:        # compaction lines with only a time
             lines.append(_BARE[k].format(ts=ts))
         else:
@@ -1011,3 +1015,37 @@ def test_a_drawn_timer_phase_moves_kcompactds_first_proactive_check(tmp_path, mo
     # checked at the first request at or after 40 ms, then a whole wait
     assert built + 40_000_000 + HPAGE_FRAG_CHECK_INTERVAL_NS <= drawn \
         < built + 42_000_000 + HPAGE_FRAG_CHECK_INTERVAL_NS
+
+
+def test_user_compaction_frees_its_sources_where_its_task_ran(tmp_path):
+    """The task that wrote compact_memory ran on cpu 1, then on cpu 0, as
+    the cpus of the pages it freed in its compaction show; the replayed
+    compaction frees its first migrated sources on cpu 1 and the rest on
+    cpu 0 (migrate_folio_done() frees on the cpu the task runs on).
+    Before, every source went to the cpu of the write (cpu 1)."""
+    from spbsim.mm.const import CONFIG_PCP_BATCH_SCALE_MAX
+    from spbsim.mm.state import PCP_BATCH, PCP_FREE_COUNT
+    from spbsim.trace.kpageflags import KPF_BUDDY, KPF_LRU
+    nr = Machine(**SMALL).geometry.nr_pfns
+    flags = np.full(nr, 1 << KPF_BUDDY, np.uint64)
+    flags[0x20000:0x100000] = 0
+    flags[0x104000:0x10c000] = 1 << KPF_LRU         # every other page in use
+    flags[0x104000:0x10c000:2] = 1 << KPF_BUDDY
+    _snapshots_dir(tmp_path, flags)
+    t = write_trace(tmp_path / "trace.txt", [
+        ("mark", "oracle_snap_end seq=1 tag=start"), ("ucb",),
+        ("uf", 0x104001, 0, 1), ("uf", 0x104003, 0, 1), ("uf", 0x104005, 0, 1),
+        ("uf", 0x104007, 0, 0), ("uf", 0x104009, 0, 0), ("uce",),
+        ("mark", "oracle_snap_end seq=2 tag=end")])
+    stream = W._Stream(t, lenient=False, progress=False, max_lines=None, snapshot_every_s=None)
+    for _ in stream.chunks():
+        pass
+    assert list(stream.user_cpus.values()) == [[[3, 1], [5, 0]]]
+    r = replay_whatif(t, SMALL, check=True, start="snapshot")
+    assert r["user_compactions"]["zones"] == 1
+    cap = int(r["machine"].mem.pcp[ZONE_NORMAL, 0, PCP_BATCH]) << CONFIG_PCP_BATCH_SCALE_MAX
+    assert r["vmstat"]["pgmigrate_success"] > cap + 5
+    # free_count: the pages freed to a list, up to batch << 5 (no allocation
+    # halves it here): cpu 1 has its 3 sources and at most the stream's frees
+    fc = r["machine"].mem.pcp[ZONE_NORMAL, :, PCP_FREE_COUNT]
+    assert fc[0] == cap and fc[1] < 16

@@ -723,6 +723,23 @@ def migrate_block(m, src, dst, cpu):
     m.vm[_VM_MIGRATE_OK] += 1 << order
 
 
+@njit_inline
+def cc_source_cpu(m, cpu, migrated):
+    """The cpu a compaction runs on once it has migrated ``migrated`` pages:
+    the first row of its schedule (cc_cpus, cc_n[1] rows) whose page count
+    is above that, the last row's past them all, ``cpu`` without one.  The
+    task that writes compact_memory runs compact_node() where the scheduler
+    puts it, and migrate_folio_done() frees each source to that cpu's
+    per-cpu list."""
+    n = m.cc_n[1]
+    if n == 0:
+        return cpu
+    for i in range(n):
+        if migrated < m.cc_cpus[i, 0]:
+            return m.cc_cpus[i, 1]
+    return m.cc_cpus[n - 1, 1]
+
+
 @njit
 def page_migratable(m, pfn):
     """An allocated movable (LRU), unpinned block whose owner can follow a move:
@@ -1039,7 +1056,7 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                     m.vm[_VM_MIGRATE_FAIL] += 1 << o
                     enomem = True
                     break
-                migrate_block(m, p, dst, cpu)
+                migrate_block(m, p, dst, cc_source_cpu(m, cpu, m.vm[_VM_MIGRATE_OK] - migrated0))
                 m.vm[_VM_ISOLATED] += 1 << o
                 isolated_any = True
                 last_isolated = True
@@ -1077,8 +1094,8 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                 superpageblock_clear_has_movable_call(m.spb, m, start)
         else:
             update_cached = False       # ISOLATE_SUCCESS
-            if order > 0:
-                drain_zone_pages(m, z, cpu)     # check_drain
+            if order > 0:                       # check_drain
+                drain_zone_pages(m, z, cc_source_cpu(m, cpu, m.vm[_VM_MIGRATE_OK] - migrated0))
         if m.capc[CAPC_PAGE] >= 0:              # "Stop if a page has been captured"
             result = COMPACT_SUCCESS
             if p < end:
@@ -1087,7 +1104,7 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                 # block up), so the next compaction scans it again
                 mpfn = start
             break
-    cc_release(m, z, cpu)
+    cc_release(m, z, cc_source_cpu(m, cpu, m.vm[_VM_MIGRATE_OK] - migrated0))
     if kcompactd:
         m.node[_N_KCD_CLOCK] = kclock0 + kcompactd_cost_ns(
             m, mscanned + fscanned, m.vm[_VM_MIGRATE_OK] - migrated0)

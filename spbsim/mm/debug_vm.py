@@ -78,10 +78,11 @@ VIOLATIONS = {
     38: "kswapd's boost accounting is off: a run's zone_boosts[] below 0 or kept while kswapd "
         "sleeps, or nr_boost_reclaim outside 0..their sum (zone, -1 for nr_boost_reclaim, {a}; "
         "value {b})",
-    39: "compaction state out of range: isolated free pages left outside a compaction, a "
-        "zone's compact_init_free_pfn or compact_init_migrate_pfn outside the zone (0 before "
-        "any reset), or a cached migrate pfn outside the zone and the two blocks after it (0 "
-        "before any compaction) (zone, -1 for the isolated list, {a}; value {b})",
+    39: "compaction state out of range: isolated free pages or a cpu schedule (cc_cpus) left "
+        "outside a compaction, a zone's compact_init_free_pfn or compact_init_migrate_pfn "
+        "outside the zone (0 before any reset), or a cached migrate pfn outside the zone and "
+        "the two blocks after it (0 before any compaction) (zone, -1 for the isolated list, -2 "
+        "for the cpu schedule, {a}; value {b})",
     40: "kcompactd's clock or the recorded kswapd's next wake is out of range (negative or "
         "past NEVER_NS), or its run's order is (node field {a}, value {b})",
     41: "free list entry's recorded list type (pg_list_mt) is not the list's (list type {a}, "
@@ -389,13 +390,15 @@ def _check_kswapd(m):
 
 @njit
 def _check_compaction(m):
-    """compact_control's isolated list is empty between compactions;
-    compact_init_free_pfn and compact_init_migrate_pfn are 0 or a pfn of
-    their zone; the cached migrate pfns (update_cached_migrate() rounds up
-    past a block's end) are 0 or between the zone start and two blocks past
-    its last."""
+    """compact_control's isolated list and cpu schedule are empty between
+    compactions; compact_init_free_pfn and compact_init_migrate_pfn are 0
+    or a pfn of their zone; the cached migrate pfns (update_cached_migrate()
+    rounds up past a block's end) are 0 or between the zone start and two
+    blocks past its last."""
     if m.cc_n[0] != 0:
         return (39, -1, -1, m.cc_n[0])
+    if m.cc_n[1] != 0:                  # a compaction's cpu schedule, left set
+        return (39, -1, -2, m.cc_n[1])
     for z in range(m.zstat.shape[0]):
         zs, ze = m.zone_start[z], m.zone_end[z]
         for f in (ZS_INIT_FREE_PFN, ZS_INIT_MIGRATE_PFN):

@@ -236,8 +236,11 @@ Mem = namedtuple("Mem", [
     "vm", "sim", "fb_stat",
     # configuration, the "current" context (cpu, clock), a generator state
     "cfg", "cur", "rng",
-    # compaction's private lists: isolated free pages (pfn, order), count in [0]
-    "cc_pfn", "cc_order", "cc_n",
+    # compaction's private lists: isolated free pages (pfn, order), count in
+    # cc_n[0]; the cpus a compaction runs on (cc_cpus rows: migrated pages so
+    # far below which the row applies, cpu), count in cc_n[1] (0: the
+    # caller's cpu throughout)
+    "cc_pfn", "cc_order", "cc_n", "cc_cpus",
     # the capture_control a direct compactor publishes (current->capture_control):
     # [zone (-1: none published), order, migratetype, captured pfn (-1: none)]
     "capc",
@@ -251,6 +254,8 @@ Mem = namedtuple("Mem", [
 
 #: capacity of compaction's isolated free page list
 CC_MAX = 8192
+#: capacity of a compaction's cpu schedule (cc_cpus)
+CC_CPUS_MAX = 64
 
 PCP_COUNT, PCP_HIGH, PCP_BATCH, PCP_HIGH_MIN, PCP_HIGH_MAX, PCP_ALLOC_FACTOR, \
     PCP_FREE_COUNT, PCP_FLAGS = range(8)

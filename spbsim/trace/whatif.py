@@ -766,6 +766,11 @@ class _Stream:
         #: pid -> batch row (-1: an earlier batch) of its direct compaction
         #: (mm_compaction_try_to_compact_pages) not yet ended by an mm_page_alloc
         self._direct = {}
+        #: per user compaction (its cut's (ts, zone_start)): where its task
+        #: freed the pages it migrated, as [[pages so far, cpu], ...] runs;
+        #: pid -> the key of the one that task has under way
+        self.user_cpus = {}
+        self._user_open = {}
         self.kswapd_scan = kswapd_scan
         self.pfn_ranges = pfn_ranges
         self.trace_cpus = trace_cpus
@@ -809,6 +814,45 @@ class _Stream:
                 active.discard(p)
         return ctx
 
+    def _user_compaction_cpus(self, batch, begins):
+        """Where each user compaction's task ran: the cpu of each page it
+        freed (migrate_folio_done() frees a migrated source on the cpu the
+        task runs on) from its mm_compaction_begin to its mm_compaction_end,
+        as runs in self.user_cpus.  ``begins``: this batch's user
+        compaction cuts."""
+        ev = batch.events
+        marks = []
+        for j, info in begins:
+            key = (info["ts"], info["user_compaction"])
+            self.user_cpus[key] = []
+            marks.append((j, 0, info["pid"], key))
+        pids = set(self._user_open) | {m[2] for m in marks}
+        if not pids:
+            return
+        for j in np.flatnonzero((ev["kind"] == OTHER_EVENT)
+                                & np.isin(ev["pid"], list(pids))).tolist():
+            if getattr(batch.records[int(ev["aux"][j])], "event", "") == _COMPACTION_END:
+                marks.append((j, 1, int(ev["pid"][j]), None))
+        marks.sort(key=lambda mk: (mk[0], mk[1]))
+        frees = np.flatnonzero((ev["kind"] == MM_PAGE_FREE) & np.isin(ev["pid"], list(pids)))
+        lo = 0
+        for j, kind, pid, key in marks + [(len(ev), None, None, None)]:
+            if self._user_open:
+                for i in frees[(frees >= lo) & (frees < j)].tolist():
+                    k = self._user_open.get(int(ev["pid"][i]))
+                    if k is not None:
+                        runs = self.user_cpus[k]
+                        cpu, n = int(ev["cpu"][i]), 1 << max(int(ev["order"][i]), 0)
+                        if runs and runs[-1][1] == cpu:
+                            runs[-1][0] += n
+                        else:
+                            runs.append([(runs[-1][0] if runs else 0) + n, cpu])
+            lo = j
+            if kind == 0:
+                self._user_open[pid] = key
+            elif kind == 1:
+                self._user_open.pop(pid, None)
+
     def _user_compactions(self, batch):
         """Cuts where the workload asked for compaction: a write to
         /proc/sys/vm/compact_memory (or a node's ``compact``) runs
@@ -843,7 +887,8 @@ class _Stream:
             if (rec.comm.startswith(_KTHREADS) or not isinstance(zs, int)
                     or args.get("migrate_pfn") != zs or args.get("mode") != "sync"):
                 continue
-            out.append((j, {"user_compaction": zs, "cpu": int(rec.cpu), "ts": float(rec.ts)}))
+            out.append((j, {"user_compaction": zs, "cpu": int(rec.cpu), "ts": float(rec.ts),
+                            "pid": int(rec.pid)}))
         if pend:
             if allocs is None:
                 allocs = np.flatnonzero(ev["kind"] == MM_PAGE_ALLOC)
@@ -977,7 +1022,9 @@ class _Stream:
                         start_at = int(np.searchsorted(sel, j, "left"))
                         start_row = j
             if self.user_compactions:
-                cuts.extend(self._user_compactions(batch))
+                uc = self._user_compactions(batch)
+                self._user_compaction_cpus(batch, uc)
+                cuts.extend(uc)
             rows = ev[sel]
             if self.migrations == "keep":
                 extra = np.concatenate([self._compaction_rows(batch), self._buddy_rows(batch)])
@@ -1037,16 +1084,22 @@ def _kswapd_cut(machine, info):
     machine.mem.node[NODE["kswapd_next_wake_ns"]] = info["next_wake"]
 
 
-def _user_compaction(machine, info, stats):
+def _user_compaction(machine, info, stats, user_cpus=None):
     """A workload's write to compact_memory, replayed as the user request it
     is: the simulator compacts the zone that began at ``info["user_compaction"]``
     its own way (compact_node(): order -1, sync, whole zone, skip hints
-    ignored); the kernel's migrations stay the kernel's."""
+    ignored); the kernel's migrations stay the kernel's.  ``user_cpus``
+    (_Stream.user_cpus): the cpus its task ran on, as the recording shows
+    them: the simulator frees its n-th migrated source where the task freed
+    its n-th (the first CC_CPUS_MAX runs; the last cpu after them)."""
+    from spbsim.mm.state import CC_CPUS_MAX
     m = machine.mem
     zs = int(info["user_compaction"])
+    runs = (user_cpus or {}).get((info["ts"], zs)) or []
+    cpus = [(n, c % machine.cpus) for n, c in runs[:CC_CPUS_MAX]] or None
     for z in machine.populated_zones():
         if m.zone_start[z] <= zs < m.zone_end[z]:
-            machine.compact_memory(cpu=info["cpu"] % machine.cpus, zones=(z,))
+            machine.compact_memory(cpu=info["cpu"] % machine.cpus, zones=(z,), cpus=cpus)
             stats["zones"] += 1
             return
     stats["unmatched"] += 1
@@ -1605,7 +1658,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                 _background(machine.mem, np.int64(info["daemons"] * 1e9), np.int64(0))
                 continue
             if info is not None and "user_compaction" in info:
-                _user_compaction(machine, info, extra["user"])
+                _user_compaction(machine, info, extra["user"], stream.user_cpus)
                 continue
             if info is not None:
                 if fill_state["pending"] is not None and info["tag"] == "start" \
@@ -1915,7 +1968,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             elif info is not None and "user_compaction" in info:
                 # one that began before the start snapshot is in its state
                 if info["ts"] >= start_cut[2]["ts"]:
-                    _user_compaction(machine, info, user)
+                    _user_compaction(machine, info, user, stream.user_cpus)
             elif info is not None and "daemons" not in info:
                 snaps.append(_snapshot(machine, info, fail_by_order, snapshot_detail))
                 if check:
