@@ -385,13 +385,15 @@ class Machine:
         pairs: the sources of a zone's first ``pages`` migrated pages are
         freed on that ``cpu``, the next pair's up to its count, and so on;
         past the last count, its cpu (at most CC_CPUS_MAX pairs)."""
+        from itertools import pairwise
+
         from .mm.compaction import CC_IGNORE_SKIP, CC_SYNC, CC_WHOLE_ZONE, compact_zone
         from .mm.const import MIGRATE_UNMOVABLE
         from .mm.state import CC_CPUS_MAX
         cpu = self._cpu(cpu)
         sched = [] if cpus is None else [(int(n), self._cpu(c)) for n, c in cpus]
         if len(sched) > CC_CPUS_MAX or any(n < 0 for n, _ in sched) \
-                or any(b[0] < a[0] for a, b in zip(sched, sched[1:])):
+                or any(b[0] < a[0] for a, b in pairwise(sched)):
             raise ConfigError(f"cpus={cpus!r}: at most {CC_CPUS_MAX} (pages, cpu) pairs, "
                               f"pages not negative and not decreasing")
         m = self.mem
