@@ -1036,11 +1036,14 @@ def test_user_compaction_frees_its_sources_where_its_task_ran(tmp_path):
         ("mark", "oracle_snap_end seq=1 tag=start"), ("ucb",),
         ("uf", 0x104001, 0, 1), ("uf", 0x104003, 0, 1), ("uf", 0x104005, 0, 1),
         ("uf", 0x104007, 0, 0), ("uf", 0x104009, 0, 0), ("uce",),
+        ("uf", 0x10400b, 0, 1),                     # after its end: not the compaction's
         ("mark", "oracle_snap_end seq=2 tag=end")])
-    stream = W._Stream(t, lenient=False, progress=False, max_lines=None, snapshot_every_s=None)
-    for _ in stream.chunks():
-        pass
-    assert list(stream.user_cpus.values()) == [[[3, 1], [5, 0]]]
+    for batch in (1 << 16, 3):                      # the compaction across batches too
+        stream = W._Stream(t, lenient=False, progress=False, max_lines=None,
+                           snapshot_every_s=None, batch_size=batch)
+        for _ in stream.chunks():
+            pass
+        assert list(stream.user_cpus.values()) == [[[3, 1], [5, 0]]]
     r = replay_whatif(t, SMALL, check=True, start="snapshot")
     assert r["user_compactions"]["zones"] == 1
     cap = int(r["machine"].mem.pcp[ZONE_NORMAL, 0, PCP_BATCH]) << CONFIG_PCP_BATCH_SCALE_MAX

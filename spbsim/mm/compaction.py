@@ -740,6 +740,15 @@ def cc_source_cpu(m, cpu, migrated):
     return m.cc_cpus[n - 1, 1]
 
 
+@njit_inline
+def cc_end_cpu(m, cpu):
+    """The cpu a compaction ends on: its schedule's last (cc_source_cpu),
+    ``cpu`` without one.  release_free_list() runs there, however many
+    pages this compaction migrated."""
+    n = m.cc_n[1]
+    return cpu if n == 0 else m.cc_cpus[n - 1, 1]
+
+
 @njit
 def page_migratable(m, pfn):
     """An allocated movable (LRU), unpinned block whose owner can follow a move:
@@ -1104,7 +1113,7 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                 # block up), so the next compaction scans it again
                 mpfn = start
             break
-    cc_release(m, z, cc_source_cpu(m, cpu, m.vm[_VM_MIGRATE_OK] - migrated0))
+    cc_release(m, z, cc_end_cpu(m, cpu))
     if kcompactd:
         m.node[_N_KCD_CLOCK] = kclock0 + kcompactd_cost_ns(
             m, mscanned + fscanned, m.vm[_VM_MIGRATE_OK] - migrated0)

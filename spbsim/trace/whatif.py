@@ -1620,8 +1620,10 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     stream = _Stream(trace_path, kswapd_scan=scan, **skw)
     _background = background
     # the recorded kswapd's windows, whether pass 2 follows them yet, the draw
+    # the cpus of user compactions' tasks (_Stream.user_cpus): known once a
+    # first pass has read the whole trace (not with prefill None)
     extra = {"windows": None, "naps": None, "hidden": None,
-             "user": {"zones": 0, "unmatched": 0}}
+             "user": {"zones": 0, "unmatched": 0}, "user_cpus": None}
 
     fill_state = {"pending": None, "at": None, "zones": {}}
 
@@ -1658,7 +1660,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                 _background(machine.mem, np.int64(info["daemons"] * 1e9), np.int64(0))
                 continue
             if info is not None and "user_compaction" in info:
-                _user_compaction(machine, info, extra["user"], stream.user_cpus)
+                _user_compaction(machine, info, extra["user"], extra["user_cpus"])
                 continue
             if info is not None:
                 if fill_state["pending"] is not None and info["tag"] == "start" \
@@ -1698,6 +1700,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                 else:
                     cache = None
         pairer, reader = stream.pairer, stream.reader
+        extra["user_cpus"] = stream.user_cpus
         un = np.concatenate(unpaired) if unpaired else np.empty(0, OP_DTYPE)
         nprefill = len(un)
         keep = np.flatnonzero(un["gfp"] & UF_PRETRACE)
