@@ -724,6 +724,15 @@ def migrate_block(m, src, dst, cpu):
 
 
 @njit_inline
+def cc_end_cpu(m, cpu):
+    """The cpu a compaction ends on: its schedule's last row's, ``cpu``
+    without one.  release_free_list() runs there, however many pages this
+    compaction migrated."""
+    n = m.cc_n[1]
+    return cpu if n == 0 else m.cc_cpus[n - 1, 1]
+
+
+@njit_inline
 def cc_source_cpu(m, cpu, migrated):
     """The cpu a compaction runs on once it has migrated ``migrated`` pages:
     the first row of its schedule (cc_cpus, cc_n[1] rows) whose page count
@@ -731,22 +740,10 @@ def cc_source_cpu(m, cpu, migrated):
     task that writes compact_memory runs compact_node() where the scheduler
     puts it, and migrate_folio_done() frees each source to that cpu's
     per-cpu list."""
-    n = m.cc_n[1]
-    if n == 0:
-        return cpu
-    for i in range(n):
+    for i in range(m.cc_n[1]):
         if migrated < m.cc_cpus[i, 0]:
             return m.cc_cpus[i, 1]
-    return m.cc_cpus[n - 1, 1]
-
-
-@njit_inline
-def cc_end_cpu(m, cpu):
-    """The cpu a compaction ends on: its schedule's last (cc_source_cpu),
-    ``cpu`` without one.  release_free_list() runs there, however many
-    pages this compaction migrated."""
-    n = m.cc_n[1]
-    return cpu if n == 0 else m.cc_cpus[n - 1, 1]
+    return cc_end_cpu(m, cpu)
 
 
 @njit

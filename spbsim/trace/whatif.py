@@ -838,7 +838,7 @@ class _Stream:
         lo = 0
         for j, kind, pid, key in marks + [(len(ev), None, None, None)]:
             if self._user_open:
-                for i in frees[(frees >= lo) & (frees < j)].tolist():
+                for i in frees[np.searchsorted(frees, lo):np.searchsorted(frees, j)].tolist():
                     k = self._user_open.get(int(ev["pid"][i]))
                     if k is not None:
                         runs = self.user_cpus[k]
