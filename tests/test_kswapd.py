@@ -11,8 +11,7 @@ from spbsim.machine import InvariantError, Machine
 from spbsim.mm import gfp as G
 from spbsim.mm.background import background
 from spbsim.mm.const import MAX_NR_ZONES, ZONE_NORMAL, ZONE_RECLAIM_ACTIVE
-from spbsim.mm.lru import lru_add
-from spbsim.mm.craft import exhaust, zero_watermarks
+from spbsim.mm.craft import exhaust, lru_add_pages, zero_watermarks
 from spbsim.mm.const import pageblock_nr_pages
 from spbsim.mm.fallback import boost_watermark
 from spbsim.mm.state import (CFG, LRU_ANON, LRU_FILE, NODE, PCP_BATCH, PCP_COUNT, VMSTAT, ZS_BOOST,
@@ -33,8 +32,7 @@ def _full(reclaimable_every=2):
     n = int(m.zstat[:, 9].sum()) + 64
     pfns = mach.run_ops(np.zeros(n, np.int64), G.GFP_KERNEL, owner=OWNER)
     pfns = np.sort(pfns[pfns >= 0])
-    for p in pfns[pfns % reclaimable_every == 0]:
-        lru_add(m, np.int64(p), np.int64(LRU_FILE))
+    lru_add_pages(mach, pfns[pfns % reclaimable_every == 0], LRU_FILE)
     return mach
 
 
@@ -49,7 +47,8 @@ def _drained():
     reserve = m.lowmem_reserve.copy()
     zero_watermarks(mach)
     m.cfg[CFG["reclaim"]] = 0                  # no direct reclaim of the file pages meanwhile
-    exhaust(mach, G.GFP_KERNEL)
+    free = int((m.nr_free << np.arange(m.nr_free.shape[1])).sum()) + int(m.pcp[:, :, PCP_COUNT].sum())
+    exhaust(mach, G.GFP_KERNEL, tries=free + 64)    # the machine is full but for these
     m.cfg[CFG["reclaim"]] = 1
     m.zstat[:, ZS_WMARK_MIN:ZS_WMARK_MIN + 4] = marks
     m.lowmem_reserve[:] = reserve
@@ -77,12 +76,12 @@ def _roomy(anon_owner=None, file_pages=100_000):
     mach = Machine(memory="1536M", low_memory="512M", cpus=1, early_unmovable=0, swap=True)
     m = mach.mem
     m.owner_lru[OWNER] = LRU_FILE
-    for p in mach.run_ops(np.zeros(file_pages, np.int64), G.GFP_HIGHUSER_MOVABLE, owner=OWNER):
-        lru_add(m, np.int64(p), np.int64(LRU_FILE))
+    lru_add_pages(mach, mach.run_ops(np.zeros(file_pages, np.int64), G.GFP_HIGHUSER_MOVABLE,
+                                     owner=OWNER), LRU_FILE)
     if anon_owner is not None:
         m.owner_lru[anon_owner] = LRU_ANON
-        for p in mach.run_ops(np.zeros(20_000, np.int64), G.GFP_HIGHUSER_MOVABLE, owner=anon_owner):
-            lru_add(m, np.int64(p), np.int64(LRU_ANON))
+        lru_add_pages(mach, mach.run_ops(np.zeros(20_000, np.int64), G.GFP_HIGHUSER_MOVABLE,
+                                         owner=anon_owner), LRU_ANON)
     _asleep(m)
     m.zstat[:, ZS_BOOST] = 0
     m.zstat[:, ZS_FLAGS] &= ~ZONE_RECLAIM_ACTIVE

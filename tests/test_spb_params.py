@@ -80,15 +80,15 @@ def test_defrag_progress_cooldown_gates_the_next_run(cooldown_ms, kicked):
 SLAB_SCENARIO = """
 [scenario]
 name = "slab"
-memory = "4G"
+memory = "3G"
 cpus = 2
-duration = "10s"
+duration = "7s"
 seed = 1
 
 [[source]]
 name = "cache"
 kind = "pagecache"
-rate = "400MB/s"
+rate = "450MB/s"
 lifetime = "inf"
 
 [[source]]

@@ -6,9 +6,11 @@ chosen pages to lay out exactly the free lists a rule needs.
 import numpy as np
 
 from . import gfp as G
+from .jit import njit
+from .lru import lru_add
 from .state import CFG, PCP_COUNT, ZS_BOOST, ZS_MANAGED, ZS_WMARK_MIN
 
-__all__ = ["zero_watermarks", "exhaust", "free_pages_range"]
+__all__ = ["zero_watermarks", "exhaust", "free_pages_range", "lru_add_pages"]
 
 
 def zero_watermarks(mach):
@@ -45,6 +47,18 @@ def exhaust(mach, gfp=G.GFP_HIGHUSER_MOVABLE, order=0, cpu=0, tries=None):
         cfg[CFG["pcp_enabled"]] = was
         out = np.concatenate([out, more[more >= 0]])
     return out
+
+
+@njit
+def _lru_add_all(m, pfns, lru):
+    for i in range(pfns.size):
+        lru_add(m, pfns[i], lru)
+
+
+def lru_add_pages(mach, pfns, lru):
+    """lru_add() each allocated block of ``pfns`` in turn (the last ends at
+    the head), in one compiled call."""
+    _lru_add_all(mach.mem, np.ascontiguousarray(pfns, np.int64), np.int64(lru))
 
 
 def free_pages_range(mach, start, count, order=0, cpu=0):
