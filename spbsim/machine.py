@@ -91,8 +91,9 @@ class Machine:
       exceeds 3 pcp batches, PCPF_FREE_HIGH_BATCH makes free_high wait until
       the pcp list holds a batch (0: never, the model before this rule).
       compaction_migrate_us / compaction_scan_ns: [SIM] the time kcompactd
-      takes per page it migrates / per page its scanners look at
-      (kcompactd_cost_ns; docs/model.md "Compaction's duration").
+      (and a compact_memory write, compact_memory_zone's budget) takes per
+      page it migrates / per page its scanners look at (kcompactd_cost_ns;
+      docs/model.md "Compaction's duration").
       watermarks: {zone name: (min, low, high[, promo])} taken as
       they are instead of __setup_per_zone_wmarks()'s (a recording's zoneinfo:
       the kernel computed them from the managed pages of the moment
@@ -385,30 +386,51 @@ class Machine:
         pairs: the sources of a zone's first ``pages`` migrated pages are
         freed on that ``cpu``, the next pair's up to its count, and so on;
         past the last count, its cpu (at most CC_CPUS_MAX pairs)."""
+        for z in self.populated_zones():
+            if zones is None or z in zones:
+                self.compact_memory_zone(z, cpu, cpus)
+
+    def compact_memory_zone(self, zone, cpu=0, cpus=None, budget_ns=None):
+        """compact_memory's compaction of one zone (``cpu``, ``cpus`` as for
+        compact_memory).  ``budget_ns``: [SIM] the time it may take from its
+        start, counted as kcompactd's run is (compaction_scan_ns per page
+        scanned, compaction_migrate_ns per page migrated): unfinished then,
+        it pauses, and the next call for the zone resumes it (with a larger
+        budget, or None to finish it).  Returns True once it is done."""
         from itertools import pairwise
 
-        from .mm.compaction import CC_IGNORE_SKIP, CC_SYNC, CC_WHOLE_ZONE, compact_zone
+        from .mm import compaction as C
         from .mm.const import MIGRATE_UNMOVABLE
-        from .mm.state import CC_CPUS_MAX
+        from .mm.state import CC_CPUS_MAX, CCR_ACTIVE, CCR_BUDGET_NS, CCR_ZONE
         cpu = self._cpu(cpu)
+        if zone not in self.populated_zones():
+            raise ConfigError(f"zone={zone!r}: not a populated zone {self.populated_zones()}")
         sched = [] if cpus is None else [(int(n), self._cpu(c)) for n, c in cpus]
         if len(sched) > CC_CPUS_MAX or any(n < 0 for n, _ in sched) \
                 or any(b[0] < a[0] for a, b in pairwise(sched)):
             raise ConfigError(f"cpus={cpus!r}: at most {CC_CPUS_MAX} (pages, cpu) pairs, "
                               f"pages not negative and not decreasing")
+        if budget_ns is not None and not (isinstance(budget_ns, (int, np.integer))
+                                          and budget_ns >= 0):
+            raise ConfigError(f"budget_ns={budget_ns!r}: a whole number of ns >= 0, or None")
         m = self.mem
-        for z in self.populated_zones():
-            if zones is not None and z not in zones:
-                continue
-            for i, (n, c) in enumerate(sched):
-                m.cc_cpus[i, 0], m.cc_cpus[i, 1] = n, c
-            m.cc_n[1] = len(sched)
-            try:
-                # compact_node(pgdat, false): MIGRATE_SYNC, whole zone, skip hints ignored
-                compact_zone(m, z, -1, MIGRATE_UNMOVABLE, CC_SYNC | CC_WHOLE_ZONE | CC_IGNORE_SKIP,
-                             cpu, -1)
-            finally:
-                m.cc_n[1] = 0
+        paused = int(m.cc_resume[CCR_ACTIVE]) != 0
+        if paused and int(m.cc_resume[CCR_ZONE]) != zone:
+            raise ConfigError(f"zone {int(m.cc_resume[CCR_ZONE])}'s compaction is paused: "
+                              f"finish it before zone {zone}'s")
+        for i, (n, c) in enumerate(sched):
+            m.cc_cpus[i, 0], m.cc_cpus[i, 1] = n, c
+        m.cc_n[1] = len(sched)
+        flags = C.CC_SYNC | C.CC_WHOLE_ZONE | C.CC_IGNORE_SKIP
+        if budget_ns is not None or paused:
+            flags |= C.CC_BUDGET
+            m.cc_resume[CCR_BUDGET_NS] = -1 if budget_ns is None else int(budget_ns)
+        try:
+            # compact_node(pgdat, false): MIGRATE_SYNC, whole zone, skip hints ignored
+            C.compact_zone(m, zone, -1, MIGRATE_UNMOVABLE, flags, cpu, -1)
+        finally:
+            m.cc_n[1] = 0
+        return int(m.cc_resume[CCR_ACTIVE]) == 0
 
     def drain_pcp(self):
         """drain_all_pages(): return every per-cpu page to the buddy lists."""

@@ -421,3 +421,61 @@ def test_compact_memory_frees_its_sources_on_the_cpus_its_task_runs_on():
         m.compact_memory(cpus=[(128, 0), (64, 1)])
     with pytest.raises(ConfigError, match="cpu="):
         m.compact_memory(cpus=[(64, 2)])
+
+
+def test_a_compaction_with_a_time_budget_pauses_and_resumes_where_it_stopped():
+    """[SIM] compact_memory's run in a replay takes time, counted as
+    kcompactd's run is (compaction_migrate_ns a migrated page,
+    compaction_scan_ns a scanned one): with a budget it stops at the first
+    pageblock boundary past it, keeps its scanners in cc_resume (checked by
+    DEBUG_VM) and goes on at the next call, one mm_compaction_begin and one
+    mm_compaction_end for the whole run.  No other zone's may start
+    meanwhile; paused and resumed, it ends within a pageblock of the
+    unbroken run."""
+    from spbsim.errors import ConfigError
+    from spbsim.machine import InvariantError
+    from spbsim.mm.state import CCR_ACTIVE, CCR_MIGRATED, CCR_ZONE, CFG, EV_NAMES
+    z = ZONE_NORMAL
+
+    def fragmented():
+        m = Machine("1536M", low_memory="512M", cpus=1, pcp=False, early_unmovable=0,
+                    migrate_untracked=True, trace=True, trace_capacity=1 << 16)
+        zero_watermarks(m)
+        pfns = np.sort(exhaust(m))
+        zs, ze = int(m.mem.zone_start[z]), int(m.mem.zone_end[z])
+        _free(m, pfns[(pfns >= zs) & (pfns < ze)][::2])      # every other page free
+        m.mem.ev_n[:] = 0
+        return m
+
+    def migrated(m):
+        return int(m.mem.vm[C._VM_MIGRATE_OK])
+
+    whole = fragmented()
+    assert whole.compact_memory_zone(z) is True
+    total = migrated(whole)
+    assert total > 4 * PB
+
+    m = fragmented()
+    budget = 1000 * int(m.mem.cfg[CFG["compaction_migrate_ns"]])
+    assert m.compact_memory_zone(z, budget_ns=budget) is False
+    r = m.mem.cc_resume
+    assert r[CCR_ACTIVE] == 1 and r[CCR_ZONE] == z
+    first = migrated(m)
+    assert first == r[CCR_MIGRATED] and 900 < first < 1000 + PB
+    m.check()
+    with pytest.raises(ConfigError, match="paused"):
+        m.compact_memory_zone(ZONE_DMA32)
+    assert m.compact_memory_zone(z, budget_ns=budget) is False and migrated(m) == first
+    assert m.compact_memory_zone(z, budget_ns=3 * budget) is False
+    assert 2900 < migrated(m) < 3000 + PB
+    saved = r.copy()
+    r[CCR_ZONE] = 7
+    with pytest.raises(InvariantError, match="paused compaction"):
+        m.check()
+    r[:] = saved
+    assert m.compact_memory_zone(z) is True
+    assert not r.any() and abs(migrated(m) - total) <= PB
+    m.check()
+    ev = m.trace_records()
+    for name in ("mm_compaction_begin", "mm_compaction_end"):
+        assert (ev[:, 0] == EV_NAMES.index(name)).sum() == 1

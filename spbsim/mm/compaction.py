@@ -19,8 +19,9 @@ from .fallback import fallback_type, should_try_claim_block
 from .pcp import drain_zone_pages
 from .split import piece_index, split_lru_block
 from .tracepoint import EV_COMPACTION_BEGIN, EV_COMPACTION_END, EV_KCOMPACTD_WAKE, trace_event
-from .state import (CAPC_MT, CAPC_ORDER, CAPC_PAGE, CAPC_ZONE, CC_MAX, CFG, NODE, VMSTAT,
-                    ZS_INIT_FREE_PFN, ZS_NR_FREE, ZS_WMARK_MIN, ZSTAT)
+from .state import (CAPC_MT, CAPC_ORDER, CAPC_PAGE, CAPC_ZONE, CC_MAX, CCR_ACTIVE, CCR_BUDGET_NS,
+                    CCR_FAST_FAIL, CCR_FPFN, CCR_MIGRATED, CCR_MPFN, CCR_SCANNED,
+                    CCR_SEARCH_ORDER, CCR_ZONE, CFG, NODE, VMSTAT, ZS_INIT_FREE_PFN, ZS_NR_FREE, ZS_WMARK_MIN, ZSTAT)
 from .watermark import gfp_migratetype, populated_zone, wmark_pages, zone_watermark_ok
 
 # enum compact_result (ordered)
@@ -52,6 +53,10 @@ CC_IGNORE_SKIP = 0x8     # cc->ignore_skip_hint
 CC_IGNORE_BLOCK = 0x10   # cc->ignore_block_suitable
 CC_KCOMPACTD = 0x20      # run by kcompactd (its vmstat counters)
 CC_PROACTIVE = 0x40      # cc->proactive_compaction
+# [SIM] a whole-zone compaction that stops once its time (kcompactd_cost_ns)
+# reaches m.cc_resume[CCR_BUDGET_NS] and resumes, paused in cc_resume, at the
+# next call with the flag: compact_memory's run as a replayed write takes it
+CC_BUDGET = 0x80
 
 _CFG_COMPACTION = CFG["compaction"]
 _CFG_CAPTURE = CFG["compaction_capture"]
@@ -978,7 +983,23 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
     # on with the pages scanned and migrated
     kclock0 = m.node[_N_KCD_CLOCK]
     migrated0 = m.vm[_VM_MIGRATE_OK]
-    trace_event(m, EV_COMPACTION_BEGIN, zs, sync, mpfn, fpfn, ze, flags << 8)
+    budget = -1
+    scanned0 = 0
+    resumed = False
+    if flags & CC_BUDGET:
+        budget = m.cc_resume[CCR_BUDGET_NS]
+        if m.cc_resume[CCR_ACTIVE] != 0:
+            # the paused compaction of this zone goes on where it stopped
+            resumed = True
+            mpfn = m.cc_resume[CCR_MPFN]
+            fpfn = m.cc_resume[CCR_FPFN]
+            fast_fail = m.cc_resume[CCR_FAST_FAIL]
+            search_order = m.cc_resume[CCR_SEARCH_ORDER]
+            migrated0 -= m.cc_resume[CCR_MIGRATED]
+            scanned0 = m.cc_resume[CCR_SCANNED]
+    paused = False
+    if not resumed:
+        trace_event(m, EV_COMPACTION_BEGIN, zs, sync, mpfn, fpfn, ze, flags << 8)
     while True:
         if (fpfn >> pageblock_order) <= (mpfn >> pageblock_order):
             result = COMPACT_COMPLETE if whole_zone else COMPACT_PARTIAL_SKIPPED
@@ -994,6 +1015,19 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
         if kcompactd:
             m.node[_N_KCD_CLOCK] = kclock0 + kcompactd_cost_ns(
                 m, mscanned + fscanned, m.vm[_VM_MIGRATE_OK] - migrated0)
+        if budget >= 0 and kcompactd_cost_ns(m, scanned0 + mscanned + fscanned,
+                                             m.vm[_VM_MIGRATE_OK] - migrated0) >= budget:
+            # out of time: pause at this block (cc_resume keeps the scanners)
+            m.cc_resume[CCR_ACTIVE] = 1
+            m.cc_resume[CCR_ZONE] = z
+            m.cc_resume[CCR_MPFN] = mpfn
+            m.cc_resume[CCR_FPFN] = fpfn
+            m.cc_resume[CCR_FAST_FAIL] = fast_fail
+            m.cc_resume[CCR_SEARCH_ORDER] = search_order
+            m.cc_resume[CCR_MIGRATED] = m.vm[_VM_MIGRATE_OK] - migrated0
+            m.cc_resume[CCR_SCANNED] = scanned0 + mscanned + fscanned
+            paused = True
+            break
         if flags & CC_PROACTIVE:
             if kswapd_is_running(m) or kswapd_woke_by(m, m.node[_N_KCD_CLOCK]):
                 result = COMPACT_PARTIAL_SKIPPED
@@ -1110,11 +1144,17 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                 # block up), so the next compaction scans it again
                 mpfn = start
             break
+    # a paused compaction gives its isolated free pages back too: another
+    # compaction may run before it resumes, and the model has one
+    # compact_control (the kernel's keeps them in cc->freepages)
     cc_release(m, z, cc_end_cpu(m, cpu))
     if kcompactd:
         m.node[_N_KCD_CLOCK] = kclock0 + kcompactd_cost_ns(
             m, mscanned + fscanned, m.vm[_VM_MIGRATE_OK] - migrated0)
-    trace_event(m, EV_COMPACTION_END, zs, sync, mpfn, fpfn, ze, result | (flags << 8))
+    if not paused:
+        if flags & CC_BUDGET:
+            m.cc_resume[:] = 0
+        trace_event(m, EV_COMPACTION_END, zs, sync, mpfn, fpfn, ze, result | (flags << 8))
     # compact_zone() counts every compaction's scans (cc->total_*_scanned);
     # kcompactd_do_work() adds kcompactd's to the daemon counters, and so
     # does v6.12's proactive compact_node() (v6.1's proactive_compact_node()

@@ -14,7 +14,9 @@ from .const import (KV_6_1, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MI
 from .jit import njit
 from .pcp import pcp_pindex_to_order, pcpbuddy_pair_order
 from .split import piece_index
-from .state import (CAPC_PAGE, CAPC_ZONE, CFG, NODE, PCP_COUNT, ZS_FREE_HIGHATOMIC,
+from .state import (CAPC_PAGE, CAPC_ZONE, CCR_ACTIVE, CCR_FAST_FAIL, CCR_FPFN, CCR_LEN,
+                    CCR_MIGRATED, CCR_MPFN, CCR_SCANNED, CCR_SEARCH_ORDER, CCR_ZONE, CFG, NODE,
+                    PCP_COUNT, ZS_FREE_HIGHATOMIC,
                     ZS_INIT_FREE_PFN, ZS_INIT_MIGRATE_PFN, ZS_KSWAPD_BOOST, ZS_MIGRATE_PFN_ASYNC,
                     ZS_MIGRATE_PFN_SYNC, ZS_NR_FREE, ZS_NR_FREE_BLOCKS)
 
@@ -89,6 +91,9 @@ VIOLATIONS = {
         "recorded {b})",
     42: "v6.1 pcp entry's recorded type (get_pcppage_migratetype) does not fit its list "
         "(pindex {a}, recorded {b})",
+    43: "a paused compaction (cc_resume) is out of range: a zone that is not populated, scanners "
+        "outside it or past each other (the migrate scanner off a pageblock's start), negative counts, a search order out of range, or fields "
+        "left set with none paused (field {a}, value {b})",
 }
 
 
@@ -389,6 +394,39 @@ def _check_kswapd(m):
 
 
 @njit
+def _check_paused_compaction(m):
+    """cc_resume: all 0 with no compaction paused; a paused one's zone is
+    populated, its scanners are pfns of the zone (the migrate scanner's at
+    a pageblock's start) in blocks that have not met, its counts not
+    negative, its search order -1 to MAX_PAGE_ORDER."""
+    r = m.cc_resume
+    if r[CCR_ACTIVE] == 0:
+        for f in range(CCR_LEN):
+            if r[f] != 0:
+                return (43, -1, f, r[f])
+        return (0, -1, 0, 0)
+    if r[CCR_ACTIVE] != 1:
+        return (43, -1, CCR_ACTIVE, r[CCR_ACTIVE])
+    z = r[CCR_ZONE]
+    if z < 0 or z >= m.zstat.shape[0] or m.zone_end[z] <= m.zone_start[z]:
+        return (43, -1, CCR_ZONE, z)
+    zs = m.zone_start[z] & ~(pageblock_nr_pages - 1)
+    for f in (CCR_MPFN, CCR_FPFN):
+        if r[f] < zs or r[f] >= m.zone_end[z]:
+            return (43, -1, f, r[f])
+    if (r[CCR_MPFN] & (pageblock_nr_pages - 1)) != 0:
+        return (43, -1, CCR_MPFN, r[CCR_MPFN])
+    if (r[CCR_FPFN] >> pageblock_order) <= (r[CCR_MPFN] >> pageblock_order):
+        return (43, -1, CCR_FPFN, r[CCR_FPFN])
+    for f in (CCR_FAST_FAIL, CCR_MIGRATED, CCR_SCANNED):
+        if r[f] < 0:
+            return (43, -1, f, r[f])
+    if r[CCR_SEARCH_ORDER] < -1 or r[CCR_SEARCH_ORDER] > MAX_PAGE_ORDER:   # -1: compact_node()'s
+        return (43, -1, CCR_SEARCH_ORDER, r[CCR_SEARCH_ORDER])
+    return (0, -1, 0, 0)
+
+
+@njit
 def _check_compaction(m):
     """compact_control's isolated list and cpu schedule are empty between
     compactions; compact_init_free_pfn and compact_init_migrate_pfn are 0
@@ -399,6 +437,9 @@ def _check_compaction(m):
         return (39, -1, -1, m.cc_n[0])
     if m.cc_n[1] != 0:                  # a compaction's cpu schedule, left set
         return (39, -1, -2, m.cc_n[1])
+    r = _check_paused_compaction(m)
+    if r[0] != 0:
+        return r
     for z in range(m.zstat.shape[0]):
         zs, ze = m.zone_start[z], m.zone_end[z]
         for f in (ZS_INIT_FREE_PFN, ZS_INIT_MIGRATE_PFN):

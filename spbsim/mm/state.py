@@ -123,8 +123,8 @@ CFG_NAMES = [
     "reclaim_active_external",  # replays: ZONE_RECLAIM_ACTIVE follows the stream's kswapd windows
     "compaction_capture",       # a direct compactor takes the page its frees make (compaction_capture)
     "pcpbuddy",                 # PCPBuddy: per-cpu owned pageblocks, merging on the pcp (30 lists)
-    "compaction_migrate_ns",    # [SIM] kcompactd's time per page it migrates
-    "compaction_scan_ns",       # [SIM] kcompactd's time per page its scanners look at
+    "compaction_migrate_ns",    # [SIM] kcompactd's (a budgeted run's) time per page it migrates
+    "compaction_scan_ns",       # [SIM] the same per page its scanners look at
 ]
 CFG = _enum(CFG_NAMES)
 
@@ -241,6 +241,9 @@ Mem = namedtuple("Mem", [
     # far below which the row applies, cpu), count in cc_n[1] (0: the
     # caller's cpu throughout)
     "cc_pfn", "cc_order", "cc_n", "cc_cpus",
+    # a whole-zone compaction run under a time budget (CC_BUDGET) and paused
+    # until a later call resumes it: the CCR_* fields (all 0: none paused)
+    "cc_resume",
     # the capture_control a direct compactor publishes (current->capture_control):
     # [zone (-1: none published), order, migratetype, captured pfn (-1: none)]
     "capc",
@@ -256,6 +259,12 @@ Mem = namedtuple("Mem", [
 CC_MAX = 8192
 #: capacity of a compaction's cpu schedule (cc_cpus)
 CC_CPUS_MAX = 64
+#: cc_resume: paused (1) or not (0), its zone, the scanners' pfns, the free
+#: scanner's fast_search_fail and search_order, pages migrated and scanned
+#: so far, and the [SIM] time the caller allows it from its start (ns)
+CCR_ACTIVE, CCR_ZONE, CCR_MPFN, CCR_FPFN, CCR_FAST_FAIL, CCR_SEARCH_ORDER, CCR_MIGRATED, \
+    CCR_SCANNED, CCR_BUDGET_NS = range(9)
+CCR_LEN = 9
 
 PCP_COUNT, PCP_HIGH, PCP_BATCH, PCP_HIGH_MIN, PCP_HIGH_MAX, PCP_ALLOC_FACTOR, \
     PCP_FREE_COUNT, PCP_FLAGS = range(8)

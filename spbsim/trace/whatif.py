@@ -1084,25 +1084,63 @@ def _kswapd_cut(machine, info):
     machine.mem.node[NODE["kswapd_next_wake_ns"]] = info["next_wake"]
 
 
-def _user_compaction(machine, info, stats, user_cpus=None):
+class _UserCompaction:
     """A workload's write to compact_memory, replayed as the user request it
     is: the simulator compacts the zone that began at ``info["user_compaction"]``
     its own way (compact_node(): order -1, sync, whole zone, skip hints
-    ignored); the kernel's migrations stay the kernel's.  ``user_cpus``
-    (_Stream.user_cpus): the cpus its task ran on, as the recording shows
-    them: the simulator frees its n-th migrated source where the task freed
-    its n-th (the first CC_CPUS_MAX runs; the last cpu after them)."""
-    from spbsim.mm.state import CC_CPUS_MAX
-    m = machine.mem
-    zs = int(info["user_compaction"])
-    runs = (user_cpus or {}).get((info["ts"], zs)) or []
-    cpus = [(n, c % machine.cpus) for n, c in runs[:CC_CPUS_MAX]] or None
-    for z in machine.populated_zones():
-        if m.zone_start[z] <= zs < m.zone_end[z]:
-            machine.compact_memory(cpu=info["cpu"] % machine.cpus, zones=(z,), cpus=cpus)
-            stats["zones"] += 1
-            return
-    stats["unmatched"] += 1
+    ignored); the kernel's migrations stay the kernel's.  The run takes the
+    [SIM] time of its scans and migrations, as kcompactd's does
+    (compaction_scan_ns, compaction_migrate_ns): at each later cut of the
+    stream it goes on up to the cut's time, so a snapshot read meanwhile sees
+    it part done; the next zone's begin (the same write's or another's) and
+    the end of the stream finish it.  ``user_cpus`` (_Stream.user_cpus): the
+    cpus its task ran on, as the recording shows them: the simulator frees
+    its n-th migrated source where the task freed its n-th (the first
+    CC_CPUS_MAX runs; the last cpu after them)."""
+
+    def __init__(self, machine, stats):
+        self.machine = machine
+        self.stats = stats
+        self.zone = None
+        self.args = None
+        self.t0 = 0
+
+    def begin(self, info, user_cpus=None):
+        from spbsim.mm.state import CC_CPUS_MAX
+        self.finish()
+        machine = self.machine
+        m = machine.mem
+        zs = int(info["user_compaction"])
+        runs = (user_cpus or {}).get((info["ts"], zs)) or []
+        cpus = [(n, c % machine.cpus) for n, c in runs[:CC_CPUS_MAX]] or None
+        for z in machine.populated_zones():
+            if m.zone_start[z] <= zs < m.zone_end[z]:
+                self.stats["zones"] += 1
+                self.zone, self.args = z, (info["cpu"] % machine.cpus, cpus)
+                self.t0 = int(round(info["ts"] * 1e9))
+                self.advance(self.t0)
+                return
+        self.stats["unmatched"] += 1
+
+    def advance(self, now_ns):
+        """Go on up to ``now_ns`` (ns of the trace's clock)."""
+        if self.zone is not None and now_ns is not None:
+            if self.machine.compact_memory_zone(self.zone, *self.args,
+                                                budget_ns=max(0, int(now_ns) - self.t0)):
+                self.zone = None
+
+    def finish(self):
+        if self.zone is not None:
+            self.machine.compact_memory_zone(self.zone, *self.args)
+            self.stats["cut_short"] += 1
+            self.zone = None
+
+
+def _cut_ns(info, ops, cut):
+    """The trace time of a cut: its own, or its last op's."""
+    if info is not None and "ts" in info:
+        return int(round(info["ts"] * 1e9))
+    return int(ops["ts"][cut - 1]) if cut > 0 else None
 
 
 def _kswapd_nap(machine, info, naps):
@@ -1623,7 +1661,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     # the cpus of user compactions' tasks (_Stream.user_cpus): known once a
     # first pass has read the whole trace (not with prefill None)
     extra = {"windows": None, "naps": None, "hidden": None,
-             "user": {"zones": 0, "unmatched": 0}, "user_cpus": None}
+             "user": {"zones": 0, "unmatched": 0, "cut_short": 0}, "user_cpus": None,
+             "compacting": None}
 
     fill_state = {"pending": None, "at": None, "zones": {}}
 
@@ -1644,12 +1683,17 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
             # that began and ended between two chunks' ops has no cut
             _follow_kswapd(machine, extra["windows"], ops["ts"][0])
         cuts = _with_window_cuts(chunk.cuts, extra["windows"], ops["ts"], extra["naps"])
+        uc = extra["compacting"]
+        if uc is None or uc.machine is not machine:
+            uc = extra["compacting"] = _UserCompaction(machine, extra["user"])
         for cut, info in cuts + [(len(ops), None)]:
             if cut > lo:
                 _replay_ops(machine.mem, ops["kind"], ops["order"], ops["gfp"], ops["cpu"],
                             ops["id"], ops["aux"], ops["ts"], lo, cut, id_off, nprefill,
                             OWNER_TRACE, res, fail_by_order, daemons)
                 lo = cut
+            if info is not None and "user_compaction" not in info:
+                uc.advance(_cut_ns(info, ops, cut))
             if info is not None and "reclaim_active" in info:
                 _kswapd_cut(machine, info)
                 continue
@@ -1660,7 +1704,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                 _background(machine.mem, np.int64(info["daemons"] * 1e9), np.int64(0))
                 continue
             if info is not None and "user_compaction" in info:
-                _user_compaction(machine, info, extra["user"], extra["user_cpus"])
+                uc.begin(info, extra["user_cpus"])
                 continue
             if info is not None:
                 if fill_state["pending"] is not None and info["tag"] == "start" \
@@ -1755,6 +1799,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                     bar.update(len(chunk.ops))
             if bar is not None:
                 bar.close()
+    if extra["compacting"] is not None:
+        extra["compacting"].finish()            # the stream ended: it runs to its end
     if check:
         machine.check()
     pc = {n: int(v) for n, v in zip(PAIR_COUNTERS, pairer.cnt)}
@@ -1842,7 +1888,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations,
                pfn_ranges=pfn_ranges, trace_cpus=trace_cpus,
                user_compactions=user_compactions, isolation_lifo=_isolation_lifo(machine))
-    user = {"zones": 0, "unmatched": 0}
+    user = {"zones": 0, "unmatched": 0, "cut_short": 0}
     scan = KswapdScan(trace_path, lenient) if (kswapd_windows and daemons) else None
     stream = _Stream(trace_path, touch=touch, kswapd_scan=scan, **skw)
 
@@ -1911,6 +1957,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
     fail_by_order = np.zeros(NR_PAGE_ORDERS, np.int64)
     snaps = []
     state = {"built": None, "hidden": None}
+    uc = _UserCompaction(machine, user)
 
     def build(info):
         state["built"] = S.build_start_state(machine, snap, flags, blocks, pcp_rows,
@@ -1964,6 +2011,8 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                             ops["id"], ops["aux"], ops["ts"], lo, cut, id_off, nprefill,
                             OWNER_TRACE, res, fail_by_order, daemons)
                 lo = cut
+            if info is not None and "user_compaction" not in info:
+                uc.advance(_cut_ns(info, ops, cut))
             if info is not None and "reclaim_active" in info:
                 _kswapd_cut(machine, info)
             elif info is not None and "kcompactd_wake" in info:
@@ -1971,7 +2020,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             elif info is not None and "user_compaction" in info:
                 # one that began before the start snapshot is in its state
                 if info["ts"] >= start_cut[2]["ts"]:
-                    _user_compaction(machine, info, user, stream.user_cpus)
+                    uc.begin(info, stream.user_cpus)
             elif info is not None and "daemons" not in info:
                 snaps.append(_snapshot(machine, info, fail_by_order, snapshot_detail))
                 if check:
@@ -1994,6 +2043,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                 bar.update(len(chunk.ops))
         if bar is not None:
             bar.close()
+    uc.finish()                                 # the stream ended: it runs to its end
     if check:
         machine.check()
     pc = {n: int(v) for n, v in zip(PAIR_COUNTERS, pairer.cnt)}
