@@ -1065,7 +1065,9 @@ def test_user_compaction_takes_time_and_a_snapshot_meanwhile_sees_it_part_done(t
     (compaction_migrate_ns a migrated page, compaction_scan_ns a scanned
     one): a snapshot 10 ms after the write sees about 10 ms of migrations,
     one 10 s later the whole run, which the end of the stream did not have
-    to cut short.  Before, the whole run was done at the write."""
+    to cut short.  The run ends no later than the recorded one: a snapshot
+    0.5 ms after a recorded 1 ms compaction sees the whole run.  Before,
+    the whole run was done at the write."""
     t = write_trace(tmp_path / "t.txt", _scattered() + [
         ("ucb",), ("t", 0.01), ("mark", "oracle_snap_end seq=1 tag=a"), ("t", 10.0),
         ("mark", "oracle_snap_end seq=2 tag=b"), ("uce",)])
@@ -1077,3 +1079,9 @@ def test_user_compaction_takes_time_and_a_snapshot_meanwhile_sees_it_part_done(t
     from spbsim.mm.state import CFG
     per_page_ns = r["machine"].mem.cfg[CFG["compaction_migrate_ns"]]
     assert 0 < a <= 0.01e9 / per_page_ns + 512 < total / 4
+    # it ends no later than the recorded one: the write went on (or returned)
+    t2 = write_trace(tmp_path / "t2.txt", _scattered() + [
+        ("ucb",), ("t", 0.001), ("uce",), ("t", 0.0005), ("mark", "oracle_snap_end seq=1 tag=a")])
+    r2 = replay_whatif(t2, SMALL, prefill=False, check=True, snapshot_detail=True)
+    assert r2["user_compactions"]["cut_short"] == 1
+    assert r2["snapshots"][0]["vmstat"]["pgmigrate_success"] == total

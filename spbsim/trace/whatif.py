@@ -819,8 +819,11 @@ class _Stream:
         freed (migrate_folio_done() frees a migrated source on the cpu the
         task runs on) from its mm_compaction_begin to its mm_compaction_end,
         as runs in self.user_cpus.  ``begins``: this batch's user
-        compaction cuts."""
+        compaction cuts.  Returns a cut at each one's mm_compaction_end
+        ({"user_compaction_end": zone start}): the write went on to the
+        next zone, or returned, there."""
         ev = batch.events
+        ends = []
         marks = []
         for j, info in begins:
             key = (info["ts"], info["user_compaction"])
@@ -828,7 +831,7 @@ class _Stream:
             marks.append((j, 0, info["pid"], key))
         pids = set(self._user_open) | {m[2] for m in marks}
         if not pids:
-            return
+            return ends
         for j in np.flatnonzero((ev["kind"] == OTHER_EVENT)
                                 & np.isin(ev["pid"], list(pids))).tolist():
             if getattr(batch.records[int(ev["aux"][j])], "event", "") == _COMPACTION_END:
@@ -851,7 +854,11 @@ class _Stream:
             if kind == 0:
                 self._user_open[pid] = key
             elif kind == 1:
-                self._user_open.pop(pid, None)
+                key = self._user_open.pop(pid, None)
+                if key is not None:
+                    ends.append((j, {"user_compaction_end": key[1],
+                                     "ts": float(ev["ts"][j])}))
+        return ends
 
     def _user_compactions(self, batch):
         """Cuts where the workload asked for compaction: a write to
@@ -1023,8 +1030,7 @@ class _Stream:
                         start_row = j
             if self.user_compactions:
                 uc = self._user_compactions(batch)
-                self._user_compaction_cpus(batch, uc)
-                cuts.extend(uc)
+                cuts.extend(uc + self._user_compaction_cpus(batch, uc))
             rows = ev[sel]
             if self.migrations == "keep":
                 extra = np.concatenate([self._compaction_rows(batch), self._buddy_rows(batch)])
@@ -1092,11 +1098,13 @@ class _UserCompaction:
     [SIM] time of its scans and migrations, as kcompactd's does
     (compaction_scan_ns, compaction_migrate_ns): at each later cut of the
     stream it goes on up to the cut's time, so a snapshot read meanwhile sees
-    it part done; the next zone's begin (the same write's or another's) and
-    the end of the stream finish it.  ``user_cpus`` (_Stream.user_cpus): the
-    cpus its task ran on, as the recording shows them: the simulator frees
-    its n-th migrated source where the task freed its n-th (the first
-    CC_CPUS_MAX runs; the last cpu after them)."""
+    it part done.  It ends no later than the recorded one (the write goes
+    on to the next zone, or returns, and the stream's later events by its
+    task presuppose that): that zone's recorded mm_compaction_end, the
+    next zone's begin and the end of the stream finish it.  ``user_cpus``
+    (_Stream.user_cpus): the cpus its task ran on, as the recording shows
+    them: the simulator frees its n-th migrated source where the task
+    freed its n-th (the first CC_CPUS_MAX runs; the last cpu after them)."""
 
     def __init__(self, machine, stats):
         self.machine = machine
@@ -1107,6 +1115,8 @@ class _UserCompaction:
 
     def begin(self, info, user_cpus=None):
         from spbsim.mm.state import CC_CPUS_MAX
+        ts = round(info["ts"] * 1e9)
+        self.advance(ts)
         self.finish()
         machine = self.machine
         m = machine.mem
@@ -1117,8 +1127,8 @@ class _UserCompaction:
             if m.zone_start[z] <= zs < m.zone_end[z]:
                 self.stats["zones"] += 1
                 self.zone, self.args = z, (info["cpu"] % machine.cpus, cpus)
-                self.t0 = int(round(info["ts"] * 1e9))
-                self.advance(self.t0)
+                self.t0 = ts
+                self.advance(ts)
                 return
         self.stats["unmatched"] += 1
 
@@ -1129,6 +1139,16 @@ class _UserCompaction:
                                                 budget_ns=max(0, int(now_ns) - self.t0)):
                 self.zone = None
 
+    def end(self, info):
+        """The recorded compaction of this zone ended: the write went on to
+        the next zone, or returned, and the stream's later events by its
+        task presuppose it, so the simulator's run ends there too [SIM]."""
+        m = self.machine.mem
+        self.advance(round(info["ts"] * 1e9))
+        if self.zone is not None and \
+                m.zone_start[self.zone] <= int(info["user_compaction_end"]) < m.zone_end[self.zone]:
+            self.finish()
+
     def finish(self):
         if self.zone is not None:
             self.machine.compact_memory_zone(self.zone, *self.args)
@@ -1137,9 +1157,10 @@ class _UserCompaction:
 
 
 def _cut_ns(info, ops, cut):
-    """The trace time of a cut: its own, or its last op's."""
-    if info is not None and "ts" in info:
-        return int(round(info["ts"] * 1e9))
+    """The trace time of a cut: its own (a daemon tick's), or its last op's."""
+    t = info.get("ts", info.get("daemons")) if info is not None else None
+    if t is not None:
+        return round(t * 1e9)
     return int(ops["ts"][cut - 1]) if cut > 0 else None
 
 
@@ -1706,6 +1727,9 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
             if info is not None and "user_compaction" in info:
                 uc.begin(info, extra["user_cpus"])
                 continue
+            if info is not None and "user_compaction_end" in info:
+                uc.end(info)
+                continue
             if info is not None:
                 if fill_state["pending"] is not None and info["tag"] == "start" \
                         and info["seq"] is not None:
@@ -2021,6 +2045,8 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                 # one that began before the start snapshot is in its state
                 if info["ts"] >= start_cut[2]["ts"]:
                     uc.begin(info, stream.user_cpus)
+            elif info is not None and "user_compaction_end" in info:
+                uc.end(info)
             elif info is not None and "daemons" not in info:
                 snaps.append(_snapshot(machine, info, fail_by_order, snapshot_detail))
                 if check:
