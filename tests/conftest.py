@@ -36,17 +36,23 @@ def pytest_configure(config):
 NO_COMPILE = {"test_docs.py", "test_kpageflags.py", "test_layout.py", "test_list.py",
               "test_policy.py", "test_procfs.py", "test_results.py", "test_scenario.py",
               "test_trace.py", "test_tracefmt.py"}
+# Test files that compile only toy functions of their own (the compile rules
+# of spbsim.mm.jit_numba): they do not wait for the model's compile either
+# and run next.
+OWN_COMPILE = {"test_jit_link.py", "test_jit_ssa.py"}
 
 
 def _file_order(items):
-    """The largest file first (it starts the compile), then NO_COMPILE, then
-    the rest largest first, as xdist's --loadscope-reorder would."""
+    """The largest file first (it starts the compile), then NO_COMPILE and
+    OWN_COMPILE, then the rest largest first, as xdist's
+    --loadscope-reorder would."""
     count = {}
     for item in items:
         count[item.path.name] = count.get(item.path.name, 0) + 1
-    compiled = sorted((f for f in count if f not in NO_COMPILE), key=lambda f: -count[f])
-    order = compiled[:1] + sorted((f for f in count if f in NO_COMPILE),
-                                  key=lambda f: -count[f]) + compiled[1:]
+    early = NO_COMPILE | OWN_COMPILE
+    compiled = sorted((f for f in count if f not in early), key=lambda f: -count[f])
+    order = compiled[:1] + sorted((f for f in count if f in NO_COMPILE), key=lambda f: -count[f]) \
+        + sorted((f for f in count if f in OWN_COMPILE), key=lambda f: -count[f]) + compiled[1:]
     rank = {f: i for i, f in enumerate(order)}
     items.sort(key=lambda item: rank[item.path.name])
 
