@@ -385,7 +385,12 @@ class Machine:
         ``cpus``: where the writing task runs meanwhile, as (pages, cpu)
         pairs: the sources of a zone's first ``pages`` migrated pages are
         freed on that ``cpu``, the next pair's up to its count, and so on;
-        past the last count, its cpu (at most CC_CPUS_MAX pairs)."""
+        past the last count, its cpu (at most CC_CPUS_MAX pairs).  A zone's
+        compaction paused by compact_memory_zone is finished first."""
+        from .mm.state import CCR_ACTIVE, CCR_ZONE
+        m = self.mem
+        if m.cc_resume[CCR_ACTIVE]:
+            self.compact_memory_zone(int(m.cc_resume[CCR_ZONE]), cpu)
         for z in self.populated_zones():
             if zones is None or z in zones:
                 self.compact_memory_zone(z, cpu, cpus)
@@ -430,6 +435,8 @@ class Machine:
             C.compact_zone(m, zone, -1, MIGRATE_UNMOVABLE, flags, cpu, -1)
         finally:
             m.cc_n[1] = 0
+            if not m.cc_resume[CCR_ACTIVE]:
+                m.cc_resume[:] = 0
         return int(m.cc_resume[CCR_ACTIVE]) == 0
 
     def drain_pcp(self):

@@ -214,7 +214,8 @@ def cc_release(m, z, cpu):
     by order from 0, each cc->freepages[order] list from its head; v6.1 every
     order-0 page of the list split_map_pages() made, from its head: the last
     page of the last isolated buddy first.  The cached free pfn moves up to
-    the block of the highest page given back ("only go back, not forward")."""
+    the block of the highest page given back ("only go back, not forward"),
+    which is returned (-1: none)."""
     high = -1
     n = m.cc_n[0]
     m.cc_n[0] = 0
@@ -236,6 +237,7 @@ def cc_release(m, z, cpu):
         high &= ~(pageblock_nr_pages - 1)
         if high > m.zstat[z, _Z_FREE_PFN]:
             m.zstat[z, _Z_FREE_PFN] = high
+    return high
 
 
 @njit_inline
@@ -1016,8 +1018,11 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
             m.node[_N_KCD_CLOCK] = kclock0 + kcompactd_cost_ns(
                 m, mscanned + fscanned, m.vm[_VM_MIGRATE_OK] - migrated0)
         if budget >= 0 and kcompactd_cost_ns(m, scanned0 + mscanned + fscanned,
-                                             m.vm[_VM_MIGRATE_OK] - migrated0) >= budget:
-            # out of time: pause at this block (cc_resume keeps the scanners)
+                                             m.vm[_VM_MIGRATE_OK] - migrated0) > budget:
+            # out of time: pause at this block (cc_resume keeps the scanners;
+            # CC_BUDGET runs are compact_memory's: sync, whole zone, not
+            # kcompactd's, so whole_zone, update_cached and kclock0 need no
+            # saving)
             m.cc_resume[CCR_ACTIVE] = 1
             m.cc_resume[CCR_ZONE] = z
             m.cc_resume[CCR_MPFN] = mpfn
@@ -1144,10 +1149,17 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
                 # block up), so the next compaction scans it again
                 mpfn = start
             break
-    # a paused compaction gives its isolated free pages back too: another
-    # compaction may run before it resumes, and the model has one
-    # compact_control (the kernel's keeps them in cc->freepages)
-    cc_release(m, z, cc_end_cpu(m, cpu))
+    if paused:
+        # a paused compaction gives its isolated free pages back, on the cpu
+        # its task is on: another compaction may run before it resumes, and
+        # the model has one compact_control (the kernel keeps them in
+        # cc->freepages).  Its free scanner resumes at or above the highest,
+        # so they can be its targets again
+        high = cc_release(m, z, cc_source_cpu(m, cpu, m.vm[_VM_MIGRATE_OK] - migrated0))
+        if high > m.cc_resume[CCR_FPFN]:
+            m.cc_resume[CCR_FPFN] = high
+    else:
+        cc_release(m, z, cc_end_cpu(m, cpu))
     if kcompactd:
         m.node[_N_KCD_CLOCK] = kclock0 + kcompactd_cost_ns(
             m, mscanned + fscanned, m.vm[_VM_MIGRATE_OK] - migrated0)

@@ -856,7 +856,7 @@ class _Stream:
             elif kind == 1:
                 key = self._user_open.pop(pid, None)
                 if key is not None:
-                    ends.append((j, {"user_compaction_end": key[1],
+                    ends.append((j, {"user_compaction_end": key[1], "begin_ts": key[0],
                                      "ts": float(ev["ts"][j])}))
         return ends
 
@@ -1112,6 +1112,7 @@ class _UserCompaction:
         self.zone = None
         self.args = None
         self.t0 = 0
+        self.key = None
 
     def begin(self, info, user_cpus=None):
         from spbsim.mm.state import CC_CPUS_MAX
@@ -1127,6 +1128,7 @@ class _UserCompaction:
             if m.zone_start[z] <= zs < m.zone_end[z]:
                 self.stats["zones"] += 1
                 self.zone, self.args = z, (info["cpu"] % machine.cpus, cpus)
+                self.key = (info["ts"], zs)
                 self.t0 = ts
                 self.advance(ts)
                 return
@@ -1143,10 +1145,8 @@ class _UserCompaction:
         """The recorded compaction of this zone ended: the write went on to
         the next zone, or returned, and the stream's later events by its
         task presuppose it, so the simulator's run ends there too [SIM]."""
-        m = self.machine.mem
         self.advance(round(info["ts"] * 1e9))
-        if self.zone is not None and \
-                m.zone_start[self.zone] <= int(info["user_compaction_end"]) < m.zone_end[self.zone]:
+        if self.key == (info["begin_ts"], info["user_compaction_end"]):
             self.finish()
 
     def finish(self):
@@ -1733,6 +1733,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
             if info is not None:
                 if fill_state["pending"] is not None and info["tag"] == "start" \
                         and info["seq"] is not None:
+                    uc.finish()         # the fill lays the recorded state over it
                     do_fill(machine, f"start marker (line {info['line']})")
                 snaps.append(_snapshot(machine, info, fail_by_order, snapshot_detail))
                 if check:
