@@ -1156,8 +1156,7 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
         # cc->freepages).  Its free scanner resumes at or above the highest,
         # so they can be its targets again
         high = cc_release(m, z, cc_source_cpu(m, cpu, m.vm[_VM_MIGRATE_OK] - migrated0))
-        if high > m.cc_resume[CCR_FPFN]:
-            m.cc_resume[CCR_FPFN] = high
+        m.cc_resume[CCR_FPFN] = max(m.cc_resume[CCR_FPFN], high)
     else:
         cc_release(m, z, cc_end_cpu(m, cpu))
     if kcompactd:
