@@ -435,8 +435,6 @@ class Machine:
             C.compact_zone(m, zone, -1, MIGRATE_UNMOVABLE, flags, cpu, -1)
         finally:
             m.cc_n[1] = 0
-            if not m.cc_resume[CCR_ACTIVE]:
-                m.cc_resume[:] = 0
         return int(m.cc_resume[CCR_ACTIVE]) == 0
 
     def drain_pcp(self):

@@ -21,7 +21,8 @@ from .split import piece_index, split_lru_block
 from .tracepoint import EV_COMPACTION_BEGIN, EV_COMPACTION_END, EV_KCOMPACTD_WAKE, trace_event
 from .state import (CAPC_MT, CAPC_ORDER, CAPC_PAGE, CAPC_ZONE, CC_MAX, CCR_ACTIVE, CCR_BUDGET_NS,
                     CCR_FAST_FAIL, CCR_FPFN, CCR_MIGRATED, CCR_MPFN, CCR_SCANNED,
-                    CCR_SEARCH_ORDER, CCR_ZONE, CFG, NODE, VMSTAT, ZS_INIT_FREE_PFN, ZS_NR_FREE, ZS_WMARK_MIN, ZSTAT)
+                    CCR_SEARCH_ORDER, CCR_ZONE, CFG, NODE, VMSTAT, ZS_INIT_FREE_PFN, ZS_NR_FREE,
+                    ZS_WMARK_MIN, ZSTAT)
 from .watermark import gfp_migratetype, populated_zone, wmark_pages, zone_watermark_ok
 
 # enum compact_result (ordered)

@@ -92,8 +92,9 @@ VIOLATIONS = {
     42: "v6.1 pcp entry's recorded type (get_pcppage_migratetype) does not fit its list "
         "(pindex {a}, recorded {b})",
     43: "a paused compaction (cc_resume) is out of range: a zone that is not populated, scanners "
-        "outside it or past each other (the migrate scanner off a pageblock's start), negative counts, a search order out of range, or fields "
-        "left set with none paused (field {a}, value {b})",
+        "outside it or past each other (the migrate scanner off a pageblock's start), negative "
+        "counts, a search order out of range, or fields left set with none paused (field {a}, "
+        "value {b})",
 }
 
 

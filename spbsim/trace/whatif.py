@@ -1115,9 +1115,10 @@ class _UserCompaction:
         self.key = None
 
     def begin(self, info, user_cpus=None):
+        """A zone's compaction begins: the run under way (moved on to this
+        cut already) ends first."""
         from spbsim.mm.state import CC_CPUS_MAX
         ts = round(info["ts"] * 1e9)
-        self.advance(ts)
         self.finish()
         machine = self.machine
         m = machine.mem
@@ -1145,7 +1146,6 @@ class _UserCompaction:
         """The recorded compaction of this zone ended: the write went on to
         the next zone, or returned, and the stream's later events by its
         task presuppose it, so the simulator's run ends there too [SIM]."""
-        self.advance(round(info["ts"] * 1e9))
         if self.key == (info["begin_ts"], info["user_compaction_end"]):
             self.finish()
 
@@ -1705,7 +1705,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
             _follow_kswapd(machine, extra["windows"], ops["ts"][0])
         cuts = _with_window_cuts(chunk.cuts, extra["windows"], ops["ts"], extra["naps"])
         uc = extra["compacting"]
-        if uc is None or uc.machine is not machine:
+        if uc is None:
             uc = extra["compacting"] = _UserCompaction(machine, extra["user"])
         for cut, info in cuts + [(len(ops), None)]:
             if cut > lo:
@@ -1713,7 +1713,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
                             ops["id"], ops["aux"], ops["ts"], lo, cut, id_off, nprefill,
                             OWNER_TRACE, res, fail_by_order, daemons)
                 lo = cut
-            if info is not None and "user_compaction" not in info:
+            if info is not None:                # a compaction under way moves on
                 uc.advance(_cut_ns(info, ops, cut))
             if info is not None and "reclaim_active" in info:
                 _kswapd_cut(machine, info)
@@ -2036,7 +2036,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
                             ops["id"], ops["aux"], ops["ts"], lo, cut, id_off, nprefill,
                             OWNER_TRACE, res, fail_by_order, daemons)
                 lo = cut
-            if info is not None and "user_compaction" not in info:
+            if info is not None:                # a compaction under way moves on
                 uc.advance(_cut_ns(info, ops, cut))
             if info is not None and "reclaim_active" in info:
                 _kswapd_cut(machine, info)
