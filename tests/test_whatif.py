@@ -1088,3 +1088,22 @@ def test_user_compaction_takes_time_and_a_snapshot_meanwhile_sees_it_part_done(t
     r2 = replay_whatif(t2, SMALL, prefill=False, check=True, snapshot_detail=True)
     assert r2["user_compactions"]["cut_short"] == 1
     assert r2["snapshots"][0]["vmstat"]["pgmigrate_success"] == total
+
+
+def test_a_malformed_user_compaction_begin_is_one_clear_error(tmp_path):
+    """A compact_memory write's mm_compaction_begin whose zone_start is not
+    a number is named (file, line, event, field) instead of being skipped
+    without a word; --lenient skips it."""
+    t = write_trace(tmp_path / "t.txt", _scattered(64) + [
+        ("ucb",), ("uce",), ("mark", "oracle_snap_end seq=1 tag=x")])
+    text = t.read_text()
+    assert text.count("zone_start=0x100000 migrate_pfn") == 2
+    t.write_text(text.replace("zone_start=0x100000 migrate_pfn",
+                              "zone_start=0x10QQ00 migrate_pfn", 1))
+    line = next(i for i, x in enumerate(t.read_text().splitlines(), 1) if "0x10QQ00" in x)
+    with pytest.raises(TraceFormatError) as e:
+        replay_whatif(t, SMALL, prefill=False)
+    assert str(e.value) == (f"{t}:{line}: mm_compaction_begin: field 'zone_start': "
+                            "expected integer, got '0x10QQ00'")
+    r = replay_whatif(t, SMALL, prefill=False, lenient=True)
+    assert r["user_compactions"]["zones"] == 0

@@ -890,9 +890,17 @@ class _Stream:
                     continue                    # a direct compaction's zone
                 del pend[rec.pid]
             args = rec.args
+            if rec.comm.startswith(_KTHREADS) or args.get("mode") != "sync":
+                continue
+            for key in ("zone_start", "migrate_pfn"):
+                v = args.get(key)
+                if not isinstance(v, int) and not self.kw["lenient"]:
+                    from spbsim.trace.ftrace import TraceFormatError
+                    raise TraceFormatError(os.fspath(self.trace_path), int(rec.line),
+                                           _COMPACTION_BEGIN, key, "missing" if v is None
+                                           else f"expected integer, got {v!r}")
             zs = args.get("zone_start")
-            if (rec.comm.startswith(_KTHREADS) or not isinstance(zs, int)
-                    or args.get("migrate_pfn") != zs or args.get("mode") != "sync"):
+            if not isinstance(zs, int) or args.get("migrate_pfn") != zs:
                 continue
             out.append((j, {"user_compaction": zs, "cpu": int(rec.cpu), "ts": float(rec.ts),
                             "pid": int(rec.pid)}))
