@@ -233,7 +233,28 @@ def _note_first_compile():
     if not any(Path(cache_dir()).rglob("*.nbi")):
         click.echo("spbsim: first run: compiling the allocator with numba "
                    "(a few minutes, cached afterwards)...", err=True)
-    install()
+    helper = _start_precompile()
+    # with a helper this process compiles only part of the budget: no total shown
+    install(expected=0 if helper else None)
+
+
+_precompile = []
+
+
+def _start_precompile():
+    """On a cold cache, a second process compiles part of the model meanwhile
+    (spbsim.precompile), stopped when this command ends.  Returns it or None."""
+    if not _precompile:
+        import atexit
+
+        from . import precompile
+        proc = precompile.start()
+        _precompile.append(proc)
+        if proc is not None:
+            atexit.register(precompile.stop, proc)
+            click.echo("spbsim: a second process compiles part of the model meanwhile "
+                       "(SPBSIM_PRECOMPILE=0 turns it off)", err=True)
+    return _precompile[0]
 
 
 def _print_summary(mach, s, out_dir):

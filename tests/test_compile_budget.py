@@ -90,7 +90,11 @@ for d in need.values():
     n = len(d.signatures) if d.overloads else 1
     count += n
     rows.append((f"{d.py_func.__module__}.{d.py_func.__qualname__}", n, bool(d.overloads)))
-print(json.dumps({"count": count, "entries": len(entries), "rows": sorted(rows)}))
+from spbsim import precompile
+states = precompile._state_types()
+plan = [(f"{mod}.{name}", precompile.signature(kinds, states)
+         in precompile._dispatcher(mod, name).overloads) for mod, name, kinds in precompile.PLAN]
+print(json.dumps({"count": count, "entries": len(entries), "rows": sorted(rows), "plan": plan}))
 '''
 
 
@@ -109,6 +113,19 @@ def test_default_run_compiles_within_the_budget(tmp_path):
         f"{COMPILE_BUDGET} (spbsim/compile_progress.py, docs/performance.md): a change "
         f"added compiled functions or signatures; raise the budget only on purpose:\n{listing}")
     assert got["entries"] > 0
+    # spbsim.precompile.PLAN: each entry with the signature the run itself
+    # compiled or loaded (a wrong one compiles code no run uses)
+    assert got["plan"] and all(ok for _, ok in got["plan"]), (
+        "spbsim.precompile.PLAN entries the default run did not load with that signature "
+        "(argument kinds, or a callee now linked into its callers): "
+        + ", ".join(name for name, ok in got["plan"] if not ok))
+
+
+def test_precompile_runs_as_a_module():
+    """`python -m spbsim.precompile`, as spbsim.precompile.start() runs it."""
+    r = subprocess.run([sys.executable, "-m", "spbsim.precompile"], capture_output=True,
+                       text=True, timeout=1800, check=False)
+    assert r.returncode == 0, r.stderr[-3000:]
 
 
 def test_performance_md_quotes_the_budget():
