@@ -12,6 +12,7 @@ import importlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 __all__ = ["PLAN", "cached", "compile_plan", "main", "signature", "start", "stop"]
 
@@ -84,18 +85,22 @@ def cached(plan=PLAN):
     return True
 
 
-def start():
+def start(force=False):
     """Start ``python -m spbsim.precompile`` beside this process when it can
-    help: PLAN not cached and more than one cpu.  Returns the Popen, or None.
-    Its output is discarded; a failure there only leaves the work to this
-    process."""
+    help (or ``force``): PLAN not cached and more than one cpu.  Returns the
+    Popen, or None.  It runs in the directory this spbsim was imported from,
+    so that it imports the same copy and fills the same cache (``python -m``
+    looks in the working directory first: after ``pip install .`` that is
+    the checkout).  Its output is discarded; a failure there only leaves the
+    work to this process."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:          # not on Linux
         cpus = os.cpu_count() or 1
-    if cpus < 2 or os.environ.get("SPBSIM_PRECOMPILE") == "0" or cached():
+    if not force and (cpus < 2 or os.environ.get("SPBSIM_PRECOMPILE") == "0" or cached()):
         return None
-    return subprocess.Popen([sys.executable, "-m", "spbsim.precompile"],
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.Popen([sys.executable, "-m", "spbsim.precompile"], cwd=root,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 

@@ -121,6 +121,19 @@ def test_default_run_compiles_within_the_budget(tmp_path):
         + ", ".join(name for name, ok in got["plan"] if not ok))
 
 
+def test_precompile_imports_the_spbsim_that_started_it(tmp_path, monkeypatch):
+    """Started from a directory holding another spbsim (the checkout after
+    `pip install .`), the helper still imports this one, whose cache the
+    command uses."""
+    decoy = tmp_path / "spbsim"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy spbsim')\n")
+    monkeypatch.chdir(tmp_path)
+    from spbsim import precompile
+    proc = precompile.start(force=True)
+    assert proc.wait(timeout=1800) == 0
+
+
 def test_precompile_runs_as_a_module():
     """`python -m spbsim.precompile`, as spbsim.precompile.start() runs it."""
     r = subprocess.run([sys.executable, "-m", "spbsim.precompile"], capture_output=True,
