@@ -1,17 +1,20 @@
 """A second process that compiles part of the machine model on a cold cache.
 
 numba compiles a function's callees inside its own compile, one at a time:
-a cold first run keeps one core busy for minutes.  ``python -m
-spbsim.precompile`` compiles, bottom-up and with their exact signatures, the
-functions of PLAN (compaction, reclaim, the daemons, then the allocator's
-slow path), while the first process works down from its entry points; the
-compile lock of spbsim.mm.jit_numba makes each function compiled once and
-loaded by the other.  Details: docs/performance.md ("Sharing a cold compile").
+a cold first run keeps one core busy for minutes.  The helper start()
+launches (or ``python -m spbsim.precompile``) compiles, bottom-up and with
+their exact signatures, the functions of PLAN (compaction, reclaim, the
+daemons, then the refill and slow-path functions above them), while the
+first process works down from its entry points; the compile lock of
+spbsim.mm.jit_numba makes each function compiled once and loaded by the
+other.  Details: docs/performance.md ("Sharing a cold compile").
 """
 import importlib
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 __all__ = ["PLAN", "cached", "compile_plan", "main", "signature", "start", "stop"]
@@ -85,24 +88,46 @@ def cached(plan=PLAN):
     return True
 
 
+# The helper's Python code: the parent's module search path (so that it
+# imports the same spbsim, whose cache the parent uses), then main().
+_CHILD = ("import os, sys; "
+          "sys.path[:] = os.environ['SPBSIM_PRECOMPILE_PATH'].split(os.pathsep); "
+          "from spbsim.precompile import main; sys.exit(main())")
+
+
+def _child_path():
+    """This process's module search path without its working-directory
+    entries ('' or relative: ``pip install .`` leaves a checkout there), and
+    with the directory this spbsim came from if it is not on it."""
+    root = str(Path(__file__).resolve().parents[1])
+    path = [p for p in sys.path if p and os.path.isabs(p)]
+    if not any(os.path.realpath(p) == root for p in path):
+        path.insert(0, root)
+    return path
+
+
 def start(force=False):
-    """Start ``python -m spbsim.precompile`` beside this process when it can
-    help (or ``force``): PLAN not cached and more than one cpu.  Returns the
-    Popen, or None.  It runs in the directory this spbsim was imported from,
-    so that it imports the same copy and fills the same cache (``python -m``
-    looks in the working directory first: after ``pip install .`` that is
-    the checkout).  Its output is discarded; a failure there only leaves the
-    work to this process."""
+    """Start the helper beside this process when it can help (or ``force``):
+    PLAN not cached and more than one cpu.  Returns the Popen, or None (also
+    when it cannot be started).  It imports the spbsim this process did,
+    with this interpreter's flags, and ends when this process does (or
+    stop()).  Its output is discarded; a failure there only leaves the work
+    to this process."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:          # not on Linux
         cpus = os.cpu_count() or 1
     if not force and (cpus < 2 or os.environ.get("SPBSIM_PRECOMPILE") == "0" or cached()):
         return None
-    root = Path(__file__).resolve().parents[1]
-    return subprocess.Popen([sys.executable, "-m", "spbsim.precompile"], cwd=root,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    flags = getattr(subprocess, "_args_from_interpreter_flags", list)()
+    env = dict(os.environ, SPBSIM_PRECOMPILE_PATH=os.pathsep.join(_child_path()),
+               SPBSIM_PRECOMPILE_PARENT=str(os.getpid()))
+    try:
+        return subprocess.Popen([sys.executable, *flags, "-c", _CHILD], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    except OSError:
+        return None
 
 
 def stop(proc):
@@ -115,7 +140,20 @@ def stop(proc):
             proc.kill()
 
 
+def _exit_with_parent(parent):
+    """A helper whose parent died without stopping it (SIGKILL, a signal to
+    its pid only) stops within a second instead of compiling on."""
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main():
+    parent = os.environ.get("SPBSIM_PRECOMPILE_PARENT", "")
+    if parent.isdigit():
+        _exit_with_parent(int(parent))
     compile_plan()
     return 0
 

@@ -57,14 +57,16 @@ def _file_order(items):
     items.sort(key=lambda item: rank[item.path.name])
 
 
-def _start_precompile(config, items):
-    """When these tests need the model compiled, one process (the first
-    worker, or the only one) starts spbsim.precompile beside the suite: on a
-    cold cache it compiles part of the model while the first compiled test
-    compiles the rest."""
-    if getattr(config, "workerinput", {}).get("workerid", "gw0") != "gw0":
+def pytest_collection_finish(session):
+    """When the tests selected need the model compiled, one process (the
+    first worker, or the only one) starts spbsim.precompile beside the
+    suite: on a cold cache it compiles part of the model while the first
+    compiled test compiles the rest."""
+    config = session.config
+    if config.option.collectonly \
+            or getattr(config, "workerinput", {}).get("workerid", "gw0") != "gw0":
         return
-    if all(item.path.name in NO_COMPILE | OWN_COMPILE for item in items):
+    if all(item.path.name in NO_COMPILE | OWN_COMPILE for item in session.items):
         return
     from spbsim import precompile
     proc = precompile.start()
@@ -74,7 +76,6 @@ def _start_precompile(config, items):
 
 def pytest_collection_modifyitems(config, items):
     _file_order(items)
-    _start_precompile(config, items)
     if config.getoption("--runslow") or os.environ.get("SPBSIM_SLOW") == "1":
         return
     skip = pytest.mark.skip(reason="slow: use --runslow or SPBSIM_SLOW=1")

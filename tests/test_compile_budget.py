@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -131,7 +132,44 @@ def test_precompile_imports_the_spbsim_that_started_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     from spbsim import precompile
     proc = precompile.start(force=True)
-    assert proc.wait(timeout=1800) == 0
+    try:
+        assert proc.wait(timeout=1800) == 0
+    finally:
+        precompile.stop(proc)
+
+
+def test_precompile_ends_with_its_parent(tmp_path):
+    """A helper whose parent dies without stopping it (SIGKILL) exits on its
+    own instead of compiling on (here: a cold compile into an empty cache,
+    minutes of work)."""
+    pid_file = tmp_path / "helper.pid"
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         ("import sys, time\n"
+          "from spbsim import precompile\n"
+          "proc = precompile.start(force=True)\n"
+          f"open({str(pid_file)!r}, 'w').write(str(proc.pid))\n"
+          "time.sleep(600)\n")],
+        env=dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache")))
+    try:
+        for _ in range(600):
+            if pid_file.exists() and pid_file.read_text():
+                break
+            time.sleep(0.1)
+        helper = int(pid_file.read_text())
+    finally:
+        parent.kill()
+        parent.wait()
+    for _ in range(100):                     # the watch looks once a second
+        try:
+            os.kill(helper, 0)
+        except ProcessLookupError:
+            return
+        if Path(f"/proc/{helper}/stat").read_text().split(")")[-1].split()[0] == "Z":
+            return                           # exited, not yet reaped by init
+        time.sleep(0.1)
+    os.kill(helper, 9)
+    raise AssertionError("the helper outlived its parent by 10 s")
 
 
 def test_precompile_runs_as_a_module():
