@@ -24,6 +24,11 @@ from .mm.state import ZS_MANAGED
 
 __all__ = ["run_one", "run_engine", "main", "bench_stream"]
 
+#: the fill gives up after this many failed requests: a machine that cannot
+#: reach the target (1 GB: the watermarks and per-cpu lists hold more than
+#: a tenth) stops there instead of trying a million times through the slow path
+FILL_MAX_FAILURES = 10_000
+
 #: the scenario ``--engine`` runs (spbsim run's default)
 ENGINE_SCENARIO = "devvm-256g"
 
@@ -66,7 +71,8 @@ def _sample_gfp(rng):
 
 @njit
 def bench_stream(m, n_ops, rng, target, ncpu, live_pfn, live_order, state, cum):
-    """Run ``n_ops`` operations (n_ops < 0: fill until ``target`` pages are used).
+    """Run ``n_ops`` operations (n_ops < 0: fill until ``target`` pages are
+    used, or FILL_MAX_FAILURES requests have failed).
 
     state = [nlive, used_pages, allocs, frees, failures]; live_* hold the
     blocks; rng = the generator's uint64 state (see seed_rng).
@@ -89,7 +95,7 @@ def bench_stream(m, n_ops, rng, target, ncpu, live_pfn, live_order, state, cum):
             state[2] += 1
             if pfn < 0:
                 state[4] += 1
-                if n_ops < 0 and state[4] > 1000000:
+                if n_ops < 0 and state[4] > FILL_MAX_FAILURES:
                     break
                 continue
             live_pfn[nlive] = pfn

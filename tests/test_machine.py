@@ -84,6 +84,20 @@ def _stream(seed, n=200_000, memory="2G", version="recent"):
     return m
 
 
+def test_a_fill_that_cannot_reach_its_target_gives_up():
+    """1 GB cannot hold 90 % of its managed pages in the stream's blocks: the
+    fill stops after FILL_MAX_FAILURES failed requests (it made a million,
+    through the slow path, in 8 s)."""
+    from spbsim.bench import FILL_MAX_FAILURES
+    m = Machine("1G", cpus=4)
+    target = int(m.mem.zstat[:, ZS_MANAGED].sum() * 0.9)
+    st_ = np.zeros(5, np.int64)
+    lp = np.empty(target + 16, np.int64)
+    lo = np.empty(target + 16, np.int8)
+    bench_stream(m.mem, -1, seed_rng(1), target, 4, lp, lo, st_, _order_cdf())
+    assert st_[1] < target and st_[4] == FILL_MAX_FAILURES + 1
+
+
 def test_same_seed_same_state():
     a, b = _stream(7), _stream(7)
     assert a.checksum() == b.checksum()
