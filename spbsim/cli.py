@@ -223,9 +223,11 @@ def churn(memory, cpus, version, defrag_mode, watermark_boost_factor, seed, ops,
         sys.exit(130)
 
 
-def _note_first_compile():
+def _note_first_compile(precompile=True):
     """numba caches compiled code; say so when none exists yet for this source,
-    and show progress whenever something is compiled (spbsim.compile_progress)."""
+    and show progress whenever something is compiled (spbsim.compile_progress).
+    ``precompile``: the model is compiled on this machine (not only on a
+    remote scheduler's workers), so the helper may start."""
     from pathlib import Path
 
     from .compile_progress import install
@@ -233,7 +235,7 @@ def _note_first_compile():
     if not any(Path(cache_dir()).rglob("*.nbi")):
         click.echo("spbsim: first run: compiling the allocator with numba "
                    "(a few minutes, cached afterwards)...", err=True)
-    helper = _start_precompile()
+    helper = _start_precompile() if precompile else None
     # with a helper this process compiles only part of the budget: no total shown
     install(expected=0 if helper else None)
 
@@ -414,7 +416,7 @@ def validate(recording, policy, out_dir, as_json, check, max_lines, fail_on_miss
             raise SpbsimError(f"--ensemble runs many validations: {', '.join(bad)} "
                                    f"takes a single one")
         from .trace import ensemble as E
-        _note_first_compile()
+        _note_first_compile(precompile=scheduler is None)
         ens = E.validate_ensemble(recording, ensemble, policy=policy, memory=memory,
                                   low_memory=low_memory, cpus=cpus, max_lines=max_lines,
                                   workers=workers, scheduler=scheduler,
@@ -576,6 +578,10 @@ def sweep(scenario, policies, seed, seeds, memory, sets, duration, grid, out_dir
     if out_dir is None:
         from .scenario import load_scenario
         out_dir = f"results/sweep-{load_scenario(scenario, overrides or None).name}"
+    if scheduler is None:
+        # the local cluster's workers compile on this machine: on a cold
+        # cache a second process compiles part of the model meanwhile
+        _start_precompile()
     r = run_sweep(scenario, policies, seed_arg(seed, seeds), parse_grid(grid), out_dir,
                   overrides or None,
                   workers=workers, scheduler=scheduler, keep_runs=keep_runs,

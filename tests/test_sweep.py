@@ -427,3 +427,23 @@ def test_compare_runs_on_the_sweep_runner_with_run_option_names(scen, tmp_path, 
     assert meta["seeds"] == [3, 4] and {j["overrides"]["scenario.memory"] for j in jobs} == {"1536M"}
     with pytest.raises(S.SweepError, match="--grid memory: also given with --set"):
         plan_sweep(scen, ["stock"], 1, [("memory", ["1G"])], {"scenario.memory": "1536M"})
+
+
+@pytest.mark.parametrize("scheduler, started", [(None, True), ("tcp://127.0.0.1:1", False)])
+def test_a_local_sweep_starts_the_compile_helper(monkeypatch, tmp_path, scheduler, started):
+    """On a local cluster the workers compile on this machine: the sweep
+    starts spbsim.precompile's helper (which returns at once on a warm
+    cache); on a remote scheduler it does not."""
+    from spbsim import cli, precompile
+    from spbsim import sweep as sweep_mod
+    calls = []
+    monkeypatch.setattr(cli, "_precompile", [])
+    monkeypatch.setattr(precompile, "start", lambda force=False: calls.append(force))
+    monkeypatch.setattr(sweep_mod, "run_sweep", lambda *a, **k: {
+        "ok": 1, "total": 1, "failed": 0, "ran": 1, "skipped": 0, "path": str(tmp_path),
+        "unpaired": False, "interrupted": False})
+    argv = ["sweep", "kbuild", "--out", str(tmp_path)]
+    if scheduler:
+        argv += ["--scheduler", scheduler]
+    main(argv)
+    assert calls == ([False] if started else [])
