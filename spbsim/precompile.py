@@ -9,13 +9,14 @@ first process works down from its entry points; the compile lock of
 spbsim.mm.jit_numba makes each function compiled once and loaded by the
 other.  Details: docs/performance.md ("Sharing a cold compile").
 """
-import importlib
 import os
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from .mm.jit_numba import _dispatcher
 
 __all__ = ["PLAN", "cached", "compile_plan", "main", "signature", "start", "stop"]
 
@@ -46,10 +47,6 @@ PLAN = (
     ("spbsim.mm.page_alloc", "alloc_pages_direct_reclaim", "Miiiii"),
     ("spbsim.mm.page_alloc", "direct_compact", "Miiiiiii"),
 )
-
-
-def _dispatcher(module, name):
-    return getattr(importlib.import_module(module), name)
 
 
 def _state_types():

@@ -40,6 +40,7 @@ NO_COMPILE = {"test_docs.py", "test_kpageflags.py", "test_layout.py", "test_list
 # of spbsim.mm.jit_numba): they do not wait for the model's compile either
 # and run next.
 OWN_COMPILE = {"test_jit_link.py", "test_jit_ssa.py"}
+EARLY = NO_COMPILE | OWN_COMPILE
 
 
 def _file_order(items):
@@ -49,8 +50,7 @@ def _file_order(items):
     count = {}
     for item in items:
         count[item.path.name] = count.get(item.path.name, 0) + 1
-    early = NO_COMPILE | OWN_COMPILE
-    compiled = sorted((f for f in count if f not in early), key=lambda f: -count[f])
+    compiled = sorted((f for f in count if f not in EARLY), key=lambda f: -count[f])
     order = compiled[:1] + sorted((f for f in count if f in NO_COMPILE), key=lambda f: -count[f]) \
         + sorted((f for f in count if f in OWN_COMPILE), key=lambda f: -count[f]) + compiled[1:]
     rank = {f: i for i, f in enumerate(order)}
@@ -66,7 +66,7 @@ def pytest_collection_finish(session):
     if config.option.collectonly \
             or getattr(config, "workerinput", {}).get("workerid", "gw0") != "gw0":
         return
-    if all(item.path.name in NO_COMPILE | OWN_COMPILE for item in session.items):
+    if all(item.path.name in EARLY for item in session.items):
         return
     from spbsim import precompile
     proc = precompile.start()
