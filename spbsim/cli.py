@@ -230,8 +230,10 @@ def _note_first_compile(precompile=True):
     remote scheduler's workers), so the helper may start."""
     from pathlib import Path
 
+    from . import precompile
     from .compile_progress import install
     from .mm.jit import cache_dir
+    precompile.enabled()            # a bad $SPBSIM_PRECOMPILE: one line before anything else
     if not any(Path(cache_dir()).rglob("*.nbi")):
         click.echo("spbsim: first run: compiling the allocator with numba "
                    "(a few minutes, cached afterwards)...", err=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .mm.jit_numba import _dispatcher
 
-__all__ = ["PLAN", "cached", "compile_plan", "main", "signature", "start", "stop"]
+__all__ = ["PLAN", "cached", "compile_plan", "enabled", "main", "signature", "start", "stop"]
 
 #: (module, function, argument kinds), compiled in this order: M the machine
 #: state (spbsim.mm.state.Mem), E the engine state (spbsim.engine.state.Eng),
@@ -103,18 +103,29 @@ def _child_path():
     return path
 
 
+def enabled():
+    """$SPBSIM_PRECOMPILE: 1 (the default) or 0; ConfigError otherwise."""
+    switch = os.environ.get("SPBSIM_PRECOMPILE", "1")
+    if switch not in ("0", "1"):
+        from .errors import ConfigError
+        raise ConfigError(f"SPBSIM_PRECOMPILE={switch!r}: expected 0 (off) or 1 (on)")
+    return switch == "1"
+
+
 def start(force=False):
     """Start the helper beside this process when it can help (or ``force``):
-    PLAN not cached and more than one cpu.  Returns the Popen, or None (also
+    PLAN not cached, more than one cpu, $SPBSIM_PRECOMPILE not 0 (ConfigError
+    unless 0 or 1).  Returns the Popen, or None (also
     when it cannot be started).  It imports the spbsim this process did,
     with this interpreter's flags, and ends when this process does (or
     stop()).  Its output is discarded; a failure there only leaves the work
     to this process."""
+    on = enabled()
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:          # not on Linux
         cpus = os.cpu_count() or 1
-    if not force and (cpus < 2 or os.environ.get("SPBSIM_PRECOMPILE") == "0" or cached()):
+    if not force and (cpus < 2 or not on or cached()):
         return None
     flags = getattr(subprocess, "_args_from_interpreter_flags", list)()
     env = dict(os.environ, SPBSIM_PRECOMPILE_PATH=os.pathsep.join(_child_path()),

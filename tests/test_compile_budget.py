@@ -172,6 +172,18 @@ def test_precompile_ends_with_its_parent(tmp_path):
     raise AssertionError("the helper outlived its parent by 10 s")
 
 
+def test_a_bad_precompile_switch_is_one_clear_error():
+    """SPBSIM_PRECOMPILE takes 0 or 1: another value (off, say) is one line
+    and exit 2, not the helper started against the user's wish."""
+    env = dict(os.environ, SPBSIM_PRECOMPILE="off")
+    r = subprocess.run([sys.executable, "-m", "spbsim.cli", "churn", "--memory", "1G",
+                        "--ops", "10", "--out", os.devnull], env=env, capture_output=True,
+                       text=True, timeout=600, check=False)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "spbsim: error: SPBSIM_PRECOMPILE='off': expected 0 (off) or 1 (on)"]
+
+
 def test_precompile_runs_as_a_module():
     """`python -m spbsim.precompile`, as spbsim.precompile.start() runs it."""
     r = subprocess.run([sys.executable, "-m", "spbsim.precompile"], capture_output=True,
