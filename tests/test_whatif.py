@@ -956,6 +956,33 @@ def test_start_state_places_blocks_at_their_real_pfns(tmp_path):
     assert "start" not in replay_whatif(t2, SMALL)
 
 
+def test_a_bulk_allocated_page_inside_a_parked_page_is_no_pre_trace_memory(tmp_path):
+    """An order-9 page parked on a per-cpu list at the start is drained later;
+    a pcp refill takes a piece of it, alloc_pages_bulk() hands that piece out
+    with no mm_page_alloc line, and its free comes with no allocation to pair
+    with.  The refill line shows the piece in the allocator during the trace,
+    so its free is an untraced allocation's: the start state keeps the whole
+    parked page on its list instead of marking the piece pre-trace memory and
+    losing the list's 512 pages."""
+    from spbsim.trace.kpageflags import KPF_BUDDY
+    nr = Machine(**SMALL).geometry.nr_pfns
+    flags = np.full(nr, 1 << KPF_BUDDY, np.uint64)
+    flags[0x20000:0x100000] = 0                     # the hole below 4 GiB (no page)
+    flags[0x105000:0x105200] = 0                     # parked on a pcp list
+    _snapshots_dir(tmp_path, flags)
+    t = write_trace(tmp_path / "trace.txt", [
+        ("mark", "oracle_snap_end seq=1 tag=start"),
+        ("dr", 0x105000, 9), ("zl", 0x105010), ("f", 0x105010, 1),
+        ("mark", "oracle_snap_end seq=2 tag=end")])
+    ops, c = pairing(t)
+    assert c["unpaired_pretrace"] == 0 and c["unpaired_untraced"] == 1
+    r = replay_whatif(t, SMALL, check=True)
+    assert r["start"]["pcp_pages"] == 512 and r["start"]["pcp_overlap"] == 0
+    assert r["prefill"]["blocks"] == 0
+    start = r["snapshots"][0]
+    assert sum(z["pcp_pages"] for z in start["zones"].values()) == 512
+
+
 @needs_oracle
 def test_oracle_start_state_is_the_start_snapshot():
     """The replay starts from the recorded start: at the start marker every

@@ -261,7 +261,8 @@ def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, slot, i0, i_end, cover
     """Turn events [i0, i_end) into ops (see the module docstring).
 
     ``ctx[i]``: the event ran in compaction (a migration source if paired).
-    ``touched``: pages some earlier traced event allocated or freed;
+    ``touched``: pages some earlier traced event allocated, freed, took from
+    the buddy or drained to it;
     ``start_free``: pages free in the start snapshot (used once
     st[_ST_AFTER_START] is set).  Stops early, returning (next event, ops,
     1), when the op buffer or the id tables might not hold one more event's
@@ -323,11 +324,15 @@ def _pair_events(kind, pfn, order, gfp, cpu, failed, ctx, slot, i0, i_end, cover
         elif k == MM_PAGE_PCPU_DRAIN or k == MM_PAGE_ALLOC_ZONE_LOCKED:
             # the buddy as far as the trace tells, which is what the free
             # scanner isolates from (PageBuddy): free_pcppages_bulk() puts a
-            # drained page in it, rmqueue() takes a page out of it
+            # drained page in it, rmqueue() takes a page out of it.  Either
+            # shows the page in the allocator after the trace began, so a
+            # later free with no mm_page_alloc (alloc_pages_bulk() takes
+            # pages off a per-cpu list without one) is no pre-trace memory
             if 0 <= o <= MAX_PAGE_ORDER and 0 <= p and p + (1 << o) <= ncover:
                 v = 1 if k == MM_PAGE_PCPU_DRAIN else 0
                 for q in range(p, p + (1 << o)):
                     freek[q] = v
+                    touched[q] = 1
             i += 1
             continue
         else:
