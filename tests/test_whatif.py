@@ -974,8 +974,9 @@ def test_a_bulk_allocated_page_inside_a_parked_page_is_no_pre_trace_memory(tmp_p
         ("mark", "oracle_snap_end seq=1 tag=start"),
         ("dr", 0x105000, 9), ("zl", 0x105010), ("f", 0x105010, 1),
         ("mark", "oracle_snap_end seq=2 tag=end")])
-    _, c = pairing(t)
-    assert c["unpaired_pretrace"] == 0 and c["unpaired_untraced"] == 1
+    for mode in ("keep", "free"):
+        _, c = pairing(t, migrations=mode)
+        assert c["unpaired_pretrace"] == 0 and c["unpaired_untraced"] == 1, mode
     r = replay_whatif(t, SMALL, check=True)
     assert r["start"]["pcp_pages"] == 512 and r["start"]["pcp_overlap"] == 0
     assert r["prefill"]["blocks"] == 0

@@ -1045,13 +1045,17 @@ class _Stream:
                 uc = self._user_compactions(batch)
                 cuts.extend(uc + self._user_compaction_cpus(batch, uc))
             rows = ev[sel]
+            # refill and drain lines, in either mode: they tell which pages
+            # the allocator held during the trace (never pre-trace memory)
+            extra = self._buddy_rows(batch)
             if self.migrations == "keep":
-                extra = np.concatenate([self._compaction_rows(batch), self._buddy_rows(batch)])
-                if len(extra):
-                    sel = np.sort(np.concatenate([sel, extra]))
-                    if start_at is not None:
-                        start_at = int(np.searchsorted(sel, start_row, "left"))
-                    rows = self._compaction_events(batch, sel)
+                extra = np.concatenate([self._compaction_rows(batch), extra])
+            if len(extra):
+                sel = np.sort(np.concatenate([sel, extra]))
+                if start_at is not None:
+                    start_at = int(np.searchsorted(sel, start_row, "left"))
+                rows = self._compaction_events(batch, sel)
+            if self.migrations == "keep":
                 ctx = self._compaction_context(batch, sel, active, kc_cache)
             else:
                 ctx = np.zeros(len(sel), bool)
