@@ -49,7 +49,7 @@ def reports(tmp_path_factory):
     (d / "tiny.toml").write_text(SCENARIO)
     out = d / "cmp"
     run_compare(str(d / "tiny.toml"), ["stock", "stock:defrag"], seeds=1, out_dir=str(out),
-                jobs=2, progress=False)
+                jobs=1, progress=False)
     return {"compare": (out, write_report(str(out))),
             "run": (out / "stock" / "seed1", write_report(str(out / "stock" / "seed1")))}
 
