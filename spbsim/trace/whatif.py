@@ -934,7 +934,9 @@ class _Stream:
     def _buddy_rows(batch):
         """Rows of mm_page_pcpu_drain and mm_page_alloc_zone_locked: where
         pages enter and leave the buddy, which the pairing needs to know
-        which free pages a compaction could isolate."""
+        which free pages a compaction could isolate, and which pages the
+        allocator held during the trace (their frees are no pre-trace
+        memory)."""
         kinds = batch.events["kind"]
         return np.flatnonzero((kinds == MM_PAGE_PCPU_DRAIN) | (kinds == MM_PAGE_ALLOC_ZONE_LOCKED))
 
