@@ -125,6 +125,7 @@ class Machine:
                  kswapd_rate="4G", migrate_untracked=False, spb=None, spb_set=None,
                  kswapd_replay_run_ms=10, watermarks=None,
                  migrate_split_large=SWITCH_DEFAULTS["migrate_split_large"],
+                 kcompactd_concurrent=SWITCH_DEFAULTS["kcompactd_concurrent"],
                  piece_capacity=None, compaction_capture=True, pcpbuddy=False,
                  per_cpu_data_slice_size="1M", compaction_migrate_us=50, compaction_scan_ns=100):
         if not isinstance(cpus, (int, np.integer)) or not 1 <= cpus <= 256:
@@ -178,6 +179,7 @@ class Machine:
         m.cfg[CFG["reclaim"]] = 1 if reclaim else 0
         m.cfg[CFG["compaction"]] = 1 if compaction else 0
         m.cfg[CFG["compaction_capture"]] = 1 if compaction_capture else 0
+        m.cfg[CFG["kcompactd_concurrent"]] = 1 if kcompactd_concurrent else 0
         # True: Johannes' RFC as it stands alone (phase 2 from the zone's lists)
         m.cfg[CFG["pcpbuddy"]] = (PCPBUDDY_RFC if pcpbuddy is True else int(pcpbuddy)) \
             if pcpbuddy else 0
@@ -387,10 +389,10 @@ class Machine:
         freed on that ``cpu``, the next pair's up to its count, and so on;
         past the last count, its cpu (at most CC_CPUS_MAX pairs).  A zone's
         compaction paused by compact_memory_zone is finished first."""
-        from .mm.state import CCR_ACTIVE, CCR_ZONE
+        from .mm.state import CCR_ACTIVE, CCR_SLOT_WRITE, CCR_ZONE
         m = self.mem
-        if m.cc_resume[CCR_ACTIVE]:
-            self.compact_memory_zone(int(m.cc_resume[CCR_ZONE]), cpu)
+        if m.cc_resume[CCR_SLOT_WRITE, CCR_ACTIVE]:
+            self.compact_memory_zone(int(m.cc_resume[CCR_SLOT_WRITE, CCR_ZONE]), cpu)
         for z in self.populated_zones():
             if zones is None or z in zones:
                 self.compact_memory_zone(z, cpu, cpus)
@@ -406,7 +408,13 @@ class Machine:
 
         from .mm import compaction as C
         from .mm.const import MIGRATE_UNMOVABLE
-        from .mm.state import CC_CPUS_MAX, CCR_ACTIVE, CCR_BUDGET_NS, CCR_ZONE
+        from .mm.state import (
+            CC_CPUS_MAX,
+            CCR_ACTIVE,
+            CCR_BUDGET_NS,
+            CCR_SLOT_WRITE,
+            CCR_ZONE,
+        )
         cpu = self._cpu(cpu)
         if zone not in self.populated_zones():
             raise ConfigError(f"zone={zone!r}: not a populated zone {self.populated_zones()}")
@@ -419,9 +427,10 @@ class Machine:
                                           and budget_ns >= 0):
             raise ConfigError(f"budget_ns={budget_ns!r}: a whole number of ns >= 0, or None")
         m = self.mem
-        paused = int(m.cc_resume[CCR_ACTIVE]) != 0
-        if paused and int(m.cc_resume[CCR_ZONE]) != zone:
-            raise ConfigError(f"zone {int(m.cc_resume[CCR_ZONE])}'s compaction is paused: "
+        r = m.cc_resume[CCR_SLOT_WRITE]
+        paused = int(r[CCR_ACTIVE]) != 0
+        if paused and int(r[CCR_ZONE]) != zone:
+            raise ConfigError(f"zone {int(r[CCR_ZONE])}'s compaction is paused: "
                               f"finish it before zone {zone}'s")
         for i, (n, c) in enumerate(sched):
             m.cc_cpus[i, 0], m.cc_cpus[i, 1] = n, c
@@ -429,13 +438,13 @@ class Machine:
         flags = C.CC_SYNC | C.CC_WHOLE_ZONE | C.CC_IGNORE_SKIP
         if budget_ns is not None or paused:
             flags |= C.CC_BUDGET
-            m.cc_resume[CCR_BUDGET_NS] = -1 if budget_ns is None else int(budget_ns)
+            r[CCR_BUDGET_NS] = -1 if budget_ns is None else int(budget_ns)
         try:
             # compact_node(pgdat, false): MIGRATE_SYNC, whole zone, skip hints ignored
             C.compact_zone(m, zone, -1, MIGRATE_UNMOVABLE, flags, cpu, -1)
         finally:
             m.cc_n[1] = 0
-        return int(m.cc_resume[CCR_ACTIVE]) == 0
+        return int(r[CCR_ACTIVE]) == 0
 
     def drain_pcp(self):
         """drain_all_pages(): return every per-cpu page to the buddy lists."""

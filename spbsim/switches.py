@@ -20,6 +20,12 @@ MACHINE_SWITCHES = {
                                   "evacuation) splits a large block whose target cannot be "
                                   "allocated and migrates its base pages (migrate_pages() on "
                                   "-ENOMEM, as the kernel); false: the attempt stops there"),
+    "kcompactd_concurrent": (True, "[SIM] kcompactd runs beside the requests: its run "
+                                   "(kcompactd_do_work, proactive compaction) takes its "
+                                   "[SIM] time (compaction_migrate_us, compaction_scan_ns) "
+                                   "while later requests are served, pausing once its clock "
+                                   "passes theirs; false: each run is done at once, between "
+                                   "two requests"),
 }
 
 SWITCH_DEFAULTS = {k: d for k, (d, _) in MACHINE_SWITCHES.items()}

@@ -435,7 +435,14 @@ def test_a_compaction_with_a_time_budget_pauses_and_resumes_where_it_stopped():
     resumed it ends as the unbroken run does."""
     from spbsim.errors import ConfigError
     from spbsim.machine import InvariantError
-    from spbsim.mm.state import CCR_ACTIVE, CCR_MIGRATED, CCR_ZONE, CFG, EV_NAMES
+    from spbsim.mm.state import (
+        CCR_ACTIVE,
+        CCR_MIGRATED,
+        CCR_SLOT_WRITE,
+        CCR_ZONE,
+        CFG,
+        EV_NAMES,
+    )
     z = ZONE_NORMAL
 
     def fragmented():
@@ -459,7 +466,7 @@ def test_a_compaction_with_a_time_budget_pauses_and_resumes_where_it_stopped():
     m = fragmented()
     budget = 1000 * int(m.mem.cfg[CFG["compaction_migrate_ns"]])
     assert m.compact_memory_zone(z, budget_ns=budget) is False
-    r = m.mem.cc_resume
+    r = m.mem.cc_resume[CCR_SLOT_WRITE]
     assert r[CCR_ACTIVE] == 1 and r[CCR_ZONE] == z
     first = migrated(m)
     assert first == r[CCR_MIGRATED] and 900 < first < 1000 + PB

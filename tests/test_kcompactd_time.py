@@ -20,11 +20,11 @@ PROACTIVE = C.CC_SYNC | C.CC_WHOLE_ZONE | C.CC_IGNORE_SKIP | C.CC_KCOMPACTD | C.
 T0 = 10_000_000_000
 
 
-def _holey(nfree=20000):
+def _holey(nfree=20000, concurrent=True):
     """1.5 GB (1 GB in Normal), every page allocated movable, then every
     other page of Normal freed: compaction has much to migrate."""
     m = Machine("1536M", low_memory="512M", cpus=1, pcp=False, early_unmovable=0,
-                migrate_untracked=True)
+                migrate_untracked=True, kcompactd_concurrent=concurrent)
     zero_watermarks(m)
     pfns = np.sort(exhaust(m))
     normal = pfns[pfns >= m.mem.zone_start[ZONE_NORMAL]]
@@ -76,8 +76,9 @@ def test_kcompactd_waits_from_the_end_of_its_run_and_a_wake_during_it_waits_for_
     """kcompactd(): the 500 ms wait starts when kcompactd_do_work() returns,
     not when it began; wakeup_kcompactd() during a run finds no sleeper, so
     the order stays recorded and runs when the run ends, unless the run's
-    end drops it as no higher than the run's own order."""
-    m = _holey()
+    end drops it as no higher than the run's own order.  (The run done at
+    once: kcompactd_concurrent off.)"""
+    m = _holey(concurrent=False)
     mem = m.mem
     mem.node[NODE["kcompactd_timeout_ns"]] = T0 + C.HPAGE_FRAG_CHECK_INTERVAL_NS
     wakeup_kcompactd(mem, pageblock_order, ZONE_NORMAL)
@@ -190,8 +191,9 @@ def test_without_proactiveness_kcompactd_sleeps_until_woken():
     """kcompactd() with compaction_proactiveness 0 waits with
     MAX_SCHEDULE_TIMEOUT: an order a wake-up left pending (the node did
     not suit it) waits for the next wake-up, also after a run; an order
-    asked during a run still runs when the run ends."""
-    m = _holey()
+    asked during a run still runs when the run ends.  (The run done at
+    once: kcompactd_concurrent off.)"""
+    m = _holey(concurrent=False)
     mem = m.mem
     mem.cfg[CFG["compaction_proactiveness"]] = 0
     mem.node[NODE["kcompactd_timeout_ns"]] = NEVER_NS
@@ -216,3 +218,154 @@ def test_without_proactiveness_kcompactd_sleeps_until_woken():
     background(mem, end2 + 100 * C.HPAGE_FRAG_CHECK_INTERVAL_NS, 0)
     assert m.vmstat_counters()["compact_daemon_wake"] == v0["compact_daemon_wake"] + 2
     m.check()
+
+
+def _migrated(m):
+    return int(m.vmstat_counters()["pgmigrate_success"])
+
+
+def _proactive_due(m):
+    """kcompactd's wait times out at T0 with no order pending, and the
+    node's score is above the high mark (compaction_proactiveness 95: marks
+    5 and 15), so a proactive run of the whole node begins."""
+    mem = m.mem
+    mem.cfg[CFG["compaction_proactiveness"]] = 95
+    assert C.fragmentation_score_node(mem) > C.proactive_wmarks(mem)[1]
+    mem.node[NODE["kcompactd_timeout_ns"]] = T0
+    mem.node[NODE["kcompactd_max_order"]] = 0
+    mem.node[NODE["kcompactd_wait"]] = 0
+    return m
+
+
+def test_kcompactd_runs_beside_the_requests_and_ends_as_the_run_done_at_once():
+    """kcompactd is a thread of its own: while its run takes its [SIM] time,
+    the requests go on.  With kcompactd_concurrent a proactive run begun at
+    T0 has migrated, at each later call, no more than its clock allows (one
+    pageblock past it, where compact_zone() looks at its clock), DEBUG_VM
+    holds while it is paused (its cc_resume row and kcompactd_task), and it
+    ends as the run done at once does: the same pages migrated, the same
+    free lists, its next wait from its end.  A request in between meets a
+    zone still being compacted.  The old code did the whole run between two
+    requests."""
+    at_once = _proactive_due(_holey(concurrent=False))
+    v0 = _migrated(at_once)
+    background(at_once.mem, T0, 0)
+    total = _migrated(at_once) - v0
+    assert total > 5000
+    end_at_once = int(at_once.mem.node[NODE["kcompactd_clock_ns"]])
+
+    m = _proactive_due(_holey())
+    mem = m.mem
+    assert Machine("1G", cpus=1).mem.cfg[CFG["kcompactd_concurrent"]] == 1   # the default
+    per_page = int(mem.cfg[CFG["compaction_migrate_ns"]])
+    step = 10_000_000                                        # a call every 10 ms
+    now, calls = T0, 0
+    while True:
+        background(mem, now, 0)
+        calls += 1
+        done = _migrated(m) - v0
+        assert done <= (now - T0) // per_page + (1 << pageblock_order)
+        if mem.node[NODE["kcompactd_task"]] == 0:
+            break
+        clock = int(mem.node[NODE["kcompactd_clock_ns"]])
+        assert clock > now and mem.node[NODE["kcompactd_timeout_ns"]] == clock
+        if calls == 2:
+            # a request here finds fewer free 2 MB blocks than the run leaves
+            assert mem.nr_free[ZONE_NORMAL, pageblock_order:].sum() < \
+                at_once.mem.nr_free[ZONE_NORMAL, pageblock_order:].sum()
+            m.check()
+        now += step
+    assert calls > 10
+    assert _migrated(m) - v0 == total
+    assert (mem.nr_free == at_once.mem.nr_free).all()
+    end = int(mem.node[NODE["kcompactd_clock_ns"]])
+    assert end >= end_at_once
+    assert mem.node[NODE["kcompactd_timeout_ns"]] == \
+        end + int(at_once.mem.node[NODE["kcompactd_timeout_ns"]]) - end_at_once
+    m.check()
+
+
+def test_a_wake_during_a_concurrent_run_waits_for_its_end():
+    """wakeup_kcompactd() while kcompactd's run is paused finds no sleeper:
+    a higher order stays recorded (kcompactd_work_requested()) and runs as
+    soon as the run ends, with no 500 ms wait between."""
+    m = _holey()
+    mem = m.mem
+    wakeup_kcompactd(mem, pageblock_order, ZONE_NORMAL)
+    background(mem, T0, 0)
+    assert mem.node[NODE["kcompactd_task"]] != 0
+    wakes = m.vmstat_counters()["compact_daemon_wake"]
+    wakeup_kcompactd(mem, MAX_PAGE_ORDER, ZONE_NORMAL)
+    now = T0 + 1
+    while mem.node[NODE["kcompactd_task"]] != 0:
+        background(mem, now, 0)
+        if mem.node[NODE["kcompactd_task"]] != 0:
+            assert m.vmstat_counters()["compact_daemon_wake"] == wakes
+            assert mem.node[NODE["kcompactd_max_order"]] == MAX_PAGE_ORDER
+        now = int(mem.node[NODE["kcompactd_clock_ns"]])
+    end = int(mem.node[NODE["kcompactd_clock_ns"]])
+    assert mem.node[NODE["kcompactd_timeout_ns"]] == end
+    background(mem, end, 0)
+    assert m.vmstat_counters()["compact_daemon_wake"] == wakes + 1
+    assert mem.node[NODE["kcompactd_run_order"]] == MAX_PAGE_ORDER
+    m.check()
+
+
+def test_a_concurrent_proactive_run_stops_when_kswapd_wakes_in_the_stream():
+    """A proactive run that advances with the requests stops
+    (PARTIAL_SKIPPED) at its first check after the recorded kswapd woke, as
+    the kernel's __compact_finished() does while the workload runs: here
+    5 ms into the run, while it is paused."""
+    m = _proactive_due(_holey())
+    mem = m.mem
+    mem.cfg[CFG["reclaim_active_external"]] = 1
+    mem.node[NODE["kswapd_next_wake_ns"]] = NEVER_NS
+    v0 = _migrated(m)
+    background(mem, T0, 0)
+    assert mem.node[NODE["kcompactd_task"]] == 2      # KCD_TASK_PROACTIVE
+    first = _migrated(m) - v0
+    assert 0 < first <= 1 << pageblock_order
+    mem.node[NODE["kswapd_next_wake_ns"]] = T0 + 5_000_000
+    now = T0 + 20_000_000
+    while mem.node[NODE["kcompactd_task"]] != 0:
+        background(mem, now, 0)
+        now += 20_000_000
+    per_page = int(mem.cfg[CFG["compaction_migrate_ns"]])
+    assert _migrated(m) - v0 <= 5_000_000 // per_page + 2 * (1 << pageblock_order)
+    m.check()
+
+
+def test_debug_vm_checks_kcompactds_run_and_its_paused_compaction():
+    """DEBUG_VM covers kcompactd_task and kcompactd's cc_resume row: an
+    unknown run kind, a run's zone out of range, a paused compaction with
+    no run, a run left between requests with kcompactd_concurrent off."""
+    import pytest
+
+    from spbsim.machine import InvariantError
+    from spbsim.mm.state import CCR_ACTIVE, CCR_SLOT_KCOMPACTD, CCR_ZONE
+    m = _holey()
+    mem = m.mem
+    wakeup_kcompactd(mem, pageblock_order, ZONE_NORMAL)
+    background(mem, T0, 0)
+    m.check()
+    r = mem.cc_resume[CCR_SLOT_KCOMPACTD]
+    assert r[CCR_ACTIVE] == 1 and r[CCR_ZONE] == ZONE_NORMAL
+    for field, bad, match in (("kcompactd_task", 7, "kcompactd's run"),
+                              ("kcompactd_task_zone", 9, "kcompactd's run"),
+                              ("kcompactd_task_zone", ZONE_DMA32, "kcompactd's run")):
+        keep = int(mem.node[NODE[field]])
+        mem.node[NODE[field]] = bad
+        with pytest.raises(InvariantError, match=match):
+            m.check()
+        mem.node[NODE[field]] = keep
+    mem.cfg[CFG["kcompactd_concurrent"]] = 0
+    with pytest.raises(InvariantError, match="kcompactd's run"):
+        m.check()
+    mem.cfg[CFG["kcompactd_concurrent"]] = 1
+    keep = int(mem.node[NODE["kcompactd_task"]])
+    mem.node[NODE["kcompactd_task"]] = 0
+    mem.node[NODE["kcompactd_task_zone"]] = 0
+    mem.node[NODE["kcompactd_task_zoneidx"]] = 0
+    with pytest.raises(InvariantError, match="kcompactd's run"):
+        m.check()
+    mem.node[NODE["kcompactd_task"]] = keep

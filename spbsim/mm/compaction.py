@@ -20,9 +20,10 @@ from .pcp import drain_zone_pages
 from .split import piece_index, split_lru_block
 from .tracepoint import EV_COMPACTION_BEGIN, EV_COMPACTION_END, EV_KCOMPACTD_WAKE, trace_event
 from .state import (CAPC_MT, CAPC_ORDER, CAPC_PAGE, CAPC_ZONE, CC_MAX, CCR_ACTIVE, CCR_BUDGET_NS,
-                    CCR_FAST_FAIL, CCR_FPFN, CCR_MIGRATED, CCR_MPFN, CCR_SCANNED,
-                    CCR_SEARCH_ORDER, CCR_ZONE, CFG, NODE, VMSTAT, ZS_INIT_FREE_PFN, ZS_NR_FREE,
-                    ZS_WMARK_MIN, ZSTAT)
+                    CCR_CLOCK0, CCR_FAST_FAIL, CCR_FPFN, CCR_MIGRATED, CCR_MPFN, CCR_SCANNED,
+                    CCR_SEARCH_ORDER, CCR_SLOT_KCOMPACTD, CCR_SLOT_WRITE, CCR_WHOLE_ZONE,
+                    CCR_ZONE, CFG, KCD_TASK_DO_WORK, KCD_TASK_NONE, KCD_TASK_PROACTIVE, NODE,
+                    VMSTAT, ZS_INIT_FREE_PFN, ZS_NR_FREE, ZS_WMARK_MIN, ZSTAT)
 from .watermark import gfp_migratetype, populated_zone, wmark_pages, zone_watermark_ok
 
 # enum compact_result (ordered)
@@ -54,9 +55,10 @@ CC_IGNORE_SKIP = 0x8     # cc->ignore_skip_hint
 CC_IGNORE_BLOCK = 0x10   # cc->ignore_block_suitable
 CC_KCOMPACTD = 0x20      # run by kcompactd (its vmstat counters)
 CC_PROACTIVE = 0x40      # cc->proactive_compaction
-# [SIM] a whole-zone compaction that stops once its time (kcompactd_cost_ns)
-# reaches m.cc_resume[CCR_BUDGET_NS] and resumes, paused in cc_resume, at the
-# next call with the flag: compact_memory's run as a replayed write takes it
+# [SIM] a compaction that stops once its time (kcompactd_cost_ns) reaches its
+# cc_resume row's CCR_BUDGET_NS and resumes, paused in that row, at the next
+# call with the flag: a replayed compact_memory write's run takes it (row
+# CCR_SLOT_WRITE), and kcompactd's with kcompactd_concurrent (CCR_SLOT_KCOMPACTD)
 CC_BUDGET = 0x80
 
 _CFG_COMPACTION = CFG["compaction"]
@@ -97,6 +99,10 @@ _N_KSWAPD_WAIT = NODE["kswapd_wait"]
 _N_KCD_CLOCK = NODE["kcompactd_clock_ns"]
 _N_KCD_RUN_ORDER = NODE["kcompactd_run_order"]
 _N_KSWAPD_NEXT_WAKE = NODE["kswapd_next_wake_ns"]
+_N_KCD_TASK = NODE["kcompactd_task"]
+_N_KCD_TASK_ZONE = NODE["kcompactd_task_zone"]
+_N_KCD_TASK_IDX = NODE["kcompactd_task_zoneidx"]
+_N_KCD_TASK_SCORE = NODE["kcompactd_task_score"]
 
 
 # ---------------------------------------------------------------- deferral
@@ -856,19 +862,29 @@ def proactive_compact_node(m, cpu):
     """kcompactd's proactive compaction (every 500 ms): if the node score is
     above the high mark, compact_node(order -1) compacts every populated
     zone until its score is at most the low mark (a zone already there ends
-    at once, COMPACT_SUCCESS, as its begin/end tracepoints show).  Returns
-    whether it ran."""
+    at once, COMPACT_SUCCESS, as its begin/end tracepoints show), at once
+    (kcompactd_run without a clock).  Returns whether it ran."""
+    if not proactive_compact_begin(m):
+        return False
+    kcompactd_run(m, cpu, -1)
+    return True
+
+
+@njit
+def proactive_compact_begin(m):
+    """should_proactive_compact_node()'s score test, then compact_node(pgdat,
+    true) begins: kcompactd's run (kcompactd_task) becomes a proactive one
+    from the first zone, and the node's score is kept for kcompactd()'s
+    "prev_score <= score" test at its end.  Returns whether it begins."""
     if m.cfg[_CFG_PROACTIVE] == 0 or m.cfg[_CFG_COMPACTION] == 0:
         return False
-    low, high = proactive_wmarks(m)
-    if fragmentation_score_node(m) <= high:
+    score = fragmentation_score_node(m)
+    if score <= proactive_wmarks(m)[1]:
         return False
     m.node[_N_KCD_RUN_ORDER] = 0
-    for z in range(m.zstat.shape[0]):
-        if populated_zone(m, z):
-            compact_zone(m, z, -1, MIGRATE_UNMOVABLE,
-                         CC_SYNC | CC_WHOLE_ZONE | CC_IGNORE_SKIP | CC_KCOMPACTD | CC_PROACTIVE,
-                         cpu, low)
+    m.node[_N_KCD_TASK] = KCD_TASK_PROACTIVE
+    m.node[_N_KCD_TASK_ZONE] = 0
+    m.node[_N_KCD_TASK_SCORE] = score
     return True
 
 
@@ -939,7 +955,10 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
     compacting cpu's pcp lists; for order > 0 those lists are drained into
     the zone once the migrate scanner leaves the block it migrated from
     (lru_add_drain_cpu_zone), so the freed pages can merge."""
-    if compaction_restarting(m, z, order):
+    # a CC_BUDGET compaction's row of cc_resume: kcompactd's or a write's
+    slot = CCR_SLOT_KCOMPACTD if (flags & CC_KCOMPACTD) != 0 else CCR_SLOT_WRITE
+    resumed = (flags & CC_BUDGET) != 0 and m.cc_resume[slot, CCR_ACTIVE] != 0
+    if not resumed and compaction_restarting(m, z, order):
         reset_isolation_suitable_zone(m, z)
     whole_zone = (flags & CC_WHOLE_ZONE) != 0
     ignore_skip = (flags & CC_IGNORE_SKIP) != 0
@@ -988,18 +1007,20 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
     migrated0 = m.vm[_VM_MIGRATE_OK]
     budget = -1
     scanned0 = 0
-    resumed = False
     if flags & CC_BUDGET:
-        budget = m.cc_resume[CCR_BUDGET_NS]
-        if m.cc_resume[CCR_ACTIVE] != 0:
+        r = m.cc_resume[slot]
+        budget = r[CCR_BUDGET_NS]
+        if resumed:
             # the paused compaction of this zone goes on where it stopped
-            resumed = True
-            mpfn = m.cc_resume[CCR_MPFN]
-            fpfn = m.cc_resume[CCR_FPFN]
-            fast_fail = m.cc_resume[CCR_FAST_FAIL]
-            search_order = m.cc_resume[CCR_SEARCH_ORDER]
-            migrated0 -= m.cc_resume[CCR_MIGRATED]
-            scanned0 = m.cc_resume[CCR_SCANNED]
+            # (kcompactd's clock from where it began: the cost counts from there)
+            mpfn = r[CCR_MPFN]
+            fpfn = r[CCR_FPFN]
+            fast_fail = r[CCR_FAST_FAIL]
+            search_order = r[CCR_SEARCH_ORDER]
+            migrated0 -= r[CCR_MIGRATED]
+            scanned0 = r[CCR_SCANNED]
+            kclock0 = r[CCR_CLOCK0]
+            whole_zone = r[CCR_WHOLE_ZONE] != 0
     paused = False
     if not resumed:
         trace_event(m, EV_COMPACTION_BEGIN, zs, sync, mpfn, fpfn, ze, flags << 8)
@@ -1017,21 +1038,22 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
             break
         if kcompactd:
             m.node[_N_KCD_CLOCK] = kclock0 + kcompactd_cost_ns(
-                m, mscanned + fscanned, m.vm[_VM_MIGRATE_OK] - migrated0)
+                m, scanned0 + mscanned + fscanned, m.vm[_VM_MIGRATE_OK] - migrated0)
         if budget >= 0 and kcompactd_cost_ns(m, scanned0 + mscanned + fscanned,
                                              m.vm[_VM_MIGRATE_OK] - migrated0) > budget:
-            # out of time: pause at this block (cc_resume keeps the scanners;
-            # CC_BUDGET runs are compact_memory's: sync, whole zone, not
-            # kcompactd's, so whole_zone, update_cached and kclock0 need no
-            # saving)
-            m.cc_resume[CCR_ACTIVE] = 1
-            m.cc_resume[CCR_ZONE] = z
-            m.cc_resume[CCR_MPFN] = mpfn
-            m.cc_resume[CCR_FPFN] = fpfn
-            m.cc_resume[CCR_FAST_FAIL] = fast_fail
-            m.cc_resume[CCR_SEARCH_ORDER] = search_order
-            m.cc_resume[CCR_MIGRATED] = m.vm[_VM_MIGRATE_OK] - migrated0
-            m.cc_resume[CCR_SCANNED] = scanned0 + mscanned + fscanned
+            # out of time: pause at this block (its cc_resume row keeps the
+            # scanners; CC_BUDGET runs are sync, so update_cached is False)
+            r = m.cc_resume[slot]
+            r[CCR_ACTIVE] = 1
+            r[CCR_ZONE] = z
+            r[CCR_MPFN] = mpfn
+            r[CCR_FPFN] = fpfn
+            r[CCR_FAST_FAIL] = fast_fail
+            r[CCR_SEARCH_ORDER] = search_order
+            r[CCR_MIGRATED] = m.vm[_VM_MIGRATE_OK] - migrated0
+            r[CCR_SCANNED] = scanned0 + mscanned + fscanned
+            r[CCR_CLOCK0] = kclock0
+            r[CCR_WHOLE_ZONE] = 1 if whole_zone else 0
             paused = True
             break
         if flags & CC_PROACTIVE:
@@ -1157,15 +1179,15 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
         # cc->freepages).  Its free scanner resumes at or above the highest,
         # so they can be its targets again
         high = cc_release(m, z, cc_source_cpu(m, cpu, m.vm[_VM_MIGRATE_OK] - migrated0))
-        m.cc_resume[CCR_FPFN] = max(m.cc_resume[CCR_FPFN], high)
+        m.cc_resume[slot, CCR_FPFN] = max(m.cc_resume[slot, CCR_FPFN], high)
     else:
         cc_release(m, z, cc_end_cpu(m, cpu))
     if kcompactd:
         m.node[_N_KCD_CLOCK] = kclock0 + kcompactd_cost_ns(
-            m, mscanned + fscanned, m.vm[_VM_MIGRATE_OK] - migrated0)
+            m, scanned0 + mscanned + fscanned, m.vm[_VM_MIGRATE_OK] - migrated0)
     if not paused:
         if flags & CC_BUDGET:
-            m.cc_resume[:] = 0
+            m.cc_resume[slot, :] = 0
         trace_event(m, EV_COMPACTION_END, zs, sync, mpfn, fpfn, ze, result | (flags << 8))
     # compact_zone() counts every compaction's scans (cc->total_*_scanned);
     # kcompactd_do_work() adds kcompactd's to the daemon counters, and so
@@ -1265,18 +1287,19 @@ def kcompactd_node_suitable(m):
 
 @njit
 def kcompactd_do_work(m, cpu):
-    """kcompactd_do_work(): SYNC_LIGHT compaction for the recorded order in
-    each zone up to the recorded index that needs and suits it, as a
-    GFP_KERNEL request (cc->migratetype UNMOVABLE); a zone it could not
-    finish has its pcp lists drained and its compaction deferred.  Whether a
-    zone needs it is asked with the zone's own index
-    (compaction_suit_allocation_order(zone, cc.order, zoneid,
-    ALLOC_WMARK_MIN); v6.1 zone_watermark_ok with zoneid); whether it suits
-    it, with kcompactd's recorded index: compact_zone() asks again with
-    cc->highest_zoneidx and returns COMPACT_SKIPPED, without scanning,
-    draining or deferring, for a zone that lacks the free pages above the
-    lowmem_reserve against that index (v6.12 compaction_suit_allocation_order,
-    v6.1 compaction_suitable in compact_zone)."""
+    """kcompactd_do_work() at once: kcompactd_do_work_begin(), then
+    kcompactd_run() without a clock.  Returns 1 if it ran."""
+    if kcompactd_do_work_begin(m) == 0:
+        return 0
+    kcompactd_run(m, cpu, -1)
+    return 1
+
+
+@njit
+def kcompactd_do_work_begin(m):
+    """kcompactd_do_work() begins for the recorded order and zone index
+    (taken, and reset, here): its counters and tracepoint, and kcompactd's
+    run (kcompactd_task) from the first zone.  Returns 1 if it runs."""
     order = m.node[_N_KCD_ORDER]
     idx = m.node[_N_KCD_IDX]
     m.node[_N_KCD_WAIT] = 0
@@ -1287,26 +1310,94 @@ def kcompactd_do_work(m, cpu):
     m.node[_N_KCD_RUN_ORDER] = order
     m.vm[_VM_DWAKE] += 1
     trace_event(m, EV_KCOMPACTD_WAKE, 0, order, idx, 0, 0, 0)
-    for z in range(idx + 1):
-        if not populated_zone(m, z):
-            continue
-        if compaction_deferred(m, z, order):
-            continue
-        # (kcompactd is woken for the order of a failed request; the [SIM]
-        # what-if below reads it as a THP-sized movable one)
-        if compaction_wmark_ok(m, z, order, MIGRATE_MOVABLE, wmark_pages(m, z, 0), z, 0):
-            continue
-        if not compaction_suitable(m, z, order, idx):     # compact_zone()'s test
-            continue
-        status = compact_zone(m, z, order, MIGRATE_UNMOVABLE, CC_SYNC | CC_KCOMPACTD, cpu, -1)
-        if status == COMPACT_SUCCESS:
-            compaction_defer_reset(m, z, order, False)
-        elif status == COMPACT_COMPLETE or status == COMPACT_PARTIAL_SKIPPED:
-            drain_zone_all_cpus(m, z)
-            defer_compaction(m, z, order)
+    m.node[_N_KCD_TASK] = KCD_TASK_DO_WORK
+    m.node[_N_KCD_TASK_ZONE] = 0
+    m.node[_N_KCD_TASK_IDX] = idx
     return 1
 
 
+@njit
+def kcompactd_zone_wanted(m, z, order, idx):
+    """kcompactd_do_work()'s tests before it compacts zone ``z``: populated,
+    not deferred, below the order's MIN mark and suitable.  Whether a zone
+    needs it is asked with the zone's own index
+    (compaction_suit_allocation_order(zone, cc.order, zoneid,
+    ALLOC_WMARK_MIN); v6.1 zone_watermark_ok with zoneid); whether it suits
+    it, with kcompactd's recorded index: compact_zone() asks again with
+    cc->highest_zoneidx and returns COMPACT_SKIPPED, without scanning,
+    draining or deferring, for a zone that lacks the free pages above the
+    lowmem_reserve against that index (v6.12 compaction_suit_allocation_order,
+    v6.1 compaction_suitable in compact_zone)."""
+    if not populated_zone(m, z):
+        return False
+    if compaction_deferred(m, z, order):
+        return False
+    # (kcompactd is woken for the order of a failed request; the [SIM]
+    # what-if below reads it as a THP-sized movable one)
+    if compaction_wmark_ok(m, z, order, MIGRATE_MOVABLE, wmark_pages(m, z, 0), z, 0):
+        return False
+    return compaction_suitable(m, z, order, idx)     # compact_zone()'s test
+
+
+@njit
+def kcompactd_run(m, cpu, now):
+    """kcompactd's run (kcompactd_task) from zone kcompactd_task_zone on.
+    kcompactd_do_work(): SYNC_LIGHT compaction for the recorded order in
+    each zone up to the recorded index that kcompactd_zone_wanted(), as a
+    GFP_KERNEL request (cc->migratetype UNMOVABLE); a zone it could not
+    finish has its pcp lists drained and its compaction deferred.
+    compact_node(pgdat, true): every populated zone, proactively.
+    ``now`` < 0: the run goes to its end at once.  Otherwise
+    (kcompactd_concurrent) kcompactd runs beside the requests: a zone's
+    compaction pauses once kcompactd's clock (kcompactd_cost_ns) passes
+    ``now`` (CC_BUDGET, cc_resume row CCR_SLOT_KCOMPACTD), and the run stops
+    before it would begin a zone past ``now``; the next call resumes it.
+    Returns whether the run ended."""
+    task = m.node[_N_KCD_TASK]
+    order = m.node[_N_KCD_RUN_ORDER]
+    idx = m.node[_N_KCD_TASK_IDX]
+    r = m.cc_resume[CCR_SLOT_KCOMPACTD]
+    if task == KCD_TASK_PROACTIVE:
+        order = -1
+        idx = m.zstat.shape[0] - 1
+        flags = CC_SYNC | CC_WHOLE_ZONE | CC_IGNORE_SKIP | CC_KCOMPACTD | CC_PROACTIVE
+        low = proactive_wmarks(m)[0]
+    else:
+        flags = CC_SYNC | CC_KCOMPACTD
+        low = -1
+    z = m.node[_N_KCD_TASK_ZONE]
+    while z <= idx:
+        resuming = r[CCR_ACTIVE] != 0
+        if not resuming:
+            if task == KCD_TASK_PROACTIVE:
+                if not populated_zone(m, z):
+                    z += 1
+                    continue
+            elif not kcompactd_zone_wanted(m, z, order, idx):
+                z += 1
+                continue
+            if now >= 0 and m.node[_N_KCD_CLOCK] > now:
+                m.node[_N_KCD_TASK_ZONE] = z
+                return False
+        f = flags
+        if now >= 0:
+            f |= CC_BUDGET
+            r[CCR_BUDGET_NS] = now - (r[CCR_CLOCK0] if resuming else m.node[_N_KCD_CLOCK])
+        status = compact_zone(m, z, order, MIGRATE_UNMOVABLE, f, cpu, low)
+        if r[CCR_ACTIVE] != 0:
+            m.node[_N_KCD_TASK_ZONE] = z
+            return False
+        if task == KCD_TASK_DO_WORK:
+            if status == COMPACT_SUCCESS:
+                compaction_defer_reset(m, z, order, False)
+            elif status == COMPACT_COMPLETE or status == COMPACT_PARTIAL_SKIPPED:
+                drain_zone_all_cpus(m, z)
+                defer_compaction(m, z, order)
+        z += 1
+    m.node[_N_KCD_TASK] = KCD_TASK_NONE
+    m.node[_N_KCD_TASK_ZONE] = 0
+    m.node[_N_KCD_TASK_IDX] = 0
+    return True
 
 
 @njit_inline

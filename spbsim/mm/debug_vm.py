@@ -14,8 +14,10 @@ from .const import (KV_6_1, MAX_NR_ZONES, MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MI
 from .jit import njit
 from .pcp import pcp_pindex_to_order, pcpbuddy_pair_order
 from .split import piece_index
-from .state import (CAPC_PAGE, CAPC_ZONE, CCR_ACTIVE, CCR_FAST_FAIL, CCR_FPFN, CCR_LEN,
-                    CCR_MIGRATED, CCR_MPFN, CCR_SCANNED, CCR_SEARCH_ORDER, CCR_ZONE, CFG, NODE,
+from .state import (CAPC_PAGE, CAPC_ZONE, CCR_ACTIVE, CCR_BUDGET_NS, CCR_CLOCK0, CCR_FAST_FAIL,
+                    CCR_FPFN, CCR_LEN, CCR_MIGRATED, CCR_MPFN, CCR_SCANNED, CCR_SEARCH_ORDER,
+                    CCR_SLOT_KCOMPACTD, CCR_SLOT_WRITE, CCR_WHOLE_ZONE, CCR_ZONE, CFG,
+                    KCD_TASK_DO_WORK, KCD_TASK_NONE, KCD_TASK_PROACTIVE, NODE,
                     PCP_COUNT, ZS_FREE_HIGHATOMIC,
                     ZS_INIT_FREE_PFN, ZS_INIT_MIGRATE_PFN, ZS_KSWAPD_BOOST, ZS_MIGRATE_PFN_ASYNC,
                     ZS_MIGRATE_PFN_SYNC, ZS_NR_FREE, ZS_NR_FREE_BLOCKS)
@@ -36,6 +38,11 @@ _N_KSWAPD_NR_BOOST = NODE["kswapd_nr_boost_reclaim"]
 _N_KCD_CLOCK = NODE["kcompactd_clock_ns"]
 _N_KSWAPD_NEXT_WAKE = NODE["kswapd_next_wake_ns"]
 _N_KCD_RUN_ORDER = NODE["kcompactd_run_order"]
+_N_KCD_TASK = NODE["kcompactd_task"]
+_N_KCD_TASK_ZONE = NODE["kcompactd_task_zone"]
+_N_KCD_TASK_IDX = NODE["kcompactd_task_zoneidx"]
+_N_KCD_TASK_SCORE = NODE["kcompactd_task_score"]
+_CFG_CONCURRENT = CFG["kcompactd_concurrent"]
 
 VIOLATIONS = {
     1: "free list entry is not a free buddy head of the list's order (zone {a}, order/type {b})",
@@ -93,8 +100,12 @@ VIOLATIONS = {
         "(pindex {a}, recorded {b})",
     43: "a paused compaction (cc_resume) is out of range: a zone that is not populated, scanners "
         "outside it or past each other (the migrate scanner off a pageblock's start), negative "
-        "counts, a search order out of range, or fields left set with none paused (field {a}, "
-        "value {b})",
+        "counts, a search order, budget, start clock or whole_zone flag out of range, or "
+        "fields left set with none paused (row {a} // 16, field {a} % 16, value {b})",
+    44: "kcompactd's run (kcompactd_task) is out of range: an unknown kind, its zone or zone "
+        "index outside the node, fields left set with no run, a run left between requests "
+        "without kcompactd_concurrent, or a paused kcompactd compaction with no run or in "
+        "another zone than the run's (node field {a}, value {b})",
 }
 
 
@@ -396,34 +407,79 @@ def _check_kswapd(m):
 
 @njit
 def _check_paused_compaction(m):
-    """cc_resume: all 0 with no compaction paused; a paused one's zone is
-    populated, its scanners are pfns of the zone (the migrate scanner's at
-    a pageblock's start) in blocks that have not met, its counts not
-    negative, its search order -1 to MAX_PAGE_ORDER."""
-    r = m.cc_resume
-    if r[CCR_ACTIVE] == 0:
-        for f in range(CCR_LEN):
-            if r[f] != 0:
-                return (43, -1, f, r[f])
+    """cc_resume, each row (a compact_memory write's, kcompactd's): all 0
+    with no compaction paused; a paused one's zone is populated, its
+    scanners are pfns of the zone (the migrate scanner's at a pageblock's
+    start) in blocks that have not met, its counts not negative, its search
+    order -1 to MAX_PAGE_ORDER, its budget -1 or more, its start clock 0 to
+    kcompactd's clock (kcompactd's row), its whole_zone 0 or 1."""
+    for slot in (CCR_SLOT_WRITE, CCR_SLOT_KCOMPACTD):
+        r = m.cc_resume[slot]
+        a = slot * 16
+        if r[CCR_ACTIVE] == 0:
+            for f in range(CCR_LEN):
+                if r[f] != 0:
+                    return (43, -1, a + f, r[f])
+            continue
+        if r[CCR_ACTIVE] != 1:
+            return (43, -1, a + CCR_ACTIVE, r[CCR_ACTIVE])
+        z = r[CCR_ZONE]
+        if z < 0 or z >= m.zstat.shape[0] or m.zone_end[z] <= m.zone_start[z]:
+            return (43, -1, a + CCR_ZONE, z)
+        zs = m.zone_start[z] & ~(pageblock_nr_pages - 1)
+        for f in (CCR_MPFN, CCR_FPFN):
+            if r[f] < zs or r[f] >= m.zone_end[z]:
+                return (43, -1, a + f, r[f])
+        if (r[CCR_MPFN] & (pageblock_nr_pages - 1)) != 0:
+            return (43, -1, a + CCR_MPFN, r[CCR_MPFN])
+        if (r[CCR_FPFN] >> pageblock_order) <= (r[CCR_MPFN] >> pageblock_order):
+            return (43, -1, a + CCR_FPFN, r[CCR_FPFN])
+        for f in (CCR_FAST_FAIL, CCR_MIGRATED, CCR_SCANNED, CCR_CLOCK0):
+            if r[f] < 0:
+                return (43, -1, a + f, r[f])
+        if r[CCR_SEARCH_ORDER] < -1 or r[CCR_SEARCH_ORDER] > MAX_PAGE_ORDER:  # -1: compact_node's
+            return (43, -1, a + CCR_SEARCH_ORDER, r[CCR_SEARCH_ORDER])
+        if r[CCR_BUDGET_NS] < -1:
+            return (43, -1, a + CCR_BUDGET_NS, r[CCR_BUDGET_NS])
+        if r[CCR_WHOLE_ZONE] != 0 and r[CCR_WHOLE_ZONE] != 1:
+            return (43, -1, a + CCR_WHOLE_ZONE, r[CCR_WHOLE_ZONE])
+        if slot == CCR_SLOT_KCOMPACTD and r[CCR_CLOCK0] > m.node[_N_KCD_CLOCK]:
+            return (43, -1, a + CCR_CLOCK0, r[CCR_CLOCK0])
+    return (0, -1, 0, 0)
+
+
+@njit
+def _check_kcompactd_task(m):
+    """kcompactd's run in progress: none (its fields 0, kcompactd's cc_resume
+    row idle), or a kcompactd_do_work() run (zone index a zone of the node,
+    zone up to one past it) or a proactive one (zone up to the node's zone
+    count); a run is left between requests only with kcompactd_concurrent,
+    and a paused kcompactd compaction is its run's zone's."""
+    task = m.node[_N_KCD_TASK]
+    nz = m.zstat.shape[0]
+    paused = m.cc_resume[CCR_SLOT_KCOMPACTD, CCR_ACTIVE] != 0
+    if task == KCD_TASK_NONE:
+        for f in (_N_KCD_TASK_ZONE, _N_KCD_TASK_IDX):
+            if m.node[f] != 0:
+                return (44, -1, f, m.node[f])
+        if paused:
+            return (44, -1, _N_KCD_TASK, task)
         return (0, -1, 0, 0)
-    if r[CCR_ACTIVE] != 1:
-        return (43, -1, CCR_ACTIVE, r[CCR_ACTIVE])
-    z = r[CCR_ZONE]
-    if z < 0 or z >= m.zstat.shape[0] or m.zone_end[z] <= m.zone_start[z]:
-        return (43, -1, CCR_ZONE, z)
-    zs = m.zone_start[z] & ~(pageblock_nr_pages - 1)
-    for f in (CCR_MPFN, CCR_FPFN):
-        if r[f] < zs or r[f] >= m.zone_end[z]:
-            return (43, -1, f, r[f])
-    if (r[CCR_MPFN] & (pageblock_nr_pages - 1)) != 0:
-        return (43, -1, CCR_MPFN, r[CCR_MPFN])
-    if (r[CCR_FPFN] >> pageblock_order) <= (r[CCR_MPFN] >> pageblock_order):
-        return (43, -1, CCR_FPFN, r[CCR_FPFN])
-    for f in (CCR_FAST_FAIL, CCR_MIGRATED, CCR_SCANNED):
-        if r[f] < 0:
-            return (43, -1, f, r[f])
-    if r[CCR_SEARCH_ORDER] < -1 or r[CCR_SEARCH_ORDER] > MAX_PAGE_ORDER:   # -1: compact_node()'s
-        return (43, -1, CCR_SEARCH_ORDER, r[CCR_SEARCH_ORDER])
+    if task != KCD_TASK_DO_WORK and task != KCD_TASK_PROACTIVE:
+        return (44, -1, _N_KCD_TASK, task)
+    if m.cfg[_CFG_CONCURRENT] == 0:
+        return (44, -1, _N_KCD_TASK, task)
+    idx = m.node[_N_KCD_TASK_IDX]
+    if task == KCD_TASK_DO_WORK and (idx < 0 or idx >= nz):
+        return (44, -1, _N_KCD_TASK_IDX, idx)
+    top = idx + 1 if task == KCD_TASK_DO_WORK else nz
+    z = m.node[_N_KCD_TASK_ZONE]
+    if z < 0 or z > top:
+        return (44, -1, _N_KCD_TASK_ZONE, z)
+    if paused and m.cc_resume[CCR_SLOT_KCOMPACTD, CCR_ZONE] != z:
+        return (44, -1, _N_KCD_TASK_ZONE, z)
+    if m.node[_N_KCD_TASK_SCORE] < 0:
+        return (44, -1, _N_KCD_TASK_SCORE, m.node[_N_KCD_TASK_SCORE])
     return (0, -1, 0, 0)
 
 
@@ -439,6 +495,9 @@ def _check_compaction(m):
     if m.cc_n[1] != 0:                  # a compaction's cpu schedule, left set
         return (39, -1, -2, m.cc_n[1])
     r = _check_paused_compaction(m)
+    if r[0] != 0:
+        return r
+    r = _check_kcompactd_task(m)
     if r[0] != 0:
         return r
     for z in range(m.zstat.shape[0]):

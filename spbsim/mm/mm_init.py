@@ -5,7 +5,7 @@ import numpy as np
 from .const import (MAX_NR_ZONES, MIGRATE_TYPES, NEVER_NS, NR_PAGE_ORDERS, NR_PCP_LISTS,
                     pageblock_order)
 from .spb.state import dummy_spb
-from .state import (CC_CPUS_MAX, CC_MAX, CCR_LEN, CFG_NAMES, EV_WIDTH, NODE, NODE_NAMES, NR_LRU,
+from .state import (CC_CPUS_MAX, CC_MAX, CCR_LEN, CCR_SLOTS, CFG_NAMES, EV_WIDTH, NODE, NODE_NAMES, NR_LRU,
                     SIMSTAT_NAMES, VMSTAT_NAMES, ZSTAT_NAMES, Mem, _piece_chain)
 
 __all__ = ["new_mem"]
@@ -89,7 +89,7 @@ def new_mem(nr_pfns, nr_cpus, ev_capacity=0, obj_capacity=1, spb=None, piece_cap
         cc_order=np.zeros(CC_MAX, np.int64),
         cc_n=np.zeros(2, np.int64),
         cc_cpus=np.zeros((CC_CPUS_MAX, 2), np.int64),
-        cc_resume=np.zeros(CCR_LEN, np.int64),
+        cc_resume=np.zeros((CCR_SLOTS, CCR_LEN), np.int64),
         capc=np.full(4, -1, np.int64),
         wq_due=np.zeros(64, np.int64),
         wq_kind=np.zeros(64, np.int64),

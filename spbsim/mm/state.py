@@ -125,6 +125,7 @@ CFG_NAMES = [
     "pcpbuddy",                 # PCPBuddy: per-cpu owned pageblocks, merging on the pcp (30 lists)
     "compaction_migrate_ns",    # [SIM] kcompactd's (a budgeted run's) time per page it migrates
     "compaction_scan_ns",       # [SIM] the same per page its scanners look at
+    "kcompactd_concurrent",     # [SIM] kcompactd's run advances with the clock (paused, resumed)
 ]
 CFG = _enum(CFG_NAMES)
 
@@ -184,7 +185,11 @@ NODE_NAMES = ["kswapd_order", "kswapd_highest_zoneidx", "kswapd_wait", "kswapd_f
               "kswapd_nr_boost_reclaim",  # balance_pgdat's nr_boost_reclaim: boost left to reclaim
               "kcompactd_clock_ns",     # how far kcompactd's current (or last) run has got in time
               "kcompactd_run_order",    # the order that run compacts for (0: a proactive run)
-              "kswapd_next_wake_ns"]    # replays: when the recorded kswapd next wakes (its next window)
+              "kswapd_next_wake_ns",    # replays: when the recorded kswapd next wakes (its next window)
+              "kcompactd_task",         # kcompactd's run in progress: KCD_TASK_* (0: none)
+              "kcompactd_task_zone",    # the zone that run compacts now (or starts next)
+              "kcompactd_task_zoneidx",  # kcompactd_do_work()'s highest zone index for that run
+              "kcompactd_task_score"]   # a proactive run's node score when it began
 NODE = _enum(NODE_NAMES)
 
 #: reclaim lists (our stand-in for the node's LRU lists and the slab caches)
@@ -241,8 +246,9 @@ Mem = namedtuple("Mem", [
     # far below which the row applies, cpu), count in cc_n[1] (0: the
     # caller's cpu throughout)
     "cc_pfn", "cc_order", "cc_n", "cc_cpus",
-    # a whole-zone compaction run under a time budget (CC_BUDGET) and paused
-    # until a later call resumes it: the CCR_* fields (all 0: none paused)
+    # compactions run under a time budget (CC_BUDGET) and paused until a
+    # later call resumes them, one row per CCR_SLOT_*: the CCR_* fields (all
+    # 0: none paused)
     "cc_resume",
     # the capture_control a direct compactor publishes (current->capture_control):
     # [zone (-1: none published), order, migratetype, captured pfn (-1: none)]
@@ -259,12 +265,20 @@ Mem = namedtuple("Mem", [
 CC_MAX = 8192
 #: capacity of a compaction's cpu schedule (cc_cpus)
 CC_CPUS_MAX = 64
-#: cc_resume: paused (1) or not (0), its zone, the scanners' pfns, the free
-#: scanner's fast_search_fail and search_order, pages migrated and scanned
-#: so far, and the [SIM] time the caller allows it from its start (ns)
+#: cc_resume's row: paused (1) or not (0), its zone, the scanners' pfns, the
+#: free scanner's fast_search_fail and search_order, pages migrated and
+#: scanned so far, the [SIM] time the caller allows it from its start (ns),
+#: kcompactd's clock when it started (ns) and cc->whole_zone
 CCR_ACTIVE, CCR_ZONE, CCR_MPFN, CCR_FPFN, CCR_FAST_FAIL, CCR_SEARCH_ORDER, CCR_MIGRATED, \
-    CCR_SCANNED, CCR_BUDGET_NS = range(9)
-CCR_LEN = 9
+    CCR_SCANNED, CCR_BUDGET_NS, CCR_CLOCK0, CCR_WHOLE_ZONE = range(11)
+CCR_LEN = 11
+#: cc_resume's rows: a compact_memory write's compaction (the writing task's),
+#: kcompactd's (kcompactd_concurrent); each can pause while the other runs
+CCR_SLOT_WRITE, CCR_SLOT_KCOMPACTD = 0, 1
+CCR_SLOTS = 2
+#: kcompactd's run in progress (node kcompactd_task): none, kcompactd_do_work()
+#: for a recorded order, a proactive compaction of the node
+KCD_TASK_NONE, KCD_TASK_DO_WORK, KCD_TASK_PROACTIVE = 0, 1, 2
 
 PCP_COUNT, PCP_HIGH, PCP_BATCH, PCP_HIGH_MIN, PCP_HIGH_MAX, PCP_ALLOC_FACTOR, \
     PCP_FREE_COUNT, PCP_FLAGS = range(8)
