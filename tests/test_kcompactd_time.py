@@ -352,6 +352,7 @@ def test_debug_vm_checks_kcompactds_run_and_its_paused_compaction():
     assert r[CCR_ACTIVE] == 1 and r[CCR_ZONE] == ZONE_NORMAL
     for field, bad, match in (("kcompactd_task", 7, "kcompactd's run"),
                               ("kcompactd_task_zone", 9, "kcompactd's run"),
+                              ("kcompactd_task_cpu", 1, "kcompactd's run"),
                               ("kcompactd_task_zone", ZONE_DMA32, "kcompactd's run")):
         keep = int(mem.node[NODE[field]])
         mem.node[NODE[field]] = bad
@@ -369,3 +370,21 @@ def test_debug_vm_checks_kcompactds_run_and_its_paused_compaction():
     with pytest.raises(InvariantError, match="kcompactd's run"):
         m.check()
     mem.node[NODE["kcompactd_task"]] = keep
+
+
+def test_a_run_done_at_once_first_ends_the_paused_one():
+    """kcompactd_do_work() done at once (as a caller outside the loop, or
+    after kcompactd_concurrent was turned off) while a concurrent run is
+    paused: the paused zone is finished at once first, so no run is left
+    paused with its compaction begun twice; then the new run runs."""
+    m = _proactive_due(_holey())
+    mem = m.mem
+    background(mem, T0, 0)
+    assert mem.node[NODE["kcompactd_task"]] == 2
+    wakes = m.vmstat_counters()["compact_daemon_wake"]
+    mem.node[NODE["kcompactd_max_order"]] = pageblock_order
+    mem.node[NODE["kcompactd_highest_zoneidx"]] = ZONE_NORMAL
+    assert C.kcompactd_do_work(mem, 0) == 1
+    assert mem.node[NODE["kcompactd_task"]] == 0 and not mem.cc_resume.any()
+    assert m.vmstat_counters()["compact_daemon_wake"] == wakes + 1
+    m.check()

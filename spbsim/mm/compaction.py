@@ -103,6 +103,7 @@ _N_KCD_TASK = NODE["kcompactd_task"]
 _N_KCD_TASK_ZONE = NODE["kcompactd_task_zone"]
 _N_KCD_TASK_IDX = NODE["kcompactd_task_zoneidx"]
 _N_KCD_TASK_SCORE = NODE["kcompactd_task_score"]
+_N_KCD_TASK_CPU = NODE["kcompactd_task_cpu"]
 
 
 # ---------------------------------------------------------------- deferral
@@ -863,19 +864,25 @@ def proactive_compact_node(m, cpu):
     above the high mark, compact_node(order -1) compacts every populated
     zone until its score is at most the low mark (a zone already there ends
     at once, COMPACT_SUCCESS, as its begin/end tracepoints show), at once
-    (kcompactd_run without a clock).  Returns whether it ran."""
-    if not proactive_compact_begin(m):
+    (kcompactd_run without a clock; a run left paused ends first).
+    Returns whether it ran."""
+    if m.node[_N_KCD_TASK] != KCD_TASK_NONE:
+        kcompactd_run(m, -1)
+    if not proactive_compact_begin(m, cpu):
         return False
-    kcompactd_run(m, cpu, -1)
+    kcompactd_run(m, -1)
     return True
 
 
 @njit
-def proactive_compact_begin(m):
+def proactive_compact_begin(m, cpu):
     """should_proactive_compact_node()'s score test, then compact_node(pgdat,
-    true) begins: kcompactd's run (kcompactd_task) becomes a proactive one
-    from the first zone, and the node's score is kept for kcompactd()'s
-    "prev_score <= score" test at its end.  Returns whether it begins."""
+    true) begins on ``cpu``: kcompactd's run (kcompactd_task) becomes a
+    proactive one from the first zone, and the node's score is kept for
+    kcompactd()'s "prev_score <= score" test at its end.  Returns whether
+    it begins (not while another run is in progress)."""
+    if m.node[_N_KCD_TASK] != KCD_TASK_NONE:
+        return False
     if m.cfg[_CFG_PROACTIVE] == 0 or m.cfg[_CFG_COMPACTION] == 0:
         return False
     score = fragmentation_score_node(m)
@@ -885,6 +892,7 @@ def proactive_compact_begin(m):
     m.node[_N_KCD_TASK] = KCD_TASK_PROACTIVE
     m.node[_N_KCD_TASK_ZONE] = 0
     m.node[_N_KCD_TASK_SCORE] = score
+    m.node[_N_KCD_TASK_CPU] = cpu
     return True
 
 
@@ -972,10 +980,10 @@ def compact_zone(m, z, order, mt, flags, cpu, proactive_low):
     zs = m.zone_start[z]
     ze = m.zone_end[z]
     sync = 1 if (flags & CC_SYNC) != 0 else 0
-    if whole_zone:
-        mpfn = zs & ~(pageblock_nr_pages - 1)
-        fpfn = (ze - 1) & ~(pageblock_nr_pages - 1)
-    else:
+    # (a resumed compaction takes its scanners from its cc_resume row below)
+    mpfn = zs & ~(pageblock_nr_pages - 1)
+    fpfn = (ze - 1) & ~(pageblock_nr_pages - 1)
+    if not whole_zone and not resumed:
         # compact_cached_migrate_pfn[sync]; out of the zone: both restart
         # at its start.  A migrate scanner that restarts at or below where
         # __reset_isolation_suitable() put it scans the whole zone
@@ -1288,18 +1296,24 @@ def kcompactd_node_suitable(m):
 @njit
 def kcompactd_do_work(m, cpu):
     """kcompactd_do_work() at once: kcompactd_do_work_begin(), then
-    kcompactd_run() without a clock.  Returns 1 if it ran."""
-    if kcompactd_do_work_begin(m) == 0:
+    kcompactd_run() without a clock (a run left paused ends first).
+    Returns 1 if it ran."""
+    if m.node[_N_KCD_TASK] != KCD_TASK_NONE:
+        kcompactd_run(m, -1)
+    if kcompactd_do_work_begin(m, cpu) == 0:
         return 0
-    kcompactd_run(m, cpu, -1)
+    kcompactd_run(m, -1)
     return 1
 
 
 @njit
-def kcompactd_do_work_begin(m):
-    """kcompactd_do_work() begins for the recorded order and zone index
-    (taken, and reset, here): its counters and tracepoint, and kcompactd's
-    run (kcompactd_task) from the first zone.  Returns 1 if it runs."""
+def kcompactd_do_work_begin(m, cpu):
+    """kcompactd_do_work() begins on ``cpu`` for the recorded order and zone
+    index (taken, and reset, here): its counters and tracepoint, and
+    kcompactd's run (kcompactd_task) from the first zone.  Returns 1 if it
+    runs (never while another run is in progress)."""
+    if m.node[_N_KCD_TASK] != KCD_TASK_NONE:
+        return 0
     order = m.node[_N_KCD_ORDER]
     idx = m.node[_N_KCD_IDX]
     m.node[_N_KCD_WAIT] = 0
@@ -1313,6 +1327,7 @@ def kcompactd_do_work_begin(m):
     m.node[_N_KCD_TASK] = KCD_TASK_DO_WORK
     m.node[_N_KCD_TASK_ZONE] = 0
     m.node[_N_KCD_TASK_IDX] = idx
+    m.node[_N_KCD_TASK_CPU] = cpu
     return 1
 
 
@@ -1340,22 +1355,24 @@ def kcompactd_zone_wanted(m, z, order, idx):
 
 
 @njit
-def kcompactd_run(m, cpu, now):
-    """kcompactd's run (kcompactd_task) from zone kcompactd_task_zone on.
-    kcompactd_do_work(): SYNC_LIGHT compaction for the recorded order in
-    each zone up to the recorded index that kcompactd_zone_wanted(), as a
-    GFP_KERNEL request (cc->migratetype UNMOVABLE); a zone it could not
-    finish has its pcp lists drained and its compaction deferred.
-    compact_node(pgdat, true): every populated zone, proactively.
-    ``now`` < 0: the run goes to its end at once.  Otherwise
-    (kcompactd_concurrent) kcompactd runs beside the requests: a zone's
-    compaction pauses once kcompactd's clock (kcompactd_cost_ns) passes
-    ``now`` (CC_BUDGET, cc_resume row CCR_SLOT_KCOMPACTD), and the run stops
-    before it would begin a zone past ``now``; the next call resumes it.
+def kcompactd_run(m, now):
+    """kcompactd's run (kcompactd_task) from zone kcompactd_task_zone on, on
+    the cpu it began on.  kcompactd_do_work(): SYNC_LIGHT compaction for the
+    recorded order in each zone up to the recorded index that
+    kcompactd_zone_wanted(), as a GFP_KERNEL request (cc->migratetype
+    UNMOVABLE); a zone it could not finish has its pcp lists drained and
+    its compaction deferred.  compact_node(pgdat, true): every populated
+    zone, proactively.  ``now`` < 0: the run goes to its end at once.
+    Otherwise (kcompactd_concurrent) kcompactd runs beside the requests: a
+    zone's compaction pauses once kcompactd's clock (kcompactd_cost_ns)
+    passes ``now`` (CC_BUDGET, cc_resume row CCR_SLOT_KCOMPACTD), and the
+    run stops before the next zone while its clock is past ``now``, whose
+    tests it asks when its clock gets there; the next call resumes it.
     Returns whether the run ended."""
     task = m.node[_N_KCD_TASK]
     order = m.node[_N_KCD_RUN_ORDER]
     idx = m.node[_N_KCD_TASK_IDX]
+    cpu = m.node[_N_KCD_TASK_CPU]
     r = m.cc_resume[CCR_SLOT_KCOMPACTD]
     if task == KCD_TASK_PROACTIVE:
         order = -1
@@ -1369,6 +1386,9 @@ def kcompactd_run(m, cpu, now):
     while z <= idx:
         resuming = r[CCR_ACTIVE] != 0
         if not resuming:
+            if now >= 0 and m.node[_N_KCD_CLOCK] > now:
+                m.node[_N_KCD_TASK_ZONE] = z
+                return False
             if task == KCD_TASK_PROACTIVE:
                 if not populated_zone(m, z):
                     z += 1
@@ -1376,13 +1396,13 @@ def kcompactd_run(m, cpu, now):
             elif not kcompactd_zone_wanted(m, z, order, idx):
                 z += 1
                 continue
-            if now >= 0 and m.node[_N_KCD_CLOCK] > now:
-                m.node[_N_KCD_TASK_ZONE] = z
-                return False
         f = flags
         if now >= 0:
             f |= CC_BUDGET
             r[CCR_BUDGET_NS] = now - (r[CCR_CLOCK0] if resuming else m.node[_N_KCD_CLOCK])
+        elif resuming:
+            f |= CC_BUDGET              # a paused zone finished at once
+            r[CCR_BUDGET_NS] = -1
         status = compact_zone(m, z, order, MIGRATE_UNMOVABLE, f, cpu, low)
         if r[CCR_ACTIVE] != 0:
             m.node[_N_KCD_TASK_ZONE] = z
@@ -1397,6 +1417,8 @@ def kcompactd_run(m, cpu, now):
     m.node[_N_KCD_TASK] = KCD_TASK_NONE
     m.node[_N_KCD_TASK_ZONE] = 0
     m.node[_N_KCD_TASK_IDX] = 0
+    m.node[_N_KCD_TASK_SCORE] = 0
+    m.node[_N_KCD_TASK_CPU] = 0
     return True
 
 

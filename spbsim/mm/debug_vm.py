@@ -42,6 +42,7 @@ _N_KCD_TASK = NODE["kcompactd_task"]
 _N_KCD_TASK_ZONE = NODE["kcompactd_task_zone"]
 _N_KCD_TASK_IDX = NODE["kcompactd_task_zoneidx"]
 _N_KCD_TASK_SCORE = NODE["kcompactd_task_score"]
+_N_KCD_TASK_CPU = NODE["kcompactd_task_cpu"]
 _CFG_CONCURRENT = CFG["kcompactd_concurrent"]
 
 VIOLATIONS = {
@@ -102,8 +103,8 @@ VIOLATIONS = {
         "outside it or past each other (the migrate scanner off a pageblock's start), negative "
         "counts, a search order, budget, start clock or whole_zone flag out of range, or "
         "fields left set with none paused (row {a} // 16, field {a} % 16, value {b})",
-    44: "kcompactd's run (kcompactd_task) is out of range: an unknown kind, its zone or zone "
-        "index outside the node, fields left set with no run, a run left between requests "
+    44: "kcompactd's run (kcompactd_task) is out of range: an unknown kind, its zone, zone "
+        "index or cpu out of range, fields left set with no run, a run left between requests "
         "without kcompactd_concurrent, or a paused kcompactd compaction with no run or in "
         "another zone than the run's (node field {a}, value {b})",
 }
@@ -452,14 +453,14 @@ def _check_paused_compaction(m):
 def _check_kcompactd_task(m):
     """kcompactd's run in progress: none (its fields 0, kcompactd's cc_resume
     row idle), or a kcompactd_do_work() run (zone index a zone of the node,
-    zone up to one past it) or a proactive one (zone up to the node's zone
-    count); a run is left between requests only with kcompactd_concurrent,
+    zone up to it) or a proactive one (a zone of the node), on a cpu of the
+    machine; a run is left between requests only with kcompactd_concurrent,
     and a paused kcompactd compaction is its run's zone's."""
     task = m.node[_N_KCD_TASK]
     nz = m.zstat.shape[0]
     paused = m.cc_resume[CCR_SLOT_KCOMPACTD, CCR_ACTIVE] != 0
     if task == KCD_TASK_NONE:
-        for f in (_N_KCD_TASK_ZONE, _N_KCD_TASK_IDX):
+        for f in (_N_KCD_TASK_ZONE, _N_KCD_TASK_IDX, _N_KCD_TASK_SCORE, _N_KCD_TASK_CPU):
             if m.node[f] != 0:
                 return (44, -1, f, m.node[f])
         if paused:
@@ -472,10 +473,13 @@ def _check_kcompactd_task(m):
     idx = m.node[_N_KCD_TASK_IDX]
     if task == KCD_TASK_DO_WORK and (idx < 0 or idx >= nz):
         return (44, -1, _N_KCD_TASK_IDX, idx)
-    top = idx + 1 if task == KCD_TASK_DO_WORK else nz
+    top = idx if task == KCD_TASK_DO_WORK else nz - 1
     z = m.node[_N_KCD_TASK_ZONE]
     if z < 0 or z > top:
         return (44, -1, _N_KCD_TASK_ZONE, z)
+    c = m.node[_N_KCD_TASK_CPU]
+    if c < 0 or c >= m.pcp.shape[1]:
+        return (44, -1, _N_KCD_TASK_CPU, c)
     if paused and m.cc_resume[CCR_SLOT_KCOMPACTD, CCR_ZONE] != z:
         return (44, -1, _N_KCD_TASK_ZONE, z)
     if m.node[_N_KCD_TASK_SCORE] < 0:
