@@ -249,10 +249,15 @@ def test_kcompactd_runs_beside_the_requests_and_ends_as_the_run_done_at_once():
     requests."""
     at_once = _proactive_due(_holey(concurrent=False))
     v0 = _migrated(at_once)
+    score0 = C.fragmentation_score_node(at_once.mem)
     background(at_once.mem, T0, 0)
     total = _migrated(at_once) - v0
     assert total > 5000
     end_at_once = int(at_once.mem.node[NODE["kcompactd_clock_ns"]])
+    # the run lowered the node's score: kcompactd waits 500 ms, not 32 s
+    assert C.fragmentation_score_node(at_once.mem) < score0
+    assert at_once.mem.node[NODE["kcompactd_timeout_ns"]] == \
+        end_at_once + C.HPAGE_FRAG_CHECK_INTERVAL_NS
 
     m = _proactive_due(_holey())
     mem = m.mem

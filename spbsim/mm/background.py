@@ -55,11 +55,12 @@ def kcompactd_continue(m, now):
     node's score, not at all for an order recorded meanwhile
     (kcompactd_work_requested())."""
     task = m.node[_N_KCD_TASK]
+    score0 = m.node[_N_KCD_TASK_SCORE]          # (kcompactd_run clears it at the end)
     if not kcompactd_run(m, now if m.cfg[_CFG_CONCURRENT] != 0 else -1):
         m.node[_N_KCD_TIMEOUT] = m.node[_N_KCD_CLOCK]
         return
     interval = kcompactd_timeout(m)
-    if task == KCD_TASK_PROACTIVE and fragmentation_score_node(m) >= m.node[_N_KCD_TASK_SCORE]:
+    if task == KCD_TASK_PROACTIVE and fragmentation_score_node(m) >= score0:
         interval = HPAGE_FRAG_CHECK_INTERVAL_NS << COMPACT_MAX_DEFER_SHIFT
     if m.node[_N_KCD_ORDER] > 0:
         interval = 0
