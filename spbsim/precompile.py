@@ -30,7 +30,7 @@ __all__ = ["PLAN", "cached", "compile_plan", "enabled", "main", "signature", "st
 #: loads it with exactly this signature (tests/test_compile_budget.py).
 PLAN = (
     ("spbsim.mm.compaction", "try_to_compact_pages", "Miiiiii"),
-    ("spbsim.mm.compaction", "kcompactd_run", "Mi"),
+    ("spbsim.mm.compaction", "kcompactd_run", "Mii"),
     ("spbsim.mm.vmscan", "balance_pgdat", "Mii"),
     ("spbsim.mm.vmscan", "try_to_free_pages", "Miii"),
     ("spbsim.engine.step", "expire_until", "MEii"),

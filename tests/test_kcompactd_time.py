@@ -357,7 +357,7 @@ def test_debug_vm_checks_kcompactds_run_and_its_paused_compaction():
     assert r[CCR_ACTIVE] == 1 and r[CCR_ZONE] == ZONE_NORMAL
     for field, bad, match in (("kcompactd_task", 7, "kcompactd's run"),
                               ("kcompactd_task_zone", 9, "kcompactd's run"),
-                              ("kcompactd_task_cpu", 1, "kcompactd's run"),
+                              ("kcompactd_task_score", -1, "kcompactd's run"),
                               ("kcompactd_task_zone", ZONE_DMA32, "kcompactd's run")):
         keep = int(mem.node[NODE[field]])
         mem.node[NODE[field]] = bad

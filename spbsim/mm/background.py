@@ -46,7 +46,7 @@ def kcompactd_timeout(m):
 
 
 @njit
-def kcompactd_continue(m, now):
+def kcompactd_continue(m, now, cpu):
     """kcompactd's run (kcompactd_run) goes on: at once, or with
     kcompactd_concurrent up to ``now``, its wait then timing out where its
     clock stands, so the next request past that resumes it.  Once the run
@@ -56,7 +56,7 @@ def kcompactd_continue(m, now):
     (kcompactd_work_requested())."""
     task = m.node[_N_KCD_TASK]
     score0 = m.node[_N_KCD_TASK_SCORE]          # (kcompactd_run clears it at the end)
-    if not kcompactd_run(m, now if m.cfg[_CFG_CONCURRENT] != 0 else -1):
+    if not kcompactd_run(m, now if m.cfg[_CFG_CONCURRENT] != 0 else -1, cpu):
         m.node[_N_KCD_TIMEOUT] = m.node[_N_KCD_CLOCK]
         return
     interval = kcompactd_timeout(m)
@@ -101,8 +101,8 @@ def background(m, now, cpu):
             # kcompactd's clock runs from here through the run's [SIM]
             # duration; its next wait starts where the run ended
             m.node[_N_KCD_CLOCK] = now
-            if kcompactd_do_work_begin(m, cpu):
-                kcompactd_continue(m, now)
+            if kcompactd_do_work_begin(m):
+                kcompactd_continue(m, now, cpu)
             else:
                 m.node[_N_KCD_TIMEOUT] = m.node[_N_KCD_CLOCK] + kcompactd_timeout(m)
     if now >= m.wq_n[2]:
@@ -120,15 +120,15 @@ def background(m, now, cpu):
     # 0 kcompactd waits for a wake-up only.
     if now >= m.node[_N_KCD_TIMEOUT]:
         if m.node[_N_KCD_TASK] != KCD_TASK_NONE:
-            kcompactd_continue(m, now)
+            kcompactd_continue(m, now, cpu)
             return
         m.node[_N_KCD_CLOCK] = now
         if m.node[_N_KCD_ORDER] > 0:
-            if kcompactd_do_work_begin(m, cpu):
-                kcompactd_continue(m, now)
+            if kcompactd_do_work_begin(m):
+                kcompactd_continue(m, now, cpu)
                 return
         elif m.cfg[_CFG_PROACTIVE] != 0 and not kswapd_is_running(m) \
-                and not kswapd_woke_by(m, now) and proactive_compact_begin(m, cpu):
-            kcompactd_continue(m, now)
+                and not kswapd_woke_by(m, now) and proactive_compact_begin(m):
+            kcompactd_continue(m, now, cpu)
             return
         m.node[_N_KCD_TIMEOUT] = m.node[_N_KCD_CLOCK] + kcompactd_timeout(m)

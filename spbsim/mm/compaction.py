@@ -103,7 +103,6 @@ _N_KCD_TASK = NODE["kcompactd_task"]
 _N_KCD_TASK_ZONE = NODE["kcompactd_task_zone"]
 _N_KCD_TASK_IDX = NODE["kcompactd_task_zoneidx"]
 _N_KCD_TASK_SCORE = NODE["kcompactd_task_score"]
-_N_KCD_TASK_CPU = NODE["kcompactd_task_cpu"]
 
 
 # ---------------------------------------------------------------- deferral
@@ -867,17 +866,17 @@ def proactive_compact_node(m, cpu):
     (kcompactd_run without a clock; a run left paused ends first).
     Returns whether it ran."""
     if m.node[_N_KCD_TASK] != KCD_TASK_NONE:
-        kcompactd_run(m, -1)
-    if not proactive_compact_begin(m, cpu):
+        kcompactd_run(m, -1, cpu)
+    if not proactive_compact_begin(m):
         return False
-    kcompactd_run(m, -1)
+    kcompactd_run(m, -1, cpu)
     return True
 
 
 @njit
-def proactive_compact_begin(m, cpu):
+def proactive_compact_begin(m):
     """should_proactive_compact_node()'s score test, then compact_node(pgdat,
-    true) begins on ``cpu``: kcompactd's run (kcompactd_task) becomes a
+    true) begins: kcompactd's run (kcompactd_task) becomes a
     proactive one from the first zone, and the node's score is kept for
     kcompactd()'s "prev_score <= score" test at its end.  Returns whether
     it begins (not while another run is in progress)."""
@@ -892,7 +891,6 @@ def proactive_compact_begin(m, cpu):
     m.node[_N_KCD_TASK] = KCD_TASK_PROACTIVE
     m.node[_N_KCD_TASK_ZONE] = 0
     m.node[_N_KCD_TASK_SCORE] = score
-    m.node[_N_KCD_TASK_CPU] = cpu
     return True
 
 
@@ -1299,16 +1297,16 @@ def kcompactd_do_work(m, cpu):
     kcompactd_run() without a clock (a run left paused ends first).
     Returns 1 if it ran."""
     if m.node[_N_KCD_TASK] != KCD_TASK_NONE:
-        kcompactd_run(m, -1)
-    if kcompactd_do_work_begin(m, cpu) == 0:
+        kcompactd_run(m, -1, cpu)
+    if kcompactd_do_work_begin(m) == 0:
         return 0
-    kcompactd_run(m, -1)
+    kcompactd_run(m, -1, cpu)
     return 1
 
 
 @njit
-def kcompactd_do_work_begin(m, cpu):
-    """kcompactd_do_work() begins on ``cpu`` for the recorded order and zone
+def kcompactd_do_work_begin(m):
+    """kcompactd_do_work() begins for the recorded order and zone
     index (taken, and reset, here): its counters and tracepoint, and
     kcompactd's run (kcompactd_task) from the first zone.  Returns 1 if it
     runs (never while another run is in progress)."""
@@ -1327,7 +1325,6 @@ def kcompactd_do_work_begin(m, cpu):
     m.node[_N_KCD_TASK] = KCD_TASK_DO_WORK
     m.node[_N_KCD_TASK_ZONE] = 0
     m.node[_N_KCD_TASK_IDX] = idx
-    m.node[_N_KCD_TASK_CPU] = cpu
     return 1
 
 
@@ -1355,9 +1352,11 @@ def kcompactd_zone_wanted(m, z, order, idx):
 
 
 @njit
-def kcompactd_run(m, now):
+def kcompactd_run(m, now, cpu):
     """kcompactd's run (kcompactd_task) from zone kcompactd_task_zone on, on
-    the cpu it began on.  kcompactd_do_work(): SYNC_LIGHT compaction for the
+    ``cpu``: [SIM] the cpu of the request before which this part of the run
+    goes on (the kernel's kthread is scheduled on whichever cpu is free and
+    moves between them within a run).  kcompactd_do_work(): SYNC_LIGHT compaction for the
     recorded order in each zone up to the recorded index that
     kcompactd_zone_wanted(), as a GFP_KERNEL request (cc->migratetype
     UNMOVABLE); a zone it could not finish has its pcp lists drained and
@@ -1372,7 +1371,6 @@ def kcompactd_run(m, now):
     task = m.node[_N_KCD_TASK]
     order = m.node[_N_KCD_RUN_ORDER]
     idx = m.node[_N_KCD_TASK_IDX]
-    cpu = m.node[_N_KCD_TASK_CPU]
     r = m.cc_resume[CCR_SLOT_KCOMPACTD]
     if task == KCD_TASK_PROACTIVE:
         order = -1
@@ -1418,7 +1416,6 @@ def kcompactd_run(m, now):
     m.node[_N_KCD_TASK_ZONE] = 0
     m.node[_N_KCD_TASK_IDX] = 0
     m.node[_N_KCD_TASK_SCORE] = 0
-    m.node[_N_KCD_TASK_CPU] = 0
     return True
 
 

@@ -42,7 +42,6 @@ _N_KCD_TASK = NODE["kcompactd_task"]
 _N_KCD_TASK_ZONE = NODE["kcompactd_task_zone"]
 _N_KCD_TASK_IDX = NODE["kcompactd_task_zoneidx"]
 _N_KCD_TASK_SCORE = NODE["kcompactd_task_score"]
-_N_KCD_TASK_CPU = NODE["kcompactd_task_cpu"]
 _CFG_CONCURRENT = CFG["kcompactd_concurrent"]
 
 VIOLATIONS = {
@@ -104,7 +103,7 @@ VIOLATIONS = {
         "counts, a search order, budget, start clock or whole_zone flag out of range, or "
         "fields left set with none paused (row {a} // 16, field {a} % 16, value {b})",
     44: "kcompactd's run (kcompactd_task) is out of range: an unknown kind, its zone, zone "
-        "index or cpu out of range, fields left set with no run, a run left between requests "
+        "index out of range, fields left set with no run, a run left between requests "
         "without kcompactd_concurrent, or a paused kcompactd compaction with no run or in "
         "another zone than the run's (node field {a}, value {b})",
 }
@@ -453,14 +452,13 @@ def _check_paused_compaction(m):
 def _check_kcompactd_task(m):
     """kcompactd's run in progress: none (its fields 0, kcompactd's cc_resume
     row idle), or a kcompactd_do_work() run (zone index a zone of the node,
-    zone up to it) or a proactive one (a zone of the node), on a cpu of the
-    machine; a run is left between requests only with kcompactd_concurrent,
+    zone up to it) or a proactive one (a zone of the node); a run is left between requests only with kcompactd_concurrent,
     and a paused kcompactd compaction is its run's zone's."""
     task = m.node[_N_KCD_TASK]
     nz = m.zstat.shape[0]
     paused = m.cc_resume[CCR_SLOT_KCOMPACTD, CCR_ACTIVE] != 0
     if task == KCD_TASK_NONE:
-        for f in (_N_KCD_TASK_ZONE, _N_KCD_TASK_IDX, _N_KCD_TASK_SCORE, _N_KCD_TASK_CPU):
+        for f in (_N_KCD_TASK_ZONE, _N_KCD_TASK_IDX, _N_KCD_TASK_SCORE):
             if m.node[f] != 0:
                 return (44, -1, f, m.node[f])
         if paused:
@@ -477,9 +475,6 @@ def _check_kcompactd_task(m):
     z = m.node[_N_KCD_TASK_ZONE]
     if z < 0 or z > top:
         return (44, -1, _N_KCD_TASK_ZONE, z)
-    c = m.node[_N_KCD_TASK_CPU]
-    if c < 0 or c >= m.pcp.shape[1]:
-        return (44, -1, _N_KCD_TASK_CPU, c)
     if paused and m.cc_resume[CCR_SLOT_KCOMPACTD, CCR_ZONE] != z:
         return (44, -1, _N_KCD_TASK_ZONE, z)
     if m.node[_N_KCD_TASK_SCORE] < 0:

@@ -189,8 +189,7 @@ NODE_NAMES = ["kswapd_order", "kswapd_highest_zoneidx", "kswapd_wait", "kswapd_f
               "kcompactd_task",         # kcompactd's run in progress: KCD_TASK_* (0: none)
               "kcompactd_task_zone",    # the zone that run compacts now (or starts next)
               "kcompactd_task_zoneidx",  # kcompactd_do_work()'s highest zone index for that run
-              "kcompactd_task_score",   # a proactive run's node score when it began
-              "kcompactd_task_cpu"]     # the cpu that run began on (its migrations free there)
+              "kcompactd_task_score"]   # a proactive run's node score when it began
 NODE = _enum(NODE_NAMES)
 
 #: reclaim lists (our stand-in for the node's LRU lists and the slab caches)
