@@ -873,7 +873,7 @@ def proactive_compact_node(m, cpu):
     return True
 
 
-@njit
+@njit_inline
 def proactive_compact_begin(m):
     """should_proactive_compact_node()'s score test, then compact_node(pgdat,
     true) begins: kcompactd's run (kcompactd_task) becomes a
@@ -1304,7 +1304,7 @@ def kcompactd_do_work(m, cpu):
     return 1
 
 
-@njit
+@njit_inline
 def kcompactd_do_work_begin(m):
     """kcompactd_do_work() begins for the recorded order and zone
     index (taken, and reset, here): its counters and tracepoint, and
@@ -1328,7 +1328,7 @@ def kcompactd_do_work_begin(m):
     return 1
 
 
-@njit
+@njit_inline
 def kcompactd_zone_wanted(m, z, order, idx):
     """kcompactd_do_work()'s tests before it compacts zone ``z``: populated,
     not deferred, below the order's MIN mark and suitable.  Whether a zone
