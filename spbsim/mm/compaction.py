@@ -1356,9 +1356,9 @@ def kcompactd_run(m, now, cpu):
     """kcompactd's run (kcompactd_task) from zone kcompactd_task_zone on, on
     ``cpu``: [SIM] the cpu of the request before which this part of the run
     goes on (the kernel's kthread is scheduled on whichever cpu is free and
-    moves between them within a run).  kcompactd_do_work(): SYNC_LIGHT compaction for the
-    recorded order in each zone up to the recorded index that
-    kcompactd_zone_wanted(), as a GFP_KERNEL request (cc->migratetype
+    moves between them within a run).  kcompactd_do_work(): SYNC_LIGHT
+    compaction for the recorded order in each zone up to the recorded index
+    that kcompactd_zone_wanted(), as a GFP_KERNEL request (cc->migratetype
     UNMOVABLE); a zone it could not finish has its pcp lists drained and
     its compaction deferred.  compact_node(pgdat, true): every populated
     zone, proactively.  ``now`` < 0: the run goes to its end at once.

@@ -452,8 +452,9 @@ def _check_paused_compaction(m):
 def _check_kcompactd_task(m):
     """kcompactd's run in progress: none (its fields 0, kcompactd's cc_resume
     row idle), or a kcompactd_do_work() run (zone index a zone of the node,
-    zone up to it) or a proactive one (a zone of the node); a run is left between requests only with kcompactd_concurrent,
-    and a paused kcompactd compaction is its run's zone's."""
+    zone up to it) or a proactive one (a zone of the node); a run is left
+    between requests only with kcompactd_concurrent, and a paused
+    kcompactd compaction is its run's zone's."""
     task = m.node[_N_KCD_TASK]
     nz = m.zstat.shape[0]
     paused = m.cc_resume[CCR_SLOT_KCOMPACTD, CCR_ACTIVE] != 0
