@@ -495,3 +495,55 @@ def test_oracle_whole_recording(tmp_path):
     V.write_results(out, tmp_path / "v")
     from spbsim.report.html import write_report
     assert Path(write_report(tmp_path / "v")).is_file()
+
+
+# ---------------------------------------------------------------- failures near the kernel's
+
+def test_failures_near_kernel_by_hand():
+    """Each simulated failure gets the signed time to the nearest request of
+    its order the kernel failed, and the count of those within the window."""
+    log = {"sim": [[10.0, 9, 0], [20.0, 9, 1], [30.0, 3, 0]], "complete": True,
+           "kernel": [[25.0, 9, 0], [11.5, 9, 1], [30.1, 2, 0]]}
+    f = V.failures_near_kernel(log, near_s=2.0)
+    assert [x["kernel_nearest_s"] for x in f["sim"]] == [1.5, 5.0, None]
+    assert [x["kernel_within"] for x in f["sim"]] == [1, 0, 0]
+    assert f["near"] == 1 and f["near_s"] == 2.0 and f["complete"]
+    assert f["kernel_failed_by_order"][9] == 2 and f["kernel_failed_by_order"][2] == 1
+    assert V.failures_near_kernel(None)["sim"] == []
+
+
+def test_validate_logs_failures_beside_the_kernels(tmp_path, capsys):
+    """More order-10 GFP_NOWAIT requests than the start state has blocks:
+    the simulator fails some, each logged with its time; the kernel's own
+    failed requests (page=0) in the stream are logged too, and validate
+    counts the simulated failures within FAILURE_NEAR_S of one of them."""
+    import re
+    from recording import trace_lines
+    lines, _ = trace_lines()
+    i = next(k for k, x in enumerate(lines) if "oracle_snap_end seq=1" in x) + 1
+    ts = float(re.search(r"(\d+\.\d+):", lines[i - 1]).group(1))
+    alloc = ("          stress-300     [000] .....    {ts:.6f}: mm_page_alloc: "
+             "page=00000000af3f5202 pfn={pfn:#x} order={o} migratetype=0 gfp_flags=GFP_NOWAIT")
+    failed = ("          stress-300     [001] .....    {ts:.6f}: mm_page_alloc: "
+              "page=0000000000000000 pfn=0x0 order={o} migratetype=0 gfp_flags=GFP_NOWAIT")
+    burst = []
+    for k in range(300):
+        ts += 1e-6
+        burst.append(alloc.format(ts=ts, pfn=0x2000 + (k << 10), o=10))
+        if k == 150:
+            burst.append(failed.format(ts=ts, o=10))
+            burst.append(failed.format(ts=ts, o=9))
+    lines[i:i] = burst
+    out = V.validate(write_recording(tmp_path / "r", trace=lines))
+    fails = out["whatif"]["sim_failures_by_order"][10]
+    assert fails > 0
+    log = out["whatif"]["failure_log"]
+    assert len(log["sim"]) == fails and log["complete"]
+    assert all(o == 10 for _t, o, _c in log["sim"])
+    assert sorted(o for _t, o, _c in log["kernel"]) == [9, 10]
+    f = out["failures"]
+    assert f["near"] == fails and all(x["kernel_within"] == 1 for x in f["sim"])
+    assert all(abs(x["kernel_nearest_s"]) < 1e-3 for x in f["sim"])
+    assert f"({fails} within 2 s of one the kernel failed)" in V.format_summary(out)
+    code, text, err = _run(["validate", str(tmp_path / "r"), "--json"], capsys)
+    assert code == 0 and json.loads(text)["failures"]["near"] == fails

@@ -573,7 +573,8 @@ def test_ids_follow_migration(tmp_path):
     res = np.zeros(len(W.RES_NAMES), np.int64)
     fb = np.zeros(11, np.int64)
     W._replay_ops(m.mem, ops["kind"], ops["order"], ops["gfp"], ops["cpu"], ops["id"],
-                  ops["aux"], ops["ts"], 0, len(ops), 0, 0, OWNER_TRACE, res, fb, False)
+                  ops["aux"], ops["ts"], 0, len(ops), 0, 0, OWNER_TRACE, res, fb,
+                  np.zeros((0, 3), np.int64), False)
     before = m.mem.obj_pfn.copy()
     m.compact_memory()
     moved = int(((before >= 0) & (m.mem.obj_pfn != before)).sum())
@@ -583,7 +584,8 @@ def test_ids_follow_migration(tmp_path):
     rest["kind"] = OP_FREE
     rest["id"] = ops["id"][1:20000:2]
     W._replay_ops(m.mem, rest["kind"], rest["order"], rest["gfp"], rest["cpu"], rest["id"],
-                  rest["aux"], rest["ts"], 0, len(rest), 0, 0, OWNER_TRACE, res, fb, False)
+                  rest["aux"], rest["ts"], 0, len(rest), 0, 0, OWNER_TRACE, res, fb,
+                  np.zeros((0, 3), np.int64), False)
     assert res[W._R["frees_skipped"]] == 0
     assert m.mem.owner_pages[OWNER_TRACE] == 0
     m.check()

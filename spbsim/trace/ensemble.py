@@ -30,6 +30,7 @@ def member_summary(out) -> dict:
         "within_targets": s["within_targets"],
         "targets_met": dict(s["targets_met"]),
         "sim_failures": int(sum(out["whatif"]["sim_failures_by_order"])),
+        "failures_near": (out.get("failures") or {}).get("near"),
         "oom_sim": None if end is None else end["oom_sim"],
         "checksum": out["whatif"]["checksum"],
         "end": {} if end is None else {
@@ -87,6 +88,8 @@ def spread(members) -> dict:
     for k in members[0]["targets_met"]:
         put(k, [m["targets_met"][k] for m in members], base and base["targets_met"][k])
     put("sim_failures", [m["sim_failures"] for m in members], base and base["sim_failures"])
+    put("failures_near", [m.get("failures_near") for m in members],
+        base and base.get("failures_near"))
     put("oom_sim", [m["oom_sim"] for m in members], base and base["oom_sim"])
     for z in members[0]["end"]:
         out["end"][z] = {
@@ -226,6 +229,10 @@ def format_ensemble(ens) -> str:
     for k in ("ge9", "l1", "pageblocks"):
         lines.append(f"  {k + ' ok':<26} {_fmt(c[k])} of {of} zone-snapshots")
     lines.append(f"  sim failures               {_fmt(c['sim_failures'])}")
+    if c.get("failures_near", {}).get("max"):
+        from spbsim.trace.validate import FAILURE_NEAR_S
+        label = f"near the kernel's ({FAILURE_NEAR_S:g} s)"
+        lines.append(f"    {label:<24} {_fmt(c['failures_near'])}")
     lines.append(f"  OOM kills                  {_fmt(c['oom_sim'])}")
     for z, e in sp["end"].items():
         lines.append(f"  end {z:<7} >=9 blocks     {_fmt(e['ge9_sim'])} (kernel "

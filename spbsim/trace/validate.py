@@ -10,6 +10,7 @@ with the fidelity targets.  docs/validate.md describes recording and output.
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import os
@@ -38,6 +39,11 @@ KPAGEFLAGS_NAMES = ("kpageflags.bin.xz", "kpageflags.bin.zst", "kpageflags.bin.g
 #: each migratetype within pb_rel or pb_abs blocks (whichever is larger); no
 #: simulated allocation failure or OOM kill the kernel did not have
 TARGETS = {"ge9_rel": 0.10, "ge9_abs": 8, "l1_max": 0.10, "pb_rel": 0.05, "pb_abs": 3}
+
+#: [SIM] a simulated failure counts as "near" the kernel's own failures when
+#: the kernel failed a request of the same order within this many seconds of
+#: it (a diagnostic beside the failure target, which it does not change)
+FAILURE_NEAR_S = 2.0
 
 #: pages per pageblock and the x86_64 4 GiB boundary (pfn)
 _PB = 1 << pageblock_order
@@ -810,8 +816,39 @@ def validate(path, *, policy=None, memory=None, low_memory=None, cpus=None, max_
                        "zones_from": rm.source},
            "notes": [f"note: {n}" for n in rm.notes] + diffs,
            "targets": dict(TARGETS), "rows": rows, "summary": _summary(rows),
+           "failures": failures_near_kernel(r.get("failure_log")),
            "whatif": r, "max_lines": max_lines, "start_seed": start_seed}
     return out
+
+
+def failures_near_kernel(log, near_s=FAILURE_NEAR_S) -> dict:
+    """Each simulated failure with the signed time (s) to the nearest
+    allocation of the same order the kernel failed (None if it failed none),
+    and how many of those lie within ``near_s``: where the kernel itself was
+    failing such requests, which request fails is a matter of timing.
+    ``log``: the replay's failure_log (spbsim.trace.whatif)."""
+    log = log or {"sim": [], "kernel": [], "complete": True}
+    kern = {}
+    for t, o, _c in log["kernel"]:
+        kern.setdefault(o, []).append(t)
+    for ts in kern.values():
+        ts.sort()
+    sim = []
+    for t, o, c in log["sim"]:
+        ks = kern.get(o, [])
+        i = bisect.bisect_left(ks, t)
+        cand = [ks[j] for j in (i - 1, i) if 0 <= j < len(ks)]
+        nearest = min(cand, key=lambda k: abs(k - t)) if cand else None
+        lo, hi = bisect.bisect_left(ks, t - near_s), bisect.bisect_right(ks, t + near_s)
+        sim.append({"t": t, "order": o, "cpu": c,
+                    "kernel_nearest_s": None if nearest is None else round(nearest - t, 6),
+                    "kernel_within": hi - lo})
+    by_order = [0] * NR_PAGE_ORDERS
+    for _t, o, _c in log["kernel"]:
+        by_order[o] += 1
+    return {"near_s": near_s, "sim": sim, "complete": log["complete"],
+            "near": sum(1 for f in sim if f["kernel_within"] > 0),
+            "kernel_failed_by_order": by_order}
 
 
 def _summary(rows):
@@ -848,6 +885,9 @@ def format_summary(out) -> str:
             p += f", pageblocks ({_ok(m['ok_pb'])})"
         parts.append(p)
     fails = f"sim failures {end['sim_failures']}"
+    near = out.get("failures")
+    if end["sim_failures"] and near and near["sim"]:
+        fails += f" ({near['near']} within {near['near_s']:g} s of one the kernel failed)"
     oom = f"OOM kills {end['oom_sim']}/{'-' if end['oom_real'] is None else end['oom_real']}"
     return head + f"; {end['tag']}: " + "; ".join(parts) + \
         f"; {fails}, {oom} ({_ok(end['ok_failures'])})"

@@ -42,7 +42,7 @@ __all__ = ["replay_whatif", "request_stream", "compare_snapshots", "format_table
            "OP_DTYPE", "OP_ALLOC", "OP_FREE", "OP_SPLIT", "OP_UNPAIRED",
            "PAIR_COUNTERS", "OWNER_TRACE", "OWNER_PREFILL", "OWNER_FILL", "free_pages_blocks_ge",
            "UF_PRETRACE", "UF_MIGRATED", "OP_MIGRATED", "OP_ADOPT", "zone_pfn_ranges",
-           "refuse_bad_events"]
+           "refuse_bad_events", "FAIL_DTYPE"]
 
 #: the zones a replay marks ZONE_RECLAIM_ACTIVE while the recorded kswapd
 #: reclaims: up to the top zone (kswapd balances the node for the highest
@@ -59,6 +59,12 @@ OP_ALLOC, OP_FREE, OP_SPLIT, OP_UNPAIRED, OP_MIGRATED, OP_ADOPT = 0, 1, 2, 3, 4,
 #: block the new id takes over)
 OP_DTYPE = np.dtype([("kind", "i1"), ("order", "i1"), ("cpu", "<i4"), ("id", "<i4"),
                      ("aux", "<i4"), ("gfp", "<i8"), ("ts", "<i8")])
+#: a failed allocation: the kernel's (mm_page_alloc with page=0) or the
+#: simulator's (a traced request it could not serve); ts in ns
+FAIL_DTYPE = np.dtype([("ts", "<i8"), ("order", "i1"), ("cpu", "<i4")])
+#: the simulator's failed requests a replay logs with their time (the
+#: counts by order go on past it)
+FAIL_LOG_CAP = 1 << 14
 #: UNPAIRED flags: the page may have been in use before tracing (pre-fill it);
 #: the free was a migration source (keep the block: an ADOPT follows)
 UF_PRETRACE, UF_MIGRATED = 1, 2
@@ -624,6 +630,20 @@ _R_ALLOCS, _R_ALLOC_OK, _R_FREES, _R_FREES_DONE, _R_FREES_SKIPPED, _R_SPLITS_DON
     _R_MIGRATED, _R_ADOPTED, _R_ADOPT_SKIPPED = range(14)
 
 
+def _failure_log(fail_log, fail_by_order, kernel_failed) -> dict:
+    """The failed requests with their time: ``sim`` the simulator's (the
+    first FAIL_LOG_CAP; ``complete`` False past that), ``kernel`` the
+    allocations the kernel failed in the replayed stream (which the
+    simulator is not asked), each as [t_s, order, cpu]."""
+    n = int(fail_by_order.sum())
+    sim = fail_log[:min(n, len(fail_log))]
+    k = np.concatenate(kernel_failed) if kernel_failed else np.empty(0, FAIL_DTYPE)
+    return {"sim": [[int(t) / 1e9, int(o), int(c)] for t, o, c in sim.tolist()],
+            "complete": n <= len(fail_log),
+            "kernel": [[int(t) / 1e9, int(o), int(c)] for t, o, c in
+                       zip(k["ts"].tolist(), k["order"].tolist(), k["cpu"].tolist())]}
+
+
 @njit
 def _free_obj(m, oid, cpu):
     """Free the simulated block of id ``oid``; False if it has none (its
@@ -639,10 +659,12 @@ def _free_obj(m, oid, cpu):
 
 @njit
 def _replay_ops(m, kind, order, gfp, cpu, oid, aux, ts, lo, hi, id_off, nprefill, owner, res,
-                fail_by_order, daemons):
+                fail_by_order, fail_log, daemons):
     """Run ops [lo, hi) on machine state ``m``.  Stream ids are offset by
     ``id_off`` (pre-filled blocks take ids 0..nprefill-1); the k-th UNPAIRED
     op frees pre-filled id k when k < nprefill (unless it is a migration).
+    A failed allocation counts in ``fail_by_order`` and, while there is room,
+    takes row ``fail_by_order.sum()`` of ``fail_log`` (ts, order, cpu).
     ``daemons``: the clock follows the ops' trace times and the node's
     background threads run whenever due (spbsim.mm.background)."""
     ncpu = m.pcp.shape[1]
@@ -667,6 +689,11 @@ def _replay_ops(m, kind, order, gfp, cpu, oid, aux, ts, lo, hi, id_off, nprefill
                 res[_R_ALLOC_OK] += 1
             else:
                 m.obj_pfn[d] = -1
+                n = fail_by_order.sum()
+                if n < fail_log.shape[0]:
+                    fail_log[n, 0] = ts[i]
+                    fail_log[n, 1] = o
+                    fail_log[n, 2] = c
                 fail_by_order[o] += 1
         elif k == OP_FREE:
             res[_R_FREES] += 1
@@ -743,12 +770,15 @@ def _isolate_range(rec):
 
 class _Chunk:
     """Ops of one trace batch and where snapshots cut them: ``cuts`` is a list
-    of (op index, snapshot info dict) in stream order."""
-    __slots__ = ("ops", "cuts", "nbytes")
+    of (op index, snapshot info dict) in stream order; ``kernel_failed``: the
+    batch's allocations the kernel failed (page=0), as FAIL_DTYPE rows."""
+    __slots__ = ("ops", "cuts", "kernel_failed", "nbytes")
 
-    def __init__(self, ops, cuts):
+    def __init__(self, ops, cuts, kernel_failed=None):
         self.ops, self.cuts = ops, cuts
-        self.nbytes = ops.nbytes
+        self.kernel_failed = np.empty(0, FAIL_DTYPE) if kernel_failed is None \
+            else kernel_failed
+        self.nbytes = ops.nbytes + self.kernel_failed.nbytes
 
 
 class _Stream:
@@ -1063,6 +1093,11 @@ class _Stream:
                 ctx = np.zeros(len(sel), bool)
             ops, op_ev = pairer.pair(rows, ctx, start_at)
             tsm = np.maximum.accumulate(np.nan_to_num(ev["ts"], nan=-np.inf))
+            kf = sel[(rows["kind"] == MM_PAGE_ALLOC) & rows["failed"]]
+            kernel_failed = np.empty(len(kf), FAIL_DTYPE)
+            kernel_failed["ts"] = (np.maximum(tsm[kf], 0) * 1e9).astype(np.int64)
+            kernel_failed["order"] = ev["order"][kf]
+            kernel_failed["cpu"] = ev["cpu"][kf]
             ops["ts"] = (np.maximum(tsm[sel[op_ev]], 0) * 1e9).astype(np.int64)
             if self.touch is not None and start_row is not None:
                 self._first_touch(ev, start_row, batch.records)
@@ -1091,7 +1126,7 @@ class _Stream:
                 # ops of the events before row j: the events selected before j
                 nsel = int(np.searchsorted(sel, j, "left"))
                 op_cuts.append((int(np.searchsorted(op_ev, nsel, "left")), info))
-            yield _Chunk(ops, op_cuts)
+            yield _Chunk(ops, op_cuts, kernel_failed)
 
 
 def _follow_kswapd(machine, windows, now):
@@ -1685,6 +1720,8 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     res = np.zeros(len(RES_NAMES), np.int64)
     fail_by_order = np.zeros(NR_PAGE_ORDERS, np.int64)
     snaps = []
+    fail_log = np.zeros((FAIL_LOG_CAP, 3), np.int64)
+    kernel_failed = []
     passes = 1
     skw = dict(lenient=lenient, progress=progress, max_lines=max_lines,
                snapshot_every_s=snapshot_every_s, start_free=start_free, migrations=migrations,
@@ -1718,6 +1755,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
     def run_chunk(machine, chunk, id_off, nprefill):
         ops = chunk.ops
         lo = 0
+        kernel_failed.append(chunk.kernel_failed)
         if extra["windows"] is not None and len(ops):
             # each chunk starts in step with the recorded kswapd: a window
             # that began and ended between two chunks' ops has no cut
@@ -1730,7 +1768,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
             if cut > lo:
                 _replay_ops(machine.mem, ops["kind"], ops["order"], ops["gfp"], ops["cpu"],
                             ops["id"], ops["aux"], ops["ts"], lo, cut, id_off, nprefill,
-                            OWNER_TRACE, res, fail_by_order, daemons)
+                            OWNER_TRACE, res, fail_by_order, fail_log, daemons)
                 lo = cut
             if info is not None:                # a compaction under way moves on
                 uc.advance(_cut_ns(info, ops, cut))
@@ -1806,7 +1844,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         pre_fail = np.zeros(NR_PAGE_ORDERS, np.int64)
         _replay_ops(machine.mem, pre["kind"], pre["order"], pre["gfp"], pre["cpu"], pre["id"],
                     pre["aux"], pre["ts"], 0, len(pre), 0, 0, OWNER_PREFILL, pre_res, pre_fail,
-                    False)
+                    np.zeros((0, 3), np.int64), False)
         _stream_holds_reclaim(machine)
         prefill_info = {"mode": desc, "blocks": int(len(pre)),
                         "pages": int((1 << pre["order"].astype(np.int64)).sum()),
@@ -1861,6 +1899,7 @@ def replay_whatif(trace_path, machine_kwargs, *, prefill=True, lenient=False, pr
         "allocs": rc["allocs"],
         "alloc_ok": rc["alloc_ok"],
         "sim_failures_by_order": fail_by_order.tolist(),
+        "failure_log": _failure_log(fail_log, fail_by_order, kernel_failed),
         "frees": frees,
         "splits": {"events": pc["splits"], "pieces": pc["split_pieces"],
                    "done": rc["splits_done"], "skipped": rc["splits_skipped"]},
@@ -2000,6 +2039,8 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
     res = np.zeros(len(RES_NAMES), np.int64)
     fail_by_order = np.zeros(NR_PAGE_ORDERS, np.int64)
     snaps = []
+    fail_log = np.zeros((FAIL_LOG_CAP, 3), np.int64)
+    kernel_failed = []
     state = {"built": None, "hidden": None}
     uc = _UserCompaction(machine, user)
 
@@ -2038,6 +2079,8 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
         sc, scut = start_cut[0], start_cut[1]
         if ci < sc:
             return
+        kf = chunk.kernel_failed
+        kernel_failed.append(kf[kf["ts"] >= np.int64(start_cut[2]["ts"] * 1e9)])
         if ci == sc:
             lo = scut
         elif daemons and windows is not None and len(ops):
@@ -2053,7 +2096,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
             if cut > lo:
                 _replay_ops(machine.mem, ops["kind"], ops["order"], ops["gfp"], ops["cpu"],
                             ops["id"], ops["aux"], ops["ts"], lo, cut, id_off, nprefill,
-                            OWNER_TRACE, res, fail_by_order, daemons)
+                            OWNER_TRACE, res, fail_by_order, fail_log, daemons)
                 lo = cut
             if info is not None:                # a compaction under way moves on
                 uc.advance(_cut_ns(info, ops, cut))
@@ -2107,6 +2150,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
         "allocs": rc["allocs"],
         "alloc_ok": rc["alloc_ok"],
         "sim_failures_by_order": fail_by_order.tolist(),
+        "failure_log": _failure_log(fail_log, fail_by_order, kernel_failed),
         "frees": frees,
         "splits": {"events": pc["splits"], "pieces": pc["split_pieces"],
                    "done": rc["splits_done"], "skipped": rc["splits_skipped"]},
