@@ -138,6 +138,17 @@ def test_spread_by_hand():
     text = E.format_ensemble({"recording": "r", "label": "l", "policy": "p", "draws": 2,
                               "spread": sp})
     assert "sim failures               6 [0..300]" in text
+    # members from before the failure log have no near count: no line
+    assert "near the kernel's" not in text
+    members = [_member(None, 1, 1, 6, True), _member(1, 0, 2, 300, False),
+               _member(2, 1, 1, 0, True)]
+    for m, near in zip(members, (0, 250, 0)):
+        m["failures_near"] = near
+    sp = E.spread(members)
+    assert sp["counts"]["failures_near"] == {"min": 0, "median": 0, "max": 250, "base": 0}
+    text = E.format_ensemble({"recording": "r", "label": "l", "policy": "p", "draws": 2,
+                              "spread": sp})
+    assert "    near the kernel's (2 s)  0 [0..250]" in text
 
 
 def _state(nr, unmovable=5):

@@ -229,7 +229,7 @@ def format_ensemble(ens) -> str:
     for k in ("ge9", "l1", "pageblocks"):
         lines.append(f"  {k + ' ok':<26} {_fmt(c[k])} of {of} zone-snapshots")
     lines.append(f"  sim failures               {_fmt(c['sim_failures'])}")
-    if c.get("failures_near", {}).get("max"):
+    if c["sim_failures"].get("max") and "max" in c.get("failures_near", {}):
         from spbsim.trace.validate import FAILURE_NEAR_S
         label = f"near the kernel's ({FAILURE_NEAR_S:g} s)"
         lines.append(f"    {label:<24} {_fmt(c['failures_near'])}")
