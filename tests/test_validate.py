@@ -510,6 +510,10 @@ def test_failures_near_kernel_by_hand():
     assert f["near"] == 1 and f["near_s"] == 2.0 and f["complete"]
     assert f["kernel_failed_by_order"][9] == 2 and f["kernel_failed_by_order"][2] == 1
     assert V.failures_near_kernel(None)["sim"] == []
+    # only the failures up to the last compared snapshot, as the target counts
+    f = V.failures_near_kernel(log, near_s=2.0, until=25.0)
+    assert [x["t"] for x in f["sim"]] == [10.0, 20.0] and f["near"] == 1
+    assert f["kernel_failed_by_order"][2] == 1
 
 
 def test_validate_logs_failures_beside_the_kernels(tmp_path, capsys):

@@ -816,17 +816,19 @@ def validate(path, *, policy=None, memory=None, low_memory=None, cpus=None, max_
                        "zones_from": rm.source},
            "notes": [f"note: {n}" for n in rm.notes] + diffs,
            "targets": dict(TARGETS), "rows": rows, "summary": _summary(rows),
-           "failures": failures_near_kernel(r.get("failure_log")),
+           "failures": failures_near_kernel(r.get("failure_log"), until=_end_ts(rows)),
            "whatif": r, "max_lines": max_lines, "start_seed": start_seed}
     return out
 
 
-def failures_near_kernel(log, near_s=FAILURE_NEAR_S) -> dict:
+def failures_near_kernel(log, near_s=FAILURE_NEAR_S, until=None) -> dict:
     """Each simulated failure with the signed time (s) to the nearest
-    allocation of the same order the kernel failed (None if it failed none),
-    and how many of those lie within ``near_s``: where the kernel itself was
-    failing such requests, which request fails is a matter of timing.
-    ``log``: the replay's failure_log (spbsim.trace.whatif)."""
+    allocation of the same order the kernel failed (None if it failed none;
+    the earlier of two as near), and how many of those lie within
+    ``near_s``: where the kernel itself was failing such requests, which
+    request fails is a matter of timing.  ``log``: the replay's failure_log
+    (spbsim.trace.whatif); ``until``: only the simulated failures up to this
+    time (s), the last compared snapshot's, as the failure target counts."""
     log = log or {"sim": [], "kernel": [], "complete": True}
     kern = {}
     for t, o, _c in log["kernel"]:
@@ -835,6 +837,8 @@ def failures_near_kernel(log, near_s=FAILURE_NEAR_S) -> dict:
         ts.sort()
     sim = []
     for t, o, c in log["sim"]:
+        if until is not None and t > until:
+            continue
         ks = kern.get(o, [])
         i = bisect.bisect_left(ks, t)
         cand = [ks[j] for j in (i - 1, i) if 0 <= j < len(ks)]
@@ -849,6 +853,13 @@ def failures_near_kernel(log, near_s=FAILURE_NEAR_S) -> dict:
     return {"near_s": near_s, "sim": sim, "complete": log["complete"],
             "near": sum(1 for f in sim if f["kernel_within"] > 0),
             "kernel_failed_by_order": by_order}
+
+
+def _end_ts(rows):
+    """The time of the snapshot the summary ends at (the one tagged end, else
+    the last), or None."""
+    end = next((r for r in rows if r["tag"] == "end"), rows[-1] if rows else None)
+    return None if end is None else end.get("ts")
 
 
 def _summary(rows):
@@ -887,7 +898,8 @@ def format_summary(out) -> str:
     fails = f"sim failures {end['sim_failures']}"
     near = out.get("failures")
     if end["sim_failures"] and near and near["sim"]:
-        fails += f" ({near['near']} within {near['near_s']:g} s of one the kernel failed)"
+        of = "" if near["complete"] else f" of the first {len(near['sim'])} logged"
+        fails += f" ({near['near']}{of} within {near['near_s']:g} s of one the kernel failed)"
     oom = f"OOM kills {end['oom_sim']}/{'-' if end['oom_real'] is None else end['oom_real']}"
     return head + f"; {end['tag']}: " + "; ".join(parts) + \
         f"; {fails}, {oom} ({_ok(end['ok_failures'])})"
