@@ -777,6 +777,31 @@ def test_user_compaction_before_the_start_snapshot_is_not_replayed(tmp_path):
     assert got == [(0, False), (1, True)]
 
 
+def test_a_kernel_failure_before_the_start_marker_is_not_logged(tmp_path):
+    """Replayed from the start snapshot, the failure log keeps the kernel's
+    failed requests after the start marker only, by trace line: one in the
+    same microsecond as the marker but before it is in the start state's
+    past.  (From the trace's beginning both sides count the whole stream.)"""
+    import re
+    from spbsim.trace.kpageflags import KPF_BUDDY
+    nr = Machine(**SMALL).geometry.nr_pfns
+    flags = np.full(nr, 1 << KPF_BUDDY, np.uint64)
+    flags[0x20000:0x100000] = 0                     # the hole below 4 GiB
+    _snapshots_dir(tmp_path, flags)
+    t = write_trace(tmp_path / "trace.txt", [("afail",), ("mark", "oracle_snap_end seq=1 tag=start"),
+                                             ("afail",), ("mark", "oracle_snap_end seq=2 tag=end")])
+    lines = t.read_text().splitlines()
+    ts = re.compile(r"\d+\.\d{6}:")
+    mark = next(x for x in lines if "seq=1 tag=start" in x)
+    k = next(j for j, x in enumerate(lines) if "page=0000000000000000" in x)
+    lines[k] = ts.sub(ts.search(mark).group(0), lines[k])
+    t.write_text("\n".join(lines) + "\n")
+    r = replay_whatif(t, SMALL, start="snapshot")
+    log = r["failure_log"]
+    assert [o for _t, o, _c in log["kernel"]] == [9] and log["sim"] == []
+    assert log["kernel"][0][0] > float(ts.search(mark).group(0)[:-1])
+
+
 def test_direct_compaction_begin_is_no_user_request(tmp_path):
     """The same begin after the task's mm_compaction_try_to_compact_pages is
     a direct compaction (a kernel decision the simulator makes itself, or

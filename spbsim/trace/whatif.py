@@ -60,8 +60,9 @@ OP_ALLOC, OP_FREE, OP_SPLIT, OP_UNPAIRED, OP_MIGRATED, OP_ADOPT = 0, 1, 2, 3, 4,
 OP_DTYPE = np.dtype([("kind", "i1"), ("order", "i1"), ("cpu", "<i4"), ("id", "<i4"),
                      ("aux", "<i4"), ("gfp", "<i8"), ("ts", "<i8")])
 #: a failed allocation: the kernel's (mm_page_alloc with page=0) or the
-#: simulator's (a traced request it could not serve); ts in ns
-FAIL_DTYPE = np.dtype([("ts", "<i8"), ("order", "i1"), ("cpu", "<i4")])
+#: simulator's (a traced request it could not serve); ts in ns; ``line``:
+#: the kernel's trace line (to cut at the start snapshot's marker)
+FAIL_DTYPE = np.dtype([("ts", "<i8"), ("order", "i1"), ("cpu", "<i4"), ("line", "<i8")])
 #: the simulator's failed requests a replay logs with their time (the
 #: counts by order go on past it)
 FAIL_LOG_CAP = 1 << 14
@@ -1095,6 +1096,7 @@ class _Stream:
             tsm = np.maximum.accumulate(np.nan_to_num(ev["ts"], nan=-np.inf))
             kf = sel[(rows["kind"] == MM_PAGE_ALLOC) & rows["failed"]]
             kernel_failed = np.empty(len(kf), FAIL_DTYPE)
+            kernel_failed["line"] = ev["line"][kf]
             kernel_failed["ts"] = (np.maximum(tsm[kf], 0) * 1e9).astype(np.int64)
             kernel_failed["order"] = ev["order"][kf]
             kernel_failed["cpu"] = ev["cpu"][kf]
@@ -2080,7 +2082,7 @@ def _replay_from_start(trace_path, machine_kwargs, *, lenient, progress, max_lin
         if ci < sc:
             return
         kf = chunk.kernel_failed
-        kernel_failed.append(kf[kf["ts"] >= np.int64(start_cut[2]["ts"] * 1e9)])
+        kernel_failed.append(kf[kf["line"] > start_cut[2]["line"]] if ci == sc else kf)
         if ci == sc:
             lo = scut
         elif daemons and windows is not None and len(ops):
