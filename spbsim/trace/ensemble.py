@@ -22,9 +22,10 @@ def member_summary(out) -> dict:
     """What one validate result contributes to an ensemble: its seed, the
     summary counts, the failures, the end snapshot per zone and each
     zone-snapshot's targets."""
+    from spbsim.trace.validate import end_row
     rows = out["rows"]
     s = out["summary"]
-    end = next((r for r in rows if r["tag"] == "end"), rows[-1] if rows else None)
+    end = end_row(rows)
     return {
         "seed": out.get("start_seed"),
         "within_targets": s["within_targets"],

@@ -26,7 +26,8 @@ from spbsim.trace.manifest import kernel_release, policy_for_kernel, read_manife
 
 __all__ = ["Recording", "RecordedMachine", "open_recording", "recorded_machine",
            "policy_for_kernel", "zone_metrics", "compare", "validate", "format_summary",
-           "format_table", "write_results", "TARGETS", "TRACE_NAMES", "METRIC_COLUMNS"]
+           "format_table", "write_results", "TARGETS", "TRACE_NAMES", "METRIC_COLUMNS",
+           "end_row", "failures_near_kernel", "FAILURE_NEAR_S"]
 
 #: trace file names a recording may hold, in order of preference
 TRACE_NAMES = ("trace.txt.xz", "trace.txt.zst", "trace.txt.gz", "trace.txt")
@@ -855,16 +856,21 @@ def failures_near_kernel(log, near_s=FAILURE_NEAR_S, until=None) -> dict:
             "kernel_failed_by_order": by_order}
 
 
+def end_row(rows):
+    """The row the summary ends at: the snapshot tagged end, else the last
+    one compared (None without rows)."""
+    return next((r for r in rows if r["tag"] == "end"), rows[-1] if rows else None)
+
+
 def _end_ts(rows):
-    """The time of the snapshot the summary ends at (the one tagged end, else
-    the last), or None."""
-    end = next((r for r in rows if r["tag"] == "end"), rows[-1] if rows else None)
+    """The time of end_row(rows), or None."""
+    end = end_row(rows)
     return None if end is None else end.get("ts")
 
 
 def _summary(rows):
     within = sum(1 for r in rows if r["ok"])
-    end = next((r for r in rows if r["tag"] == "end"), rows[-1] if rows else None)
+    end = end_row(rows)
     zs = [m for r in rows for m in r["zones"].values()]
     met = {"ge9": sum(bool(m["ok_ge9"]) for m in zs), "l1": sum(bool(m["ok_l1"]) for m in zs),
            "pageblocks": sum(m["ok_pb"] is not False for m in zs), "zone_snapshots": len(zs),

@@ -775,11 +775,9 @@ class _Chunk:
     batch's allocations the kernel failed (page=0), as FAIL_DTYPE rows."""
     __slots__ = ("ops", "cuts", "kernel_failed", "nbytes")
 
-    def __init__(self, ops, cuts, kernel_failed=None):
-        self.ops, self.cuts = ops, cuts
-        self.kernel_failed = np.empty(0, FAIL_DTYPE) if kernel_failed is None \
-            else kernel_failed
-        self.nbytes = ops.nbytes + self.kernel_failed.nbytes
+    def __init__(self, ops, cuts, kernel_failed):
+        self.ops, self.cuts, self.kernel_failed = ops, cuts, kernel_failed
+        self.nbytes = ops.nbytes + kernel_failed.nbytes
 
 
 class _Stream:
