@@ -548,6 +548,18 @@ def test_order_above_max_page_order_is_refused(tmp_path):
             replay_whatif(t, SMALL, prefill=False, pfn_ranges=ranges)
 
 
+def test_failed_request_above_max_page_order_is_refused(tmp_path):
+    """__alloc_pages() returns before its tracepoint for an order above
+    MAX_PAGE_ORDER, so a failed mm_page_alloc line (page=0) of order 12 is
+    bad input too: refused naming file, line and field."""
+    t = write_trace(tmp_path / "t.txt", [("a", 0x100, 0), ("afail",), ("f", 0x100, 0)])
+    t.write_text(t.read_text().replace("pfn=0x0 order=9", "pfn=0x0 order=12"))
+    for ranges in ("machine", None):
+        with pytest.raises(TraceFormatError, match=r"t\.txt:4: mm_page_alloc: field 'order': "
+                                                   r"order 12 is above MAX_PAGE_ORDER 10"):
+            replay_whatif(t, SMALL, prefill=False, pfn_ranges=ranges)
+
+
 def test_free_of_failed_allocation_is_skipped(tmp_path):
     """More order-10 requests than a 1 GiB machine has blocks: the simulator
     fails some; their frees are skipped and counted."""

@@ -1478,11 +1478,12 @@ def refuse_bad_events(ev, trace_path, pfn_ranges=None, cpus=None):
     """Raise TraceFormatError (file:line: event: field) for the first kmem row
     of a batch whose order is above MAX_PAGE_ORDER or, with ``pfn_ranges``
     [(zone, first pfn, end pfn)], whose pages lie outside every zone, or,
-    with ``cpus``, that ran on a CPU >= cpus.  Failed allocations (no page)
-    are not checked."""
+    with ``cpus``, that ran on a CPU >= cpus.  A failed allocation (no page)
+    has no pfn to check; its order and CPU are (__alloc_pages() returns
+    before its tracepoint for an order above MAX_PAGE_ORDER)."""
     from spbsim.trace.ftrace import KIND_NAMES, KMEM_KINDS, TraceFormatError
     kinds = ev["kind"]
-    rows = np.flatnonzero((kinds <= max(KMEM_KINDS)) & ~ev["failed"])
+    rows = np.flatnonzero(kinds <= max(KMEM_KINDS))
     if not len(rows):
         return
     if cpus is not None:
@@ -1496,7 +1497,9 @@ def refuse_bad_events(ev, trace_path, pfn_ranges=None, cpus=None):
     order = ev["order"][rows].astype(np.int64)
     bad = np.flatnonzero(order > MAX_PAGE_ORDER)
     first = int(rows[bad[0]]) if len(bad) else None
-    if pfn_ranges:
+    paged = ~ev["failed"][rows]
+    if pfn_ranges and paged.any():
+        rows, order = rows[paged], order[paged]
         starts = np.array([r[1] for r in pfn_ranges], np.int64)
         ends = np.array([r[2] for r in pfn_ranges], np.int64)
         o = np.clip(order, 0, MAX_PAGE_ORDER)
